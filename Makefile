@@ -1,0 +1,159 @@
+# gambar - one non-recursive Makefile.
+#
+#   make            build every stage into build/bin (-O2, warnings are errors)
+#   make test       install deps, build, run the whole test suite
+#   make run        install deps, build, run the main job (pipelines/fashion-dcgan.ini)
+#   make bench      print `bench: NAME VALUE UNIT` lines
+#   make asan       build with AddressSanitizer + UBSan into build/asan
+#   make test SANITIZE=1   the test suite under the sanitizers
+#   make fuzz FUZZ_SECONDS=N   run every libFuzzer harness for N seconds
+#   make install PREFIX=/usr/local DESTDIR=
+#
+# Layout: common/*.c -> libgambar.a; stages/NAME/*.c -> bin/gambar-NAME;
+# proto/*.proto -> generated C in $(BUILD)/gen (never committed);
+# tests/test_*.c -> one test program each; tests/t_*.sh -> shell tests.
+
+VERSION  := 0.1.0
+CC       ?= cc
+PKGS     := libzmq libprotobuf-c libpng lmdb openblas inih libmicrohttpd libcrypto zlib
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+ifeq ($(SANITIZE),1)
+BUILD    ?= build/asan
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+OPT      ?= -O1 -g
+else
+BUILD    ?= build
+SANFLAGS :=
+OPT      ?= -O2 -g
+endif
+
+BIN      := $(BUILD)/bin
+GEN      := $(BUILD)/gen
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
+CFLAGS   += -std=c11 -D_GNU_SOURCE -DGAMBAR_VERSION='"$(VERSION)"' $(OPT) $(WARN) $(SANFLAGS) \
+            -pthread -Icommon -I$(GEN) $(PKG_CFLAGS)
+LDLIBS   += $(PKG_LIBS) -lm -pthread
+LDFLAGS  += $(SANFLAGS)
+DEPFLAGS := -MMD -MP
+
+PROTOS     := $(wildcard proto/*.proto)
+PROTO_C    := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
+PROTO_H    := $(PROTO_C:.c=.h)
+COMMON_SRC := $(wildcard common/*.c)
+LIB_OBJS   := $(patsubst %.c,$(BUILD)/obj/%.o,$(COMMON_SRC)) $(patsubst $(GEN)/%.c,$(BUILD)/obj/gen/%.o,$(PROTO_C))
+LIB        := $(BUILD)/libgambar.a
+STAGES     := $(notdir $(patsubst %/,%,$(wildcard stages/*/)))
+STAGE_BINS := $(addprefix $(BIN)/gambar-,$(STAGES))
+TEST_SRC   := $(wildcard tests/test_*.c)
+TEST_BINS  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+TOOL_SRC   := $(wildcard tests/tools/*.c)
+TOOL_BINS  := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
+MAN_SRC    := $(wildcard stages/*/*.scd)
+MANS       := $(patsubst %.scd,$(BUILD)/man/%,$(notdir $(MAN_SRC)))
+
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+
+.PHONY: all deps test run bench asan fuzz install clean man check-tests
+.SECONDARY:
+
+all: $(LIB) $(STAGE_BINS) $(TEST_BINS) $(TOOL_BINS) man
+
+deps:
+	@sh scripts/install-deps.sh
+
+$(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
+	@mkdir -p $(GEN)
+	protoc-c --c_out=$(GEN) -Iproto $<
+
+$(BUILD)/obj/gen/%.o: $(GEN)/%.c $(PROTO_H)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Wno-missing-prototypes $(DEPFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c $(PROTO_H)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+define STAGE_RULE
+$(BIN)/gambar-$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard stages/$(1)/*.c)) $(LIB)
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach s,$(STAGES),$(eval $(call STAGE_RULE,$(s))))
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+man: $(MANS)
+$(BUILD)/man/%: $(MAN_SRC)
+	@mkdir -p $(@D)
+	scdoc < $(filter %/$*.scd,$(MAN_SRC)) > $@
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) sh tests/run.sh
+
+asan:
+	@$(MAKE) --no-print-directory SANITIZE=1 all
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@sh scripts/run-main.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) sh scripts/bench.sh
+
+# libFuzzer harnesses: tests/fuzz/fuzz_*.c, each linked with the library
+# rebuilt by clang with the fuzzer's instrumentation.
+FUZZ_SECONDS ?= 10
+FUZZ_BUILD   := build/fuzz
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS    := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -DGAMBAR_VERSION='"$(VERSION)"' -O1 -g -fsanitize=fuzzer-no-link,address,undefined \
+                -Icommon -I$(FUZZ_BUILD)/gen $(PKG_CFLAGS)
+FUZZ_LIB_OBJS := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(COMMON_SRC)) $(patsubst proto/%.proto,$(FUZZ_BUILD)/obj/gen/%.pb-c.o,$(PROTOS))
+
+$(FUZZ_BUILD)/gen/%.pb-c.c $(FUZZ_BUILD)/gen/%.pb-c.h: proto/%.proto
+	@mkdir -p $(FUZZ_BUILD)/gen
+	protoc-c --c_out=$(FUZZ_BUILD)/gen -Iproto $<
+$(FUZZ_BUILD)/obj/gen/%.o: $(FUZZ_BUILD)/gen/%.c
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -c $< -o $@
+$(FUZZ_BUILD)/obj/%.o: %.c $(patsubst proto/%.proto,$(FUZZ_BUILD)/gen/%.pb-c.h,$(PROTOS))
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -c $< -o $@
+$(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIB_OBJS)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS) -lm -pthread
+
+fuzz: deps $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do \
+	  n=$$(basename $$f); mkdir -p build/fuzz/corpus/$$n; \
+	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 build/fuzz/corpus/$$n tests/fuzz/seeds/$$n 2>&1 | tail -3 || exit 1; \
+	done
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/gambar/proto $(DESTDIR)$(PREFIX)/share/man/man1 \
+	  $(DESTDIR)$(PREFIX)/share/gambar/pipelines
+	install -m 755 $(STAGE_BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(PROTOS) $(DESTDIR)$(PREFIX)/share/gambar/proto/
+	install -m 644 $(MANS) $(DESTDIR)$(PREFIX)/share/man/man1/
+	if ls pipelines/*.ini >/dev/null 2>&1; then install -m 644 pipelines/*.ini $(DESTDIR)$(PREFIX)/share/gambar/pipelines/; fi
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,129 @@
+/* nn.h - neural-network layers on float32 NCHW buffers, forward and
+ * backward, plus losses, Adam and EMA. The model code (model.h) strings
+ * these together; nothing here allocates: callers pass every buffer,
+ * including the workspace ("ws") whose size the *_ws_floats() functions
+ * give, so the training step allocates nothing after set-up.
+ *
+ * Shape legend: N batch, C input channels, H W input height/width,
+ * K output channels, KH KW kernel, S stride, P padding, OH OW output.
+ *
+ * Gradient convention (fixed for every layer):
+ *   - parameter gradients (dw, db, dgamma, dbeta, dtable) ACCUMULATE (+=),
+ *     so the caller zeroes them once per step; pass NULL to skip them;
+ *   - the input gradient dx is OVERWRITTEN (=); pass NULL to skip it.
+ * Gradients are of sum(y * dy), as in ../shared/golden.
+ *
+ * Convolutions are whole-batch GEMMs through OpenBLAS (cblas_sgemm),
+ * threads set by nn_set_threads().
+ */
+#ifndef GB_NN_H
+#define GB_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Set OpenBLAS's thread count (<= 0: all cores). */
+void nn_set_threads(int n);
+int nn_get_threads(void);
+
+/* ---- convolution and transposed convolution ---------------------------- */
+typedef struct {
+    int N, C, H, W;   /* input */
+    int K, KH, KW;    /* output channels, kernel */
+    int S, P;         /* stride, padding (same for both axes) */
+    int OH, OW;       /* output size, computed by conv_init/convT_init */
+} conv_t;
+
+/* Conv2d: OH = (H + 2P - KH)/S + 1. Returns 0, or -1 when the shape is
+ * impossible (OH or OW < 1). */
+int conv_init(conv_t *c, int N, int C, int H, int W, int K, int KH, int KW, int S, int P);
+/* Transposed conv2d: OH = (H - 1)*S - 2P + KH. Returns 0 or -1. */
+int convT_init(conv_t *c, int N, int C, int H, int W, int K, int KH, int KW, int S, int P);
+
+/* Workspace floats needed by conv2d_* / convT2d_* for shape c. */
+size_t conv2d_ws_floats(const conv_t *c);
+size_t convT2d_ws_floats(const conv_t *c);
+
+/* x (N,C,H,W), w (K,C,KH,KW), b (K) or NULL, y (N,K,OH,OW). */
+void conv2d_forward(const conv_t *c, const float *x, const float *w, const float *b, float *y, float *ws);
+/* dy (N,K,OH,OW) -> dx (N,C,H,W) [=], dw (K,C,KH,KW) [+=], db (K) [+=]. */
+void conv2d_backward(const conv_t *c, const float *x, const float *w, const float *dy, float *dx,
+                     float *dw, float *db, float *ws);
+
+/* Transposed: x (N,C,H,W), w (C,K,KH,KW) (PyTorch layout), b (K) or NULL,
+ * y (N,K,OH,OW). */
+void convT2d_forward(const conv_t *c, const float *x, const float *w, const float *b, float *y, float *ws);
+void convT2d_backward(const conv_t *c, const float *x, const float *w, const float *dy, float *dx,
+                      float *dw, float *db, float *ws);
+
+/* ---- linear ----------------------------------------------------------- */
+/* x (N,IN), w (OUT,IN), b (OUT) or NULL, y (N,OUT): y = x w^T + b. */
+void linear_forward(int N, int IN, int OUT, const float *x, const float *w, const float *b, float *y);
+void linear_backward(int N, int IN, int OUT, const float *x, const float *w, const float *dy, float *dx,
+                     float *dw, float *db);
+
+/* ---- batch norm (over N and spatial HW, per channel C) ----------------- */
+typedef struct { int N, C, HW; float eps, momentum; } bn_t; /* eps 1e-5, momentum 0.1 */
+
+/* Training mode: normalise with the batch mean and biased variance; save
+ * mean (C) and rstd = 1/sqrt(var+eps) (C) for backward; update running
+ * statistics with momentum and the UNBIASED variance (PyTorch semantics).
+ * run_mean/run_var may be NULL to skip the update. x, y (N,C,HW). */
+void bn_forward_train(const bn_t *b, const float *x, const float *gamma, const float *beta, float *y,
+                      float *mean, float *rstd, float *run_mean, float *run_var);
+/* Eval mode with the running statistics. */
+void bn_forward_eval(const bn_t *b, const float *x, const float *gamma, const float *beta,
+                     const float *run_mean, const float *run_var, float *y);
+/* Backward of the training mode. */
+void bn_backward(const bn_t *b, const float *x, const float *gamma, const float *mean, const float *rstd,
+                 const float *dy, float *dx, float *dgamma, float *dbeta);
+
+/* ---- activations (elementwise over n values; in-place y == x allowed
+ *      for forward; backward takes the forward OUTPUT y) ----------------- */
+void relu_forward(size_t n, const float *x, float *y);
+void relu_backward(size_t n, const float *y, const float *dy, float *dx);
+void lrelu_forward(size_t n, float alpha, const float *x, float *y);
+void lrelu_backward(size_t n, float alpha, const float *y, const float *dy, float *dx);
+void tanh_forward(size_t n, const float *x, float *y);
+void tanh_backward(size_t n, const float *y, const float *dy, float *dx);
+void sigmoid_forward(size_t n, const float *x, float *y);
+void sigmoid_backward(size_t n, const float *y, const float *dy, float *dx);
+
+/* ---- embedding --------------------------------------------------------- */
+/* table (NCLASS,D), labels (N) in [0,NCLASS), y (N,D). */
+void embed_forward(int N, int D, const float *table, const int32_t *labels, float *y);
+/* dtable (NCLASS,D) [+=] */
+void embed_backward(int N, int D, const int32_t *labels, const float *dy, float *dtable);
+
+/* ---- losses: return the mean loss; dlogits [=] is d(loss)/d(logits) ---- */
+/* Mean BCE-with-logits against a constant target t (0 or 1). */
+float bce_logits(size_t n, const float *logits, float t, float *dlogits);
+/* Mean BCE-with-logits against per-element targets. */
+float bce_logits_v(size_t n, const float *logits, const float *targets, float *dlogits);
+/* Hinge: real side mean(relu(1 - l)), fake side mean(relu(1 + l)). */
+float hinge_d_real(size_t n, const float *logits, float *dlogits);
+float hinge_d_fake(size_t n, const float *logits, float *dlogits);
+/* Generator's hinge loss: -mean(l). */
+float hinge_g(size_t n, const float *logits, float *dlogits);
+
+/* ---- optimisation ------------------------------------------------------ */
+typedef struct {
+    float lr, beta1, beta2, eps; /* 2e-4, 0.5, 0.999, 1e-8 */
+    uint64_t t;                  /* steps taken; adam_step increments it first */
+} adam_t;
+/* One bias-corrected Adam step over n parameters, exactly as PyTorch's
+ * torch.optim.Adam (no weight decay): m = b1 m + (1-b1) g; v = b2 v +
+ * (1-b2) g^2; p -= (lr / (1-b1^t)) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
+ * Call adam_begin once per step (increments t), then adam_update for each
+ * parameter block. */
+void adam_begin(adam_t *a);
+void adam_update(const adam_t *a, size_t n, float *p, const float *g, float *m, float *v);
+/* ema = decay*ema + (1-decay)*p */
+void ema_update(size_t n, float decay, float *ema, const float *p);
+
+/* Sum of squares of x[0..n) in double (for gradient norms). */
+double nn_sumsq(size_t n, const float *x);
+/* Non-zero when every x[i] is finite. */
+int nn_all_finite(size_t n, const float *x);
+
+#endif

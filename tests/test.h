@@ -1,0 +1,84 @@
+/* test.h - the tiny harness every C test program uses.
+ *
+ * A test program is a list of void functions run by RUN(fn). Each prints
+ * "ok NAME" or "not ok NAME" on stdout (tests/run.sh counts them);
+ * CHECK failures print file:line and the condition on stderr. main()
+ * ends with `return test_done();`, which prints "N passed, N failed" and
+ * returns non-zero when anything failed. Tests find their data through
+ * test_golden_dir() and test_tmpdir(). */
+#ifndef GB_TEST_H
+#define GB_TEST_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int t_cur_failed, t_passed, t_failed;
+
+#define CHECK(c)                                                                      \
+    do {                                                                              \
+        if (!(c)) {                                                                   \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #c);     \
+            t_cur_failed++;                                                           \
+        }                                                                             \
+    } while (0)
+
+#define CHECKF(c, ...)                                                                \
+    do {                                                                              \
+        if (!(c)) {                                                                   \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #c);     \
+            fprintf(stderr, __VA_ARGS__);                                             \
+            fputc('\n', stderr);                                                      \
+            t_cur_failed++;                                                           \
+        }                                                                             \
+    } while (0)
+
+static inline void t_run(const char *name, void (*fn)(void)) {
+    const char *only = getenv("TEST_ONLY");
+    if (only && *only && !strstr(name, only)) return;
+    t_cur_failed = 0;
+    fn();
+    fflush(stderr);
+    if (t_cur_failed) {
+        t_failed++;
+        printf("not ok %s\n", name);
+    } else {
+        t_passed++;
+        printf("ok %s\n", name);
+    }
+    fflush(stdout);
+}
+#define RUN(fn) t_run(#fn, fn)
+
+static inline int test_done(void) {
+    printf("%d passed, %d failed\n", t_passed, t_failed);
+    return t_failed ? 1 : 0;
+}
+
+/* Folder with the golden reference values (../shared/golden by default,
+ * GAMBAR_GOLDEN overrides). */
+static inline const char *test_golden_dir(void) {
+    const char *g = getenv("GAMBAR_GOLDEN");
+    return g && *g ? g : "../shared/golden";
+}
+
+/* A fresh temporary folder for this test program (created on first call,
+ * under TMPDIR; not removed, so failures can be inspected). */
+static inline const char *test_tmpdir(void) {
+    static char dir[512];
+    if (!dir[0]) {
+        const char *t = getenv("TMPDIR");
+        snprintf(dir, sizeof dir, "%s/gambar-test-XXXXXX", t && *t ? t : "/tmp");
+        if (!mkdtemp(dir)) { perror("mkdtemp"); exit(2); }
+    }
+    return dir;
+}
+
+/* Folder holding the built stage binaries (GAMBAR_BIN, default build/bin). */
+static inline const char *test_bin_dir(void) {
+    const char *b = getenv("GAMBAR_BIN");
+    return b && *b ? b : "build/bin";
+}
+
+#endif
