@@ -1,0 +1,240 @@
+/* model.h - the GAN models: DCGAN generator/discriminator pairs for 28x28,
+ * 32x32 and 64x64 images, optionally class-conditional, with the whole
+ * training step (D update, G update, EMA) in one call.
+ *
+ * Shaped like llm.c: model_new() allocates everything up front, one block
+ * per kind (parameters, gradients, Adam m, Adam v, EMA, BN running
+ * statistics, activations, workspace), and carves named tensors out of
+ * them. A training step allocates nothing. The model holds no random
+ * state after construction: the caller passes z and the labels, so the
+ * caller's RNG alone determines a run (bit-exact resume).
+ *
+ * ARCHITECTURES (g = g_mult, d = d_mult, Z = z_dim, C = channels; all
+ * convolutions without bias; BN = BatchNorm2d eps 1e-5 momentum 0.1;
+ * "lrelu" = LeakyReLU 0.2):
+ *   dcgan28 (28x28; ../shared/golden/README.md, dcgan28_step):
+ *     G: z(Zin x1x1) -> ConvT(Zin->4g, k7 s1 p0) -> BN -> ReLU
+ *        -> ConvT(4g->2g, k4 s2 p1) -> BN -> ReLU -> ConvT(2g->C, k4 s2 p1) -> tanh
+ *     D: x(Cx28x28) -> Conv(C->2d, k4 s2 p1) -> lrelu -> Conv(2d->4d, k4 s2 p1)
+ *        -> BN -> lrelu -> Conv(4d->1, k7 s1 p0) -> logit
+ *   dcgan32 (32x32; pytorch/examples dcgan shape):
+ *     G: ConvT(Zin->4g, k4 s1 p0) 4x4 -> BN ReLU -> ConvT(4g->2g, k4 s2 p1) 8x8 -> BN ReLU
+ *        -> ConvT(2g->g) 16x16 -> BN ReLU -> ConvT(g->C) 32x32 -> tanh
+ *     D: Conv(C->d, k4 s2 p1) 16x16 -> lrelu -> Conv(d->2d) 8x8 -> BN lrelu
+ *        -> Conv(2d->4d) 4x4 -> BN lrelu -> Conv(4d->1, k4 s1 p0) -> logit
+ *   dcgan64 (64x64): as dcgan32 with one more stage: G starts at 8g
+ *     (8g,4g,2g,g -> C), D goes d,2d,4d,8d -> 1.
+ *   Zin = Z, or Z + E when conditional.
+ *
+ * CONDITIONAL MODELS (num_classes > 0, embed_dim E > 0):
+ *   G: a label embedding table G.embed.weight (num_classes, E) looked up
+ *      for each label and concatenated after z: the first ConvT input is
+ *      [z_0..z_{Z-1}, e_0..e_{E-1}] (Z+E channels, 1x1).
+ *   D: a projection discriminator (Miyato & Koyama 2018): with h(x) the
+ *      last hidden feature map (the input of the final conv, F = 4d
+ *      channels for dcgan28/32, 8d for dcgan64) summed over its spatial
+ *      positions, logit(x, y) = final_conv(x) + <D.embed.weight[y], h(x)>,
+ *      D.embed.weight (num_classes, F).
+ *
+ * TENSOR NAMES (as proto/checkpoint.proto prescribes): layers are numbered
+ * by their position in the sequence above, counting activations, like a
+ * PyTorch nn.Sequential named "net": dcgan28 G is net_0 ConvT, net_1 BN,
+ * net_2 ReLU, net_3 ConvT, net_4 BN, net_5 ReLU, net_6 ConvT; dcgan28 D is
+ * net_0 Conv, net_1 lrelu, net_2 Conv, net_3 BN, net_4 lrelu, net_5 Conv.
+ *   G.net_0.weight, G.net_1.weight (gamma), G.net_1.bias (beta),
+ *   G.net_1.running_mean, G.net_1.running_var, ..., G.embed.weight,
+ *   D.*, EMA.G.* (EMA copy of every G parameter and buffer),
+ *   OPT.G.m.net_0.weight, OPT.G.v.net_0.weight, OPT.D.m.*, OPT.D.v.*,
+ *   GRAD.G.*, GRAD.D.* (gradients; not checkpoint state).
+ *
+ * INITIALISATION (model_new, from rng_seed(seed), tensors in table order):
+ * conv weights N(0, 0.02), BN gamma N(1, 0.02), beta 0, running mean 0,
+ * running var 1, G.embed N(0, 1), D.embed N(0, 0.02); EMA = G; Adam
+ * moments 0, t = 0.
+ *
+ * Threads: the convolutions run on OpenBLAS threads (nn_set_threads()).
+ * A model_t is not safe for concurrent use. */
+#ifndef GB_MODEL_H
+#define GB_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nn.h"
+
+typedef enum {
+    MODEL_DCGAN28 = 0, /* 28x28, e.g. (Fashion-)MNIST */
+    MODEL_DCGAN32 = 1, /* 32x32 */
+    MODEL_DCGAN64 = 2, /* 64x64 */
+} model_family_t;
+
+typedef enum {
+    MODEL_LOSS_BCE = 0,   /* non-saturating BCE on logits (DCGAN) */
+    MODEL_LOSS_HINGE = 1, /* D: relu(1-l_real) + relu(1+l_fake); G: -l */
+} model_loss_t;
+
+/* Which network. */
+typedef enum { MODEL_G = 0, MODEL_D = 1 } model_net_t;
+
+#define MODEL_MAX_CLASSES 1024 /* upper bound on num_classes */
+#define MODEL_MAX_WIDTH 1024   /* upper bound on g_mult and d_mult */
+#define MODEL_MAX_Z 4096       /* upper bound on z_dim and embed_dim */
+
+/* Everything needed to rebuild a model's shapes; the checkpoint stores all
+ * of it (proto/checkpoint.proto, ModelDesc, same field meanings). */
+typedef struct {
+    model_family_t family;
+    int height, width;  /* image size in pixels: must be 28/32/64 per family */
+    int channels;       /* 1 (grey) or 3 (RGB) */
+    int g_mult, d_mult; /* base widths g and d (default 32), 1..MODEL_MAX_WIDTH */
+    int z_dim;          /* Z, length of the latent vector (default 100) */
+    int conditional;    /* 1: class-conditional (then num_classes >= 1 and
+                           embed_dim >= 1); 0: num_classes and embed_dim are 0 */
+    int num_classes;    /* number of labels, 0..MODEL_MAX_CLASSES */
+    char **class_names; /* num_classes strings, or NULL (names unknown); see
+                           model_desc_copy for ownership */
+    int embed_dim;      /* E, G's label embedding width (default z_dim) */
+    model_loss_t loss;
+} model_desc_t;
+
+/* Fill d with the defaults for family: its image size, channels 1,
+ * g = d = 32, Z = 100, unconditional, BCE. Sets class_names NULL. */
+void model_desc_default(model_desc_t *d, model_family_t family);
+
+/* Validate d (it may come from a checkpoint or a command line). Returns 0,
+ * or GB_EFORMAT with a message naming the field and the reason written to
+ * err (errlen bytes, may be NULL/0). */
+int model_desc_check(const model_desc_t *d, char *err, size_t errlen);
+
+/* Deep copy: dst gets its own class_names array and strings (xstrdup), to
+ * be freed with model_desc_release(dst). src is unchanged. */
+void model_desc_copy(model_desc_t *dst, const model_desc_t *src);
+/* Free class_names allocated by model_desc_copy (or by any code that
+ * built them with xmalloc/xstrdup) and set it NULL. NULL-safe. */
+void model_desc_release(model_desc_t *d);
+
+/* "dcgan28" etc.; "?" for unknown values. */
+const char *model_family_name(model_family_t f);
+/* Parse a family name. Returns 0 or GB_EFORMAT. */
+int model_family_parse(const char *s, model_family_t *out);
+/* "bce" / "hinge"; "?" for unknown values. */
+const char *model_loss_name(model_loss_t l);
+/* Parse a loss name. Returns 0 or GB_EFORMAT. */
+int model_loss_parse(const char *s, model_loss_t *out);
+
+typedef struct model model_t;
+
+/* Build a model for desc with room for batches of up to max_batch images
+ * (>= 1; BN training needs N >= 2 in practice), initialised from seed as
+ * described above. Copies desc (model_desc_copy). Adam defaults: lr 2e-4,
+ * betas (0.5, 0.999), eps 1e-8 for both nets; EMA decay 0.999.
+ * Returns NULL when desc fails model_desc_check or max_batch < 1 (call
+ * model_desc_check first for the reason). Free with model_free. */
+model_t *model_new(const model_desc_t *desc, int max_batch, uint64_t seed);
+/* Free everything; NULL-safe. */
+void model_free(model_t *m);
+
+/* The model's own copy of its description (valid until model_free). */
+const model_desc_t *model_desc(const model_t *m);
+int model_max_batch(const model_t *m);
+/* Number of trainable parameters of one network (weights, BN gamma/beta,
+ * embeddings; not running statistics). */
+size_t model_param_count(const model_t *m, model_net_t net);
+/* Image floats per sample: channels * height * width. */
+size_t model_image_floats(const model_t *m);
+
+/* The live Adam state of one network (lr, betas, eps, t): read or set it,
+ * e.g. when restoring a checkpoint (t) or changing learning rates. */
+adam_t *model_adam(model_t *m, model_net_t net);
+/* EMA decay of EMA.G.* (default 0.999; 0 makes EMA a copy of G after each
+ * step). The EMA update after step t is ema = decay*ema + (1-decay)*G for
+ * parameters; BN running statistics are copied. */
+void model_set_ema_decay(model_t *m, float decay);
+float model_ema_decay(const model_t *m);
+/* Set EMA.G.* to the current G (e.g. after loading weights without EMA). */
+void model_ema_reset(model_t *m);
+
+/* ---- the tensor table (checkpointing, tests) ---------------------------- */
+typedef enum {
+    MODEL_T_PARAM = 0,  /* G.* / D.* trainable parameters */
+    MODEL_T_BUFFER = 1, /* G.* / D.* BN running_mean / running_var */
+    MODEL_T_EMA = 2,    /* EMA.G.* (parameters and buffers of G) */
+    MODEL_T_ADAM_M = 3, /* OPT.G.m.* / OPT.D.m.* */
+    MODEL_T_ADAM_V = 4, /* OPT.G.v.* / OPT.D.v.* */
+    MODEL_T_GRAD = 5,   /* GRAD.G.* / GRAD.D.*: gradients, not state */
+} model_tensor_kind_t;
+
+typedef struct {
+    const char *name;          /* e.g. "G.net_0.weight", "OPT.D.v.net_3.bias" */
+    model_tensor_kind_t kind;
+    model_net_t net;           /* which network it belongs to (EMA: G) */
+    int ndim;                  /* 1..4 */
+    int64_t shape[4];          /* outermost first, e.g. ConvT (Cin,Cout,kh,kw) */
+    size_t n;                  /* product of shape */
+    float *data;               /* n floats inside the model's blocks */
+} model_tensor_t;
+
+/* The table: every tensor of the model in a fixed order (by kind, then G
+ * before D, then layer order). Entries and their data pointers stay valid
+ * until model_free; writing through data (checkpoint load) is allowed. */
+int model_tensor_count(const model_t *m);
+const model_tensor_t *model_tensor(const model_t *m, int i);
+/* Find a tensor by exact name; NULL when absent. */
+const model_tensor_t *model_find(const model_t *m, const char *name);
+
+/* ---- training ------------------------------------------------------------ */
+typedef struct {
+    float loss_d;      /* D loss of the D step (BCE: bce(real,1)+bce(fake,0)) */
+    float loss_g;      /* G loss of the G step, with the updated D */
+    float d_real;      /* mean sigmoid(D(x)) in the D step */
+    float d_fake;      /* mean sigmoid(D(G(z))) in the D step */
+    float d_fake_g;    /* mean sigmoid(D(G(z))) in the G step (updated D) */
+    float grad_norm_d; /* L2 norm of all D parameter gradients (D step) */
+    float grad_norm_g; /* L2 norm of all G parameter gradients (G step) */
+} model_stats_t;
+
+/* One training step on a batch of N (1..max_batch) images, in the golden
+ * order (../shared/golden/README.md, dcgan28_step):
+ *   1. fake = G(z, fake_labels), G in training mode (batch statistics,
+ *      running statistics updated);
+ *   2. D step: D(real, labels) and D(fake, fake_labels) as two separate
+ *      training-mode passes (each updates D's running statistics); loss_d;
+ *      gradients to D only; Adam step on D;
+ *   3. G step: a third D pass on fake with the updated D; loss_g
+ *      (BCE: bce(D(fake), 1); hinge: -mean D(fake)); gradients flow through
+ *      D into G (D's parameter gradients are left as the D step made them);
+ *      Adam step on G;
+ *   4. EMA update of G.
+ * real: (N, C, H, W) in [-1, 1]; z: (N, Z); labels, fake_labels: N ints in
+ * [0, num_classes) for conditional models, ignored (may be NULL) otherwise.
+ * Inputs are borrowed for the call only. stats may be NULL.
+ * Returns 0, or GB_ENUMERIC when a loss or gradient is NaN/Inf: then
+ * nothing is updated by the failing optimizer step (the D step may already
+ * have been applied when the G step fails) and the caller should stop or
+ * restore a checkpoint.
+ * After the call the GRAD.* tensors hold the gradients the two Adam steps
+ * used, and model_fake / model_logits give the step's intermediate
+ * outputs (for tests). */
+int model_train_step(model_t *m, const float *real, const int32_t *labels, int N, const float *z,
+                     const int32_t *fake_labels, model_stats_t *stats);
+
+/* The last training step's G(z): (N, C, H, W) of that step's N. */
+const float *model_fake(const model_t *m);
+/* The last training step's D logits (N of them): which = 0 real pass,
+ * 1 fake pass of the D step, 2 fake pass of the G step. */
+const float *model_logits(const model_t *m, int which);
+
+/* ---- inference ----------------------------------------------------------- */
+/* Generate N >= 1 images (any N: processed in chunks of max_batch) into
+ * out (N, C, H, W) in [-1, 1], with BN in eval mode (running statistics;
+ * nothing in the model changes). use_ema: 1 = EMA.G weights, 0 = G.
+ * z (N, Z); labels N ints in [0, num_classes) when conditional, else
+ * ignored. Returns 0, or GB_EFORMAT when a label is out of range. */
+int model_generate(model_t *m, const float *z, const int32_t *labels, int N, int use_ema, float *out);
+
+/* D logits for N >= 1 images x (N, C, H, W) with BN in eval mode; nothing
+ * in the model changes. labels as for model_generate. Returns 0 or
+ * GB_EFORMAT (label out of range). */
+int model_discriminate(model_t *m, const float *x, const int32_t *labels, int N, float *logits);
+
+#endif
