@@ -1,0 +1,264 @@
+/* nn_conv.c - conv2d and transposed conv2d as whole-batch GEMMs.
+ *
+ * Shape legend (nn.h): N batch, C in-channels, H W input, K out-channels,
+ * KH KW kernel, S stride, P padding, OH OW output; L = OH*OW.
+ *
+ * The whole batch is unfolded at once, so each layer is one big GEMM per
+ * direction instead of N small ones (the DCGAN layers have 7x7 and 14x14
+ * maps: per-sample products would be too thin for OpenBLAS to reach its
+ * peak). The column matrix is laid out channel-major over the batch:
+ *   col (C*KH*KW, N*L): col[(c,kh,kw)][n*L + oh*OW + ow] = x[n,c,oh*S-P+kh,ow*S-P+kw] (0 outside)
+ * so that
+ *   conv forward:   Y' (K, N*L) = W (K, CKK) · col                    then Y' -> y (N,K,L)
+ *   conv dw:        dW (K, CKK) += dY' (K, N*L) · col^T
+ *   conv dx:        dcol (CKK, N*L) = W^T · dY'                       then col2im -> dx
+ * where Y'/dY' are y/dy with the N and K axes swapped (a copy of L-long
+ * rows). The transposed convolution is the conv's input-gradient map with
+ * weight (C, K, KH, KW) read as a conv weight (Cout=C, Cin=K):
+ *   convT forward:  col (KKK, N*HW) = W^T (KKK, C) · X' (C, N*HW)      then col2im -> y
+ *   convT dx:       dX' (C, N*HW) = W · im2col(dy)                     then dX' -> dx
+ *   convT dw:       dW (C, KKK) += X' · im2col(dy)^T
+ * im2col/col2im handle the padding by computing, once per kernel offset,
+ * the range of output positions that land inside the image: the inner
+ * loops have no branches (memcpy when S == 1). Nothing is allocated: the
+ * caller's workspace holds col and the swapped copy. */
+#include "base.h"
+#include "nn.h"
+
+#include <cblas.h>
+
+int conv_init(conv_t *c, int N, int C, int H, int W, int K, int KH, int KW, int S, int P) {
+    memset(c, 0, sizeof *c);
+    if (N < 1 || C < 1 || H < 1 || W < 1 || K < 1 || KH < 1 || KW < 1 || S < 1 || P < 0) return -1;
+    if (H + 2 * P < KH || W + 2 * P < KW) return -1;
+    *c = (conv_t){N, C, H, W, K, KH, KW, S, P, (H + 2 * P - KH) / S + 1, (W + 2 * P - KW) / S + 1};
+    return 0;
+}
+
+int convT_init(conv_t *c, int N, int C, int H, int W, int K, int KH, int KW, int S, int P) {
+    memset(c, 0, sizeof *c);
+    if (N < 1 || C < 1 || H < 1 || W < 1 || K < 1 || KH < 1 || KW < 1 || S < 1 || P < 0) return -1;
+    int OH = (H - 1) * S - 2 * P + KH, OW = (W - 1) * S - 2 * P + KW;
+    if (OH < 1 || OW < 1) return -1;
+    /* Every output pixel must be reachable the way PyTorch defines it; with
+     * OH as above the conv geometry (OH+2P-KH)/S+1 == H holds exactly. */
+    *c = (conv_t){N, C, H, W, K, KH, KW, S, P, OH, OW};
+    return 0;
+}
+
+size_t conv2d_ws_floats(const conv_t *c) {
+    size_t NL = (size_t)c->N * c->OH * c->OW;
+    return (size_t)c->C * c->KH * c->KW * NL + (size_t)c->K * NL;
+}
+
+size_t convT2d_ws_floats(const conv_t *c) {
+    size_t NHW = (size_t)c->N * c->H * c->W;
+    return (size_t)c->K * c->KH * c->KW * NHW + (size_t)c->C * NHW;
+}
+
+/* ---- unfolding ------------------------------------------------------------ */
+
+/* Output positions o in [*lo, *hi) whose input index o*S - P + k lies in
+ * [0, in), clamped to [0, out). */
+static inline void valid_range(int k, int S, int P, int in, int out, int *lo, int *hi) {
+    int a = P - k;              /* need o*S >= a */
+    int l = a <= 0 ? 0 : (a + S - 1) / S;
+    int b = in - 1 + P - k;     /* need o*S <= b */
+    int h = b < 0 ? 0 : b / S + 1;
+    if (h > out) h = out;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
+}
+
+/* img (N,C,H,W) -> col (C*KH*KW, N*OH*OW). Every col element is written. */
+static void im2col(const float *img, int N, int C, int H, int W, int KH, int KW, int S, int P, int OH, int OW,
+                   float *col) {
+    const size_t L = (size_t)OH * OW, NL = (size_t)N * L, HW = (size_t)H * W;
+    for (int c = 0; c < C; c++) {
+        for (int kh = 0; kh < KH; kh++) {
+            int oh0, oh1;
+            valid_range(kh, S, P, H, OH, &oh0, &oh1);
+            for (int kw = 0; kw < KW; kw++) {
+                int ow0, ow1;
+                valid_range(kw, S, P, W, OW, &ow0, &ow1);
+                float *row = col + ((size_t)(c * KH + kh) * KW + kw) * NL;
+                const int iw0 = ow0 * S - P + kw;
+                for (int n = 0; n < N; n++) {
+                    const float *src = img + ((size_t)n * C + c) * HW;
+                    float *r = row + (size_t)n * L;
+                    memset(r, 0, (size_t)oh0 * OW * sizeof(float));
+                    for (int oh = oh0; oh < oh1; oh++) {
+                        float *ro = r + (size_t)oh * OW;
+                        const float *si = src + (size_t)(oh * S - P + kh) * W + iw0;
+                        for (int ow = 0; ow < ow0; ow++) ro[ow] = 0.0f;
+                        if (S == 1) {
+                            memcpy(ro + ow0, si, (size_t)(ow1 - ow0) * sizeof(float));
+                        } else {
+                            for (int j = 0, ow = ow0; ow < ow1; ow++, j += S) ro[ow] = si[j];
+                        }
+                        for (int ow = ow1; ow < OW; ow++) ro[ow] = 0.0f;
+                    }
+                    memset(r + (size_t)oh1 * OW, 0, (size_t)(OH - oh1) * OW * sizeof(float));
+                }
+            }
+        }
+    }
+}
+
+/* img (N,C,H,W) += fold of col (C*KH*KW, N*OH*OW); img must be zeroed
+ * (or hold values to add to) by the caller. */
+static void col2im(const float *col, int N, int C, int H, int W, int KH, int KW, int S, int P, int OH, int OW,
+                   float *img) {
+    const size_t L = (size_t)OH * OW, NL = (size_t)N * L, HW = (size_t)H * W;
+    for (int c = 0; c < C; c++) {
+        for (int kh = 0; kh < KH; kh++) {
+            int oh0, oh1;
+            valid_range(kh, S, P, H, OH, &oh0, &oh1);
+            for (int kw = 0; kw < KW; kw++) {
+                int ow0, ow1;
+                valid_range(kw, S, P, W, OW, &ow0, &ow1);
+                const float *row = col + ((size_t)(c * KH + kh) * KW + kw) * NL;
+                const int iw0 = ow0 * S - P + kw;
+                const int cnt = ow1 - ow0;
+                for (int n = 0; n < N; n++) {
+                    float *dst = img + ((size_t)n * C + c) * HW;
+                    const float *r = row + (size_t)n * L;
+                    for (int oh = oh0; oh < oh1; oh++) {
+                        const float *ro = r + (size_t)oh * OW + ow0;
+                        float *di = dst + (size_t)(oh * S - P + kh) * W + iw0;
+                        if (S == 1) {
+                            for (int j = 0; j < cnt; j++) di[j] += ro[j];
+                        } else {
+                            for (int j = 0; j < cnt; j++) di[(size_t)j * S] += ro[j];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* (N, K, L) <-> (K, N, L): swap the two outer axes of a tensor. */
+static void swap_nk(const float *src, int A, int B, size_t L, float *dst) {
+    for (int a = 0; a < A; a++)
+        for (int b = 0; b < B; b++)
+            memcpy(dst + ((size_t)b * A + a) * L, src + ((size_t)a * B + b) * L, L * sizeof(float));
+}
+
+/* db[k] += sum over n and L of dy (N,K,L). */
+static void bias_grad(const float *dy, int N, int K, size_t L, float *db) {
+    for (int k = 0; k < K; k++) {
+        double s = 0;
+        for (int n = 0; n < N; n++) {
+            const float *g = dy + ((size_t)n * K + k) * L;
+            float a = 0;
+            for (size_t i = 0; i < L; i++) a += g[i];
+            s += a;
+        }
+        db[k] += (float)s;
+    }
+}
+
+/* ---- conv2d --------------------------------------------------------------- */
+
+void conv2d_forward(const conv_t *c, const float *x, const float *w, const float *b, float *y, float *ws) {
+    const int N = c->N, K = c->K;
+    const size_t L = (size_t)c->OH * c->OW, NL = (size_t)N * L;
+    const int CKK = c->C * c->KH * c->KW;
+    float *col = ws, *yk = ws + (size_t)CKK * NL;
+    im2col(x, N, c->C, c->H, c->W, c->KH, c->KW, c->S, c->P, c->OH, c->OW, col);
+    /* With N == 1 the (K, N*L) and (N, K, L) layouts coincide. */
+    float *out = N == 1 ? y : yk;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, (int)NL, CKK, 1.0f, w, CKK, col, (int)NL, 0.0f, out,
+                (int)NL);
+    if (N != 1) swap_nk(yk, K, N, L, y);
+    if (b) {
+        for (int n = 0; n < N; n++)
+            for (int k = 0; k < K; k++) {
+                float *yp = y + ((size_t)n * K + k) * L;
+                const float bk = b[k];
+                for (size_t i = 0; i < L; i++) yp[i] += bk;
+            }
+    }
+}
+
+void conv2d_backward(const conv_t *c, const float *x, const float *w, const float *dy, float *dx, float *dw,
+                     float *db, float *ws) {
+    const int N = c->N, K = c->K;
+    const size_t L = (size_t)c->OH * c->OW, NL = (size_t)N * L;
+    const int CKK = c->C * c->KH * c->KW;
+    float *col = ws, *dyk = ws + (size_t)CKK * NL;
+    if (db) bias_grad(dy, N, K, L, db);
+    if (!dw && !dx) return;
+    const float *g = dy;
+    if (N != 1) {
+        swap_nk(dy, N, K, L, dyk);
+        g = dyk;
+    }
+    if (dw) {
+        im2col(x, N, c->C, c->H, c->W, c->KH, c->KW, c->S, c->P, c->OH, c->OW, col);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, K, CKK, (int)NL, 1.0f, g, (int)NL, col, (int)NL, 1.0f,
+                    dw, CKK);
+    }
+    if (dx) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, (int)NL, K, 1.0f, w, CKK, g, (int)NL, 0.0f, col,
+                    (int)NL);
+        memset(dx, 0, (size_t)N * c->C * c->H * c->W * sizeof(float));
+        col2im(col, N, c->C, c->H, c->W, c->KH, c->KW, c->S, c->P, c->OH, c->OW, dx);
+    }
+}
+
+/* ---- transposed conv2d ---------------------------------------------------- */
+
+void convT2d_forward(const conv_t *c, const float *x, const float *w, const float *b, float *y, float *ws) {
+    const int N = c->N, C = c->C, K = c->K;
+    const size_t HW = (size_t)c->H * c->W, NHW = (size_t)N * HW, L = (size_t)c->OH * c->OW;
+    const int KKK = K * c->KH * c->KW;
+    float *col = ws, *xc = ws + (size_t)KKK * NHW;
+    const float *xs = x;
+    if (N != 1) {
+        swap_nk(x, N, C, HW, xc);
+        xs = xc;
+    }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, KKK, (int)NHW, C, 1.0f, w, KKK, xs, (int)NHW, 0.0f, col,
+                (int)NHW);
+    if (b) {
+        for (int n = 0; n < N; n++)
+            for (int k = 0; k < K; k++) {
+                float *yp = y + ((size_t)n * K + k) * L;
+                const float bk = b[k];
+                for (size_t i = 0; i < L; i++) yp[i] = bk;
+            }
+    } else {
+        memset(y, 0, (size_t)N * K * L * sizeof(float));
+    }
+    /* The conv that maps y-shaped (K, OH, OW) to x-shaped (C, H, W). */
+    col2im(col, N, K, c->OH, c->OW, c->KH, c->KW, c->S, c->P, c->H, c->W, y);
+}
+
+void convT2d_backward(const conv_t *c, const float *x, const float *w, const float *dy, float *dx, float *dw,
+                      float *db, float *ws) {
+    const int N = c->N, C = c->C, K = c->K;
+    const size_t HW = (size_t)c->H * c->W, NHW = (size_t)N * HW, L = (size_t)c->OH * c->OW;
+    const int KKK = K * c->KH * c->KW;
+    float *col = ws, *xc = ws + (size_t)KKK * NHW;
+    if (db) bias_grad(dy, N, K, L, db);
+    if (!dw && !dx) return;
+    im2col(dy, N, K, c->OH, c->OW, c->KH, c->KW, c->S, c->P, c->H, c->W, col);
+    if (dw) {
+        const float *xs = x;
+        if (N != 1) {
+            swap_nk(x, N, C, HW, xc);
+            xs = xc;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, C, KKK, (int)NHW, 1.0f, xs, (int)NHW, col, (int)NHW,
+                    1.0f, dw, KKK);
+    }
+    if (dx) {
+        float *out = N == 1 ? dx : xc;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, (int)NHW, KKK, 1.0f, w, KKK, col, (int)NHW, 0.0f,
+                    out, (int)NHW);
+        if (N != 1) swap_nk(xc, C, N, HW, dx);
+    }
+}
