@@ -25,11 +25,31 @@ typedef struct store store_t;
 
 /* Open the dataset at path (a folder; created with STORE_CREATE).
  * Returns 0 and *out, or an errno / GB_EDB / GB_EVERSION with the reason
- * logged naming path. */
+ * logged naming path. A read-only open of a folder without data.mdb is
+ * ENOENT ("no dataset at PATH"). A store_t is used by one thread at a
+ * time, except that the readers' store_get_pixels may be called from
+ * several threads at once (it takes an internal lock). */
 int store_open(const char *path, int flags, store_t **out);
+
+/* As store_open, with the initial map size in bytes for a writer (0 = the
+ * default 64 MiB, or the size the file already has if larger). Tests use
+ * a tiny value to exercise map growth. */
+int store_open_map(const char *path, int flags, size_t map_bytes, store_t **out);
+
+/* Close and free; a writer's uncommitted batch is dropped. Accepts NULL
+ * and *s == NULL; sets *s to NULL. */
 void store_close(store_t **s);
 
-/* Number of Examples (from DatasetInfo; 0 for a new store). */
+/* Writer: examples staged by store_add and not yet committed, and the
+ * bytes they take (the caller commits when this gets large). */
+uint64_t store_staged(const store_t *s);
+size_t store_staged_bytes(const store_t *s);
+
+/* Current size of the memory map in bytes (grows on MDB_MAP_FULL). */
+size_t store_map_size(const store_t *s);
+
+/* Number of committed Examples (from DatasetInfo; 0 for a new store).
+ * A writer's staged examples are not included (see store_staged). */
 uint64_t store_count(const store_t *s);
 
 /* The DatasetInfo as last committed (or as staged by the writer). NULL
@@ -47,7 +67,8 @@ int store_get(store_t *s, uint64_t i, Gambar__Example **out);
  * the label. Returns 0 or as store_get. */
 int store_get_pixels(store_t *s, uint64_t i, const uint8_t **px, size_t *npx, int32_t *label);
 
-/* Index of the Example whose source SHA-256 is sha, or GB_ENOTFOUND. */
+/* Index of the Example whose source SHA-256 is sha, or GB_ENOTFOUND.
+ * For a writer this includes the staged (uncommitted) examples. */
 int store_find_sha(store_t *s, const uint8_t sha[DIGEST_LEN], uint64_t *index);
 
 /* WRITER API. Start staging a batch; examples added are invisible to
@@ -58,7 +79,16 @@ int store_find_sha(store_t *s, const uint8_t sha[DIGEST_LEN], uint64_t *index);
  * GB_EMISMATCH. store_commit writes the Examples and the updated
  * DatasetInfo (count, digest, license counts, ...) in one transaction.
  * Returns 0, or an errno (ENOSPC: disk full) / GB_EDB; on failure the
- * staged batch is dropped and the store is as before the batch. */
+ * staged batch is dropped and the store is as before the batch.
+ *
+ * store_set_classes: on a store that already has class names they must be
+ * the same list (GB_EMISMATCH otherwise). store_add copies what it needs
+ * (ex stays the caller's); it checks shape, channels (1 or 3), the label
+ * range and that source_sha256 has 32 bytes (GB_EMISMATCH / GB_EFORMAT);
+ * label_name is filled from the class list. store_commit: optouts and
+ * duplicates are added to DatasetInfo's counters; source_desc (may be
+ * NULL) is appended to DatasetInfo.source unless already there. A commit
+ * with nothing staged still updates the counters and the info. */
 int store_set_classes(store_t *s, const char *const *names, size_t n);
 int store_add(store_t *s, Gambar__Example *ex);
 int store_commit(store_t *s, const char *source_desc, uint64_t optouts, uint64_t duplicates);

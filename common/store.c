@@ -1,0 +1,799 @@
+/* store.c - the dataset store on LMDB (see store.h and proto/dataset.proto).
+ *
+ * One unnamed LMDB database holds "ex/%012llu" -> Example, "sha/<hex>" ->
+ * 12-digit index, and "!info" -> DatasetInfo. Two kinds of handle:
+ *
+ *   Readers (STORE_RDONLY) open the environment MDB_RDONLY | MDB_NOTLS and
+ *   keep one read transaction for their whole life, so store_get_pixels
+ *   can hand out pointers straight into the memory map (no copy, no
+ *   protobuf unpacking: the Example's wire bytes are scanned for fields 5
+ *   and 6). The snapshot is the one current at store_open.
+ *
+ *   The writer stages packed Examples in one memory buffer (store_add) and
+ *   writes the whole batch plus the updated DatasetInfo in a single write
+ *   transaction (store_commit). Keeping the batch in memory is what lets
+ *   MDB_MAP_FULL be handled by aborting, growing the map with no
+ *   transaction open and replaying the batch. Any other commit failure
+ *   (ENOSPC, EFBIG, EIO) drops the batch; LMDB's copy-on-write pages and
+ *   meta-page switch leave every earlier commit intact.
+ *
+ * The committed DatasetInfo is held as a plain C struct (st_state_t); the
+ * writer keeps a second copy that includes the staged batch and replaces
+ * one with the other on commit or failure. Workload: ingest adds tens of
+ * thousands of small examples per second in batches of a few MiB; readers
+ * look up millions of examples by index.
+ */
+#include "store.h"
+
+#include "base.h"
+#include "err.h"
+#include "log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#define STORE_FORMAT_VERSION 1
+#define STORE_DEFAULT_MAP ((size_t)64 << 20) /* bytes: first map of a writer */
+#define STORE_KEY_LEN 24                      /* "ex/" + up to 20 digits + NUL */
+
+/* The DatasetInfo fields as owned C data. */
+typedef struct {
+    bool has_info;       /* a "!info" was committed */
+    uint32_t h, w, c;    /* example shape; 0 = not fixed yet */
+    char **classes;      /* nclasses owned strings */
+    size_t nclasses;
+    uint64_t *class_counts; /* nclasses entries */
+    uint64_t count, unlabelled, optouts, dups;
+    uint8_t digest[DIGEST_LEN];
+    char **lic;          /* nlic owned license strings */
+    uint64_t *lic_count; /* parallel to lic */
+    size_t nlic;
+    int64_t time;        /* unix seconds of the last commit */
+    char *source;        /* owned, never NULL */
+} st_state_t;
+
+typedef struct {
+    size_t off, len;          /* packed Example in sbuf */
+    uint8_t sha[DIGEST_LEN];  /* its source SHA-256 */
+} st_staged_t;
+
+struct store {
+    char *path;
+    bool rdonly;
+    MDB_env *env;
+    MDB_dbi dbi;
+    size_t mapsize;           /* bytes */
+    MDB_txn *rtxn;            /* reader: for life; writer: lazily renewed */
+    bool rtxn_live;           /* writer: rtxn begun/renewed and not reset */
+    pthread_mutex_t lock;     /* readers' store_get_pixels from many threads */
+    st_state_t cur;           /* committed */
+    st_state_t work;          /* committed + staged (writer) */
+    uint8_t *sbuf;            /* staged packed Examples */
+    size_t slen, scap;
+    st_staged_t *staged;
+    size_t nstaged, capstaged;
+    uint32_t *htab;           /* staged sha hash: staged index + 1, 0 = empty */
+    size_t hcap;              /* power of two */
+    Gambar__DatasetInfo view; /* store_info's answer, points into cur */
+    Gambar__LicenseCount *view_lic;
+    Gambar__LicenseCount **view_licp;
+};
+
+/* ---------------------------------------------------------------- state */
+
+static void state_free(st_state_t *st) {
+    for (size_t i = 0; i < st->nclasses; i++) free(st->classes[i]);
+    for (size_t i = 0; i < st->nlic; i++) free(st->lic[i]);
+    free(st->classes);
+    free(st->class_counts);
+    free(st->lic);
+    free(st->lic_count);
+    free(st->source);
+    memset(st, 0, sizeof *st);
+}
+
+static void state_copy(st_state_t *dst, const st_state_t *src) {
+    state_free(dst);
+    *dst = *src;
+    dst->classes = xcalloc(src->nclasses + 1, sizeof(char *));
+    dst->class_counts = xcalloc(src->nclasses + 1, sizeof(uint64_t));
+    for (size_t i = 0; i < src->nclasses; i++) {
+        dst->classes[i] = xstrdup(src->classes[i]);
+        dst->class_counts[i] = src->class_counts[i];
+    }
+    dst->lic = xcalloc(src->nlic + 1, sizeof(char *));
+    dst->lic_count = xcalloc(src->nlic + 1, sizeof(uint64_t));
+    for (size_t i = 0; i < src->nlic; i++) {
+        dst->lic[i] = xstrdup(src->lic[i]);
+        dst->lic_count[i] = src->lic_count[i];
+    }
+    dst->source = xstrdup(src->source ? src->source : "");
+}
+
+static void state_init(st_state_t *st) {
+    memset(st, 0, sizeof *st);
+    st->source = xstrdup("");
+}
+
+/* Fill a DatasetInfo view pointing into st (nothing copied). lic and licp
+ * must hold st->nlic entries. */
+static void state_view(const st_state_t *st, Gambar__DatasetInfo *v, Gambar__LicenseCount *lic,
+                       Gambar__LicenseCount **licp) {
+    gambar__dataset_info__init(v);
+    v->format_version = STORE_FORMAT_VERSION;
+    v->count = st->count;
+    v->height = st->h;
+    v->width = st->w;
+    v->channels = st->c;
+    v->n_class_names = st->nclasses;
+    v->class_names = st->classes;
+    v->ingest_time_unix = st->time;
+    v->source = st->source;
+    v->digest.data = (uint8_t *)st->digest;
+    v->digest.len = DIGEST_LEN;
+    v->optout_count = st->optouts;
+    v->duplicate_count = st->dups;
+    for (size_t i = 0; i < st->nlic; i++) {
+        gambar__license_count__init(&lic[i]);
+        lic[i].license = st->lic[i];
+        lic[i].count = st->lic_count[i];
+        licp[i] = &lic[i];
+    }
+    v->n_licenses = st->nlic;
+    v->licenses = licp;
+    v->unlabelled_count = st->unlabelled;
+    v->n_class_counts = st->nclasses;
+    v->class_counts = st->class_counts;
+}
+
+static void store_refresh_view(store_t *s) {
+    free(s->view_lic);
+    free(s->view_licp);
+    s->view_lic = xcalloc(s->cur.nlic + 1, sizeof *s->view_lic);
+    s->view_licp = xcalloc(s->cur.nlic + 1, sizeof *s->view_licp);
+    state_view(&s->cur, &s->view, s->view_lic, s->view_licp);
+}
+
+/* Parse a packed DatasetInfo into st. Returns 0, GB_ECORRUPT, GB_EVERSION. */
+static int state_load(const char *path, const void *data, size_t n, st_state_t *st) {
+    Gambar__DatasetInfo *in = gambar__dataset_info__unpack(NULL, n, data);
+    if (!in) {
+        log_error("store: %s: the dataset info record does not decode", path);
+        return GB_ECORRUPT;
+    }
+    int rc = 0;
+    if (in->format_version != STORE_FORMAT_VERSION) {
+        log_error("store: %s: dataset format version %u, this program reads version %d", path,
+                  in->format_version, STORE_FORMAT_VERSION);
+        rc = GB_EVERSION;
+        goto done;
+    }
+    if (in->digest.len != DIGEST_LEN ||
+        (in->n_class_counts != in->n_class_names && in->n_class_counts != 0) ||
+        (in->count && in->channels != 1 && in->channels != 3)) {
+        log_error("store: %s: the dataset info record is inconsistent", path);
+        rc = GB_ECORRUPT;
+        goto done;
+    }
+    state_free(st);
+    st->has_info = true;
+    st->h = in->height;
+    st->w = in->width;
+    st->c = in->channels;
+    st->nclasses = in->n_class_names;
+    st->classes = xcalloc(st->nclasses + 1, sizeof(char *));
+    st->class_counts = xcalloc(st->nclasses + 1, sizeof(uint64_t));
+    for (size_t i = 0; i < st->nclasses; i++) {
+        st->classes[i] = xstrdup(in->class_names[i]);
+        st->class_counts[i] = in->n_class_counts ? in->class_counts[i] : 0;
+    }
+    st->count = in->count;
+    st->unlabelled = in->unlabelled_count;
+    st->optouts = in->optout_count;
+    st->dups = in->duplicate_count;
+    memcpy(st->digest, in->digest.data, DIGEST_LEN);
+    st->nlic = in->n_licenses;
+    st->lic = xcalloc(st->nlic + 1, sizeof(char *));
+    st->lic_count = xcalloc(st->nlic + 1, sizeof(uint64_t));
+    for (size_t i = 0; i < st->nlic; i++) {
+        st->lic[i] = xstrdup(in->licenses[i]->license ? in->licenses[i]->license : "");
+        st->lic_count[i] = in->licenses[i]->count;
+    }
+    st->time = in->ingest_time_unix;
+    st->source = xstrdup(in->source ? in->source : "");
+done:
+    gambar__dataset_info__free_unpacked(in, NULL);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- keys */
+
+static void key_ex(char out[STORE_KEY_LEN], uint64_t i) {
+    snprintf(out, STORE_KEY_LEN, "ex/%012" PRIu64, i);
+}
+
+static void key_sha(char out[4 + DIGEST_HEX_LEN + 1], const uint8_t sha[DIGEST_LEN]) {
+    memcpy(out, "sha/", 4);
+    digest_hex(sha, DIGEST_LEN, out + 4);
+}
+
+static int db_err(const store_t *s, const char *what, int mrc) {
+    log_error("store: %s: %s: %s", s->path, what, mdb_strerror(mrc));
+    return mrc > 0 ? mrc : GB_EDB;
+}
+
+/* ---------------------------------------------------------------- open */
+
+static int store_read_info(store_t *s, MDB_txn *txn) {
+    MDB_val k = {5, (void *)"!info"}, v;
+    int mrc = mdb_get(txn, s->dbi, &k, &v);
+    if (mrc == MDB_NOTFOUND) return 0;
+    if (mrc) return db_err(s, "reading the dataset info", mrc);
+    return state_load(s->path, v.mv_data, v.mv_size, &s->cur);
+}
+
+static void store_read_mapsize(store_t *s) {
+    MDB_envinfo ei;
+    if (mdb_env_info(s->env, &ei) == 0) s->mapsize = ei.me_mapsize;
+}
+
+/* Begin a read transaction, adopting a map grown by another process. */
+static int store_begin_read(store_t *s, MDB_txn **txn) {
+    int mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+    if (mrc == MDB_MAP_RESIZED) {
+        mrc = mdb_env_set_mapsize(s->env, 0);
+        if (!mrc) mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+        store_read_mapsize(s);
+    }
+    return mrc;
+}
+
+int store_open_map(const char *path, int flags, size_t map_bytes, store_t **out) {
+    *out = NULL;
+    bool rdonly = (flags & STORE_RDONLY) != 0;
+    char dbfile[4096];
+    struct stat stt;
+    int rc = 0, mrc;
+    if (snprintf(dbfile, sizeof dbfile, "%s/data.mdb", path) >= (int)sizeof dbfile) {
+        log_error("store: %s: path too long", path);
+        return ENAMETOOLONG;
+    }
+    if (!rdonly && (flags & STORE_CREATE)) {
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+            rc = errno;
+            log_error("store: %s: cannot create the dataset folder: %s", path, strerror(rc));
+            return rc;
+        }
+    }
+    if (stat(path, &stt) != 0) {
+        rc = errno;
+        log_error("store: %s: no dataset here: %s", path, strerror(rc));
+        return rc;
+    }
+    if (!S_ISDIR(stt.st_mode)) {
+        log_error("store: %s: no dataset here (not a folder)", path);
+        return ENOTDIR;
+    }
+    if (!(flags & STORE_CREATE) && stat(dbfile, &stt) != 0) {
+        log_error("store: %s: no dataset here (no data.mdb)", path);
+        return ENOENT;
+    }
+
+    store_t *s = xcalloc(1, sizeof *s);
+    s->path = xstrdup(path);
+    s->rdonly = rdonly;
+    pthread_mutex_init(&s->lock, NULL);
+    state_init(&s->cur);
+    state_init(&s->work);
+    if ((mrc = mdb_env_create(&s->env))) { rc = db_err(s, "mdb_env_create", mrc); goto fail; }
+    if (!rdonly) {
+        size_t want = map_bytes ? map_bytes : STORE_DEFAULT_MAP;
+        if (stat(dbfile, &stt) == 0 && (size_t)stt.st_size > want) want = (size_t)stt.st_size;
+        if ((mrc = mdb_env_set_mapsize(s->env, want))) { rc = db_err(s, "set map size", mrc); goto fail; }
+    }
+    mrc = mdb_env_open(s->env, path, (rdonly ? MDB_RDONLY : 0) | MDB_NOTLS, 0644);
+    if (mrc) {
+        rc = db_err(s, "cannot open the dataset", mrc);
+        mdb_env_close(s->env);
+        s->env = NULL;
+        goto fail;
+    }
+    int dead = 0;
+    mdb_reader_check(s->env, &dead);
+    if (dead) log_debug("store: %s: freed %d stale reader slot(s)", path, dead);
+    store_read_mapsize(s);
+
+    MDB_txn *txn = NULL;
+    if (rdonly) {
+        if ((mrc = store_begin_read(s, &txn))) { rc = db_err(s, "begin read", mrc); goto fail; }
+    } else if ((mrc = mdb_txn_begin(s->env, NULL, 0, &txn))) {
+        rc = db_err(s, "begin write", mrc);
+        goto fail;
+    }
+    if ((mrc = mdb_dbi_open(txn, NULL, 0, &s->dbi))) {
+        mdb_txn_abort(txn);
+        rc = db_err(s, "open database", mrc);
+        goto fail;
+    }
+    if ((rc = store_read_info(s, txn))) { mdb_txn_abort(txn); goto fail; }
+    if (rdonly) {
+        s->rtxn = txn;
+    } else {
+        mdb_txn_abort(txn); /* the dbi handle of the main db stays valid */
+    }
+    state_copy(&s->work, &s->cur);
+    store_refresh_view(s);
+    *out = s;
+    return 0;
+fail:
+    store_close(&s);
+    return rc;
+}
+
+int store_open(const char *path, int flags, store_t **out) {
+    return store_open_map(path, flags, 0, out);
+}
+
+static void store_drop_staged(store_t *s) {
+    s->slen = 0;
+    s->nstaged = 0;
+    if (s->htab) memset(s->htab, 0, s->hcap * sizeof *s->htab);
+}
+
+void store_close(store_t **sp) {
+    if (!sp || !*sp) return;
+    store_t *s = *sp;
+    if (s->rtxn) mdb_txn_abort(s->rtxn);
+    if (s->env) mdb_env_close(s->env);
+    state_free(&s->cur);
+    state_free(&s->work);
+    free(s->sbuf);
+    free(s->staged);
+    free(s->htab);
+    free(s->view_lic);
+    free(s->view_licp);
+    pthread_mutex_destroy(&s->lock);
+    free(s->path);
+    free(s);
+    *sp = NULL;
+}
+
+uint64_t store_count(const store_t *s) { return s->cur.count; }
+uint64_t store_staged(const store_t *s) { return s->nstaged; }
+size_t store_staged_bytes(const store_t *s) { return s->slen + s->nstaged * sizeof(st_staged_t); }
+size_t store_map_size(const store_t *s) { return s->mapsize; }
+
+const Gambar__DatasetInfo *store_info(const store_t *s) {
+    return s->cur.has_info ? &s->view : NULL;
+}
+
+/* ---------------------------------------------------------------- reads */
+
+/* The read transaction for committed data: the reader's long-lived one,
+ * or the writer's, renewed after each commit. */
+static int store_rtxn(store_t *s, MDB_txn **txn) {
+    int mrc = 0;
+    if (!s->rdonly && !s->rtxn_live) {
+        if (s->rtxn) mrc = mdb_txn_renew(s->rtxn);
+        else mrc = store_begin_read(s, &s->rtxn);
+        if (mrc) return db_err(s, "begin read", mrc);
+        s->rtxn_live = true;
+    }
+    *txn = s->rtxn;
+    return 0;
+}
+
+static int store_lookup(store_t *s, uint64_t i, MDB_val *v) {
+    char key[STORE_KEY_LEN];
+    MDB_txn *txn;
+    int rc = store_rtxn(s, &txn);
+    if (rc) return rc;
+    if (i >= s->cur.count) return GB_ENOTFOUND;
+    key_ex(key, i);
+    MDB_val k = {strlen(key), key};
+    int mrc = mdb_get(txn, s->dbi, &k, v);
+    if (mrc == MDB_NOTFOUND) {
+        log_error("store: %s: example %" PRIu64 " is missing (count %" PRIu64 ")", s->path, i,
+                  s->cur.count);
+        return GB_ECORRUPT;
+    }
+    if (mrc) return db_err(s, "read example", mrc);
+    return 0;
+}
+
+int store_get(store_t *s, uint64_t i, Gambar__Example **out) {
+    *out = NULL;
+    MDB_val v;
+    if (s->rdonly) pthread_mutex_lock(&s->lock);
+    int rc = store_lookup(s, i, &v);
+    if (!rc) {
+        *out = gambar__example__unpack(NULL, v.mv_size, v.mv_data);
+        if (!*out) {
+            log_error("store: %s: example %" PRIu64 " does not decode", s->path, i);
+            rc = GB_ECORRUPT;
+        }
+    }
+    if (s->rdonly) pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* Read a base-128 varint at *p (< end). Returns false when truncated. */
+static bool pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *out) {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) { *out = v; return true; }
+    }
+    return false;
+}
+
+/* Scan an Example's wire bytes for pixels (field 5) and label (field 6)
+ * without unpacking. Returns 0 or GB_ECORRUPT. */
+static int pb_scan_pixels(const uint8_t *p, size_t n, const uint8_t **px, size_t *npx,
+                          int32_t *label) {
+    const uint8_t *end = p + n;
+    *px = NULL;
+    *npx = 0;
+    *label = 0;
+    while (p < end) {
+        uint64_t tag, v;
+        if (!pb_varint(&p, end, &tag)) return GB_ECORRUPT;
+        switch (tag & 7) {
+        case 0:
+            if (!pb_varint(&p, end, &v)) return GB_ECORRUPT;
+            if ((tag >> 3) == 6) *label = (int32_t)((uint32_t)(v >> 1) ^ -(uint32_t)(v & 1));
+            break;
+        case 1: if (end - p < 8) return GB_ECORRUPT; p += 8; break;
+        case 5: if (end - p < 4) return GB_ECORRUPT; p += 4; break;
+        case 2:
+            if (!pb_varint(&p, end, &v) || v > (uint64_t)(end - p)) return GB_ECORRUPT;
+            if ((tag >> 3) == 5) { *px = p; *npx = (size_t)v; }
+            p += v;
+            break;
+        default: return GB_ECORRUPT;
+        }
+    }
+    return 0;
+}
+
+int store_get_pixels(store_t *s, uint64_t i, const uint8_t **px, size_t *npx, int32_t *label) {
+    if (!s->rdonly) return EINVAL;
+    MDB_val v;
+    pthread_mutex_lock(&s->lock);
+    int rc = store_lookup(s, i, &v);
+    pthread_mutex_unlock(&s->lock);
+    if (rc) return rc;
+    rc = pb_scan_pixels(v.mv_data, v.mv_size, px, npx, label);
+    if (!rc && *npx != (size_t)s->cur.h * s->cur.w * s->cur.c) rc = GB_ECORRUPT;
+    if (rc) log_error("store: %s: example %" PRIu64 " is malformed", s->path, i);
+    return rc;
+}
+
+static uint32_t *htab_slot(const store_t *s, const uint8_t sha[DIGEST_LEN], bool *found) {
+    uint64_t h;
+    memcpy(&h, sha, sizeof h);
+    size_t mask = s->hcap - 1;
+    for (size_t j = (size_t)h & mask;; j = (j + 1) & mask) {
+        uint32_t e = s->htab[j];
+        if (!e) { *found = false; return &s->htab[j]; }
+        if (memcmp(s->staged[e - 1].sha, sha, DIGEST_LEN) == 0) { *found = true; return &s->htab[j]; }
+    }
+}
+
+int store_find_sha(store_t *s, const uint8_t sha[DIGEST_LEN], uint64_t *index) {
+    if (!s->rdonly && s->nstaged) {
+        bool found;
+        uint32_t *e = htab_slot(s, sha, &found);
+        if (found) { *index = s->cur.count + *e - 1; return 0; }
+    }
+    char key[4 + DIGEST_HEX_LEN + 1];
+    key_sha(key, sha);
+    MDB_txn *txn;
+    if (s->rdonly) pthread_mutex_lock(&s->lock);
+    int rc = store_rtxn(s, &txn);
+    MDB_val k = {sizeof key - 1, key}, v;
+    if (!rc) {
+        int mrc = mdb_get(txn, s->dbi, &k, &v);
+        if (mrc == MDB_NOTFOUND) rc = GB_ENOTFOUND;
+        else if (mrc) rc = db_err(s, "read sha index", mrc);
+        else {
+            char num[24];
+            size_t n = GB_MIN(v.mv_size, sizeof num - 1);
+            memcpy(num, v.mv_data, n);
+            num[n] = 0;
+            char *endp;
+            unsigned long long x = strtoull(num, &endp, 10);
+            if (n == 0 || *endp) {
+                log_error("store: %s: bad index under %s", s->path, key);
+                rc = GB_ECORRUPT;
+            } else {
+                *index = x;
+            }
+        }
+    }
+    if (s->rdonly) pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- writes */
+
+int store_set_classes(store_t *s, const char *const *names, size_t n) {
+    if (s->rdonly) return EINVAL;
+    st_state_t *w = &s->work;
+    if (w->nclasses) {
+        bool same = w->nclasses == n;
+        for (size_t i = 0; same && i < n; i++) same = strcmp(w->classes[i], names[i]) == 0;
+        if (!same) {
+            log_error("store: %s: the dataset has other class names (%zu stored, %zu given)", s->path,
+                      w->nclasses, n);
+            return GB_EMISMATCH;
+        }
+        return 0;
+    }
+    if (w->count || s->nstaged) {
+        log_error("store: %s: class names cannot be added to a dataset holding unlabelled examples",
+                  s->path);
+        return GB_EMISMATCH;
+    }
+    w->classes = xrealloc(w->classes, (n + 1) * sizeof(char *));
+    free(w->class_counts);
+    w->class_counts = xcalloc(n + 1, sizeof(uint64_t));
+    for (size_t i = 0; i < n; i++) w->classes[i] = xstrdup(names[i]);
+    w->nclasses = n;
+    return 0;
+}
+
+/* Advance the digest chain by one Example (proto/dataset.proto). */
+static void chain_step(uint8_t d[DIGEST_LEN], const uint8_t sha[DIGEST_LEN], const uint8_t *px,
+                       size_t npx, int32_t label) {
+    uint8_t buf[3 * DIGEST_LEN + 4];
+    memcpy(buf, d, DIGEST_LEN);
+    memcpy(buf + DIGEST_LEN, sha, DIGEST_LEN);
+    digest_sha256(px, npx, buf + 2 * DIGEST_LEN);
+    uint32_t l = (uint32_t)label;
+    for (int b = 0; b < 4; b++) buf[3 * DIGEST_LEN + b] = (uint8_t)(l >> (8 * b));
+    digest_sha256(buf, sizeof buf, d);
+}
+
+static void htab_insert(store_t *s, size_t idx) {
+    if ((s->nstaged + 1) * 2 > s->hcap) {
+        size_t ncap = s->hcap ? s->hcap * 2 : 1024;
+        while ((s->nstaged + 1) * 2 > ncap) ncap *= 2;
+        free(s->htab);
+        s->htab = xcalloc(ncap, sizeof *s->htab);
+        s->hcap = ncap;
+        for (size_t j = 0; j < idx; j++) {
+            bool f;
+            *htab_slot(s, s->staged[j].sha, &f) = (uint32_t)(j + 1);
+        }
+    }
+    bool f;
+    uint32_t *e = htab_slot(s, s->staged[idx].sha, &f);
+    if (!f) *e = (uint32_t)(idx + 1);
+}
+
+int store_add(store_t *s, Gambar__Example *ex) {
+    if (s->rdonly) return EINVAL;
+    st_state_t *w = &s->work;
+    if (ex->channels != 1 && ex->channels != 3) {
+        log_error("store: %s: %u channels (want 1 or 3)", s->path, ex->channels);
+        return GB_EMISMATCH;
+    }
+    if (!ex->height || !ex->width ||
+        ex->pixels.len != (size_t)ex->height * ex->width * ex->channels) {
+        log_error("store: %s: pixel buffer of %zu bytes does not fit %ux%ux%u", s->path,
+                  ex->pixels.len, ex->width, ex->height, ex->channels);
+        return GB_EMISMATCH;
+    }
+    if (w->h && (w->h != ex->height || w->w != ex->width || w->c != ex->channels)) {
+        log_error("store: %s: example is %ux%ux%u, the dataset holds %ux%ux%u", s->path, ex->width,
+                  ex->height, ex->channels, w->w, w->h, w->c);
+        return GB_EMISMATCH;
+    }
+    if (ex->label < -1 || (ex->label >= 0 && (size_t)ex->label >= w->nclasses)) {
+        log_error("store: %s: label %d outside the %zu classes", s->path, ex->label, w->nclasses);
+        return GB_EMISMATCH;
+    }
+    if (ex->source_sha256.len != DIGEST_LEN) {
+        log_error("store: %s: source_sha256 has %zu bytes (want 32)", s->path, ex->source_sha256.len);
+        return GB_EFORMAT;
+    }
+    if (s->nstaged >= UINT32_MAX - 1) return GB_ETOOBIG;
+
+    Gambar__Example t = *ex;
+    t.index = w->count + s->nstaged;
+    t.label_name = ex->label >= 0 ? w->classes[ex->label] : (char *)"";
+    if (!t.caption) t.caption = (char *)"";
+    if (!t.source_uri) t.source_uri = (char *)"";
+    if (!t.license) t.license = (char *)"";
+    if (!t.attribution) t.attribution = (char *)"";
+    size_t need = gambar__example__get_packed_size(&t);
+    if (s->slen + need > s->scap) {
+        size_t ncap = s->scap ? s->scap * 2 : (1 << 20);
+        while (s->slen + need > ncap) ncap *= 2;
+        s->sbuf = xrealloc(s->sbuf, ncap);
+        s->scap = ncap;
+    }
+    if (s->nstaged == s->capstaged) {
+        s->capstaged = s->capstaged ? s->capstaged * 2 : 1024;
+        s->staged = xrealloc(s->staged, s->capstaged * sizeof *s->staged);
+    }
+    size_t got = gambar__example__pack(&t, s->sbuf + s->slen);
+    ASSERT(got == need);
+    st_staged_t *e = &s->staged[s->nstaged];
+    e->off = s->slen;
+    e->len = need;
+    memcpy(e->sha, ex->source_sha256.data, DIGEST_LEN);
+    s->slen += need;
+    htab_insert(s, s->nstaged);
+    s->nstaged++;
+    ex->index = t.index;
+
+    if (!w->h) { w->h = ex->height; w->w = ex->width; w->c = ex->channels; }
+    if (ex->label >= 0) w->class_counts[ex->label]++;
+    else w->unlabelled++;
+    size_t li = 0;
+    while (li < w->nlic && strcmp(w->lic[li], t.license) != 0) li++;
+    if (li == w->nlic) {
+        w->lic = xrealloc(w->lic, (w->nlic + 1) * sizeof(char *));
+        w->lic_count = xrealloc(w->lic_count, (w->nlic + 1) * sizeof(uint64_t));
+        w->lic[li] = xstrdup(t.license);
+        w->lic_count[li] = 0;
+        w->nlic++;
+    }
+    w->lic_count[li]++;
+    chain_step(w->digest, e->sha, ex->pixels.data, ex->pixels.len, ex->label);
+    return 0;
+}
+
+/* Write the staged batch and info in one transaction. Returns 0, an MDB
+ * code (MDB_MAP_FULL for the caller to grow and retry) or an errno. *what
+ * names the failing step. */
+static int store_write_batch(store_t *s, const uint8_t *info, size_t ninfo, const char **what) {
+    MDB_txn *txn = NULL;
+    *what = "begin write";
+    int mrc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (mrc) return mrc;
+    /* Refuse to interleave with another writer process. */
+    MDB_val ik = {5, (void *)"!info"}, iv;
+    *what = "read info";
+    mrc = mdb_get(txn, s->dbi, &ik, &iv);
+    if (mrc == 0 || mrc == MDB_NOTFOUND) {
+        uint64_t on_disk = 0;
+        if (mrc == 0) {
+            Gambar__DatasetInfo *d = gambar__dataset_info__unpack(NULL, iv.mv_size, iv.mv_data);
+            on_disk = d ? d->count : UINT64_MAX;
+            if (d) gambar__dataset_info__free_unpacked(d, NULL);
+        }
+        mrc = on_disk == s->cur.count ? 0 : MDB_BAD_TXN;
+        if (mrc) *what = "the dataset was changed by another writer";
+    }
+    for (size_t i = 0; !mrc && i < s->nstaged; i++) {
+        const st_staged_t *e = &s->staged[i];
+        char key[STORE_KEY_LEN], skey[4 + DIGEST_HEX_LEN + 1], num[24];
+        uint64_t idx = s->cur.count + i;
+        key_ex(key, idx);
+        MDB_val k = {strlen(key), key}, v = {e->len, s->sbuf + e->off};
+        *what = "write example";
+        mrc = mdb_put(txn, s->dbi, &k, &v, 0);
+        if (mrc) break;
+        key_sha(skey, e->sha);
+        snprintf(num, sizeof num, "%012" PRIu64, idx);
+        MDB_val sk = {sizeof skey - 1, skey}, sv = {strlen(num), num};
+        *what = "write sha index";
+        mrc = mdb_put(txn, s->dbi, &sk, &sv, MDB_NOOVERWRITE);
+        if (mrc == MDB_KEYEXIST) mrc = 0; /* an exact duplicate: the first one stays */
+    }
+    if (!mrc) {
+        MDB_val v = {ninfo, (void *)info};
+        *what = "write info";
+        mrc = mdb_put(txn, s->dbi, &ik, &v, 0);
+    }
+    if (mrc) {
+        mdb_txn_abort(txn);
+        return mrc;
+    }
+    *what = "commit";
+    return mdb_txn_commit(txn);
+}
+
+int store_commit(store_t *s, const char *source_desc, uint64_t optouts, uint64_t duplicates) {
+    if (s->rdonly) return EINVAL;
+    st_state_t *w = &s->work;
+    w->count = s->cur.count + s->nstaged;
+    w->optouts += optouts;
+    w->dups += duplicates;
+    w->time = (int64_t)gb_wall();
+    if (source_desc && *source_desc && !strstr(w->source, source_desc)) {
+        size_t n = strlen(w->source), m = strlen(source_desc);
+        char *ns = xmalloc(n + m + 3);
+        memcpy(ns, w->source, n);
+        size_t o = n;
+        if (n) { memcpy(ns + o, "; ", 2); o += 2; }
+        memcpy(ns + o, source_desc, m + 1);
+        free(w->source);
+        w->source = ns;
+    }
+    w->has_info = true;
+
+    Gambar__DatasetInfo v;
+    Gambar__LicenseCount *lic = xcalloc(w->nlic + 1, sizeof *lic);
+    Gambar__LicenseCount **licp = xcalloc(w->nlic + 1, sizeof *licp);
+    state_view(w, &v, lic, licp);
+    size_t ninfo = gambar__dataset_info__get_packed_size(&v);
+    uint8_t *info = xmalloc(ninfo);
+    gambar__dataset_info__pack(&v, info);
+    free(lic);
+    free(licp);
+
+    /* No transaction of ours may be open while the map is resized. */
+    if (s->rtxn_live) { mdb_txn_reset(s->rtxn); s->rtxn_live = false; }
+    int rc = 0, mrc;
+    const char *what = "";
+    for (int attempt = 0;; attempt++) {
+        mrc = store_write_batch(s, info, ninfo, &what);
+        if (mrc != MDB_MAP_FULL || attempt >= 40) break;
+        size_t grow = GB_MAX(s->mapsize, 4 * (s->slen + ninfo) + ((size_t)1 << 20));
+        size_t nsize = s->mapsize + grow;
+        log_debug("store: %s: map full at %zu bytes, growing to %zu", s->path, s->mapsize, nsize);
+        int e = mdb_env_set_mapsize(s->env, nsize);
+        if (e) { mrc = e; what = "grow the map"; break; }
+        store_read_mapsize(s);
+    }
+    free(info);
+    if (mrc) {
+        if (mrc == MDB_BAD_TXN && strstr(what, "another writer")) {
+            log_error("store: %s: %s; batch of %zu examples not written", s->path, what, s->nstaged);
+            rc = GB_EMISMATCH;
+        } else if (mrc == ENOSPC || mrc == EFBIG || mrc == EDQUOT) {
+            log_error("store: %s: %s failed: %s (disk full?); the batch of %zu examples was not written, "
+                      "earlier commits are intact", s->path, what, mdb_strerror(mrc), s->nstaged);
+            rc = mrc;
+        } else {
+            log_error("store: %s: %s failed: %s; the batch of %zu examples was not written", s->path,
+                      what, mdb_strerror(mrc), s->nstaged);
+            rc = mrc > 0 ? mrc : GB_EDB;
+        }
+        state_copy(&s->work, &s->cur);
+        store_drop_staged(s);
+        return rc;
+    }
+    state_copy(&s->cur, w);
+    store_drop_staged(s);
+    store_refresh_view(s);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- verify */
+
+int store_verify(store_t *s) {
+    uint8_t d[DIGEST_LEN] = {0};
+    int rc = 0;
+    if (s->rdonly) pthread_mutex_lock(&s->lock);
+    for (uint64_t i = 0; i < s->cur.count && !rc; i++) {
+        MDB_val v;
+        rc = store_lookup(s, i, &v);
+        if (rc) break;
+        Gambar__Example *ex = gambar__example__unpack(NULL, v.mv_size, v.mv_data);
+        if (!ex || ex->index != i || ex->source_sha256.len != DIGEST_LEN || ex->height != s->cur.h ||
+            ex->width != s->cur.w || ex->channels != s->cur.c ||
+            ex->pixels.len != (size_t)s->cur.h * s->cur.w * s->cur.c) {
+            log_error("store: %s: example %" PRIu64 " is malformed", s->path, i);
+            rc = GB_ECORRUPT;
+        } else {
+            chain_step(d, ex->source_sha256.data, ex->pixels.data, ex->pixels.len, ex->label);
+        }
+        if (ex) gambar__example__free_unpacked(ex, NULL);
+    }
+    if (!rc && memcmp(d, s->cur.digest, DIGEST_LEN) != 0) {
+        log_error("store: %s: digest mismatch: the examples do not match the dataset info", s->path);
+        rc = GB_ECORRUPT;
+    }
+    if (s->rdonly) pthread_mutex_unlock(&s->lock);
+    return rc;
+}
