@@ -1,0 +1,562 @@
+/* gambar-augment - stream shuffled, augmented batches from a dataset.
+ *
+ * Reads a dataset (LMDB, read-only, zero-copy pixels) and PUSHes Batch
+ * messages, then one EndOfStream. Every batch is a pure function of
+ * (dataset digest, seed, epoch, batch index) as common/aug.h defines, so a
+ * run can be resumed with --start-batch and split across producers with
+ * --shard without changing what any batch holds.
+ *
+ * Threads: W builder threads (--threads, default 1) fill a ring of packed
+ * messages; builder w makes this producer's batches k = w, w+W, ...; the
+ * main thread sends them strictly in k order, so the output order never
+ * depends on timing. A builder waits while its ring slot still holds an
+ * unsent batch, so memory is bounded by the ring plus ZeroMQ's send queue
+ * (--hwm messages), and a slow consumer slows the builders (blocking send,
+ * nothing dropped). Builders touch only the memory map (a pixel-pointer
+ * table built once at start-up), never LMDB itself.
+ *
+ * Ending: after the last batch, or on SIGINT/SIGTERM, the main thread
+ * sends EndOfStream ("done" / "interrupted") and closes with a bounded
+ * linger so queued messages reach a live consumer; a socket monitor
+ * counts connected peers so that a vanished consumer costs no waiting. */
+#include "aug.h"
+#include "base.h"
+#include "cli.h"
+#include "digest.h"
+#include "err.h"
+#include "log.h"
+#include "sig.h"
+#include "store.h"
+#include "stream.pb-c.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+#include <zmq.h>
+
+#define AUG_MON_ENDPOINT "inproc://gambar-augment-monitor"
+#define AUG_STOP_LINGER_MS 5000 /* cap on the linger after an interrupt */
+
+/* One packed Batch message waiting to be sent. */
+typedef struct {
+    uint64_t k;     /* producer-local batch number it holds */
+    int ready;      /* 1: buf holds batch k, not yet sent */
+    uint8_t *buf;   /* packed gambar.Batch */
+    size_t len;     /* bytes used */
+    size_t cap;     /* bytes allocated */
+} slot_t;
+
+typedef struct {
+    /* dataset (read-only after start-up) */
+    const uint8_t **px;   /* count pixel pointers into the map, HWC */
+    int32_t *labels;      /* count labels */
+    uint64_t count;
+    int h, w, c;
+    uint32_t num_classes;
+    uint8_t digest[DIGEST_LEN];
+    uint64_t d64;
+    /* stream parameters */
+    uint64_t seed;
+    aug_list_t ops;
+    aug_plan_t plan;
+    uint64_t total;       /* batches this producer sends (UINT64_MAX: forever) */
+    uint32_t batch;       /* images per batch */
+    int f32;              /* 1: DTYPE_F32, 0: DTYPE_U8 */
+    /* ring shared by builders and sender, guarded by mu */
+    pthread_mutex_t mu;
+    pthread_cond_t cv_ready; /* a slot became ready */
+    pthread_cond_t cv_free;  /* the sender released a slot */
+    slot_t *slots;
+    int nslots;
+    uint64_t sent;        /* batches sent (= k of the next to send) */
+    int stop;             /* builders must return */
+    int nworkers;
+} aug_ctx_t;
+
+typedef struct {
+    aug_ctx_t *ctx;
+    int id;
+} worker_arg_t;
+
+/* ------------------------------------------------------------- building */
+
+/* Per-builder working memory, allocated once. */
+typedef struct {
+    uint64_t *perm;       /* count: permutation of perm_epoch */
+    uint64_t perm_epoch;  /* UINT64_MAX: none yet */
+    float *x, *scratch;   /* c*h*w each */
+    uint8_t *data;        /* batch*c*h*w*elem bytes */
+    int32_t *labels;      /* batch */
+    uint64_t *indices;    /* batch */
+} builder_t;
+
+/* Build the producer's k-th batch and pack it into slot (growing its
+ * buffer if this message is larger than any before). */
+static void build_batch(const aug_ctx_t *ctx, builder_t *b, uint64_t k, slot_t *slot) {
+    uint64_t g = aug_plan_global(&ctx->plan, k);
+    uint64_t bpe = ctx->plan.bpe;
+    uint64_t epoch = g / bpe, bi = g % bpe;
+    if (b->perm_epoch != epoch) {
+        aug_epoch_perm(ctx->seed, ctx->d64, epoch, b->perm, ctx->count);
+        b->perm_epoch = epoch;
+    }
+    rng_t r;
+    aug_batch_rng(&r, ctx->seed, ctx->d64, epoch, bi);
+    size_t chw = (size_t)ctx->c * ctx->h * ctx->w;
+    for (uint32_t i = 0; i < ctx->batch; i++) {
+        uint64_t ix = b->perm[bi * ctx->batch + i];
+        aug_image(&ctx->ops, &r, ctx->px[ix], ctx->h, ctx->w, ctx->c, b->x, b->scratch);
+        if (ctx->f32) aug_to_f32(b->x, chw, (float *)b->data + i * chw);
+        else aug_to_u8(b->x, chw, b->data + i * chw);
+        b->labels[i] = ctx->labels[ix];
+        b->indices[i] = ix;
+    }
+    Gambar__Batch m = GAMBAR__BATCH__INIT;
+    m.seq = g;
+    m.epoch = (uint32_t)epoch;
+    m.n = ctx->batch;
+    m.c = (uint32_t)ctx->c;
+    m.h = (uint32_t)ctx->h;
+    m.w = (uint32_t)ctx->w;
+    m.dtype = ctx->f32 ? GAMBAR__DTYPE__DTYPE_F32 : GAMBAR__DTYPE__DTYPE_U8;
+    m.data.data = b->data;
+    m.data.len = chw * ctx->batch * (ctx->f32 ? 4 : 1);
+    m.n_labels = ctx->batch;
+    m.labels = b->labels;
+    m.n_indices = ctx->batch;
+    m.indices = b->indices;
+    m.dataset_digest.data = (uint8_t *)ctx->digest;
+    m.dataset_digest.len = DIGEST_LEN;
+    m.seed = ctx->seed;
+    m.batches_per_epoch = (uint32_t)bpe;
+    m.num_classes = ctx->num_classes;
+    size_t need = gambar__batch__get_packed_size(&m);
+    if (need > slot->cap) {
+        /* Sizes vary only by a few varint bytes: grow with headroom so
+         * this happens a handful of times per run, not per batch. */
+        slot->cap = need + 256;
+        slot->buf = xrealloc(slot->buf, slot->cap);
+    }
+    slot->len = gambar__batch__pack(&m, slot->buf);
+    ASSERT(slot->len == need);
+}
+
+static void *worker_main(void *arg) {
+    worker_arg_t *wa = arg;
+    aug_ctx_t *ctx = wa->ctx;
+    size_t chw = (size_t)ctx->c * ctx->h * ctx->w;
+    builder_t b;
+    b.perm = xmalloc(ctx->count * sizeof *b.perm);
+    b.perm_epoch = UINT64_MAX;
+    b.x = xmalloc(chw * sizeof *b.x);
+    b.scratch = xmalloc(chw * sizeof *b.scratch);
+    b.data = gb_xmalloc_aligned(chw * ctx->batch * (ctx->f32 ? 4 : 1));
+    b.labels = xmalloc(ctx->batch * sizeof *b.labels);
+    b.indices = xmalloc(ctx->batch * sizeof *b.indices);
+    for (uint64_t k = (uint64_t)wa->id; k < ctx->total; k += (uint64_t)ctx->nworkers) {
+        slot_t *slot = &ctx->slots[k % (uint64_t)ctx->nslots];
+        pthread_mutex_lock(&ctx->mu);
+        while (!ctx->stop && k >= ctx->sent + (uint64_t)ctx->nslots) pthread_cond_wait(&ctx->cv_free, &ctx->mu);
+        int stop = ctx->stop;
+        pthread_mutex_unlock(&ctx->mu);
+        if (stop) break;
+        /* The slot's previous batch (k - nslots) is sent: it is ours. */
+        build_batch(ctx, &b, k, slot);
+        pthread_mutex_lock(&ctx->mu);
+        slot->k = k;
+        slot->ready = 1;
+        pthread_cond_broadcast(&ctx->cv_ready);
+        pthread_mutex_unlock(&ctx->mu);
+    }
+    free(b.perm);
+    free(b.x);
+    free(b.scratch);
+    free(b.data);
+    free(b.labels);
+    free(b.indices);
+    return NULL;
+}
+
+/* -------------------------------------------------------------- sending */
+
+/* Connected-peer count from the socket monitor (-1: unknown). */
+typedef struct {
+    void *mon;  /* PAIR socket receiving monitor events, or NULL */
+    int peers;
+} peers_t;
+
+static void peers_update(peers_t *p) {
+    if (!p->mon) return;
+    for (;;) {
+        zmq_msg_t f;
+        zmq_msg_init(&f);
+        if (zmq_msg_recv(&f, p->mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&f);
+            return;
+        }
+        uint16_t ev = 0;
+        if (zmq_msg_size(&f) >= 2) memcpy(&ev, zmq_msg_data(&f), 2);
+        int more = zmq_msg_more(&f);
+        zmq_msg_close(&f);
+        while (more) { /* the address frame */
+            zmq_msg_init(&f);
+            if (zmq_msg_recv(&f, p->mon, 0) < 0) more = 0;
+            else more = zmq_msg_more(&f);
+            zmq_msg_close(&f);
+        }
+        if (ev == ZMQ_EVENT_ACCEPTED || ev == ZMQ_EVENT_CONNECTED) p->peers++;
+        else if (ev == ZMQ_EVENT_DISCONNECTED && p->peers > 0) p->peers--;
+    }
+}
+
+/* Send [type][buf] without ever blocking for long: wait for room in
+ * 100 ms polls. Gives up with GB_EINTR when stop_on_signal and a stop was
+ * requested, or EAGAIN once gb_now() passes deadline (< 0: no deadline).
+ * Returns 0 or an errno from ZeroMQ. */
+static int send_polled(void *sock, peers_t *pe, const char *type, const void *buf, size_t n, double deadline,
+                       int stop_on_signal) {
+    for (;;) {
+        peers_update(pe);
+        if (stop_on_signal && sig_stop_requested()) return GB_EINTR;
+        int rc = wire_send_raw(sock, type, buf, n, ZMQ_DONTWAIT);
+        if (rc == 0) return 0;
+        if (rc != EAGAIN && rc != GB_EINTR) return rc;
+        if (deadline >= 0 && gb_now() >= deadline) return EAGAIN;
+        zmq_pollitem_t it = {sock, 0, ZMQ_POLLOUT, 0};
+        if (zmq_poll(&it, 1, 100) < 0 && zmq_errno() != EINTR) return zmq_errno();
+    }
+}
+
+/* Wait for batch k to be ready; returns its slot, or NULL on a stop
+ * request. */
+static slot_t *wait_ready(aug_ctx_t *ctx, uint64_t k) {
+    slot_t *slot = &ctx->slots[k % (uint64_t)ctx->nslots];
+    pthread_mutex_lock(&ctx->mu);
+    while (!(slot->ready && slot->k == k) && !sig_stop_requested()) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+        pthread_cond_timedwait(&ctx->cv_ready, &ctx->mu, &ts);
+    }
+    int ok = slot->ready && slot->k == k;
+    pthread_mutex_unlock(&ctx->mu);
+    return ok ? slot : NULL;
+}
+
+static void release_slot(aug_ctx_t *ctx, slot_t *slot) {
+    pthread_mutex_lock(&ctx->mu);
+    slot->ready = 0;
+    ctx->sent++;
+    pthread_cond_broadcast(&ctx->cv_free);
+    pthread_mutex_unlock(&ctx->mu);
+}
+
+/* --------------------------------------------------------------- set-up */
+
+static int parse_shard(const char *s, uint64_t *i, uint64_t *n) {
+    char *end = NULL;
+    if (!s || !*s || *s == '-' || *s == '+') return -1;
+    errno = 0;
+    unsigned long long a = strtoull(s, &end, 10);
+    if (errno || end == s || *end != '/' || end[1] == '-' || end[1] == '+') return -1;
+    const char *t = end + 1;
+    unsigned long long b = strtoull(t, &end, 10);
+    if (errno || end == t || *end || b < 1 || b > 65536 || a >= b) return -1;
+    *i = a;
+    *n = b;
+    return 0;
+}
+
+/* Open the dataset and build the pixel-pointer table. Returns 0 or an rc
+ * (logged). */
+static int load_dataset(const char *path, store_t **st, aug_ctx_t *ctx) {
+    int rc = store_open(path, STORE_RDONLY, st);
+    if (rc != 0) {
+        log_error("cannot open dataset %s: %s", path, err_str(rc));
+        return rc;
+    }
+    const Gambar__DatasetInfo *info = store_info(*st);
+    if (!info || info->count == 0) {
+        log_error("dataset %s is empty", path);
+        return GB_EFORMAT;
+    }
+    if (info->height == 0 || info->width == 0 || info->height > 65536 || info->width > 65536 ||
+        (info->channels != 1 && info->channels != 3)) {
+        log_error("dataset %s: unsupported image shape %ux%ux%u", path, info->height, info->width, info->channels);
+        return GB_EFORMAT;
+    }
+    if (info->digest.len != DIGEST_LEN) {
+        log_error("dataset %s: DatasetInfo.digest has %zu bytes, want %d", path, info->digest.len, DIGEST_LEN);
+        return GB_ECORRUPT;
+    }
+    ctx->count = info->count;
+    ctx->h = (int)info->height;
+    ctx->w = (int)info->width;
+    ctx->c = (int)info->channels;
+    ctx->num_classes = (uint32_t)info->n_class_names;
+    memcpy(ctx->digest, info->digest.data, DIGEST_LEN);
+    ctx->d64 = digest_u64(ctx->digest);
+    size_t npx_want = (size_t)ctx->h * ctx->w * ctx->c;
+    ctx->px = xmalloc(ctx->count * sizeof *ctx->px);
+    ctx->labels = xmalloc(ctx->count * sizeof *ctx->labels);
+    for (uint64_t i = 0; i < ctx->count; i++) {
+        size_t npx = 0;
+        rc = store_get_pixels(*st, i, &ctx->px[i], &npx, &ctx->labels[i]);
+        if (rc != 0) {
+            log_error("dataset %s: example %llu: %s", path, (unsigned long long)i, err_str(rc));
+            return rc == GB_ENOTFOUND ? GB_ECORRUPT : rc;
+        }
+        if (npx != npx_want) {
+            log_error("dataset %s: example %llu has %zu pixel bytes, want %zu", path, (unsigned long long)i, npx,
+                      npx_want);
+            return GB_ECORRUPT;
+        }
+        int32_t l = ctx->labels[i];
+        if (l < -1 || (l >= 0 && (uint32_t)l >= ctx->num_classes)) {
+            log_error("dataset %s: example %llu has label %d outside -1..%u", path, (unsigned long long)i, l,
+                      ctx->num_classes ? ctx->num_classes - 1 : 0);
+            return GB_ECORRUPT;
+        }
+        if ((i & 4095) == 0 && sig_stop_requested()) return GB_EINTR;
+    }
+    return 0;
+}
+
+static void block_stop_signals(sigset_t *old) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+int main(int argc, char **argv) {
+    const char *db = NULL, *out = NULL, *ops_spec = "flip,translate", *shard = "0/1", *dtype = "f32";
+    long long batch = 0, epochs = 1, hwm = 8, threads = 1, linger_ms = 30000;
+    uint64_t seed = 0, start = 0;
+    bool forever = false, epochs_seen = false;
+    const cli_opt_t opts[] = {
+        {"db", 0, CLI_STR, &db, "PATH", "dataset folder (LMDB, from gambar-ingest)", NULL},
+        {"out", 'o', CLI_STR, &out, "ENDPOINT", "where to PUSH batches ('@' bind, '>' connect; default bind)", NULL},
+        {"batch", 'b', CLI_INT, &batch, "N", "images per batch (1..65536)", NULL},
+        {"ops", 0, CLI_STR, &ops_spec, "LIST",
+         "augmentations in order: flip[:P] translate[:PX] crop[:PAD] jitter[:B,C] cutout[:SIZE] none "
+         "(default flip,translate)", NULL},
+        {"epochs", 'e', CLI_INT, &epochs, "N", "epochs in the whole stream (default 1)", &epochs_seen},
+        {"forever", 0, CLI_FLAG, &forever, NULL, "never stop (until SIGINT/SIGTERM)", NULL},
+        {"seed", 's', CLI_U64, &seed, "S", "seed of shuffles and augmentations (default 0)", NULL},
+        {"shard", 0, CLI_STR, &shard, "I/N", "send only the batches b of each epoch with b % N == I (default 0/1)",
+         NULL},
+        {"start-batch", 0, CLI_U64, &start, "K", "start at global batch index K (resume)", NULL},
+        {"dtype", 0, CLI_STR, &dtype, "u8|f32", "pixel type on the wire (default f32, scaled to [-1,1])", NULL},
+        {"hwm", 0, CLI_INT, &hwm, "N", "send high-water mark in messages (default 8)", NULL},
+        {"threads", 'j', CLI_INT, &threads, "N", "batch-building threads (1..16, default 1)", NULL},
+        {"linger", 0, CLI_INT, &linger_ms, "MS",
+         "how long to wait at the end for a live consumer to take queued messages (default 30000)", NULL},
+    };
+    const cli_spec_t spec = {
+        .prog = "gambar-augment",
+        .usage = "--db PATH --out ENDPOINT --batch N [options]",
+        .summary = "Stream shuffled, augmented batches (proto gambar.Batch) from a dataset over ZeroMQ PUSH,\n"
+                   "then one gambar.EndOfStream. Each batch is a pure function of (dataset digest, seed,\n"
+                   "epoch, batch index); a partial last batch of an epoch is dropped.",
+        .opts = opts,
+        .nopts = (int)ARRAY_LEN(opts),
+        .epilog = "Example: gambar-augment --db data/fashion --out ipc:///tmp/batches --batch 64 --epochs 5",
+    };
+    int pos = cli_parse(&spec, argc, argv);
+    if (pos < argc) cli_usage_error(&spec, "unexpected argument '%s'", argv[pos]);
+    if (!db) cli_usage_error(&spec, "--db PATH is required");
+    if (!out) cli_usage_error(&spec, "--out ENDPOINT is required");
+    if (batch < 1 || batch > 65536) cli_usage_error(&spec, "--batch must be 1..65536 (got %lld)", batch);
+    if (forever && epochs_seen) cli_usage_error(&spec, "--epochs and --forever exclude each other");
+    if (!forever && (epochs < 1 || epochs > UINT32_MAX))
+        cli_usage_error(&spec, "--epochs must be 1..%u (got %lld)", UINT32_MAX, epochs);
+    if (hwm < 1 || hwm > 100000) cli_usage_error(&spec, "--hwm must be 1..100000 (got %lld)", hwm);
+    if (threads < 1 || threads > 16) cli_usage_error(&spec, "--threads must be 1..16 (got %lld)", threads);
+    if (linger_ms < 0 || linger_ms > 3600000) cli_usage_error(&spec, "--linger must be 0..3600000 ms");
+    int f32;
+    if (strcmp(dtype, "f32") == 0) f32 = 1;
+    else if (strcmp(dtype, "u8") == 0) f32 = 0;
+    else cli_usage_error(&spec, "--dtype must be u8 or f32 (got '%s')", dtype);
+    uint64_t shard_i, shard_n;
+    if (parse_shard(shard, &shard_i, &shard_n) != 0)
+        cli_usage_error(&spec, "--shard '%s' is not I/N with 0 <= I < N <= 65536", shard);
+    aug_ctx_t ctx;
+    memset(&ctx, 0, sizeof ctx);
+    char why[256];
+    if (aug_parse(ops_spec, &ctx.ops, why, sizeof why) != 0) cli_usage_error(&spec, "--ops: %s", why);
+    sig_install();
+
+    int rc = 0, exit_code = GB_EXIT_OK;
+    store_t *st = NULL;
+    void *zctx = NULL, *sock = NULL;
+    peers_t pe = {NULL, 0};
+    pthread_t tid[16];
+    worker_arg_t wargs[16];
+    int nstarted = 0, mu_init = 0;
+    uint64_t nsent = 0;
+    const char *reason = "done";
+
+    rc = load_dataset(db, &st, &ctx);
+    if (rc != 0) goto fail;
+    if (aug_check_shape(&ctx.ops, ctx.h, ctx.w, why, sizeof why) != 0) cli_usage_error(&spec, "--ops: %s", why);
+    if ((uint64_t)batch > ctx.count)
+        cli_usage_error(&spec, "--batch %lld is larger than the dataset (%llu examples)", batch,
+                        (unsigned long long)ctx.count);
+    size_t elem = f32 ? 4 : 1;
+    if ((uint64_t)batch * ctx.c * ctx.h * ctx.w * elem > WIRE_MAX_BATCH_BYTES - 65536)
+        cli_usage_error(&spec, "--batch %lld: a batch would exceed the %zu MiB message limit", batch,
+                        WIRE_MAX_BATCH_BYTES >> 20);
+    ctx.batch = (uint32_t)batch;
+    ctx.f32 = f32;
+    ctx.seed = seed;
+    ctx.plan.bpe = ctx.count / (uint64_t)batch;
+    if (ctx.plan.bpe > UINT32_MAX) cli_usage_error(&spec, "--batch %lld gives too many batches per epoch", batch);
+    ctx.plan.shard_i = shard_i;
+    ctx.plan.shard_n = shard_n;
+    ctx.plan.start = start;
+    ctx.plan.epochs = forever ? 0 : (uint64_t)epochs;
+    if (shard_i >= ctx.plan.bpe)
+        cli_usage_error(&spec, "--shard %s gets no batches: an epoch has only %llu", shard,
+                        (unsigned long long)ctx.plan.bpe);
+    if (!forever && (uint64_t)epochs > UINT64_MAX / ctx.plan.bpe)
+        cli_usage_error(&spec, "--epochs %lld is too large", epochs);
+    ctx.total = aug_plan_total(&ctx.plan);
+    char opsbuf[512];
+    aug_format(&ctx.ops, opsbuf, sizeof opsbuf);
+    char dhex[DIGEST_HEX_LEN + 1];
+    digest_hex(ctx.digest, DIGEST_LEN, dhex);
+    log_info("dataset %s: %llu examples %dx%dx%d, digest %.16s; batch %u, %llu batches/epoch (drop_last), "
+             "shard %llu/%llu, seed %llu, ops %s, dtype %s; sending %s%llu batches from global index %llu",
+             db, (unsigned long long)ctx.count, ctx.h, ctx.w, ctx.c, dhex, ctx.batch,
+             (unsigned long long)ctx.plan.bpe, (unsigned long long)shard_i, (unsigned long long)shard_n,
+             (unsigned long long)seed, opsbuf, dtype, forever ? "forever, " : "",
+             forever ? 0ULL : (unsigned long long)ctx.total, (unsigned long long)start);
+
+    /* ZeroMQ's I/O threads and the builders must not take SIGINT/SIGTERM:
+     * the main thread's polls notice the flag within 100 ms. */
+    sigset_t oldmask;
+    block_stop_signals(&oldmask);
+    zctx = zmq_ctx_new();
+    ASSERT(zctx);
+    ctx.nworkers = (int)threads;
+    ctx.nslots = 2 * (int)threads + 2;
+    ctx.slots = xcalloc((size_t)ctx.nslots, sizeof *ctx.slots);
+    pthread_mutex_init(&ctx.mu, NULL);
+    pthread_cond_init(&ctx.cv_ready, NULL);
+    pthread_cond_init(&ctx.cv_free, NULL);
+    mu_init = 1;
+    for (int i = 0; i < ctx.nworkers; i++) {
+        wargs[i].ctx = &ctx;
+        wargs[i].id = i;
+        if (pthread_create(&tid[i], NULL, worker_main, &wargs[i]) != 0) {
+            pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
+            log_error("cannot start a builder thread");
+            rc = EAGAIN;
+            goto fail;
+        }
+        nstarted++;
+    }
+    pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
+
+    rc = wire_open(zctx, ZMQ_PUSH, out, 1, WIRE_MAX_BATCH_BYTES, (int)hwm, &sock);
+    if (rc != 0) {
+        exit_code = GB_EXIT_PEER;
+        goto fail;
+    }
+    /* Peer counting only when we bind: a connecting socket's CONNECTED
+     * event may precede the monitor, and undercounting would drop data. */
+    const char *ep = out[0] == '@' || out[0] == '>' ? out + 1 : out;
+    if (out[0] != '>' && strncmp(ep, "inproc://", 9) != 0 &&
+        zmq_socket_monitor(sock, AUG_MON_ENDPOINT, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) ==
+            0) {
+        pe.mon = zmq_socket(zctx, ZMQ_PAIR);
+        if (pe.mon && zmq_connect(pe.mon, AUG_MON_ENDPOINT) != 0) {
+            zmq_close(pe.mon);
+            pe.mon = NULL;
+        }
+    }
+
+    double t0 = gb_now();
+    for (uint64_t k = 0; k < ctx.total; k++) {
+        slot_t *slot = wait_ready(&ctx, k);
+        if (!slot) break;
+        rc = send_polled(sock, &pe, "gambar.Batch", slot->buf, slot->len, -1, 1);
+        if (rc == GB_EINTR) break;
+        if (rc != 0) {
+            log_error("sending batch to %s: %s", out, zmq_strerror(rc));
+            exit_code = GB_EXIT_PEER;
+            goto fail;
+        }
+        release_slot(&ctx, slot);
+        nsent++;
+    }
+    double dt = gb_now() - t0;
+    rc = 0;
+    if (sig_stop_requested()) {
+        reason = "interrupted";
+        exit_code = GB_EXIT_INTERRUPTED;
+        log_info("interrupted by signal %d after %llu batches", sig_stop_requested(), (unsigned long long)nsent);
+    } else {
+        log_info("sent %llu batches in %.2f s (%.0f batches/s)", (unsigned long long)nsent, dt,
+                 dt > 0 ? (double)nsent / dt : 0.0);
+    }
+
+    {
+        /* EndOfStream, then a bounded linger: a live consumer gets every
+         * queued message; a vanished one costs no waiting. */
+        char producer[64];
+        snprintf(producer, sizeof producer, "gambar-augment[%llu/%llu]", (unsigned long long)shard_i,
+                 (unsigned long long)shard_n);
+        Gambar__EndOfStream eos = GAMBAR__END_OF_STREAM__INIT;
+        eos.producer = producer;
+        eos.batches_sent = nsent;
+        eos.reason = (char *)reason;
+        uint8_t ebuf[256];
+        size_t elen = gambar__end_of_stream__pack(&eos, ebuf);
+        ASSERT(elen < sizeof ebuf);
+        long long lg = exit_code == GB_EXIT_INTERRUPTED ? GB_MIN(linger_ms, AUG_STOP_LINGER_MS) : linger_ms;
+        int erc = send_polled(sock, &pe, "gambar.EndOfStream", ebuf, elen, gb_now() + (double)lg / 1000.0, 0);
+        if (erc != 0) {
+            log_warn("EndOfStream not delivered to %s within %lld ms (consumer gone or stalled)", out, lg);
+            if (exit_code == GB_EXIT_OK) exit_code = GB_EXIT_PEER;
+            lg = 0;
+        }
+        peers_update(&pe);
+        if (pe.mon && pe.peers == 0) lg = 0;
+        int lgi = (int)lg;
+        zmq_setsockopt(sock, ZMQ_LINGER, &lgi, sizeof lgi);
+    }
+
+fail:
+    if (rc != 0 && exit_code == GB_EXIT_OK) exit_code = err_exit_code(rc);
+    if (mu_init) {
+        pthread_mutex_lock(&ctx.mu);
+        ctx.stop = 1;
+        pthread_cond_broadcast(&ctx.cv_free);
+        pthread_mutex_unlock(&ctx.mu);
+    }
+    for (int i = 0; i < nstarted; i++) pthread_join(tid[i], NULL);
+    if (pe.mon) {
+        zmq_socket_monitor(sock, NULL, 0);
+        zmq_close(pe.mon);
+    }
+    wire_close(&sock);
+    if (zctx) zmq_ctx_term(zctx);
+    if (ctx.slots)
+        for (int i = 0; i < ctx.nslots; i++) free(ctx.slots[i].buf);
+    free(ctx.slots);
+    if (mu_init) {
+        pthread_mutex_destroy(&ctx.mu);
+        pthread_cond_destroy(&ctx.cv_ready);
+        pthread_cond_destroy(&ctx.cv_free);
+    }
+    free(ctx.px);
+    free(ctx.labels);
+    store_close(&st);
+    return exit_code;
+}
