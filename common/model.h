@@ -208,7 +208,8 @@ typedef struct {
  * real: (N, C, H, W) in [-1, 1]; z: (N, Z); labels, fake_labels: N ints in
  * [0, num_classes) for conditional models, ignored (may be NULL) otherwise.
  * Inputs are borrowed for the call only. stats may be NULL.
- * Returns 0, or GB_ENUMERIC when a loss or gradient is NaN/Inf: then
+ * Returns 0; GB_EFORMAT (nothing done) when a label is missing or out of
+ * range; GB_ENUMERIC when a loss or gradient is NaN/Inf: then
  * nothing is updated by the failing optimizer step (the D step may already
  * have been applied when the G step fails) and the caller should stop or
  * restore a checkpoint.
@@ -218,7 +219,8 @@ typedef struct {
 int model_train_step(model_t *m, const float *real, const int32_t *labels, int N, const float *z,
                      const int32_t *fake_labels, model_stats_t *stats);
 
-/* The last training step's G(z): (N, C, H, W) of that step's N. */
+/* The last training step's G(z): (N, C, H, W) of that step's N; valid
+ * until the next model_train_step or model_generate call. */
 const float *model_fake(const model_t *m);
 /* The last training step's D logits (N of them): which = 0 real pass,
  * 1 fake pass of the D step, 2 fake pass of the G step. */

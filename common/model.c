@@ -1,0 +1,820 @@
+/* model.c - DCGAN generator/discriminator pairs and their training step.
+ *
+ * Both networks are a short chain of "stages": a (transposed) convolution,
+ * optionally followed by batch norm, then an activation (G: ReLU, tanh at
+ * the end; D: LeakyReLU 0.2, nothing after the final logit conv). A family
+ * is just a table of stage shapes (family_layout), so one forward and one
+ * backward routine per network serve every family.
+ *
+ * Memory (llm.c style): one block per kind, allocated in model_new:
+ *   params  [G params | D params]      grads, adam_m, adam_v: same layout
+ *   bufs    [G BN stats | D BN stats]  (running_mean, running_var)
+ *   ema     [G params | G BN stats]
+ *   acts    every activation, BN saved statistics, gradient ping-pong
+ *           buffers and the convolution workspace, sized for max_batch.
+ * Layers hold offsets into a net's parameter/buffer slice, not pointers,
+ * so the same forward code runs on G's live weights or on the EMA copy.
+ *
+ * The D step runs real forward+backward, then fake forward+backward: the
+ * two passes are independent (the parameters change only at the Adam step
+ * after both), so one set of D activation buffers serves both, and the
+ * running statistics are updated in the golden order (real, fake, fake). */
+#include "base.h"
+#include "err.h"
+#include "model.h"
+#include "rng.h"
+
+#include <math.h>
+
+#define MODEL_MAX_STAGES 6
+#define MODEL_NAME_MAX 64
+
+/* One stage: conv (or convT) [+ BN] [+ activation]. */
+typedef struct {
+    int transposed;
+    int C, H, W, K, KH, KW, S, P, OH, OW; /* per-image shapes */
+    int bn;                               /* BN after the conv */
+    int seq;                              /* index in the nn.Sequential ("net_<seq>") */
+    size_t w_off, gamma_off, beta_off;    /* in the net's parameter slice */
+    size_t rm_off, rv_off;                /* in the net's buffer slice */
+    float *out;                           /* conv output (N,K,OH,OW) */
+    float *act;                           /* BN output (== out without BN); activation in place */
+    float *mean, *rstd;                   /* BN saved statistics (K) */
+} stage_t;
+
+typedef struct {
+    int L;                           /* number of stages */
+    stage_t st[MODEL_MAX_STAGES];
+    int has_embed;
+    int emb_dim;                     /* G: E; D: F (channels of the last hidden map) */
+    size_t embed_off;                /* in the net's parameter slice */
+    size_t np, nb;                   /* parameter and buffer counts */
+    float *p, *g, *am, *av, *buf;    /* this net's slices of the blocks */
+} net_t;
+
+struct model {
+    model_desc_t desc;
+    int max_batch;
+    int zin;                         /* G input channels: Z (+ E) */
+    size_t img;                      /* C*H*W */
+    net_t net[2];
+    adam_t adam[2];
+    float ema_decay;
+    /* blocks */
+    float *params, *grads, *adam_m, *adam_v, *bufs, *ema, *acts;
+    /* scratch inside acts */
+    float *zin_buf;                  /* (N, Zin) G input when conditional */
+    float *gemb;                     /* (N, E) label embeddings / their gradients */
+    float *hsum;                     /* (N, F) D's last hidden map summed over space */
+    float *demb;                     /* (N, F) D embeddings / their gradients */
+    float *pp[2];                    /* gradient ping-pong, max activation size */
+    float *dfake;                    /* (N, C, H, W) gradient of loss_g w.r.t. fake */
+    float *logit[3];                 /* (N) real, fake (D step), fake (G step) */
+    float *dlogit;                   /* (N) */
+    float *ws;                       /* convolution workspace */
+    int last_n;
+    /* tensor table */
+    int nt;
+    model_tensor_t *tab;
+    char (*names)[MODEL_NAME_MAX];
+};
+
+/* ======================= descriptions ======================= */
+
+static const int family_size[3] = {28, 32, 64};
+
+const char *model_family_name(model_family_t f) {
+    switch (f) {
+    case MODEL_DCGAN28: return "dcgan28";
+    case MODEL_DCGAN32: return "dcgan32";
+    case MODEL_DCGAN64: return "dcgan64";
+    }
+    return "?";
+}
+
+int model_family_parse(const char *s, model_family_t *out) {
+    for (int f = 0; f < 3; f++)
+        if (s && strcmp(s, model_family_name((model_family_t)f)) == 0) {
+            *out = (model_family_t)f;
+            return 0;
+        }
+    return GB_EFORMAT;
+}
+
+const char *model_loss_name(model_loss_t l) {
+    switch (l) {
+    case MODEL_LOSS_BCE: return "bce";
+    case MODEL_LOSS_HINGE: return "hinge";
+    }
+    return "?";
+}
+
+int model_loss_parse(const char *s, model_loss_t *out) {
+    if (s && strcmp(s, "bce") == 0) *out = MODEL_LOSS_BCE;
+    else if (s && strcmp(s, "hinge") == 0) *out = MODEL_LOSS_HINGE;
+    else return GB_EFORMAT;
+    return 0;
+}
+
+void model_desc_default(model_desc_t *d, model_family_t family) {
+    memset(d, 0, sizeof *d);
+    d->family = family;
+    d->height = d->width = ((unsigned)family < 3) ? family_size[family] : 28;
+    d->channels = 1;
+    d->g_mult = d->d_mult = 32;
+    d->z_dim = 100;
+    d->loss = MODEL_LOSS_BCE;
+}
+
+#define DESC_FAIL(...)                                        \
+    do {                                                      \
+        if (err && errlen) snprintf(err, errlen, __VA_ARGS__); \
+        return GB_EFORMAT;                                    \
+    } while (0)
+
+int model_desc_check(const model_desc_t *d, char *err, size_t errlen) {
+    if ((unsigned)d->family > MODEL_DCGAN64) DESC_FAIL("model family %d: unknown", (int)d->family);
+    int sz = family_size[d->family];
+    if (d->height != sz || d->width != sz)
+        DESC_FAIL("model %s: image size %dx%d, the family makes %dx%d", model_family_name(d->family),
+                  d->width, d->height, sz, sz);
+    if (d->channels != 1 && d->channels != 3) DESC_FAIL("model channels %d: must be 1 or 3", d->channels);
+    if (d->g_mult < 1 || d->g_mult > MODEL_MAX_WIDTH)
+        DESC_FAIL("model g_mult %d: must be in 1..%d", d->g_mult, MODEL_MAX_WIDTH);
+    if (d->d_mult < 1 || d->d_mult > MODEL_MAX_WIDTH)
+        DESC_FAIL("model d_mult %d: must be in 1..%d", d->d_mult, MODEL_MAX_WIDTH);
+    if (d->z_dim < 1 || d->z_dim > MODEL_MAX_Z) DESC_FAIL("model z_dim %d: must be in 1..%d", d->z_dim, MODEL_MAX_Z);
+    if ((unsigned)d->loss > MODEL_LOSS_HINGE) DESC_FAIL("model loss %d: unknown", (int)d->loss);
+    if (d->conditional != 0 && d->conditional != 1) DESC_FAIL("model conditional %d: must be 0 or 1", d->conditional);
+    if (d->conditional) {
+        if (d->num_classes < 1 || d->num_classes > MODEL_MAX_CLASSES)
+            DESC_FAIL("conditional model num_classes %d: must be in 1..%d", d->num_classes, MODEL_MAX_CLASSES);
+        if (d->embed_dim < 1 || d->embed_dim > MODEL_MAX_Z)
+            DESC_FAIL("conditional model embed_dim %d: must be in 1..%d", d->embed_dim, MODEL_MAX_Z);
+    } else {
+        if (d->num_classes != 0) DESC_FAIL("unconditional model num_classes %d: must be 0", d->num_classes);
+        if (d->embed_dim != 0) DESC_FAIL("unconditional model embed_dim %d: must be 0", d->embed_dim);
+    }
+    if (d->class_names)
+        for (int i = 0; i < d->num_classes; i++)
+            if (!d->class_names[i]) DESC_FAIL("model class_names[%d]: missing", i);
+    return 0;
+}
+
+void model_desc_copy(model_desc_t *dst, const model_desc_t *src) {
+    model_desc_t t = *src;
+    t.class_names = NULL;
+    if (src->class_names && src->num_classes > 0) {
+        t.class_names = xcalloc((size_t)src->num_classes, sizeof(char *));
+        for (int i = 0; i < src->num_classes; i++)
+            t.class_names[i] = xstrdup(src->class_names[i] ? src->class_names[i] : "");
+    }
+    *dst = t;
+}
+
+void model_desc_release(model_desc_t *d) {
+    if (!d || !d->class_names) return;
+    for (int i = 0; i < d->num_classes; i++) free(d->class_names[i]);
+    free(d->class_names);
+    d->class_names = NULL;
+}
+
+/* ======================= layout ======================= */
+
+/* Fill the stage shapes of both nets for d (offsets and buffers later). */
+static void family_layout(const model_desc_t *d, int zin, net_t *G, net_t *D) {
+    int g = d->g_mult, dd = d->d_mult, C = d->channels;
+    int gch[6], dch[6], ng, nd, k0;
+    if (d->family == MODEL_DCGAN28) {
+        ng = 3; gch[0] = 4 * g; gch[1] = 2 * g; gch[2] = C; k0 = 7;
+        nd = 3; dch[0] = 2 * dd; dch[1] = 4 * dd; dch[2] = 1;
+    } else if (d->family == MODEL_DCGAN32) {
+        ng = 4; gch[0] = 4 * g; gch[1] = 2 * g; gch[2] = g; gch[3] = C; k0 = 4;
+        nd = 4; dch[0] = dd; dch[1] = 2 * dd; dch[2] = 4 * dd; dch[3] = 1;
+    } else {
+        ng = 5; gch[0] = 8 * g; gch[1] = 4 * g; gch[2] = 2 * g; gch[3] = g; gch[4] = C; k0 = 4;
+        nd = 5; dch[0] = dd; dch[1] = 2 * dd; dch[2] = 4 * dd; dch[3] = 8 * dd; dch[4] = 1;
+    }
+    memset(G, 0, sizeof *G);
+    memset(D, 0, sizeof *D);
+    G->L = ng;
+    int c = zin, h = 1;
+    for (int i = 0; i < ng; i++) {
+        stage_t *s = &G->st[i];
+        s->transposed = 1;
+        s->C = c; s->H = s->W = h; s->K = gch[i];
+        if (i == 0) { s->KH = s->KW = k0; s->S = 1; s->P = 0; }
+        else { s->KH = s->KW = 4; s->S = 2; s->P = 1; }
+        s->OH = s->OW = (h - 1) * s->S - 2 * s->P + s->KH;
+        s->bn = i < ng - 1;
+        s->seq = 3 * i;
+        c = s->K; h = s->OH;
+    }
+    ASSERT(h == d->height && c == C);
+    D->L = nd;
+    c = C; h = d->height;
+    int seq = 0;
+    for (int i = 0; i < nd; i++) {
+        stage_t *s = &D->st[i];
+        s->C = c; s->H = s->W = h; s->K = dch[i];
+        if (i == nd - 1) { s->KH = s->KW = h; s->S = 1; s->P = 0; }
+        else { s->KH = s->KW = 4; s->S = 2; s->P = 1; }
+        s->OH = s->OW = (h + 2 * s->P - s->KH) / s->S + 1;
+        s->bn = i > 0 && i < nd - 1;
+        s->seq = seq;
+        seq += s->bn ? 3 : 2;
+        c = s->K; h = s->OH;
+    }
+    ASSERT(h == 1 && c == 1);
+    D->emb_dim = D->st[nd - 1].C;
+}
+
+static void stage_conv(const stage_t *s, int N, conv_t *cv) {
+    int rc = s->transposed ? convT_init(cv, N, s->C, s->H, s->W, s->K, s->KH, s->KW, s->S, s->P)
+                           : conv_init(cv, N, s->C, s->H, s->W, s->K, s->KH, s->KW, s->S, s->P);
+    ASSERT(rc == 0 && cv->OH == s->OH && cv->OW == s->OW);
+}
+
+static size_t stage_out(const stage_t *s) { return (size_t)s->K * s->OH * s->OW; }
+
+/* ======================= tensor table ======================= */
+
+static void tab_add(model_t *m, model_tensor_kind_t kind, model_net_t net, const char *name, int ndim,
+                    const int64_t *shape, float *data) {
+    model_tensor_t *t = &m->tab[m->nt];
+    size_t len = strlen(name);
+    ASSERT(len < MODEL_NAME_MAX);
+    memcpy(m->names[m->nt], name, len + 1);
+    t->name = m->names[m->nt];
+    t->kind = kind;
+    t->net = net;
+    t->ndim = ndim;
+    t->n = 1;
+    for (int i = 0; i < 4; i++) {
+        t->shape[i] = i < ndim ? shape[i] : 0;
+        if (i < ndim) t->n *= (size_t)shape[i];
+    }
+    t->data = data;
+    m->nt++;
+}
+
+/* Call fn for every parameter (buffers = 0) or buffer (buffers = 1) of
+ * net, in slice order, with its short name ("net_0.weight"), shape and
+ * offset. Also used to compute the offsets (fn NULL, assign = 1). */
+typedef struct {
+    char name[32];
+    int ndim;
+    int64_t shape[4];
+    size_t off;
+    int init; /* 0 conv weight, 1 gamma, 2 beta, 3 running mean, 4 running var, 5 G embed, 6 D embed */
+} tdesc_t;
+
+static int net_tensors(const model_t *m, model_net_t which, int buffers, tdesc_t *out) {
+    const net_t *n = &m->net[which];
+    int k = 0;
+    for (int i = 0; i < n->L; i++) {
+        const stage_t *s = &n->st[i];
+        if (!buffers) {
+            tdesc_t *t = &out[k++];
+            snprintf(t->name, sizeof t->name, "net_%d.weight", s->seq);
+            t->ndim = 4;
+            t->shape[0] = s->transposed ? s->C : s->K;
+            t->shape[1] = s->transposed ? s->K : s->C;
+            t->shape[2] = s->KH;
+            t->shape[3] = s->KW;
+            t->off = s->w_off;
+            t->init = 0;
+            if (s->bn) {
+                t = &out[k++];
+                snprintf(t->name, sizeof t->name, "net_%d.weight", s->seq + 1);
+                t->ndim = 1; t->shape[0] = s->K; t->off = s->gamma_off; t->init = 1;
+                t = &out[k++];
+                snprintf(t->name, sizeof t->name, "net_%d.bias", s->seq + 1);
+                t->ndim = 1; t->shape[0] = s->K; t->off = s->beta_off; t->init = 2;
+            }
+        } else if (s->bn) {
+            tdesc_t *t = &out[k++];
+            snprintf(t->name, sizeof t->name, "net_%d.running_mean", s->seq + 1);
+            t->ndim = 1; t->shape[0] = s->K; t->off = s->rm_off; t->init = 3;
+            t = &out[k++];
+            snprintf(t->name, sizeof t->name, "net_%d.running_var", s->seq + 1);
+            t->ndim = 1; t->shape[0] = s->K; t->off = s->rv_off; t->init = 4;
+        }
+    }
+    if (!buffers && n->has_embed) {
+        tdesc_t *t = &out[k++];
+        snprintf(t->name, sizeof t->name, "embed.weight");
+        t->ndim = 2;
+        t->shape[0] = m->desc.num_classes;
+        t->shape[1] = n->emb_dim;
+        t->off = n->embed_off;
+        t->init = which == MODEL_G ? 5 : 6;
+    }
+    return k;
+}
+
+static void build_table(model_t *m) {
+    tdesc_t td[4 * MODEL_MAX_STAGES + 2];
+    char name[128];
+    m->tab = xcalloc(512, sizeof *m->tab);
+    m->names = xcalloc(512, sizeof *m->names);
+    m->nt = 0;
+    for (int kind = MODEL_T_PARAM; kind <= MODEL_T_GRAD; kind++) {
+        for (int w = 0; w < 2; w++) {
+            net_t *n = &m->net[w];
+            if (kind == MODEL_T_EMA && w == MODEL_D) continue;
+            for (int buffers = 0; buffers < 2; buffers++) {
+                if (buffers && kind != MODEL_T_BUFFER && kind != MODEL_T_EMA) continue;
+                if (!buffers && kind == MODEL_T_BUFFER) continue;
+                int k = net_tensors(m, (model_net_t)w, buffers, td);
+                for (int i = 0; i < k; i++) {
+                    float *base = NULL;
+                    const char *prefix = "";
+                    switch ((model_tensor_kind_t)kind) {
+                    case MODEL_T_PARAM: base = n->p; prefix = w ? "D." : "G."; break;
+                    case MODEL_T_BUFFER: base = n->buf; prefix = w ? "D." : "G."; break;
+                    case MODEL_T_EMA: base = buffers ? m->ema + n->np : m->ema; prefix = "EMA.G."; break;
+                    case MODEL_T_ADAM_M: base = n->am; prefix = w ? "OPT.D.m." : "OPT.G.m."; break;
+                    case MODEL_T_ADAM_V: base = n->av; prefix = w ? "OPT.D.v." : "OPT.G.v."; break;
+                    case MODEL_T_GRAD: base = n->g; prefix = w ? "GRAD.D." : "GRAD.G."; break;
+                    }
+                    size_t lp = strlen(prefix), ln = strlen(td[i].name);
+                    ASSERT(lp + ln < sizeof name);
+                    memcpy(name, prefix, lp);
+                    memcpy(name + lp, td[i].name, ln + 1);
+                    ASSERT(m->nt < 512 && strlen(name) < MODEL_NAME_MAX);
+                    tab_add(m, (model_tensor_kind_t)kind, (model_net_t)w, name, td[i].ndim, td[i].shape,
+                            base + td[i].off);
+                }
+            }
+        }
+    }
+}
+
+int model_tensor_count(const model_t *m) { return m->nt; }
+
+const model_tensor_t *model_tensor(const model_t *m, int i) {
+    ASSERT(i >= 0 && i < m->nt);
+    return &m->tab[i];
+}
+
+const model_tensor_t *model_find(const model_t *m, const char *name) {
+    for (int i = 0; i < m->nt; i++)
+        if (strcmp(m->tab[i].name, name) == 0) return &m->tab[i];
+    return NULL;
+}
+
+/* ======================= construction ======================= */
+
+/* Assign parameter and buffer offsets within each net's slices. */
+static void assign_offsets(model_t *m) {
+    for (int w = 0; w < 2; w++) {
+        net_t *n = &m->net[w];
+        size_t po = 0, bo = 0;
+        for (int i = 0; i < n->L; i++) {
+            stage_t *s = &n->st[i];
+            s->w_off = po;
+            po += (size_t)s->C * s->K * s->KH * s->KW;
+            if (s->bn) {
+                s->gamma_off = po; po += (size_t)s->K;
+                s->beta_off = po; po += (size_t)s->K;
+                s->rm_off = bo; bo += (size_t)s->K;
+                s->rv_off = bo; bo += (size_t)s->K;
+            }
+        }
+        if (n->has_embed) {
+            n->embed_off = po;
+            po += (size_t)m->desc.num_classes * n->emb_dim;
+        }
+        n->np = po;
+        n->nb = bo;
+    }
+}
+
+/* Lay out (count = 1) or carve (count = 0) the activation block. */
+static size_t carve_acts(model_t *m, float *base) {
+    size_t off = 0;
+    int N = m->max_batch;
+#define TAKE(ptr, nfl)                                        \
+    do {                                                      \
+        size_t n_ = ((size_t)(nfl) + 15) & ~(size_t)15;       \
+        if (base) (ptr) = base + off;                         \
+        off += n_;                                            \
+    } while (0)
+    size_t maxact = (size_t)m->zin > m->img ? (size_t)m->zin : m->img;
+    size_t ws = 0;
+    for (int w = 0; w < 2; w++) {
+        net_t *n = &m->net[w];
+        for (int i = 0; i < n->L; i++) {
+            stage_t *s = &n->st[i];
+            size_t so = stage_out(s);
+            if (so > maxact) maxact = so;
+            TAKE(s->out, (size_t)N * so);
+            if (s->bn) {
+                TAKE(s->act, (size_t)N * so);
+                TAKE(s->mean, s->K);
+                TAKE(s->rstd, s->K);
+            } else if (base) {
+                s->act = s->out;
+            }
+            conv_t cv;
+            stage_conv(s, N, &cv);
+            size_t wf = s->transposed ? convT2d_ws_floats(&cv) : conv2d_ws_floats(&cv);
+            if (wf > ws) ws = wf;
+        }
+    }
+    int E = m->net[MODEL_G].emb_dim, F = m->net[MODEL_D].emb_dim;
+    if (m->desc.conditional) {
+        TAKE(m->zin_buf, (size_t)N * m->zin);
+        TAKE(m->gemb, (size_t)N * E);
+        TAKE(m->hsum, (size_t)N * F);
+        TAKE(m->demb, (size_t)N * F);
+    }
+    TAKE(m->pp[0], (size_t)N * maxact);
+    TAKE(m->pp[1], (size_t)N * maxact);
+    TAKE(m->dfake, (size_t)N * m->img);
+    for (int i = 0; i < 3; i++) TAKE(m->logit[i], N);
+    TAKE(m->dlogit, N);
+    TAKE(m->ws, ws);
+#undef TAKE
+    return off;
+}
+
+model_t *model_new(const model_desc_t *desc, int max_batch, uint64_t seed) {
+    if (max_batch < 1 || model_desc_check(desc, NULL, 0) != 0) return NULL;
+    model_t *m = xcalloc(1, sizeof *m);
+    model_desc_copy(&m->desc, desc);
+    m->max_batch = max_batch;
+    m->zin = desc->z_dim + (desc->conditional ? desc->embed_dim : 0);
+    m->img = (size_t)desc->channels * desc->height * desc->width;
+    family_layout(desc, m->zin, &m->net[MODEL_G], &m->net[MODEL_D]);
+    if (desc->conditional) {
+        m->net[MODEL_G].has_embed = 1;
+        m->net[MODEL_G].emb_dim = desc->embed_dim;
+        m->net[MODEL_D].has_embed = 1;
+    }
+    assign_offsets(m);
+    net_t *G = &m->net[MODEL_G], *D = &m->net[MODEL_D];
+    size_t np = G->np + D->np, nb = G->nb + D->nb;
+    m->params = gb_xmalloc_aligned(np * sizeof(float));
+    m->grads = gb_xmalloc_aligned(np * sizeof(float));
+    m->adam_m = gb_xmalloc_aligned(np * sizeof(float));
+    m->adam_v = gb_xmalloc_aligned(np * sizeof(float));
+    m->bufs = gb_xmalloc_aligned((nb ? nb : 1) * sizeof(float));
+    m->ema = gb_xmalloc_aligned((G->np + G->nb) * sizeof(float));
+    size_t na = carve_acts(m, NULL);
+    m->acts = gb_xmalloc_aligned(na * sizeof(float));
+    carve_acts(m, m->acts);
+    memset(m->grads, 0, np * sizeof(float));
+    memset(m->adam_m, 0, np * sizeof(float));
+    memset(m->adam_v, 0, np * sizeof(float));
+    memset(m->acts, 0, na * sizeof(float));
+    G->p = m->params; D->p = m->params + G->np;
+    G->g = m->grads; D->g = m->grads + G->np;
+    G->am = m->adam_m; D->am = m->adam_m + G->np;
+    G->av = m->adam_v; D->av = m->adam_v + G->np;
+    G->buf = m->bufs; D->buf = m->bufs + G->nb;
+    for (int w = 0; w < 2; w++) {
+        m->adam[w].lr = 2e-4f;
+        m->adam[w].beta1 = 0.5f;
+        m->adam[w].beta2 = 0.999f;
+        m->adam[w].eps = 1e-8f;
+        m->adam[w].t = 0;
+    }
+    m->ema_decay = 0.999f;
+    build_table(m);
+
+    /* initialise G then D, parameters then buffers, in table order */
+    rng_t r;
+    rng_seed(&r, seed);
+    tdesc_t td[4 * MODEL_MAX_STAGES + 2];
+    for (int w = 0; w < 2; w++) {
+        net_t *n = &m->net[w];
+        for (int buffers = 0; buffers < 2; buffers++) {
+            int k = net_tensors(m, (model_net_t)w, buffers, td);
+            for (int i = 0; i < k; i++) {
+                size_t cnt = 1;
+                for (int j = 0; j < td[i].ndim; j++) cnt *= (size_t)td[i].shape[j];
+                float *p = (buffers ? n->buf : n->p) + td[i].off;
+                for (size_t j = 0; j < cnt; j++) {
+                    switch (td[i].init) {
+                    case 0: p[j] = 0.02f * rng_normal(&r); break;
+                    case 1: p[j] = 1.0f + 0.02f * rng_normal(&r); break;
+                    case 2: p[j] = 0.0f; break;
+                    case 3: p[j] = 0.0f; break;
+                    case 4: p[j] = 1.0f; break;
+                    case 5: p[j] = rng_normal(&r); break;
+                    default: p[j] = 0.02f * rng_normal(&r); break;
+                    }
+                }
+            }
+        }
+    }
+    model_ema_reset(m);
+    return m;
+}
+
+void model_free(model_t *m) {
+    if (!m) return;
+    model_desc_release(&m->desc);
+    free(m->params);
+    free(m->grads);
+    free(m->adam_m);
+    free(m->adam_v);
+    free(m->bufs);
+    free(m->ema);
+    free(m->acts);
+    free(m->tab);
+    free(m->names);
+    free(m);
+}
+
+const model_desc_t *model_desc(const model_t *m) { return &m->desc; }
+int model_max_batch(const model_t *m) { return m->max_batch; }
+size_t model_image_floats(const model_t *m) { return m->img; }
+
+size_t model_param_count(const model_t *m, model_net_t net) {
+    ASSERT(net == MODEL_G || net == MODEL_D);
+    return m->net[net].np;
+}
+
+adam_t *model_adam(model_t *m, model_net_t net) {
+    ASSERT(net == MODEL_G || net == MODEL_D);
+    return &m->adam[net];
+}
+
+void model_set_ema_decay(model_t *m, float decay) { m->ema_decay = decay; }
+float model_ema_decay(const model_t *m) { return m->ema_decay; }
+
+void model_ema_reset(model_t *m) {
+    const net_t *G = &m->net[MODEL_G];
+    memcpy(m->ema, G->p, G->np * sizeof(float));
+    if (G->nb) memcpy(m->ema + G->np, G->buf, G->nb * sizeof(float));
+}
+
+const float *model_fake(const model_t *m) {
+    const net_t *G = &m->net[MODEL_G];
+    return G->st[G->L - 1].out;
+}
+
+const float *model_logits(const model_t *m, int which) {
+    ASSERT(which >= 0 && which < 3);
+    return m->logit[which];
+}
+
+/* ======================= forward / backward ======================= */
+
+static int labels_ok(const model_t *m, const int32_t *labels, int N) {
+    if (!m->desc.conditional) return 1;
+    if (!labels) return 0;
+    for (int i = 0; i < N; i++)
+        if (labels[i] < 0 || labels[i] >= m->desc.num_classes) return 0;
+    return 1;
+}
+
+/* G forward on N latent vectors with parameters p and buffers b (the live
+ * net or the EMA copy). train: batch statistics + running-stat update.
+ * Returns the output (N,C,H,W), tanh applied. */
+static const float *g_forward(model_t *m, const float *p, float *b, const float *z, const int32_t *labels,
+                              int N, int train) {
+    net_t *G = &m->net[MODEL_G];
+    const float *x = z;
+    if (m->desc.conditional) {
+        int Z = m->desc.z_dim, E = G->emb_dim;
+        embed_forward(N, E, p + G->embed_off, labels, m->gemb);
+        for (int n = 0; n < N; n++) {
+            memcpy(m->zin_buf + (size_t)n * m->zin, z + (size_t)n * Z, (size_t)Z * sizeof(float));
+            memcpy(m->zin_buf + (size_t)n * m->zin + Z, m->gemb + (size_t)n * E, (size_t)E * sizeof(float));
+        }
+        x = m->zin_buf;
+    }
+    for (int i = 0; i < G->L; i++) {
+        stage_t *s = &G->st[i];
+        conv_t cv;
+        stage_conv(s, N, &cv);
+        convT2d_forward(&cv, x, p + s->w_off, NULL, s->out, m->ws);
+        size_t cnt = (size_t)N * stage_out(s);
+        if (s->bn) {
+            bn_t bn = {N, s->K, s->OH * s->OW, 1e-5f, 0.1f};
+            if (train)
+                bn_forward_train(&bn, s->out, p + s->gamma_off, p + s->beta_off, s->act, s->mean, s->rstd,
+                                 b + s->rm_off, b + s->rv_off);
+            else
+                bn_forward_eval(&bn, s->out, p + s->gamma_off, p + s->beta_off, b + s->rm_off, b + s->rv_off,
+                                s->act);
+            relu_forward(cnt, s->act, s->act);
+        } else {
+            tanh_forward(cnt, s->out, s->out);
+        }
+        x = s->act;
+    }
+    return G->st[G->L - 1].out;
+}
+
+/* G backward from dfake (N,C,H,W) into G's gradient block (accumulated). */
+static void g_backward(model_t *m, const float *z, const int32_t *labels, int N, const float *dfake) {
+    net_t *G = &m->net[MODEL_G];
+    const float *p = G->p;
+    float *cur = m->pp[0], *oth = m->pp[1], *t;
+    stage_t *last = &G->st[G->L - 1];
+    tanh_backward((size_t)N * m->img, last->out, dfake, cur);
+    for (int i = G->L - 1; i >= 0; i--) {
+        stage_t *s = &G->st[i];
+        conv_t cv;
+        stage_conv(s, N, &cv);
+        if (s->bn) {
+            size_t cnt = (size_t)N * stage_out(s);
+            bn_t bn = {N, s->K, s->OH * s->OW, 1e-5f, 0.1f};
+            relu_backward(cnt, s->act, cur, oth);
+            bn_backward(&bn, s->out, p + s->gamma_off, s->mean, s->rstd, oth, cur, G->g + s->gamma_off,
+                        G->g + s->beta_off);
+        }
+        const float *x = i > 0 ? G->st[i - 1].act : (m->desc.conditional ? m->zin_buf : z);
+        int need_dx = i > 0 || m->desc.conditional;
+        convT2d_backward(&cv, x, p + s->w_off, cur, need_dx ? oth : NULL, G->g + s->w_off, NULL, m->ws);
+        t = cur; cur = oth; oth = t;
+    }
+    if (m->desc.conditional) {
+        /* cur = d(zin) (N, Z+E): the embedding part goes to G.embed */
+        int Z = m->desc.z_dim, E = G->emb_dim;
+        for (int n = 0; n < N; n++)
+            memcpy(m->gemb + (size_t)n * E, cur + (size_t)n * m->zin + Z, (size_t)E * sizeof(float));
+        embed_backward(N, E, labels, m->gemb, G->g + G->embed_off);
+    }
+}
+
+/* D forward on x (N,C,H,W); logits (N). */
+static void d_forward(model_t *m, const float *x, const int32_t *labels, int N, int train, float *logits) {
+    net_t *D = &m->net[MODEL_D];
+    const float *p = D->p;
+    float *b = D->buf;
+    for (int i = 0; i < D->L; i++) {
+        stage_t *s = &D->st[i];
+        conv_t cv;
+        stage_conv(s, N, &cv);
+        conv2d_forward(&cv, x, p + s->w_off, NULL, s->out, m->ws);
+        size_t cnt = (size_t)N * stage_out(s);
+        if (s->bn) {
+            bn_t bn = {N, s->K, s->OH * s->OW, 1e-5f, 0.1f};
+            if (train)
+                bn_forward_train(&bn, s->out, p + s->gamma_off, p + s->beta_off, s->act, s->mean, s->rstd,
+                                 b + s->rm_off, b + s->rv_off);
+            else
+                bn_forward_eval(&bn, s->out, p + s->gamma_off, p + s->beta_off, b + s->rm_off, b + s->rv_off,
+                                s->act);
+        }
+        if (i < D->L - 1) lrelu_forward(cnt, 0.2f, s->act, s->act);
+        x = s->act;
+    }
+    const stage_t *last = &D->st[D->L - 1];
+    memcpy(logits, last->out, (size_t)N * sizeof(float));
+    if (m->desc.conditional) {
+        /* projection: logit += <embed[y], sum_hw h> */
+        const stage_t *hs = &D->st[D->L - 2];
+        int F = D->emb_dim, HW = hs->OH * hs->OW;
+        embed_forward(N, F, p + D->embed_off, labels, m->demb);
+        for (int n = 0; n < N; n++) {
+            double acc = 0;
+            for (int c = 0; c < F; c++) {
+                const float *h = hs->act + ((size_t)n * F + c) * HW;
+                float sum = 0;
+                for (int k = 0; k < HW; k++) sum += h[k];
+                m->hsum[(size_t)n * F + c] = sum;
+                acc += (double)sum * m->demb[(size_t)n * F + c];
+            }
+            logits[n] += (float)acc;
+        }
+    }
+}
+
+/* D backward from dlogits (N) after d_forward on the same x. Parameter
+ * gradients are accumulated when param_grads; dx (N,C,H,W) is written
+ * when not NULL. */
+static void d_backward(model_t *m, const float *x, const int32_t *labels, int N, const float *dlogits,
+                       int param_grads, float *dx) {
+    net_t *D = &m->net[MODEL_D];
+    const float *p = D->p;
+    float *cur = m->pp[0], *oth = m->pp[1], *t;
+    memcpy(cur, dlogits, (size_t)N * sizeof(float));
+    for (int i = D->L - 1; i >= 0; i--) {
+        stage_t *s = &D->st[i];
+        conv_t cv;
+        stage_conv(s, N, &cv);
+        size_t cnt = (size_t)N * stage_out(s);
+        if (i < D->L - 1) {
+            lrelu_backward(cnt, 0.2f, s->act, cur, oth);
+            t = cur; cur = oth; oth = t;
+        }
+        if (s->bn) {
+            bn_t bn = {N, s->K, s->OH * s->OW, 1e-5f, 0.1f};
+            bn_backward(&bn, s->out, p + s->gamma_off, s->mean, s->rstd, cur, oth,
+                        param_grads ? D->g + s->gamma_off : NULL, param_grads ? D->g + s->beta_off : NULL);
+            t = cur; cur = oth; oth = t;
+        }
+        const float *xin = i > 0 ? D->st[i - 1].act : x;
+        float *dxin = i > 0 ? oth : dx;
+        conv2d_backward(&cv, xin, p + s->w_off, cur, dxin, param_grads ? D->g + s->w_off : NULL, NULL, m->ws);
+        if (i == D->L - 1 && m->desc.conditional) {
+            /* projection: dh[n,c,:] += dl[n] e[y_n,c]; dembed[y_n] += dl[n] hsum[n] */
+            const stage_t *hs = &D->st[D->L - 2];
+            int F = D->emb_dim, HW = hs->OH * hs->OW;
+            for (int n = 0; n < N; n++) {
+                float dl = dlogits[n];
+                for (int c = 0; c < F; c++) {
+                    float v = dl * m->demb[(size_t)n * F + c];
+                    float *dh = oth + ((size_t)n * F + c) * HW;
+                    for (int k = 0; k < HW; k++) dh[k] += v;
+                }
+            }
+            if (param_grads) {
+                for (size_t j = 0; j < (size_t)N * F; j++) m->hsum[j] *= dlogits[j / (size_t)F];
+                embed_backward(N, F, labels, m->hsum, D->g + D->embed_off);
+            }
+        }
+        t = cur; cur = oth; oth = t;
+    }
+}
+
+static float mean_sigmoid(const float *l, int N) {
+    double s = 0;
+    for (int i = 0; i < N; i++) s += 1.0 / (1.0 + exp(-(double)l[i]));
+    return (float)(s / N);
+}
+
+int model_train_step(model_t *m, const float *real, const int32_t *labels, int N, const float *z,
+                     const int32_t *fake_labels, model_stats_t *stats) {
+    ASSERT(N >= 1 && N <= m->max_batch);
+    if (!labels_ok(m, labels, N) || !labels_ok(m, fake_labels, N)) return GB_EFORMAT;
+    net_t *G = &m->net[MODEL_G], *D = &m->net[MODEL_D];
+    int hinge = m->desc.loss == MODEL_LOSS_HINGE;
+    model_stats_t st;
+    memset(&st, 0, sizeof st);
+    m->last_n = N;
+
+    /* 1. fake = G(z) */
+    const float *fake = g_forward(m, G->p, G->buf, z, fake_labels, N, 1);
+
+    /* 2. D step */
+    memset(D->g, 0, D->np * sizeof(float));
+    d_forward(m, real, labels, N, 1, m->logit[0]);
+    float lr = hinge ? hinge_d_real((size_t)N, m->logit[0], m->dlogit) : bce_logits((size_t)N, m->logit[0], 1.0f, m->dlogit);
+    d_backward(m, real, labels, N, m->dlogit, 1, NULL);
+    d_forward(m, fake, fake_labels, N, 1, m->logit[1]);
+    float lf = hinge ? hinge_d_fake((size_t)N, m->logit[1], m->dlogit) : bce_logits((size_t)N, m->logit[1], 0.0f, m->dlogit);
+    d_backward(m, fake, fake_labels, N, m->dlogit, 1, NULL);
+    st.loss_d = lr + lf;
+    st.d_real = mean_sigmoid(m->logit[0], N);
+    st.d_fake = mean_sigmoid(m->logit[1], N);
+    st.grad_norm_d = (float)sqrt(nn_sumsq(D->np, D->g));
+    if (!isfinite(st.loss_d) || !isfinite(st.grad_norm_d)) goto numeric;
+    adam_begin(&m->adam[MODEL_D]);
+    adam_update(&m->adam[MODEL_D], D->np, D->p, D->g, D->am, D->av);
+
+    /* 3. G step through the updated D */
+    memset(G->g, 0, G->np * sizeof(float));
+    d_forward(m, fake, fake_labels, N, 1, m->logit[2]);
+    st.loss_g = hinge ? hinge_g((size_t)N, m->logit[2], m->dlogit) : bce_logits((size_t)N, m->logit[2], 1.0f, m->dlogit);
+    st.d_fake_g = mean_sigmoid(m->logit[2], N);
+    d_backward(m, fake, fake_labels, N, m->dlogit, 0, m->dfake);
+    g_backward(m, z, fake_labels, N, m->dfake);
+    st.grad_norm_g = (float)sqrt(nn_sumsq(G->np, G->g));
+    if (!isfinite(st.loss_g) || !isfinite(st.grad_norm_g)) goto numeric;
+    adam_begin(&m->adam[MODEL_G]);
+    adam_update(&m->adam[MODEL_G], G->np, G->p, G->g, G->am, G->av);
+
+    /* 4. EMA */
+    ema_update(G->np, m->ema_decay, m->ema, G->p);
+    if (G->nb) memcpy(m->ema + G->np, G->buf, G->nb * sizeof(float));
+    if (stats) *stats = st;
+    return 0;
+numeric:
+    if (stats) *stats = st;
+    return GB_ENUMERIC;
+}
+
+/* ======================= inference ======================= */
+
+int model_generate(model_t *m, const float *z, const int32_t *labels, int N, int use_ema, float *out) {
+    ASSERT(N >= 1);
+    if (!labels_ok(m, labels, N)) return GB_EFORMAT;
+    net_t *G = &m->net[MODEL_G];
+    const float *p = use_ema ? m->ema : G->p;
+    float *b = use_ema ? m->ema + G->np : G->buf;
+    for (int i0 = 0; i0 < N; i0 += m->max_batch) {
+        int n = GB_MIN(m->max_batch, N - i0);
+        const float *y = g_forward(m, p, b, z + (size_t)i0 * m->desc.z_dim,
+                                   m->desc.conditional ? labels + i0 : NULL, n, 0);
+        memcpy(out + (size_t)i0 * m->img, y, (size_t)n * m->img * sizeof(float));
+    }
+    return 0;
+}
+
+int model_discriminate(model_t *m, const float *x, const int32_t *labels, int N, float *logits) {
+    ASSERT(N >= 1);
+    if (!labels_ok(m, labels, N)) return GB_EFORMAT;
+    for (int i0 = 0; i0 < N; i0 += m->max_batch) {
+        int n = GB_MIN(m->max_batch, N - i0);
+        d_forward(m, x + (size_t)i0 * m->img, m->desc.conditional ? labels + i0 : NULL, n, 0, logits + i0);
+    }
+    return 0;
+}
