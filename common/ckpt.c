@@ -547,7 +547,7 @@ int ckpt_load_quiet(const char *path, int level, Gambar__Checkpoint **out,
                      (size_t)plen * 2 + ((size_t)1 << 20), &w);
     if (rc != 0) {
         snprintf(why, sizeof why, "payload is not a valid Checkpoint message (%s)",
-                 rc == GB_ETOOBIG ? "decoded size over the limit" : "does not decode");
+                 rc == GB_ETOOBIG ? "over the size limit" : "protobuf decoding failed or outgrew the memory cap");
         rc = GB_EFORMAT;
         goto fail;
     }
