@@ -1,0 +1,1069 @@
+/* test_nn.c - the layer library (nn.h) against PyTorch golden values,
+ * naive double-precision reference layers and finite differences; and the
+ * .npy reader/writer (npy.h).
+ *
+ * Three kinds of evidence:
+ *   1. golden: every case in ../shared/golden except dcgan28_step (the
+ *      model tests own that), compared with max|a-b| / max(1, max|b|)
+ *      <= 1e-4 as the golden README prescribes; the errors are printed as
+ *      "# golden CASE FIELD ERR" lines. A missing golden folder FAILS.
+ *   2. reference: naive loop implementations in double (conv, transposed
+ *      conv, linear, batch norm, embedding, losses), forward and backward,
+ *      against the GEMM code on many shapes (odd sizes, stride 1/2/3,
+ *      padding 0/1/2, with and without bias, N = 1).
+ *   3. finite differences: central differences of sum(ref_forward * r) in
+ *      double on a sample of elements, against our float backward, which
+ *      checks the reference backward's maths independently.
+ * Output buffers and workspaces are filled with NaN first, so an element
+ * the code forgets to write (or a workspace it wrongly expects zeroed)
+ * shows up as a failure; exact-size heap buffers let ASan catch overruns. */
+#include "base.h"
+#include "err.h"
+#include "nn.h"
+#include "npy.h"
+#include "rng.h"
+#include "test.h"
+
+#include <errno.h>
+#include <math.h>
+#include <sys/stat.h>
+
+#define GOLDEN_TOL 1e-4
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static float *fnew(size_t n) {
+    float *p = xmalloc((n ? n : 1) * sizeof(float));
+    for (size_t i = 0; i < n; i++) p[i] = NAN;
+    return p;
+}
+
+static float *fzero(size_t n) {
+    return xcalloc(n ? n : 1, sizeof(float));
+}
+
+static double *dnew(size_t n) {
+    return xcalloc(n ? n : 1, sizeof(double));
+}
+
+static void frand(rng_t *r, float *p, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) p[i] = (rng_uniform(r) * 2.0f - 1.0f) * scale;
+}
+
+static void f2d(const float *f, double *d, size_t n) {
+    for (size_t i = 0; i < n; i++) d[i] = f[i];
+}
+
+/* max|a-b| / max(1, max|b|) (NaN in a counts as infinite error). */
+static double relerr(const float *a, const float *b, size_t n) {
+    double md = 0, mb = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (isnan(d)) return INFINITY;
+        if (d > md) md = d;
+        if (fabs(b[i]) > mb) mb = fabs(b[i]);
+    }
+    return md / (mb > 1 ? mb : 1);
+}
+
+/* Same, float vs double reference, scale max(1e-3, max|b|) (references
+ * here are O(1), and an all-zero reference must match exactly-ish). */
+static double relerr_d(const float *a, const double *b, size_t n) {
+    double md = 0, mb = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (isnan(d)) return INFINITY;
+        if (d > md) md = d;
+        if (fabs(b[i]) > mb) mb = fabs(b[i]);
+    }
+    return md / (mb > 1e-3 ? mb : 1e-3);
+}
+
+static char g_path[1024];
+
+static const char *gpath(const char *cs, const char *name) {
+    snprintf(g_path, sizeof g_path, "%s/%s/%s.npy", test_golden_dir(), cs, name);
+    return g_path;
+}
+
+/* Load golden float array; NULL (and a failed CHECK) when it cannot be read.
+ * shape (may be NULL) receives up to 4 dims, ndim via *nd. */
+static float *gload(const char *cs, const char *name, size_t *count, int64_t *shape, int *nd) {
+    npy_t a;
+    int rc = npy_read(gpath(cs, name), NPY_F32, &a);
+    CHECKF(rc == 0, "golden %s/%s: %s (%s)", cs, name, a.err, err_str(rc));
+    if (rc != 0) return NULL;
+    if (count) *count = a.count;
+    if (shape)
+        for (int i = 0; i < a.ndim && i < 4; i++) shape[i] = a.shape[i];
+    if (nd) *nd = a.ndim;
+    return a.data;
+}
+
+static long gload_int(const char *cs, const char *name) {
+    npy_t a;
+    int rc = npy_read(gpath(cs, name), NPY_I64, &a);
+    CHECKF(rc == 0 && a.count == 1, "golden %s/%s: %s", cs, name, a.err);
+    if (rc != 0 || a.count != 1) {
+        npy_free(&a);
+        return -1;
+    }
+    long v = (long)((int64_t *)a.data)[0];
+    npy_free(&a);
+    return v;
+}
+
+static void golden_report(const char *cs, const char *field, double err, double tol) {
+    printf("# golden %-20s %-14s maxrel %.3g\n", cs, field, err);
+    CHECKF(err <= tol, "golden %s %s: error %.3g > %.3g", cs, field, err, tol);
+}
+
+/* ---- naive double references ---------------------------------------------- */
+
+/* conv: x (N,C,H,W), w (K,C,KH,KW), b (K) or NULL -> y (N,K,OH,OW). */
+static void ref_conv(const conv_t *c, const double *x, const double *w, const double *b, double *y) {
+    for (int n = 0; n < c->N; n++)
+        for (int k = 0; k < c->K; k++)
+            for (int oh = 0; oh < c->OH; oh++)
+                for (int ow = 0; ow < c->OW; ow++) {
+                    double s = b ? b[k] : 0;
+                    for (int ch = 0; ch < c->C; ch++)
+                        for (int kh = 0; kh < c->KH; kh++)
+                            for (int kw = 0; kw < c->KW; kw++) {
+                                int ih = oh * c->S - c->P + kh, iw = ow * c->S - c->P + kw;
+                                if (ih < 0 || ih >= c->H || iw < 0 || iw >= c->W) continue;
+                                s += x[((size_t)(n * c->C + ch) * c->H + ih) * c->W + iw] *
+                                     w[((size_t)(k * c->C + ch) * c->KH + kh) * c->KW + kw];
+                            }
+                    y[((size_t)(n * c->K + k) * c->OH + oh) * c->OW + ow] = s;
+                }
+}
+
+static void ref_conv_back(const conv_t *c, const double *x, const double *w, const double *dy, double *dx,
+                          double *dw, double *db) {
+    memset(dx, 0, sizeof(double) * c->N * c->C * c->H * c->W);
+    memset(dw, 0, sizeof(double) * c->K * c->C * c->KH * c->KW);
+    memset(db, 0, sizeof(double) * c->K);
+    for (int n = 0; n < c->N; n++)
+        for (int k = 0; k < c->K; k++)
+            for (int oh = 0; oh < c->OH; oh++)
+                for (int ow = 0; ow < c->OW; ow++) {
+                    double g = dy[((size_t)(n * c->K + k) * c->OH + oh) * c->OW + ow];
+                    db[k] += g;
+                    for (int ch = 0; ch < c->C; ch++)
+                        for (int kh = 0; kh < c->KH; kh++)
+                            for (int kw = 0; kw < c->KW; kw++) {
+                                int ih = oh * c->S - c->P + kh, iw = ow * c->S - c->P + kw;
+                                if (ih < 0 || ih >= c->H || iw < 0 || iw >= c->W) continue;
+                                size_t xi = ((size_t)(n * c->C + ch) * c->H + ih) * c->W + iw;
+                                size_t wi = ((size_t)(k * c->C + ch) * c->KH + kh) * c->KW + kw;
+                                dx[xi] += g * w[wi];
+                                dw[wi] += g * x[xi];
+                            }
+                }
+}
+
+/* transposed: x (N,C,H,W), w (C,K,KH,KW) -> y (N,K,OH,OW), scatter form:
+ * y[n,k,h*S-P+kh, w*S-P+kw] += x[n,c,h,w] * w[c,k,kh,kw]. */
+static void ref_convT(const conv_t *c, const double *x, const double *w, const double *b, double *y) {
+    for (int n = 0; n < c->N; n++)
+        for (int k = 0; k < c->K; k++)
+            for (int i = 0; i < c->OH * c->OW; i++) y[(size_t)(n * c->K + k) * c->OH * c->OW + i] = b ? b[k] : 0;
+    for (int n = 0; n < c->N; n++)
+        for (int ch = 0; ch < c->C; ch++)
+            for (int h = 0; h < c->H; h++)
+                for (int ww = 0; ww < c->W; ww++) {
+                    double xv = x[((size_t)(n * c->C + ch) * c->H + h) * c->W + ww];
+                    for (int k = 0; k < c->K; k++)
+                        for (int kh = 0; kh < c->KH; kh++)
+                            for (int kw = 0; kw < c->KW; kw++) {
+                                int oh = h * c->S - c->P + kh, ow = ww * c->S - c->P + kw;
+                                if (oh < 0 || oh >= c->OH || ow < 0 || ow >= c->OW) continue;
+                                y[((size_t)(n * c->K + k) * c->OH + oh) * c->OW + ow] +=
+                                    xv * w[((size_t)(ch * c->K + k) * c->KH + kh) * c->KW + kw];
+                            }
+                }
+}
+
+static void ref_convT_back(const conv_t *c, const double *x, const double *w, const double *dy, double *dx,
+                           double *dw, double *db) {
+    memset(dx, 0, sizeof(double) * c->N * c->C * c->H * c->W);
+    memset(dw, 0, sizeof(double) * c->C * c->K * c->KH * c->KW);
+    memset(db, 0, sizeof(double) * c->K);
+    for (int n = 0; n < c->N; n++)
+        for (int k = 0; k < c->K; k++)
+            for (int i = 0; i < c->OH * c->OW; i++) db[k] += dy[(size_t)(n * c->K + k) * c->OH * c->OW + i];
+    for (int n = 0; n < c->N; n++)
+        for (int ch = 0; ch < c->C; ch++)
+            for (int h = 0; h < c->H; h++)
+                for (int ww = 0; ww < c->W; ww++) {
+                    size_t xi = ((size_t)(n * c->C + ch) * c->H + h) * c->W + ww;
+                    for (int k = 0; k < c->K; k++)
+                        for (int kh = 0; kh < c->KH; kh++)
+                            for (int kw = 0; kw < c->KW; kw++) {
+                                int oh = h * c->S - c->P + kh, ow = ww * c->S - c->P + kw;
+                                if (oh < 0 || oh >= c->OH || ow < 0 || ow >= c->OW) continue;
+                                double g = dy[((size_t)(n * c->K + k) * c->OH + oh) * c->OW + ow];
+                                size_t wi = ((size_t)(ch * c->K + k) * c->KH + kh) * c->KW + kw;
+                                dx[xi] += g * w[wi];
+                                dw[wi] += g * x[xi];
+                            }
+                }
+}
+
+static void ref_bn_train(int N, int C, int HW, double eps, const double *x, const double *g, const double *b,
+                         double *y) {
+    double M = (double)N * HW;
+    for (int c = 0; c < C; c++) {
+        double s = 0, ss = 0;
+        for (int n = 0; n < N; n++)
+            for (int i = 0; i < HW; i++) s += x[((size_t)n * C + c) * HW + i];
+        double mu = s / M;
+        for (int n = 0; n < N; n++)
+            for (int i = 0; i < HW; i++) {
+                double d = x[((size_t)n * C + c) * HW + i] - mu;
+                ss += d * d;
+            }
+        double rs = 1.0 / sqrt(ss / M + eps);
+        for (int n = 0; n < N; n++)
+            for (int i = 0; i < HW; i++) {
+                size_t j = ((size_t)n * C + c) * HW + i;
+                y[j] = (x[j] - mu) * rs * g[c] + b[c];
+            }
+    }
+}
+
+/* ---- finite differences ----------------------------------------------------- */
+
+/* f(ctx) = a scalar computed in double from parameters the caller perturbs. */
+typedef double (*fd_fn)(void *ctx);
+
+/* Central differences of f w.r.t. param[i] for up to max_samples indices
+ * (all when n <= max_samples), compared with analytic[i]. Returns
+ * max|analytic - fd| / max(1e-3, max|fd|) over the sample. */
+static double fd_check(fd_fn f, void *ctx, double *param, size_t n, const float *analytic, size_t max_samples,
+                       double h, rng_t *r) {
+    size_t m = n < max_samples ? n : max_samples;
+    double md = 0, mref = 0;
+    for (size_t s = 0; s < m; s++) {
+        size_t i = n <= max_samples ? s : (size_t)rng_below(r, n);
+        double keep = param[i];
+        param[i] = keep + h;
+        double fp = f(ctx);
+        param[i] = keep - h;
+        double fm = f(ctx);
+        param[i] = keep;
+        double num = (fp - fm) / (2 * h);
+        double d = fabs(num - analytic[i]);
+        if (isnan(d)) return INFINITY;
+        if (d > md) md = d;
+        if (fabs(num) > mref) mref = fabs(num);
+    }
+    return md / (mref > 1e-3 ? mref : 1e-3);
+}
+
+static double dot(const double *a, const double *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* ---- golden: convolutions ------------------------------------------------- */
+
+static void golden_conv_case(const char *cs, int transposed) {
+    int64_t xs[4] = {0}, ws4[4] = {0}, ys[4] = {0};
+    int xnd = 0, wnd = 0, ynd = 0;
+    size_t nx, nw, nb, ny, ndy, ndx, ndw, ndb;
+    float *x = gload(cs, "x", &nx, xs, &xnd), *w = gload(cs, "w", &nw, ws4, &wnd), *b = gload(cs, "b", &nb, NULL, NULL);
+    float *y = gload(cs, "y", &ny, ys, &ynd), *dy = gload(cs, "dy", &ndy, NULL, NULL);
+    float *dx = gload(cs, "dx", &ndx, NULL, NULL), *dw = gload(cs, "dw", &ndw, NULL, NULL);
+    float *db = gload(cs, "db", &ndb, NULL, NULL);
+    long S = gload_int(cs, "stride"), P = gload_int(cs, "pad");
+    float *oy = NULL, *odx = NULL, *odw = NULL, *odb = NULL, *ws = NULL;
+    if (!x || !w || !b || !y || !dy || !dx || !dw || !db || S < 1 || P < 0) goto done;
+    CHECK(xnd == 4 && wnd == 4 && ynd == 4);
+    conv_t c;
+    int K = (int)(transposed ? ws4[1] : ws4[0]);
+    int rc = transposed ? convT_init(&c, (int)xs[0], (int)xs[1], (int)xs[2], (int)xs[3], K, (int)ws4[2], (int)ws4[3],
+                                     (int)S, (int)P)
+                        : conv_init(&c, (int)xs[0], (int)xs[1], (int)xs[2], (int)xs[3], K, (int)ws4[2], (int)ws4[3],
+                                    (int)S, (int)P);
+    CHECK(rc == 0);
+    if (rc != 0) goto done;
+    CHECKF(ys[0] == c.N && ys[1] == c.K && ys[2] == c.OH && ys[3] == c.OW, "%s: output shape", cs);
+    CHECK(nb == (size_t)c.K && ndy == ny && ndx == nx && ndw == nw && ndb == nb);
+    size_t nws = transposed ? convT2d_ws_floats(&c) : conv2d_ws_floats(&c);
+    ws = fnew(nws);
+    oy = fnew(ny);
+    odx = fnew(nx);
+    odw = fzero(nw);
+    odb = fzero(nb);
+    if (transposed) {
+        convT2d_forward(&c, x, w, b, oy, ws);
+        convT2d_backward(&c, x, w, dy, odx, odw, odb, ws);
+    } else {
+        conv2d_forward(&c, x, w, b, oy, ws);
+        conv2d_backward(&c, x, w, dy, odx, odw, odb, ws);
+    }
+    golden_report(cs, "y", relerr(oy, y, ny), GOLDEN_TOL);
+    golden_report(cs, "dx", relerr(odx, dx, nx), GOLDEN_TOL);
+    golden_report(cs, "dw", relerr(odw, dw, nw), GOLDEN_TOL);
+    golden_report(cs, "db", relerr(odb, db, nb), GOLDEN_TOL);
+    /* Second backward: parameter gradients accumulate, dx is overwritten. */
+    for (size_t i = 0; i < nx; i++) odx[i] = NAN;
+    if (transposed) convT2d_backward(&c, x, w, dy, odx, odw, odb, ws);
+    else conv2d_backward(&c, x, w, dy, odx, odw, odb, ws);
+    for (size_t i = 0; i < nw; i++) odw[i] *= 0.5f;
+    for (size_t i = 0; i < nb; i++) odb[i] *= 0.5f;
+    CHECK(relerr(odx, dx, nx) <= GOLDEN_TOL);
+    CHECK(relerr(odw, dw, nw) <= GOLDEN_TOL);
+    CHECK(relerr(odb, db, nb) <= GOLDEN_TOL);
+done:
+    free(x); free(w); free(b); free(y); free(dy); free(dx); free(dw); free(db);
+    free(oy); free(odx); free(odw); free(odb); free(ws);
+}
+
+static void golden_present(void) {
+    char p[1024];
+    snprintf(p, sizeof p, "%s/INDEX.json", test_golden_dir());
+    struct stat st;
+    int ok = stat(p, &st) == 0;
+    if (!ok) fprintf(stderr, "GOLDEN DATA MISSING: %s not found (set GAMBAR_GOLDEN)\n", p);
+    CHECKF(ok, "golden folder %s is missing", test_golden_dir());
+}
+
+static void golden_conv2d_k4s2p1(void) { golden_conv_case("conv2d_k4s2p1", 0); }
+static void golden_conv2d_k3s1p1(void) { golden_conv_case("conv2d_k3s1p1", 0); }
+static void golden_conv2d_k7s1p0(void) { golden_conv_case("conv2d_k7s1p0", 0); }
+static void golden_convT2d_k4s2p1(void) { golden_conv_case("convT2d_k4s2p1", 1); }
+static void golden_convT2d_k7s1p0(void) { golden_conv_case("convT2d_k7s1p0", 1); }
+
+/* ---- golden: batch norm, linear, activations, BCE, Adam ------------------- */
+
+static void golden_bn_train(void) {
+    const char *cs = "batchnorm2d_train";
+    int64_t xs[4] = {0};
+    int nd = 0;
+    size_t nx = 0, nc = 0;
+    float *x = gload(cs, "x", &nx, xs, &nd), *g = gload(cs, "gamma", &nc, NULL, NULL);
+    float *be = gload(cs, "beta", NULL, NULL, NULL), *y = gload(cs, "y", NULL, NULL, NULL);
+    float *dy = gload(cs, "dy", NULL, NULL, NULL), *dx = gload(cs, "dx", NULL, NULL, NULL);
+    float *dg = gload(cs, "dgamma", NULL, NULL, NULL), *dbe = gload(cs, "dbeta", NULL, NULL, NULL);
+    float *rm = gload(cs, "running_mean", NULL, NULL, NULL), *rv = gload(cs, "running_var", NULL, NULL, NULL);
+    float *oy = NULL, *odx = NULL, *odg = NULL, *odb = NULL, *mean = NULL, *rstd = NULL, *orm = NULL, *orv = NULL;
+    if (!x || !g || !be || !y || !dy || !dx || !dg || !dbe || !rm || !rv || nd != 4) goto done;
+    bn_t b = {(int)xs[0], (int)xs[1], (int)(xs[2] * xs[3]), 1e-5f, 0.1f};
+    CHECK(nc == (size_t)b.C);
+    oy = fnew(nx); odx = fnew(nx); odg = fzero(nc); odb = fzero(nc);
+    mean = fnew(nc); rstd = fnew(nc); orm = fzero(nc); orv = fnew(nc);
+    for (size_t c = 0; c < nc; c++) orv[c] = 1.0f;
+    bn_forward_train(&b, x, g, be, oy, mean, rstd, orm, orv);
+    bn_backward(&b, x, g, mean, rstd, dy, odx, odg, odb);
+    golden_report(cs, "y", relerr(oy, y, nx), GOLDEN_TOL);
+    golden_report(cs, "dx", relerr(odx, dx, nx), GOLDEN_TOL);
+    golden_report(cs, "dgamma", relerr(odg, dg, nc), GOLDEN_TOL);
+    golden_report(cs, "dbeta", relerr(odb, dbe, nc), GOLDEN_TOL);
+    golden_report(cs, "running_mean", relerr(orm, rm, nc), GOLDEN_TOL);
+    golden_report(cs, "running_var", relerr(orv, rv, nc), GOLDEN_TOL);
+    /* NULL running stats skip the update but give the same output. */
+    float *oy2 = fnew(nx);
+    bn_forward_train(&b, x, g, be, oy2, mean, rstd, NULL, NULL);
+    CHECK(memcmp(oy, oy2, nx * sizeof(float)) == 0);
+    free(oy2);
+done:
+    free(x); free(g); free(be); free(y); free(dy); free(dx); free(dg); free(dbe); free(rm); free(rv);
+    free(oy); free(odx); free(odg); free(odb); free(mean); free(rstd); free(orm); free(orv);
+}
+
+static void golden_bn_eval(void) {
+    const char *cs = "batchnorm2d_eval";
+    int64_t xs[4] = {0};
+    int nd = 0;
+    size_t nx = 0, nc = 0;
+    float *x = gload(cs, "x", &nx, xs, &nd), *g = gload(cs, "gamma", &nc, NULL, NULL);
+    float *be = gload(cs, "beta", NULL, NULL, NULL), *y = gload(cs, "y", NULL, NULL, NULL);
+    float *rm = gload(cs, "running_mean", NULL, NULL, NULL), *rv = gload(cs, "running_var", NULL, NULL, NULL);
+    float *oy = NULL;
+    if (!x || !g || !be || !y || !rm || !rv || nd != 4) goto done;
+    bn_t b = {(int)xs[0], (int)xs[1], (int)(xs[2] * xs[3]), 1e-5f, 0.1f};
+    oy = fnew(nx);
+    bn_forward_eval(&b, x, g, be, rm, rv, oy);
+    golden_report(cs, "y", relerr(oy, y, nx), GOLDEN_TOL);
+done:
+    free(x); free(g); free(be); free(y); free(rm); free(rv); free(oy);
+}
+
+static void golden_linear(void) {
+    const char *cs = "linear";
+    int64_t xs[4] = {0}, wsh[4] = {0};
+    int nd = 0, wnd = 0;
+    size_t nx = 0, nw = 0, nb = 0, ny = 0;
+    float *x = gload(cs, "x", &nx, xs, &nd), *w = gload(cs, "w", &nw, wsh, &wnd), *b = gload(cs, "b", &nb, NULL, NULL);
+    float *y = gload(cs, "y", &ny, NULL, NULL), *dy = gload(cs, "dy", NULL, NULL, NULL);
+    float *dx = gload(cs, "dx", NULL, NULL, NULL), *dw = gload(cs, "dw", NULL, NULL, NULL);
+    float *db = gload(cs, "db", NULL, NULL, NULL);
+    float *oy = NULL, *odx = NULL, *odw = NULL, *odb = NULL;
+    if (!x || !w || !b || !y || !dy || !dx || !dw || !db || nd != 2 || wnd != 2) goto done;
+    int N = (int)xs[0], IN = (int)xs[1], OUT = (int)wsh[0];
+    CHECK(wsh[1] == IN && ny == (size_t)N * OUT);
+    oy = fnew(ny); odx = fnew(nx); odw = fzero(nw); odb = fzero(nb);
+    linear_forward(N, IN, OUT, x, w, b, oy);
+    linear_backward(N, IN, OUT, x, w, dy, odx, odw, odb);
+    golden_report(cs, "y", relerr(oy, y, ny), GOLDEN_TOL);
+    golden_report(cs, "dx", relerr(odx, dx, nx), GOLDEN_TOL);
+    golden_report(cs, "dw", relerr(odw, dw, nw), GOLDEN_TOL);
+    golden_report(cs, "db", relerr(odb, db, nb), GOLDEN_TOL);
+done:
+    free(x); free(w); free(b); free(y); free(dy); free(dx); free(dw); free(db);
+    free(oy); free(odx); free(odw); free(odb);
+}
+
+static void golden_act_case(const char *cs, int kind) {
+    size_t n = 0;
+    float *x = gload(cs, "x", &n, NULL, NULL), *y = gload(cs, "y", NULL, NULL, NULL);
+    float *dy = gload(cs, "dy", NULL, NULL, NULL), *dx = gload(cs, "dx", NULL, NULL, NULL);
+    float *oy = NULL, *odx = NULL;
+    if (!x || !y || !dy || !dx) goto done;
+    oy = fnew(n);
+    odx = fnew(n);
+    switch (kind) {
+    case 0: relu_forward(n, x, oy); relu_backward(n, oy, dy, odx); break;
+    case 1: lrelu_forward(n, 0.2f, x, oy); lrelu_backward(n, 0.2f, oy, dy, odx); break;
+    case 2: tanh_forward(n, x, oy); tanh_backward(n, oy, dy, odx); break;
+    default: sigmoid_forward(n, x, oy); sigmoid_backward(n, oy, dy, odx); break;
+    }
+    golden_report(cs, "y", relerr(oy, y, n), GOLDEN_TOL);
+    golden_report(cs, "dx", relerr(odx, dx, n), GOLDEN_TOL);
+    /* In place forward (y == x) gives the same values. */
+    float *ip = fnew(n);
+    memcpy(ip, x, n * sizeof(float));
+    switch (kind) {
+    case 0: relu_forward(n, ip, ip); break;
+    case 1: lrelu_forward(n, 0.2f, ip, ip); break;
+    case 2: tanh_forward(n, ip, ip); break;
+    default: sigmoid_forward(n, ip, ip); break;
+    }
+    CHECK(memcmp(ip, oy, n * sizeof(float)) == 0);
+    free(ip);
+done:
+    free(x); free(y); free(dy); free(dx); free(oy); free(odx);
+}
+
+static void golden_act_relu(void) { golden_act_case("act_relu", 0); }
+static void golden_act_lrelu(void) { golden_act_case("act_leaky_relu_0.2", 1); }
+static void golden_act_tanh(void) { golden_act_case("act_tanh", 2); }
+static void golden_act_sigmoid(void) { golden_act_case("act_sigmoid", 3); }
+
+static void golden_bce(void) {
+    const char *cs = "bce_with_logits";
+    size_t n = 0, nl = 0;
+    float *l = gload(cs, "logits", &n, NULL, NULL), *t = gload(cs, "target", NULL, NULL, NULL);
+    float *loss = gload(cs, "loss", &nl, NULL, NULL), *dl = gload(cs, "dlogits", NULL, NULL, NULL);
+    float *odl = NULL;
+    if (!l || !t || !loss || !dl || nl != 1) goto done;
+    odl = fnew(n);
+    float ol = bce_logits_v(n, l, t, odl);
+    golden_report(cs, "loss", relerr(&ol, loss, 1), GOLDEN_TOL);
+    golden_report(cs, "dlogits", relerr(odl, dl, n), GOLDEN_TOL);
+    CHECK(bce_logits_v(n, l, t, NULL) == ol);
+done:
+    free(l); free(t); free(loss); free(dl); free(odl);
+}
+
+static void golden_adam(void) {
+    const char *cs = "adam_3steps";
+    size_t np = 0, ng = 0, na = 0, nb = 0;
+    float *p0 = gload(cs, "p0", &np, NULL, NULL), *g = gload(cs, "grads", &ng, NULL, NULL);
+    float *pa = gload(cs, "p_after", &na, NULL, NULL), *lr = gload(cs, "lr", NULL, NULL, NULL);
+    float *betas = gload(cs, "betas", &nb, NULL, NULL), *eps = gload(cs, "eps", NULL, NULL, NULL);
+    float *p = NULL, *m = NULL, *v = NULL;
+    if (!p0 || !g || !pa || !lr || !betas || !eps || nb != 2 || ng != 3 * np || na != 3 * np) goto done;
+    p = fnew(np);
+    memcpy(p, p0, np * sizeof(float));
+    m = fzero(np);
+    v = fzero(np);
+    adam_t a = {lr[0], betas[0], betas[1], eps[0], 0};
+    for (int s = 0; s < 3; s++) {
+        adam_begin(&a);
+        CHECK(a.t == (uint64_t)s + 1);
+        adam_update(&a, np, p, g + (size_t)s * np, m, v);
+        /* README: absolute 5e-4 is the safe bound; with no near-zero
+         * gradients here we also hold every element to 1e-5 absolute. */
+        double md = 0;
+        for (size_t i = 0; i < np; i++) md = fmax(md, fabs((double)p[i] - pa[(size_t)s * np + i]));
+        char f[32];
+        snprintf(f, sizeof f, "p_after[%d]", s);
+        golden_report(cs, f, md, 1e-5);
+    }
+done:
+    free(p0); free(g); free(pa); free(lr); free(betas); free(eps); free(p); free(m); free(v);
+}
+
+/* ---- reference and finite-difference checks: convolution -------------------- */
+
+typedef struct {
+    conv_t c;
+    int transposed;
+    double *x, *w, *b, *r, *y; /* b NULL = no bias; r = upstream dy */
+} conv_ctx;
+
+static double conv_obj(void *vp) {
+    conv_ctx *q = vp;
+    if (q->transposed) ref_convT(&q->c, q->x, q->w, q->b, q->y);
+    else ref_conv(&q->c, q->x, q->w, q->b, q->y);
+    return dot(q->y, q->r, (size_t)q->c.N * q->c.K * q->c.OH * q->c.OW);
+}
+
+/* Forward and backward of one shape vs the naive reference, FD on a sample
+ * when fd; the worst errors seen are folded into *worst_ref / *worst_fd. */
+static void conv_shape_check(int transposed, int N, int C, int H, int W, int K, int KH, int KW, int S, int P,
+                             int bias, rng_t *rg, int fd, double *worst_ref, double *worst_fd) {
+    conv_t c;
+    int rc = transposed ? convT_init(&c, N, C, H, W, K, KH, KW, S, P) : conv_init(&c, N, C, H, W, K, KH, KW, S, P);
+    CHECKF(rc == 0, "init %s N%d C%d H%d W%d K%d k%dx%d s%d p%d", transposed ? "convT" : "conv", N, C, H, W, K, KH,
+           KW, S, P);
+    if (rc) return;
+    size_t nx = (size_t)N * C * H * W, nw = (size_t)K * C * KH * KW, ny = (size_t)N * K * c.OH * c.OW;
+    size_t nws = transposed ? convT2d_ws_floats(&c) : conv2d_ws_floats(&c);
+    float *x = fnew(nx), *w = fnew(nw), *b = fnew((size_t)K), *dy = fnew(ny), *y = fnew(ny), *ws = fnew(nws);
+    float *dx = fnew(nx), *dw = fzero(nw), *db = fzero((size_t)K);
+    double *xd = dnew(nx), *wd = dnew(nw), *bd = dnew((size_t)K), *rd = dnew(ny), *yd = dnew(ny);
+    double *dxd = dnew(nx), *dwd = dnew(nw), *dbd = dnew((size_t)K);
+    frand(rg, x, nx, 1.0f);
+    frand(rg, w, nw, 0.5f);
+    frand(rg, b, (size_t)K, 0.5f);
+    frand(rg, dy, ny, 1.0f);
+    f2d(x, xd, nx); f2d(w, wd, nw); f2d(b, bd, (size_t)K); f2d(dy, rd, ny);
+    conv_ctx q = {c, transposed, xd, wd, bias ? bd : NULL, rd, yd};
+    if (transposed) {
+        convT2d_forward(&c, x, w, bias ? b : NULL, y, ws);
+        convT2d_backward(&c, x, w, dy, dx, dw, bias ? db : NULL, ws);
+        ref_convT(&c, xd, wd, bias ? bd : NULL, yd);
+        ref_convT_back(&c, xd, wd, rd, dxd, dwd, dbd);
+    } else {
+        conv2d_forward(&c, x, w, bias ? b : NULL, y, ws);
+        conv2d_backward(&c, x, w, dy, dx, dw, bias ? db : NULL, ws);
+        ref_conv(&c, xd, wd, bias ? bd : NULL, yd);
+        ref_conv_back(&c, xd, wd, rd, dxd, dwd, dbd);
+    }
+    double e[4] = {relerr_d(y, yd, ny), relerr_d(dx, dxd, nx), relerr_d(dw, dwd, nw),
+                   bias ? relerr_d(db, dbd, (size_t)K) : 0};
+    double emax = fmax(fmax(e[0], e[1]), fmax(e[2], e[3]));
+    if (emax > *worst_ref) *worst_ref = emax;
+    CHECKF(emax <= 1e-5, "%s N%d C%d H%d W%d K%d k%dx%d s%d p%d b%d: ref errors y %.2g dx %.2g dw %.2g db %.2g",
+           transposed ? "convT" : "conv", N, C, H, W, K, KH, KW, S, P, bias, e[0], e[1], e[2], e[3]);
+    if (!bias) {
+        for (int k = 0; k < K; k++) CHECK(db[k] == 0.0f); /* untouched */
+    }
+    if (fd) {
+        double f1 = fd_check(conv_obj, &q, xd, nx, dx, 40, 1e-3, rg);
+        double f2 = fd_check(conv_obj, &q, wd, nw, dw, 40, 1e-3, rg);
+        double f3 = bias ? fd_check(conv_obj, &q, bd, (size_t)K, db, 40, 1e-3, rg) : 0;
+        double fm = fmax(f1, fmax(f2, f3));
+        if (fm > *worst_fd) *worst_fd = fm;
+        CHECKF(fm <= 1e-4, "%s N%d C%d H%d W%d K%d k%dx%d s%d p%d: FD errors dx %.2g dw %.2g db %.2g",
+               transposed ? "convT" : "conv", N, C, H, W, K, KH, KW, S, P, f1, f2, f3);
+    }
+    /* NULL skips: dx only, then dw only, give the same values. */
+    float *dx2 = fnew(nx), *dw2 = fzero(nw);
+    if (transposed) {
+        convT2d_backward(&c, x, w, dy, dx2, NULL, NULL, ws);
+        convT2d_backward(&c, x, w, dy, NULL, dw2, NULL, ws);
+    } else {
+        conv2d_backward(&c, x, w, dy, dx2, NULL, NULL, ws);
+        conv2d_backward(&c, x, w, dy, NULL, dw2, NULL, ws);
+    }
+    CHECK(memcmp(dx, dx2, nx * sizeof(float)) == 0);
+    CHECK(memcmp(dw, dw2, nw * sizeof(float)) == 0);
+    free(dx2); free(dw2);
+    free(x); free(w); free(b); free(dy); free(y); free(ws); free(dx); free(dw); free(db);
+    free(xd); free(wd); free(bd); free(rd); free(yd); free(dxd); free(dwd); free(dbd);
+}
+
+static void conv_fd_shapes(void) {
+    /* N C H W K KH KW S P bias */
+    static const int sh[][10] = {
+        {2, 3, 7, 6, 4, 3, 3, 1, 1, 1}, {2, 2, 9, 9, 3, 4, 4, 2, 1, 1}, {3, 2, 5, 7, 2, 3, 3, 2, 0, 0},
+        {1, 3, 6, 6, 2, 5, 5, 1, 2, 1}, {2, 1, 8, 8, 3, 4, 4, 2, 2, 1}, {2, 3, 7, 7, 1, 7, 7, 1, 0, 0},
+        {1, 2, 3, 4, 3, 1, 1, 1, 0, 1}, {2, 2, 6, 5, 3, 3, 3, 2, 2, 1}, {2, 2, 7, 8, 2, 2, 3, 3, 1, 1},
+        {2, 2, 2, 3, 2, 4, 4, 1, 2, 0},
+    };
+    rng_t r;
+    rng_seed(&r, 11);
+    double wr = 0, wf = 0;
+    for (size_t i = 0; i < ARRAY_LEN(sh); i++) {
+        const int *s = sh[i];
+        conv_shape_check(0, s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9], &r, 1, &wr, &wf);
+    }
+    printf("# conv2d: %zu shapes, worst ref err %.3g, worst FD err %.3g\n", ARRAY_LEN(sh), wr, wf);
+}
+
+static void convT_fd_shapes(void) {
+    static const int sh[][10] = {
+        {2, 3, 4, 4, 2, 4, 4, 2, 1, 1}, {2, 4, 1, 1, 3, 7, 7, 1, 0, 0}, {1, 2, 3, 5, 3, 3, 3, 1, 1, 1},
+        {2, 2, 5, 3, 2, 3, 3, 2, 0, 1}, {3, 2, 4, 4, 2, 4, 4, 2, 2, 0}, {2, 3, 3, 3, 2, 5, 5, 3, 1, 1},
+        {1, 1, 2, 2, 1, 2, 3, 2, 0, 1}, {2, 2, 7, 7, 1, 4, 4, 2, 1, 0},
+    };
+    rng_t r;
+    rng_seed(&r, 12);
+    double wr = 0, wf = 0;
+    for (size_t i = 0; i < ARRAY_LEN(sh); i++) {
+        const int *s = sh[i];
+        conv_shape_check(1, s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9], &r, 1, &wr, &wf);
+    }
+    printf("# convT2d: %zu shapes, worst ref err %.3g, worst FD err %.3g\n", ARRAY_LEN(sh), wr, wf);
+}
+
+/* Random shapes: GEMM conv and convT vs the naive loops (no FD: fast). */
+static void conv_random_vs_naive(void) {
+    rng_t r;
+    rng_seed(&r, 13);
+    double wr = 0, wf = 0;
+    int done = 0;
+    for (int it = 0; it < 60; it++) {
+        int tr = it & 1;
+        int N = 1 + (int)rng_below(&r, 3), C = 1 + (int)rng_below(&r, 4), K = 1 + (int)rng_below(&r, 4);
+        int H = 1 + (int)rng_below(&r, 9), W = 1 + (int)rng_below(&r, 9);
+        int KH = 1 + (int)rng_below(&r, 5), KW = 1 + (int)rng_below(&r, 5);
+        int S = 1 + (int)rng_below(&r, 3), P = (int)rng_below(&r, 3);
+        conv_t c;
+        int ok = tr ? convT_init(&c, N, C, H, W, K, KH, KW, S, P) : conv_init(&c, N, C, H, W, K, KH, KW, S, P);
+        if (ok != 0) continue; /* impossible shape: init must say so */
+        conv_shape_check(tr, N, C, H, W, K, KH, KW, S, P, (int)rng_below(&r, 2), &r, 0, &wr, &wf);
+        done++;
+    }
+    CHECK(done >= 30);
+    printf("# random shapes: %d checked vs naive loops, worst err %.3g\n", done, wr);
+}
+
+static void conv_init_rejects(void) {
+    conv_t c;
+    CHECK(conv_init(&c, 1, 1, 3, 3, 1, 5, 5, 1, 0) == -1); /* kernel larger than padded input */
+    CHECK(conv_init(&c, 1, 1, 3, 3, 1, 5, 5, 1, 1) == 0 && c.OH == 1 && c.OW == 1);
+    CHECK(conv_init(&c, 0, 1, 3, 3, 1, 1, 1, 1, 0) == -1);
+    CHECK(conv_init(&c, 1, 1, 3, 3, 1, 1, 1, 0, 0) == -1);
+    CHECK(convT_init(&c, 1, 1, 1, 1, 1, 2, 2, 1, 1) == -1); /* OH = 0 */
+    CHECK(convT_init(&c, 64, 100, 1, 1, 128, 7, 7, 1, 0) == 0 && c.OH == 7 && c.OW == 7);
+    CHECK(convT_init(&c, 64, 128, 7, 7, 64, 4, 4, 2, 1) == 0 && c.OH == 14);
+    CHECK(conv_init(&c, 64, 64, 14, 14, 128, 4, 4, 2, 1) == 0 && c.OH == 7);
+}
+
+/* Threads must not change results beyond rounding; GEMM is deterministic
+ * per thread count in OpenBLAS, so compare 1 thread vs all. */
+static void threads_knob(void) {
+    nn_set_threads(1);
+    CHECK(nn_get_threads() == 1);
+    conv_t c;
+    conv_init(&c, 8, 16, 14, 14, 32, 4, 4, 2, 1);
+    size_t nx = (size_t)8 * 16 * 14 * 14, nw = (size_t)32 * 16 * 16, ny = (size_t)8 * 32 * 7 * 7;
+    float *x = fnew(nx), *w = fnew(nw), *y1 = fnew(ny), *y2 = fnew(ny), *ws = fnew(conv2d_ws_floats(&c));
+    rng_t r;
+    rng_seed(&r, 5);
+    frand(&r, x, nx, 1);
+    frand(&r, w, nw, 1);
+    conv2d_forward(&c, x, w, NULL, y1, ws);
+    nn_set_threads(0);
+    CHECK(nn_get_threads() >= 1);
+    conv2d_forward(&c, x, w, NULL, y2, ws);
+    CHECK(relerr(y1, y2, ny) < 1e-5);
+    free(x); free(w); free(y1); free(y2); free(ws);
+}
+
+/* ---- linear, batch norm, embedding, losses: reference + FD ------------------ */
+
+typedef struct { int N, IN, OUT; double *x, *w, *b, *r, *y; } lin_ctx;
+
+static double lin_obj(void *vp) {
+    lin_ctx *q = vp;
+    double s = 0;
+    for (int n = 0; n < q->N; n++)
+        for (int o = 0; o < q->OUT; o++) {
+            double v = q->b[o];
+            for (int i = 0; i < q->IN; i++) v += q->x[n * q->IN + i] * q->w[o * q->IN + i];
+            s += v * q->r[n * q->OUT + o];
+        }
+    return s;
+}
+
+static void linear_fd(void) {
+    rng_t r;
+    rng_seed(&r, 21);
+    const int N = 5, IN = 7, OUT = 3;
+    float *x = fnew(N * IN), *w = fnew(OUT * IN), *b = fnew(OUT), *dy = fnew(N * OUT), *y = fnew(N * OUT);
+    float *dx = fnew(N * IN), *dw = fzero(OUT * IN), *db = fzero(OUT);
+    double *xd = dnew(N * IN), *wd = dnew(OUT * IN), *bd = dnew(OUT), *rd = dnew(N * OUT);
+    frand(&r, x, N * IN, 1); frand(&r, w, OUT * IN, 1); frand(&r, b, OUT, 1); frand(&r, dy, N * OUT, 1);
+    f2d(x, xd, N * IN); f2d(w, wd, OUT * IN); f2d(b, bd, OUT); f2d(dy, rd, N * OUT);
+    linear_forward(N, IN, OUT, x, w, b, y);
+    linear_backward(N, IN, OUT, x, w, dy, dx, dw, db);
+    lin_ctx q = {N, IN, OUT, xd, wd, bd, rd, NULL};
+    /* Forward vs reference: sum(y * r) equals the objective. */
+    double sy = 0;
+    for (int i = 0; i < N * OUT; i++) sy += (double)y[i] * rd[i];
+    CHECK(fabs(sy - lin_obj(&q)) < 1e-5 * fmax(1, fabs(sy)));
+    double e1 = fd_check(lin_obj, &q, xd, N * IN, dx, 100, 1e-3, &r);
+    double e2 = fd_check(lin_obj, &q, wd, OUT * IN, dw, 100, 1e-3, &r);
+    double e3 = fd_check(lin_obj, &q, bd, OUT, db, 100, 1e-3, &r);
+    printf("# FD linear: dx %.3g dw %.3g db %.3g\n", e1, e2, e3);
+    CHECK(e1 < 1e-4 && e2 < 1e-4 && e3 < 1e-4);
+    /* No bias: y = x w^T exactly like bias 0. */
+    float *y2 = fnew(N * OUT), *zb = fzero(OUT);
+    linear_forward(N, IN, OUT, x, w, NULL, y2);
+    linear_forward(N, IN, OUT, x, w, zb, y);
+    CHECK(relerr(y2, y, N * OUT) < 1e-6);
+    free(y2); free(zb);
+    free(x); free(w); free(b); free(dy); free(y); free(dx); free(dw); free(db);
+    free(xd); free(wd); free(bd); free(rd);
+}
+
+typedef struct { int N, C, HW; double *x, *g, *b, *r, *y; } bn_ctx;
+
+static double bn_obj(void *vp) {
+    bn_ctx *q = vp;
+    ref_bn_train(q->N, q->C, q->HW, 1e-5, q->x, q->g, q->b, q->y);
+    return dot(q->y, q->r, (size_t)q->N * q->C * q->HW);
+}
+
+static void bn_fd(void) {
+    rng_t r;
+    rng_seed(&r, 22);
+    static const int shapes[][3] = {{4, 3, 5}, {2, 2, 1}, {3, 4, 9}, {16, 2, 49}};
+    for (size_t s = 0; s < ARRAY_LEN(shapes); s++) {
+        int N = shapes[s][0], C = shapes[s][1], HW = shapes[s][2];
+        size_t n = (size_t)N * C * HW;
+        bn_t b = {N, C, HW, 1e-5f, 0.1f};
+        float *x = fnew(n), *g = fnew(C), *be = fnew(C), *dy = fnew(n), *y = fnew(n), *dx = fnew(n);
+        float *dg = fzero(C), *db = fzero(C), *mean = fnew(C), *rstd = fnew(C);
+        double *xd = dnew(n), *gd = dnew(C), *bd = dnew(C), *rd = dnew(n), *yd = dnew(n);
+        frand(&r, x, n, 2);
+        for (size_t i = 0; i < n; i++) x[i] += 0.5f; /* non-zero mean */
+        frand(&r, g, C, 1); frand(&r, be, C, 1); frand(&r, dy, n, 1);
+        f2d(x, xd, n); f2d(g, gd, C); f2d(be, bd, C); f2d(dy, rd, n);
+        bn_forward_train(&b, x, g, be, y, mean, rstd, NULL, NULL);
+        bn_backward(&b, x, g, mean, rstd, dy, dx, dg, db);
+        bn_ctx q = {N, C, HW, xd, gd, bd, rd, yd};
+        bn_obj(&q);
+        double ey = relerr_d(y, yd, n);
+        double e1 = fd_check(bn_obj, &q, xd, n, dx, 60, 1e-4, &r);
+        double e2 = fd_check(bn_obj, &q, gd, C, dg, 60, 1e-4, &r);
+        double e3 = fd_check(bn_obj, &q, bd, C, db, 60, 1e-4, &r);
+        printf("# FD batchnorm N%d C%d HW%d: y %.3g dx %.3g dgamma %.3g dbeta %.3g\n", N, C, HW, ey, e1, e2, e3);
+        CHECK(ey < 1e-5);
+        /* N*HW = 2 makes dx tiny and ill-conditioned; float rounding dominates. */
+        CHECK(e1 < 2e-3 && e2 < 1e-3 && e3 < 1e-3);
+        /* dgamma/dbeta accumulate; dx is overwritten. */
+        float *dx2 = fnew(n);
+        bn_backward(&b, x, g, mean, rstd, dy, dx2, dg, db);
+        CHECK(memcmp(dx, dx2, n * sizeof(float)) == 0);
+        float *dg1 = fzero(C), *db1 = fzero(C);
+        bn_backward(&b, x, g, mean, rstd, dy, NULL, dg1, db1);
+        for (int c = 0; c < C; c++) CHECK(fabsf(dg[c] - 2 * dg1[c]) <= 1e-5f * (1 + fabsf(dg[c])));
+        for (int c = 0; c < C; c++) CHECK(fabsf(db[c] - 2 * db1[c]) <= 1e-5f * (1 + fabsf(db[c])));
+        free(dx2); free(dg1); free(db1);
+        free(x); free(g); free(be); free(dy); free(y); free(dx); free(dg); free(db); free(mean); free(rstd);
+        free(xd); free(gd); free(bd); free(rd); free(yd);
+    }
+}
+
+static void bn_running_unbiased(void) {
+    /* 2 values per channel {1, 3}: mean 2, biased var 1, unbiased var 2. */
+    bn_t b = {2, 1, 1, 1e-5f, 0.1f};
+    float x[2] = {1, 3}, g = 1, be = 0, y[2], mean, rstd, rm = 0, rv = 1;
+    bn_forward_train(&b, x, &g, &be, y, &mean, &rstd, &rm, &rv);
+    CHECK(fabsf(mean - 2) < 1e-6f);
+    CHECK(fabsf(rstd - 1 / sqrtf(1 + 1e-5f)) < 1e-6f);
+    CHECK(fabsf(rm - 0.2f) < 1e-6f);
+    CHECK(fabsf(rv - (0.9f + 0.1f * 2)) < 1e-6f);
+    CHECK(fabsf(y[0] + 1) < 1e-4f && fabsf(y[1] - 1) < 1e-4f);
+}
+
+typedef struct { int N, D; const int32_t *lab; double *t, *r; } emb_ctx;
+
+static double emb_obj(void *vp) {
+    emb_ctx *q = vp;
+    double s = 0;
+    for (int n = 0; n < q->N; n++)
+        for (int d = 0; d < q->D; d++) s += q->t[q->lab[n] * q->D + d] * q->r[n * q->D + d];
+    return s;
+}
+
+static void embed_fd(void) {
+    rng_t r;
+    rng_seed(&r, 23);
+    enum { NC = 5, N = 9, D = 6 };
+    int32_t lab[N] = {0, 3, 3, 1, 4, 3, 0, 2, 4};
+    float *t = fnew(NC * D), *y = fnew(N * D), *dy = fnew(N * D), *dt = fzero(NC * D);
+    double *td = dnew(NC * D), *rd = dnew(N * D);
+    frand(&r, t, NC * D, 1);
+    frand(&r, dy, N * D, 1);
+    f2d(t, td, NC * D);
+    f2d(dy, rd, N * D);
+    embed_forward(N, D, t, lab, y);
+    for (int n = 0; n < N; n++) CHECK(memcmp(y + n * D, t + lab[n] * D, D * sizeof(float)) == 0);
+    embed_backward(N, D, lab, dy, dt);
+    emb_ctx q = {N, D, lab, td, rd};
+    double e = fd_check(emb_obj, &q, td, NC * D, dt, 100, 1e-3, &r);
+    printf("# FD embedding: dtable %.3g\n", e);
+    CHECK(e < 1e-5);
+    embed_backward(N, D, lab, dy, dt); /* accumulates */
+    float *dt1 = fzero(NC * D);
+    embed_backward(N, D, lab, dy, dt1);
+    for (int i = 0; i < NC * D; i++) CHECK(fabsf(dt[i] - 2 * dt1[i]) <= 1e-6f);
+    embed_backward(N, D, lab, dy, NULL); /* NULL skips */
+    free(dt1);
+    free(t); free(y); free(dy); free(dt); free(td); free(rd);
+}
+
+typedef struct { size_t n; int kind; double *l; const float *t; } loss_ctx;
+
+static double loss_obj(void *vp) {
+    loss_ctx *q = vp;
+    double s = 0;
+    for (size_t i = 0; i < q->n; i++) {
+        double x = q->l[i];
+        switch (q->kind) {
+        case 0: s += fmax(x, 0) - x * q->t[i] + log1p(exp(-fabs(x))); break; /* bce_v */
+        case 1: s += fmax(1 - x, 0); break;                                  /* hinge real */
+        case 2: s += fmax(1 + x, 0); break;                                  /* hinge fake */
+        case 3: s -= x; break;                                               /* hinge g */
+        default: s += fmax(x, 0) - x * 1.0 + log1p(exp(-fabs(x))); break;    /* bce const t=1 */
+        }
+    }
+    return s / (double)q->n;
+}
+
+static void losses_fd(void) {
+    rng_t r;
+    rng_seed(&r, 24);
+    enum { n = 37 };
+    float l[n], t[n], dl[n];
+    double ld[n];
+    for (int i = 0; i < n; i++) {
+        do l[i] = (rng_uniform(&r) * 2 - 1) * 4; /* keep away from the hinge kinks at +-1 */
+        while (fabsf(fabsf(l[i]) - 1) < 0.05f);
+        t[i] = rng_uniform(&r);
+    }
+    f2d(l, ld, n);
+    static const char *names[] = {"bce_logits_v", "hinge_d_real", "hinge_d_fake", "hinge_g", "bce_logits"};
+    for (int kind = 0; kind < 5; kind++) {
+        for (int i = 0; i < n; i++) dl[i] = NAN;
+        float v;
+        switch (kind) {
+        case 0: v = bce_logits_v(n, l, t, dl); break;
+        case 1: v = hinge_d_real(n, l, dl); break;
+        case 2: v = hinge_d_fake(n, l, dl); break;
+        case 3: v = hinge_g(n, l, dl); break;
+        default: v = bce_logits(n, l, 1.0f, dl); break;
+        }
+        loss_ctx q = {n, kind, ld, t};
+        double ref = loss_obj(&q);
+        double e = fd_check(loss_obj, &q, ld, n, dl, n, 1e-4, &r);
+        printf("# FD %s: loss err %.3g grad %.3g\n", names[kind], fabs(v - ref), e);
+        CHECK(fabs(v - ref) < 1e-6 * fmax(1, fabs(ref)));
+        CHECK(e < 1e-4);
+    }
+    /* Extreme logits stay finite and exact. */
+    float big[4] = {100, -100, 1e4f, -1e4f}, dbig[4];
+    float lv = bce_logits(4, big, 1.0f, dbig);
+    CHECK(isfinite(lv) && fabsf(lv - (0 + 100 + 0 + 1e4f) / 4) < 1e-2f);
+    CHECK(fabsf(dbig[0]) < 1e-30f && fabsf(dbig[1] + 0.25f) < 1e-6f);
+    float t0 = bce_logits(4, big, 0.0f, dbig);
+    CHECK(isfinite(t0) && fabsf(t0 - (100 + 1e4f) / 4) < 1e-2f);
+    /* bce_logits(t) == bce_logits_v with all-t targets. */
+    float tt[n], d1[n], d2[n];
+    for (int i = 0; i < n; i++) tt[i] = 0.0f;
+    CHECK(bce_logits(n, l, 0.0f, d1) == bce_logits_v(n, l, tt, d2));
+    CHECK(memcmp(d1, d2, sizeof d1) == 0);
+}
+
+/* ---- Adam vs a double reference, EMA, reductions ------------------------------ */
+
+static void adam_reference(void) {
+    rng_t r;
+    rng_seed(&r, 31);
+    enum { n = 50, steps = 7 };
+    float p[n], m[n] = {0}, v[n] = {0}, g[n];
+    double pd[n], md[n] = {0}, vd[n] = {0};
+    frand(&r, p, n, 1);
+    f2d(p, pd, n);
+    adam_t a = {2e-4f, 0.5f, 0.999f, 1e-8f, 0};
+    double worst = 0;
+    for (int s = 1; s <= steps; s++) {
+        frand(&r, g, n, 1);
+        adam_begin(&a);
+        adam_update(&a, n, p, g, m, v);
+        double b1 = a.beta1, b2 = a.beta2;
+        for (int i = 0; i < n; i++) {
+            md[i] = b1 * md[i] + (1 - b1) * g[i];
+            vd[i] = b2 * vd[i] + (1 - b2) * (double)g[i] * g[i];
+            pd[i] -= (a.lr / (1 - pow(b1, s))) * md[i] / (sqrt(vd[i]) / sqrt(1 - pow(b2, s)) + (double)a.eps);
+            worst = fmax(worst, fabs(p[i] - pd[i]));
+        }
+    }
+    printf("# adam vs double reference, %d steps: max abs err %.3g\n", steps, worst);
+    CHECK(worst < 1e-6);
+}
+
+static void ema_and_reductions(void) {
+    float e[3] = {1, 2, 3}, p[3] = {3, 2, 1};
+    ema_update(3, 0.75f, e, p);
+    CHECK(fabsf(e[0] - 1.5f) < 1e-6f && fabsf(e[1] - 2) < 1e-6f && fabsf(e[2] - 2.5f) < 1e-6f);
+    float x[5] = {1, -2, 3, 0, 0.5f};
+    CHECK(fabs(nn_sumsq(5, x) - 14.25) < 1e-9);
+    CHECK(nn_all_finite(5, x));
+    x[3] = INFINITY;
+    CHECK(!nn_all_finite(5, x));
+    x[3] = NAN;
+    CHECK(!nn_all_finite(5, x));
+    x[3] = -INFINITY;
+    CHECK(!nn_all_finite(5, x));
+    CHECK(nn_all_finite(0, x));
+}
+
+/* ---- npy ------------------------------------------------------------------- */
+
+static void write_raw(const char *path, const void *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL);
+    if (!f) return;
+    CHECK(fwrite(p, 1, n, f) == n);
+    fclose(f);
+}
+
+static void npy_roundtrip(void) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/a.npy", test_tmpdir());
+    float f[6] = {1, -2.5f, 3, 4, 5, 6e-7f};
+    int64_t sh[2] = {2, 3};
+    CHECK(npy_write_f32(path, f, 2, sh) == 0);
+    npy_t a;
+    CHECK(npy_read(path, NPY_ANY, &a) == 0);
+    CHECK(a.dtype == NPY_F32 && a.ndim == 2 && a.shape[0] == 2 && a.shape[1] == 3 && a.count == 6);
+    CHECK(a.data && memcmp(a.data, f, sizeof f) == 0);
+    npy_free(&a);
+    CHECK(npy_read(path, NPY_F64, &a) == 0 && a.dtype == NPY_F64 && ((double *)a.data)[1] == -2.5);
+    npy_free(&a);
+    CHECK(npy_read(path, NPY_I64, &a) == GB_EFORMAT && a.data == NULL); /* -2.5 is not integral */
+    int64_t iv[3] = {7, -1, 1LL << 40};
+    int64_t s1 = 3;
+    CHECK(npy_write(path, NPY_I64, iv, 1, &s1) == 0);
+    CHECK(npy_read(path, NPY_I64, &a) == 0 && a.ndim == 1 && memcmp(a.data, iv, sizeof iv) == 0);
+    npy_free(&a);
+    CHECK(npy_read(path, NPY_F32, &a) == 0 && ((float *)a.data)[0] == 7.0f);
+    npy_free(&a);
+    double dv = 0.125;
+    CHECK(npy_write(path, NPY_F64, &dv, 0, NULL) == 0); /* scalar */
+    CHECK(npy_read(path, NPY_ANY, &a) == 0 && a.ndim == 0 && a.count == 1 && *(double *)a.data == 0.125);
+    npy_free(&a);
+    /* The header is padded so the data start at a multiple of 64. */
+    FILE *fp = fopen(path, "rb");
+    CHECK(fp != NULL);
+    if (fp) {
+        fseek(fp, 0, SEEK_END);
+        CHECK((ftell(fp) - 8) % 64 == 0);
+        fclose(fp);
+    }
+    npy_free(&a); /* idempotent */
+}
+
+static void npy_rejects(void) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/bad.npy", test_tmpdir());
+    npy_t a;
+    snprintf(path, sizeof path, "%s/does-not-exist.npy", test_tmpdir());
+    CHECK(npy_read(path, NPY_F32, &a) == ENOENT && strstr(a.err, "cannot open"));
+    snprintf(path, sizeof path, "%s/bad.npy", test_tmpdir());
+    struct { const char *hdr; int rc; } cases[] = {
+        {"{'descr': '<f4', 'fortran_order': True, 'shape': (2,), }", GB_EUNSUPPORTED},
+        {"{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", GB_EUNSUPPORTED},
+        {"{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }", GB_EUNSUPPORTED},
+        {"{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", GB_EUNSUPPORTED},
+        {"{'descr': '<f4', 'shape': (2,), }", GB_EFORMAT},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2,-1), }", GB_EFORMAT},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 99999999999), }", GB_ETOOBIG},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", GB_EFORMAT}, /* only 2 floats follow */
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", GB_EFORMAT}, /* trailing bytes */
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': 1}", GB_EFORMAT},
+        {"{'descr': '<f4' 'fortran_order': False}", GB_EFORMAT},
+        {"garbage", GB_EFORMAT},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1,1,1), }", GB_EFORMAT},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 0},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        unsigned char buf[512];
+        size_t hl = strlen(cases[i].hdr);
+        memcpy(buf, "\x93NUMPY\x01\x00", 8);
+        buf[8] = (unsigned char)((hl + 1) & 0xff);
+        buf[9] = (unsigned char)((hl + 1) >> 8);
+        memcpy(buf + 10, cases[i].hdr, hl);
+        buf[10 + hl] = '\n';
+        float two[2] = {1, 2};
+        memcpy(buf + 11 + hl, two, sizeof two);
+        write_raw(path, buf, 11 + hl + sizeof two);
+        int rc = npy_read(path, NPY_F32, &a);
+        CHECKF(rc == cases[i].rc, "case %zu: rc %d want %d (%s)", i, rc, cases[i].rc, a.err);
+        if (rc) CHECK(a.data == NULL && a.err[0]);
+        npy_free(&a);
+    }
+    write_raw(path, "\x93NUMPX\x01\x00\x00\x00", 10);
+    CHECK(npy_read(path, NPY_F32, &a) == GB_EFORMAT);
+    write_raw(path, "\x93NUMPY\x01\x00\xff", 9);
+    CHECK(npy_read(path, NPY_F32, &a) == GB_EFORMAT);
+    write_raw(path, "\x93NUMPY\x09\x00\x00\x00", 10);
+    CHECK(npy_read(path, NPY_F32, &a) == GB_EUNSUPPORTED);
+    write_raw(path, "", 0);
+    CHECK(npy_read(path, NPY_F32, &a) == GB_EFORMAT);
+    /* Fuzz-ish: random mutations of a valid file never crash. */
+    int64_t sh = 4;
+    float v[4] = {1, 2, 3, 4};
+    CHECK(npy_write_f32(path, v, 1, &sh) == 0);
+    FILE *fp = fopen(path, "rb");
+    unsigned char good[256];
+    size_t gl = fp ? fread(good, 1, sizeof good, fp) : 0;
+    if (fp) fclose(fp);
+    rng_t r;
+    rng_seed(&r, 99);
+    for (int it = 0; it < 300; it++) {
+        unsigned char m[256];
+        memcpy(m, good, gl);
+        for (int k = 0; k < 3; k++) m[rng_below(&r, gl)] = (unsigned char)rng_u64(&r);
+        size_t ml = gl - (it % 5 == 0 ? rng_below(&r, gl) : 0);
+        write_raw(path, m, ml);
+        int rc = npy_read(path, NPY_F32, &a);
+        if (rc == 0) CHECK(a.data != NULL);
+        npy_free(&a);
+    }
+}
+
+int main(void) {
+    RUN(golden_present);
+    RUN(golden_conv2d_k4s2p1);
+    RUN(golden_conv2d_k3s1p1);
+    RUN(golden_conv2d_k7s1p0);
+    RUN(golden_convT2d_k4s2p1);
+    RUN(golden_convT2d_k7s1p0);
+    RUN(golden_bn_train);
+    RUN(golden_bn_eval);
+    RUN(golden_linear);
+    RUN(golden_act_relu);
+    RUN(golden_act_lrelu);
+    RUN(golden_act_tanh);
+    RUN(golden_act_sigmoid);
+    RUN(golden_bce);
+    RUN(golden_adam);
+    RUN(conv_init_rejects);
+    RUN(conv_fd_shapes);
+    RUN(convT_fd_shapes);
+    RUN(conv_random_vs_naive);
+    RUN(threads_knob);
+    RUN(linear_fd);
+    RUN(bn_fd);
+    RUN(bn_running_unbiased);
+    RUN(embed_fd);
+    RUN(losses_fd);
+    RUN(adam_reference);
+    RUN(ema_and_reductions);
+    RUN(npy_roundtrip);
+    RUN(npy_rejects);
+    return test_done();
+}
