@@ -1,0 +1,728 @@
+/* gambar-train - train a GAN on a stream of Batch messages, with
+ * checkpoints that resume bit-exactly.
+ *
+ * Shape of the program: a PULL socket brings Batch/EndOfStream messages, a
+ * PUB socket publishes Metric and CheckpointReady, and one loop receives,
+ * checks, orders and trains. Everything that decides the weights is a pure
+ * function of the checkpointed state and the batch stream:
+ *   - the model holds no random state; z and fake labels for step s come
+ *     from rng_derive(seed, s, 0x7a, 0, 0), so a resumed run draws the same
+ *     noise without replaying the generator;
+ *   - batch seq k is trained at exactly one step: the loop consumes seqs
+ *     in order, starting at the checkpoint's next_batch_seq (0 for a new
+ *     run). Early batches (seq below the one expected: a producer started
+ *     too early) are dropped and counted; later ones are held in a small
+ *     reorder window (several producers' shards interleave), and what falls
+ *     outside the window is dropped and counted.
+ * An orchestrator asks `gambar-train --print-start-batch --ckpt-dir D` for
+ * the seq to start its producers at, so the normal pipeline never drops.
+ *
+ * Failure policy: outside input never crashes the trainer (train_batch.c);
+ * NaN/Inf stops it (exit 5) without writing a checkpoint; SIGINT/SIGTERM
+ * finish the current step, checkpoint and exit 0; SIGKILL loses at most
+ * the steps since the last checkpoint (files are written atomically). */
+#include "base.h"
+#include "ckpt.h"
+#include "cli.h"
+#include "err.h"
+#include "log.h"
+#include "model.h"
+#include "nn.h"
+#include "rng.h"
+#include "sig.h"
+#include "train.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <zmq.h>
+
+#define TRAIN_Z_STREAM 0x7a /* rng_derive coordinate of the z/label stream */
+
+typedef struct {
+    const char *in, *model, *ckpt_dir, *init_from, *metrics, *loss, *conditional, *run;
+    long long steps, epochs, ckpt_every, keep, log_every, threads, width, producers, window;
+    uint64_t seed;
+    double lr_g, lr_d, beta1, beta2, ema;
+    bool resume, print_start;
+    bool seen_steps, seen_epochs, seen_lr_g, seen_lr_d, seen_beta1, seen_beta2, seen_ema, seen_width,
+        seen_loss, seen_model, seen_seed, seen_threads;
+} opts_t;
+
+typedef struct {
+    opts_t o;
+    void *ctx, *pull, *pub;
+    model_t *m;
+    model_desc_t want;         /* description for a model built on the first batch */
+    Gambar__Checkpoint *init;  /* --init-from checkpoint until the model exists */
+    train_pos_t pos;
+    train_expect_t ex;
+    uint32_t fam_h, fam_w;     /* image size the model family needs */
+    drop_stats_t drops;
+    wire_msg_t **held;         /* reorder window, indexed by seq % window */
+    uint32_t nheld;
+    int eos;                   /* EndOfStream messages received */
+    float *real, *z;
+    int32_t *labels, *fake_labels;
+    int cap;                   /* batch capacity of the buffers */
+    uint64_t saved_step;       /* step of the newest checkpoint on disk */
+    int have_saved;
+    char saved_path[PATH_MAX];
+    uint64_t log_step;         /* step of the last progress line */
+    double log_t, t_start, wall0;
+    uint64_t log_images;
+    model_stats_t last;
+    char *cmdline;
+} trainer_t;
+
+
+/* ---- metrics ------------------------------------------------------------ */
+
+static void pub_metric(trainer_t *t, const char *name, double value) {
+    if (!t->pub) return;
+    Gambar__Metric mm = GAMBAR__METRIC__INIT;
+    mm.stage = "train";
+    mm.run = (char *)(t->o.run ? t->o.run : "");
+    mm.name = (char *)name;
+    mm.value = value;
+    mm.step = t->pos.step;
+    mm.epoch = t->pos.epoch;
+    mm.wall_time = gb_wall();
+    int rc = wire_send(t->pub, &mm.base, ZMQ_DONTWAIT);
+    if (rc && rc != EAGAIN) log_debug("metric %s not sent: %s", name, err_str(rc));
+}
+
+static void log_progress(trainer_t *t) {
+    double now = gb_now();
+    double dt = now - t->log_t;
+    double ips = dt > 0 ? (double)t->log_images / dt : 0;
+    const model_stats_t *s = &t->last;
+    log_info("step %" PRIu64 " epoch %u: loss_d %.4f loss_g %.4f D(x) %.3f D(G(z)) %.3f |g_d| %.3g |g_g| %.3g "
+             "%.0f img/s, dropped %" PRIu64,
+             t->pos.step, t->pos.epoch, (double)s->loss_d, (double)s->loss_g, (double)s->d_real,
+             (double)s->d_fake, (double)s->grad_norm_d, (double)s->grad_norm_g, ips, drop_total(&t->drops));
+    pub_metric(t, "loss_d", s->loss_d);
+    pub_metric(t, "loss_g", s->loss_g);
+    pub_metric(t, "d_real", s->d_real);
+    pub_metric(t, "d_fake", s->d_fake);
+    pub_metric(t, "grad_norm_d", s->grad_norm_d);
+    pub_metric(t, "grad_norm_g", s->grad_norm_g);
+    pub_metric(t, "images_per_second", ips);
+    pub_metric(t, "dropped_messages_total", (double)drop_total(&t->drops));
+    t->log_t = now;
+    t->log_images = 0;
+    t->log_step = t->pos.step;
+}
+
+/* ---- checkpoints ---------------------------------------------------------- */
+
+/* Save now. Returns 0, or an rc (fatal: the caller stops). */
+static int save_now(trainer_t *t) {
+    char path[PATH_MAX];
+    uint8_t dig[DIGEST_LEN];
+    t->pos.wall_trained += gb_now() - t->t_start;
+    t->t_start = gb_now();
+    t->pos.command_line = t->cmdline;
+    t->pos.threads = nn_get_threads();
+    t->pos.max_batch = model_max_batch(t->m);
+    int rc = train_ckpt_save(t->o.ckpt_dir, (int)t->o.keep, t->m, &t->pos, path, sizeof path, dig);
+    if (rc) {
+        log_error("checkpoint at step %" PRIu64 " not written: %s", t->pos.step, err_str(rc));
+        return rc;
+    }
+    char abs[PATH_MAX];
+    if (!realpath(path, abs)) snprintf(abs, sizeof abs, "%s", path);
+    snprintf(t->saved_path, sizeof t->saved_path, "%s", abs);
+    t->saved_step = t->pos.step;
+    t->have_saved = 1;
+    char hex[DIGEST_HEX_LEN + 1];
+    digest_hex(dig, DIGEST_LEN, hex);
+    log_info("checkpoint %s (step %" PRIu64 ", next batch %" PRIu64 ", sha256 %.16s...)", abs, t->pos.step,
+             t->pos.next_seq, hex);
+    if (t->pub) {
+        Gambar__CheckpointReady cr = GAMBAR__CHECKPOINT_READY__INIT;
+        cr.path = abs;
+        cr.step = t->pos.step;
+        cr.digest.data = dig;
+        cr.digest.len = DIGEST_LEN;
+        cr.epoch = t->pos.epoch;
+        cr.run = (char *)(t->o.run ? t->o.run : "");
+        int r2 = wire_send(t->pub, &cr.base, ZMQ_DONTWAIT);
+        if (r2 && r2 != EAGAIN) log_warn("CheckpointReady not sent: %s", err_str(r2));
+    }
+    return 0;
+}
+
+/* ---- model set-up ----------------------------------------------------------- */
+
+static void ensure_buffers(trainer_t *t, int n) {
+    if (n <= t->cap) return;
+    free(t->real);
+    free(t->z);
+    free(t->labels);
+    free(t->fake_labels);
+    size_t img = (size_t)t->ex.c * t->ex.h * t->ex.w;
+    const model_desc_t *d = model_desc(t->m);
+    t->real = gb_xmalloc_aligned((size_t)n * img * sizeof(float));
+    t->z = gb_xmalloc_aligned((size_t)n * (size_t)d->z_dim * sizeof(float));
+    t->labels = xmalloc(sizeof(int32_t) * (size_t)n);
+    t->fake_labels = xmalloc(sizeof(int32_t) * (size_t)n);
+    t->cap = n;
+}
+
+/* Apply the optimiser/EMA options to the live model; on a resumed run only
+ * those given explicitly. */
+static void apply_hyper(trainer_t *t, int resumed) {
+    adam_t *ag = model_adam(t->m, MODEL_G), *ad = model_adam(t->m, MODEL_D);
+    const opts_t *o = &t->o;
+    if (!resumed || o->seen_lr_g) ag->lr = (float)o->lr_g;
+    if (!resumed || o->seen_lr_d) ad->lr = (float)o->lr_d;
+    if (!resumed || o->seen_beta1) ag->beta1 = ad->beta1 = (float)o->beta1;
+    if (!resumed || o->seen_beta2) ag->beta2 = ad->beta2 = (float)o->beta2;
+    if (!resumed || o->seen_ema) model_set_ema_decay(t->m, (float)o->ema);
+    if (resumed && (o->seen_lr_g || o->seen_lr_d || o->seen_beta1 || o->seen_beta2 || o->seen_ema))
+        log_info("resumed run: optimiser/EMA options given on the command line override the checkpoint's");
+}
+
+/* Build the model when the first good batch b has arrived (new runs).
+ * Returns 0 or an rc for a fatal mismatch (logged). */
+static int build_model(trainer_t *t, const Gambar__Batch *b) {
+    model_desc_t d = t->want;
+    d.channels = (int)b->c;
+    int cond;
+    if (strcmp(t->o.conditional, "yes") == 0) cond = 1;
+    else if (strcmp(t->o.conditional, "no") == 0) cond = 0;
+    else cond = b->num_classes > 0 && b->n_labels == b->n;
+    if (cond && b->num_classes == 0) {
+        log_error("--conditional yes, but the dataset has no classes (num_classes 0)");
+        return GB_EMISMATCH;
+    }
+    d.conditional = cond;
+    d.num_classes = cond ? (int)b->num_classes : 0;
+    if (!cond) d.embed_dim = 0;
+    else if (d.embed_dim <= 0) d.embed_dim = d.z_dim;
+    d.class_names = NULL;
+    char why[256];
+    if (model_desc_check(&d, why, sizeof why) != 0) {
+        log_error("model: %s", why);
+        return GB_EMISMATCH;
+    }
+    int cap = (int)GB_MAX(b->n, 2u);
+    t->m = model_new(&d, cap, t->o.seed);
+    if (!t->m) {
+        log_error("model_new failed for %s", model_family_name(d.family));
+        return GB_EMISMATCH;
+    }
+    t->ex.conditional = cond;
+    if (t->init) {
+        const Gambar__ModelDesc *pm = t->init->model;
+        if ((int)pm->channels != d.channels || (pm->conditional != 0) != (cond != 0) ||
+            (cond && (int)pm->num_classes != d.num_classes)) {
+            log_error("--init-from %s: the parent model is %ux%ux%u %s with %u classes; this run needs %d channels, "
+                      "%s, %d classes",
+                      t->o.init_from, pm->channels, pm->height, pm->width,
+                      pm->conditional ? "conditional" : "unconditional", pm->num_classes, d.channels,
+                      cond ? "conditional" : "unconditional", d.num_classes);
+            return GB_EMISMATCH;
+        }
+        int rc = train_ckpt_load_model(t->init, t->m, 0);
+        if (rc) {
+            log_error("--init-from %s: the parent's tensors do not fit this model", t->o.init_from);
+            return GB_EMISMATCH;
+        }
+        ckpt_free(&t->init);
+        log_info("initialised from %s (fresh optimiser, step 0)", t->o.init_from);
+    }
+    apply_hyper(t, 0);
+    log_info("model %s %dx%dx%d width %d/%d z %d%s, loss %s, %zu G + %zu D parameters, batch capacity %d",
+             model_family_name(d.family), d.channels, d.height, d.width, d.g_mult, d.d_mult, d.z_dim,
+             cond ? " conditional" : "", model_loss_name(d.loss), model_param_count(t->m, MODEL_G),
+             model_param_count(t->m, MODEL_D), cap);
+    return 0;
+}
+
+/* Grow the model's batch capacity to n (a batch larger than the first). */
+static void grow_model(trainer_t *t, int n) {
+    model_t *nm = model_new(model_desc(t->m), n, t->o.seed);
+    ASSERT(nm);
+    train_model_copy(nm, t->m);
+    model_free(t->m);
+    t->m = nm;
+    log_info("batch capacity grown to %d", n);
+}
+
+/* ---- one step --------------------------------------------------------------- */
+
+/* Train on batch b (checked, seq == pos.next_seq). Returns 0, or a fatal rc. */
+static int train_on(trainer_t *t, const Gambar__Batch *b) {
+    if (!t->m) {
+        int rc = build_model(t, b);
+        if (rc) return rc;
+    }
+    if ((int)b->n > model_max_batch(t->m)) grow_model(t, (int)b->n);
+    ensure_buffers(t, (int)b->n);
+    const model_desc_t *d = model_desc(t->m);
+    int N = (int)b->n;
+    train_batch_floats(b, t->real, t->labels);
+    rng_t r;
+    rng_derive(&r, t->o.seed, t->pos.step, TRAIN_Z_STREAM, 0, 0);
+    rng_normal_fill(&r, t->z, (size_t)N * (size_t)d->z_dim);
+    for (int i = 0; i < N; i++)
+        t->fake_labels[i] = d->conditional ? (int32_t)rng_below(&r, (uint64_t)d->num_classes) : 0;
+    model_stats_t s;
+    uint64_t step = t->pos.step + 1;
+    int rc = model_train_step(t->m, t->real, t->labels, N, t->z, t->fake_labels, &s);
+    const char *bad = NULL;
+    if (rc == 0 && !(isfinite(s.loss_d) && isfinite(s.loss_g) && isfinite(s.grad_norm_d) &&
+                     isfinite(s.grad_norm_g)))
+        rc = GB_ENUMERIC;
+    if (rc == 0 && !train_model_finite(t->m, &bad)) rc = GB_ENUMERIC;
+    if (rc) {
+        if (rc == GB_ENUMERIC)
+            log_error("numeric failure at step %" PRIu64 " (batch seq %" PRIu64 "): loss_d %g loss_g %g "
+                      "|grad_d| %g |grad_g| %g%s%s; stopping without a checkpoint. Last good checkpoint: %s",
+                      step, b->seq, (double)s.loss_d, (double)s.loss_g, (double)s.grad_norm_d,
+                      (double)s.grad_norm_g, bad ? ", non-finite tensor " : "", bad ? bad : "",
+                      t->have_saved ? t->saved_path : "none");
+        else
+            log_error("training step %" PRIu64 " failed: %s", step, err_str(rc));
+        return rc;
+    }
+    t->last = s;
+    t->pos.step = step;
+    t->pos.next_seq = b->seq + 1;
+    t->pos.epoch = (uint32_t)(t->pos.next_seq / t->ex.bpe);
+    t->pos.images_seen += b->n;
+    t->log_images += b->n;
+    return 0;
+}
+
+/* ---- receiving ----------------------------------------------------------- */
+
+static int done_by_target(const trainer_t *t) {
+    if (t->o.steps > 0 && t->pos.step >= (uint64_t)t->o.steps) return 1;
+    if (t->o.epochs > 0 && t->ex.have_dataset && t->pos.next_seq >= (uint64_t)t->o.epochs * t->ex.bpe) return 1;
+    return 0;
+}
+
+/* Handle a decoded Batch: check, order, train or hold or drop. Takes
+ * ownership of *mp. Returns 0 or a fatal rc. */
+static int on_batch(trainer_t *t, wire_msg_t **mp) {
+    const Gambar__Batch *b = (const Gambar__Batch *)(*mp)->msg;
+    char why[256];
+    if (!t->ex.have_shape && (b->h != t->fam_h || b->w != t->fam_w || (b->c != 1 && b->c != 3))) {
+        snprintf(why, sizeof why, "images are %ux%ux%u (CxHxW), %s needs 1 or 3 x %ux%u", b->c, b->h, b->w,
+                 model_family_name(t->want.family), t->fam_h, t->fam_w);
+        drop_note(&t->drops, DROP_SHAPE, b->seq, why);
+        wire_msg_destroy(mp);
+        return 0;
+    }
+    int k = train_batch_check(b, &t->ex, why, sizeof why);
+    if (k) {
+        drop_note(&t->drops, (drop_kind_t)k, b->seq, why);
+        wire_msg_destroy(mp);
+        return 0;
+    }
+    uint64_t want = t->pos.next_seq;
+    if (b->seq < want) {
+        snprintf(why, sizeof why, "already trained on (waiting for seq %" PRIu64 ")", want);
+        drop_note(&t->drops, DROP_STALE, b->seq, why);
+        wire_msg_destroy(mp);
+        return 0;
+    }
+    if (b->seq > want) {
+        uint32_t W = (uint32_t)t->o.window;
+        if (b->seq - want >= W) {
+            snprintf(why, sizeof why, "%" PRIu64 " batches ahead of seq %" PRIu64 " (window %u)", b->seq - want,
+                     want, W);
+            drop_note(&t->drops, DROP_AHEAD, b->seq, why);
+            wire_msg_destroy(mp);
+            return 0;
+        }
+        wire_msg_t **slot = &t->held[b->seq % W];
+        if (*slot) {
+            drop_note(&t->drops, DROP_DUPLICATE, b->seq, "this seq is already waiting in the reorder window");
+            wire_msg_destroy(mp);
+            return 0;
+        }
+        if (t->nheld == 0) log_debug("waiting for seq %" PRIu64 ", holding %" PRIu64, want, b->seq);
+        *slot = *mp;
+        *mp = NULL;
+        t->nheld++;
+        return 0;
+    }
+    int first = !t->ex.have_dataset;
+    train_expect_fix(&t->ex, b);
+    if (first) {
+        char hex[DIGEST_HEX_LEN + 1];
+        digest_hex(t->ex.digest, DIGEST_LEN, hex);
+        memcpy(t->pos.dataset_digest, t->ex.digest, DIGEST_LEN);
+        t->pos.have_dataset = 1;
+        t->pos.bpe = t->ex.bpe;
+        t->pos.num_classes = t->ex.num_classes;
+        t->pos.c = t->ex.c;
+        t->pos.h = t->ex.h;
+        t->pos.w = t->ex.w;
+        log_info("dataset %.16s..., %u classes, %ux%ux%u images, %u batches per epoch", hex, t->ex.num_classes,
+                 t->ex.c, t->ex.h, t->ex.w, t->ex.bpe);
+    }
+    int rc = train_on(t, b);
+    wire_msg_destroy(mp);
+    return rc;
+}
+
+/* ---- main --------------------------------------------------------------------- */
+
+static char *join_argv(int argc, char **argv) {
+    size_t n = 1;
+    for (int i = 0; i < argc; i++) n += strlen(argv[i]) + 1;
+    char *s = xmalloc(n);
+    s[0] = 0;
+    for (int i = 0; i < argc; i++) {
+        if (i) strcat(s, " ");
+        strcat(s, argv[i]);
+    }
+    return s;
+}
+
+static int exit_for(int rc) {
+    if (rc == GB_EMISMATCH) return GB_EXIT_DATA;
+    return err_exit_code(rc);
+}
+
+/* Resume from the newest valid checkpoint (or note there is none). Returns
+ * 0 (t->m set, or not when starting fresh) or a fatal rc. */
+static int do_resume(trainer_t *t) {
+    Gambar__Checkpoint *ck = NULL;
+    char path[PATH_MAX];
+    int rc = ckpt_find_latest(t->o.ckpt_dir, path, sizeof path, &ck, NULL);
+    if (rc == GB_ENOTFOUND) {
+        log_info("--resume: no valid checkpoint in %s; starting a new run", t->o.ckpt_dir);
+        return 0;
+    }
+    if (rc) {
+        log_error("--resume: cannot read %s: %s", t->o.ckpt_dir, err_str(rc));
+        return rc;
+    }
+    model_desc_t d;
+    rc = train_ckpt_desc(ck, &d);
+    if (!rc) rc = train_ckpt_pos(ck, &t->pos);
+    if (rc) {
+        log_error("--resume: %s cannot be resumed", path);
+        ckpt_free(&ck);
+        return GB_EFORMAT;
+    }
+    if (t->o.seen_model && d.family != t->want.family) {
+        log_error("--resume: %s holds a %s model, not %s", path, model_family_name(d.family), t->o.model);
+        rc = GB_EMISMATCH;
+    } else if (t->o.seen_width && (d.g_mult != t->o.width || d.d_mult != t->o.width)) {
+        log_error("--resume: %s has width %d/%d, not %lld", path, d.g_mult, d.d_mult, t->o.width);
+        rc = GB_EMISMATCH;
+    } else if (t->o.seen_seed && t->pos.seed != t->o.seed) {
+        log_error("--resume: %s was trained with --seed %" PRIu64 ", not %" PRIu64, path, t->pos.seed, t->o.seed);
+        rc = GB_EMISMATCH;
+    }
+    if (rc) {
+        model_desc_release(&d);
+        ckpt_free(&ck);
+        return rc;
+    }
+    t->o.seed = t->pos.seed;
+    t->m = model_new(&d, t->pos.max_batch, t->pos.seed);
+    if (!t->m) {
+        log_error("--resume: cannot build the model of %s", path);
+        model_desc_release(&d);
+        ckpt_free(&ck);
+        return GB_EFORMAT;
+    }
+    rc = train_ckpt_load_model(ck, t->m, 1);
+    if (rc) {
+        log_error("--resume: %s does not match its own model description", path);
+        model_desc_release(&d);
+        ckpt_free(&ck);
+        return GB_EFORMAT;
+    }
+    apply_hyper(t, 1);
+    memcpy(t->ex.digest, t->pos.dataset_digest, DIGEST_LEN);
+    t->ex.num_classes = t->pos.num_classes;
+    t->ex.bpe = t->pos.bpe;
+    t->ex.have_dataset = 1;
+    t->ex.c = t->pos.c;
+    t->ex.h = t->pos.h;
+    t->ex.w = t->pos.w;
+    t->ex.have_shape = 1;
+    t->ex.conditional = d.conditional;
+    int thr = nn_get_threads();
+    if (t->pos.threads && t->pos.threads != thr)
+        log_warn("--resume: the checkpoint was trained with %d threads, this run uses %d: the result may "
+                 "differ in the last bits from an uninterrupted run",
+                 t->pos.threads, thr);
+    snprintf(t->saved_path, sizeof t->saved_path, "%s", path);
+    t->saved_step = t->pos.step;
+    t->have_saved = 1;
+    log_info("resuming from %s: step %" PRIu64 ", epoch %u, next batch seq %" PRIu64, path, t->pos.step,
+             t->pos.epoch, t->pos.next_seq);
+    model_desc_release(&d);
+    ckpt_free(&ck);
+    return 0;
+}
+
+static int do_init_from(trainer_t *t) {
+    uint8_t dig[DIGEST_LEN];
+    int rc = ckpt_load(t->o.init_from, &t->init, dig);
+    if (rc) {
+        log_error("--init-from %s: %s", t->o.init_from, err_str(rc));
+        return rc == GB_ECORRUPT || rc == GB_EFORMAT || rc == GB_EVERSION ? GB_EMISMATCH : rc;
+    }
+    model_desc_t pd;
+    rc = train_ckpt_desc(t->init, &pd);
+    if (rc) return GB_EMISMATCH;
+    /* What the command line did not fix explicitly follows the parent. */
+    if (!t->o.seen_width) {
+        t->want.g_mult = pd.g_mult;
+        t->want.d_mult = pd.d_mult;
+    }
+    if (!t->o.seen_loss) t->want.loss = pd.loss;
+    t->want.z_dim = pd.z_dim;
+    t->want.embed_dim = pd.embed_dim;
+    if (pd.family != t->want.family || pd.g_mult != t->want.g_mult || pd.d_mult != t->want.d_mult) {
+        log_error("--init-from %s: the parent is %s width %d/%d; this run builds %s width %d/%d", t->o.init_from,
+                  model_family_name(pd.family), pd.g_mult, pd.d_mult, model_family_name(t->want.family),
+                  t->want.g_mult, t->want.d_mult);
+        model_desc_release(&pd);
+        return GB_EMISMATCH;
+    }
+    model_desc_release(&pd);
+    memcpy(t->pos.parent_digest, dig, DIGEST_LEN);
+    t->pos.have_parent = 1;
+    char hex[DIGEST_HEX_LEN + 1];
+    digest_hex(dig, DIGEST_LEN, hex);
+    log_info("--init-from %s (sha256 %.16s...): weights load when the first batch fixes the shape",
+             t->o.init_from, hex);
+    return 0;
+}
+
+static int print_start_batch(const opts_t *o) {
+    Gambar__Checkpoint *ck = NULL;
+    int rc = ckpt_find_latest(o->ckpt_dir, NULL, 0, &ck, NULL);
+    if (rc == GB_ENOTFOUND) {
+        printf("0\n");
+        return 0;
+    }
+    if (rc) {
+        log_error("%s: %s", o->ckpt_dir, err_str(rc));
+        return err_exit_code(rc);
+    }
+    printf("%" PRIu64 "\n", ck->state->next_batch_seq);
+    ckpt_free(&ck);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    static trainer_t T;
+    trainer_t *t = &T;
+    opts_t *o = &t->o;
+    o->ckpt_every = 1000;
+    o->keep = 5;
+    o->log_every = 100;
+    o->threads = 0;
+    o->width = 32;
+    o->producers = 1;
+    o->window = 64;
+    o->seed = 1;
+    o->lr_g = 2e-4;
+    o->lr_d = 2e-4;
+    o->beta1 = 0.5;
+    o->beta2 = 0.999;
+    o->ema = 0.999;
+    o->loss = "bce";
+    o->conditional = "auto";
+    const cli_opt_t opts[] = {
+        {"in", 'i', CLI_STR, &o->in, "ENDPOINT", "PULL Batch messages here (connects; '@' binds)", NULL},
+        {"model", 'm', CLI_STR, &o->model, "NAME", "dcgan28, dcgan32 or dcgan64", &o->seen_model},
+        {"steps", 'n', CLI_INT, &o->steps, "N", "stop after N steps in total (0 = no limit)", &o->seen_steps},
+        {"epochs", 0, CLI_INT, &o->epochs, "N", "stop at the end of epoch N (0 = no limit)", &o->seen_epochs},
+        {"ckpt-dir", 'o', CLI_STR, &o->ckpt_dir, "DIR", "checkpoint folder", NULL},
+        {"ckpt-every", 0, CLI_INT, &o->ckpt_every, "N", "checkpoint every N steps (default 1000)", NULL},
+        {"keep", 0, CLI_INT, &o->keep, "K", "keep the K newest checkpoints (default 5; 0 = all)", NULL},
+        {"resume", 'r', CLI_FLAG, &o->resume, NULL, "continue from the newest valid checkpoint in --ckpt-dir", NULL},
+        {"print-start-batch", 0, CLI_FLAG, &o->print_start, NULL,
+         "print the batch seq a resumed run starts at and exit", NULL},
+        {"init-from", 0, CLI_STR, &o->init_from, "CKPT", "start a new run from this checkpoint's weights", NULL},
+        {"metrics", 0, CLI_STR, &o->metrics, "ENDPOINT", "PUB Metric/CheckpointReady here (binds; '>' connects)",
+         NULL},
+        {"log-every", 0, CLI_INT, &o->log_every, "N", "progress line and metrics every N steps (default 100)",
+         NULL},
+        {"seed", 's', CLI_U64, &o->seed, "S", "model initialisation and noise seed (default 1)", &o->seen_seed},
+        {"threads", 't', CLI_INT, &o->threads, "N", "OpenBLAS threads (default 0 = all cores)", &o->seen_threads},
+        {"lr-g", 0, CLI_DBL, &o->lr_g, "X", "generator learning rate (default 2e-4)", &o->seen_lr_g},
+        {"lr-d", 0, CLI_DBL, &o->lr_d, "X", "discriminator learning rate (default 2e-4)", &o->seen_lr_d},
+        {"beta1", 0, CLI_DBL, &o->beta1, "X", "Adam beta1 (default 0.5)", &o->seen_beta1},
+        {"beta2", 0, CLI_DBL, &o->beta2, "X", "Adam beta2 (default 0.999)", &o->seen_beta2},
+        {"ema", 0, CLI_DBL, &o->ema, "X", "EMA decay of the generator (default 0.999)", &o->seen_ema},
+        {"loss", 0, CLI_STR, &o->loss, "bce|hinge", "adversarial loss (default bce)", &o->seen_loss},
+        {"width", 'w', CLI_INT, &o->width, "N", "base width of G and D (default 32)", &o->seen_width},
+        {"conditional", 0, CLI_STR, &o->conditional, "auto|yes|no",
+         "class-conditional model (auto: when the data has labels)", NULL},
+        {"producers", 0, CLI_INT, &o->producers, "N", "stop after N EndOfStream messages (default 1)", NULL},
+        {"reorder-window", 0, CLI_INT, &o->window, "N", "hold up to N early batches (default 64)", NULL},
+        {"run", 0, CLI_STR, &o->run, "NAME", "run name put in metrics", NULL},
+    };
+    const cli_spec_t spec = {
+        "gambar-train", "--in ENDPOINT --model NAME --ckpt-dir DIR [options]",
+        "Train a GAN on the Batch stream at ENDPOINT, checkpointing to DIR. Resumes bit-exactly with --resume.",
+        opts, (int)ARRAY_LEN(opts),
+        "See gambar-train(1) for the resume design (next batch seq, --print-start-batch)."};
+    int pos = cli_parse(&spec, argc, argv);
+    if (pos < argc) cli_usage_error(&spec, "unexpected argument '%s'", argv[pos]);
+    if (!o->ckpt_dir) cli_usage_error(&spec, "--ckpt-dir is required");
+    if (o->print_start) return print_start_batch(o);
+    if (!o->in) cli_usage_error(&spec, "--in is required");
+    if (o->steps < 0 || o->epochs < 0) cli_usage_error(&spec, "--steps and --epochs must be >= 0");
+    if (o->ckpt_every < 1) cli_usage_error(&spec, "--ckpt-every must be >= 1");
+    if (o->keep < 0) cli_usage_error(&spec, "--keep must be >= 0");
+    if (o->log_every < 1) cli_usage_error(&spec, "--log-every must be >= 1");
+    if (o->threads < 0 || o->threads > 256) cli_usage_error(&spec, "--threads must be 0..256");
+    if (o->width < 1 || o->width > MODEL_MAX_WIDTH) cli_usage_error(&spec, "--width must be 1..%d", MODEL_MAX_WIDTH);
+    if (o->producers < 1 || o->producers > 1024) cli_usage_error(&spec, "--producers must be 1..1024");
+    if (o->window < 1 || o->window > 4096) cli_usage_error(&spec, "--reorder-window must be 1..4096");
+    if (!(o->lr_g > 0) || !(o->lr_d > 0)) cli_usage_error(&spec, "learning rates must be > 0");
+    if (!(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1))
+        cli_usage_error(&spec, "--beta1/--beta2 must be in [0, 1)");
+    if (!(o->ema >= 0 && o->ema < 1)) cli_usage_error(&spec, "--ema must be in [0, 1)");
+    if (strcmp(o->conditional, "auto") && strcmp(o->conditional, "yes") && strcmp(o->conditional, "no"))
+        cli_usage_error(&spec, "--conditional must be auto, yes or no");
+    if (o->resume && o->init_from) cli_usage_error(&spec, "--resume and --init-from exclude each other");
+    model_loss_t loss;
+    if (model_loss_parse(o->loss, &loss) != 0) cli_usage_error(&spec, "--loss must be bce or hinge");
+    model_family_t fam = MODEL_DCGAN28;
+    if (o->model && model_family_parse(o->model, &fam) != 0)
+        cli_usage_error(&spec, "--model '%s': known models are dcgan28, dcgan32, dcgan64", o->model);
+    model_desc_default(&t->want, fam);
+    t->want.g_mult = t->want.d_mult = (int)o->width;
+    t->want.loss = loss;
+    t->fam_h = (uint32_t)t->want.height;
+    t->fam_w = (uint32_t)t->want.width;
+
+    sig_install();
+    nn_set_threads((int)o->threads);
+    t->cmdline = join_argv(argc, argv);
+    t->pos.seed = o->seed;
+    t->held = xcalloc((size_t)o->window, sizeof *t->held);
+    int rc = 0, status = 0;
+
+    if (o->resume) rc = do_resume(t);
+    if (!rc && !t->m && !o->model) {
+        log_error("--model is required for a new run");
+        rc = GB_EFORMAT;
+        status = GB_EXIT_USAGE;
+    }
+    if (!rc && !t->m && o->init_from) rc = do_init_from(t);
+    if (rc) {
+        if (!status) status = exit_for(rc);
+        goto out;
+    }
+    if (t->m) {
+        t->fam_h = (uint32_t)model_desc(t->m)->height;
+        t->fam_w = (uint32_t)model_desc(t->m)->width;
+    }
+    if (done_by_target(t)) {
+        log_info("already at step %" PRIu64 ": nothing to do", t->pos.step);
+        goto out;
+    }
+
+    t->ctx = zmq_ctx_new();
+    rc = wire_open(t->ctx, ZMQ_PULL, o->in, 0, WIRE_MAX_BATCH_BYTES, 8, &t->pull);
+    if (!rc && o->metrics) rc = wire_open(t->ctx, ZMQ_PUB, o->metrics, 1, WIRE_MAX_SMALL_BYTES, 10000, &t->pub);
+    if (rc) {
+        status = GB_EXIT_PEER;
+        goto out;
+    }
+    log_info("waiting for batches on %s (next seq %" PRIu64 ")", o->in, t->pos.next_seq);
+    t->t_start = t->log_t = gb_now();
+    t->log_step = t->pos.step;
+
+    static const ProtobufCMessageDescriptor *const accepted[] = {&gambar__batch__descriptor,
+                                                                 &gambar__end_of_stream__descriptor};
+    int stop_reason = 0; /* 1 target, 2 end of stream, 3 signal */
+    while (!stop_reason) {
+        if (sig_stop_requested()) { stop_reason = 3; break; }
+        /* A held batch may be next. */
+        wire_msg_t **slot = &t->held[t->pos.next_seq % (uint64_t)o->window];
+        wire_msg_t *msg = NULL;
+        if (*slot && ((const Gambar__Batch *)(*slot)->msg)->seq == t->pos.next_seq) {
+            msg = *slot;
+            *slot = NULL;
+            t->nheld--;
+        } else if (t->eos >= o->producers) {
+            if (t->nheld)
+                log_warn("all producers ended, but seq %" PRIu64 " never arrived; %u later batches unused",
+                         t->pos.next_seq, t->nheld);
+            stop_reason = 2;
+            break;
+        } else {
+            rc = wire_recv(t->pull, accepted, 2, WIRE_MAX_BATCH_BYTES, 250, &msg, &t->drops.wire);
+            if (rc == EAGAIN || rc == GB_EINTR) continue;
+            if (rc == GB_EPEER) { drop_sync_wire(&t->drops); continue; }
+            if (rc) {
+                log_error("receiving from %s: %s", o->in, err_str(rc));
+                status = GB_EXIT_PEER;
+                break;
+            }
+            if (msg->desc == &gambar__end_of_stream__descriptor) {
+                const Gambar__EndOfStream *e = (const Gambar__EndOfStream *)msg->msg;
+                t->eos++;
+                log_info("EndOfStream %d/%lld from '%s' (%" PRIu64 " batches, %s)", t->eos, o->producers,
+                         e->producer ? e->producer : "", e->batches_sent, e->reason ? e->reason : "");
+                wire_msg_destroy(&msg);
+                continue;
+            }
+        }
+        uint64_t before = t->pos.step;
+        rc = on_batch(t, &msg);
+        if (rc) {
+            status = rc == GB_ENUMERIC ? GB_EXIT_NUMERIC : exit_for(rc);
+            break;
+        }
+        if (t->pos.step == before) continue;
+        if (t->pos.step % (uint64_t)o->log_every == 0) log_progress(t);
+        if (t->pos.step % (uint64_t)o->ckpt_every == 0) {
+            rc = save_now(t);
+            if (rc) { status = rc == GB_ENUMERIC ? GB_EXIT_NUMERIC : GB_EXIT_IO; break; }
+        }
+        if (done_by_target(t)) stop_reason = 1;
+    }
+    if (!status) {
+        if (stop_reason == 3)
+            log_info("stop requested (signal %d): checkpointing step %" PRIu64, sig_stop_requested(), t->pos.step);
+        if (t->m && t->pos.step != t->log_step) log_progress(t);
+        if (t->m && (!t->have_saved || t->saved_step != t->pos.step)) {
+            rc = save_now(t);
+            if (rc) status = rc == GB_ENUMERIC ? GB_EXIT_NUMERIC : GB_EXIT_IO;
+        }
+        if (!t->m && stop_reason == 3) status = GB_EXIT_INTERRUPTED;
+        if (!status)
+            log_info("finished at step %" PRIu64 " (%s)", t->pos.step,
+                     stop_reason == 1 ? "target reached" : stop_reason == 2 ? "end of stream" : "stopped");
+    }
+    drop_report(&t->drops);
+    if (t->pub) pub_metric(t, "dropped_messages_total", (double)drop_total(&t->drops));
+
+out:
+    for (long long i = 0; t->held && i < o->window; i++) wire_msg_destroy(&t->held[i]);
+    free(t->held);
+    wire_close(&t->pull);
+    wire_close(&t->pub);
+    if (t->ctx) zmq_ctx_term(t->ctx);
+    ckpt_free(&t->init);
+    model_free(t->m);
+    model_desc_release(&t->want);
+    free(t->real);
+    free(t->z);
+    free(t->labels);
+    free(t->fake_labels);
+    free(t->cmdline);
+    return status;
+}

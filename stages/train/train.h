@@ -1,0 +1,141 @@
+/* train.h - internal interfaces of gambar-train, shared by its files:
+ *   train_batch.c  checks an incoming Batch against what the run expects
+ *                  and converts its pixels to floats;
+ *                  and counts and (rate-limited) logs dropped messages;
+ *   train_ckpt.c   turns a model plus the training position into a
+ *                  checkpoint and back.
+ * main.c holds the options, the sockets and the loop. */
+#ifndef GB_TRAIN_H
+#define GB_TRAIN_H
+
+#include "checkpoint.pb-c.h"
+#include "digest.h"
+#include "model.h"
+#include "stream.pb-c.h"
+#include "wire.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TRAIN_MAX_BATCH 4096   /* images in one Batch we accept */
+#define TRAIN_MAX_SIDE 4096    /* c, h, w bounds */
+
+/* ---- dropped messages (train_batch.c) ------------------------------------ */
+
+/* Why a message was dropped. The first five mirror wire_stats_t. */
+typedef enum {
+    DROP_FRAMES = 0,   /* wrong number of frames */
+    DROP_TYPE,         /* not a Batch or EndOfStream */
+    DROP_PAYLOAD,      /* protobuf did not decode */
+    DROP_TOO_BIG,      /* over the size limit */
+    DROP_SHAPE,        /* n/c/h/w impossible or not the model's */
+    DROP_DTYPE,        /* unknown dtype */
+    DROP_SIZE,         /* data/labels/indices lengths disagree with n*c*h*w */
+    DROP_DATASET,      /* dataset digest, num_classes or batches_per_epoch differ */
+    DROP_PIXELS,       /* NaN/Inf or out-of-range pixel values */
+    DROP_LABELS,       /* label out of range (or missing for a conditional model) */
+    DROP_STALE,        /* seq below the one expected next (already trained on) */
+    DROP_AHEAD,        /* seq too far ahead of the one expected (outside the window) */
+    DROP_DUPLICATE,    /* seq already held in the reorder window */
+    DROP_KINDS
+} drop_kind_t;
+
+typedef struct {
+    uint64_t count[DROP_KINDS];
+    wire_stats_t wire; /* wire_recv's own counters */
+    uint64_t wire_seen[4]; /* wire counters already folded into count[] */
+} drop_stats_t;
+
+/* snake_case name of a kind, e.g. "wrong_shape". */
+const char *drop_kind_name(drop_kind_t k);
+/* Count one drop of kind k; log it (warn) with the reason `why` when it is
+ * one of the first 3 of its kind or its count is a power of two, so a
+ * flood of garbage costs a few log lines, not one per message. */
+void drop_note(drop_stats_t *d, drop_kind_t k, uint64_t seq, const char *why);
+/* Fold new wire_recv counters into count[] (logging as drop_note does). */
+void drop_sync_wire(drop_stats_t *d);
+uint64_t drop_total(const drop_stats_t *d);
+/* One info line per non-zero kind and the total. */
+void drop_report(const drop_stats_t *d);
+
+/* ---- batch checking (train_batch.c) --------------------------------------- */
+
+/* What the run expects of every batch. Fields with have_* == 0 are not yet
+ * fixed: the first accepted batch fixes them (train_expect_fix). */
+typedef struct {
+    int have_dataset;
+    uint8_t digest[DIGEST_LEN];
+    uint32_t num_classes;
+    uint32_t bpe;             /* batches per epoch */
+    int have_shape;
+    uint32_t c, h, w;
+    int conditional;          /* labels must be in [0, num_classes) */
+} train_expect_t;
+
+/* Check b's structure and contents against ex. Returns 0 when it can be
+ * trained on, or the drop kind with a one-line reason in why[0..len). Does
+ * not look at seq ordering (main.c does). */
+int train_batch_check(const Gambar__Batch *b, const train_expect_t *ex, char *why, size_t len);
+
+/* Fix ex's unset fields from an accepted batch b. */
+void train_expect_fix(train_expect_t *ex, const Gambar__Batch *b);
+
+/* Convert b's pixels (already checked) to floats in [-1, 1]: out holds
+ * n*c*h*w floats, NCHW. labels_out (n ints) gets the labels, clamped to 0
+ * when absent (only used by conditional models, which require them). */
+void train_batch_floats(const Gambar__Batch *b, float *out, int32_t *labels_out);
+
+/* ---- checkpoints (train_ckpt.c) -------------------------------------------- */
+
+/* The training position besides the model's tensors and Adam state. */
+typedef struct {
+    uint64_t step;            /* optimisation steps done */
+    uint32_t epoch;           /* epoch of the next batch */
+    uint64_t next_seq;        /* Batch.seq expected next */
+    uint64_t images_seen;
+    uint64_t seed;            /* --seed */
+    double wall_trained;      /* seconds spent training, over all runs */
+    int threads;
+    uint8_t dataset_digest[DIGEST_LEN];
+    int have_dataset;
+    uint32_t bpe;             /* batches per epoch of the stream */
+    uint32_t num_classes;     /* of the dataset */
+    uint32_t c, h, w;         /* image shape of the stream */
+    int max_batch;            /* the model's batch capacity */
+    uint8_t parent_digest[DIGEST_LEN];
+    int have_parent;
+    const char *command_line; /* borrowed */
+} train_pos_t;
+
+/* Save model m and position p to dir (keeping `keep` checkpoints), after
+ * checking every tensor is finite (GB_ENUMERIC, nothing written, when not).
+ * path_out/digest_out as ckpt_save. Returns 0, GB_ENUMERIC or an errno. */
+int train_ckpt_save(const char *dir, int keep, model_t *m, const train_pos_t *p, char *path_out,
+                    size_t path_len, uint8_t digest_out[DIGEST_LEN]);
+
+/* Read a checkpoint's model description into d (free with
+ * model_desc_release). Returns 0 or GB_EFORMAT (logged). */
+int train_ckpt_desc(const Gambar__Checkpoint *ck, model_desc_t *d);
+
+/* Read the position (everything but tensors) from ck into p (command_line
+ * left NULL). Returns 0 or GB_EFORMAT (logged). */
+int train_ckpt_pos(const Gambar__Checkpoint *ck, train_pos_t *p);
+
+/* Copy ck's tensors into m. full = 1 (resume): every non-gradient tensor
+ * of m, and both Adam states, must be present with the right shapes.
+ * full = 0 (--init-from): G.*, D.* parameters and buffers must be present;
+ * EMA.G.* is taken when present (else reset to G); optimizer state stays
+ * fresh. Returns 0, GB_ENOTFOUND or GB_EMISMATCH (logged, naming the
+ * tensor). */
+int train_ckpt_load_model(const Gambar__Checkpoint *ck, model_t *m, int full);
+
+/* Copy every non-gradient tensor, both Adam states and the EMA decay from
+ * src into dst (same description, any max_batch): used to grow the batch
+ * capacity. */
+void train_model_copy(model_t *dst, model_t *src);
+
+/* Non-zero when every parameter, buffer and EMA tensor of m is finite;
+ * otherwise *bad (may be NULL) names the first bad tensor. */
+int train_model_finite(const model_t *m, const char **bad);
+
+#endif
