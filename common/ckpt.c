@@ -484,8 +484,10 @@ static int check_header(const uint8_t *hdr, uint64_t size, uint32_t *hsize, uint
     return 0;
 }
 
-int ckpt_load_quiet(const char *path, int level, Gambar__Checkpoint **out,
-                    uint8_t digest_out[32]) {
+/* ckpt_load_quiet, with a missing file (ENOENT) logged at debug level
+ * when quiet_enoent. */
+static int load(const char *path, int level, bool quiet_enoent, Gambar__Checkpoint **out,
+                uint8_t digest_out[32]) {
     char why[512] = "";
     uint8_t hdr[CKPT_MAX_HEADER];
     uint8_t *payload = NULL;
@@ -566,15 +568,21 @@ read_fail:
     else
         snprintf(why, sizeof why, "read error: %s", strerror(rc));
 fail:
-    log_msg((log_level_t)level, "checkpoint %s: %s", path, why);
+    log_msg(rc == ENOENT && quiet_enoent ? LOG_DEBUG : (log_level_t)level, "checkpoint %s: %s", path,
+            why);
     wire_msg_destroy(&w);
     free(payload);
     if (fd >= 0) close(fd);
     return rc;
 }
 
+int ckpt_load_quiet(const char *path, int level, Gambar__Checkpoint **out,
+                    uint8_t digest_out[32]) {
+    return load(path, level, false, out, digest_out);
+}
+
 int ckpt_load(const char *path, Gambar__Checkpoint **out, uint8_t digest_out[32]) {
-    return ckpt_load_quiet(path, LOG_ERROR, out, digest_out);
+    return load(path, LOG_ERROR, false, out, digest_out);
 }
 
 int ckpt_file_digest(const char *path, uint8_t out[32]) {
@@ -649,37 +657,44 @@ static int join_path(char *buf, size_t len, const char *dir, const char *name) {
 
 int ckpt_find_latest(const char *dir, char *path_out, size_t len, Gambar__Checkpoint **out,
                      uint8_t digest_out[32]) {
-    entry_t *e;
-    size_t n;
     if (out) *out = NULL;
-    int rc = list_ckpts(dir, &e, &n);
-    if (rc == GB_ENOTFOUND) {
-        log_debug("checkpoint folder %s does not exist", dir);
-        return GB_ENOTFOUND;
-    }
-    if (rc != 0) {
-        log_error("cannot list checkpoint folder %s: %s", dir, strerror(rc));
-        return rc;
-    }
-    rc = GB_ENOTFOUND;
-    char path[PATH_MAX];
-    for (size_t i = 0; i < n; i++) {
-        if (join_path(path, sizeof path, dir, e[i].name) != 0) continue;
-        int lrc = ckpt_load_quiet(path, LOG_WARN, out, digest_out);
-        if (lrc == 0) {
-            if (path_out && join_path(path_out, len, dir, e[i].name) != 0) {
-                if (out) ckpt_free(out);
-                rc = ENAMETOOLONG;
-            } else {
-                rc = 0;
-            }
-            break;
+    /* A concurrent writer may prune files between our listing and our
+     * reads; when that is why nothing was found, list again. */
+    for (int attempt = 0; attempt < 3; attempt++) {
+        entry_t *e;
+        size_t n;
+        int rc = list_ckpts(dir, &e, &n);
+        if (rc == GB_ENOTFOUND) {
+            log_debug("checkpoint folder %s does not exist", dir);
+            return GB_ENOTFOUND;
         }
-        if (lrc != ENOENT) /* ENOENT: pruned between listing and loading */
-            log_warn("skipping checkpoint %s (%s); trying older ones", path, err_str(lrc));
+        if (rc != 0) {
+            log_error("cannot list checkpoint folder %s: %s", dir, strerror(rc));
+            return rc;
+        }
+        rc = GB_ENOTFOUND;
+        bool vanished = false;
+        char path[PATH_MAX];
+        for (size_t i = 0; i < n; i++) {
+            if (join_path(path, sizeof path, dir, e[i].name) != 0) continue;
+            int lrc = load(path, LOG_WARN, true, out, digest_out);
+            if (lrc == 0) {
+                rc = 0;
+                if (path_out && join_path(path_out, len, dir, e[i].name) != 0) {
+                    if (out) ckpt_free(out);
+                    rc = ENAMETOOLONG;
+                }
+                break;
+            }
+            if (lrc == ENOENT)
+                vanished = true;
+            else
+                log_warn("skipping checkpoint %s (%s); trying older ones", path, err_str(lrc));
+        }
+        free_entries(e, n);
+        if (rc != GB_ENOTFOUND || !vanished) return rc;
     }
-    free_entries(e, n);
-    return rc;
+    return GB_ENOTFOUND;
 }
 
 /* ============================== Saving ================================= */
