@@ -212,14 +212,17 @@ static void peers_update(peers_t *p) {
 }
 
 /* Send [type][buf] without ever blocking for long: wait for room in
- * 100 ms polls. Gives up with GB_EINTR when stop_on_signal and a stop was
- * requested, or EAGAIN once gb_now() passes deadline (< 0: no deadline).
+ * 100 ms polls. final: this is the EndOfStream, so give up at once
+ * (ENOTCONN) when the monitor knows no consumer is connected, and do not
+ * stop on a signal; otherwise give up with GB_EINTR on a stop request.
+ * Gives up with EAGAIN once gb_now() passes deadline (< 0: no deadline).
  * Returns 0 or an errno from ZeroMQ. */
 static int send_polled(void *sock, peers_t *pe, const char *type, const void *buf, size_t n, double deadline,
-                       int stop_on_signal) {
+                       int final) {
     for (;;) {
         peers_update(pe);
-        if (stop_on_signal && sig_stop_requested()) return GB_EINTR;
+        if (!final && sig_stop_requested()) return GB_EINTR;
+        if (final && pe->mon && pe->peers == 0) return ENOTCONN;
         int rc = wire_send_raw(sock, type, buf, n, ZMQ_DONTWAIT);
         if (rc == 0) return 0;
         if (rc != EAGAIN && rc != GB_EINTR) return rc;
@@ -485,7 +488,7 @@ int main(int argc, char **argv) {
     for (uint64_t k = 0; k < ctx.total; k++) {
         slot_t *slot = wait_ready(&ctx, k);
         if (!slot) break;
-        rc = send_polled(sock, &pe, "gambar.Batch", slot->buf, slot->len, -1, 1);
+        rc = send_polled(sock, &pe, "gambar.Batch", slot->buf, slot->len, -1, 0);
         if (rc == GB_EINTR) break;
         if (rc != 0) {
             log_error("sending batch to %s: %s", out, zmq_strerror(rc));
@@ -520,9 +523,10 @@ int main(int argc, char **argv) {
         size_t elen = gambar__end_of_stream__pack(&eos, ebuf);
         ASSERT(elen < sizeof ebuf);
         long long lg = exit_code == GB_EXIT_INTERRUPTED ? GB_MIN(linger_ms, AUG_STOP_LINGER_MS) : linger_ms;
-        int erc = send_polled(sock, &pe, "gambar.EndOfStream", ebuf, elen, gb_now() + (double)lg / 1000.0, 0);
+        int erc = send_polled(sock, &pe, "gambar.EndOfStream", ebuf, elen, gb_now() + (double)lg / 1000.0, 1);
         if (erc != 0) {
-            log_warn("EndOfStream not delivered to %s within %lld ms (consumer gone or stalled)", out, lg);
+            if (erc == ENOTCONN) log_warn("EndOfStream not sent: no consumer is connected to %s", out);
+            else log_warn("EndOfStream not delivered to %s within %lld ms (consumer stalled)", out, lg);
             if (exit_code == GB_EXIT_OK) exit_code = GB_EXIT_PEER;
             lg = 0;
         }
