@@ -453,7 +453,10 @@ int img_read_texts(const void *data, size_t n, img_text_t **texts, int *ntexts) 
             seen_end = 1;
             break;
         }
-        if (!memcmp(type, "tEXt", 4) || !memcmp(type, "zTXt", 4) || !memcmp(type, "iTXt", 4)) {
+        /* (text chunks over libpng's chunk limit would be ignored by it
+         * anyway: not copying them keeps this copy small) */
+        if ((!memcmp(type, "tEXt", 4) || !memcmp(type, "zTXt", 4) || !memcmp(type, "iTXt", 4)) &&
+            len <= IMG_CHUNK_MALLOC_MAX) {
             memcpy(s + sl, p + pos, 12 + (size_t)len);
             sl += 12 + (size_t)len;
         }
