@@ -85,10 +85,15 @@ static void floats_le_copy(void *dst, const void *src, size_t n) {
 
 static int g_fail_at;  /* 1-based index of the I/O call to fail; 0 = off */
 static int g_io_calls; /* injectable calls since ckpt_test_fail_at */
+static int g_short_writes; /* 1: each write(2) writes about half of what it is asked */
 
 void ckpt_test_fail_at(int k) {
     __atomic_store_n(&g_fail_at, k > 0 ? k : 0, __ATOMIC_SEQ_CST);
     __atomic_store_n(&g_io_calls, 0, __ATOMIC_SEQ_CST);
+}
+
+void ckpt_test_short_writes(int on) {
+    __atomic_store_n(&g_short_writes, on ? 1 : 0, __ATOMIC_SEQ_CST);
 }
 
 int ckpt_test_io_calls(void) {
@@ -116,6 +121,7 @@ static int io_open(const char *path, int flags, mode_t mode) {
 
 static ssize_t io_write(int fd, const void *p, size_t n) {
     if (io_injected_fault()) return -1;
+    if (__atomic_load_n(&g_short_writes, __ATOMIC_SEQ_CST) && n > 1) n = n / 2 + 1;
     ssize_t w;
     do w = write(fd, p, n);
     while (w < 0 && errno == EINTR);

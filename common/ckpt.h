@@ -189,6 +189,11 @@ const char *ckpt_note(const Gambar__Checkpoint *ck, const char *key);
  * injection off. The counter is process-wide. For tests only. */
 void ckpt_test_fail_at(int k);
 
+/* on != 0: every write(2) made by ckpt_save writes only about half of
+ * the bytes asked (as a signal or a full device may cause), to prove
+ * that short writes are resumed. For tests only. */
+void ckpt_test_short_writes(int on);
+
 /* Number of injectable I/O calls ckpt_save made since the last
  * ckpt_test_fail_at. */
 int ckpt_test_io_calls(void);

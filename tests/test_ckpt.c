@@ -305,6 +305,27 @@ static void roundtrip_every_field(void) {
     ckpt_builder_destroy(&b);
 }
 
+/* Short writes (as a signal or a nearly full device may cause) are
+ * resumed: the file is complete and loads. */
+static void short_writes_resumed(void) {
+    const char *dir = mkdir_fresh("short_writes");
+    ckpt_builder_t *b = make_ckpt(5, 0.5f, 300000);
+    uint8_t ds[32], dl[32];
+    char path[1024];
+    ckpt_test_short_writes(1);
+    ckpt_test_fail_at(0);
+    int rc = ckpt_save(dir, ckpt_builder_msg(b), 0, path, sizeof path, ds);
+    int calls = ckpt_test_io_calls();
+    ckpt_test_short_writes(0);
+    CHECK(rc == 0);
+    CHECKF(calls > 12, "only %d I/O calls: writes were not split", calls);
+    Gambar__Checkpoint *ck = NULL;
+    CHECK(ckpt_load(path, &ck, dl) == 0 && ck && memcmp(ds, dl, 32) == 0);
+    if (ck) CHECK(ckpt_tensor_numel(ckpt_tensor(ck, "OPT.G.m.net_0.weight")) == 300000);
+    ckpt_free(&ck);
+    ckpt_builder_destroy(&b);
+}
+
 static void find_latest_empty_and_missing(void) {
     const char *dir = mkdir_fresh("empty");
     int rc;
@@ -784,6 +805,7 @@ int main(void) {
     RUN(roundtrip_every_field);
     RUN(find_latest_empty_and_missing);
     RUN(io_error_loop);
+    RUN(short_writes_resumed);
     RUN(truncated_newest_falls_back);
     RUN(flipped_bytes_are_corrupt);
     RUN(wrong_magic_and_version);
