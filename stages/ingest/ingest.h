@@ -1,0 +1,152 @@
+/* ingest.h - the parts of gambar-ingest: the source listing (ImageFolder
+ * walk, IDX reader), the opt-out set and license manifest, and the
+ * decode pipeline (worker threads feeding the single LMDB writer in file
+ * order). main.c ties them together. */
+#ifndef GB_INGEST_H
+#define GB_INGEST_H
+
+#include "digest.h"
+#include "img.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zlib.h>
+
+/* ---- folder listing (ingest_src.c) ---- */
+
+/* The image files of an ImageFolder tree, in deterministic order: each
+ * folder's entries sorted bytewise, walked depth-first. Paths are relative
+ * to the root, packed in one arena (the list is the only thing that grows
+ * with the dataset: about 10 bytes plus the path per file). */
+typedef struct {
+    char *arena;        /* NUL-terminated relative paths */
+    size_t alen, acap;
+    uint32_t *off;      /* n offsets into arena */
+    int32_t *label;     /* n labels: index into classes, -1 for root files */
+    size_t n, cap;
+    char **classes;     /* nclasses sorted top-level folder names */
+    size_t nclasses;
+    uint64_t other;     /* files skipped because they do not end in .png */
+} ing_list_t;
+
+/* List root. Returns 0, or an errno with the reason logged (root missing
+ * or unreadable; unreadable subfolders are logged and skipped). */
+int ing_list_folder(const char *root, ing_list_t *l);
+static inline const char *ing_list_path(const ing_list_t *l, size_t i) { return l->arena + l->off[i]; }
+void ing_list_free(ing_list_t *l);
+
+/* ---- IDX (MNIST format) reader (ingest_src.c) ---- */
+
+typedef struct {
+    gzFile img;         /* PREFIX-images-idx3-ubyte[.gz], positioned at record next */
+    uint8_t *labels;    /* n labels, or NULL when there is no labels file */
+    uint64_t n, next;   /* records, next record to read */
+    uint32_t h, w;      /* record size in pixels (1 byte each) */
+    char *prefix_abs;   /* absolute prefix for source URIs */
+    char *images_path;  /* for messages */
+} ing_idx_t;
+
+/* Open PREFIX-images-idx3-ubyte(.gz) and, if present,
+ * PREFIX-labels-idx1-ubyte(.gz). Returns 0, an errno, or GB_EFORMAT /
+ * GB_EMISMATCH (bad magic, counts differ), logged with the file name. */
+int ing_idx_open(const char *prefix, ing_idx_t *x);
+/* Read the next record's h*w bytes into px and its label (-1 without a
+ * labels file). Returns 0, GB_ENOTFOUND at the end, GB_ECORRUPT when the
+ * file is cut short (logged). */
+int ing_idx_next(ing_idx_t *x, uint8_t *px, int *label);
+void ing_idx_close(ing_idx_t *x);
+/* The 10 class names when prefix looks like Fashion-MNIST, else the
+ * digits "0".."9" (MNIST). */
+const char *const *ing_idx_classes(const char *prefix, size_t *n);
+
+/* ---- opt-out set and manifest (ingest_meta.c) ---- */
+
+typedef struct {
+    uint8_t (*sha)[DIGEST_LEN];
+    size_t n, cap;
+    uint32_t *tab;      /* open addressing: entry index + 1, 0 = empty */
+    size_t tcap;        /* power of two */
+} ing_shaset_t;
+
+/* Load an opt-out file: one SHA-256 hex per line, blank lines and '#'
+ * comments (whole-line or trailing) allowed. Returns 0, an errno, or
+ * GB_EFORMAT naming FILE:LINE. */
+int ing_optout_load(const char *path, ing_shaset_t *s);
+void ing_shaset_add(ing_shaset_t *s, const uint8_t sha[DIGEST_LEN]);
+bool ing_shaset_has(const ing_shaset_t *s, const uint8_t sha[DIGEST_LEN]);
+void ing_shaset_free(ing_shaset_t *s);
+
+typedef struct {
+    char *path;         /* relative to the source root, or "*" (default) */
+    char *license, *attribution;
+    bool used;
+} ing_manent_t;
+
+typedef struct {
+    ing_manent_t *e;
+    size_t n, cap;
+    uint32_t *tab;      /* hash of path -> entry index + 1 */
+    size_t tcap;
+    ing_manent_t *dflt; /* the "*" entry, or NULL */
+} ing_manifest_t;
+
+/* Parse a manifest CSV "path,license,attribution" (RFC 4180 quoting:
+ * fields in double quotes may hold commas, newlines and "" for a quote;
+ * an optional header line starting with "path," is skipped). Absolute
+ * paths under root_abs are made relative to it. Returns 0, an errno or
+ * GB_EFORMAT naming FILE:LINE. */
+int ing_manifest_load(const char *path, const char *root_abs, ing_manifest_t *m);
+/* The entry for relpath, else the "*" entry, else NULL. Marks it used. */
+const ing_manent_t *ing_manifest_find(ing_manifest_t *m, const char *relpath);
+void ing_manifest_free(ing_manifest_t *m);
+
+/* ---- decode pipeline (ingest_pipe.c) ---- */
+
+enum { ING_OK = 0, ING_OPTOUT = 1, ING_REJECT = 2 };
+
+/* Rejection reasons, counted separately in the summary. */
+enum { ING_R_NOT_PNG, ING_R_CORRUPT, ING_R_TOO_LARGE, ING_R_OVER_BUDGET, ING_R_UNREADABLE, ING_R_COUNT };
+extern const char *const ing_reason_names[ING_R_COUNT];
+
+/* One decoded file, handed from a worker to the writer. */
+typedef struct {
+    int kind;           /* ING_OK / ING_OPTOUT / ING_REJECT */
+    int reason;         /* ING_R_* when rejected */
+    char msg[200];      /* human reason when rejected */
+    uint8_t sha[DIGEST_LEN];
+    uint8_t *px;        /* h*w*c target pixels (owned by the pipeline) */
+} ing_item_t;
+
+typedef struct ing_pipe ing_pipe_t;
+
+typedef struct {
+    const char *root;           /* folder the list's paths are relative to */
+    const ing_list_t *list;
+    size_t n;                   /* items to process: list->n or --limit */
+    const ing_shaset_t *optout; /* may be NULL */
+    uint32_t w, h, c;           /* target shape */
+    uint32_t max_dim;           /* reject wider/taller files before decoding */
+    size_t max_bytes;           /* decoded-size budget per image */
+    size_t max_file;            /* file-size limit in bytes */
+    int threads;                /* decode workers, >= 1 */
+    size_t ring;                /* items in flight, >= threads */
+} ing_pipe_cfg_t;
+
+/* Start the workers. Items come out of ing_pipe_next strictly in list
+ * order whatever the thread timing. */
+ing_pipe_t *ing_pipe_start(const ing_pipe_cfg_t *cfg);
+/* Wait for item i (the next in order) and return it; it stays valid
+ * until ing_pipe_release. Returns NULL when a stop was requested through
+ * sig.h while waiting. */
+const ing_item_t *ing_pipe_next(ing_pipe_t *p, size_t i);
+void ing_pipe_release(ing_pipe_t *p, size_t i);
+/* Stop the workers (unfinished items are dropped) and free everything. */
+void ing_pipe_stop(ing_pipe_t **p);
+
+/* Classify a source file before decoding: when data starts like a PNG
+ * whose IHDR is wider or taller than max_dim, fill msg and return
+ * GB_ETOOBIG; otherwise 0. */
+int ing_check_dims(const uint8_t *data, size_t n, uint32_t max_dim, char *msg, size_t msglen);
+
+#endif

@@ -1,0 +1,252 @@
+/* ingest_pipe.c - decode workers for gambar-ingest.
+ *
+ * Workers claim file indices in order from a shared counter, read the
+ * file, hash it (SHA-256 of the bytes), check the opt-out set, decode the
+ * PNG (img.h) and resize/crop it to the target shape into the item's slot
+ * of a ring. The ring has a fixed number of slots, each with a
+ * preallocated target-size pixel buffer, and a worker may only claim index
+ * i once item i - ring has been released by the writer. So memory stays
+ * bounded by (ring x target image) + (threads x one source file and its
+ * decoded pixels), whatever the dataset size, and the writer receives the
+ * items strictly in list order, so the dataset's index order never
+ * depends on thread timing.
+ *
+ * SIGINT/SIGTERM are blocked in the workers so the main (writer) thread
+ * sees them; the writer waits with a timeout so it notices a stop.
+ */
+#include "ingest.h"
+
+#include "base.h"
+#include "err.h"
+#include "log.h"
+#include "sig.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *const ing_reason_names[ING_R_COUNT] = {"not_png", "corrupt", "too_large", "over_budget",
+                                                   "unreadable"};
+
+typedef struct {
+    ing_item_t it;
+    bool ready;     /* filled by a worker, not yet released */
+} ing_slot_t;
+
+struct ing_pipe {
+    ing_pipe_cfg_t cfg;
+    ing_slot_t *slots;          /* cfg.ring */
+    pthread_t *tids;
+    int nthreads;
+    pthread_mutex_t mu;
+    pthread_cond_t can_claim;   /* a slot was released */
+    pthread_cond_t item_ready;  /* a slot was filled */
+    size_t next_claim;          /* next index a worker takes */
+    size_t released;           /* items [0, released) were released */
+    bool stop;
+};
+
+int ing_check_dims(const uint8_t *data, size_t n, uint32_t max_dim, char *msg, size_t msglen) {
+    static const uint8_t sig[8] = {137, 80, 78, 71, 13, 10, 26, 10};
+    if (n < 24 || memcmp(data, sig, 8) != 0 || memcmp(data + 12, "IHDR", 4) != 0) return 0;
+    uint32_t w = (uint32_t)data[16] << 24 | (uint32_t)data[17] << 16 | (uint32_t)data[18] << 8 | data[19];
+    uint32_t h = (uint32_t)data[20] << 24 | (uint32_t)data[21] << 16 | (uint32_t)data[22] << 8 | data[23];
+    if (w <= max_dim && h <= max_dim) return 0;
+    snprintf(msg, msglen, "image is %u x %u pixels, over --max-dim %u", w, h, max_dim);
+    return GB_ETOOBIG;
+}
+
+/* Read path into *buf (grown as needed, at most max bytes). Returns 0, an
+ * errno, or GB_ETOOBIG. */
+static int read_file(const char *path, size_t max, uint8_t **buf, size_t *cap, size_t *len) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) != 0) { rc = errno; goto done; }
+    if (!S_ISREG(st.st_mode)) { rc = EISDIR; goto done; }
+    if ((uint64_t)st.st_size > max) { rc = GB_ETOOBIG; *len = (size_t)st.st_size; goto done; }
+    size_t want = (size_t)st.st_size + 1; /* +1 notices a file that grew */
+    if (want > *cap) {
+        *cap = GB_MAX(want, *cap * 2);
+        *buf = xrealloc(*buf, *cap);
+    }
+    size_t got = 0;
+    while (got < want) {
+        ssize_t r = read(fd, *buf + got, want - got);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            rc = errno;
+            goto done;
+        }
+        if (r == 0) break;
+        got += (size_t)r;
+    }
+    if (got > max) rc = GB_ETOOBIG;
+    *len = got;
+done:
+    close(fd);
+    return rc;
+}
+
+static void reject(ing_item_t *it, int reason, const char *fmt, const char *detail) {
+    it->kind = ING_REJECT;
+    it->reason = reason;
+    snprintf(it->msg, sizeof it->msg, fmt, detail);
+}
+
+/* Turn file i into its item. buf/cap: the worker's reusable file buffer. */
+static void process(const ing_pipe_cfg_t *c, size_t i, ing_item_t *it, uint8_t **buf, size_t *cap) {
+    char path[8192];
+    snprintf(path, sizeof path, "%s/%s", c->root, ing_list_path(c->list, i));
+    it->kind = ING_OK;
+    it->msg[0] = 0;
+    size_t len = 0;
+    int rc = read_file(path, c->max_file, buf, cap, &len);
+    if (rc == GB_ETOOBIG) {
+        char d[64];
+        snprintf(d, sizeof d, "%zu", len);
+        reject(it, ING_R_TOO_LARGE, "file of %s bytes is over the file size limit", d);
+        return;
+    }
+    if (rc) { reject(it, ING_R_UNREADABLE, "cannot read: %s", strerror(rc)); return; }
+    digest_sha256(*buf, len, it->sha);
+    if (c->optout && ing_shaset_has(c->optout, it->sha)) { it->kind = ING_OPTOUT; return; }
+    if (ing_check_dims(*buf, len, c->max_dim, it->msg, sizeof it->msg)) {
+        it->kind = ING_REJECT;
+        it->reason = ING_R_TOO_LARGE;
+        return;
+    }
+    img_limits_t lim;
+    img_limits_default(&lim);
+    lim.max_width = lim.max_height = c->max_dim;
+    lim.max_bytes = c->max_bytes;
+    img_t im;
+    char why[160];
+    rc = img_decode_png(*buf, len, (int)c->c, &lim, &im, why, sizeof why);
+    if (rc) {
+        int r = rc == GB_EFORMAT ? ING_R_NOT_PNG : rc == GB_ETOOBIG ? ING_R_OVER_BUDGET : ING_R_CORRUPT;
+        const char *what = r == ING_R_NOT_PNG ? "not a PNG: %s"
+                         : r == ING_R_OVER_BUDGET ? "decoded size over the budget (decompression bomb?): %s"
+                                                  : "corrupt PNG: %s";
+        reject(it, r, what, why[0] ? why : err_str(rc));
+        return;
+    }
+    ASSERT(im.c == c->c);
+    if (im.w == c->w && im.h == c->h) {
+        memcpy(it->px, im.px, (size_t)c->w * c->h * c->c);
+    } else {
+        img_t out;
+        img_resize_crop(&im, c->w, c->h, &out);
+        memcpy(it->px, out.px, (size_t)c->w * c->h * c->c);
+        img_free(&out);
+    }
+    img_free(&im);
+}
+
+static void *worker(void *arg) {
+    ing_pipe_t *p = arg;
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        while (!p->stop && p->next_claim < p->cfg.n && p->next_claim >= p->released + p->cfg.ring)
+            pthread_cond_wait(&p->can_claim, &p->mu);
+        if (p->stop || p->next_claim >= p->cfg.n) {
+            pthread_mutex_unlock(&p->mu);
+            break;
+        }
+        size_t i = p->next_claim++;
+        pthread_mutex_unlock(&p->mu);
+
+        ing_slot_t *s = &p->slots[i % p->cfg.ring];
+        process(&p->cfg, i, &s->it, &buf, &cap);
+
+        pthread_mutex_lock(&p->mu);
+        s->ready = true;
+        pthread_cond_broadcast(&p->item_ready);
+        pthread_mutex_unlock(&p->mu);
+    }
+    free(buf);
+    return NULL;
+}
+
+ing_pipe_t *ing_pipe_start(const ing_pipe_cfg_t *cfg) {
+    ing_pipe_t *p = xcalloc(1, sizeof *p);
+    p->cfg = *cfg;
+    if (p->cfg.threads < 1) p->cfg.threads = 1;
+    if (p->cfg.ring < (size_t)p->cfg.threads * 2) p->cfg.ring = (size_t)p->cfg.threads * 2;
+    p->slots = xcalloc(p->cfg.ring, sizeof *p->slots);
+    size_t npx = (size_t)cfg->w * cfg->h * cfg->c;
+    for (size_t i = 0; i < p->cfg.ring; i++) p->slots[i].it.px = xmalloc(npx);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->can_claim, NULL);
+    pthread_cond_init(&p->item_ready, NULL);
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    p->tids = xcalloc((size_t)p->cfg.threads, sizeof *p->tids);
+    for (int t = 0; t < p->cfg.threads; t++) {
+        if (pthread_create(&p->tids[t], NULL, worker, p) != 0) {
+            log_warn("could not start decode thread %d; continuing with %d", t + 1, t);
+            break;
+        }
+        p->nthreads++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    ASSERT(p->nthreads > 0);
+    return p;
+}
+
+const ing_item_t *ing_pipe_next(ing_pipe_t *p, size_t i) {
+    ASSERT(i == p->released && i < p->cfg.n);
+    ing_slot_t *s = &p->slots[i % p->cfg.ring];
+    pthread_mutex_lock(&p->mu);
+    while (!s->ready) {
+        if (sig_stop_requested()) {
+            pthread_mutex_unlock(&p->mu);
+            return NULL;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+        pthread_cond_timedwait(&p->item_ready, &p->mu, &ts);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return &s->it;
+}
+
+void ing_pipe_release(ing_pipe_t *p, size_t i) {
+    ing_slot_t *s = &p->slots[i % p->cfg.ring];
+    pthread_mutex_lock(&p->mu);
+    ASSERT(i == p->released && s->ready);
+    s->ready = false;
+    p->released++;
+    pthread_cond_broadcast(&p->can_claim);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void ing_pipe_stop(ing_pipe_t **pp) {
+    ing_pipe_t *p = *pp;
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    p->stop = true;
+    pthread_cond_broadcast(&p->can_claim);
+    pthread_mutex_unlock(&p->mu);
+    for (int t = 0; t < p->nthreads; t++) pthread_join(p->tids[t], NULL);
+    for (size_t i = 0; i < p->cfg.ring; i++) free(p->slots[i].it.px);
+    free(p->slots);
+    free(p->tids);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->can_claim);
+    pthread_cond_destroy(&p->item_ready);
+    free(p);
+    *pp = NULL;
+}

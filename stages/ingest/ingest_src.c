@@ -1,0 +1,285 @@
+/* ingest_src.c - where gambar-ingest's images come from: an ImageFolder
+ * tree (walked once, in a deterministic order, into a compact path list)
+ * or MNIST-format IDX files read record by record through zlib's gz*
+ * interface (which reads gzip and plain files alike).
+ *
+ * The listing stores only relative paths in one arena plus a 4-byte offset
+ * and label per file, so the list for 600,000 files stays around 15 MB;
+ * images are never held here. */
+#include "ingest.h"
+
+#include "base.h"
+#include "err.h"
+#include "log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ING_MAX_DEPTH 32 /* folder nesting followed below the root */
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static bool ends_png(const char *name) {
+    size_t n = strlen(name);
+    return n > 4 && strcasecmp(name + n - 4, ".png") == 0;
+}
+
+static void list_push(ing_list_t *l, const char *rel, int32_t label) {
+    size_t len = strlen(rel) + 1;
+    if (l->alen + len > l->acap) {
+        size_t nc = l->acap ? l->acap * 2 : (1 << 16);
+        while (l->alen + len > nc) nc *= 2;
+        l->arena = xrealloc(l->arena, nc);
+        l->acap = nc;
+    }
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 1024;
+        l->off = xrealloc(l->off, l->cap * sizeof *l->off);
+        l->label = xrealloc(l->label, l->cap * sizeof *l->label);
+    }
+    ASSERT(l->alen + len < UINT32_MAX);
+    memcpy(l->arena + l->alen, rel, len);
+    l->off[l->n] = (uint32_t)l->alen;
+    l->label[l->n] = label;
+    l->alen += len;
+    l->n++;
+}
+
+/* Sorted, non-hidden entry names of the folder root/rel (malloc'd array of
+ * malloc'd strings). Returns 0 or an errno. */
+static int read_sorted(const char *root, const char *rel, char ***names, size_t *n) {
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s%s%s", root, *rel ? "/" : "", rel) >= (int)sizeof path)
+        return ENAMETOOLONG;
+    DIR *d = opendir(path);
+    if (!d) return errno;
+    size_t cap = 64;
+    *n = 0;
+    *names = xmalloc(cap * sizeof **names);
+    struct dirent *e;
+    errno = 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        if (*n == cap) *names = xrealloc(*names, (cap *= 2) * sizeof **names);
+        (*names)[(*n)++] = xstrdup(e->d_name);
+    }
+    closedir(d);
+    qsort(*names, *n, sizeof **names, cmp_str);
+    return 0;
+}
+
+static bool is_dir_at(const char *root, const char *rel) {
+    char path[PATH_MAX];
+    struct stat st;
+    if (snprintf(path, sizeof path, "%s/%s", root, rel) >= (int)sizeof path) return false;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static void walk(const char *root, const char *rel, int32_t label, int depth, ing_list_t *l) {
+    char **names;
+    size_t n;
+    int rc = read_sorted(root, rel, &names, &n);
+    if (rc) {
+        log_warn("%s/%s: cannot read this folder: %s (skipped)", root, rel, strerror(rc));
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char sub[PATH_MAX];
+        if (snprintf(sub, sizeof sub, "%s/%s", rel, names[i]) >= (int)sizeof sub) {
+            log_warn("%s/%s/%s: path too long (skipped)", root, rel, names[i]);
+        } else if (is_dir_at(root, sub)) {
+            if (depth < ING_MAX_DEPTH) walk(root, sub, label, depth + 1, l);
+            else log_warn("%s/%s: nested too deeply (skipped)", root, sub);
+        } else if (ends_png(names[i])) {
+            list_push(l, sub, label);
+        } else {
+            l->other++;
+        }
+        free(names[i]);
+    }
+    free(names);
+}
+
+int ing_list_folder(const char *root, ing_list_t *l) {
+    memset(l, 0, sizeof *l);
+    struct stat st;
+    if (stat(root, &st) != 0) {
+        int rc = errno;
+        log_error("%s: cannot read the source folder: %s", root, strerror(rc));
+        return rc;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        log_error("%s: the source is not a folder (use idx:PREFIX for IDX files)", root);
+        return ENOTDIR;
+    }
+    char **names;
+    size_t n;
+    int rc = read_sorted(root, "", &names, &n);
+    if (rc) {
+        log_error("%s: cannot read the source folder: %s", root, strerror(rc));
+        return rc;
+    }
+    /* Class folders first, so labels are known: sorted top-level folders. */
+    l->classes = xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        if (is_dir_at(root, names[i])) l->classes[l->nclasses++] = xstrdup(names[i]);
+    size_t ci = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ci < l->nclasses && strcmp(names[i], l->classes[ci]) == 0) {
+            walk(root, names[i], (int32_t)ci, 1, l);
+            ci++;
+        } else if (ends_png(names[i])) {
+            list_push(l, names[i], -1);
+        } else {
+            l->other++;
+        }
+        free(names[i]);
+    }
+    free(names);
+    return 0;
+}
+
+void ing_list_free(ing_list_t *l) {
+    for (size_t i = 0; i < l->nclasses; i++) free(l->classes[i]);
+    free(l->classes);
+    free(l->arena);
+    free(l->off);
+    free(l->label);
+    memset(l, 0, sizeof *l);
+}
+
+/* ---- IDX ---- */
+
+static uint32_t be32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Find PREFIX-KIND-idxN-ubyte.gz or the same without .gz. */
+static char *idx_file(const char *prefix, const char *kind) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s-%s.gz", prefix, kind);
+    if (access(path, F_OK) == 0) return xstrdup(path);
+    snprintf(path, sizeof path, "%s-%s", prefix, kind);
+    if (access(path, F_OK) == 0) return xstrdup(path);
+    return NULL;
+}
+
+/* Read exactly n bytes; false on a short read or error. */
+static bool gz_full(gzFile f, void *buf, size_t n) {
+    uint8_t *p = buf;
+    while (n) {
+        unsigned chunk = n > (1u << 30) ? (1u << 30) : (unsigned)n;
+        int got = gzread(f, p, chunk);
+        if (got <= 0) return false;
+        p += got;
+        n -= (size_t)got;
+    }
+    return true;
+}
+
+int ing_idx_open(const char *prefix, ing_idx_t *x) {
+    memset(x, 0, sizeof *x);
+    int rc = 0;
+    char *lpath = NULL;
+    gzFile lf = NULL;
+    x->images_path = idx_file(prefix, "images-idx3-ubyte");
+    if (!x->images_path) {
+        log_error("idx:%s: no %s-images-idx3-ubyte(.gz) file", prefix, prefix);
+        return ENOENT;
+    }
+    char abs[PATH_MAX];
+    if (!realpath(x->images_path, abs)) snprintf(abs, sizeof abs, "%s", x->images_path);
+    char *cut = strstr(abs, "-images-idx3-ubyte");
+    if (cut) *cut = 0;
+    x->prefix_abs = xstrdup(abs);
+    x->img = gzopen(x->images_path, "rb");
+    if (!x->img) {
+        rc = errno ? errno : EIO;
+        log_error("%s: cannot open: %s", x->images_path, strerror(rc));
+        goto fail;
+    }
+    gzbuffer(x->img, 1 << 17);
+    uint8_t hdr[16];
+    if (!gz_full(x->img, hdr, 16) || be32(hdr) != 0x00000803) {
+        log_error("%s: not an IDX image file (want magic 0x00000803 and 3 dimensions)", x->images_path);
+        rc = GB_EFORMAT;
+        goto fail;
+    }
+    x->n = be32(hdr + 4);
+    x->h = be32(hdr + 8);
+    x->w = be32(hdr + 12);
+    if (!x->h || !x->w || x->h > 16384 || x->w > 16384) {
+        log_error("%s: record size %ux%u is not usable", x->images_path, x->w, x->h);
+        rc = GB_EFORMAT;
+        goto fail;
+    }
+    lpath = idx_file(prefix, "labels-idx1-ubyte");
+    if (!lpath) {
+        log_info("idx:%s: no labels file; examples are unlabelled", prefix);
+        return 0;
+    }
+    lf = gzopen(lpath, "rb");
+    uint8_t lh[8];
+    if (!lf || !gz_full(lf, lh, 8) || be32(lh) != 0x00000801) {
+        log_error("%s: not an IDX label file (want magic 0x00000801)", lpath);
+        rc = GB_EFORMAT;
+        goto fail;
+    }
+    if (be32(lh + 4) != x->n) {
+        log_error("%s: %u labels for %llu images", lpath, be32(lh + 4), (unsigned long long)x->n);
+        rc = GB_EMISMATCH;
+        goto fail;
+    }
+    x->labels = xmalloc(x->n ? x->n : 1);
+    if (!gz_full(lf, x->labels, x->n)) {
+        log_error("%s: cut short (fewer than %llu labels)", lpath, (unsigned long long)x->n);
+        rc = GB_ECORRUPT;
+        goto fail;
+    }
+    gzclose(lf);
+    free(lpath);
+    return 0;
+fail:
+    if (lf) gzclose(lf);
+    free(lpath);
+    ing_idx_close(x);
+    return rc;
+}
+
+int ing_idx_next(ing_idx_t *x, uint8_t *px, int *label) {
+    if (x->next >= x->n) return GB_ENOTFOUND;
+    if (!gz_full(x->img, px, (size_t)x->h * x->w)) {
+        int zerr = 0;
+        const char *m = gzerror(x->img, &zerr);
+        log_error("%s: record %llu: file cut short or damaged (%s)", x->images_path,
+                  (unsigned long long)x->next, zerr ? m : "end of file");
+        return GB_ECORRUPT;
+    }
+    *label = x->labels ? x->labels[x->next] : -1;
+    x->next++;
+    return 0;
+}
+
+void ing_idx_close(ing_idx_t *x) {
+    if (x->img) gzclose(x->img);
+    free(x->labels);
+    free(x->prefix_abs);
+    free(x->images_path);
+    memset(x, 0, sizeof *x);
+}
+
+static const char *const FASHION[] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+static const char *const DIGITS[] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+
+const char *const *ing_idx_classes(const char *prefix, size_t *n) {
+    *n = 10;
+    return strcasestr(prefix, "fashion") ? FASHION : DIGITS;
+}
