@@ -18,6 +18,11 @@
  *   convT forward:  col (KKK, N*HW) = W^T (KKK, C) · X' (C, N*HW)      then col2im -> y
  *   convT dx:       dX' (C, N*HW) = W · im2col(dy)                     then dX' -> dx
  *   convT dw:       dW (C, KKK) += X' · im2col(dy)^T
+ * Two shapes need no unfolding at all and run as plain dense layers (one
+ * GEMM, no copies): a conv whose kernel covers the whole unpadded input
+ * (output 1x1, e.g. the discriminator's last layer) is linear_* with
+ * IN = C*KH*KW, and a transposed conv of a 1x1 unpadded input (the
+ * generator's first layer) is y (N, K*KH*KW) = x (N, C) · W (C, K*KH*KW).
  * im2col/col2im handle the padding by computing, once per kernel offset,
  * the range of output positions that land inside the image: the inner
  * loops have no branches (memcpy when S == 1). Nothing is allocated: the
@@ -162,10 +167,24 @@ static void bias_grad(const float *dy, int N, int K, size_t L, float *db) {
 
 /* ---- conv2d --------------------------------------------------------------- */
 
+/* Kernel covers the whole unpadded input: a dense layer. */
+static int conv_is_dense(const conv_t *c) {
+    return c->P == 0 && c->KH == c->H && c->KW == c->W;
+}
+
+/* 1x1 unpadded input of a transposed conv: a dense layer. */
+static int convT_is_dense(const conv_t *c) {
+    return c->P == 0 && c->H == 1 && c->W == 1;
+}
+
 void conv2d_forward(const conv_t *c, const float *x, const float *w, const float *b, float *y, float *ws) {
     const int N = c->N, K = c->K;
     const size_t L = (size_t)c->OH * c->OW, NL = (size_t)N * L;
     const int CKK = c->C * c->KH * c->KW;
+    if (conv_is_dense(c)) {
+        linear_forward(N, CKK, K, x, w, b, y);
+        return;
+    }
     float *col = ws, *yk = ws + (size_t)CKK * NL;
     im2col(x, N, c->C, c->H, c->W, c->KH, c->KW, c->S, c->P, c->OH, c->OW, col);
     /* With N == 1 the (K, N*L) and (N, K, L) layouts coincide. */
@@ -188,6 +207,10 @@ void conv2d_backward(const conv_t *c, const float *x, const float *w, const floa
     const int N = c->N, K = c->K;
     const size_t L = (size_t)c->OH * c->OW, NL = (size_t)N * L;
     const int CKK = c->C * c->KH * c->KW;
+    if (conv_is_dense(c)) {
+        linear_backward(N, CKK, K, x, w, dy, dx, dw, db);
+        return;
+    }
     float *col = ws, *dyk = ws + (size_t)CKK * NL;
     if (db) bias_grad(dy, N, K, L, db);
     if (!dw && !dx) return;
@@ -215,6 +238,18 @@ void convT2d_forward(const conv_t *c, const float *x, const float *w, const floa
     const int N = c->N, C = c->C, K = c->K;
     const size_t HW = (size_t)c->H * c->W, NHW = (size_t)N * HW, L = (size_t)c->OH * c->OW;
     const int KKK = K * c->KH * c->KW;
+    if (convT_is_dense(c)) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, KKK, C, 1.0f, x, C, w, KKK, 0.0f, y, KKK);
+        if (b) {
+            for (int n = 0; n < N; n++)
+                for (int k = 0; k < K; k++) {
+                    float *yp = y + ((size_t)n * K + k) * L;
+                    const float bk = b[k];
+                    for (size_t i = 0; i < L; i++) yp[i] += bk;
+                }
+        }
+        return;
+    }
     float *col = ws, *xc = ws + (size_t)KKK * NHW;
     const float *xs = x;
     if (N != 1) {
@@ -242,8 +277,15 @@ void convT2d_backward(const conv_t *c, const float *x, const float *w, const flo
     const int N = c->N, C = c->C, K = c->K;
     const size_t HW = (size_t)c->H * c->W, NHW = (size_t)N * HW, L = (size_t)c->OH * c->OW;
     const int KKK = K * c->KH * c->KW;
-    float *col = ws, *xc = ws + (size_t)KKK * NHW;
     if (db) bias_grad(dy, N, K, L, db);
+    if (convT_is_dense(c)) {
+        if (dw)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, KKK, N, 1.0f, x, C, dy, KKK, 1.0f, dw, KKK);
+        if (dx)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, C, KKK, 1.0f, dy, KKK, w, KKK, 0.0f, dx, C);
+        return;
+    }
+    float *col = ws, *xc = ws + (size_t)KKK * NHW;
     if (!dw && !dx) return;
     im2col(dy, N, K, c->OH, c->OW, c->KH, c->KW, c->S, c->P, c->H, c->W, col);
     if (dw) {
