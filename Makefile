@@ -121,8 +121,10 @@ FUZZ_SECONDS ?= 10
 FUZZ_BUILD   := build/fuzz
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS    := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
+# -fno-sanitize-recover: a UBSan finding must stop the run so that
+# libFuzzer records it as a crash (by default UBSan only prints).
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -DGAMBAR_VERSION='"$(VERSION)"' -O1 -g -fsanitize=fuzzer-no-link,address,undefined \
-                -Icommon -I$(FUZZ_BUILD)/gen $(PKG_CFLAGS)
+                -fno-sanitize-recover=undefined -Icommon -I$(FUZZ_BUILD)/gen $(PKG_CFLAGS)
 FUZZ_LIB_OBJS := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(COMMON_SRC)) $(patsubst proto/%.proto,$(FUZZ_BUILD)/obj/gen/%.pb-c.o,$(PROTOS))
 
 $(FUZZ_BUILD)/gen/%.pb-c.c $(FUZZ_BUILD)/gen/%.pb-c.h: proto/%.proto
@@ -130,19 +132,26 @@ $(FUZZ_BUILD)/gen/%.pb-c.c $(FUZZ_BUILD)/gen/%.pb-c.h: proto/%.proto
 	protoc-c --c_out=$(FUZZ_BUILD)/gen -Iproto $<
 $(FUZZ_BUILD)/obj/gen/%.o: $(FUZZ_BUILD)/gen/%.c
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -c $< -o $@
+	clang $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
 $(FUZZ_BUILD)/obj/%.o: %.c $(patsubst proto/%.proto,$(FUZZ_BUILD)/gen/%.pb-c.h,$(PROTOS))
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -c $< -o $@
+	clang $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
 $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIB_OBJS)
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS) -lm -pthread
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -MMD -MP -MF $@.d -o $@ $^ $(PKG_LIBS) -lm -pthread
 
+# Each harness runs on its own corpus plus its committed seeds; its output
+# goes to build/fuzz/NAME.log (the last lines are shown). A crash, leak or
+# sanitizer report leaves crash-*/leak-* files in build/fuzz and fails.
 fuzz: deps $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do \
 	  n=$$(basename $$f); mkdir -p build/fuzz/corpus/$$n; \
+	  seeds=; [ -d tests/fuzz/seeds/$$n ] && seeds=tests/fuzz/seeds/$$n; \
 	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 build/fuzz/corpus/$$n tests/fuzz/seeds/$$n 2>&1 | tail -3 || exit 1; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=build/fuzz/ \
+	    build/fuzz/corpus/$$n $$seeds >build/fuzz/$$n.log 2>&1; rc=$$?; \
+	  grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units|Done )' build/fuzz/$$n.log | tail -2; \
+	  if [ $$rc -ne 0 ]; then tail -40 build/fuzz/$$n.log; echo "fuzz: $$n FAILED (exit $$rc), see build/fuzz/$$n.log"; exit 1; fi; \
 	done
 
 install: all
@@ -157,3 +166,4 @@ clean:
 	rm -rf build
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(FUZZ_BUILD) -name '*.d' 2>/dev/null)

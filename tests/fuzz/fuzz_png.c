@@ -1,0 +1,75 @@
+/* fuzz_png.c - libFuzzer harness for the PNG decoder and text reader.
+ *
+ * Arbitrary bytes go through img_decode_png with each want_channels value
+ * under small limits (512 x 512, 1 MiB), and through img_read_texts. What
+ * must hold: no crash, leak or sanitizer report; an error is one of the
+ * documented codes with a reason and no pixels; a decoded image has the
+ * promised shape, survives an encode/decode round trip unchanged and
+ * resizes. Built by `make fuzz`; tests/test_fuzz_replay.c also compiles
+ * this file (renaming the entry point) to replay seeds and regressions in
+ * the normal build. */
+#include "base.h"
+#include "err.h"
+#include "img.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static volatile unsigned fp_sink;
+
+static void fp_check_image(const img_t *im, int want, const img_limits_t *lim) {
+    ASSERT(im->px != NULL);
+    ASSERT(im->w >= 1 && im->h >= 1 && im->w <= lim->max_width && im->h <= lim->max_height);
+    ASSERT(want ? im->c == (uint32_t)want : (im->c == 1 || im->c == 3));
+    unsigned sum = 0;
+    for (size_t i = 0; i < (size_t)im->w * im->h * im->c; i++) sum += im->px[i];
+    fp_sink = sum;
+    if ((size_t)im->w * im->h > 128 * 128) return; /* keep the fuzzer fast */
+    /* what we decode, we can write and read back exactly */
+    uint8_t *buf;
+    size_t len;
+    img_text_t t = {"fuzz", "round trip"};
+    ASSERT(img_encode_png(im, &t, 1, 1, &buf, &len) == 0);
+    img_t back;
+    char why[160];
+    int rc = img_decode_png(buf, len, 0, NULL, &back, why, sizeof why);
+    ASSERT(rc == 0);
+    ASSERT(back.w == im->w && back.h == im->h && back.c == im->c);
+    ASSERT(memcmp(back.px, im->px, (size_t)im->w * im->h * im->c) == 0);
+    img_free(&back);
+    free(buf);
+    img_t small;
+    img_resize_crop(im, 7, 5, &small);
+    ASSERT(small.w == 7 && small.h == 5 && small.c == im->c);
+    img_free(&small);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    img_limits_t lim = {512, 512, (size_t)1 << 20};
+    static const int wants[] = {0, 1, 3};
+    for (size_t k = 0; k < ARRAY_LEN(wants); k++) {
+        img_t im;
+        char why[160];
+        int rc = img_decode_png(data, size, wants[k], &lim, &im, why, sizeof why);
+        if (rc == 0) {
+            fp_check_image(&im, wants[k], &lim);
+            img_free(&im);
+        } else {
+            ASSERT(rc == GB_EFORMAT || rc == GB_ECORRUPT || rc == GB_ETOOBIG);
+            ASSERT(im.px == NULL && why[0] != '\0');
+        }
+    }
+    img_text_t *texts;
+    int n;
+    int rc = img_read_texts(data, size, &texts, &n);
+    if (rc == 0) {
+        ASSERT(n >= 0 && n <= 128 && (n == 0 || texts));
+        size_t total = 0;
+        for (int i = 0; i < n; i++) total += strlen(texts[i].key) + strlen(texts[i].text);
+        fp_sink = (unsigned)total;
+        img_texts_free(texts, n);
+    } else {
+        ASSERT(rc == GB_EFORMAT || rc == GB_ECORRUPT || rc == GB_ETOOBIG);
+        ASSERT(texts == NULL && n == 0);
+    }
+    return 0;
+}

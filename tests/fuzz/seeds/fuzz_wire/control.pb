@@ -1,0 +1,4 @@
+
+
+checkpoint
+step100

@@ -1,0 +1,3 @@
+
+gambar-augment[1/2]
+done

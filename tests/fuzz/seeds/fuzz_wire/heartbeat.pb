@@ -1,0 +1,2 @@
+
+evalÒ	"running
