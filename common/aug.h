@@ -76,8 +76,9 @@ int aug_check_shape(const aug_list_t *ops, int h, int w, char *why, size_t whyle
 void aug_image(const aug_list_t *ops, rng_t *r, const uint8_t *px, int h, int w, int c, float *x,
                float *scratch);
 
-/* Convert n pixel-unit floats to the wire encodings of proto DType. */
-void aug_to_f32(const float *x, size_t n, float *out);   /* x/127.5 - 1, clamped to [-1, 1] */
+/* Convert n pixel-unit floats (within 0..255, as aug_image leaves them) to
+ * the wire encodings of proto DType. */
+void aug_to_f32(const float *x, size_t n, float *out);   /* x/127.5 - 1: 0..255 -> exactly [-1, 1] */
 void aug_to_u8(const float *x, size_t n, uint8_t *out);  /* rounded, clamped to 0..255 */
 
 /* The epoch permutation: perm[0..count) = a shuffle of 0..count-1. */
