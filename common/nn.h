@@ -40,7 +40,12 @@ int conv_init(conv_t *c, int N, int C, int H, int W, int K, int KH, int KW, int 
 /* Transposed conv2d: OH = (H - 1)*S - 2P + KH. Returns 0 or -1. */
 int convT_init(conv_t *c, int N, int C, int H, int W, int K, int KH, int KW, int S, int P);
 
-/* Workspace floats needed by conv2d_* / convT2d_* for shape c. */
+/* Workspace floats needed by conv2d_* / convT2d_* for shape c. The
+ * workspace needs no initialisation and nothing in it survives a call
+ * (backward recomputes its unfolded input), so one buffer as large as the
+ * largest layer's need can serve every layer. Some shapes (a kernel that
+ * covers the whole unpadded input, or a transposed conv of a 1x1 input)
+ * run as one dense GEMM and do not touch it. */
 size_t conv2d_ws_floats(const conv_t *c);
 size_t convT2d_ws_floats(const conv_t *c);
 
