@@ -86,6 +86,15 @@ check "--start-batch 30: 62 batches equal the full run's tail" \
     sh -c "[ \$(wc -l <'$TMP/d5') -eq 62 ] && cmp -s '$TMP/d1tail' '$TMP/d5'"
 check "--start-batch: EndOfStream counts 62" grep -q '"batches_sent":62,"reason":"done"' "$TMP/tail.jsonl"
 
+run_pair tailsh --digests -- --batch 64 --epochs 2 --seed 7 --dtype f32 --ops flip,translate --start-batch 31 --shard 1/2
+digests tailsh >"$TMP/d6"
+jq -c 'select(.[0] >= 31 and (.[0] % 46) % 2 == 1)' "$TMP/d1" >"$TMP/d1tailsh"
+check "--start-batch 31 --shard 1/2: the shard's part of the tail" \
+    sh -c "[ \$(wc -l <'$TMP/d6') -eq 31 ] && cmp -s '$TMP/d1tailsh' '$TMP/d6'"
+run_pair past -- --batch 64 --epochs 2 --start-batch 92
+check "--start-batch at the end: no batch, EndOfStream 0, exit 0" \
+    [ "$(cat "$TMP/past.rc") $(summary past | jq '.batches == 0 and .eos == 1 and .eos_batches_sent == 0')" = "0 0 true" ]
+
 # --- two shards at once into one sink ---------------------------------------
 ep="ipc://$TMP/shards"
 batch_sink --in "@$ep" --producers 2 --indices >"$TMP/sh.jsonl" 2>"$TMP/sh.sink.err" &

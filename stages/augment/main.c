@@ -523,8 +523,18 @@ int main(int argc, char **argv) {
         size_t elen = gambar__end_of_stream__pack(&eos, ebuf);
         ASSERT(elen < sizeof ebuf);
         long long lg = exit_code == GB_EXIT_INTERRUPTED ? GB_MIN(linger_ms, AUG_STOP_LINGER_MS) : linger_ms;
-        int erc = send_polled(sock, &pe, "gambar.EndOfStream", ebuf, elen, gb_now() + (double)lg / 1000.0, 1);
-        if (erc != 0) {
+        int erc;
+        if (nsent == 0 && exit_code == GB_EXIT_OK) {
+            /* An empty stream (--start-batch at the end): EndOfStream is
+             * its whole content, so wait for a consumer as for a batch. */
+            erc = send_polled(sock, &pe, "gambar.EndOfStream", ebuf, elen, -1, 0);
+            if (erc == GB_EINTR) exit_code = GB_EXIT_INTERRUPTED;
+        } else {
+            erc = send_polled(sock, &pe, "gambar.EndOfStream", ebuf, elen, gb_now() + (double)lg / 1000.0, 1);
+        }
+        if (erc == GB_EINTR) {
+            lg = 0;
+        } else if (erc != 0) {
             if (erc == ENOTCONN) log_warn("EndOfStream not sent: no consumer is connected to %s", out);
             else log_warn("EndOfStream not delivered to %s within %lld ms (consumer stalled)", out, lg);
             if (exit_code == GB_EXIT_OK) exit_code = GB_EXIT_PEER;
