@@ -138,17 +138,19 @@ $(FUZZ_BUILD)/obj/%.o: %.c $(patsubst proto/%.proto,$(FUZZ_BUILD)/gen/%.pb-c.h,$
 	clang $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
 $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIB_OBJS)
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -MMD -MP -MF $@.d -o $@ $^ $(PKG_LIBS) -lm -pthread
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -MMD -MP -MF $@.d -o $@ $(filter %.c %.o,$^) $(PKG_LIBS) -lm -pthread
 
-# Each harness runs on its own corpus plus its committed seeds; its output
+# Each harness runs on its own corpus plus its committed seeds (and
+# tests/fuzz/NAME.dict when present); its output
 # goes to build/fuzz/NAME.log (the last lines are shown). A crash, leak or
 # sanitizer report leaves crash-*/leak-* files in build/fuzz and fails.
 fuzz: deps $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do \
 	  n=$$(basename $$f); mkdir -p build/fuzz/corpus/$$n; \
 	  seeds=; [ -d tests/fuzz/seeds/$$n ] && seeds=tests/fuzz/seeds/$$n; \
+	  dict=; [ -f tests/fuzz/$$n.dict ] && dict=-dict=tests/fuzz/$$n.dict; \
 	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=build/fuzz/ \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=build/fuzz/ $$dict \
 	    build/fuzz/corpus/$$n $$seeds >build/fuzz/$$n.log 2>&1; rc=$$?; \
 	  grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units|Done )' build/fuzz/$$n.log | tail -2; \
 	  if [ $$rc -ne 0 ]; then tail -40 build/fuzz/$$n.log; echo "fuzz: $$n FAILED (exit $$rc), see build/fuzz/$$n.log"; exit 1; fi; \
