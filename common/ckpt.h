@@ -116,8 +116,12 @@ void ckpt_add_rng(ckpt_builder_t *b, const char *name, const uint64_t s[4]);
  * Returns 0, or an errno (EIO, ENOSPC, ...) with the file and the failing
  * operation logged. On failure the temp file is removed, no file named
  * ckpt-*.gck was added or changed, and the save must be considered lost
- * (call again to retry from scratch). ENAMETOOLONG when the path does not
- * fit path_len. */
+ * (call again to retry from scratch). One exception: when the final
+ * folder fsync fails, the renamed file is withdrawn (unlinked), so a file
+ * of the same step that it had replaced is gone too. ENAMETOOLONG when
+ * the path does not fit path_len.
+ * Not for concurrent saves of the same step into one folder from one
+ * process (they share the temp name). */
 int ckpt_save(const char *dir, const Gambar__Checkpoint *ck, int keep, char *path_out,
               size_t path_len, uint8_t digest_out[32]);
 
@@ -126,10 +130,14 @@ int ckpt_save(const char *dir, const Gambar__Checkpoint *ck, int keep, char *pat
  * shorter/longer than header + payload length; GB_ETOOBIG over
  * CKPT_MAX_FILE_BYTES), magic (GB_EFORMAT), version (GB_EVERSION), header
  * size (GB_EFORMAT), payload SHA-256 (GB_ECORRUPT), protobuf decoding with
- * a memory cap (GB_EFORMAT), content (GB_EFORMAT: model or state missing,
- * a tensor whose data length is not 4 * product(shape), negative or too
- * many dims, duplicate tensor names). Each failure logs an error naming
- * path and the reason. Open/read errors return the errno.
+ * a memory cap (GB_EFORMAT), content (GB_EFORMAT: model, state,
+ * state.adam_g or state.adam_d missing, a tensor without a name or whose
+ * data length is not 4 * product(shape), negative or more than
+ * CKPT_MAX_DIMS dims, duplicate tensor names, a random generator without
+ * exactly 4 words). Each failure logs an error naming path and the
+ * reason. Open/read errors return the errno (ENOENT, EACCES, ELOOP...);
+ * something other than a regular file is GB_EFORMAT.
+ * So a caller may index every tensor by its shape without more checks.
  * On success *out is the message (caller frees it with ckpt_free; do not
  * free it any other way) and digest_out (may be NULL) is the file digest.
  * out may be NULL to only verify. On failure *out is NULL. */
