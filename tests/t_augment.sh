@@ -78,6 +78,16 @@ run_pair thr --digests -- --batch 64 --epochs 2 --seed 7 --dtype f32 --ops flip,
 digests thr >"$TMP/d4"
 check "3 builder threads: same stream" cmp -s "$TMP/d1" "$TMP/d4"
 
+# The permutation depends on (dataset, seed, epoch) only: other ops give
+# the same examples in the same batches, augmented differently.
+run_pair idxa --indices -- --batch 64 --epochs 1 --seed 7 --ops flip,translate
+run_pair idxb --indices -- --batch 64 --epochs 1 --seed 7 --ops none
+grep '"seq"' "$TMP/idxa.jsonl" | jq -c '[.seq, .indices]' >"$TMP/ia"
+grep '"seq"' "$TMP/idxb.jsonl" | jq -c '[.seq, .indices]' >"$TMP/ib"
+check "ops do not change which examples form a batch" sh -c "[ -s '$TMP/ia' ] && cmp -s '$TMP/ia' '$TMP/ib'"
+diffd=$(cat "$TMP/idxa.jsonl" "$TMP/idxb.jsonl" | grep '"seq"' | jq -r .digest | sort | uniq -d | wc -l)
+check "ops change the pixels" [ "$diffd" -eq 0 ]
+
 # --- resume: --start-batch K is the tail of the full run ------------------
 run_pair tail --digests -- --batch 64 --epochs 2 --seed 7 --dtype f32 --ops flip,translate --start-batch 30
 digests tail >"$TMP/d5"
