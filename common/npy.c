@@ -235,6 +235,19 @@ int npy_read(const char *path, npy_dtype_t want, npy_t *a) {
         goto done;
     }
     size_t fsz = dtype_size(ft);
+    /* Check the size on disk before allocating: a corrupt header must not
+     * make us allocate (and abort on) gigabytes the file does not hold. */
+    struct stat st;
+    long pos = ftell(f);
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && pos >= 0) {
+        uint64_t have = (uint64_t)st.st_size - (uint64_t)pos, need = (uint64_t)count * fsz;
+        if (have < need) {
+            rc = fail(a, path, GB_EFORMAT, "truncated data (want %zu elements of %zu bytes, file holds %llu bytes)",
+                      count, fsz, (unsigned long long)have);
+            goto done;
+        }
+        if (have > need) { rc = fail(a, path, GB_EFORMAT, "trailing bytes after the data"); goto done; }
+    }
     raw = xmalloc(count * fsz);
     if (fread(raw, fsz, count, f) != count) {
         rc = fail(a, path, GB_EFORMAT, "truncated data (want %zu elements of %zu bytes)", count, fsz);

@@ -983,6 +983,8 @@ static void npy_rejects(void) {
         {"{'descr': '<f4', 'fortran_order': False, 'shape': (2,-1), }", GB_EFORMAT},
         {"{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 99999999999), }", GB_ETOOBIG},
         {"{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", GB_EFORMAT}, /* only 2 floats follow */
+        /* claims 8 GB but holds 8 bytes: refused before allocating */
+        {"{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000,), }", GB_EFORMAT},
         {"{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", GB_EFORMAT}, /* trailing bytes */
         {"{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': 1}", GB_EFORMAT},
         {"{'descr': '<f4' 'fortran_order': False}", GB_EFORMAT},
