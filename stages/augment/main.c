@@ -257,6 +257,49 @@ static void release_slot(aug_ctx_t *ctx, slot_t *slot) {
     pthread_mutex_unlock(&ctx->mu);
 }
 
+/* Send EndOfStream (reason "done" for exit_code 0, else "interrupted")
+ * and set the socket's linger: a live consumer gets every queued message
+ * within linger_ms (at most AUG_STOP_LINGER_MS after an interrupt); a
+ * vanished one costs no waiting. Returns the exit code to use: exit_code,
+ * or GB_EXIT_PEER when a finished stream's EndOfStream could not be sent,
+ * or GB_EXIT_INTERRUPTED when a signal came while waiting. */
+static int send_end(void *sock, peers_t *pe, const char *out, uint64_t shard_i, uint64_t shard_n, uint64_t nsent,
+                    int exit_code, long long linger_ms) {
+    char producer[64];
+    snprintf(producer, sizeof producer, "gambar-augment[%llu/%llu]", (unsigned long long)shard_i,
+             (unsigned long long)shard_n);
+    Gambar__EndOfStream eos = GAMBAR__END_OF_STREAM__INIT;
+    eos.producer = producer;
+    eos.batches_sent = nsent;
+    eos.reason = exit_code == GB_EXIT_OK ? "done" : "interrupted";
+    uint8_t ebuf[256];
+    size_t elen = gambar__end_of_stream__pack(&eos, ebuf);
+    ASSERT(elen < sizeof ebuf);
+    long long lg = exit_code == GB_EXIT_OK ? linger_ms : GB_MIN(linger_ms, AUG_STOP_LINGER_MS);
+    int erc;
+    if (nsent == 0 && exit_code == GB_EXIT_OK) {
+        /* An empty stream (--start-batch at the end): EndOfStream is its
+         * whole content, so wait for a consumer as for a batch. */
+        erc = send_polled(sock, pe, "gambar.EndOfStream", ebuf, elen, -1, 0);
+        if (erc == GB_EINTR) exit_code = GB_EXIT_INTERRUPTED;
+    } else {
+        erc = send_polled(sock, pe, "gambar.EndOfStream", ebuf, elen, gb_now() + (double)lg / 1000.0, 1);
+    }
+    if (erc == GB_EINTR) {
+        lg = 0;
+    } else if (erc != 0) {
+        if (erc == ENOTCONN) log_warn("EndOfStream not sent: no consumer is connected to %s", out);
+        else log_warn("EndOfStream not delivered to %s within %lld ms (consumer stalled)", out, lg);
+        if (exit_code == GB_EXIT_OK) exit_code = GB_EXIT_PEER;
+        lg = 0;
+    }
+    peers_update(pe);
+    if (pe->mon && pe->peers == 0) lg = 0;
+    int lgi = (int)lg;
+    zmq_setsockopt(sock, ZMQ_LINGER, &lgi, sizeof lgi);
+    return exit_code;
+}
+
 /* --------------------------------------------------------------- set-up */
 
 static int parse_shard(const char *s, uint64_t *i, uint64_t *n) {
@@ -402,7 +445,6 @@ int main(int argc, char **argv) {
     worker_arg_t wargs[16];
     int nstarted = 0, mu_init = 0;
     uint64_t nsent = 0;
-    const char *reason = "done";
 
     rc = load_dataset(db, &st, &ctx);
     if (rc != 0) goto fail;
@@ -501,7 +543,6 @@ int main(int argc, char **argv) {
     double dt = gb_now() - t0;
     rc = 0;
     if (sig_stop_requested()) {
-        reason = "interrupted";
         exit_code = GB_EXIT_INTERRUPTED;
         log_info("interrupted by signal %d after %llu batches", sig_stop_requested(), (unsigned long long)nsent);
     } else {
@@ -509,42 +550,7 @@ int main(int argc, char **argv) {
                  dt > 0 ? (double)nsent / dt : 0.0);
     }
 
-    {
-        /* EndOfStream, then a bounded linger: a live consumer gets every
-         * queued message; a vanished one costs no waiting. */
-        char producer[64];
-        snprintf(producer, sizeof producer, "gambar-augment[%llu/%llu]", (unsigned long long)shard_i,
-                 (unsigned long long)shard_n);
-        Gambar__EndOfStream eos = GAMBAR__END_OF_STREAM__INIT;
-        eos.producer = producer;
-        eos.batches_sent = nsent;
-        eos.reason = (char *)reason;
-        uint8_t ebuf[256];
-        size_t elen = gambar__end_of_stream__pack(&eos, ebuf);
-        ASSERT(elen < sizeof ebuf);
-        long long lg = exit_code == GB_EXIT_INTERRUPTED ? GB_MIN(linger_ms, AUG_STOP_LINGER_MS) : linger_ms;
-        int erc;
-        if (nsent == 0 && exit_code == GB_EXIT_OK) {
-            /* An empty stream (--start-batch at the end): EndOfStream is
-             * its whole content, so wait for a consumer as for a batch. */
-            erc = send_polled(sock, &pe, "gambar.EndOfStream", ebuf, elen, -1, 0);
-            if (erc == GB_EINTR) exit_code = GB_EXIT_INTERRUPTED;
-        } else {
-            erc = send_polled(sock, &pe, "gambar.EndOfStream", ebuf, elen, gb_now() + (double)lg / 1000.0, 1);
-        }
-        if (erc == GB_EINTR) {
-            lg = 0;
-        } else if (erc != 0) {
-            if (erc == ENOTCONN) log_warn("EndOfStream not sent: no consumer is connected to %s", out);
-            else log_warn("EndOfStream not delivered to %s within %lld ms (consumer stalled)", out, lg);
-            if (exit_code == GB_EXIT_OK) exit_code = GB_EXIT_PEER;
-            lg = 0;
-        }
-        peers_update(&pe);
-        if (pe.mon && pe.peers == 0) lg = 0;
-        int lgi = (int)lg;
-        zmq_setsockopt(sock, ZMQ_LINGER, &lgi, sizeof lgi);
-    }
+    exit_code = send_end(sock, &pe, out, shard_i, shard_n, nsent, exit_code, linger_ms);
 
 fail:
     if (rc != 0 && exit_code == GB_EXIT_OK) exit_code = err_exit_code(rc);
