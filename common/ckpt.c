@@ -502,7 +502,9 @@ static int load(const char *path, int level, bool quiet_enoent, Gambar__Checkpoi
     uint64_t plen = 0;
     int rc = 0;
     if (out) *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO named like a checkpoint must not hang us (it is
+     * refused as not a regular file below; no effect on regular files). */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         rc = errno;
         snprintf(why, sizeof why, "cannot open: %s", strerror(rc));
@@ -707,7 +709,7 @@ int ckpt_find_latest(const char *dir, char *path_out, size_t len, Gambar__Checkp
 
 /* Cheap validity test used by pruning: header consistent with the size. */
 static bool header_looks_valid(const char *path) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return false;
     struct stat st;
     uint8_t hdr[CKPT_HEADER_SIZE];
