@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -328,6 +329,33 @@ static void short_writes_resumed(void) {
     if (ck) CHECK(ckpt_tensor_numel(ckpt_tensor(ck, "OPT.G.m.net_0.weight")) == 300000);
     ckpt_free(&ck);
     ckpt_builder_destroy(&b);
+}
+
+/* A real (not injected) write failure: with RLIMIT_FSIZE below the file
+ * size, write(2) fails with EFBIG part-way, as on a full disk. Run in a
+ * child so the limit does not leak into other tests. */
+static void real_write_failure(void) {
+    const char *dir = mkdir_fresh("efbig");
+    uint8_t dA[32], d[32];
+    save_step(dir, 1, 0, dA);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = {1500000, 1500000};
+        if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(10);
+        ckpt_builder_t *b = make_ckpt(2, 1.0f, 1000000); /* 4 MB */
+        int rc = ckpt_save(dir, ckpt_builder_msg(b), 1, NULL, 0, NULL);
+        ckpt_builder_destroy(&b);
+        _exit(rc == EFBIG ? 0 : 11);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    char listing[4096], path[1024];
+    list_dir(dir, listing, sizeof listing);
+    CHECKF(!strcmp(listing, "ckpt-0000000001.gck"), "folder holds: %s", listing);
+    CHECK(ckpt_find_latest(dir, path, sizeof path, NULL, d) == 0 && memcmp(d, dA, 32) == 0);
 }
 
 static void find_latest_empty_and_missing(void) {
@@ -895,6 +923,7 @@ int main(void) {
     RUN(find_latest_empty_and_missing);
     RUN(io_error_loop);
     RUN(short_writes_resumed);
+    RUN(real_write_failure);
     RUN(truncated_newest_falls_back);
     RUN(flipped_bytes_are_corrupt);
     RUN(wrong_magic_and_version);
