@@ -32,12 +32,15 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <lmdb.h>
+#include <openssl/evp.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
 #define STORE_FORMAT_VERSION 1
 #define STORE_DEFAULT_MAP ((size_t)64 << 20) /* bytes: first map of a writer */
+#define STORE_TOUCH_MAX 128    /* writer map reads between MADV_DONTNEED */
 #define STORE_KEY_LEN 24                      /* "ex/" + up to 20 digits + NUL */
 
 /* The DatasetInfo fields as owned C data. */
@@ -67,6 +70,8 @@ struct store {
     MDB_env *env;
     MDB_dbi dbi;
     size_t mapsize;           /* bytes */
+    void *mapaddr;            /* the map, for madvise */
+    unsigned touches;         /* writer: map reads since the last madvise */
     MDB_txn *rtxn;            /* reader: for life; writer: lazily renewed */
     bool rtxn_live;           /* writer: rtxn begun/renewed and not reset */
     pthread_mutex_t lock;     /* readers' store_get_pixels from many threads */
@@ -81,6 +86,8 @@ struct store {
     Gambar__DatasetInfo view; /* store_info's answer, points into cur */
     Gambar__LicenseCount *view_lic;
     Gambar__LicenseCount **view_licp;
+    EVP_MD *md;               /* SHA-256, fetched once (the digest chain) */
+    EVP_MD_CTX *mdctx;
 };
 
 /* ---------------------------------------------------------------- state */
@@ -236,9 +243,53 @@ static int store_read_info(store_t *s, MDB_txn *txn) {
     return state_load(s->path, v.mv_data, v.mv_size, &s->cur);
 }
 
+/* Find the writer's map of data.mdb in /proc/self/maps by the file's
+ * inode (LMDB reports the map address only for MDB_FIXEDMAP). Should a
+ * reader of the same file live in this process, its map may be picked
+ * instead: harmless, the madvise below is only about residency. */
+static void store_find_map(store_t *s) {
+    s->mapaddr = NULL;
+    int fd;
+    struct stat st;
+    if (mdb_env_get_fd(s->env, &fd) != 0 || fstat(fd, &st) != 0) return;
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return;
+    char line[4352];
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi, off, ino;
+        unsigned dmaj, dmin;
+        char perm[8];
+        if (sscanf(line, "%lx-%lx %7s %lx %x:%x %lu", &lo, &hi, perm, &off, &dmaj, &dmin, &ino) == 7 &&
+            ino == (unsigned long)st.st_ino && off == 0 && hi - lo >= s->mapsize) {
+            s->mapaddr = (void *)lo;
+            break;
+        }
+    }
+    fclose(f);
+}
+
 static void store_read_mapsize(store_t *s) {
     MDB_envinfo ei;
     if (mdb_env_info(s->env, &ei) == 0) s->mapsize = ei.me_mapsize;
+    if (!s->rdonly) store_find_map(s);
+}
+
+/* The writer's memory bound. Every B-tree read maps file pages into the
+ * process (plus the kernel's fault-around neighbours), and a writer that
+ * looks up random sha/ keys would end up with the whole file resident and
+ * counted in its RSS. The map is read-only (no MDB_WRITEMAP) and shared,
+ * so dropping its page-table entries loses nothing (pages stay in the page
+ * cache and fault back in); doing it every STORE_TOUCH_MAX reads keeps the
+ * mapped part small whatever the dataset size. LMDB keeps no pointers
+ * into the map between calls of a write transaction except through open
+ * cursors, and we keep none. Readers are left alone (their zero-copy
+ * pointers stay valid either way, but they want their pages warm). */
+static void store_touch(store_t *s, unsigned n) {
+    if (s->rdonly || !s->mapaddr) return;
+    s->touches += n;
+    if (s->touches < STORE_TOUCH_MAX) return;
+    s->touches = 0;
+    madvise(s->mapaddr, s->mapsize, MADV_DONTNEED);
 }
 
 /* Begin a read transaction, adopting a map grown by another process. */
@@ -295,7 +346,10 @@ int store_open_map(const char *path, int flags, size_t map_bytes, store_t **out)
         if (stat(dbfile, &stt) == 0 && (size_t)stt.st_size > want) want = (size_t)stt.st_size;
         if ((mrc = mdb_env_set_mapsize(s->env, want))) { rc = db_err(s, "set map size", mrc); goto fail; }
     }
-    mrc = mdb_env_open(s->env, path, (rdonly ? MDB_RDONLY : 0) | MDB_NOTLS, 0644);
+    /* The writer skips the meta-page fsync (MDB_NOMETASYNC): a system crash
+     * may lose the last commit but never breaks consistency; store_close
+     * syncs. One fsync per batch instead of two. */
+    mrc = mdb_env_open(s->env, path, (rdonly ? MDB_RDONLY : MDB_NOMETASYNC) | MDB_NOTLS, 0644);
     if (mrc) {
         rc = db_err(s, "cannot open the dataset", mrc);
         mdb_env_close(s->env);
@@ -348,6 +402,10 @@ void store_close(store_t **sp) {
     if (!sp || !*sp) return;
     store_t *s = *sp;
     if (s->rtxn) mdb_txn_abort(s->rtxn);
+    if (s->env && !s->rdonly) {
+        int mrc = mdb_env_sync(s->env, 1);
+        if (mrc) log_error("store: %s: final sync: %s", s->path, mdb_strerror(mrc));
+    }
     if (s->env) mdb_env_close(s->env);
     state_free(&s->cur);
     state_free(&s->work);
@@ -356,6 +414,8 @@ void store_close(store_t **sp) {
     free(s->htab);
     free(s->view_lic);
     free(s->view_licp);
+    EVP_MD_CTX_free(s->mdctx);
+    EVP_MD_free(s->md);
     pthread_mutex_destroy(&s->lock);
     free(s->path);
     free(s);
@@ -395,6 +455,7 @@ static int store_lookup(store_t *s, uint64_t i, MDB_val *v) {
     if (i >= s->cur.count) return GB_ENOTFOUND;
     key_ex(key, i);
     MDB_val k = {strlen(key), key};
+    store_touch(s, 1);
     int mrc = mdb_get(txn, s->dbi, &k, v);
     if (mrc == MDB_NOTFOUND) {
         log_error("store: %s: example %" PRIu64 " is missing (count %" PRIu64 ")", s->path, i,
@@ -498,6 +559,7 @@ int store_find_sha(store_t *s, const uint8_t sha[DIGEST_LEN], uint64_t *index) {
     int rc = store_rtxn(s, &txn);
     MDB_val k = {sizeof key - 1, key}, v;
     if (!rc) {
+        store_touch(s, 1);
         int mrc = mdb_get(txn, s->dbi, &k, &v);
         if (mrc == MDB_NOTFOUND) rc = GB_ENOTFOUND;
         else if (mrc) rc = db_err(s, "read sha index", mrc);
@@ -548,16 +610,29 @@ int store_set_classes(store_t *s, const char *const *names, size_t n) {
     return 0;
 }
 
+/* SHA-256 with the store's cached context (digest_sha256 would fetch the
+ * algorithm and allocate per call; this runs twice per example). */
+static void store_sha256(store_t *s, const void *data, size_t n, uint8_t out[DIGEST_LEN]) {
+    unsigned int len = 0;
+    if (!s->md) {
+        s->md = EVP_MD_fetch(NULL, "SHA256", NULL);
+        s->mdctx = EVP_MD_CTX_new();
+        ASSERT(s->md && s->mdctx);
+    }
+    ASSERT(EVP_DigestInit_ex2(s->mdctx, s->md, NULL) == 1 && EVP_DigestUpdate(s->mdctx, data, n) == 1 &&
+           EVP_DigestFinal_ex(s->mdctx, out, &len) == 1 && len == DIGEST_LEN);
+}
+
 /* Advance the digest chain by one Example (proto/dataset.proto). */
-static void chain_step(uint8_t d[DIGEST_LEN], const uint8_t sha[DIGEST_LEN], const uint8_t *px,
+static void chain_step(store_t *s, uint8_t d[DIGEST_LEN], const uint8_t sha[DIGEST_LEN], const uint8_t *px,
                        size_t npx, int32_t label) {
     uint8_t buf[3 * DIGEST_LEN + 4];
     memcpy(buf, d, DIGEST_LEN);
     memcpy(buf + DIGEST_LEN, sha, DIGEST_LEN);
-    digest_sha256(px, npx, buf + 2 * DIGEST_LEN);
+    store_sha256(s, px, npx, buf + 2 * DIGEST_LEN);
     uint32_t l = (uint32_t)label;
     for (int b = 0; b < 4; b++) buf[3 * DIGEST_LEN + b] = (uint8_t)(l >> (8 * b));
-    digest_sha256(buf, sizeof buf, d);
+    store_sha256(s, buf, sizeof buf, d);
 }
 
 static void htab_insert(store_t *s, size_t idx) {
@@ -647,7 +722,7 @@ int store_add(store_t *s, Gambar__Example *ex) {
         w->nlic++;
     }
     w->lic_count[li]++;
-    chain_step(w->digest, e->sha, ex->pixels.data, ex->pixels.len, ex->label);
+    chain_step(s, w->digest, e->sha, ex->pixels.data, ex->pixels.len, ex->label);
     return 0;
 }
 
@@ -680,6 +755,7 @@ static int store_write_batch(store_t *s, const uint8_t *info, size_t ninfo, cons
         key_ex(key, idx);
         MDB_val k = {strlen(key), key}, v = {e->len, s->sbuf + e->off};
         *what = "write example";
+        store_touch(s, 2);
         mrc = mdb_put(txn, s->dbi, &k, &v, 0);
         if (mrc) break;
         key_sha(skey, e->sha);
@@ -766,6 +842,7 @@ int store_commit(store_t *s, const char *source_desc, uint64_t optouts, uint64_t
     state_copy(&s->cur, w);
     store_drop_staged(s);
     store_refresh_view(s);
+    store_touch(s, STORE_TOUCH_MAX);
     return 0;
 }
 
@@ -786,7 +863,7 @@ int store_verify(store_t *s) {
             log_error("store: %s: example %" PRIu64 " is malformed", s->path, i);
             rc = GB_ECORRUPT;
         } else {
-            chain_step(d, ex->source_sha256.data, ex->pixels.data, ex->pixels.len, ex->label);
+            chain_step(s, d, ex->source_sha256.data, ex->pixels.data, ex->pixels.len, ex->label);
         }
         if (ex) gambar__example__free_unpacked(ex, NULL);
     }

@@ -22,9 +22,6 @@
 
 #define ING_MAX_DEPTH 32 /* folder nesting followed below the root */
 
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
 
 static bool ends_png(const char *name) {
     size_t n = strlen(name);
@@ -52,8 +49,15 @@ static void list_push(ing_list_t *l, const char *rel, int32_t label) {
     l->n++;
 }
 
-/* Sorted, non-hidden entry names of the folder root/rel (malloc'd array of
- * malloc'd strings). Returns 0 or an errno. */
+/* Sorted, non-hidden entries of the folder root/rel: malloc'd strings
+ * whose first byte is 'd' for a folder or 'f' otherwise, followed by the
+ * name (sorting compares the names, skipping the tag). The type comes from
+ * readdir's d_type when the file system gives it, else from stat (which
+ * also follows symbolic links). Returns 0 or an errno. */
+static int cmp_tagged(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a + 1, *(const char *const *)b + 1);
+}
+
 static int read_sorted(const char *root, const char *rel, char ***names, size_t *n) {
     char path[PATH_MAX];
     if (snprintf(path, sizeof path, "%s%s%s", root, *rel ? "/" : "", rel) >= (int)sizeof path)
@@ -64,22 +68,23 @@ static int read_sorted(const char *root, const char *rel, char ***names, size_t 
     *n = 0;
     *names = xmalloc(cap * sizeof **names);
     struct dirent *e;
-    errno = 0;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
+        bool dir = e->d_type == DT_DIR;
+        if (e->d_type == DT_UNKNOWN || e->d_type == DT_LNK) {
+            struct stat st;
+            dir = fstatat(dirfd(d), e->d_name, &st, 0) == 0 && S_ISDIR(st.st_mode);
+        }
         if (*n == cap) *names = xrealloc(*names, (cap *= 2) * sizeof **names);
-        (*names)[(*n)++] = xstrdup(e->d_name);
+        size_t len = strlen(e->d_name);
+        char *t = xmalloc(len + 2);
+        t[0] = dir ? 'd' : 'f';
+        memcpy(t + 1, e->d_name, len + 1);
+        (*names)[(*n)++] = t;
     }
     closedir(d);
-    qsort(*names, *n, sizeof **names, cmp_str);
+    qsort(*names, *n, sizeof **names, cmp_tagged);
     return 0;
-}
-
-static bool is_dir_at(const char *root, const char *rel) {
-    char path[PATH_MAX];
-    struct stat st;
-    if (snprintf(path, sizeof path, "%s/%s", root, rel) >= (int)sizeof path) return false;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 static void walk(const char *root, const char *rel, int32_t label, int depth, ing_list_t *l) {
@@ -92,12 +97,13 @@ static void walk(const char *root, const char *rel, int32_t label, int depth, in
     }
     for (size_t i = 0; i < n; i++) {
         char sub[PATH_MAX];
-        if (snprintf(sub, sizeof sub, "%s/%s", rel, names[i]) >= (int)sizeof sub) {
-            log_warn("%s/%s/%s: path too long (skipped)", root, rel, names[i]);
-        } else if (is_dir_at(root, sub)) {
+        const char *name = names[i] + 1;
+        if (snprintf(sub, sizeof sub, "%s/%s", rel, name) >= (int)sizeof sub) {
+            log_warn("%s/%s/%s: path too long (skipped)", root, rel, name);
+        } else if (names[i][0] == 'd') {
             if (depth < ING_MAX_DEPTH) walk(root, sub, label, depth + 1, l);
             else log_warn("%s/%s: nested too deeply (skipped)", root, sub);
-        } else if (ends_png(names[i])) {
+        } else if (ends_png(name)) {
             list_push(l, sub, label);
         } else {
             l->other++;
@@ -129,14 +135,14 @@ int ing_list_folder(const char *root, ing_list_t *l) {
     /* Class folders first, so labels are known: sorted top-level folders. */
     l->classes = xcalloc(n + 1, sizeof(char *));
     for (size_t i = 0; i < n; i++)
-        if (is_dir_at(root, names[i])) l->classes[l->nclasses++] = xstrdup(names[i]);
+        if (names[i][0] == 'd') l->classes[l->nclasses++] = xstrdup(names[i] + 1);
     size_t ci = 0;
     for (size_t i = 0; i < n; i++) {
-        if (ci < l->nclasses && strcmp(names[i], l->classes[ci]) == 0) {
-            walk(root, names[i], (int32_t)ci, 1, l);
+        if (names[i][0] == 'd') {
+            walk(root, names[i] + 1, (int32_t)ci, 1, l);
             ci++;
-        } else if (ends_png(names[i])) {
-            list_push(l, names[i], -1);
+        } else if (ends_png(names[i] + 1)) {
+            list_push(l, names[i] + 1, -1);
         } else {
             l->other++;
         }

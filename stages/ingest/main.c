@@ -31,9 +31,10 @@
 #include <unistd.h>
 
 #define ING_DEFAULT_SIZE 64          /* pixels, folder sources without --size */
-#define ING_DEFAULT_BATCH_BYTES (8u << 20)
+#define ING_DEFAULT_BATCH_BYTES (4u << 20) /* staged bytes per transaction */
+#define ING_DEFAULT_BATCH_N 2048           /* examples per transaction: bounds LMDB's dirty pages */
+#define ING_RING_BYTES (2u << 20)          /* decoded target pixels in flight */
 #define ING_DEFAULT_MAX_BYTES ((size_t)64 << 20)
-#define ING_RING 256                 /* decoded items in flight */
 
 typedef struct {
     store_t *st;
@@ -67,8 +68,12 @@ static void make_uri(char *out, size_t cap, const char *scheme, const char *abs,
     if (suffix) snprintf(out + o, cap - o, "%s", suffix);
 }
 
+static double g_commit_s; /* seconds spent in store_commit, for -v */
+
 static int ing_commit(ing_run_t *r) {
+    double t = gb_now();
     int rc = store_commit(r->st, r->desc, r->d_optouts, r->d_dups);
+    g_commit_s += gb_now() - t;
     if (rc) {
         r->fatal = rc;
         return rc;
@@ -153,14 +158,19 @@ static int run_folder(ing_run_t *r, const char *src, uint64_t limit, int threads
     ing_pipe_cfg_t cfg = {.root = src, .list = &l, .n = n, .optout = optout, .w = w, .h = h, .c = c,
                           .max_dim = max_dim, .max_bytes = max_bytes,
                           .max_file = GB_MAX(max_bytes, (size_t)16 << 20),
-                          .threads = threads, .ring = ING_RING};
+                          .threads = threads,
+                          .ring = GB_MIN(1024, GB_MAX(64, ING_RING_BYTES / ((size_t)w * h * c)))};
     ing_pipe_t *p = n ? ing_pipe_start(&cfg) : NULL;
     progress_t pg;
     progress_init(&pg, "ingest", n);
     char *uri = xmalloc(3 * PATH_MAX + 64), *abs = xmalloc(2 * PATH_MAX);
+    double t_waiting = 0, t_storing = 0, ta = gb_now(), tb; /* writer time split, for -v */
     for (size_t i = 0; i < n && !r->fatal; i++) {
         if (sig_stop_requested()) { *interrupted = true; break; }
         const ing_item_t *it = ing_pipe_next(p, i);
+        tb = gb_now();
+        t_waiting += tb - ta;
+        ta = tb;
         if (!it) { *interrupted = true; break; }
         const char *rel = ing_list_path(&l, i);
         snprintf(abs, 2 * PATH_MAX, "%s/%s", root_abs, rel);
@@ -177,7 +187,12 @@ static int run_folder(ing_run_t *r, const char *src, uint64_t limit, int threads
         }
         ing_pipe_release(p, i);
         progress_update(&pg, i + 1);
+        tb = gb_now();
+        t_storing += tb - ta;
+        ta = tb;
     }
+    log_debug("writer: %.3f s waiting for decoded images, %.3f s storing (%.3f s in commits)", t_waiting,
+              t_storing, g_commit_s);
     progress_clear(&pg);
     free(uri);
     free(abs);
@@ -364,7 +379,7 @@ int main(int argc, char **argv) {
     int rc = 0, status = GB_EXIT_OK;
     bool interrupted = false, is_idx = strncmp(source, "idx:", 4) == 0;
     ing_shaset_t optout = {0};
-    ing_run_t r = {.batch_n = batch ? (uint64_t)batch : UINT64_MAX, .batch_bytes = ING_DEFAULT_BATCH_BYTES,
+    ing_run_t r = {.batch_n = batch ? (uint64_t)batch : ING_DEFAULT_BATCH_N, .batch_bytes = ING_DEFAULT_BATCH_BYTES,
                    .desc = source};
     if (batch) r.batch_bytes = SIZE_MAX;
     if (optout_path && (rc = ing_optout_load(optout_path, &optout))) goto out;
