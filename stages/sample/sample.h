@@ -1,0 +1,149 @@
+/* sample.h - the pieces of gambar-sample shared between its files:
+ * the inference generator (sample_gen.c), latent fitting for --from-image
+ * (sample_fit.c), and rendering images with provenance (sample_render.c),
+ * used by the command line (main.c) and by serve mode (sample_serve.c). */
+#ifndef GB_SAMPLE_H
+#define GB_SAMPLE_H
+
+#include "ckpt.h"
+#include "img.h"
+#include "model.h"
+#include "prov.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SAMPLE_SOFTWARE "gambar-sample 0.1.0"
+#define SAMPLE_GEN_METHOD "gambar-g1" /* sgen's arithmetic contract, see sample_gen.c */
+#define SAMPLE_MAX_N 1000000           /* images per command */
+#define SAMPLE_SERVE_MAX_N 256         /* images per SampleRequest */
+#define SAMPLE_BORDER 2                /* grid border in pixels */
+
+/* ---- the generator (sample_gen.c) ------------------------------------- */
+
+typedef struct sgen sgen_t;       /* read-only after sgen_new: share between threads */
+typedef struct sgen_ws sgen_ws_t; /* one thread's scratch */
+
+/* Build the inference generator from m's EMA.G.* tensors (BN folded into
+ * per-channel scale and shift from the running statistics, as
+ * model_generate's eval mode). Returns 0, or GB_EFORMAT with the reason
+ * in err when the tensors do not form a DCGAN generator. */
+int sgen_new(const model_t *m, sgen_t **out, char *err, size_t errlen);
+void sgen_free(sgen_t *g);
+int sgen_z_dim(const sgen_t *g);
+/* Image floats per sample: H * W * C. */
+size_t sgen_image_floats(const sgen_t *g);
+
+/* Scratch for batches of up to nmax images; backward = 1 adds the buffers
+ * sgen_backward_z needs. Free with sgen_ws_free (NULL-safe). */
+sgen_ws_t *sgen_ws_new(const sgen_t *g, int nmax, int backward);
+void sgen_ws_free(sgen_ws_t *w);
+
+/* G(z) for n (1..nmax) images: z (n, Z), labels n ints in range when the
+ * model is conditional (else NULL), out (n, H, W, C) in [-1, 1]
+ * (HWC, ready for a PNG). Each image's result depends only on its own
+ * z/label: it is the same whatever the batch it is computed in. */
+void sgen_forward(const sgen_t *g, sgen_ws_t *w, const float *z, const int32_t *labels, int n, float *out);
+
+/* After sgen_forward(z, labels, n) with the same w: the gradient of
+ * sum(out * dout) with respect to z, dz (n, Z), out (n, H, W, C). */
+void sgen_backward_z(const sgen_t *g, sgen_ws_t *w, const float *dout, int n, float *dz);
+
+/* ---- pixels ------------------------------------------------------------ */
+
+/* Float HWC [-1, 1] -> 8-bit: v = round((x + 1) * 127.5) clamped to
+ * 0..255 (the pixel mapping of the gambar-g1 contract). */
+void sample_to_u8(const float *x, size_t n, uint8_t *px);
+
+/* ---- fitting a latent to an image (sample_fit.c) ----------------------- */
+
+typedef struct {
+    int starts;        /* seeded starting points per class */
+    int iters;         /* Adam iterations per start */
+    float lr;          /* Adam learning rate on z */
+    uint64_t seed;     /* start s uses latent gambar-z1(seed + s) */
+} sfit_opts_t;
+
+/* Find z (and the class, when conditional and class < 0: every class is
+ * tried) minimising the mean squared error between G(z, class) and target
+ * (H, W, C in [-1, 1]). Writes the best z (Z floats), *class_out (-1 when
+ * unconditional) and its MSE. Deterministic for given inputs. */
+void sfit_run(const sgen_t *g, int num_classes, int class_fixed, const float *target, const sfit_opts_t *o,
+              float *z_best, int *class_out, double *mse_out);
+
+/* ---- what to generate (sample_job.c) ------------------------------------ */
+
+/* The loaded checkpoint and everything provenance quotes from it. */
+typedef struct {
+    const char *path;            /* the --ckpt argument (borrowed) */
+    Gambar__Checkpoint *ck;
+    uint8_t digest[32];          /* SHA-256 of the whole file */
+    char digest_hex[65];
+    uint64_t step;
+    model_t *model;              /* rebuilt with modelck_load */
+    sgen_t *gen;
+    const model_desc_t *desc;
+    int Z, C, H, W, ncls;        /* ncls 0 = unconditional */
+    char dataset_digest[65];     /* hex, or "unknown" */
+    const char *license;         /* notes["license_summary"] or "unknown" */
+    const char *source;          /* notes["dataset_source"] or "unknown" */
+} sctx_t;
+
+/* Load and verify the checkpoint at path and build the generator.
+ * Returns 0, an errno (cannot read: exit 4) or a GB_E* code (bad file:
+ * exit 3), with the reason in err. */
+int sctx_open(sctx_t *c, const char *path, char *err, size_t errlen);
+void sctx_close(sctx_t *c);
+
+/* The class named by name (an index, or a name: case-insensitive, letters
+ * and digits only, any '/'-separated part of a class name matches) or by
+ * prompt (the longest class name, or part, whose letters and digits equal
+ * one or more consecutive words of the prompt; ties: lowest index).
+ * Returns 0 and *idx, or GB_ENOTFOUND / GB_EUNSUPPORTED (unconditional
+ * model) with a message in err listing the known names. */
+int sample_resolve_class(const sctx_t *c, const char *name, const char *prompt, int *idx, char *err,
+                         size_t errlen);
+
+typedef enum { JOB_SEED = 0, JOB_INTERP = 1, JOB_EXPLICIT = 2 } job_mode_t;
+
+typedef struct {
+    job_mode_t mode;
+    int n;                   /* images */
+    uint64_t seed;           /* SEED: image i uses seed + i; EXPLICIT: the fit's seed */
+    int class_index;         /* >= 0: every image; -1: seed % classes (conditional) or none */
+    const char *prompt;      /* recorded when given (may be NULL) */
+    double truncation;       /* 0 = none */
+    uint64_t ia, ib;         /* INTERP: seeds of the ends */
+    const float *z;          /* EXPLICIT: (n, Z) latents */
+    const int32_t *labels;   /* EXPLICIT: n labels (conditional) */
+    const char *const *kinds;/* EXPLICIT: per image "from-image" / "variation" */
+    const prov_t *extra;     /* keys added to every record (may be NULL) */
+    int rows, cols;          /* grid shape; 0 = no grid */
+} job_t;
+
+/* Latent and label of image i (label -1 when unconditional). */
+void job_latent(const sctx_t *c, const job_t *j, int i, float *z, int32_t *label);
+/* The provenance record of image i, or of the grid (i = -1). */
+void job_prov(const sctx_t *c, const job_t *j, int i, const char *created, prov_t *p);
+/* Rebuild the job an image was made by from its record: *index gets the
+ * image's index (-1 for a grid file). Allocates j->z/labels for explicit
+ * latents in *zbuf and *lbuf (free them). Returns 0 or GB_EFORMAT /
+ * GB_EMISMATCH with the reason in err. */
+int job_from_prov(const sctx_t *c, const prov_t *p, job_t *j, int *index, float **zbuf, int32_t **lbuf,
+                  char *err, size_t errlen);
+/* Generate images [i0, i1) of j (i1 - i0 <= ws nmax) into out (HWC floats). */
+void job_generate(const sctx_t *c, const job_t *j, sgen_ws_t *w, int i0, int i1, float *out);
+/* Compose the grid of j from all n images (HWC floats): rows x cols cells
+ * with SAMPLE_BORDER black pixels around and between them. */
+void job_grid(const sctx_t *c, const job_t *j, const float *imgs, img_t *out);
+/* Encode im as PNG with record p. Returns 0 or as img_encode_png. */
+int sample_encode(const prov_t *p, const img_t *im, int compression, uint8_t **buf, size_t *len);
+
+/* ---- serve mode (sample_serve.c) ---------------------------------------- */
+
+/* Answer SampleRequests on a REP socket at endpoint (bind by default)
+ * until SIGINT/SIGTERM. Returns 0 when stopped by a signal, or an errno /
+ * GB_E* when the socket fails. */
+int sample_serve(sctx_t *c, const char *endpoint);
+
+#endif

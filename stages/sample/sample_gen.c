@@ -1,0 +1,539 @@
+/* sample_gen.c - the sampler's own inference path through the EMA
+ * generator: fast, and bit-reproducible whatever the batch.
+ *
+ * Why not model_generate: it runs each layer as one OpenBLAS GEMM plus
+ * col2im over the batch, and OpenBLAS picks kernels (and GEMV for a batch
+ * of one) by matrix shape and thread count, so an image's pixels can
+ * change in the last bit with the batch it was made in. Provenance
+ * promises that --reproduce remakes an image bit for bit from its seed
+ * alone, so the sampler needs arithmetic that depends only on the image.
+ * It is also where the time goes when writing thousands of PNGs.
+ *
+ * Arithmetic contract "gambar-g1" (recorded in every PNG):
+ *   activations are NHWC; each output value of a (transposed) convolution
+ *   is a chain of fused multiply-adds, acc = fma(a, w, acc) from acc = 0,
+ *   over the taps in a fixed order and, within a tap, over the input
+ *   channels in order; BN (eval) is y = fma(acc, scale, shift) with
+ *   scale = gamma / sqrt(var + eps), shift = beta - mean * scale computed
+ *   in double and rounded to float; ReLU is y > 0 ? y : 0; the output is
+ *   tanhf(acc). The AVX2 kernels (vectorised over output channels) and the
+ *   portable fallback (fmaf) perform exactly these operations, so they
+ *   agree bit for bit. Results match model_generate to float rounding.
+ *
+ * Layers: the first transposed convolution maps the 1x1 input (z, plus
+ * the class embedding) to k0 x k0 and is a plain product (N, Zin) x
+ * (Zin, k0*k0*K). Every later one (kernel 4, stride 2, padding 1) is
+ * split by output parity (sub-pixel form): output (2i+py, 2j+px) sums
+ * exactly four input pixels (i+dy, j+dx) with fixed kernel taps, so each
+ * parity is a product (N*H*W, 4*Cin) x (4*Cin, K) whose A rows are read
+ * through tap pointers (no im2col copy, no col2im scatter). Output
+ * channels are padded to a multiple of 8 with zero weights.
+ *
+ * Backward (for --from-image) goes through cblas_sgemm: it only has to be
+ * deterministic for a given batch, not batch-independent. */
+#include "sample.h"
+
+#include "base.h"
+#include "err.h"
+
+#include <cblas.h>
+#include <immintrin.h>
+#include <math.h>
+#include <stdarg.h>
+
+#define SG_MAX_LAYERS 6
+#define SG_ROWS 6  /* rows per kernel call */
+#define SG_PANEL 16 /* columns per packed panel (the last may be 8) */
+
+typedef struct {
+    int first;          /* 1: 1x1 input, kernel k0 x k0, stride 1, pad 0 */
+    int Cin, Cinp;      /* input channels; channel stride of the input activations */
+    int H, W;           /* input size */
+    int K, Kp;          /* output channels; padded to a multiple of 8 */
+    int OH, OW;         /* output size */
+    int k0;             /* first layer's kernel size */
+    int bn;             /* 1: BN + ReLU after the conv; 0: the last layer (tanh) */
+    int ntaps;          /* 1 (first) or 4 */
+    int Kdim;           /* ntaps * Cin: the reduction length */
+    int Nc;             /* GEMM columns: first k0*k0*Kp, else Kp */
+    int npar;           /* parities: 1 (first) or 4 */
+    float *Bu[4];       /* (Kdim, Nc) row-major per parity (backward) */
+    float *Bp[4];       /* the same packed as column panels (forward) */
+    float *scale, *shift; /* (Kp) BN fold, padded channels 0 */
+} sg_layer_t;
+
+struct sgen {
+    int L, Z, E, zin, ncls, C, H, W;
+    float *embed;       /* (ncls, E) */
+    sg_layer_t ly[SG_MAX_LAYERS];
+    int avx2;
+    int maxcin;         /* widest Cinp (zero row length) */
+    int maxnc;          /* widest Nc (dummy row length) */
+};
+
+struct sgen_ws {
+    int nmax, backward;
+    float *zin;                 /* (nmax, zin) */
+    float *act[SG_MAX_LAYERS];  /* (nmax, OH, OW, Kp): post-ReLU, last: raw */
+    float *out;                 /* (nmax, H, W, C) tanh output (backward) */
+    float *zero;                /* maxcin zeros */
+    float *dummy;               /* SG_ROWS * maxnc: outputs of padding rows */
+    float *g0, *g1;             /* gradient ping-pong, largest activation */
+    float *dA, *dY;             /* backward GEMM operands */
+    float *dzin;                /* (nmax, zin) */
+};
+
+/* parity p: tap t in {0,1} reads input offset tap_off[p][t] with kernel
+ * index tap_k[p][t] (from oh = 2*ih - 1 + kh). */
+static const int tap_off[2][2] = {{0, -1}, {0, 1}};
+static const int tap_k[2][2] = {{1, 3}, {2, 0}};
+
+static int sg_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int sg_fail(char *err, size_t errlen, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return GB_EFORMAT;
+}
+
+static int round8(int x) { return (x + 7) & ~7; }
+
+static const model_tensor_t *find_t(const model_t *m, int seq, const char *what) {
+    char name[64];
+    snprintf(name, sizeof name, "EMA.G.net_%d.%s", seq, what);
+    return model_find(m, name);
+}
+
+/* Pack Bu (Kdim, Nc) into panels of SG_PANEL (last 8) columns. */
+static void pack_panels(const float *Bu, int Kdim, int Nc, float *Bp) {
+    for (int j0 = 0; j0 < Nc; j0 += SG_PANEL) {
+        int pw = GB_MIN(SG_PANEL, Nc - j0);
+        float *pan = Bp + (size_t)Kdim * j0;
+        for (int k = 0; k < Kdim; k++) memcpy(pan + (size_t)k * pw, Bu + (size_t)k * Nc + j0, (size_t)pw * 4);
+    }
+}
+
+int sgen_new(const model_t *m, sgen_t **out, char *err, size_t errlen) {
+    *out = NULL;
+    const model_desc_t *d = model_desc(m);
+    sgen_t *g = xcalloc(1, sizeof *g);
+    g->Z = d->z_dim;
+    g->E = d->conditional ? d->embed_dim : 0;
+    g->zin = g->Z + g->E;
+    g->ncls = d->conditional ? d->num_classes : 0;
+    g->C = d->channels;
+    g->H = d->height;
+    g->W = d->width;
+    int rc = 0;
+    if (g->E) {
+        const model_tensor_t *e = model_find(m, "EMA.G.embed.weight");
+        if (!e || e->ndim != 2 || e->shape[0] != g->ncls || e->shape[1] != g->E) {
+            rc = sg_fail(err, errlen, "EMA.G.embed.weight missing or not (%d, %d)", g->ncls, g->E);
+            goto fail;
+        }
+        g->embed = xmalloc(e->n * sizeof(float));
+        memcpy(g->embed, e->data, e->n * sizeof(float));
+    }
+    int cin = g->zin, h = 1;
+    for (int i = 0; i < SG_MAX_LAYERS; i++) {
+        const model_tensor_t *w = find_t(m, 3 * i, "weight");
+        if (!w) break;
+        sg_layer_t *l = &g->ly[i];
+        if (w->ndim != 4 || w->shape[0] != cin || w->shape[2] != w->shape[3]) {
+            rc = sg_fail(err, errlen, "%s: shape does not follow the previous layer", w->name);
+            goto fail;
+        }
+        l->first = i == 0;
+        l->Cin = cin;
+        l->Cinp = i == 0 ? cin : round8(cin);
+        l->H = l->W = h;
+        l->K = (int)w->shape[1];
+        l->Kp = round8(l->K);
+        int ks = (int)w->shape[2];
+        if (i == 0) {
+            l->k0 = ks;
+            l->OH = l->OW = ks;
+            l->ntaps = 1;
+            l->npar = 1;
+            l->Nc = ks * ks * l->Kp;
+        } else {
+            if (ks != 4) {
+                rc = sg_fail(err, errlen, "%s: kernel %d, expected 4", w->name, ks);
+                goto fail;
+            }
+            l->OH = l->OW = 2 * h;
+            l->ntaps = 4;
+            l->npar = 4;
+            l->Nc = l->Kp;
+        }
+        l->Kdim = l->ntaps * cin;
+        const model_tensor_t *ga = find_t(m, 3 * i + 1, "weight"), *be = find_t(m, 3 * i + 1, "bias"),
+                             *rm = find_t(m, 3 * i + 1, "running_mean"), *rv = find_t(m, 3 * i + 1, "running_var");
+        l->bn = ga != NULL;
+        if (l->bn) {
+            if (!be || !rm || !rv || ga->n != (size_t)l->K || be->n != (size_t)l->K || rm->n != (size_t)l->K ||
+                rv->n != (size_t)l->K) {
+                rc = sg_fail(err, errlen, "EMA.G.net_%d: incomplete batch norm", 3 * i + 1);
+                goto fail;
+            }
+            l->scale = xcalloc((size_t)l->Kp, sizeof(float));
+            l->shift = xcalloc((size_t)l->Kp, sizeof(float));
+            for (int c = 0; c < l->K; c++) {
+                double rs = 1.0 / sqrt((double)rv->data[c] + 1e-5f);
+                l->scale[c] = (float)(ga->data[c] * rs);
+                l->shift[c] = (float)(be->data[c] - rm->data[c] * (double)ga->data[c] * rs);
+            }
+        }
+        /* weights (Cin, K, ks, ks) -> Bu per parity */
+        for (int p = 0; p < l->npar; p++) {
+            float *B = xcalloc((size_t)l->Kdim * l->Nc, sizeof(float));
+            for (int c = 0; c < cin; c++)
+                for (int k = 0; k < l->K; k++) {
+                    const float *wk = w->data + ((size_t)c * l->K + k) * ks * ks;
+                    if (l->first) {
+                        for (int y = 0; y < ks; y++)
+                            for (int x = 0; x < ks; x++)
+                                B[(size_t)c * l->Nc + (size_t)(y * ks + x) * l->Kp + k] = wk[y * ks + x];
+                    } else {
+                        int py = p >> 1, px = p & 1;
+                        for (int t = 0; t < 4; t++) {
+                            int kh = tap_k[py][t >> 1], kw = tap_k[px][t & 1];
+                            B[((size_t)t * cin + c) * l->Nc + k] = wk[kh * 4 + kw];
+                        }
+                    }
+                }
+            l->Bu[p] = B;
+            l->Bp[p] = xmalloc((size_t)l->Kdim * l->Nc * sizeof(float));
+            pack_panels(B, l->Kdim, l->Nc, l->Bp[p]);
+        }
+        if (l->Cinp > g->maxcin) g->maxcin = l->Cinp;
+        if (l->Nc > g->maxnc) g->maxnc = l->Nc;
+        g->L = i + 1;
+        cin = l->K;
+        h = l->OH;
+    }
+    if (g->L < 2 || g->ly[g->L - 1].bn || cin != g->C || h != g->H || h != g->W) {
+        rc = sg_fail(err, errlen, "EMA.G.* tensors do not make a %dx%dx%d generator", g->C, g->H, g->W);
+        goto fail;
+    }
+    for (int i = 0; i < g->L - 1; i++)
+        if (!g->ly[i].bn) {
+            rc = sg_fail(err, errlen, "EMA.G layer %d has no batch norm", i);
+            goto fail;
+        }
+    g->avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    *out = g;
+    return 0;
+fail:
+    sgen_free(g);
+    return rc;
+}
+
+void sgen_free(sgen_t *g) {
+    if (!g) return;
+    for (int i = 0; i < SG_MAX_LAYERS; i++) {
+        for (int p = 0; p < 4; p++) {
+            free(g->ly[i].Bu[p]);
+            free(g->ly[i].Bp[p]);
+        }
+        free(g->ly[i].scale);
+        free(g->ly[i].shift);
+    }
+    free(g->embed);
+    free(g);
+}
+
+int sgen_z_dim(const sgen_t *g) { return g->Z; }
+size_t sgen_image_floats(const sgen_t *g) { return (size_t)g->H * g->W * g->C; }
+
+static size_t act_floats(const sg_layer_t *l) { return (size_t)l->OH * l->OW * l->Kp; }
+
+sgen_ws_t *sgen_ws_new(const sgen_t *g, int nmax, int backward) {
+    ASSERT(nmax >= 1);
+    sgen_ws_t *w = xcalloc(1, sizeof *w);
+    w->nmax = nmax;
+    w->backward = backward;
+    w->zin = gb_xmalloc_aligned((size_t)nmax * g->zin * sizeof(float));
+    size_t maxact = 0, maxrows = 0, maxkd = 0, maxkp = 0;
+    for (int i = 0; i < g->L; i++) {
+        const sg_layer_t *l = &g->ly[i];
+        w->act[i] = gb_xmalloc_aligned((size_t)nmax * act_floats(l) * sizeof(float));
+        if (act_floats(l) > maxact) maxact = act_floats(l);
+        size_t rows = (size_t)l->H * l->W;
+        if (rows > maxrows) maxrows = rows;
+        if ((size_t)l->Kdim > maxkd) maxkd = (size_t)l->Kdim;
+        if ((size_t)l->Kp > maxkp) maxkp = (size_t)l->Kp;
+    }
+    w->zero = xcalloc((size_t)g->maxcin + 8, sizeof(float));
+    w->dummy = gb_xmalloc_aligned((size_t)SG_ROWS * g->maxnc * sizeof(float));
+    if (backward) {
+        w->out = xmalloc((size_t)nmax * sgen_image_floats(g) * sizeof(float));
+        w->g0 = xmalloc((size_t)nmax * maxact * sizeof(float));
+        w->g1 = xmalloc((size_t)nmax * maxact * sizeof(float));
+        w->dA = xmalloc((size_t)nmax * maxrows * maxkd * sizeof(float));
+        w->dY = xmalloc((size_t)nmax * maxrows * maxkp * sizeof(float));
+        w->dzin = xmalloc((size_t)nmax * g->zin * sizeof(float));
+    }
+    return w;
+}
+
+void sgen_ws_free(sgen_ws_t *w) {
+    if (!w) return;
+    free(w->zin);
+    for (int i = 0; i < SG_MAX_LAYERS; i++) free(w->act[i]);
+    free(w->out);
+    free(w->zero);
+    free(w->dummy);
+    free(w->g0);
+    free(w->g1);
+    free(w->dA);
+    free(w->dY);
+    free(w->dzin);
+    free(w);
+}
+
+/* ---- kernels ------------------------------------------------------------ */
+/* One call computes SG_ROWS rows x pw (8 or 16) columns of one panel:
+ * row r's reduction reads a[r*ntaps + t][0..Cin) for t = 0..ntaps-1 and
+ * the panel rows in the same order; the result goes to c[r][0..pw) after
+ * the epilogue (bn: y = fma(acc, s, h), then ReLU; else raw). s/h point at
+ * the scale/shift of the panel's first column; sh2/hh2 at those of column
+ * 8 (the channel index restarts every Kp columns). */
+typedef struct {
+    int ntaps, Cin, pw, bn;
+    const float *const *a;
+    const float *pan;
+    float *const *c;
+    const float *s0, *h0, *s1, *h1;
+} sg_call_t;
+
+static void kern_ref(const sg_call_t *k) {
+    for (int r = 0; r < SG_ROWS; r++)
+        for (int j = 0; j < k->pw; j++) {
+            float acc = 0.0f;
+            for (int t = 0; t < k->ntaps; t++) {
+                const float *a = k->a[r * k->ntaps + t];
+                const float *b = k->pan + (size_t)t * k->Cin * k->pw + j;
+                for (int q = 0; q < k->Cin; q++) acc = fmaf(a[q], b[(size_t)q * k->pw], acc);
+            }
+            if (k->bn) {
+                float s = j < 8 ? k->s0[j] : k->s1[j - 8], h = j < 8 ? k->h0[j] : k->h1[j - 8];
+                acc = fmaf(acc, s, h);
+                acc = acc > 0 ? acc : 0.0f;
+            }
+            k->c[r][j] = acc;
+        }
+}
+
+__attribute__((target("avx2,fma"))) static void kern16_avx2(const sg_call_t *k) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    const int nt = k->ntaps, Cin = k->Cin;
+    const float *b = k->pan;
+    for (int t = 0; t < nt; t++) {
+        const float *a0 = k->a[0 * nt + t], *a1 = k->a[1 * nt + t], *a2 = k->a[2 * nt + t];
+        const float *a3 = k->a[3 * nt + t], *a4 = k->a[4 * nt + t], *a5 = k->a[5 * nt + t];
+        for (int q = 0; q < Cin; q++, b += 16) {
+            __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), x;
+            x = _mm256_broadcast_ss(a0 + q); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
+            x = _mm256_broadcast_ss(a1 + q); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
+            x = _mm256_broadcast_ss(a2 + q); c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
+            x = _mm256_broadcast_ss(a3 + q); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
+            x = _mm256_broadcast_ss(a4 + q); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
+            x = _mm256_broadcast_ss(a5 + q); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
+        }
+    }
+    __m256 acc[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
+    if (k->bn) {
+        __m256 s0 = _mm256_loadu_ps(k->s0), h0 = _mm256_loadu_ps(k->h0);
+        __m256 s1 = _mm256_loadu_ps(k->s1), h1 = _mm256_loadu_ps(k->h1), z = _mm256_setzero_ps();
+        for (int r = 0; r < SG_ROWS; r++) {
+            acc[2 * r] = _mm256_max_ps(_mm256_fmadd_ps(acc[2 * r], s0, h0), z);
+            acc[2 * r + 1] = _mm256_max_ps(_mm256_fmadd_ps(acc[2 * r + 1], s1, h1), z);
+        }
+    }
+    for (int r = 0; r < SG_ROWS; r++) {
+        _mm256_storeu_ps(k->c[r], acc[2 * r]);
+        _mm256_storeu_ps(k->c[r] + 8, acc[2 * r + 1]);
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void kern8_avx2(const sg_call_t *k) {
+    __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+    const int nt = k->ntaps, Cin = k->Cin;
+    const float *b = k->pan;
+    for (int t = 0; t < nt; t++) {
+        const float *a0 = k->a[0 * nt + t], *a1 = k->a[1 * nt + t], *a2 = k->a[2 * nt + t];
+        const float *a3 = k->a[3 * nt + t], *a4 = k->a[4 * nt + t], *a5 = k->a[5 * nt + t];
+        for (int q = 0; q < Cin; q++, b += 8) {
+            __m256 b0 = _mm256_loadu_ps(b);
+            c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + q), b0, c0);
+            c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a1 + q), b0, c1);
+            c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a2 + q), b0, c2);
+            c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3 + q), b0, c3);
+            c4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a4 + q), b0, c4);
+            c5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a5 + q), b0, c5);
+        }
+    }
+    __m256 acc[6] = {c0, c1, c2, c3, c4, c5};
+    if (k->bn) {
+        __m256 s0 = _mm256_loadu_ps(k->s0), h0 = _mm256_loadu_ps(k->h0), z = _mm256_setzero_ps();
+        for (int r = 0; r < SG_ROWS; r++) acc[r] = _mm256_max_ps(_mm256_fmadd_ps(acc[r], s0, h0), z);
+    }
+    for (int r = 0; r < SG_ROWS; r++) _mm256_storeu_ps(k->c[r], acc[r]);
+}
+
+/* All panels of one row block: a (SG_ROWS*ntaps pointers), crow (row
+ * output pointers at column 0). */
+static void run_block(const sgen_t *g, const sg_layer_t *l, int par, const float *const *a, float *const *crow) {
+    float *cp[SG_ROWS];
+    sg_call_t k = {l->ntaps, l->Cin, 0, l->bn, a, NULL, cp, NULL, NULL, NULL, NULL};
+    for (int j0 = 0; j0 < l->Nc; j0 += SG_PANEL) {
+        k.pw = GB_MIN(SG_PANEL, l->Nc - j0);
+        k.pan = l->Bp[par] + (size_t)l->Kdim * j0;
+        for (int r = 0; r < SG_ROWS; r++) cp[r] = crow[r] + j0;
+        if (l->bn) {
+            int c0 = j0 % l->Kp, c1 = (j0 + 8) % l->Kp;
+            k.s0 = l->scale + c0; k.h0 = l->shift + c0;
+            k.s1 = l->scale + c1; k.h1 = l->shift + c1;
+        }
+        if (!g->avx2) kern_ref(&k);
+        else if (k.pw == 16) kern16_avx2(&k);
+        else kern8_avx2(&k);
+    }
+}
+
+static void layer_forward(const sgen_t *g, sgen_ws_t *w, int li, const float *in, int n) {
+    const sg_layer_t *l = &g->ly[li];
+    float *out = w->act[li];
+    const float *a[SG_ROWS * 4];
+    float *crow[SG_ROWS];
+    if (l->first) {
+        for (int m0 = 0; m0 < n; m0 += SG_ROWS) {
+            for (int r = 0; r < SG_ROWS; r++) {
+                int m = m0 + r;
+                a[r] = m < n ? in + (size_t)m * l->Cinp : w->zero;
+                crow[r] = m < n ? out + (size_t)m * l->Nc : w->dummy + (size_t)r * g->maxnc;
+            }
+            run_block(g, l, 0, a, crow);
+        }
+        return;
+    }
+    const int H = l->H, W = l->W, HW = H * W;
+    const int M = n * HW;
+    for (int par = 0; par < 4; par++) {
+        int py = par >> 1, px = par & 1;
+        for (int m0 = 0; m0 < M; m0 += SG_ROWS) {
+            for (int r = 0; r < SG_ROWS; r++) {
+                int m = m0 + r;
+                if (m >= M) {
+                    for (int t = 0; t < 4; t++) a[r * 4 + t] = w->zero;
+                    crow[r] = w->dummy + (size_t)r * g->maxnc;
+                    continue;
+                }
+                int img = m / HW, p = m % HW, i = p / W, j = p % W;
+                for (int t = 0; t < 4; t++) {
+                    int y = i + tap_off[py][t >> 1], x = j + tap_off[px][t & 1];
+                    a[r * 4 + t] = (y >= 0 && y < H && x >= 0 && x < W)
+                                       ? in + ((size_t)(img * H + y) * W + x) * l->Cinp
+                                       : w->zero;
+                }
+                crow[r] = out + ((size_t)(img * l->OH + 2 * i + py) * l->OW + 2 * j + px) * l->Kp;
+            }
+            run_block(g, l, par, a, crow);
+        }
+    }
+}
+
+static void make_zin(const sgen_t *g, sgen_ws_t *w, const float *z, const int32_t *labels, int n) {
+    for (int i = 0; i < n; i++) {
+        float *row = w->zin + (size_t)i * g->zin;
+        memcpy(row, z + (size_t)i * g->Z, (size_t)g->Z * sizeof(float));
+        if (g->E) {
+            ASSERT(labels && labels[i] >= 0 && labels[i] < g->ncls);
+            memcpy(row + g->Z, g->embed + (size_t)labels[i] * g->E, (size_t)g->E * sizeof(float));
+        }
+    }
+}
+
+void sgen_forward(const sgen_t *g, sgen_ws_t *w, const float *z, const int32_t *labels, int n, float *out) {
+    ASSERT(n >= 1 && n <= w->nmax);
+    make_zin(g, w, z, labels, n);
+    const float *in = w->zin;
+    for (int i = 0; i < g->L; i++) {
+        layer_forward(g, w, i, in, n);
+        in = w->act[i];
+    }
+    const sg_layer_t *l = &g->ly[g->L - 1];
+    const size_t px = (size_t)n * g->H * g->W;
+    for (size_t p = 0; p < px; p++)
+        for (int c = 0; c < g->C; c++) out[p * g->C + c] = tanhf(in[p * l->Kp + c]);
+    if (w->backward) memcpy(w->out, out, px * g->C * sizeof(float));
+}
+
+void sgen_backward_z(const sgen_t *g, sgen_ws_t *w, const float *dout, int n, float *dz) {
+    ASSERT(w->backward && n >= 1 && n <= w->nmax);
+    /* gradient w.r.t. the last layer's raw output (its GEMM result) */
+    const sg_layer_t *last = &g->ly[g->L - 1];
+    const size_t px = (size_t)n * g->H * g->W;
+    float *gr = w->g0, *gn = w->g1;
+    memset(gr, 0, px * last->Kp * sizeof(float));
+    for (size_t p = 0; p < px; p++)
+        for (int c = 0; c < g->C; c++) {
+            float y = w->out[p * g->C + c];
+            gr[p * last->Kp + c] = dout[p * g->C + c] * (1.0f - y * y);
+        }
+    for (int li = g->L - 1; li >= 1; li--) {
+        const sg_layer_t *l = &g->ly[li];
+        const int H = l->H, W = l->W, HW = H * W, M = n * HW;
+        /* gn: gradient w.r.t. this layer's input (n, H, W, Cinp) */
+        memset(gn, 0, (size_t)M * l->Cinp * sizeof(float));
+        for (int par = 0; par < 4; par++) {
+            int py = par >> 1, px2 = par & 1;
+            for (int m = 0; m < M; m++) {
+                int img = m / HW, p = m % HW, i = p / W, j = p % W;
+                memcpy(w->dY + (size_t)m * l->Kp,
+                       gr + ((size_t)(img * l->OH + 2 * i + py) * l->OW + 2 * j + px2) * l->Kp,
+                       (size_t)l->Kp * sizeof(float));
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, l->Kdim, l->Nc, 1.0f, w->dY, l->Kp,
+                        l->Bu[par], l->Nc, 0.0f, w->dA, l->Kdim);
+            for (int m = 0; m < M; m++) {
+                int img = m / HW, p = m % HW, i = p / W, j = p % W;
+                for (int t = 0; t < 4; t++) {
+                    int y = i + tap_off[py][t >> 1], x = j + tap_off[px2][t & 1];
+                    if (y < 0 || y >= H || x < 0 || x >= W) continue;
+                    float *dst = gn + ((size_t)(img * H + y) * W + x) * l->Cinp;
+                    const float *src = w->dA + (size_t)m * l->Kdim + (size_t)t * l->Cin;
+                    for (int c = 0; c < l->Cin; c++) dst[c] += src[c];
+                }
+            }
+        }
+        /* through the previous layer's ReLU and BN: gradient of its GEMM output */
+        const sg_layer_t *pl = &g->ly[li - 1];
+        const float *act = w->act[li - 1];
+        size_t cnt = (size_t)n * pl->OH * pl->OW;
+        for (size_t p = 0; p < cnt; p++)
+            for (int c = 0; c < pl->Kp; c++) {
+                size_t k = p * pl->Kp + c;
+                gn[k] = act[k] > 0 ? gn[k] * pl->scale[c] : 0.0f;
+            }
+        float *t = gr;
+        gr = gn;
+        gn = t;
+    }
+    const sg_layer_t *l0 = &g->ly[0];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, g->zin, l0->Nc, 1.0f, gr, l0->Nc, l0->Bu[0], l0->Nc,
+                0.0f, w->dzin, g->zin);
+    for (int i = 0; i < n; i++) memcpy(dz + (size_t)i * g->Z, w->dzin + (size_t)i * g->zin, (size_t)g->Z * sizeof(float));
+}
+
+void sample_to_u8(const float *x, size_t n, uint8_t *px) {
+    for (size_t i = 0; i < n; i++) {
+        float v = (x[i] + 1.0f) * 127.5f;
+        px[i] = v <= 0.0f ? 0 : v >= 255.0f ? 255 : (uint8_t)lrintf(v);
+    }
+}

@@ -1,0 +1,189 @@
+/* sample_serve.c - gambar-sample --serve: images on request over ZeroMQ.
+ *
+ * One REP socket answers gambar.SampleRequest with gambar.SampleReply
+ * (PNG files carrying the same provenance as the command line writes).
+ * A REP socket must answer every request it has taken in or it stops
+ * receiving, so every message wire_recv consumed gets a reply, even one it
+ * dropped as garbage (wrong frame count, unknown type, undecodable
+ * payload): then the reply is ok = false with the reason. A frame over
+ * the size limit never reaches the socket (ZeroMQ drops the connection),
+ * so there is nothing to answer. Requests are handled one at a time;
+ * the model is loaded once. SIGINT/SIGTERM end the loop between requests
+ * (the receive wait is bounded so the flag is seen). */
+#include "sample.h"
+
+#include "base.h"
+#include "err.h"
+#include "log.h"
+#include "sig.h"
+#include "stream.pb-c.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <zmq.h>
+
+#define SERVE_POLL_MS 200
+
+static void reply_error(void *sock, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void reply_error(void *sock, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    Gambar__SampleReply r = GAMBAR__SAMPLE_REPLY__INIT;
+    r.ok = false;
+    r.error = msg;
+    log_info("request refused: %s", msg);
+    int rc = wire_send(sock, &r.base, 0);
+    if (rc) log_warn("cannot send a reply: %s", err_str(rc));
+}
+
+/* Build the reply for one request. Returns 0, or fills err. */
+static int handle(sctx_t *c, sgen_ws_t *w, const Gambar__SampleRequest *rq, Gambar__SampleReply *rep,
+                  ProtobufCBinaryData **pngs, size_t *npng, char *err, size_t errlen) {
+    int n = rq->n == 0 ? 1 : (int)rq->n;
+    if (rq->n > SAMPLE_SERVE_MAX_N) {
+        snprintf(err, errlen, "n = %u is out of range 1..%d", rq->n, SAMPLE_SERVE_MAX_N);
+        return GB_EFORMAT;
+    }
+    double tr = rq->truncation;
+    if (!isfinite(tr) || tr < 0 || (tr > 0 && tr < PROV_MIN_TRUNCATION)) {
+        snprintf(err, errlen, "truncation %g is invalid: 0 (none) or >= %g", tr, PROV_MIN_TRUNCATION);
+        return GB_EFORMAT;
+    }
+    job_t j;
+    memset(&j, 0, sizeof j);
+    j.mode = JOB_SEED;
+    j.n = n;
+    j.seed = rq->seed;
+    j.truncation = (float)tr;
+    j.class_index = -1;
+    const char *cn = rq->class_name && *rq->class_name ? rq->class_name : NULL;
+    if (cn) {
+        int rc = sample_resolve_class(c, cn, NULL, &j.class_index, err, errlen);
+        if (rc == GB_ENOTFOUND) {
+            rc = sample_resolve_class(c, NULL, cn, &j.class_index, err, errlen);
+            if (rc == 0) j.prompt = cn;
+            else snprintf(err, errlen, "unknown class '%s' (not a class name and no class name in it)", cn);
+        }
+        if (rc) return rc;
+    } else if (c->ncls && rq->class_index >= 0) {
+        if (rq->class_index >= c->ncls) {
+            snprintf(err, errlen, "class_index %d is out of range 0..%d", rq->class_index, c->ncls - 1);
+            return GB_ENOTFOUND;
+        }
+        j.class_index = rq->class_index;
+    } else if (!c->ncls && rq->class_index > 0) {
+        snprintf(err, errlen, "class_index %d: the model is unconditional", rq->class_index);
+        return GB_EUNSUPPORTED;
+    }
+    if (rq->grid) {
+        j.cols = (int)ceil(sqrt((double)n));
+        j.rows = (n + j.cols - 1) / j.cols;
+    }
+    char created[32];
+    prov_now_iso8601(created, sizeof created);
+    size_t P = sgen_image_floats(c->gen);
+    float *imgs = xmalloc((size_t)n * P * sizeof(float));
+    for (int i0 = 0; i0 < n; i0 += 64) {
+        int i1 = GB_MIN(n, i0 + 64);
+        job_generate(c, &j, w, i0, i1, imgs + (size_t)i0 * P);
+    }
+    int count = rq->grid ? 1 : n, rc = 0;
+    *pngs = xcalloc((size_t)count, sizeof **pngs);
+    *npng = 0;
+    uint8_t *px = xmalloc(P);
+    for (int k = 0; k < count && !rc; k++) {
+        img_t im;
+        prov_t p;
+        if (rq->grid) {
+            job_grid(c, &j, imgs, &im);
+            job_prov(c, &j, -1, created, &p);
+        } else {
+            sample_to_u8(imgs + (size_t)k * P, P, px);
+            im = (img_t){(uint32_t)c->W, (uint32_t)c->H, (uint32_t)c->C, px};
+            job_prov(c, &j, k, created, &p);
+        }
+        uint8_t *buf;
+        size_t len;
+        rc = sample_encode(&p, &im, 1, &buf, &len);
+        prov_free(&p);
+        if (rq->grid) img_free(&im);
+        if (rc) {
+            snprintf(err, errlen, "cannot encode PNG: %s", err_str(rc));
+            break;
+        }
+        (*pngs)[k].data = buf;
+        (*pngs)[k].len = len;
+        (*npng)++;
+    }
+    free(px);
+    free(imgs);
+    if (rc) return rc;
+    rep->ok = true;
+    rep->n_png = *npng;
+    rep->png = *pngs;
+    rep->checkpoint_digest.data = c->digest;
+    rep->checkpoint_digest.len = 32;
+    rep->step = c->step;
+    return 0;
+}
+
+int sample_serve(sctx_t *c, const char *endpoint) {
+    void *zctx = zmq_ctx_new();
+    void *sock = NULL;
+    int rc = wire_open(zctx, ZMQ_REP, endpoint, 1, WIRE_MAX_SMALL_BYTES, 0, &sock);
+    if (rc) {
+        zmq_ctx_term(zctx);
+        return rc;
+    }
+    sig_install();
+    const ProtobufCMessageDescriptor *acc[] = {&gambar__sample_request__descriptor};
+    wire_stats_t st;
+    memset(&st, 0, sizeof st);
+    sgen_ws_t *w = sgen_ws_new(c->gen, 64, 0);
+    uint64_t served = 0;
+    log_info("serving %s (step %llu) on %s", c->path, (unsigned long long)c->step, endpoint);
+    while (!sig_stop_requested()) {
+        wire_msg_t *msg = NULL;
+        rc = wire_recv(sock, acc, 1, WIRE_MAX_SMALL_BYTES, SERVE_POLL_MS, &msg, &st);
+        if (rc == EAGAIN || rc == GB_EINTR) {
+            rc = 0;
+            continue;
+        }
+        if (rc == GB_EPEER) {
+            reply_error(sock, "malformed request: expected two frames [\"gambar.SampleRequest\"][payload] "
+                              "with a decodable payload");
+            rc = 0;
+            continue;
+        }
+        if (rc) {
+            log_error("receive on %s: %s", endpoint, err_str(rc));
+            break;
+        }
+        Gambar__SampleReply rep = GAMBAR__SAMPLE_REPLY__INIT;
+        ProtobufCBinaryData *pngs = NULL;
+        size_t npng = 0;
+        char err[2048];
+        int hr = handle(c, w, (const Gambar__SampleRequest *)msg->msg, &rep, &pngs, &npng, err, sizeof err);
+        if (hr) {
+            reply_error(sock, "%s", err);
+        } else {
+            int sr = wire_send(sock, &rep.base, 0);
+            if (sr) log_warn("cannot send a reply: %s", err_str(sr));
+            else served++;
+        }
+        for (size_t k = 0; k < npng; k++) free(pngs[k].data);
+        free(pngs);
+        wire_msg_destroy(&msg);
+    }
+    log_info("stopping: %llu requests served, %llu malformed", (unsigned long long)served,
+             (unsigned long long)wire_stats_dropped(&st));
+    sgen_ws_free(w);
+    wire_close(&sock);
+    zmq_ctx_term(zctx);
+    return rc;
+}
