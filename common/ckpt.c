@@ -170,12 +170,15 @@ static void *b_own(ckpt_builder_t *b, void *p) {
     return p;
 }
 
-/* Grow a protobuf-c pointer array (*arr, n used) to hold one more. */
-static void b_grow(void ***arr, size_t n, size_t *cap) {
-    if (n < *cap) return;
-    *cap = *cap ? 2 * *cap : 16;
-    *arr = xrealloc(*arr, *cap * sizeof **arr);
-}
+/* Grow a protobuf-c pointer array (arr, n used, cap allocated) to hold one
+ * more. A macro so each array keeps its own pointer type. */
+#define B_GROW(arr, n, cap)                                   \
+    do {                                                      \
+        if ((n) == (cap)) {                                   \
+            (cap) = (cap) ? 2 * (cap) : 16;                   \
+            (arr) = xrealloc((arr), (cap) * sizeof *(arr));   \
+        }                                                     \
+    } while (0)
 
 ckpt_builder_t *ckpt_builder_new(void) {
     ckpt_builder_t *b = xcalloc(1, sizeof *b);
@@ -220,7 +223,7 @@ ProtobufCBinaryData ckpt_builder_bytes(ckpt_builder_t *b, const void *data, size
 }
 
 void ckpt_add_class_name(ckpt_builder_t *b, const char *name) {
-    b_grow((void ***)&b->model.class_names, b->model.n_class_names, &b->cap_classes);
+    B_GROW(b->model.class_names, b->model.n_class_names, b->cap_classes);
     b->model.class_names[b->model.n_class_names++] = ckpt_builder_strdup(b, name);
 }
 
@@ -235,7 +238,7 @@ void ckpt_set_note(ckpt_builder_t *b, const char *key, const char *value) {
     gambar__checkpoint__notes_entry__init(e);
     e->key = ckpt_builder_strdup(b, key);
     e->value = ckpt_builder_strdup(b, value);
-    b_grow((void ***)&b->ck.notes, b->ck.n_notes, &b->cap_notes);
+    B_GROW(b->ck.notes, b->ck.n_notes, b->cap_notes);
     b->ck.notes[b->ck.n_notes++] = e;
 }
 
@@ -263,7 +266,7 @@ int ckpt_add_tensor(ckpt_builder_t *b, const char *name, const int64_t *shape, i
     t->data.len = (size_t)numel * 4;
     t->data.data = b_own(b, xmalloc(t->data.len));
     if (numel) floats_le_copy(t->data.data, data, (size_t)numel);
-    b_grow((void ***)&b->ck.tensors, b->ck.n_tensors, &b->cap_tensors);
+    B_GROW(b->ck.tensors, b->ck.n_tensors, b->cap_tensors);
     b->ck.tensors[b->ck.n_tensors++] = t;
     return 0;
 }
@@ -278,7 +281,7 @@ void ckpt_add_rng(ckpt_builder_t *b, const char *name, const uint64_t s[4]) {
         r->name = ckpt_builder_strdup(b, name);
         r->n_s = 4;
         r->s = b_own(b, xmalloc(4 * sizeof *r->s));
-        b_grow((void ***)&b->state.rngs, b->state.n_rngs, &b->cap_rngs);
+        B_GROW(b->state.rngs, b->state.n_rngs, b->cap_rngs);
         b->state.rngs[b->state.n_rngs++] = r;
     }
     memcpy(r->s, s, 4 * sizeof *r->s);

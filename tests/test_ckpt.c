@@ -358,6 +358,67 @@ static void real_write_failure(void) {
     CHECK(ckpt_find_latest(dir, path, sizeof path, NULL, d) == 0 && memcmp(d, dA, 32) == 0);
 }
 
+/* Arrays grow past their first allocation: 300 tensors, 40 class names,
+ * 20 notes, 20 generators all survive, found by name. */
+static void many_entries_roundtrip(void) {
+    const char *dir = mkdir_fresh("many");
+    ckpt_builder_t *b = ckpt_builder_new();
+    Gambar__Checkpoint *ck = ckpt_builder_msg(b);
+    ck->state->step = 1;
+    char name[64];
+    for (int i = 0; i < 300; i++) {
+        float v[2] = {(float)i, (float)-i};
+        int64_t shape[1] = {2};
+        snprintf(name, sizeof name, "G.layer_%d.weight", i);
+        CHECK(ckpt_add_tensor(b, name, shape, 1, v) == 0);
+    }
+    for (int i = 0; i < 40; i++) {
+        snprintf(name, sizeof name, "class %d", i);
+        ckpt_add_class_name(b, name);
+    }
+    for (int i = 0; i < 20; i++) {
+        char val[32];
+        snprintf(name, sizeof name, "key%d", i);
+        snprintf(val, sizeof val, "value%d", i);
+        ckpt_set_note(b, name, val);
+        uint64_t w[4] = {(uint64_t)i, 1, 2, 3};
+        snprintf(name, sizeof name, "rng%d", i);
+        ckpt_add_rng(b, name, w);
+    }
+    uint64_t w5[4] = {55, 5, 5, 5};
+    ckpt_add_rng(b, "rng5", w5); /* replaces */
+    char path[1024];
+    CHECK(ckpt_save(dir, ck, 0, path, sizeof path, NULL) == 0);
+    ckpt_builder_destroy(&b);
+    Gambar__Checkpoint *l = NULL;
+    CHECK(ckpt_load(path, &l, NULL) == 0);
+    if (!l) return;
+    CHECK(l->n_tensors == 300 && l->model->n_class_names == 40 && l->n_notes == 20);
+    CHECK(l->state->n_rngs == 20);
+    bool ok = true;
+    for (int i = 0; i < 300; i++) {
+        float v[2];
+        int64_t shape[1] = {2};
+        snprintf(name, sizeof name, "G.layer_%d.weight", i);
+        ok &= ckpt_get_tensor(l, name, shape, 1, v) == 0 && v[0] == (float)i && v[1] == (float)-i;
+    }
+    for (int i = 0; i < 40; i++) {
+        snprintf(name, sizeof name, "class %d", i);
+        ok &= !strcmp(l->model->class_names[i], name);
+    }
+    for (int i = 0; i < 20; i++) {
+        char val[32];
+        uint64_t w[4];
+        snprintf(name, sizeof name, "key%d", i);
+        snprintf(val, sizeof val, "value%d", i);
+        ok &= ckpt_note(l, name) && !strcmp(ckpt_note(l, name), val);
+        snprintf(name, sizeof name, "rng%d", i);
+        ok &= ckpt_get_rng(l, name, w) == 0 && w[0] == (i == 5 ? 55u : (uint64_t)i);
+    }
+    CHECK(ok);
+    ckpt_free(&l);
+}
+
 static void find_latest_empty_and_missing(void) {
     const char *dir = mkdir_fresh("empty");
     int rc;
@@ -920,6 +981,7 @@ static void path_too_long(void) {
 int main(void) {
     log_init("test_ckpt");
     RUN(roundtrip_every_field);
+    RUN(many_entries_roundtrip);
     RUN(find_latest_empty_and_missing);
     RUN(io_error_loop);
     RUN(short_writes_resumed);
