@@ -6,7 +6,8 @@
  * IDX file (gzip or plain, kept as bytes and scaled to [-1, 1] per batch),
  * or random pixels with --synthetic; so the figure is the model's, not the
  * data pipeline's. After --warmup steps, --steps timed model_train_step
- * calls give images/s. Then, in the same process, a 2048^3 cblas_sgemm
+ * calls give images/s from the median step time (robust to bursts of
+ * other work on a shared machine; the mean is printed on stderr). Then, in the same process, a 2048^3 cblas_sgemm
  * (median of runs) gives the machine's rate, and
  *   gemm_fraction = 163e6 FLOP/image * images/s / sgemm rate
  * (163 MFLOP = the multiply-adds of one image's share of a training step:
@@ -106,7 +107,7 @@ static unsigned char *read_idx(const char *path, int *n) {
 }
 
 int main(int argc, char **argv) {
-    int width = 32, batch = 64, steps = 30, warmup = 5, threads = 0, subset = 2048, synthetic = 0;
+    int width = 32, batch = 64, steps = 30, warmup = 5, threads = 0, subset = 2048, synthetic = 0, no_sgemm = 0;
     const char *images = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--width") == 0 && i + 1 < argc) width = atoi(argv[++i]);
@@ -117,9 +118,10 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--subset") == 0 && i + 1 < argc) subset = atoi(argv[++i]);
         else if (strcmp(argv[i], "--images") == 0 && i + 1 < argc) images = argv[++i];
         else if (strcmp(argv[i], "--synthetic") == 0) synthetic = 1;
+        else if (strcmp(argv[i], "--no-sgemm") == 0) no_sgemm = 1;
         else if (strcmp(argv[i], "--help") == 0) {
             printf("usage: bench_train [--width N] [--batch N] [--steps N] [--warmup N] [--threads N]\n"
-                   "                   [--images IDX(.gz) | --synthetic] [--subset N]\n");
+                   "                   [--images IDX(.gz) | --synthetic] [--subset N] [--no-sgemm]\n");
             return 0;
         } else {
             fprintf(stderr, "bench_train: unknown argument '%s' (try --help)\n", argv[i]);
@@ -155,10 +157,11 @@ int main(int argc, char **argv) {
     rng_t r;
     rng_seed(&r, 2);
     int next = 0;
-    double t0 = 0;
+    double t0 = 0, *step_s = xcalloc((size_t)steps, sizeof(double));
     model_stats_t st;
     for (int s = 0; s < warmup + steps; s++) {
         if (s == warmup) t0 = gb_now();
+        double ts = gb_now();
         for (int n = 0; n < batch; n++) {
             const unsigned char *src = px + (size_t)next * 784;
             for (int i = 0; i < 784; i++) real[(size_t)n * 784 + i] = src[i] * (2.0f / 255.0f) - 1.0f;
@@ -170,18 +173,28 @@ int main(int argc, char **argv) {
             fprintf(stderr, "bench_train: step %d: non-finite loss or gradient\n", s);
             return 5;
         }
+        if (s >= warmup) step_s[s - warmup] = gb_now() - ts;
     }
     double el = gb_now() - t0;
-    double ips = (double)steps * batch / el;
+    /* the median step, not the mean: robust to other processes'
+     * bursts on a shared machine, like the sgemm median below */
+    qsort(step_s, (size_t)steps, sizeof *step_s, cmp_double);
+    double med = steps % 2 ? step_s[steps / 2] : 0.5 * (step_s[steps / 2 - 1] + step_s[steps / 2]);
+    double ips = batch / med;
     double rss = peak_rss_mib();
-    fprintf(stderr, "bench_train: %d steps of batch %d, width %d, %d threads: %.3f s; loss_d %.3f loss_g %.3f\n",
-            steps, batch, width, nn_get_threads(), el, st.loss_d, st.loss_g);
-    double gf = sgemm_gflops(2048);
+    fprintf(stderr,
+            "bench_train: %d steps of batch %d, width %d, %d threads: %.3f s (mean %.1f images/s); "
+            "loss_d %.3f loss_g %.3f\n",
+            steps, batch, width, nn_get_threads(), el, steps * batch / el, st.loss_d, st.loss_g);
     printf("bench: train_dcgan28_images_per_s %.1f images/s\n", ips);
-    printf("bench: train_dcgan28_step_ms %.2f ms\n", 1e3 * el / steps);
-    printf("bench: sgemm_gflops %.1f GFLOP/s\n", gf);
-    printf("bench: train_dcgan28_gemm_fraction %.3f\n", FLOP_PER_IMAGE * ips / (gf * 1e9));
+    printf("bench: train_dcgan28_step_ms %.2f ms\n", 1e3 * med);
+    if (!no_sgemm) {
+        double gf = sgemm_gflops(2048);
+        printf("bench: sgemm_gflops %.1f GFLOP/s\n", gf);
+        printf("bench: train_dcgan28_gemm_fraction %.3f\n", FLOP_PER_IMAGE * ips / (gf * 1e9));
+    }
     printf("bench: train_dcgan28_peak_rss_mib %.1f MiB\n", rss);
+    free(step_s);
     model_free(m);
     free(real);
     free(z);
