@@ -382,6 +382,20 @@ int main(int argc, char **argv) {
     ing_run_t r = {.batch_n = batch ? (uint64_t)batch : ING_DEFAULT_BATCH_N, .batch_bytes = ING_DEFAULT_BATCH_BYTES,
                    .desc = source};
     if (batch) r.batch_bytes = SIZE_MAX;
+    /* DatasetInfo.source names the source absolutely. */
+    char desc[PATH_MAX + 8];
+    if (is_idx) {
+        char dir[PATH_MAX];
+        const char *pre = source + 4, *slash = strrchr(pre, '/');
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - pre) : 1, slash ? pre : ".");
+        char absdir[PATH_MAX];
+        if (slash == pre || !realpath(dir, absdir)) snprintf(desc, sizeof desc, "%s", source);
+        else snprintf(desc, sizeof desc, "idx:%s/%s", absdir, slash ? slash + 1 : pre);
+    } else {
+        char abs[PATH_MAX];
+        snprintf(desc, sizeof desc, "%s", realpath(source, abs) ? abs : source);
+    }
+    r.desc = desc;
     if (optout_path && (rc = ing_optout_load(optout_path, &optout))) goto out;
     if (manifest) {
         char root_abs[PATH_MAX];
