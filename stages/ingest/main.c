@@ -304,9 +304,13 @@ static int write_json(const char *path, const ing_run_t *r, uint64_t count, cons
             (unsigned long long)r->optouts, (unsigned long long)r->nrejected);
     for (int i = 0; i < ING_R_COUNT; i++)
         fprintf(f, "%s\"%s\": %llu", i ? ", " : "", ing_reason_names[i], (unsigned long long)r->rejected[i]);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
     fprintf(f, "},\n  \"dataset_count\": %llu,\n  \"dataset_digest\": \"%s\",\n  \"seconds\": %.3f,\n"
-               "  \"images_per_s\": %.1f,\n  \"peak_rss_mib\": %.1f,\n  \"interrupted\": %s\n}\n",
-            (unsigned long long)count, digest_hex, secs, secs > 0 ? done / secs : 0.0, rss,
+               "  \"cpu_seconds\": %.3f,\n  \"images_per_s\": %.1f,\n  \"peak_rss_mib\": %.1f,\n"
+               "  \"interrupted\": %s\n}\n",
+            (unsigned long long)count, digest_hex, secs, cpu, secs > 0 ? done / secs : 0.0, rss,
             interrupted ? "true" : "false");
     int rc = 0;
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) rc = errno;
