@@ -440,10 +440,10 @@ static size_t carve_acts(model_t *m, float *base) {
     return off;
 }
 
-model_t *model_new(const model_desc_t *desc, int max_batch, uint64_t seed) {
-    if (max_batch < 1 || model_desc_check(desc, NULL, 0) != 0) return NULL;
-    model_t *m = xcalloc(1, sizeof *m);
-    model_desc_copy(&m->desc, desc);
+/* Shapes, offsets and counts of m for desc (already valid) and max_batch;
+ * m->desc must be set (a shallow copy is enough). Allocates nothing. */
+static void model_layout(model_t *m, int max_batch) {
+    const model_desc_t *desc = &m->desc;
     m->max_batch = max_batch;
     m->zin = desc->z_dim + (desc->conditional ? desc->embed_dim : 0);
     m->img = (size_t)desc->channels * desc->height * desc->width;
@@ -454,6 +454,24 @@ model_t *model_new(const model_desc_t *desc, int max_batch, uint64_t seed) {
         m->net[MODEL_D].has_embed = 1;
     }
     assign_offsets(m);
+}
+
+size_t model_memory_bytes(const model_desc_t *desc, int max_batch) {
+    if (max_batch < 1 || model_desc_check(desc, NULL, 0) != 0) return 0;
+    model_t t;
+    memset(&t, 0, sizeof t);
+    t.desc = *desc;
+    model_layout(&t, max_batch);
+    const net_t *G = &t.net[MODEL_G], *D = &t.net[MODEL_D];
+    size_t np = G->np + D->np, nb = G->nb + D->nb;
+    return (4 * np + nb + G->np + G->nb + carve_acts(&t, NULL)) * sizeof(float);
+}
+
+model_t *model_new(const model_desc_t *desc, int max_batch, uint64_t seed) {
+    if (max_batch < 1 || model_desc_check(desc, NULL, 0) != 0) return NULL;
+    model_t *m = xcalloc(1, sizeof *m);
+    model_desc_copy(&m->desc, desc);
+    model_layout(m, max_batch);
     net_t *G = &m->net[MODEL_G], *D = &m->net[MODEL_D];
     size_t np = G->np + D->np, nb = G->nb + D->nb;
     m->params = gb_xmalloc_aligned(np * sizeof(float));

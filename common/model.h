@@ -133,6 +133,11 @@ typedef struct model model_t;
 model_t *model_new(const model_desc_t *desc, int max_batch, uint64_t seed);
 /* Free everything; NULL-safe. */
 void model_free(model_t *m);
+/* Bytes model_new would allocate for desc and max_batch (parameters,
+ * gradients, Adam moments, EMA, activations, workspace), so a caller can
+ * refuse a model too large for the machine before model_new aborts on
+ * out-of-memory. 0 when desc is invalid or max_batch < 1. */
+size_t model_memory_bytes(const model_desc_t *desc, int max_batch);
 
 /* The model's own copy of its description (valid until model_free). */
 const model_desc_t *model_desc(const model_t *m);

@@ -309,6 +309,9 @@ static void family_case(model_family_t f, int channels, int conditional) {
         }
     }
     CHECK(np[0] == model_param_count(m, MODEL_G) && np[1] == model_param_count(m, MODEL_D));
+    size_t bytes = model_memory_bytes(&d, N);
+    CHECKF(bytes > 4 * (np[0] + np[1]) * sizeof(float) && bytes < 64u << 20, "model_memory_bytes %zu", bytes);
+    CHECK(model_memory_bytes(&d, 2 * N) > bytes && model_memory_bytes(&d, 0) == 0);
 
     size_t img = model_image_floats(m);
     float *real = xmalloc(N * img * sizeof(float)), *z = xmalloc((size_t)N * d.z_dim * sizeof(float));

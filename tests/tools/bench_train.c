@@ -184,8 +184,9 @@ int main(int argc, char **argv) {
     double rss = peak_rss_mib();
     fprintf(stderr,
             "bench_train: %d steps of batch %d, width %d, %d threads: %.3f s (mean %.1f images/s); "
-            "loss_d %.3f loss_g %.3f\n",
-            steps, batch, width, nn_get_threads(), el, steps * batch / el, st.loss_d, st.loss_g);
+            "loss_d %.3f loss_g %.3f; model blocks %.1f MiB\n",
+            steps, batch, width, nn_get_threads(), el, steps * batch / el, st.loss_d, st.loss_g,
+            model_memory_bytes(&d, batch) / 1048576.0);
     printf("bench: train_dcgan28_images_per_s %.1f images/s\n", ips);
     printf("bench: train_dcgan28_step_ms %.2f ms\n", 1e3 * med);
     if (!no_sgemm) {
