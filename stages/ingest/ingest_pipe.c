@@ -73,12 +73,27 @@ int ing_check_dims(const uint8_t *data, size_t n, uint32_t max_dim, char *msg, s
     return GB_ETOOBIG;
 }
 
-/* Read path into *buf (grown as needed, at most max bytes). Returns 0, an
- * errno, or GB_ETOOBIG. Reads until end of file without an fstat; a
- * directory fails with EISDIR and O_NONBLOCK keeps a FIFO named *.png
- * from blocking (it reads as empty, so it is "not a PNG"). */
-static int read_file(const char *path, size_t max, uint8_t **buf, size_t *cap, size_t *len) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+/* A worker's reusable state: file buffer and a SHA-256 context (one-shot
+ * EVP_Digest fetches the algorithm and allocates on every call, which is
+ * a visible share of the per-image cost). */
+typedef struct {
+    uint8_t *buf;
+    size_t cap;
+    EVP_MD *md;
+    EVP_MD_CTX *ctx;
+    int dirfd;          /* the folder of the last file, or -1 */
+    char dir[4096];     /* its path relative to the root */
+    size_t dirlen;
+} ing_worker_t;
+
+/* Read the file rel (relative to the folder open as dirfd) into *buf
+ * (grown as needed, at most max bytes). Returns 0, an errno, or
+ * GB_ETOOBIG. No fstat and no final zero-length read: for a regular file
+ * a short read is the end (workers block signals, so reads are not cut
+ * short by them). A directory fails with EISDIR; O_NONBLOCK keeps a FIFO
+ * named *.png from blocking (it reads as empty, so "not a PNG"). */
+static int read_file(int dirfd, const char *rel, size_t max, uint8_t **buf, size_t *cap, size_t *len) {
+    int fd = openat(dirfd, rel, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return errno;
     int rc = 0;
     size_t got = 0;
@@ -92,14 +107,15 @@ static int read_file(const char *path, size_t max, uint8_t **buf, size_t *cap, s
             *cap *= 2;
             *buf = xrealloc(*buf, *cap);
         }
-        ssize_t r = read(fd, *buf + got, *cap - got);
+        size_t want = *cap - got;
+        ssize_t r = read(fd, *buf + got, want);
         if (r < 0) {
             if (errno == EINTR) continue;
             rc = errno == EAGAIN ? EIO : errno;
             break;
         }
-        if (r == 0) break;
         got += (size_t)r;
+        if ((size_t)r < want) break;
     }
     if (!rc && got > max) rc = GB_ETOOBIG;
     *len = got;
@@ -107,21 +123,37 @@ static int read_file(const char *path, size_t max, uint8_t **buf, size_t *cap, s
     return rc;
 }
 
+/* An fd for the folder holding list entry rel, cached per worker: the
+ * list is sorted, so consecutive files share their folder, and openat on
+ * it saves the kernel walking the whole path for every file. Returns the
+ * fd (or AT_FDCWD with *name = the full path when the folder cannot be
+ * opened) and sets *name to what to open relative to it. */
+static int worker_dirfd(ing_worker_t *wk, const char *root, const char *rel, const char **name,
+                        char *full, size_t fullcap) {
+    const char *slash = strrchr(rel, '/');
+    size_t dlen = slash ? (size_t)(slash - rel) : 0;
+    *name = slash ? slash + 1 : rel;
+    if (wk->dirfd >= 0 && wk->dirlen == dlen && memcmp(wk->dir, rel, dlen) == 0) return wk->dirfd;
+    if (wk->dirfd >= 0) close(wk->dirfd);
+    wk->dirfd = -1;
+    if (dlen + 1 <= sizeof wk->dir) {
+        memcpy(wk->dir, rel, dlen);
+        wk->dir[dlen] = 0;
+        wk->dirlen = dlen;
+        snprintf(full, fullcap, "%s/%s", root, wk->dir);
+        wk->dirfd = open(full, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    }
+    if (wk->dirfd >= 0) return wk->dirfd;
+    snprintf(full, fullcap, "%s/%s", root, rel);
+    *name = full;
+    return AT_FDCWD;
+}
+
 static void reject(ing_item_t *it, int reason, const char *fmt, const char *detail) {
     it->kind = ING_REJECT;
     it->reason = reason;
     snprintf(it->msg, sizeof it->msg, fmt, detail);
 }
-
-/* A worker's reusable state: file buffer and a SHA-256 context (one-shot
- * EVP_Digest fetches the algorithm and allocates on every call, which is
- * a visible share of the per-image cost). */
-typedef struct {
-    uint8_t *buf;
-    size_t cap;
-    EVP_MD *md;
-    EVP_MD_CTX *ctx;
-} ing_worker_t;
 
 static void sha256_with(ing_worker_t *wk, const void *data, size_t n, uint8_t out[DIGEST_LEN]) {
     unsigned int len = 0;
@@ -133,12 +165,13 @@ static void sha256_with(ing_worker_t *wk, const void *data, size_t n, uint8_t ou
 static void process(const ing_pipe_cfg_t *c, size_t i, ing_item_t *it, ing_worker_t *wk) {
     uint8_t **buf = &wk->buf;
     size_t *cap = &wk->cap;
-    char path[8192];
-    snprintf(path, sizeof path, "%s/%s", c->root, ing_list_path(c->list, i));
+    char full[8192];
+    const char *name;
+    int dfd = worker_dirfd(wk, c->root, ing_list_path(c->list, i), &name, full, sizeof full);
     it->kind = ING_OK;
     it->msg[0] = 0;
     size_t len = 0;
-    int rc = read_file(path, c->max_file, buf, cap, &len);
+    int rc = read_file(dfd, name, c->max_file, buf, cap, &len);
     if (rc == GB_ETOOBIG) {
         char d[64];
         snprintf(d, sizeof d, "%zu", len);
@@ -183,6 +216,7 @@ static void process(const ing_pipe_cfg_t *c, size_t i, ing_item_t *it, ing_worke
 static void *worker(void *arg) {
     ing_pipe_t *p = arg;
     ing_worker_t wk = {0};
+    wk.dirfd = -1;
     wk.md = EVP_MD_fetch(NULL, "SHA256", NULL);
     wk.ctx = EVP_MD_CTX_new();
     ASSERT(wk.md && wk.ctx);
@@ -210,6 +244,7 @@ static void *worker(void *arg) {
         pthread_mutex_unlock(&p->mu);
     }
     free(wk.buf);
+    if (wk.dirfd >= 0) close(wk.dirfd);
     EVP_MD_CTX_free(wk.ctx);
     EVP_MD_free(wk.md);
     return NULL;
