@@ -16,7 +16,9 @@
  *   channels in order; BN (eval) is y = fma(acc, scale, shift) with
  *   scale = gamma / sqrt(var + eps), shift = beta - mean * scale computed
  *   in double and rounded to float; ReLU is y > 0 ? y : 0; the output is
- *   tanhf(acc). The AVX2 kernels (vectorised over output channels) and the
+ *   tanhf(acc). The last layer (1 or 3 output channels) instead sums each
+ *   output as 8 interleaved fma chains over the channel-padded taps,
+ *   combined in a fixed tree (dot_ref). The AVX2 kernels (vectorised over output channels) and the
  *   portable fallback (fmaf) perform exactly these operations, so they
  *   agree bit for bit. Results match model_generate to float rounding.
  *
@@ -60,6 +62,7 @@ typedef struct {
     float *Bu[4];       /* (Kdim, Nc) row-major per parity (backward) */
     float *Bp[4];       /* the same packed as column panels (forward) */
     float *scale, *shift; /* (Kp) BN fold, padded channels 0 */
+    float *Bd[4];       /* last layer: (K, 4, Cinp) per parity for the dot kernel */
 } sg_layer_t;
 
 struct sgen {
@@ -206,6 +209,15 @@ int sgen_new(const model_t *m, sgen_t **out, char *err, size_t errlen) {
                     }
                 }
             l->Bu[p] = B;
+            if (!l->first) {
+                /* the dot kernel's copy: per output channel, taps x padded channels */
+                float *Dd = xcalloc((size_t)l->K * 4 * l->Cinp, sizeof(float));
+                for (int k = 0; k < l->K; k++)
+                    for (int t = 0; t < 4; t++)
+                        for (int c = 0; c < cin; c++)
+                            Dd[((size_t)k * 4 + t) * l->Cinp + c] = B[((size_t)t * cin + c) * l->Nc + k];
+                l->Bd[p] = Dd;
+            }
             l->Bp[p] = xmalloc((size_t)l->Kdim * l->Nc * sizeof(float));
             pack_panels(B, l->Kdim, l->Nc, l->Bp[p]);
         }
@@ -238,6 +250,7 @@ void sgen_free(sgen_t *g) {
         for (int p = 0; p < 4; p++) {
             free(g->ly[i].Bu[p]);
             free(g->ly[i].Bp[p]);
+            free(g->ly[i].Bd[p]);
         }
         free(g->ly[i].scale);
         free(g->ly[i].shift);
@@ -386,6 +399,39 @@ __attribute__((target("avx2,fma"))) static void kern8_avx2(const sg_call_t *k) {
     for (int r = 0; r < SG_ROWS; r++) _mm256_storeu_ps(k->c[r], acc[r]);
 }
 
+/* The last layer (K = image channels, 1..3): one output pixel, every
+ * channel k as a dot product of the 4 taps' padded channels with Bd[k],
+ * kept as 8 interleaved partial sums p0..p7 (lane l takes the elements
+ * l, l+8, ... of each tap in turn, fma from 0), combined as
+ * ((p0+p4)+(p2+p6))+((p1+p5)+(p3+p7)). */
+static float hsum8_ref(const float *p) { return ((p[0] + p[4]) + (p[2] + p[6])) + ((p[1] + p[5]) + (p[3] + p[7])); }
+
+static void dot_ref(const float *const *a, const float *Bd, int Cinp, int K, float *out) {
+    for (int k = 0; k < K; k++) {
+        float p[8] = {0};
+        for (int t = 0; t < 4; t++) {
+            const float *b = Bd + ((size_t)k * 4 + t) * Cinp;
+            for (int q = 0; q < Cinp; q += 8)
+                for (int l = 0; l < 8; l++) p[l] = fmaf(a[t][q + l], b[q + l], p[l]);
+        }
+        out[k] = hsum8_ref(p);
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void dot_avx2(const float *const *a, const float *Bd, int Cinp, int K,
+                                                          float *out) {
+    for (int k = 0; k < K; k++) {
+        __m256 acc = _mm256_setzero_ps();
+        for (int t = 0; t < 4; t++) {
+            const float *b = Bd + ((size_t)k * 4 + t) * Cinp, *x = a[t];
+            for (int q = 0; q < Cinp; q += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(x + q), _mm256_loadu_ps(b + q), acc);
+        }
+        float p[8];
+        _mm256_storeu_ps(p, acc);
+        out[k] = hsum8_ref(p);
+    }
+}
+
 /* All panels of one row block: a (SG_ROWS*ntaps pointers), crow (row
  * output pointers at column 0). */
 static void run_block(const sgen_t *g, const sg_layer_t *l, int par, const float *const *a, float *const *crow) {
@@ -424,6 +470,23 @@ static void layer_forward(const sgen_t *g, sgen_ws_t *w, int li, const float *in
     }
     const int H = l->H, W = l->W, HW = H * W;
     const int M = n * HW;
+    if (!l->bn) {
+        for (int par = 0; par < 4; par++) {
+            int py = par >> 1, px = par & 1;
+            for (int m = 0; m < M; m++) {
+                int img = m / HW, p = m % HW, i = p / W, j = p % W;
+                for (int t = 0; t < 4; t++) {
+                    int y = i + tap_off[py][t >> 1], x = j + tap_off[px][t & 1];
+                    a[t] = (y >= 0 && y < H && x >= 0 && x < W) ? in + ((size_t)(img * H + y) * W + x) * l->Cinp
+                                                                : w->zero;
+                }
+                float *o = out + ((size_t)(img * l->OH + 2 * i + py) * l->OW + 2 * j + px) * l->Kp;
+                if (g->avx2) dot_avx2(a, l->Bd[par], l->Cinp, l->K, o);
+                else dot_ref(a, l->Bd[par], l->Cinp, l->K, o);
+            }
+        }
+        return;
+    }
     for (int par = 0; par < 4; par++) {
         int py = par >> 1, px = par & 1;
         for (int m0 = 0; m0 < M; m0 += SG_ROWS) {

@@ -65,9 +65,13 @@ static int handle(sctx_t *c, sgen_ws_t *w, const Gambar__SampleRequest *rq, Gamb
     if (cn) {
         int rc = sample_resolve_class(c, cn, NULL, &j.class_index, err, errlen);
         if (rc == GB_ENOTFOUND) {
-            rc = sample_resolve_class(c, NULL, cn, &j.class_index, err, errlen);
-            if (rc == 0) j.prompt = cn;
-            else snprintf(err, errlen, "unknown class '%s' (not a class name and no class name in it)", cn);
+            /* not a name: maybe a prompt; on failure keep the first reason,
+             * which lists the known names */
+            char e2[256];
+            if (sample_resolve_class(c, NULL, cn, &j.class_index, e2, sizeof e2) == 0) {
+                rc = 0;
+                j.prompt = cn;
+            }
         }
         if (rc) return rc;
     } else if (c->ncls && rq->class_index >= 0) {
