@@ -95,6 +95,20 @@ t1=$(now_ms)
 check "consumer gone: SIGTERM exits 130 ($((t1 - t0)) ms)" [ "$ra" -eq 130 -a $((t1 - t0)) -lt 3000 ]
 check "consumer gone: says EndOfStream could not be sent" grep -q "no consumer is connected" "$TMP/gone.aug.err"
 
+# same with the roles swapped: the consumer binds, the producer connects
+ep="ipc://$TMP/gonec"
+batch_sink --in "@$ep" --max-batches 3 --hwm 1 >"$TMP/gonec.jsonl" 2>"$TMP/gonec.err" &
+spid=$!
+gambar-augment --db "$DB" --out ">$ep" --batch 64 --epochs 50 --hwm 1 2>"$TMP/gonec.aug.err" &
+apid=$!
+wait $spid
+sleep 0.5
+t0=$(now_ms)
+kill -TERM $apid
+wait $apid; ra=$?
+t1=$(now_ms)
+check "connecting producer, consumer gone: SIGTERM exits 130 ($((t1 - t0)) ms)" [ "$ra" -eq 130 -a $((t1 - t0)) -lt 3000 ]
+
 # --- the consumer vanishes after the last batch: 'done' does not hang -----
 ep="ipc://$TMP/gone2"
 batch_sink --in "$ep" --max-batches 46 >"$TMP/gone2.jsonl" 2>"$TMP/gone2.err" &

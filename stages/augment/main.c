@@ -181,11 +181,20 @@ static void *worker_main(void *arg) {
 
 /* -------------------------------------------------------------- sending */
 
-/* Connected-peer count from the socket monitor (-1: unknown). */
+/* Connected consumers, from the socket monitor. A bound socket counts
+ * ACCEPTED/DISCONNECTED from the start. A connecting socket has one
+ * connection at most, and its first CONNECTED may come before the monitor
+ * is attached, so its count is unknown until the first event and then
+ * simply follows the last one (CONNECTED 1, DISCONNECTED 0). */
 typedef struct {
-    void *mon;  /* PAIR socket receiving monitor events, or NULL */
-    int peers;
+    void *mon;     /* PAIR socket receiving monitor events, or NULL */
+    int connect;   /* 1: the socket connects, 0: it binds */
+    int known;     /* peers is meaningful */
+    int peers;     /* connected consumers */
 } peers_t;
+
+/* True when the monitor says no consumer is connected. */
+static int peers_none(const peers_t *p) { return p->mon && p->known && p->peers == 0; }
 
 static void peers_update(peers_t *p) {
     if (!p->mon) return;
@@ -206,8 +215,14 @@ static void peers_update(peers_t *p) {
             else more = zmq_msg_more(&f);
             zmq_msg_close(&f);
         }
-        if (ev == ZMQ_EVENT_ACCEPTED || ev == ZMQ_EVENT_CONNECTED) p->peers++;
-        else if (ev == ZMQ_EVENT_DISCONNECTED && p->peers > 0) p->peers--;
+        if (p->connect) {
+            if (ev == ZMQ_EVENT_CONNECTED) p->peers = 1, p->known = 1;
+            else if (ev == ZMQ_EVENT_DISCONNECTED) p->peers = 0, p->known = 1;
+        } else if (ev == ZMQ_EVENT_ACCEPTED) {
+            p->peers++;
+        } else if (ev == ZMQ_EVENT_DISCONNECTED && p->peers > 0) {
+            p->peers--;
+        }
     }
 }
 
@@ -222,7 +237,7 @@ static int send_polled(void *sock, peers_t *pe, const char *type, const void *bu
     for (;;) {
         peers_update(pe);
         if (!final && sig_stop_requested()) return GB_EINTR;
-        if (final && pe->mon && pe->peers == 0) return ENOTCONN;
+        if (final && peers_none(pe)) return ENOTCONN;
         int rc = wire_send_raw(sock, type, buf, n, ZMQ_DONTWAIT);
         if (rc == 0) return 0;
         if (rc != EAGAIN && rc != GB_EINTR) return rc;
@@ -294,7 +309,7 @@ static int send_end(void *sock, peers_t *pe, const char *out, uint64_t shard_i, 
         lg = 0;
     }
     peers_update(pe);
-    if (pe->mon && pe->peers == 0) lg = 0;
+    if (peers_none(pe)) lg = 0;
     int lgi = (int)lg;
     zmq_setsockopt(sock, ZMQ_LINGER, &lgi, sizeof lgi);
     return exit_code;
@@ -440,7 +455,7 @@ int main(int argc, char **argv) {
     int rc = 0, exit_code = GB_EXIT_OK;
     store_t *st = NULL;
     void *zctx = NULL, *sock = NULL;
-    peers_t pe = {NULL, 0};
+    peers_t pe = {NULL, 0, 0, 0};
     pthread_t tid[16];
     worker_arg_t wargs[16];
     int nstarted = 0, mu_init = 0;
@@ -513,10 +528,11 @@ int main(int argc, char **argv) {
         exit_code = GB_EXIT_PEER;
         goto fail;
     }
-    /* Peer counting only when we bind: a connecting socket's CONNECTED
-     * event may precede the monitor, and undercounting would drop data. */
+    /* inproc has no connection events: its peers stay unknown. */
     const char *ep = out[0] == '@' || out[0] == '>' ? out + 1 : out;
-    if (out[0] != '>' && strncmp(ep, "inproc://", 9) != 0 &&
+    pe.connect = out[0] == '>';
+    pe.known = !pe.connect;
+    if (strncmp(ep, "inproc://", 9) != 0 &&
         zmq_socket_monitor(sock, AUG_MON_ENDPOINT, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) ==
             0) {
         pe.mon = zmq_socket(zctx, ZMQ_PAIR);
