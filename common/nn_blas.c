@@ -3,9 +3,11 @@
  *
  * Only the nn files include <cblas.h>; everything that multiplies
  * matrices goes through cblas_sgemm there, with the thread count set once
- * here (OpenBLAS keeps it process-wide). */
+ * here (OpenBLAS keeps it process-wide), together with the helper
+ * threads of nn_par.c that run the passes around the GEMMs. */
 #include "base.h"
 #include "nn.h"
+#include "nn_par.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -14,6 +16,7 @@ void nn_set_threads(int n) {
     if (n <= 0) n = openblas_get_num_procs();
     if (n < 1) n = 1;
     openblas_set_num_threads(n);
+    nn_par_set_threads(n);
 }
 
 int nn_get_threads(void) {

@@ -29,6 +29,7 @@
  * caller's workspace holds col and the swapped copy. */
 #include "base.h"
 #include "nn.h"
+#include "nn_par.h"
 
 #include <cblas.h>
 
@@ -76,10 +77,24 @@ static inline void valid_range(int k, int S, int P, int in, int out, int *lo, in
     *hi = h;
 }
 
-/* img (N,C,H,W) -> col (C*KH*KW, N*OH*OW). Every col element is written. */
-static void im2col(const float *img, int N, int C, int H, int W, int KH, int KW, int S, int P, int OH, int OW,
-                   float *col) {
-    const size_t L = (size_t)OH * OW, NL = (size_t)N * L, HW = (size_t)H * W;
+/* Geometry of one unfold/fold: image (N,C,H,W), kernel KH x KW, stride S,
+ * padding P, col spatial size OH x OW; col is (C*KH*KW, N*OH*OW). */
+typedef struct {
+    const float *src; /* im2col: the image; col2im: the col matrix */
+    float *dst;       /* im2col: col; col2im: the image */
+    const float *bias; /* col2im with init 2: per-channel start value */
+    int init;          /* col2im: 0 add to dst, 1 zero first, 2 bias first */
+    int N, C, H, W, KH, KW, S, P, OH, OW;
+} unfold_t;
+
+/* im2col for samples [n0, n1): every col element of those samples is
+ * written. */
+static void im2col_part(void *vp, int part, int nparts) {
+    const unfold_t *u = vp;
+    const int C = u->C, H = u->H, W = u->W, KH = u->KH, KW = u->KW, S = u->S, P = u->P, OH = u->OH, OW = u->OW;
+    const size_t L = (size_t)OH * OW, NL = (size_t)u->N * L, HW = (size_t)H * W;
+    int n0, n1;
+    nn_par_range(u->N, part, nparts, &n0, &n1);
     for (int c = 0; c < C; c++) {
         for (int kh = 0; kh < KH; kh++) {
             int oh0, oh1;
@@ -87,10 +102,10 @@ static void im2col(const float *img, int N, int C, int H, int W, int KH, int KW,
             for (int kw = 0; kw < KW; kw++) {
                 int ow0, ow1;
                 valid_range(kw, S, P, W, OW, &ow0, &ow1);
-                float *row = col + ((size_t)(c * KH + kh) * KW + kw) * NL;
+                float *row = u->dst + ((size_t)(c * KH + kh) * KW + kw) * NL;
                 const int iw0 = ow0 * S - P + kw;
-                for (int n = 0; n < N; n++) {
-                    const float *src = img + ((size_t)n * C + c) * HW;
+                for (int n = n0; n < n1; n++) {
+                    const float *src = u->src + ((size_t)n * C + c) * HW;
                     float *r = row + (size_t)n * L;
                     memset(r, 0, (size_t)oh0 * OW * sizeof(float));
                     for (int oh = oh0; oh < oh1; oh++) {
@@ -111,11 +126,24 @@ static void im2col(const float *img, int N, int C, int H, int W, int KH, int KW,
     }
 }
 
-/* img (N,C,H,W) += fold of col (C*KH*KW, N*OH*OW); img must be zeroed
- * (or hold values to add to) by the caller. */
-static void col2im(const float *col, int N, int C, int H, int W, int KH, int KW, int S, int P, int OH, int OW,
-                   float *img) {
-    const size_t L = (size_t)OH * OW, NL = (size_t)N * L, HW = (size_t)H * W;
+/* col2im for samples [n0, n1): image += fold of col, after zeroing or
+ * bias-filling those samples' planes when init asks. */
+static void col2im_part(void *vp, int part, int nparts) {
+    const unfold_t *u = vp;
+    const int C = u->C, H = u->H, W = u->W, KH = u->KH, KW = u->KW, S = u->S, P = u->P, OH = u->OH, OW = u->OW;
+    const size_t L = (size_t)OH * OW, NL = (size_t)u->N * L, HW = (size_t)H * W;
+    int n0, n1;
+    nn_par_range(u->N, part, nparts, &n0, &n1);
+    if (u->init == 1) {
+        memset(u->dst + (size_t)n0 * C * HW, 0, (size_t)(n1 - n0) * C * HW * sizeof(float));
+    } else if (u->init == 2) {
+        for (int n = n0; n < n1; n++)
+            for (int c = 0; c < C; c++) {
+                float *p = u->dst + ((size_t)n * C + c) * HW;
+                const float bc = u->bias[c];
+                for (size_t i = 0; i < HW; i++) p[i] = bc;
+            }
+    }
     for (int c = 0; c < C; c++) {
         for (int kh = 0; kh < KH; kh++) {
             int oh0, oh1;
@@ -123,11 +151,11 @@ static void col2im(const float *col, int N, int C, int H, int W, int KH, int KW,
             for (int kw = 0; kw < KW; kw++) {
                 int ow0, ow1;
                 valid_range(kw, S, P, W, OW, &ow0, &ow1);
-                const float *row = col + ((size_t)(c * KH + kh) * KW + kw) * NL;
+                const float *row = u->src + ((size_t)(c * KH + kh) * KW + kw) * NL;
                 const int iw0 = ow0 * S - P + kw;
                 const int cnt = ow1 - ow0;
-                for (int n = 0; n < N; n++) {
-                    float *dst = img + ((size_t)n * C + c) * HW;
+                for (int n = n0; n < n1; n++) {
+                    float *dst = u->dst + ((size_t)n * C + c) * HW;
                     const float *r = row + (size_t)n * L;
                     for (int oh = oh0; oh < oh1; oh++) {
                         const float *ro = r + (size_t)oh * OW + ow0;
@@ -144,11 +172,36 @@ static void col2im(const float *col, int N, int C, int H, int W, int KH, int KW,
     }
 }
 
-/* (N, K, L) <-> (K, N, L): swap the two outer axes of a tensor. */
+/* img (N,C,H,W) -> col (C*KH*KW, N*OH*OW), all elements written. */
+static void im2col(const float *img, int N, int C, int H, int W, int KH, int KW, int S, int P, int OH, int OW,
+                   float *col) {
+    unfold_t u = {img, col, NULL, 0, N, C, H, W, KH, KW, S, P, OH, OW};
+    nn_par_run(im2col_part, &u);
+}
+
+/* img (N,C,H,W) = init (0: keep, 1: zeros, 2: bias[c]) + fold of col. */
+static void col2im(const float *col, int N, int C, int H, int W, int KH, int KW, int S, int P, int OH, int OW,
+                   float *img, int init, const float *bias) {
+    unfold_t u = {col, img, bias, init, N, C, H, W, KH, KW, S, P, OH, OW};
+    nn_par_run(col2im_part, &u);
+}
+
+/* (A, B, L) -> (B, A, L): swap the two outer axes of a tensor. */
+typedef struct { const float *src; float *dst; int A, B; size_t L; } swap_t;
+
+static void swap_part(void *vp, int part, int nparts) {
+    const swap_t *q = vp;
+    int a0, a1;
+    nn_par_range(q->A, part, nparts, &a0, &a1);
+    for (int a = a0; a < a1; a++)
+        for (int b = 0; b < q->B; b++)
+            memcpy(q->dst + ((size_t)b * q->A + a) * q->L, q->src + ((size_t)a * q->B + b) * q->L,
+                   q->L * sizeof(float));
+}
+
 static void swap_nk(const float *src, int A, int B, size_t L, float *dst) {
-    for (int a = 0; a < A; a++)
-        for (int b = 0; b < B; b++)
-            memcpy(dst + ((size_t)b * A + a) * L, src + ((size_t)a * B + b) * L, L * sizeof(float));
+    swap_t q = {src, dst, A, B, L};
+    nn_par_run(swap_part, &q);
 }
 
 /* db[k] += sum over n and L of dy (N,K,L). */
@@ -227,8 +280,7 @@ void conv2d_backward(const conv_t *c, const float *x, const float *w, const floa
     if (dx) {
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, (int)NL, K, 1.0f, w, CKK, g, (int)NL, 0.0f, col,
                     (int)NL);
-        memset(dx, 0, (size_t)N * c->C * c->H * c->W * sizeof(float));
-        col2im(col, N, c->C, c->H, c->W, c->KH, c->KW, c->S, c->P, c->OH, c->OW, dx);
+        col2im(col, N, c->C, c->H, c->W, c->KH, c->KW, c->S, c->P, c->OH, c->OW, dx, 1, NULL);
     }
 }
 
@@ -258,18 +310,8 @@ void convT2d_forward(const conv_t *c, const float *x, const float *w, const floa
     }
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, KKK, (int)NHW, C, 1.0f, w, KKK, xs, (int)NHW, 0.0f, col,
                 (int)NHW);
-    if (b) {
-        for (int n = 0; n < N; n++)
-            for (int k = 0; k < K; k++) {
-                float *yp = y + ((size_t)n * K + k) * L;
-                const float bk = b[k];
-                for (size_t i = 0; i < L; i++) yp[i] = bk;
-            }
-    } else {
-        memset(y, 0, (size_t)N * K * L * sizeof(float));
-    }
     /* The conv that maps y-shaped (K, OH, OW) to x-shaped (C, H, W). */
-    col2im(col, N, K, c->OH, c->OW, c->KH, c->KW, c->S, c->P, c->H, c->W, y);
+    col2im(col, N, K, c->OH, c->OW, c->KH, c->KW, c->S, c->P, c->H, c->W, y, b ? 2 : 1, b);
 }
 
 void convT2d_backward(const conv_t *c, const float *x, const float *w, const float *dy, float *dx, float *dw,

@@ -662,11 +662,18 @@ static void threads_knob(void) {
     rng_seed(&r, 5);
     frand(&r, x, nx, 1);
     frand(&r, w, nw, 1);
+    float *dy = fnew(ny), *dx1 = fnew(nx), *dx2 = fnew(nx), *dw1 = fzero(nw), *dw2 = fzero(nw);
+    frand(&r, dy, ny, 1);
     conv2d_forward(&c, x, w, NULL, y1, ws);
+    conv2d_backward(&c, x, w, dy, dx1, dw1, NULL, ws);
     nn_set_threads(0);
     CHECK(nn_get_threads() >= 1);
     conv2d_forward(&c, x, w, NULL, y2, ws);
+    conv2d_backward(&c, x, w, dy, dx2, dw2, NULL, ws);
     CHECK(relerr(y1, y2, ny) < 1e-5);
+    CHECK(relerr(dx1, dx2, nx) < 1e-5);
+    CHECK(relerr(dw1, dw2, nw) < 1e-5);
+    free(dy); free(dx1); free(dx2); free(dw1); free(dw2);
     free(x); free(w); free(y1); free(y2); free(ws);
 }
 
@@ -1039,6 +1046,7 @@ static void npy_rejects(void) {
 }
 
 int main(void) {
+    nn_set_threads(0); /* exercise the helper threads (nn_par.c) everywhere */
     RUN(golden_present);
     RUN(golden_conv2d_k4s2p1);
     RUN(golden_conv2d_k3s1p1);

@@ -66,7 +66,7 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--width") == 0 && i + 1 < argc) width = atoi(argv[++i]);
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) only = argv[++i];
         else if (strcmp(argv[i], "--help") == 0) {
-            printf("usage: bench_gemm [--size N] [--batch N] [--width N] [--only sgemm|g1|g2|g3|d1|d2|d3]\n");
+            printf("usage: bench_gemm [--size N] [--batch N] [--width N] [--only sgemm|layers|g1|g2|g3|d1|d2|d3]\n");
             return 0;
         } else {
             fprintf(stderr, "bench_gemm: unknown argument '%s' (try --help)\n", argv[i]);
@@ -111,7 +111,7 @@ int main(int argc, char **argv) {
     double tot_flops = 0, tot_time = 0;
     for (size_t li = 0; li < ARRAY_LEN(layers); li++) {
         const layer_t *L = &layers[li];
-        if (only && strcmp(only, L->name) != 0) continue;
+        if (only && strcmp(only, L->name) != 0 && strcmp(only, "layers") != 0) continue;
         conv_t cv;
         int rc = L->transposed ? convT_init(&cv, batch, L->C, L->H, L->H, L->K, L->KH, L->KH, L->S, L->P)
                                : conv_init(&cv, batch, L->C, L->H, L->H, L->K, L->KH, L->KH, L->S, L->P);

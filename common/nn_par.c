@@ -1,0 +1,99 @@
+/* nn_par.c - a tiny fixed pool of helper threads for the nn layer passes
+ * that are not GEMMs (see nn_par.h).
+ *
+ * One job at a time: the caller publishes (fn, ctx, nparts) under a mutex,
+ * bumps a generation counter and broadcasts; each helper runs its part and
+ * the last one to finish signals back. A dispatch costs two condition
+ * variable hand-offs (tens of microseconds), so callers only use it for
+ * passes over a whole batch. Helpers sleep on the condition variable
+ * between jobs (no spinning that would steal the core from OpenBLAS's own
+ * threads). The pool only grows; helpers beyond the current thread count
+ * stay asleep. */
+#include "base.h"
+#include "nn_par.h"
+
+#include <pthread.h>
+
+#define NN_PAR_MAX 64
+
+static pthread_mutex_t par_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t par_busy = PTHREAD_MUTEX_INITIALIZER; /* one dispatch at a time */
+static pthread_cond_t par_go = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t par_done = PTHREAD_COND_INITIALIZER;
+static int par_started;      /* helper threads created */
+static int par_active;       /* helpers taking part (threads - 1) */
+static uint64_t par_gen;     /* job generation */
+static int par_pending;      /* helpers still running the current job */
+static int par_nparts;
+static nn_par_fn par_fn;
+static void *par_ctx;
+static pthread_t par_th[NN_PAR_MAX];
+static uint64_t par_gen0[NN_PAR_MAX]; /* par_gen when helper i was created */
+
+static void *par_main(void *arg) {
+    int idx = (int)(intptr_t)arg; /* helper idx runs part idx + 1 */
+    pthread_mutex_lock(&par_mu);
+    /* Start from the generation at creation, not the current one: a job
+     * published before this thread first took the lock is still ours. */
+    uint64_t seen = par_gen0[idx];
+    for (;;) {
+        while (par_gen == seen) pthread_cond_wait(&par_go, &par_mu);
+        seen = par_gen;
+        if (idx + 1 >= par_nparts) continue; /* not part of this job */
+        nn_par_fn fn = par_fn;
+        void *ctx = par_ctx;
+        int nparts = par_nparts;
+        pthread_mutex_unlock(&par_mu);
+        fn(ctx, idx + 1, nparts);
+        pthread_mutex_lock(&par_mu);
+        if (--par_pending == 0) pthread_cond_signal(&par_done);
+    }
+    return NULL;
+}
+
+void nn_par_set_threads(int threads) {
+    int want = threads - 1;
+    if (want < 0) want = 0;
+    if (want > NN_PAR_MAX) want = NN_PAR_MAX;
+    pthread_mutex_lock(&par_busy);
+    pthread_mutex_lock(&par_mu);
+    while (par_started < want) {
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        par_gen0[par_started] = par_gen;
+        int rc = pthread_create(&par_th[par_started], &at, par_main, (void *)(intptr_t)par_started);
+        pthread_attr_destroy(&at);
+        if (rc != 0) break; /* fewer helpers: still correct */
+        par_started++;
+    }
+    par_active = want < par_started ? want : par_started;
+    pthread_mutex_unlock(&par_mu);
+    pthread_mutex_unlock(&par_busy);
+}
+
+void nn_par_run(nn_par_fn fn, void *ctx) {
+    if (pthread_mutex_trylock(&par_busy) != 0) { /* another thread is dispatching */
+        fn(ctx, 0, 1);
+        return;
+    }
+    if (par_active == 0) { /* read under par_busy, which guards its writes */
+        pthread_mutex_unlock(&par_busy);
+        fn(ctx, 0, 1);
+        return;
+    }
+    pthread_mutex_lock(&par_mu);
+    int nparts = par_active + 1;
+    par_fn = fn;
+    par_ctx = ctx;
+    par_nparts = nparts;
+    par_pending = par_active;
+    par_gen++;
+    pthread_cond_broadcast(&par_go);
+    pthread_mutex_unlock(&par_mu);
+    fn(ctx, 0, nparts);
+    pthread_mutex_lock(&par_mu);
+    while (par_pending > 0) pthread_cond_wait(&par_done, &par_mu);
+    pthread_mutex_unlock(&par_mu);
+    pthread_mutex_unlock(&par_busy);
+}

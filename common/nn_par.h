@@ -1,0 +1,29 @@
+/* nn_par.h - the nn layer files' private parallel-for (not for other
+ * modules). The memory-bound passes around the GEMMs (im2col, col2im,
+ * layout swaps) would otherwise run on one core while the others idle;
+ * nn_par_run() splits such a pass into nparts ranges, runs part 0 on the
+ * calling thread and the rest on helper threads started once by
+ * nn_set_threads() (threads - 1 of them). */
+#ifndef GB_NN_PAR_H
+#define GB_NN_PAR_H
+
+/* One slice of a pass: handle part `part` of `nparts` (0 <= part < nparts). */
+typedef void (*nn_par_fn)(void *ctx, int part, int nparts);
+
+/* Run fn(ctx, p, nparts) for p = 0..nparts-1, in parallel when helper
+ * threads exist, and return when all parts are done. Without helpers, or
+ * when another thread is already inside nn_par_run, runs fn(ctx, 0, 1).
+ * Allocates nothing. fn must only write disjoint data per part. */
+void nn_par_run(nn_par_fn fn, void *ctx);
+
+/* Start/stop helpers so that `threads` threads take part (1 = none);
+ * called by nn_set_threads(). */
+void nn_par_set_threads(int threads);
+
+/* [lo, hi) of the part-th of nparts nearly equal slices of [0, n). */
+static inline void nn_par_range(int n, int part, int nparts, int *lo, int *hi) {
+    *lo = (int)((long long)n * part / nparts);
+    *hi = (int)((long long)n * (part + 1) / nparts);
+}
+
+#endif
