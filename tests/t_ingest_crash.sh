@@ -7,6 +7,11 @@
 . "$(dirname "$0")/lib.sh"
 
 field() { sed -n "s/^$1 //p" "$2" | head -n 1; }
+# wait_db DB PID: until DB's first transaction is on disk (or PID ended)
+wait_db() {
+    i=0
+    while [ ! -s "$1/data.mdb" ] && kill -0 "$2" 2>/dev/null && [ $i -lt 1000 ]; do sleep 0.01; i=$((i + 1)); done
+}
 
 SRC=$TMP/src
 idx2png "$FASHION/train" "$SRC" --limit 3000 || { notok "idx2png"; exit 0; }
@@ -18,10 +23,11 @@ check "clean run stores 3000" [ "$CLEAN_N" = 3000 ]
 
 # --- kill -9 at several moments, then re-run ---
 killed_mid=0
-for delay in 0.05 0.2 0.5; do
+for delay in 0 0.1 0.3; do
     rm -rf "$TMP/k"
     gambar-ingest -q --source "$SRC" --db "$TMP/k" --size 28x28 --channels 1 --threads 1 --batch 64 2>/dev/null &
     pid=$!
+    wait_db "$TMP/k" $pid
     sleep $delay
     kill -9 $pid 2>/dev/null
     wait $pid 2>/dev/null
@@ -45,7 +51,7 @@ check "at least one kill landed mid-ingest" [ $killed_mid -eq 1 ]
 rm -rf "$TMP/int"
 gambar-ingest --source "$SRC" --db "$TMP/int" --size 28x28 --channels 1 --threads 1 --batch 64 2>"$TMP/int.err" &
 pid=$!
-sleep 0.3
+wait_db "$TMP/int" $pid
 kill -INT $pid
 wait $pid
 rc=$?

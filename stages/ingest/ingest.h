@@ -16,15 +16,26 @@
 /* ---- folder listing (ingest_src.c) ---- */
 
 /* The image files of an ImageFolder tree, in deterministic order: each
- * folder's entries sorted bytewise, walked depth-first. Paths are relative
- * to the root, packed in one arena (the list is the only thing that grows
- * with the dataset: about 10 bytes plus the path per file). */
+ * folder's entries sorted bytewise, walked depth-first. The list is the
+ * only thing that grows with the dataset, so it is compact: per file a
+ * 4-byte offset and its bare file name in one arena; folders are stored
+ * once, and runs of consecutive files in the same folder ("segments")
+ * map file indices to folders (and so to labels). */
 typedef struct {
-    char *arena;        /* NUL-terminated relative paths */
-    size_t alen, acap;
-    uint32_t *off;      /* n offsets into arena */
-    int32_t *label;     /* n labels: index into classes, -1 for root files */
+    uint32_t first;     /* index of the segment's first file */
+    uint32_t dir;       /* index into dirs */
+} ing_seg_t;
+
+typedef struct {
+    char *names;        /* NUL-terminated file names (last path component) */
+    size_t nlen, ncap;
+    uint32_t *off;      /* n offsets into names */
     size_t n, cap;
+    ing_seg_t *seg;     /* nseg segments, first ascending */
+    size_t nseg, segcap;
+    char **dirs;        /* ndirs folder paths relative to the root ("" = root) */
+    int32_t *dir_label; /* label of each folder: class index, -1 for the root */
+    size_t ndirs, dircap;
     char **classes;     /* nclasses sorted top-level folder names */
     size_t nclasses;
     uint64_t other;     /* files skipped because they do not end in .png */
@@ -33,7 +44,13 @@ typedef struct {
 /* List root. Returns 0, or an errno with the reason logged (root missing
  * or unreadable; unreadable subfolders are logged and skipped). */
 int ing_list_folder(const char *root, ing_list_t *l);
-static inline const char *ing_list_path(const ing_list_t *l, size_t i) { return l->arena + l->off[i]; }
+/* File i's folder (relative to the root, "" for the root itself), name and
+ * label. Borrowed from l. */
+const char *ing_list_dir(const ing_list_t *l, size_t i);
+static inline const char *ing_list_name(const ing_list_t *l, size_t i) { return l->names + l->off[i]; }
+int32_t ing_list_label(const ing_list_t *l, size_t i);
+/* File i's path relative to the root into buf; returns buf. */
+char *ing_list_rel(const ing_list_t *l, size_t i, char *buf, size_t cap);
 void ing_list_free(ing_list_t *l);
 
 /* ---- IDX (MNIST format) reader (ingest_src.c) ---- */

@@ -123,29 +123,28 @@ static int read_file(int dirfd, const char *rel, size_t max, uint8_t **buf, size
     return rc;
 }
 
-/* An fd for the folder holding list entry rel, cached per worker: the
+/* An fd for the folder dir (relative to root), cached per worker: the
  * list is sorted, so consecutive files share their folder, and openat on
  * it saves the kernel walking the whole path for every file. Returns the
- * fd (or AT_FDCWD with *name = the full path when the folder cannot be
- * opened) and sets *name to what to open relative to it. */
-static int worker_dirfd(ing_worker_t *wk, const char *root, const char *rel, const char **name,
-                        char *full, size_t fullcap) {
-    const char *slash = strrchr(rel, '/');
-    size_t dlen = slash ? (size_t)(slash - rel) : 0;
-    *name = slash ? slash + 1 : rel;
-    if (wk->dirfd >= 0 && wk->dirlen == dlen && memcmp(wk->dir, rel, dlen) == 0) return wk->dirfd;
+ * fd and sets *name to name; when the folder cannot be opened returns
+ * AT_FDCWD with *name = the full path (in full), so the open fails with
+ * the real reason. */
+static int worker_dirfd(ing_worker_t *wk, const char *root, const char *dir, const char *name,
+                        const char **oname, char *full, size_t fullcap) {
+    size_t dlen = strlen(dir);
+    *oname = name;
+    if (wk->dirfd >= 0 && wk->dirlen == dlen && memcmp(wk->dir, dir, dlen) == 0) return wk->dirfd;
     if (wk->dirfd >= 0) close(wk->dirfd);
     wk->dirfd = -1;
     if (dlen + 1 <= sizeof wk->dir) {
-        memcpy(wk->dir, rel, dlen);
-        wk->dir[dlen] = 0;
+        memcpy(wk->dir, dir, dlen + 1);
         wk->dirlen = dlen;
-        snprintf(full, fullcap, "%s/%s", root, wk->dir);
+        snprintf(full, fullcap, "%s/%s", root, dir);
         wk->dirfd = open(full, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     }
     if (wk->dirfd >= 0) return wk->dirfd;
-    snprintf(full, fullcap, "%s/%s", root, rel);
-    *name = full;
+    snprintf(full, fullcap, "%s/%s/%s", root, dir, name);
+    *oname = full;
     return AT_FDCWD;
 }
 
@@ -167,7 +166,8 @@ static void process(const ing_pipe_cfg_t *c, size_t i, ing_item_t *it, ing_worke
     size_t *cap = &wk->cap;
     char full[8192];
     const char *name;
-    int dfd = worker_dirfd(wk, c->root, ing_list_path(c->list, i), &name, full, sizeof full);
+    int dfd = worker_dirfd(wk, c->root, ing_list_dir(c->list, i), ing_list_name(c->list, i), &name, full,
+                           sizeof full);
     it->kind = ING_OK;
     it->msg[0] = 0;
     size_t len = 0;

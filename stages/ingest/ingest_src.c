@@ -3,9 +3,9 @@
  * or MNIST-format IDX files read record by record through zlib's gz*
  * interface (which reads gzip and plain files alike).
  *
- * The listing stores only relative paths in one arena plus a 4-byte offset
- * and label per file, so the list for 600,000 files stays around 15 MB;
- * images are never held here. */
+ * The listing stores bare file names in one arena plus a 4-byte offset per
+ * file, folders once (see ing_list_t), so the list for 600,000 files takes
+ * about 10 MB; images are never held here. */
 #include "ingest.h"
 
 #include "base.h"
@@ -28,25 +28,60 @@ static bool ends_png(const char *name) {
     return n > 4 && strcasecmp(name + n - 4, ".png") == 0;
 }
 
-static void list_push(ing_list_t *l, const char *rel, int32_t label) {
-    size_t len = strlen(rel) + 1;
-    if (l->alen + len > l->acap) {
-        size_t nc = l->acap ? l->acap * 2 : (1 << 16);
-        while (l->alen + len > nc) nc *= 2;
-        l->arena = xrealloc(l->arena, nc);
-        l->acap = nc;
+static uint32_t list_add_dir(ing_list_t *l, const char *rel, int32_t label) {
+    if (l->ndirs == l->dircap) {
+        l->dircap = l->dircap ? l->dircap * 2 : 64;
+        l->dirs = xrealloc(l->dirs, l->dircap * sizeof *l->dirs);
+        l->dir_label = xrealloc(l->dir_label, l->dircap * sizeof *l->dir_label);
+    }
+    ASSERT(l->ndirs < UINT32_MAX);
+    l->dirs[l->ndirs] = xstrdup(rel);
+    l->dir_label[l->ndirs] = label;
+    return (uint32_t)l->ndirs++;
+}
+
+static void list_push(ing_list_t *l, uint32_t dir, const char *name) {
+    size_t len = strlen(name) + 1;
+    if (l->nlen + len > l->ncap) {
+        size_t nc = l->ncap ? l->ncap * 2 : (1 << 16);
+        while (l->nlen + len > nc) nc *= 2;
+        l->names = xrealloc(l->names, nc);
+        l->ncap = nc;
     }
     if (l->n == l->cap) {
         l->cap = l->cap ? l->cap * 2 : 1024;
         l->off = xrealloc(l->off, l->cap * sizeof *l->off);
-        l->label = xrealloc(l->label, l->cap * sizeof *l->label);
     }
-    ASSERT(l->alen + len < UINT32_MAX);
-    memcpy(l->arena + l->alen, rel, len);
-    l->off[l->n] = (uint32_t)l->alen;
-    l->label[l->n] = label;
-    l->alen += len;
-    l->n++;
+    ASSERT(l->nlen + len < UINT32_MAX && l->n < UINT32_MAX);
+    if (!l->nseg || l->seg[l->nseg - 1].dir != dir) {
+        if (l->nseg == l->segcap) {
+            l->segcap = l->segcap ? l->segcap * 2 : 64;
+            l->seg = xrealloc(l->seg, l->segcap * sizeof *l->seg);
+        }
+        l->seg[l->nseg++] = (ing_seg_t){(uint32_t)l->n, dir};
+    }
+    memcpy(l->names + l->nlen, name, len);
+    l->off[l->n++] = (uint32_t)l->nlen;
+    l->nlen += len;
+}
+
+static const ing_seg_t *list_seg(const ing_list_t *l, size_t i) {
+    size_t lo = 0, hi = l->nseg; /* last segment with first <= i */
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        if (l->seg[mid].first <= i) lo = mid;
+        else hi = mid;
+    }
+    return &l->seg[lo];
+}
+
+const char *ing_list_dir(const ing_list_t *l, size_t i) { return l->dirs[list_seg(l, i)->dir]; }
+int32_t ing_list_label(const ing_list_t *l, size_t i) { return l->dir_label[list_seg(l, i)->dir]; }
+
+char *ing_list_rel(const ing_list_t *l, size_t i, char *buf, size_t cap) {
+    const char *d = ing_list_dir(l, i);
+    snprintf(buf, cap, "%s%s%s", d, *d ? "/" : "", ing_list_name(l, i));
+    return buf;
 }
 
 /* Sorted, non-hidden entries of the folder root/rel: malloc'd strings
@@ -95,6 +130,7 @@ static void walk(const char *root, const char *rel, int32_t label, int depth, in
         log_warn("%s/%s: cannot read this folder: %s (skipped)", root, rel, strerror(rc));
         return;
     }
+    uint32_t dir = list_add_dir(l, rel, label);
     for (size_t i = 0; i < n; i++) {
         char sub[PATH_MAX];
         const char *name = names[i] + 1;
@@ -104,7 +140,7 @@ static void walk(const char *root, const char *rel, int32_t label, int depth, in
             if (depth < ING_MAX_DEPTH) walk(root, sub, label, depth + 1, l);
             else log_warn("%s/%s: nested too deeply (skipped)", root, sub);
         } else if (ends_png(name)) {
-            list_push(l, sub, label);
+            list_push(l, dir, name);
         } else {
             l->other++;
         }
@@ -137,12 +173,13 @@ int ing_list_folder(const char *root, ing_list_t *l) {
     for (size_t i = 0; i < n; i++)
         if (names[i][0] == 'd') l->classes[l->nclasses++] = xstrdup(names[i] + 1);
     size_t ci = 0;
+    uint32_t rootdir = list_add_dir(l, "", -1);
     for (size_t i = 0; i < n; i++) {
         if (names[i][0] == 'd') {
             walk(root, names[i] + 1, (int32_t)ci, 1, l);
             ci++;
         } else if (ends_png(names[i] + 1)) {
-            list_push(l, names[i] + 1, -1);
+            list_push(l, rootdir, names[i] + 1);
         } else {
             l->other++;
         }
@@ -154,10 +191,13 @@ int ing_list_folder(const char *root, ing_list_t *l) {
 
 void ing_list_free(ing_list_t *l) {
     for (size_t i = 0; i < l->nclasses; i++) free(l->classes[i]);
+    for (size_t i = 0; i < l->ndirs; i++) free(l->dirs[i]);
     free(l->classes);
-    free(l->arena);
+    free(l->dirs);
+    free(l->dir_label);
+    free(l->names);
     free(l->off);
-    free(l->label);
+    free(l->seg);
     memset(l, 0, sizeof *l);
 }
 

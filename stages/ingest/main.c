@@ -172,7 +172,8 @@ static int run_folder(ing_run_t *r, const char *src, uint64_t limit, int threads
         t_waiting += tb - ta;
         ta = tb;
         if (!it) { *interrupted = true; break; }
-        const char *rel = ing_list_path(&l, i);
+        char rel[PATH_MAX];
+        ing_list_rel(&l, i, rel, sizeof rel);
         snprintf(abs, 2 * PATH_MAX, "%s/%s", root_abs, rel);
         if (it->kind == ING_REJECT) {
             progress_clear(&pg);
@@ -183,7 +184,7 @@ static int run_folder(ing_run_t *r, const char *src, uint64_t limit, int threads
             log_debug("%s: in the opt-out list (not stored)", abs);
         } else {
             make_uri(uri, 3 * PATH_MAX + 64, "file", abs, NULL);
-            ing_put(r, it->sha, it->px, w, h, c, l.label[i], uri, rel, abs);
+            ing_put(r, it->sha, it->px, w, h, c, ing_list_label(&l, i), uri, rel, abs);
         }
         ing_pipe_release(p, i);
         progress_update(&pg, i + 1);
