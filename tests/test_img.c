@@ -942,6 +942,21 @@ static void write_seeds(const char *dir) {
         free(png);
         free(v);
     }
+    /* a few larger ones, so that shrinking and the pixel budget are near */
+    for (size_t f = 3; f < ARRAY_LEN(flavours); f += 6) {
+        spec_t s;
+        uint16_t *v = make_spec(&s, 41, 37, flavours[f].depth, flavours[f].color, f % 2, flavours[f].trns);
+        s.level = 9;
+        size_t len;
+        uint8_t *png = write_png(&s, &len);
+        char path[700];
+        snprintf(path, sizeof path, "%s/%s-41x37.png", dir, flavours[f].name);
+        FILE *fp = fopen(path, "wb");
+        if (!fp || fwrite(png, 1, len, fp) != len) perror(path);
+        if (fp) fclose(fp);
+        free(png);
+        free(v);
+    }
 }
 
 int main(int argc, char **argv) {

@@ -1,7 +1,8 @@
 /* fuzz_png.c - libFuzzer harness for the PNG decoder and text reader.
  *
  * Arbitrary bytes go through img_decode_png with each want_channels value
- * under small limits (512 x 512, 1 MiB), and through img_read_texts. What
+ * under small limits (512 x 512 and 1 MiB down to 64 x 64 and 4 KiB), and
+ * through img_read_texts. What
  * must hold: no crash, leak or sanitizer report; an error is one of the
  * documented codes with a reason and no pixels; a decoded image has the
  * promised shape, survives an encode/decode round trip unchanged and
@@ -42,10 +43,13 @@ static void fp_check_image(const img_t *im, int want, const img_limits_t *lim) {
     ASSERT(memcmp(back.px, im->px, (size_t)im->w * im->h * im->c) == 0);
     img_free(&back);
     free(buf);
-    img_t small;
-    img_resize_crop(im, 7, 5, &small);
-    ASSERT(small.w == 7 && small.h == 5 && small.c == im->c);
-    img_free(&small);
+    static const uint32_t sizes[][2] = {{7, 5}, {2, 3}}; /* mostly enlarge, mostly shrink */
+    for (size_t k = 0; k < ARRAY_LEN(sizes); k++) {
+        img_t r;
+        img_resize_crop(im, sizes[k][0], sizes[k][1], &r);
+        ASSERT(r.w == sizes[k][0] && r.h == sizes[k][1] && r.c == im->c);
+        img_free(&r);
+    }
 }
 
 /* A copy of data with the CRC of every complete chunk recomputed. */
@@ -65,14 +69,16 @@ static uint8_t *fp_fix_crcs(const uint8_t *data, size_t size) {
 }
 
 static void fp_one(const uint8_t *data, size_t size) {
-    img_limits_t lim = {512, 512, (size_t)1 << 20};
+    /* one want_channels per limit set; the last is small enough that
+     * images over ~35 x 35 hit the pixel budget */
     static const int wants[] = {0, 1, 3};
+    static const img_limits_t lims[] = {{512, 512, (size_t)1 << 20}, {256, 256, 64 << 10}, {64, 64, 4096}};
     for (size_t k = 0; k < ARRAY_LEN(wants); k++) {
         img_t im;
         char why[160];
-        int rc = img_decode_png(data, size, wants[k], &lim, &im, why, sizeof why);
+        int rc = img_decode_png(data, size, wants[k], &lims[k], &im, why, sizeof why);
         if (rc == 0) {
-            fp_check_image(&im, wants[k], &lim);
+            fp_check_image(&im, wants[k], &lims[k]);
             img_free(&im);
         } else {
             ASSERT(rc == GB_EFORMAT || rc == GB_ECORRUPT || rc == GB_ETOOBIG);
