@@ -22,7 +22,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Set OpenBLAS's thread count (<= 0: all cores). */
+/* Set OpenBLAS's thread count (<= 0: all cores), and start the helper
+ * threads (nn_par.c) that run the non-GEMM passes of the convolutions with
+ * the same count. Call it once at set-up; before the first call those
+ * passes run on the calling thread only. */
 void nn_set_threads(int n);
 int nn_get_threads(void);
 
@@ -84,7 +87,8 @@ void bn_backward(const bn_t *b, const float *x, const float *gamma, const float 
                  const float *dy, float *dx, float *dgamma, float *dbeta);
 
 /* ---- activations (elementwise over n values; in-place y == x allowed
- *      for forward; backward takes the forward OUTPUT y) ----------------- */
+ *      for forward; backward takes the forward OUTPUT y, and dx may alias
+ *      dy; lrelu needs alpha > 0 so that sign(y) == sign(x)) ------------- */
 void relu_forward(size_t n, const float *x, float *y);
 void relu_backward(size_t n, const float *y, const float *dy, float *dx);
 void lrelu_forward(size_t n, float alpha, const float *x, float *y);
