@@ -333,6 +333,15 @@ static void test_not_png(void) {
     snprintf(path, sizeof path, "%s/missing.png", test_tmpdir());
     CHECK(img_read_png(path, 0, NULL, &im, why, sizeof why) == ENOENT);
     CHECKF(strstr(why, "No such file") != NULL, "reason: %s", why);
+    /* a file far larger than any image within the budget is not read */
+    snprintf(path, sizeof path, "%s/huge.png", test_tmpdir());
+    f = fopen(path, "w");
+    CHECK(f && ftruncate(fileno(f), (off_t)20 << 20) == 0);
+    if (f) fclose(f);
+    img_limits_t lim = {0, 0, 1024};
+    int rc = img_read_png(path, 0, &lim, &im, why, sizeof why);
+    CHECKF(rc == GB_ETOOBIG && strstr(why, "limit"), "%s (%s)", err_str(rc), why);
+    unlink(path);
 }
 
 static void test_truncated(void) {
