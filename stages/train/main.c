@@ -703,6 +703,14 @@ int main(int argc, char **argv) {
             if (rc) status = rc == GB_ENUMERIC ? GB_EXIT_NUMERIC : GB_EXIT_IO;
         }
         if (!t->m && stop_reason == 3) status = GB_EXIT_INTERRUPTED;
+        if (!t->m && stop_reason == 2) {
+            if (drop_total(&t->drops)) {
+                log_error("the stream ended without one usable batch: every message was rejected");
+                status = GB_EXIT_DATA;
+            } else {
+                log_warn("the stream ended before the first batch: nothing trained");
+            }
+        }
         if (!status)
             log_info("finished at step %" PRIu64 " (%s)", t->pos.step,
                      stop_reason == 1 ? "target reached" : stop_reason == 2 ? "end of stream" : "stopped");

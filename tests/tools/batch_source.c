@@ -7,7 +7,8 @@
  * Fisher-Yates shuffle seeded by rng_derive(seed, digest, e). No
  * augmentation: the point is a deterministic, cheap stream. --start-batch K
  * starts the stream at seq K, so "source 0..K-1, then source K.." sends the
- * same batches as one "source 0..".
+ * same batches as one "source 0..". --shard I/N sends only the batches
+ * whose in-epoch index is I mod N (as gambar-augment's shards do).
  *
  * Data: Fashion-MNIST IDX files (gzipped or not) from --idx DIR, or a
  * synthetic 28x28x1 set of blobs (--synthetic, the default) that needs no
@@ -271,6 +272,7 @@ int main(int argc, char **argv) {
     uint64_t seed = 1, start = 0, nbatches = 0;
     bool no_eos = false, synthetic = false, print_digest = false;
     bool nbatches_seen = false;
+    const char *shard = NULL;
     const cli_opt_t opts[] = {
         {"out", 'o', CLI_STR, &out, "ENDPOINT", "PUSH endpoint (binds by default; '>' connects)", NULL},
         {"idx", 0, CLI_STR, &idx, "DIR", "Fashion-MNIST folder (train-*-idx*-ubyte[.gz])", NULL},
@@ -283,6 +285,7 @@ int main(int argc, char **argv) {
         {"start-batch", 0, CLI_U64, &start, "K", "first seq to send (default 0)", NULL},
         {"batches", 0, CLI_U64, &nbatches, "M", "send M batches (default: up to the end of --epochs)",
          &nbatches_seen},
+        {"shard", 0, CLI_STR, &shard, "I/N", "send only batches whose in-epoch index is I mod N", NULL},
         {"dtype", 0, CLI_STR, &dtype, "u8|f32", "pixel type (default f32)", NULL},
         {"garbage", 0, CLI_INT, &garbage, "N", "bad messages after each good batch (default 0)", NULL},
         {"digest", 0, CLI_STR, &digest_arg, "HEX", "claim this dataset digest instead", NULL},
@@ -300,6 +303,9 @@ int main(int argc, char **argv) {
     if (garbage < 0) cli_usage_error(&spec, "--garbage must be >= 0");
     if (synth < 1 || synth > 1000000) cli_usage_error(&spec, "--synthetic-count must be 1..1000000");
     if (limit < 0) cli_usage_error(&spec, "--limit must be >= 0");
+    unsigned shard_i = 0, shard_n = 1;
+    if (shard && (sscanf(shard, "%u/%u", &shard_i, &shard_n) != 2 || shard_n == 0 || shard_i >= shard_n))
+        cli_usage_error(&spec, "--shard must be I/N with I < N");
     int f32 = strcmp(dtype, "f32") == 0;
     if (!f32 && strcmp(dtype, "u8") != 0) cli_usage_error(&spec, "--dtype must be u8 or f32");
     if (synthetic && idx) cli_usage_error(&spec, "--synthetic and --idx exclude each other");
@@ -338,24 +344,28 @@ int main(int argc, char **argv) {
     if (rc) return GB_EXIT_PEER;
     int linger = (int)linger_ms;
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    int sndtimeo = 200;
+    zmq_setsockopt(sock, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
     log_info("sending seq %llu..%llu (%u batches/epoch, %u images, batch %u, %s)",
              (unsigned long long)start, (unsigned long long)end, g.bpe, d.count, g.n, dtype);
 
     uint64_t sent = 0, bad_sent = 0;
     int status = 0;
     for (uint64_t s = start; s < end && !status; s++) {
+        if ((s % g.bpe) % shard_n != shard_i) continue;
         Gambar__Batch b;
         gen_batch(&g, s, &b);
-        for (;;) {
-            rc = wire_send(sock, &b.base, 0);
-            if (rc == GB_EINTR && !sig_stop_requested()) continue;
+        for (;;) { /* SNDTIMEO makes a blocked send notice a stop request */
+            rc = sig_stop_requested() ? GB_EINTR : wire_send(sock, &b.base, 0);
+            if ((rc == GB_EINTR || rc == EAGAIN) && !sig_stop_requested()) continue;
             break;
         }
         if (rc) { status = rc; break; }
         sent++;
         for (long long k = 0; k < garbage; k++) {
             int kind = (int)(bad_sent % BAD_KINDS);
-            rc = send_bad(sock, &g, kind, s);
+            do rc = send_bad(sock, &g, kind, s);
+            while ((rc == EAGAIN || rc == GB_EINTR) && !sig_stop_requested());
             if (rc) { status = rc; break; }
             log_debug("sent a bad message: %s", bad_names[kind]);
             bad_sent++;
@@ -367,10 +377,12 @@ int main(int argc, char **argv) {
         eos.producer = "batch_source";
         eos.batches_sent = sent;
         eos.reason = "done";
-        status = wire_send(sock, &eos.base, 0);
+        do status = wire_send(sock, &eos.base, 0);
+        while ((status == EAGAIN || status == GB_EINTR) && !sig_stop_requested());
     }
     log_info("sent %llu batches and %llu bad messages%s", (unsigned long long)sent,
              (unsigned long long)bad_sent, status ? " (stopped early)" : "");
+    if (status == EAGAIN) status = GB_EINTR;
     if (status == GB_EINTR) { linger = 0; zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger); }
     wire_close(&sock);
     zmq_ctx_term(ctx);
