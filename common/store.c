@@ -40,7 +40,7 @@
 
 #define STORE_FORMAT_VERSION 1
 #define STORE_DEFAULT_MAP ((size_t)64 << 20) /* bytes: first map of a writer */
-#define STORE_TOUCH_MAX 128    /* writer map reads between MADV_DONTNEED */
+#define STORE_TOUCH_MAX 64     /* writer map reads between MADV_DONTNEED */
 #define STORE_KEY_LEN 24                      /* "ex/" + up to 20 digits + NUL */
 
 /* The DatasetInfo fields as owned C data. */
