@@ -68,8 +68,14 @@ int store_get(store_t *s, uint64_t i, Gambar__Example **out);
 int store_get_pixels(store_t *s, uint64_t i, const uint8_t **px, size_t *npx, int32_t *label);
 
 /* Index of the Example whose source SHA-256 is sha, or GB_ENOTFOUND.
- * For a writer this includes the staged (uncommitted) examples. */
+ * For a writer this includes the staged (uncommitted) examples; a writer
+ * answers most "not found" from an in-memory Bloom filter built on first
+ * use (about 1.5 bytes per example). */
 int store_find_sha(store_t *s, const uint8_t sha[DIGEST_LEN], uint64_t *index);
+
+/* Writer: hint that about n more examples will be added (sizes the Bloom
+ * filter of store_find_sha). Optional. */
+void store_expect(store_t *s, uint64_t n);
 
 /* WRITER API. Start staging a batch; examples added are invisible to
  * readers until store_commit. store_add assigns ex->index = count and

@@ -194,6 +194,48 @@ static void find_sha(void) {
     store_close(&s);
 }
 
+/* The writer's Bloom filter: built from an existing dataset on reopen,
+ * kept up to date by store_add, rebuilt bigger when overfull; never a
+ * false "not found". */
+static void find_sha_bloom(void) {
+    const char *p = tpath("bloom");
+    store_t *s = NULL;
+    mk_t m;
+    uint64_t idx = 0;
+    CHECK(store_open(p, STORE_CREATE, &s) == 0);
+    if (!s) return;
+    for (uint64_t i = 0; i < 12000; i++) {
+        mk(&m, i, 2, 2, 1, -1, "");
+        if (i % 7 == 0) CHECK(store_find_sha(s, m.sha, &idx) == GB_ENOTFOUND);
+        CHECK(store_add(s, &m.ex) == 0);
+        if (i % 1500 == 1499) CHECK(store_commit(s, NULL, 0, 0) == 0);
+    }
+    CHECK(store_commit(s, NULL, 0, 0) == 0);
+    int missing = 0;
+    for (uint64_t i = 0; i < 12000; i++) {
+        mk(&m, i, 2, 2, 1, -1, "");
+        if (store_find_sha(s, m.sha, &idx) != 0 || idx != i) missing++;
+    }
+    CHECKF(missing == 0, "%d of 12000 not found", missing);
+    store_close(&s);
+    CHECK(store_open(p, 0, &s) == 0);
+    if (!s) return;
+    store_expect(s, 100);
+    missing = 0;
+    for (uint64_t i = 0; i < 12000; i += 3) {
+        mk(&m, i, 2, 2, 1, -1, "");
+        if (store_find_sha(s, m.sha, &idx) != 0 || idx != i) missing++;
+    }
+    CHECKF(missing == 0, "%d not found after reopen", missing);
+    int false_found = 0;
+    for (uint64_t i = 12000; i < 14000; i++) {
+        mk(&m, i, 2, 2, 1, -1, "");
+        if (store_find_sha(s, m.sha, &idx) != GB_ENOTFOUND) false_found++;
+    }
+    CHECK(false_found == 0);
+    store_close(&s);
+}
+
 static void map_growth(void) {
     const char *p = tpath("grow");
     store_t *s = NULL;
@@ -392,6 +434,7 @@ int main(void) {
     RUN(add_commit_reopen);
     RUN(bad_examples);
     RUN(find_sha);
+    RUN(find_sha_bloom);
     RUN(map_growth);
     RUN(missing_path);
     RUN(verify_detects_tamper);

@@ -161,6 +161,7 @@ static int run_folder(ing_run_t *r, const char *src, uint64_t limit, int threads
                           .max_file = GB_MAX(max_bytes, (size_t)16 << 20),
                           .threads = threads,
                           .ring = GB_MIN(1024, GB_MAX(64, ING_RING_BYTES / ((size_t)w * h * c)))};
+    store_expect(r->st, n);
     ing_pipe_t *p = n ? ing_pipe_start(&cfg) : NULL;
     progress_t pg;
     progress_init(&pg, "ingest", n);
@@ -219,6 +220,7 @@ static int run_idx(ing_run_t *r, const char *prefix, uint64_t limit, uint32_t w,
     }
     uint64_t n = x.n;
     if (limit && limit < n) n = limit;
+    store_expect(r->st, n);
     size_t rec = (size_t)x.h * x.w;
     uint8_t *buf = xmalloc(rec + 1), *rgb = c == 3 ? xmalloc(rec * 3) : NULL;
     uint8_t *px = xmalloc((size_t)w * h * c);
