@@ -103,6 +103,15 @@ $G --ckpt "$CK" --out "$TMP/c" --n 1 --seed 12 >/dev/null
 check "an image does not depend on its batch" test "$(png pixhash "$TMP/a/img-12.png")" = "$(png pixhash "$TMP/c/img-12.png")"
 check "different seeds differ" test "$(png pixhash "$TMP/a/img-10.png")" != "$(png pixhash "$TMP/a/img-11.png")"
 check_exit "generator matches model_generate" 0 $G --ckpt "$CK" --check-model 64
+GAMBAR_SAMPLE_PORTABLE=1 $G --ckpt "$CK" --out "$TMP/port" --n 4 --seed 10 >/dev/null
+same=1; for s in 10 11 12 13; do [ "$(png pixhash "$TMP/a/img-$s.png")" = "$(png pixhash "$TMP/port/img-$s.png")" ] || same=0; done
+[ $same = 1 ] && ok "portable kernels give the same pixels" || notok "portable kernels give the same pixels"
+CK32=$(mkckpt "$TMP/ck32" --family dcgan32 --channels 3 --width 6 --classes "a,b,c" --steps 4)
+CK64=$(mkckpt "$TMP/ck64" --family dcgan64 --width 4 --steps 4)
+check_exit "dcgan32 RGB conditional matches model_generate" 0 $G --ckpt "$CK32" --check-model 16
+check_exit "dcgan64 matches model_generate" 0 $G --ckpt "$CK64" --check-model 8
+check_exit "dcgan32 portable kernels" 0 sh -c "GAMBAR_SAMPLE_PORTABLE=1 $G --ckpt '$CK32' --out '$TMP/p32.png' --seed 3 && $G --reproduce '$TMP/p32.png' --ckpt '$CK32'"
+check "dcgan32 RGB image" test "$(png size "$TMP/p32.png")" = "32x32"
 
 # ---- classes -----------------------------------------------------------------
 cls() { $G --ckpt "$CK" --out "$TMP/cls.png" "$@" >/dev/null 2>"$TMP/cerr" && key "$TMP/cls.png" gambar:class_index; }
