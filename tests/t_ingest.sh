@@ -169,7 +169,10 @@ check_exit "missing --db: exit 2" 2 gambar-ingest --source "$SRC"
 check_exit "bad --size: exit 2" 2 gambar-ingest --source "$SRC" --db "$TMP/dbu" --size 0x5
 check_exit "bad --channels: exit 2" 2 gambar-ingest --source "$SRC" --db "$TMP/dbu" --channels 2
 check_exit "missing source folder: exit 4" 4 gambar-ingest --source "$TMP/no-such" --db "$TMP/dbu"
-check "missing source folder named" grep -q "no-such: cannot read the source folder" "$TMP/err"
+check "missing source folder named" grep -q "no-such: cannot read the source folder: No such file" "$TMP/err"
+check "nothing created for a missing source" [ ! -e "$TMP/dbu" ]
+check_exit "a file as source: exit 4" 4 gambar-ingest --source "$SRC/$firstclass/$first" --db "$TMP/dbu"
+check "a file as source: reason" grep -q "the source is not a folder" "$TMP/err"
 check "no progress bar when not a TTY" sh -c "! grep -q 'ingest \[' '$TMP/err2'"
 
 rm -rf "$TMP"

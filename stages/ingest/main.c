@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define ING_DEFAULT_SIZE 64          /* pixels, folder sources without --size */
@@ -411,6 +412,20 @@ int main(int argc, char **argv) {
         if ((rc = ing_manifest_load(manifest, root_abs, &r.man))) goto out;
         r.have_man = true;
     }
+    /* Check the source before creating anything. */
+    if (is_idx) {
+        ing_idx_t x;
+        if ((rc = ing_idx_open(source + 4, &x))) goto out;
+        ing_idx_close(&x);
+    } else {
+        struct stat sst;
+        if (stat(source, &sst) != 0 || !S_ISDIR(sst.st_mode)) {
+            rc = stat(source, &sst) != 0 ? errno : ENOTDIR;
+            if (rc == ENOTDIR) log_error("%s: the source is not a folder (use idx:PREFIX for IDX files)", source);
+            else log_error("%s: cannot read the source folder: %s", source, strerror(rc));
+            goto out;
+        }
+    }
     if ((rc = store_open(db, STORE_CREATE, &r.st))) goto out;
 
     /* Shape: the dataset's, else --size/--channels, else the defaults. */
@@ -451,7 +466,7 @@ int main(int argc, char **argv) {
         rc = run_folder(&r, source, limit, (int)threads, w, h, (uint32_t)channels, (uint32_t)max_dim,
                         (size_t)max_bytes, &optout, &interrupted);
     /* Commit what is staged, also after an interrupt or a source error. */
-    if (!r.fatal && (store_staged(r.st) || r.d_optouts || r.d_dups || !store_info(r.st))) ing_commit(&r);
+    if (!r.fatal && (store_staged(r.st) || r.d_optouts || r.d_dups || (!rc && !store_info(r.st)))) ing_commit(&r);
     if (r.fatal) {
         log_error("%s: ingest stopped: %s; the %llu example(s) committed before are intact", db,
                   err_str(r.fatal), (unsigned long long)store_count(r.st));
