@@ -39,11 +39,14 @@ elif cmd == 'splice':   # text chunks of argv[2], pixels of argv[3] (changed), i
                 if t2 == b'IDAT': out += ch(t2, x2)
         out += ch(t, x)
     open(sys.argv[4], 'wb').write(out)
-elif cmd == 'plain':    # a 28x28 gray checkerboard without any text chunk
-    w = h = 28
-    rows = b''.join(b'\x00' + bytes(((x // 4 + y // 4) % 2) * 255 for x in range(w)) for y in range(h))
+elif cmd in ('plain', 'plain56rgb'):  # a gray checkerboard without text chunks (28x28),
+    s = 1 if cmd == 'plain' else 2       # or the same scaled 2x as RGB (56x56)
+    w = h = 28 * s
+    px = lambda x, y: ((x // (4 * s) + y // (4 * s)) % 2) * 255
+    if s == 1: rows = b''.join(b'\x00' + bytes(px(x, y) for x in range(w)) for y in range(h))
+    else: rows = b''.join(b'\x00' + bytes(v for x in range(w) for v in (px(x, y),) * 3) for y in range(h))
     def ch(t, x): return struct.pack('>I', len(x)) + t + x + struct.pack('>I', zlib.crc32(t + x))
-    open(sys.argv[2], 'wb').write(b'\x89PNG\r\n\x1a\n' + ch(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 0, 0, 0, 0))
+    open(sys.argv[2], 'wb').write(b'\x89PNG\r\n\x1a\n' + ch(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 0 if s == 1 else 2, 0, 0, 0))
                                   + ch(b'IDAT', zlib.compress(rows)) + ch(b'IEND', b''))
 EOF
 }
@@ -53,6 +56,10 @@ key() { $G --inspect "$1" | sed -n "s/^$2: //p"; }
 $G --ckpt "$CK" --out "$TMP/a" --n 4 --seed 10 >"$TMP/o" 2>"$TMP/e"
 check "generate 4 images" test -f "$TMP/a/img-10.png" -a -f "$TMP/a/img-13.png" -a ! -e "$TMP/a/img-14.png"
 check "no temporary files left" sh -c "! ls -A '$TMP/a' | grep -q tmp"
+check "no staging folder left" sh -c "! ls -A '$TMP' | grep -q 'a.tmp-'"
+mkdir "$TMP/exists"
+check_exit "generate into an existing folder" 0 $G --ckpt "$CK" --out "$TMP/exists/" --n 3 --seed 10
+check "existing folder: files and no temporary names" sh -c "test -f '$TMP/exists/img-12.png' && ! ls -A '$TMP/exists' | grep -q tmp"
 $G --inspect "$TMP/a/img-12.png" >"$TMP/insp"
 missing=""
 for k in DigitalSourceType Software gambar:provenance_version gambar:created gambar:checkpoint_digest \
@@ -161,6 +168,10 @@ $G --ckpt "$CK" --from-image "$TMP/plain.png" --out "$TMP/fi2.png" $FIT >"$TMP/f
 mse_other=$(sed -n 's/.*mse=\([0-9.e+-]*\).*/\1/p' "$TMP/fi2.out")
 check "from-image: own image reconstructed (mse $mse_own)" python3 -c "assert float('$mse_own') < 1e-3"
 check "from-image: other image much worse (mse $mse_other)" python3 -c "assert float('$mse_other') > 20 * float('$mse_own') and float('$mse_other') > 1e-2"
+png plain56rgb "$TMP/plain56.png"
+$G --ckpt "$CK" --from-image "$TMP/plain56.png" --out "$TMP/fi3.png" $FIT >"$TMP/fi3.out" 2>&1
+mse_rgb=$(sed -n 's/.*mse=\([0-9.e+-]*\).*/\1/p' "$TMP/fi3.out")
+check "from-image: 56x56 RGB input resized and converted (mse $mse_rgb)" python3 -c "assert abs(float('$mse_rgb') - float('$mse_other')) < 1e-3 * float('$mse_other')"
 check "from-image finds the class" grep -q "class=3 (Dress)" "$TMP/fi.out"
 check "from-image reports psnr" grep -q "psnr=" "$TMP/fi.out"
 check "from-image records its mode and latent" test "$(key "$TMP/fi/var-2.png" gambar:mode)" = variation -a -n "$(key "$TMP/fi/recon.png" gambar:z)"

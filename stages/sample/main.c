@@ -9,10 +9,12 @@
  *
  * Writing many files: worker threads (--threads) each take chunks of
  * images, generate them (sample_gen.c, one thread per chunk), encode the
- * PNGs and write them under temporary names in the output folder; the
- * main thread then makes them durable with one syncfs() and renames them
- * into place (then fsyncs the folder). A crash leaves only temporary
- * files; a failure removes them; no final name ever holds a partial file.
+ * PNGs and write them; the main thread makes them durable with one
+ * syncfs() and then publishes them: a new output folder is built under a
+ * staging name and renamed into place in one step, an existing one gets
+ * per-file temporary names renamed one by one (write_dir). A crash leaves
+ * only staging or temporary names; a failure removes them; no final name
+ * ever holds a partial file.
  * Single files (--out FILE.png) go through img_write_png (temp, fsync,
  * rename). */
 #include "base.h"
@@ -73,6 +75,7 @@ typedef struct {
     const job_t *j;
     const char *dir;
     int dirfd;
+    int staged;              /* 1: writing final names into a staging folder */
     int compression;
     const char *created;
     int chunk;
@@ -81,7 +84,7 @@ typedef struct {
     unsigned char *made;     /* n flags: temp file written */
     pthread_mutex_t mu;
     int rc;                  /* first failure */
-    char err[512];
+    char err[10240];
 } wjob_t;
 
 static void image_name(const job_t *j, int i, char *buf, size_t len) {
@@ -91,10 +94,14 @@ static void image_name(const job_t *j, int i, char *buf, size_t len) {
     else snprintf(buf, len, "var-%d.png", i);
 }
 
-static void tmp_name(const job_t *j, int i, char *buf, size_t len) {
+/* The name image i is written under while the run is in progress: its
+ * final name inside a fresh staging folder, else a hidden temporary name
+ * next to the final one. */
+static void work_name(const job_t *j, int i, int staged, char *buf, size_t len) {
     char nm[128];
     image_name(j, i, nm, sizeof nm);
-    snprintf(buf, len, ".%s.tmp-%ld", nm, (long)getpid());
+    if (staged) snprintf(buf, len, "%s", nm);
+    else snprintf(buf, len, ".%s.tmp-%ld", nm, (long)getpid());
 }
 
 static int write_all_fd(int fd, const uint8_t *b, size_t n) {
@@ -152,7 +159,7 @@ static void *worker(void *arg) {
                 break;
             }
             char tn[256];
-            tmp_name(j, i, tn, sizeof tn);
+            work_name(j, i, wj->staged, tn, sizeof tn);
             int fd = openat(wj->dirfd, tn, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
             if (fd < 0) rc = errno;
             else {
@@ -173,19 +180,40 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-/* Write every image of j into dir (created if missing); keep (may be
- * NULL) receives all images' floats. Returns 0 or dies. */
+/* Write every image of j into dir; keep (may be NULL) receives all
+ * images' floats. A new folder is built as a staging folder
+ * "DIR.tmp-PID" holding the final names, flushed with one syncfs() and
+ * renamed to DIR in one step (the parent is then fsynced): the whole set
+ * appears at once. Into an existing folder, each file is written under a
+ * temporary name, then all are flushed and renamed one by one. Failure
+ * removes what was written and dies. */
 static void write_dir(const sctx_t *c, const job_t *j, const char *dir, int threads, int compression,
                       const char *created, float *keep) {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) die(GB_EXIT_IO, "cannot create folder %s: %s", dir, strerror(errno));
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) die(GB_EXIT_IO, "cannot open folder %s: %s", dir, strerror(errno));
+    if (strlen(dir) > 4000) die(GB_EXIT_USAGE, "--out: path too long");
+    char dbuf[4096], stage[4096], parent[4096];
+    snprintf(dbuf, sizeof dbuf, "%s", dir);
+    for (size_t l = strlen(dbuf); l > 1 && dbuf[l - 1] == '/'; l--) dbuf[l - 1] = 0; /* "out/" -> "out" */
+    dir = dbuf;
+    struct stat sb;
+    int staged = stat(dir, &sb) != 0 && errno == ENOENT;
+    snprintf(stage, sizeof stage, "%s.tmp-%ld", dir, (long)getpid());
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (slash == parent) slash[1] = 0;
+    else if (slash) *slash = 0;
+    else snprintf(parent, sizeof parent, ".");
+    const char *wdir = staged ? stage : dir;
+    if (staged && mkdir(stage, 0755) != 0) die(GB_EXIT_IO, "cannot create folder %s: %s", stage, strerror(errno));
+    if (!staged && !S_ISDIR(sb.st_mode)) die(GB_EXIT_IO, "--out %s exists and is not a folder", dir);
+    int dfd = open(wdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) die(GB_EXIT_IO, "cannot open folder %s: %s", wdir, strerror(errno));
     wjob_t wj;
     memset(&wj, 0, sizeof wj);
     wj.c = c;
     wj.j = j;
-    wj.dir = dir;
+    wj.dir = wdir;
     wj.dirfd = dfd;
+    wj.staged = staged;
     wj.compression = compression;
     wj.created = created;
     wj.keep = keep;
@@ -206,10 +234,24 @@ static void write_dir(const sctx_t *c, const job_t *j, const char *dir, int thre
     int rc = wj.rc;
     if (!rc && syncfs(dfd) != 0) {
         rc = errno;
-        snprintf(wj.err, sizeof wj.err, "cannot flush %s: %s", dir, strerror(rc));
+        snprintf(wj.err, sizeof wj.err, "cannot flush %s: %s", wdir, strerror(rc));
     }
-    for (int i = 0; i < j->n && !rc; i++) {
-        tmp_name(j, i, tn, sizeof tn);
+    if (staged && !rc) {
+        if (rename(stage, dir) != 0) {
+            rc = errno;
+            snprintf(wj.err, sizeof wj.err, "cannot rename %s to %s: %s", stage, dir, strerror(rc));
+        } else {
+            memset(wj.made, 0, (size_t)j->n);
+            int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (pfd < 0 || fsync(pfd) != 0) {
+                rc = errno;
+                snprintf(wj.err, sizeof wj.err, "cannot fsync folder %s: %s", parent, strerror(rc));
+            }
+            if (pfd >= 0) close(pfd);
+        }
+    }
+    for (int i = 0; i < j->n && !rc && !staged; i++) {
+        work_name(j, i, 0, tn, sizeof tn);
         image_name(j, i, fn, sizeof fn);
         if (renameat(dfd, tn, dfd, fn) != 0) {
             rc = errno;
@@ -218,17 +260,18 @@ static void write_dir(const sctx_t *c, const job_t *j, const char *dir, int thre
             wj.made[i] = 0;
         }
     }
-    if (!rc && fsync(dfd) != 0) {
+    if (!rc && !staged && fsync(dfd) != 0) {
         rc = errno;
         snprintf(wj.err, sizeof wj.err, "cannot fsync folder %s: %s", dir, strerror(rc));
     }
     log_debug("%d images: generate+encode+write %.3fs, flush+rename %.3fs", j->n, t1 - t0, gb_now() - t1);
     for (int i = 0; i < j->n; i++)
         if (wj.made[i]) {
-            tmp_name(j, i, tn, sizeof tn);
+            work_name(j, i, staged, tn, sizeof tn);
             unlinkat(dfd, tn, 0);
         }
     close(dfd);
+    if (rc && staged) rmdir(stage);
     free(wj.made);
     pthread_mutex_destroy(&wj.mu);
     if (rc) die(err_exit_code(rc), "%s", wj.err);

@@ -404,7 +404,7 @@ int job_from_prov(const sctx_t *c, const prov_t *p, job_t *j, int *index, float 
     const char *gs = prov_get(p, "gambar:grid");
     if (gs) {
         if (sscanf(gs, "%dx%d", &j->rows, &j->cols) != 2 || j->rows < 1 || j->cols < 1 ||
-            j->rows * j->cols < j->n || j->rows > 1000 || j->cols > 1000)
+            j->rows * j->cols < j->n || j->rows > 256 || j->cols > 256)
             return sj_fail(err, errlen, GB_EFORMAT, "provenance key gambar:grid '%s' is invalid", gs);
     } else if (grid) {
         return sj_fail(err, errlen, GB_EFORMAT, "a grid image without gambar:grid");
