@@ -155,9 +155,14 @@ typedef struct {
 ing_pipe_t *ing_pipe_start(const ing_pipe_cfg_t *cfg);
 /* Wait for item i (the next in order) and return it; it stays valid
  * until ing_pipe_release. Returns NULL when a stop was requested through
- * sig.h while waiting. */
+ * sig.h while waiting (unless the pipe was halted, see ing_pipe_halt). */
 const ing_item_t *ing_pipe_next(ing_pipe_t *p, size_t i);
 void ing_pipe_release(ing_pipe_t *p, size_t i);
+/* Stop claiming new items (after SIGINT): returns the end of what was
+ * already claimed; those items still come out of ing_pipe_next (which
+ * then waits for them despite the stop request), so everything decoded or
+ * being decoded can be stored. */
+size_t ing_pipe_halt(ing_pipe_t *p);
 /* Stop the workers (unfinished items are dropped) and free everything. */
 void ing_pipe_stop(ing_pipe_t **p);
 

@@ -61,6 +61,7 @@ struct ing_pipe {
     size_t consumed;            /* writer's own count, published every chunk */
     bool writer_waiting, workers_waiting;
     bool stop;
+    bool halted;                /* ing_pipe_halt: no new claims; claimed items still come */
 };
 
 int ing_check_dims(const uint8_t *data, size_t n, uint32_t max_dim, char *msg, size_t msglen) {
@@ -222,11 +223,12 @@ static void *worker(void *arg) {
     ASSERT(wk.md && wk.ctx);
     for (;;) {
         pthread_mutex_lock(&p->mu);
-        while (!p->stop && p->next_claim < p->cfg.n && p->next_claim + ING_CHUNK > p->released + p->cfg.ring) {
+        while (!p->stop && !p->halted && p->next_claim < p->cfg.n &&
+               p->next_claim + ING_CHUNK > p->released + p->cfg.ring) {
             p->workers_waiting = true;
             pthread_cond_wait(&p->can_claim, &p->mu);
         }
-        if (p->stop || p->next_claim >= p->cfg.n) {
+        if (p->stop || p->halted || p->next_claim >= p->cfg.n) {
             pthread_mutex_unlock(&p->mu);
             break;
         }
@@ -296,7 +298,7 @@ const ing_item_t *ing_pipe_next(ing_pipe_t *p, size_t i) {
     }
     p->writer_waiting = true;
     while (!atomic_load_explicit(&s->ready, memory_order_acquire)) {
-        if (sig_stop_requested()) break;
+        if (sig_stop_requested() && !p->halted) break;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 50 * 1000 * 1000;
@@ -322,6 +324,15 @@ void ing_pipe_release(ing_pipe_t *p, size_t i) {
         }
         pthread_mutex_unlock(&p->mu);
     }
+}
+
+size_t ing_pipe_halt(ing_pipe_t *p) {
+    pthread_mutex_lock(&p->mu);
+    p->halted = true;
+    pthread_cond_broadcast(&p->can_claim);
+    size_t end = p->next_claim;
+    pthread_mutex_unlock(&p->mu);
+    return end;
 }
 
 void ing_pipe_stop(ing_pipe_t **pp) {

@@ -169,7 +169,13 @@ static int run_folder(ing_run_t *r, const char *src, uint64_t limit, int threads
     char *uri = xmalloc(3 * PATH_MAX + 64), *abs = xmalloc(2 * PATH_MAX);
     double t_waiting = 0, t_storing = 0, ta = gb_now(), tb; /* writer time split, for -v */
     for (size_t i = 0; i < n && !r->fatal; i++) {
-        if (sig_stop_requested()) { *interrupted = true; break; }
+        if (sig_stop_requested() && !*interrupted) {
+            /* Store what the workers already took on, then stop. */
+            *interrupted = true;
+            n = ing_pipe_halt(p);
+            log_info("interrupted: storing the %zu image(s) already being decoded", n > i ? n - i : 0);
+            if (i >= n) break;
+        }
         const ing_item_t *it = ing_pipe_next(p, i);
         tb = gb_now();
         t_waiting += tb - ta;
