@@ -110,6 +110,8 @@ $G --ckpt "$CK" --out "$TMP/c" --n 1 --seed 12 >/dev/null
 check "an image does not depend on its batch" test "$(png pixhash "$TMP/a/img-12.png")" = "$(png pixhash "$TMP/c/img-12.png")"
 check "different seeds differ" test "$(png pixhash "$TMP/a/img-10.png")" != "$(png pixhash "$TMP/a/img-11.png")"
 check_exit "generator matches model_generate" 0 $G --ckpt "$CK" --check-model 64
+check "portable kernels give the same bits" grep -qx "portable kernels: bit-identical" "$TMP/out"
+check "one image at a time gives the same bits" grep -qx "one image at a time vs batches: 0 of 64 images differ" "$TMP/out"
 GAMBAR_SAMPLE_PORTABLE=1 $G --ckpt "$CK" --out "$TMP/port" --n 4 --seed 10 >/dev/null
 same=1; for s in 10 11 12 13; do [ "$(png pixhash "$TMP/a/img-$s.png")" = "$(png pixhash "$TMP/port/img-$s.png")" ] || same=0; done
 [ $same = 1 ] && ok "portable kernels give the same pixels" || notok "portable kernels give the same pixels"

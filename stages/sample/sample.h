@@ -31,6 +31,10 @@ typedef struct sgen_ws sgen_ws_t; /* one thread's scratch */
 int sgen_new(const model_t *m, sgen_t **out, char *err, size_t errlen);
 void sgen_free(sgen_t *g);
 int sgen_z_dim(const sgen_t *g);
+/* Use the portable kernels (1) or the AVX2 ones when the CPU has them
+ * (0). Both compute the same bits; for tests. Not thread-safe with a
+ * concurrent sgen_forward. */
+void sgen_set_portable(sgen_t *g, int portable);
 /* Image floats per sample: H * W * C. */
 size_t sgen_image_floats(const sgen_t *g);
 

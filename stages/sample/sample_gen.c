@@ -19,8 +19,9 @@
  *   parity (see wino_*): fixed float transforms, the 25 element products
  *   as fma chains over the input channels in order, then BN as
  *   y = acc * scale + shift and ReLU. The last layer (1 or 3 channels)
- *   sums each output as 8 interleaved fma chains over the channel-padded
- *   taps combined in a fixed tree (dot_ref), and the image is tanhf(acc).
+ *   sums each output as 4 x 8 interleaved fma chains over the
+ *   channel-padded taps combined in a fixed tree (dot_ref), and the image
+ *   is tanhf(acc).
  *   The AVX2 kernels and the portable fallback (fmaf) perform exactly
  *   these operations, so they agree bit for bit, whatever the batch or the
  *   thread. Results match model_generate to float rounding (--check-model).
@@ -287,6 +288,10 @@ void sgen_free(sgen_t *g) {
 }
 
 int sgen_z_dim(const sgen_t *g) { return g->Z; }
+
+void sgen_set_portable(sgen_t *g, int portable) {
+    g->avx2 = !portable && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
 size_t sgen_image_floats(const sgen_t *g) { return (size_t)g->H * g->W * g->C; }
 
 static size_t act_floats(const sg_layer_t *l) { return (size_t)l->OH * l->OW * l->Kp; }
@@ -433,35 +438,44 @@ __attribute__((target("avx2,fma"))) static void kern8_avx2(const sg_call_t *k) {
 }
 
 /* The last layer (K = image channels, 1..3): one output pixel, every
- * channel k as a dot product of the 4 taps' padded channels with Bd[k],
- * kept as 8 interleaved partial sums p0..p7 (lane l takes the elements
- * l, l+8, ... of each tap in turn, fma from 0), combined as
- * ((p0+p4)+(p2+p6))+((p1+p5)+(p3+p7)). */
+ * channel k as a dot product of the 4 taps' padded channels with Bd[k].
+ * Tap t keeps 8 interleaved partial sums p[t][0..7] (lane l takes the
+ * elements l, l+8, ... of the tap, fma from 0): four independent chains,
+ * so the FMA latency overlaps. Then per lane s = (p0 + p1) + (p2 + p3),
+ * and the 8 lanes are combined as ((s0+s4)+(s2+s6))+((s1+s5)+(s3+s7)). */
 static float hsum8_ref(const float *p) { return ((p[0] + p[4]) + (p[2] + p[6])) + ((p[1] + p[5]) + (p[3] + p[7])); }
 
 static void dot_ref(const float *const *a, const float *Bd, int Cinp, int K, float *out) {
     for (int k = 0; k < K; k++) {
-        float p[8] = {0};
+        float p[4][8] = {{0}}, sl[8];
         for (int t = 0; t < 4; t++) {
             const float *b = Bd + ((size_t)k * 4 + t) * Cinp;
             for (int q = 0; q < Cinp; q += 8)
-                for (int l = 0; l < 8; l++) p[l] = fmaf(a[t][q + l], b[q + l], p[l]);
+                for (int l = 0; l < 8; l++) p[t][l] = fmaf(a[t][q + l], b[q + l], p[t][l]);
         }
-        out[k] = hsum8_ref(p);
+        for (int l = 0; l < 8; l++) sl[l] = (p[0][l] + p[1][l]) + (p[2][l] + p[3][l]);
+        out[k] = hsum8_ref(sl);
     }
 }
 
 __attribute__((target("avx2,fma"))) static void dot_avx2(const float *const *a, const float *Bd, int Cinp, int K,
                                                           float *out) {
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3];
     for (int k = 0; k < K; k++) {
-        __m256 acc = _mm256_setzero_ps();
-        for (int t = 0; t < 4; t++) {
-            const float *b = Bd + ((size_t)k * 4 + t) * Cinp, *x = a[t];
-            for (int q = 0; q < Cinp; q += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(x + q), _mm256_loadu_ps(b + q), acc);
+        const float *b0 = Bd + (size_t)k * 4 * Cinp, *b1 = b0 + Cinp, *b2 = b1 + Cinp, *b3 = b2 + Cinp;
+        __m256 p0 = _mm256_setzero_ps(), p1 = p0, p2 = p0, p3 = p0;
+        for (int q = 0; q < Cinp; q += 8) {
+            p0 = _mm256_fmadd_ps(_mm256_loadu_ps(a0 + q), _mm256_loadu_ps(b0 + q), p0);
+            p1 = _mm256_fmadd_ps(_mm256_loadu_ps(a1 + q), _mm256_loadu_ps(b1 + q), p1);
+            p2 = _mm256_fmadd_ps(_mm256_loadu_ps(a2 + q), _mm256_loadu_ps(b2 + q), p2);
+            p3 = _mm256_fmadd_ps(_mm256_loadu_ps(a3 + q), _mm256_loadu_ps(b3 + q), p3);
         }
-        float p[8];
-        _mm256_storeu_ps(p, acc);
-        out[k] = hsum8_ref(p);
+        __m256 sv = _mm256_add_ps(_mm256_add_ps(p0, p1), _mm256_add_ps(p2, p3));
+        /* ((s0+s4)+(s2+s6))+((s1+s5)+(s3+s7)) */
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(sv), _mm256_extractf128_ps(sv, 1)); /* s0+s4, s1+s5, s2+s6, s3+s7 */
+        __m128 h2 = _mm_add_ps(h, _mm_movehl_ps(h, h));                                  /* (s0+s4)+(s2+s6), (s1+s5)+(s3+s7) */
+        __m128 h3 = _mm_add_ss(h2, _mm_shuffle_ps(h2, h2, 1));
+        out[k] = _mm_cvtss_f32(h3);
     }
 }
 
