@@ -34,7 +34,7 @@
 #define ING_DEFAULT_SIZE 64          /* pixels, folder sources without --size */
 #define ING_DEFAULT_BATCH_BYTES (4u << 20) /* staged bytes per transaction */
 #define ING_DEFAULT_BATCH_N 2048           /* examples per transaction: bounds LMDB's dirty pages */
-#define ING_RING_BYTES (2u << 20)          /* decoded target pixels in flight */
+#define ING_RING_BYTES (3u << 20)          /* decoded target pixels in flight: covers a commit's fsync */
 #define ING_DEFAULT_MAX_BYTES ((size_t)64 << 20)
 
 typedef struct {
@@ -161,7 +161,7 @@ static int run_folder(ing_run_t *r, const char *src, uint64_t limit, int threads
                           .max_dim = max_dim, .max_bytes = max_bytes,
                           .max_file = GB_MAX(max_bytes, (size_t)16 << 20),
                           .threads = threads,
-                          .ring = GB_MIN(1024, GB_MAX(64, ING_RING_BYTES / ((size_t)w * h * c)))};
+                          .ring = GB_MIN(4096, GB_MAX(64, ING_RING_BYTES / ((size_t)w * h * c)))};
     store_expect(r->st, n);
     ing_pipe_t *p = n ? ing_pipe_start(&cfg) : NULL;
     progress_t pg;
