@@ -14,9 +14,12 @@
  * im2col/col2im and the layout copies show up as lost rate. Timings are
  * medians over repeated runs after a warm-up.
  * Usage: bench_gemm [--size N] [--batch N] [--width N] [--only NAME]
- * (--only sgemm, or a layer name such as d2, runs just that part). */
+ * (--only sgemm, layers, or a layer name such as d2, runs just that part;
+ * --serial-passes keeps im2col/col2im/copies on one thread, for an A/B
+ * against the default helper threads of nn_par.c). */
 #include "base.h"
 #include "nn.h"
+#include "nn_par.h"
 #include "rng.h"
 
 #include <cblas.h>
@@ -60,13 +63,16 @@ typedef struct {
 int main(int argc, char **argv) {
     int size = 2048, batch = 64, width = 32;
     const char *only = NULL;
+    int serial_passes = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--size") == 0 && i + 1 < argc) size = atoi(argv[++i]);
         else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) batch = atoi(argv[++i]);
         else if (strcmp(argv[i], "--width") == 0 && i + 1 < argc) width = atoi(argv[++i]);
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) only = argv[++i];
+        else if (strcmp(argv[i], "--serial-passes") == 0) serial_passes = 1;
         else if (strcmp(argv[i], "--help") == 0) {
-            printf("usage: bench_gemm [--size N] [--batch N] [--width N] [--only sgemm|layers|g1|g2|g3|d1|d2|d3]\n");
+            printf("usage: bench_gemm [--size N] [--batch N] [--width N] [--only sgemm|layers|g1|g2|g3|d1|d2|d3]\n"
+                   "                  [--serial-passes]\n");
             return 0;
         } else {
             fprintf(stderr, "bench_gemm: unknown argument '%s' (try --help)\n", argv[i]);
@@ -103,6 +109,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench_gemm: %d threads, sgemm %d^3\n", threads, size);
     }
 
+    if (serial_passes) nn_par_set_threads(1);
     const int g = width, d = width;
     const layer_t layers[] = {
         {"g1", 1, 100, 1, 4 * g, 7, 1, 0},   {"g2", 1, 4 * g, 7, 2 * g, 4, 2, 1}, {"g3", 1, 2 * g, 14, 1, 4, 2, 1},
