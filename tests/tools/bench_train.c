@@ -5,19 +5,23 @@
  * Data comes from memory: the first --subset images of the Fashion-MNIST
  * IDX file (gzip or plain, kept as bytes and scaled to [-1, 1] per batch),
  * or random pixels with --synthetic; so the figure is the model's, not the
- * data pipeline's. After --warmup steps, --steps timed model_train_step
- * calls give images/s from the median step time (robust to bursts of
- * other work on a shared machine; the mean is printed on stderr). Then, in the same process, a 2048^3 cblas_sgemm
- * (median of runs) gives the machine's rate, and
- *   gemm_fraction = 163e6 FLOP/image * images/s / sgemm rate
+ * data pipeline's. After --warmup steps come --steps timed steps, each
+ * followed by one 1536^3 cblas_sgemm probe in the same process, so both
+ * see the same load on a shared machine:
+ *   images_per_s   = batch / median step time
+ *   sgemm_gflops   = median probe rate
+ *   gemm_fraction  = median over steps of
+ *                    (163e6 FLOP/image * that step's images/s) / the next probe's rate
  * (163 MFLOP = the multiply-adds of one image's share of a training step:
  * G forward and backward, three D forwards, two D backwards with weight
- * gradients and one without). Peak RSS (VmHWM) is read before the sgemm
- * buffers are allocated. Prints `bench: NAME VALUE UNIT` lines on stdout:
- *   train_dcgan28_images_per_s, sgemm_gflops, train_dcgan28_gemm_fraction,
- *   train_dcgan28_peak_rss_mib, train_dcgan28_step_ms
+ * gradients and one without). Medians and per-step pairing keep bursts
+ * of other work from skewing the ratio. Peak RSS (VmHWM) is read after
+ * the warm-up steps, before the probe's operands are allocated. Prints
+ * `bench: NAME VALUE UNIT` lines on stdout:
+ *   train_dcgan28_images_per_s, train_dcgan28_step_ms, sgemm_gflops,
+ *   train_dcgan28_gemm_fraction, train_dcgan28_peak_rss_mib
  * Usage: bench_train [--width N] [--batch N] [--steps N] [--warmup N]
- *                    [--threads N] [--images PATH | --synthetic] [--subset N] */
+ *                    [--threads N] [--images PATH | --synthetic] [--subset N] [--no-sgemm] */
 #include "base.h"
 #include "model.h"
 #include "nn.h"
@@ -27,39 +31,50 @@
 #include <zlib.h>
 
 #define FLOP_PER_IMAGE 163e6
-#define MAX_RUNS 64
+#define PROBE_N 1536 /* sgemm probe size: ~7 GFLOP per run */
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
-/* Median GFLOP/s of an n^3 sgemm (>= 5 runs, up to ~2 s). */
-static double sgemm_gflops(int n) {
+static double median(double *t, int n) {
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+/* Square sgemm operands for the machine-rate probe. */
+typedef struct {
+    int n;
+    float *a, *b, *c;
+} probe_t;
+
+static void probe_init(probe_t *p, int n) {
     size_t nn = (size_t)n * n;
-    float *a = gb_xmalloc_aligned(nn * sizeof(float)), *b = gb_xmalloc_aligned(nn * sizeof(float));
-    float *c = gb_xmalloc_aligned(nn * sizeof(float));
+    p->n = n;
+    p->a = gb_xmalloc_aligned(nn * sizeof(float));
+    p->b = gb_xmalloc_aligned(nn * sizeof(float));
+    p->c = gb_xmalloc_aligned(nn * sizeof(float));
     rng_t r;
     rng_seed(&r, 1);
     for (size_t i = 0; i < nn; i++) {
-        a[i] = rng_uniform(&r) - 0.5f;
-        b[i] = rng_uniform(&r) - 0.5f;
+        p->a[i] = rng_uniform(&r) - 0.5f;
+        p->b[i] = rng_uniform(&r) - 0.5f;
     }
-    double t[MAX_RUNS];
-    int k = 0;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-    double start = gb_now();
-    while (k < MAX_RUNS && (k < 5 || gb_now() - start < 2.0)) {
-        double t0 = gb_now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        t[k++] = gb_now() - t0;
-    }
-    qsort(t, (size_t)k, sizeof *t, cmp_double);
-    double med = k % 2 ? t[k / 2] : 0.5 * (t[k / 2 - 1] + t[k / 2]);
-    free(a);
-    free(b);
-    free(c);
-    return 2.0 * n * (double)n * n / med / 1e9;
+}
+
+/* Seconds of one n^3 sgemm. */
+static double probe_run(const probe_t *p) {
+    int n = p->n;
+    double t0 = gb_now();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, p->a, n, p->b, n, 0.0f, p->c, n);
+    return gb_now() - t0;
+}
+
+static void probe_free(probe_t *p) {
+    free(p->a);
+    free(p->b);
+    free(p->c);
 }
 
 /* VmHWM of this process in MiB, or -1. */
@@ -107,7 +122,7 @@ static unsigned char *read_idx(const char *path, int *n) {
 }
 
 int main(int argc, char **argv) {
-    int width = 32, batch = 64, steps = 30, warmup = 5, threads = 0, subset = 2048, synthetic = 0, no_sgemm = 0;
+    int width = 32, batch = 64, steps = 20, warmup = 3, threads = 0, subset = 2048, synthetic = 0, no_sgemm = 0;
     const char *images = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--width") == 0 && i + 1 < argc) width = atoi(argv[++i]);
@@ -157,10 +172,21 @@ int main(int argc, char **argv) {
     rng_t r;
     rng_seed(&r, 2);
     int next = 0;
-    double t0 = 0, *step_s = xcalloc((size_t)steps, sizeof(double));
+    double *step_s = xcalloc((size_t)steps, sizeof(double)), *gemm_s = xcalloc((size_t)steps, sizeof(double));
+    double *ratio = xcalloc((size_t)steps, sizeof(double)), rss = -1, t_train = 0;
+    const double probe_flop = 2.0 * PROBE_N * PROBE_N * (double)PROBE_N;
+    probe_t pr = {0};
     model_stats_t st;
     for (int s = 0; s < warmup + steps; s++) {
-        if (s == warmup) t0 = gb_now();
+        if (s == warmup) {
+            /* steady state reached: every model buffer has been touched.
+             * Read the peak before the probe's operands exist. */
+            rss = peak_rss_mib();
+            if (!no_sgemm) {
+                probe_init(&pr, PROBE_N);
+                probe_run(&pr); /* warm-up */
+            }
+        }
         double ts = gb_now();
         for (int n = 0; n < batch; n++) {
             const unsigned char *src = px + (size_t)next * 784;
@@ -173,28 +199,33 @@ int main(int argc, char **argv) {
             fprintf(stderr, "bench_train: step %d: non-finite loss or gradient\n", s);
             return 5;
         }
-        if (s >= warmup) step_s[s - warmup] = gb_now() - ts;
+        if (s < warmup) continue;
+        int k = s - warmup;
+        step_s[k] = gb_now() - ts;
+        t_train += step_s[k];
+        if (!no_sgemm) {
+            gemm_s[k] = probe_run(&pr);
+            ratio[k] = (FLOP_PER_IMAGE * batch / step_s[k]) / (probe_flop / gemm_s[k]);
+        }
     }
-    double el = gb_now() - t0;
-    /* the median step, not the mean: robust to other processes'
-     * bursts on a shared machine, like the sgemm median below */
-    qsort(step_s, (size_t)steps, sizeof *step_s, cmp_double);
-    double med = steps % 2 ? step_s[steps / 2] : 0.5 * (step_s[steps / 2 - 1] + step_s[steps / 2]);
+    if (rss < 0) rss = peak_rss_mib();
+    double med = median(step_s, steps);
     double ips = batch / med;
-    double rss = peak_rss_mib();
     fprintf(stderr,
-            "bench_train: %d steps of batch %d, width %d, %d threads: %.3f s (mean %.1f images/s); "
+            "bench_train: %d steps of batch %d, width %d, %d threads: mean %.1f images/s; "
             "loss_d %.3f loss_g %.3f; model blocks %.1f MiB\n",
-            steps, batch, width, nn_get_threads(), el, steps * batch / el, st.loss_d, st.loss_g,
+            steps, batch, width, nn_get_threads(), steps * batch / t_train, st.loss_d, st.loss_g,
             model_memory_bytes(&d, batch) / 1048576.0);
     printf("bench: train_dcgan28_images_per_s %.1f images/s\n", ips);
     printf("bench: train_dcgan28_step_ms %.2f ms\n", 1e3 * med);
     if (!no_sgemm) {
-        double gf = sgemm_gflops(2048);
-        printf("bench: sgemm_gflops %.1f GFLOP/s\n", gf);
-        printf("bench: train_dcgan28_gemm_fraction %.3f\n", FLOP_PER_IMAGE * ips / (gf * 1e9));
+        printf("bench: sgemm_gflops %.1f GFLOP/s\n", probe_flop / median(gemm_s, steps) / 1e9);
+        printf("bench: train_dcgan28_gemm_fraction %.3f\n", median(ratio, steps));
+        probe_free(&pr);
     }
     printf("bench: train_dcgan28_peak_rss_mib %.1f MiB\n", rss);
+    free(gemm_s);
+    free(ratio);
     free(step_s);
     model_free(m);
     free(real);
