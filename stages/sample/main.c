@@ -190,7 +190,7 @@ static void *worker(void *arg) {
 static void write_dir(const sctx_t *c, const job_t *j, const char *dir, int threads, int compression,
                       const char *created, float *keep) {
     if (strlen(dir) > 4000) die(GB_EXIT_USAGE, "--out: path too long");
-    char dbuf[4096], stage[4096], parent[4096];
+    char dbuf[4096], stage[4200], parent[4096];
     snprintf(dbuf, sizeof dbuf, "%s", dir);
     for (size_t l = strlen(dbuf); l > 1 && dbuf[l - 1] == '/'; l--) dbuf[l - 1] = 0; /* "out/" -> "out" */
     dir = dbuf;
