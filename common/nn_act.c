@@ -5,27 +5,53 @@
  * model keeps), and every formula is written in terms of y:
  *   relu: dx = dy * [y > 0]        lrelu: dx = dy * (y > 0 ? 1 : alpha)
  *   tanh: dx = dy * (1 - y^2)      sigmoid: dx = dy * y * (1 - y)
- * (lrelu needs alpha > 0 so that sign(y) = sign(x)). Loops are plain so
- * gcc vectorises them; dx may alias dy. */
+ * (lrelu needs alpha > 0 so that sign(y) = sign(x)); dx may alias dy.
+ *
+ * Speed: the obvious `x > 0 ? x : alpha*x` compiles to a branch per
+ * element, and on activations (half positive, half negative at random) the
+ * mispredictions made relu/lrelu ~20x slower than memory speed. So the
+ * selects below only choose between a value and a constant (which gcc
+ * turns into compare-and-mask vector code), and -O2's "very cheap"
+ * vectoriser is told to vectorise this file with run-time alias checks
+ * (y may equal x). Forward passes keep NaN (x <= 0 is false for NaN). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic")
+#endif
 #include "base.h"
 #include "nn.h"
 
 #include <math.h>
 
 void relu_forward(size_t n, const float *x, float *y) {
-    for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        y[i] = v <= 0.0f ? 0.0f : v;
+    }
 }
 
 void relu_backward(size_t n, const float *y, const float *dy, float *dx) {
-    for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        float d = dy[i];
+        dx[i] = y[i] > 0.0f ? d : 0.0f;
+    }
 }
 
 void lrelu_forward(size_t n, float alpha, const float *x, float *y) {
-    for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : alpha * x[i];
+    /* y = pos + alpha*neg, each part a select against 0 (exact: one of
+     * them is 0). */
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        float pos = v <= 0.0f ? 0.0f : v, neg = v <= 0.0f ? v : 0.0f;
+        y[i] = pos + alpha * neg;
+    }
 }
 
 void lrelu_backward(size_t n, float alpha, const float *y, const float *dy, float *dx) {
-    for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : alpha * dy[i];
+    for (size_t i = 0; i < n; i++) {
+        float d = dy[i], s = y[i];
+        float pos = s > 0.0f ? d : 0.0f, neg = s > 0.0f ? 0.0f : d;
+        dx[i] = pos + alpha * neg;
+    }
 }
 
 void tanh_forward(size_t n, const float *x, float *y) {

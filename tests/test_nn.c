@@ -884,6 +884,59 @@ static void losses_fd(void) {
     CHECK(memcmp(d1, d2, sizeof d1) == 0);
 }
 
+/* The vectorised activation loops (nn_act.c) against scalar formulas on
+ * an odd length (vector body + remainder), with zeros, NaN, and dx == dy. */
+static void act_vector_paths(void) {
+    enum { n = 1003 };
+    float *x = fnew(n), *y = fnew(n), *dy = fnew(n), *dx = fnew(n), *ip = fnew(n);
+    rng_t r;
+    rng_seed(&r, 41);
+    frand(&r, x, n, 3);
+    frand(&r, dy, n, 1);
+    x[0] = 0.0f;
+    x[7] = -0.0f;
+    x[500] = NAN;
+    const float a = 0.2f;
+    int bad = 0;
+    relu_forward(n, x, y);
+    for (int i = 0; i < n; i++) {
+        float want = isnan(x[i]) ? NAN : (x[i] > 0 ? x[i] : 0.0f);
+        if (!(y[i] == want || (isnan(want) && isnan(y[i])))) bad++;
+    }
+    CHECKF(bad == 0, "relu_forward: %d wrong", bad);
+    x[500] = 1.0f;
+    relu_forward(n, x, y);
+    memcpy(ip, dy, n * sizeof(float));
+    relu_backward(n, y, ip, ip); /* dx aliases dy */
+    bad = 0;
+    for (int i = 0; i < n; i++) bad += ip[i] != (y[i] > 0 ? dy[i] : 0.0f);
+    CHECKF(bad == 0, "relu_backward: %d wrong", bad);
+    x[500] = NAN;
+    lrelu_forward(n, a, x, y);
+    bad = 0;
+    for (int i = 0; i < n; i++) {
+        float want = x[i] > 0 ? x[i] : a * x[i];
+        if (!(y[i] == want || (isnan(want) && isnan(y[i])))) bad++;
+    }
+    CHECKF(bad == 0, "lrelu_forward: %d wrong", bad);
+    x[500] = -1.0f;
+    lrelu_forward(n, a, x, y);
+    memcpy(ip, dy, n * sizeof(float));
+    lrelu_backward(n, a, y, ip, ip);
+    bad = 0;
+    for (int i = 0; i < n; i++) bad += ip[i] != (y[i] > 0 ? dy[i] : a * dy[i]);
+    CHECKF(bad == 0, "lrelu_backward: %d wrong", bad);
+    memcpy(ip, x, n * sizeof(float));
+    lrelu_forward(n, a, ip, ip); /* in place */
+    CHECK(memcmp(ip, y, n * sizeof(float)) == 0);
+    tanh_forward(n, x, y);
+    tanh_backward(n, y, dy, dx);
+    bad = 0;
+    for (int i = 0; i < n; i++) bad += fabsf(dx[i] - dy[i] * (1 - y[i] * y[i])) > 1e-6f;
+    CHECK(bad == 0);
+    free(x); free(y); free(dy); free(dx); free(ip);
+}
+
 /* ---- Adam vs a double reference, EMA, reductions ------------------------------ */
 
 static void adam_reference(void) {
@@ -1061,6 +1114,7 @@ int main(void) {
     RUN(golden_act_tanh);
     RUN(golden_act_sigmoid);
     RUN(golden_bce);
+    RUN(act_vector_paths);
     RUN(golden_adam);
     RUN(conv_init_rejects);
     RUN(conv_fd_shapes);
