@@ -1,0 +1,100 @@
+/* run_dir.c - the run folder: the exact pipeline file used, the resolved
+ * plan (plan.txt for people, plan.json for programs), logs/ and the pids
+ * file that lets anyone find every stage process later. Files are written
+ * atomically (temp file, fsync, rename, fsync of the folder) so a reused
+ * run folder never holds a half-written plan. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base.h"
+#include "log.h"
+#include "run.h"
+
+static int mkdir_p(const char *path) {
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return ENAMETOOLONG;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return errno;
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return errno;
+    return 0;
+}
+
+static void fsync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+typedef void (*writer_fn)(const void *arg, FILE *f);
+
+/* Write dir/name atomically with fn. Returns 0 or an errno (logged). */
+static int write_atomic(const char *dir, const char *name, writer_fn fn, const void *arg) {
+    char tmp[4096], dst[4096];
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp.%d", dir, name, (int)getpid());
+    snprintf(dst, sizeof dst, "%s/%s", dir, name);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        int e = errno;
+        log_error("%s: cannot create: %s", tmp, strerror(e));
+        return e;
+    }
+    fn(arg, f);
+    int e = 0;
+    if (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0) e = errno ? errno : EIO;
+    if (fclose(f) != 0 && !e) e = errno;
+    if (!e && rename(tmp, dst) != 0) e = errno;
+    if (e) {
+        log_error("%s: cannot write: %s", dst, strerror(e));
+        unlink(tmp);
+        return e;
+    }
+    fsync_dir(dir);
+    return 0;
+}
+
+static void w_plan(const void *a, FILE *f) { pl_print_plan(a, f); }
+static void w_json(const void *a, FILE *f) { pl_print_plan_json(a, f); }
+static void w_copy(const void *a, FILE *f) {
+    FILE *in = fopen(a, "rb");
+    if (!in) return;
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) fwrite(buf, 1, n, f);
+    fclose(in);
+}
+
+int run_dir_prepare(const pipeline_t *pl, const char *run_dir, const char *pipeline_path) {
+    char logs[4096];
+    snprintf(logs, sizeof logs, "%s/logs", run_dir);
+    int rc = mkdir_p(logs);
+    if (rc) {
+        log_error("%s: cannot create the run folder: %s", logs, strerror(rc));
+        return rc;
+    }
+    if ((rc = write_atomic(run_dir, "pipeline.ini", w_copy, pipeline_path))) return rc;
+    if ((rc = write_atomic(run_dir, "plan.txt", w_plan, pl))) return rc;
+    if ((rc = write_atomic(run_dir, "plan.json", w_json, pl))) return rc;
+    return 0;
+}
+
+void run_dir_record_pid(const char *run_dir, const char *stage, int replica, int pid) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/pids", run_dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) return;
+    char line[512];
+    int n = snprintf(line, sizeof line, "%s %d %d\n", stage, replica, pid);
+    if (write(fd, line, (size_t)n) != n) log_warn("%s: short write", path);
+    close(fd);
+}
