@@ -773,6 +773,40 @@ static void bn_fd(void) {
     }
 }
 
+/* Mean far from zero, odd row length (vector lanes + remainder): the
+ * statistics must stay accurate (variance without cancellation). */
+static void bn_offset_mean(void) {
+    enum { N = 5, C = 3, HW = 37 };
+    size_t n = (size_t)N * C * HW;
+    rng_t r;
+    rng_seed(&r, 43);
+    float *x = fnew(n), *y = fnew(n), g[C] = {1, 0.5f, 2}, b[C] = {0, 1, -1}, mean[C], rstd[C], rm[C] = {0}, rv[C] = {1, 1, 1};
+    double *xd = dnew(n), *yd = dnew(n), gd[C], bd[C];
+    frand(&r, x, n, 1);
+    for (size_t i = 0; i < n; i++) x[i] += 300.0f;
+    f2d(x, xd, n);
+    f2d(g, gd, C);
+    f2d(b, bd, C);
+    bn_t bn = {N, C, HW, 1e-5f, 0.1f};
+    bn_forward_train(&bn, x, g, b, y, mean, rstd, rm, rv);
+    ref_bn_train(N, C, HW, 1e-5, xd, gd, bd, yd);
+    double e = relerr_d(y, yd, n);
+    printf("# batchnorm mean 300: y err %.3g\n", e);
+    CHECK(e < 1e-5);
+    for (int c = 0; c < C; c++) {
+        double s = 0, ss = 0;
+        for (int k = 0; k < N; k++)
+            for (int i = 0; i < HW; i++) s += xd[((size_t)k * C + c) * HW + i];
+        double mu = s / (N * HW);
+        for (int k = 0; k < N; k++)
+            for (int i = 0; i < HW; i++) ss += pow(xd[((size_t)k * C + c) * HW + i] - mu, 2);
+        double unb = ss / (N * HW - 1);
+        CHECKF(fabs(rv[c] - (0.9 + 0.1 * unb)) < 1e-5, "running_var[%d] %g want %g", c, rv[c], 0.9 + 0.1 * unb);
+        CHECK(fabs(rm[c] - 0.1 * mu) < 1e-4);
+    }
+    free(x); free(y); free(xd); free(yd);
+}
+
 static void bn_running_unbiased(void) {
     /* 2 values per channel {1, 3}: mean 2, biased var 1, unbiased var 2. */
     bn_t b = {2, 1, 1, 1e-5f, 0.1f};
@@ -1123,6 +1157,7 @@ int main(void) {
     RUN(threads_knob);
     RUN(linear_fd);
     RUN(bn_fd);
+    RUN(bn_offset_mean);
     RUN(bn_running_unbiased);
     RUN(embed_fd);
     RUN(losses_fd);
