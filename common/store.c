@@ -60,9 +60,20 @@ typedef struct {
 } st_state_t;
 
 typedef struct {
-    size_t off, len;          /* packed Example in sbuf */
+    size_t off, len;          /* packed Example in the batch's buf */
     uint8_t sha[DIGEST_LEN];  /* its source SHA-256 */
 } st_staged_t;
+
+/* A batch of packed Examples: the one being staged, or the one a commit
+ * is writing (the two are swapped when a commit starts). */
+typedef struct {
+    uint8_t *buf;             /* packed Examples */
+    size_t len, cap;
+    st_staged_t *ex;
+    size_t n, cap_ex;
+    uint32_t *htab;           /* sha hash: index in ex + 1, 0 = empty */
+    size_t hcap;              /* power of two */
+} st_batch_t;
 
 struct store {
     char *path;
@@ -74,15 +85,22 @@ struct store {
     unsigned touches;         /* writer: map reads since the last madvise */
     MDB_txn *rtxn;            /* reader: for life; writer: lazily renewed */
     bool rtxn_live;           /* writer: rtxn begun/renewed and not reset */
-    pthread_mutex_t lock;     /* readers' store_get_pixels from many threads */
+    pthread_mutex_t lock;     /* readers: store_get_pixels from many threads; writer: guards
+                                 rtxn, cur, fly, the map address and the a_* fields against
+                                 the commit thread */
     st_state_t cur;           /* committed */
-    st_state_t work;          /* committed + staged (writer) */
-    uint8_t *sbuf;            /* staged packed Examples */
-    size_t slen, scap;
-    st_staged_t *staged;
-    size_t nstaged, capstaged;
-    uint32_t *htab;           /* staged sha hash: staged index + 1, 0 = empty */
-    size_t hcap;              /* power of two */
+    st_state_t work;          /* committed + in flight + staged (writer); work.count is the
+                                 index of the first staged example */
+    st_batch_t stage;         /* writer: examples added since the last commit started */
+    st_batch_t fly;           /* writer: the batch the commit thread is writing */
+    uint64_t fly_base;        /* index of fly's first example */
+    st_state_t fly_state;     /* what cur becomes when fly commits */
+    uint8_t *fly_info;        /* packed DatasetInfo of fly_state */
+    size_t fly_ninfo;
+    pthread_t a_thr;          /* the commit thread (started on the first commit) */
+    pthread_cond_t a_cv;      /* a_pending changed */
+    bool a_started, a_pending, a_quit;
+    int a_rc;                 /* error of a failed background commit (sticky) */
     Gambar__DatasetInfo view; /* store_info's answer, points into cur */
     Gambar__LicenseCount *view_lic;
     Gambar__LicenseCount **view_licp;
@@ -342,8 +360,10 @@ int store_open_map(const char *path, int flags, size_t map_bytes, store_t **out)
     s->path = xstrdup(path);
     s->rdonly = rdonly;
     pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->a_cv, NULL);
     state_init(&s->cur);
     state_init(&s->work);
+    state_init(&s->fly_state);
     if ((mrc = mdb_env_create(&s->env))) { rc = db_err(s, "mdb_env_create", mrc); goto fail; }
     if (!rdonly) {
         size_t want = map_bytes ? map_bytes : STORE_DEFAULT_MAP;
@@ -396,15 +416,34 @@ int store_open(const char *path, int flags, store_t **out) {
     return store_open_map(path, flags, 0, out);
 }
 
-static void store_drop_staged(store_t *s) {
-    s->slen = 0;
-    s->nstaged = 0;
-    if (s->htab) memset(s->htab, 0, s->hcap * sizeof *s->htab);
+static void batch_clear(st_batch_t *b) {
+    b->len = 0;
+    b->n = 0;
+    if (b->htab) memset(b->htab, 0, b->hcap * sizeof *b->htab);
 }
+
+static void batch_free(st_batch_t *b) {
+    free(b->buf);
+    free(b->ex);
+    free(b->htab);
+    memset(b, 0, sizeof *b);
+}
+
+static void store_drop_staged(store_t *s) { batch_clear(&s->stage); }
+
+static int store_wait(store_t *s);
 
 void store_close(store_t **sp) {
     if (!sp || !*sp) return;
     store_t *s = *sp;
+    if (s->a_started) {
+        store_wait(s);
+        pthread_mutex_lock(&s->lock);
+        s->a_quit = true;
+        pthread_cond_broadcast(&s->a_cv);
+        pthread_mutex_unlock(&s->lock);
+        pthread_join(s->a_thr, NULL);
+    }
     if (s->rtxn) mdb_txn_abort(s->rtxn);
     if (s->env && !s->rdonly) {
         int mrc = mdb_env_sync(s->env, 1);
@@ -413,23 +452,31 @@ void store_close(store_t **sp) {
     if (s->env) mdb_env_close(s->env);
     state_free(&s->cur);
     state_free(&s->work);
-    free(s->sbuf);
-    free(s->staged);
-    free(s->htab);
+    batch_free(&s->stage);
+    batch_free(&s->fly);
+    state_free(&s->fly_state);
+    free(s->fly_info);
     free(s->view_lic);
     free(s->view_licp);
     EVP_MD_CTX_free(s->mdctx);
     EVP_MD_free(s->md);
     free(s->bloom);
     pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->a_cv);
     free(s->path);
     free(s);
     *sp = NULL;
 }
 
-uint64_t store_count(const store_t *s) { return s->cur.count; }
-uint64_t store_staged(const store_t *s) { return s->nstaged; }
-size_t store_staged_bytes(const store_t *s) { return s->slen + s->nstaged * sizeof(st_staged_t); }
+uint64_t store_count(const store_t *s) {
+    pthread_mutex_t *mu = (pthread_mutex_t *)&s->lock;
+    pthread_mutex_lock(mu);
+    uint64_t n = s->cur.count;
+    pthread_mutex_unlock(mu);
+    return n;
+}
+uint64_t store_staged(const store_t *s) { return s->stage.n; }
+size_t store_staged_bytes(const store_t *s) { return s->stage.len + s->stage.n * sizeof(st_staged_t); }
 size_t store_map_size(const store_t *s) { return s->mapsize; }
 
 const Gambar__DatasetInfo *store_info(const store_t *s) {
@@ -474,7 +521,7 @@ static int store_lookup(store_t *s, uint64_t i, MDB_val *v) {
 int store_get(store_t *s, uint64_t i, Gambar__Example **out) {
     *out = NULL;
     MDB_val v;
-    if (s->rdonly) pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->lock);
     int rc = store_lookup(s, i, &v);
     if (!rc) {
         *out = gambar__example__unpack(NULL, v.mv_size, v.mv_data);
@@ -483,7 +530,7 @@ int store_get(store_t *s, uint64_t i, Gambar__Example **out) {
             rc = GB_ECORRUPT;
         }
     }
-    if (s->rdonly) pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->lock);
     return rc;
 }
 
@@ -540,14 +587,14 @@ int store_get_pixels(store_t *s, uint64_t i, const uint8_t **px, size_t *npx, in
     return rc;
 }
 
-static uint32_t *htab_slot(const store_t *s, const uint8_t sha[DIGEST_LEN], bool *found) {
+static uint32_t *htab_slot(const st_batch_t *b, const uint8_t sha[DIGEST_LEN], bool *found) {
     uint64_t h;
     memcpy(&h, sha, sizeof h);
-    size_t mask = s->hcap - 1;
+    size_t mask = b->hcap - 1;
     for (size_t j = (size_t)h & mask;; j = (j + 1) & mask) {
-        uint32_t e = s->htab[j];
-        if (!e) { *found = false; return &s->htab[j]; }
-        if (memcmp(s->staged[e - 1].sha, sha, DIGEST_LEN) == 0) { *found = true; return &s->htab[j]; }
+        uint32_t e = b->htab[j];
+        if (!e) { *found = false; return &b->htab[j]; }
+        if (memcmp(b->ex[e - 1].sha, sha, DIGEST_LEN) == 0) { *found = true; return &b->htab[j]; }
     }
 }
 
@@ -594,7 +641,7 @@ static int store_bloom_build(store_t *s) {
     s->bloom = NULL;
     s->bloom_bits = 0;
     s->bloom_items = 0;
-    uint64_t plan = s->cur.count + s->nstaged + s->expect;
+    uint64_t plan = s->cur.count + s->stage.n + s->expect;
     size_t bits = 1 << 16;
     while (bits < plan * 12) bits <<= 1;
     MDB_txn *txn;
@@ -614,7 +661,8 @@ static int store_bloom_build(store_t *s) {
     }
     mdb_cursor_close(cur);
     if (mrc != MDB_NOTFOUND && mrc != 0) goto fail;
-    for (size_t i = 0; i < s->nstaged; i++) bloom_add(s, s->staged[i].sha);
+    for (size_t i = 0; i < s->stage.n; i++) bloom_add(s, s->stage.ex[i].sha);
+    for (size_t i = 0; i < s->fly.n; i++) bloom_add(s, s->fly.ex[i].sha); /* in flight (lock held) */
     return 0;
 fail:
     free(s->bloom);
@@ -626,20 +674,28 @@ fail:
 void store_expect(store_t *s, uint64_t n) { s->expect = n; }
 
 int store_find_sha(store_t *s, const uint8_t sha[DIGEST_LEN], uint64_t *index) {
-    if (!s->rdonly && s->nstaged) {
-        bool found;
-        uint32_t *e = htab_slot(s, sha, &found);
-        if (found) { *index = s->cur.count + *e - 1; return 0; }
+    bool found;
+    if (!s->rdonly && s->stage.n) {
+        uint32_t *e = htab_slot(&s->stage, sha, &found);
+        if (found) { *index = s->work.count + *e - 1; return 0; }
+    }
+    pthread_mutex_lock(&s->lock);
+    int rc = 0;
+    if (!s->rdonly && s->fly.n) {
+        uint32_t *e = htab_slot(&s->fly, sha, &found);
+        if (found) {
+            *index = s->fly_base + *e - 1;
+            goto done;
+        }
     }
     if (!s->rdonly) {
         if (!s->bloom_bits) store_bloom_build(s); /* on failure: plain lookups */
-        if (s->bloom_bits && !bloom_maybe(s, sha)) return GB_ENOTFOUND;
+        if (s->bloom_bits && !bloom_maybe(s, sha)) { rc = GB_ENOTFOUND; goto done; }
     }
     char key[4 + DIGEST_HEX_LEN + 1];
     key_sha(key, sha);
     MDB_txn *txn;
-    if (s->rdonly) pthread_mutex_lock(&s->lock);
-    int rc = store_rtxn(s, &txn);
+    rc = store_rtxn(s, &txn);
     MDB_val k = {sizeof key - 1, key}, v;
     if (!rc) {
         store_touch(s, 1);
@@ -661,7 +717,8 @@ int store_find_sha(store_t *s, const uint8_t sha[DIGEST_LEN], uint64_t *index) {
             }
         }
     }
-    if (s->rdonly) pthread_mutex_unlock(&s->lock);
+done:
+    pthread_mutex_unlock(&s->lock);
     return rc;
 }
 
@@ -680,7 +737,7 @@ int store_set_classes(store_t *s, const char *const *names, size_t n) {
         }
         return 0;
     }
-    if (w->count || s->nstaged) {
+    if (w->count || s->stage.n) {
         log_error("store: %s: class names cannot be added to a dataset holding unlabelled examples",
                   s->path);
         return GB_EMISMATCH;
@@ -719,19 +776,19 @@ static void chain_step(store_t *s, uint8_t d[DIGEST_LEN], const uint8_t sha[DIGE
 }
 
 static void htab_insert(store_t *s, size_t idx) {
-    if ((s->nstaged + 1) * 2 > s->hcap) {
-        size_t ncap = s->hcap ? s->hcap * 2 : 1024;
-        while ((s->nstaged + 1) * 2 > ncap) ncap *= 2;
-        free(s->htab);
-        s->htab = xcalloc(ncap, sizeof *s->htab);
-        s->hcap = ncap;
+    if ((s->stage.n + 1) * 2 > s->stage.hcap) {
+        size_t ncap = s->stage.hcap ? s->stage.hcap * 2 : 1024;
+        while ((s->stage.n + 1) * 2 > ncap) ncap *= 2;
+        free(s->stage.htab);
+        s->stage.htab = xcalloc(ncap, sizeof *s->stage.htab);
+        s->stage.hcap = ncap;
         for (size_t j = 0; j < idx; j++) {
             bool f;
-            *htab_slot(s, s->staged[j].sha, &f) = (uint32_t)(j + 1);
+            *htab_slot(&s->stage, s->stage.ex[j].sha, &f) = (uint32_t)(j + 1);
         }
     }
     bool f;
-    uint32_t *e = htab_slot(s, s->staged[idx].sha, &f);
+    uint32_t *e = htab_slot(&s->stage, s->stage.ex[idx].sha, &f);
     if (!f) *e = (uint32_t)(idx + 1);
 }
 
@@ -761,36 +818,36 @@ int store_add(store_t *s, Gambar__Example *ex) {
         log_error("store: %s: source_sha256 has %zu bytes (want 32)", s->path, ex->source_sha256.len);
         return GB_EFORMAT;
     }
-    if (s->nstaged >= UINT32_MAX - 1) return GB_ETOOBIG;
+    if (s->stage.n >= UINT32_MAX - 1) return GB_ETOOBIG;
 
     Gambar__Example t = *ex;
-    t.index = w->count + s->nstaged;
+    t.index = w->count + s->stage.n;
     t.label_name = ex->label >= 0 ? w->classes[ex->label] : (char *)"";
     if (!t.caption) t.caption = (char *)"";
     if (!t.source_uri) t.source_uri = (char *)"";
     if (!t.license) t.license = (char *)"";
     if (!t.attribution) t.attribution = (char *)"";
     size_t need = gambar__example__get_packed_size(&t);
-    if (s->slen + need > s->scap) {
-        size_t ncap = s->scap ? s->scap * 2 : (1 << 20);
-        while (s->slen + need > ncap) ncap *= 2;
-        s->sbuf = xrealloc(s->sbuf, ncap);
-        s->scap = ncap;
+    if (s->stage.len + need > s->stage.cap) {
+        size_t ncap = s->stage.cap ? s->stage.cap * 2 : (1 << 20);
+        while (s->stage.len + need > ncap) ncap *= 2;
+        s->stage.buf = xrealloc(s->stage.buf, ncap);
+        s->stage.cap = ncap;
     }
-    if (s->nstaged == s->capstaged) {
-        s->capstaged = s->capstaged ? s->capstaged * 2 : 1024;
-        s->staged = xrealloc(s->staged, s->capstaged * sizeof *s->staged);
+    if (s->stage.n == s->stage.cap_ex) {
+        s->stage.cap_ex = s->stage.cap_ex ? s->stage.cap_ex * 2 : 1024;
+        s->stage.ex = xrealloc(s->stage.ex, s->stage.cap_ex * sizeof *s->stage.ex);
     }
-    size_t got = gambar__example__pack(&t, s->sbuf + s->slen);
+    size_t got = gambar__example__pack(&t, s->stage.buf + s->stage.len);
     ASSERT(got == need);
-    st_staged_t *e = &s->staged[s->nstaged];
-    e->off = s->slen;
+    st_staged_t *e = &s->stage.ex[s->stage.n];
+    e->off = s->stage.len;
     e->len = need;
     memcpy(e->sha, ex->source_sha256.data, DIGEST_LEN);
-    s->slen += need;
-    htab_insert(s, s->nstaged);
+    s->stage.len += need;
+    htab_insert(s, s->stage.n);
     if (s->bloom_bits) bloom_add(s, e->sha);
-    s->nstaged++;
+    s->stage.n++;
     ex->index = t.index;
 
     if (!w->h) { w->h = ex->height; w->w = ex->width; w->c = ex->channels; }
@@ -810,10 +867,25 @@ int store_add(store_t *s, Gambar__Example *ex) {
     return 0;
 }
 
-/* Write the staged batch and info in one transaction. Returns 0, an MDB
- * code (MDB_MAP_FULL for the caller to grow and retry) or an errno. *what
- * names the failing step. */
-static int store_write_batch(store_t *s, const uint8_t *info, size_t ninfo, const char **what) {
+/* ---------------------------------------------------------------- commits
+ *
+ * store_commit_async hands the staged batch to a commit thread (the
+ * batches swap: staging goes on into an empty one) and returns; the
+ * thread writes it in one write transaction and commits (the commit's
+ * fsync is the slow part, and overlapping it with staging is the point).
+ * At most one batch is in flight: the next store_commit_async, or
+ * store_commit / store_flush / store_close, first waits for it. A failed
+ * background commit is reported by that next call, which also drops what
+ * was staged meanwhile (it was chained onto the failed batch); the error
+ * sticks. The writer's read transaction and the map address are shared
+ * with the thread under s->lock: the thread resets the read transaction
+ * after each commit (so lookups see it) and before resizing the map. */
+
+/* In the commit thread: write fly and its info. Returns 0, an MDB code
+ * (MDB_MAP_FULL for the caller to grow and retry) or an errno. *what names
+ * the failing step. *touches counts map reads for the periodic drop. */
+static int store_write_batch(store_t *s, unsigned *touches, const char **what) {
+    const st_batch_t *b = &s->fly;
     MDB_txn *txn = NULL;
     *what = "begin write";
     int mrc = mdb_txn_begin(s->env, NULL, 0, &txn);
@@ -829,17 +901,22 @@ static int store_write_batch(store_t *s, const uint8_t *info, size_t ninfo, cons
             on_disk = d ? d->count : UINT64_MAX;
             if (d) gambar__dataset_info__free_unpacked(d, NULL);
         }
-        mrc = on_disk == s->cur.count ? 0 : MDB_BAD_TXN;
+        mrc = on_disk == s->fly_base ? 0 : MDB_BAD_TXN;
         if (mrc) *what = "the dataset was changed by another writer";
     }
-    for (size_t i = 0; !mrc && i < s->nstaged; i++) {
-        const st_staged_t *e = &s->staged[i];
+    for (size_t i = 0; !mrc && i < b->n; i++) {
+        const st_staged_t *e = &b->ex[i];
         char key[STORE_KEY_LEN], skey[4 + DIGEST_HEX_LEN + 1], num[24];
-        uint64_t idx = s->cur.count + i;
+        uint64_t idx = s->fly_base + i;
         key_ex(key, idx);
-        MDB_val k = {strlen(key), key}, v = {e->len, s->sbuf + e->off};
+        MDB_val k = {strlen(key), key}, v = {e->len, b->buf + e->off};
         *what = "write example";
-        store_touch(s, 2);
+        if ((*touches += 2) >= STORE_TOUCH_MAX) {
+            *touches = 0;
+            pthread_mutex_lock(&s->lock);
+            if (s->mapaddr) madvise(s->mapaddr, s->mapsize, MADV_DONTNEED); /* see store_touch */
+            pthread_mutex_unlock(&s->lock);
+        }
         mrc = mdb_put(txn, s->dbi, &k, &v, 0);
         if (mrc) break;
         key_sha(skey, e->sha);
@@ -850,7 +927,7 @@ static int store_write_batch(store_t *s, const uint8_t *info, size_t ninfo, cons
         if (mrc == MDB_KEYEXIST) mrc = 0; /* an exact duplicate: the first one stays */
     }
     if (!mrc) {
-        MDB_val v = {ninfo, (void *)info};
+        MDB_val v = {s->fly_ninfo, s->fly_info};
         *what = "write info";
         mrc = mdb_put(txn, s->dbi, &ik, &v, 0);
     }
@@ -862,10 +939,101 @@ static int store_write_batch(store_t *s, const uint8_t *info, size_t ninfo, cons
     return mdb_txn_commit(txn);
 }
 
-int store_commit(store_t *s, const char *source_desc, uint64_t optouts, uint64_t duplicates) {
+/* In the commit thread: commit fly, growing the map as needed. Returns 0
+ * or the error to report (logged here). */
+static int store_commit_fly(store_t *s) {
+    int rc = 0, mrc;
+    unsigned touches = 0;
+    const char *what = "";
+    for (int attempt = 0;; attempt++) {
+        mrc = store_write_batch(s, &touches, &what);
+        if (mrc != MDB_MAP_FULL || attempt >= 40) break;
+        /* No transaction of this process may be open while the map is
+         * resized: ours was aborted; the writer's reads wait on the lock. */
+        pthread_mutex_lock(&s->lock);
+        if (s->rtxn_live) { mdb_txn_reset(s->rtxn); s->rtxn_live = false; }
+        size_t grow = GB_MAX(s->mapsize, 4 * (s->fly.len + s->fly_ninfo) + ((size_t)1 << 20));
+        size_t nsize = s->mapsize + grow;
+        log_debug("store: %s: map full at %zu bytes, growing to %zu", s->path, s->mapsize, nsize);
+        int e = mdb_env_set_mapsize(s->env, nsize);
+        if (!e) store_read_mapsize(s);
+        pthread_mutex_unlock(&s->lock);
+        if (e) { mrc = e; what = "grow the map"; break; }
+    }
+    if (!mrc) return 0;
+    size_t n = s->fly.n;
+    if (mrc == MDB_BAD_TXN && strstr(what, "another writer")) {
+        log_error("store: %s: %s; batch of %zu examples not written", s->path, what, n);
+        rc = GB_EMISMATCH;
+    } else if (mrc == ENOSPC || mrc == EFBIG || mrc == EDQUOT) {
+        log_error("store: %s: %s failed: %s (disk full?); the batch of %zu examples was not written, "
+                  "earlier commits are intact", s->path, what, mdb_strerror(mrc), n);
+        rc = mrc;
+    } else {
+        log_error("store: %s: %s failed: %s; the batch of %zu examples was not written", s->path, what,
+                  mdb_strerror(mrc), n);
+        rc = mrc > 0 ? mrc : GB_EDB;
+    }
+    return rc;
+}
+
+static void *store_committer(void *arg) {
+    store_t *s = arg;
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        while (!s->a_pending && !s->a_quit) pthread_cond_wait(&s->a_cv, &s->lock);
+        if (!s->a_pending) break;
+        pthread_mutex_unlock(&s->lock);
+        int rc = store_commit_fly(s);
+        pthread_mutex_lock(&s->lock);
+        if (!rc) {
+            state_copy(&s->cur, &s->fly_state);
+            store_refresh_view(s);
+        } else {
+            s->a_rc = rc;
+        }
+        /* Lookups must now see the commit (fly is emptied next). */
+        if (s->rtxn_live) { mdb_txn_reset(s->rtxn); s->rtxn_live = false; }
+        if (s->mapaddr) madvise(s->mapaddr, s->mapsize, MADV_DONTNEED);
+        batch_clear(&s->fly);
+        s->a_pending = false;
+        pthread_cond_broadcast(&s->a_cv);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+/* Wait until no commit is in flight. Returns 0 or the sticky error of a
+ * failed background commit; on error what was staged since is dropped. */
+static int store_wait(store_t *s) {
+    pthread_mutex_lock(&s->lock);
+    while (s->a_pending) pthread_cond_wait(&s->a_cv, &s->lock);
+    int rc = s->a_rc;
+    if (rc) {
+        state_copy(&s->work, &s->cur);
+        store_drop_staged(s);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (!rc && s->bloom_bits && s->bloom_items * 12 > s->bloom_bits * 2) {
+        free(s->bloom); /* overfull: rebuilt, bigger, at the next lookup */
+        s->bloom = NULL;
+        s->bloom_bits = 0;
+    }
+    return rc;
+}
+
+int store_flush(store_t *s) {
+    if (s->rdonly) return 0;
+    return store_wait(s);
+}
+
+int store_commit_async(store_t *s, const char *source_desc, uint64_t optouts, uint64_t duplicates) {
     if (s->rdonly) return EINVAL;
+    int rc = store_wait(s);
+    if (rc) return rc;
     st_state_t *w = &s->work;
-    w->count = s->cur.count + s->nstaged;
+    uint64_t base = w->count;
+    w->count += s->stage.n;
     w->optouts += optouts;
     w->dups += duplicates;
     w->time = (int64_t)gb_wall();
@@ -891,56 +1059,43 @@ int store_commit(store_t *s, const char *source_desc, uint64_t optouts, uint64_t
     free(lic);
     free(licp);
 
-    /* No transaction of ours may be open while the map is resized. */
-    if (s->rtxn_live) { mdb_txn_reset(s->rtxn); s->rtxn_live = false; }
-    int rc = 0, mrc;
-    const char *what = "";
-    for (int attempt = 0;; attempt++) {
-        mrc = store_write_batch(s, info, ninfo, &what);
-        if (mrc != MDB_MAP_FULL || attempt >= 40) break;
-        size_t grow = GB_MAX(s->mapsize, 4 * (s->slen + ninfo) + ((size_t)1 << 20));
-        size_t nsize = s->mapsize + grow;
-        log_debug("store: %s: map full at %zu bytes, growing to %zu", s->path, s->mapsize, nsize);
-        int e = mdb_env_set_mapsize(s->env, nsize);
-        if (e) { mrc = e; what = "grow the map"; break; }
-        store_read_mapsize(s);
-    }
-    free(info);
-    if (mrc) {
-        if (mrc == MDB_BAD_TXN && strstr(what, "another writer")) {
-            log_error("store: %s: %s; batch of %zu examples not written", s->path, what, s->nstaged);
-            rc = GB_EMISMATCH;
-        } else if (mrc == ENOSPC || mrc == EFBIG || mrc == EDQUOT) {
-            log_error("store: %s: %s failed: %s (disk full?); the batch of %zu examples was not written, "
-                      "earlier commits are intact", s->path, what, mdb_strerror(mrc), s->nstaged);
-            rc = mrc;
-        } else {
-            log_error("store: %s: %s failed: %s; the batch of %zu examples was not written", s->path,
-                      what, mdb_strerror(mrc), s->nstaged);
-            rc = mrc > 0 ? mrc : GB_EDB;
+    pthread_mutex_lock(&s->lock);
+    st_batch_t t = s->fly; /* empty: its buffers are reused for staging */
+    s->fly = s->stage;
+    s->stage = t;
+    batch_clear(&s->stage);
+    s->fly_base = base;
+    state_copy(&s->fly_state, w);
+    free(s->fly_info);
+    s->fly_info = info;
+    s->fly_ninfo = ninfo;
+    s->a_pending = true;
+    if (!s->a_started) {
+        if (pthread_create(&s->a_thr, NULL, store_committer, s) != 0) {
+            pthread_mutex_unlock(&s->lock);
+            log_error("store: %s: cannot start the commit thread", s->path);
+            ASSERT(!"pthread_create failed");
         }
-        state_copy(&s->work, &s->cur);
-        store_drop_staged(s);
-        return rc;
+        s->a_started = true;
     }
-    state_copy(&s->cur, w);
-    store_drop_staged(s);
-    store_refresh_view(s);
-    store_touch(s, STORE_TOUCH_MAX);
-    if (s->bloom_bits && s->bloom_items * 12 > s->bloom_bits * 2) {
-        free(s->bloom); /* overfull: rebuilt, bigger, at the next lookup */
-        s->bloom = NULL;
-        s->bloom_bits = 0;
-    }
+    pthread_cond_broadcast(&s->a_cv);
+    pthread_mutex_unlock(&s->lock);
     return 0;
+}
+
+int store_commit(store_t *s, const char *source_desc, uint64_t optouts, uint64_t duplicates) {
+    int rc = store_commit_async(s, source_desc, optouts, duplicates);
+    if (rc) return rc;
+    return store_wait(s);
 }
 
 /* ---------------------------------------------------------------- verify */
 
 int store_verify(store_t *s) {
     uint8_t d[DIGEST_LEN] = {0};
-    int rc = 0;
-    if (s->rdonly) pthread_mutex_lock(&s->lock);
+    int rc = s->rdonly ? 0 : store_wait(s);
+    if (rc) return rc;
+    pthread_mutex_lock(&s->lock);
     for (uint64_t i = 0; i < s->cur.count && !rc; i++) {
         MDB_val v;
         rc = store_lookup(s, i, &v);
@@ -960,6 +1115,6 @@ int store_verify(store_t *s) {
         log_error("store: %s: digest mismatch: the examples do not match the dataset info", s->path);
         rc = GB_ECORRUPT;
     }
-    if (s->rdonly) pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->lock);
     return rc;
 }

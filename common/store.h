@@ -99,6 +99,20 @@ int store_set_classes(store_t *s, const char *const *names, size_t n);
 int store_add(store_t *s, Gambar__Example *ex);
 int store_commit(store_t *s, const char *source_desc, uint64_t optouts, uint64_t duplicates);
 
+/* As store_commit, but the transaction is written and synced by a
+ * background thread while the caller stages the next batch; returns at
+ * once (0), or the error of the previous background commit. At most one
+ * batch is in flight: the next store_commit_async / store_commit /
+ * store_flush / store_verify / store_close waits for it first. When a
+ * background commit fails, that next call returns its error (an errno
+ * such as ENOSPC, GB_EDB, GB_EMISMATCH), everything staged since is
+ * dropped, earlier commits stay intact, and the error sticks. store_count
+ * and store_info describe committed data only; read store_info after a
+ * store_flush (its answer is rebuilt by the thread). */
+int store_commit_async(store_t *s, const char *source_desc, uint64_t optouts, uint64_t duplicates);
+/* Wait for the commit in flight, if any. Returns 0 or its error. */
+int store_flush(store_t *s);
+
 /* Recompute the digest over every stored Example and compare it with
  * DatasetInfo.digest. Returns 0 or GB_ECORRUPT. */
 int store_verify(store_t *s);

@@ -71,9 +71,12 @@ static void make_uri(char *out, size_t cap, const char *scheme, const char *abs,
 
 static double g_commit_s; /* seconds spent in store_commit, for -v */
 
-static int ing_commit(ing_run_t *r) {
+/* Commit the staged batch: in the background while ingest goes on
+ * (wait = false), or to the end (the last one). */
+static int ing_commit(ing_run_t *r, bool wait) {
     double t = gb_now();
-    int rc = store_commit(r->st, r->desc, r->d_optouts, r->d_dups);
+    int rc = wait ? store_commit(r->st, r->desc, r->d_optouts, r->d_dups)
+                  : store_commit_async(r->st, r->desc, r->d_optouts, r->d_dups);
     g_commit_s += gb_now() - t;
     if (rc) {
         r->fatal = rc;
@@ -123,7 +126,7 @@ static int ing_put(ing_run_t *r, const uint8_t sha[DIGEST_LEN], uint8_t *px, uin
     if (rc) return r->fatal = rc;
     r->stored++;
     if (store_staged(r->st) >= r->batch_n || store_staged_bytes(r->st) >= r->batch_bytes)
-        return ing_commit(r);
+        return ing_commit(r, false);
     return 0;
 }
 
@@ -472,7 +475,15 @@ int main(int argc, char **argv) {
         rc = run_folder(&r, source, limit, (int)threads, w, h, (uint32_t)channels, (uint32_t)max_dim,
                         (size_t)max_bytes, &optout, &interrupted);
     /* Commit what is staged, also after an interrupt or a source error. */
-    if (!r.fatal && (store_staged(r.st) || r.d_optouts || r.d_dups || (!rc && !store_info(r.st)))) ing_commit(&r);
+    if (!r.fatal && r.st) {
+        if (store_staged(r.st) || r.d_optouts || r.d_dups) {
+            ing_commit(&r, true);
+        } else {
+            int frc = store_flush(r.st);
+            if (frc) r.fatal = frc;
+            else if (!rc && !store_info(r.st)) ing_commit(&r, true);
+        }
+    }
     if (r.fatal) {
         log_error("%s: ingest stopped: %s; the %llu example(s) committed before are intact", db,
                   err_str(r.fatal), (unsigned long long)store_count(r.st));
