@@ -4,10 +4,11 @@
  * near input first closes the limits libpng leaves open (see img.h), and
  * the pixel buffer is budgeted against img_limits_t.max_bytes before it is
  * allocated. libpng reports errors by calling our error function, which
- * records the message and longjmps back; each setjmp lives in a small
- * static function whose state is all in a struct reached through a pointer
- * (no local of that function changes after setjmp, so none can be
- * clobbered), and the caller frees whatever the struct holds. The reason
+ * records the message and longjmps back. Each setjmp lives in a small
+ * static function (*_session) that keeps everything it allocates in a
+ * struct reached through a pointer and, when the longjmp lands, returns at
+ * once without reading any local: so no local needs to be volatile (none
+ * is read after a longjmp), and the caller frees whatever the struct holds. The reason
  * strings are libpng's own messages ("IDAT: CRC error") or ours.
  *
  * libpng only expands and scales (palette -> RGB, 1/2/4 -> 8 bits, tRNS ->
@@ -197,8 +198,8 @@ static void convert_row(const uint8_t *src, uint32_t w, int ch, uint8_t *dst, in
 }
 
 /* The libpng part of img_decode_png. Returns 0, 1 (libpng error: see
- * d->io) or 2 (over the budget: see d->budget). Only *d changes after
- * setjmp. */
+ * d->io) or 2 (over the budget: see d->budget). Whatever must survive a
+ * longjmp is in *d; the locals are dead once it lands. */
 static int decode_session(png_dec_t *d) {
     if (setjmp(d->io.jb)) return 1;
     png_structp png = d->png;
@@ -403,7 +404,7 @@ typedef struct {
 } png_txt_t;
 
 /* The libpng part of img_read_texts: read the stand-in stream in d->io.
- * Returns 0 or 1 (libpng error). Only *d changes after setjmp. */
+ * Returns 0 or 1 (libpng error). State that outlives a longjmp is in *d. */
 static int texts_session(png_txt_t *d) {
     if (setjmp(d->io.jb)) return 1;
     png_structp png = d->png;
@@ -525,8 +526,8 @@ typedef struct {
     png_textp pt;
 } png_enc_t;
 
-/* The libpng part of img_encode_png. Returns 0 or 1 (libpng error). Only
- * *d changes after setjmp. */
+/* The libpng part of img_encode_png. Returns 0 or 1 (libpng error). State
+ * that outlives a longjmp is in *d. */
 static int encode_session(png_enc_t *d, const img_t *im, const img_text_t *texts, int ntexts,
                           int compression) {
     if (setjmp(d->io.jb)) return 1;

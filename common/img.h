@@ -11,9 +11,9 @@
  * and the size of one chunk (png_set_chunk_malloc_max), and a budget for
  * the decoded image (rows x bytes-per-row) checked against max_bytes
  * before the pixel buffer is allocated. libpng reports errors by longjmp;
- * that is confined to img.c (each setjmp sits in a small function whose
- * state lives in a struct behind a pointer, so no local changes after
- * setjmp). Errors come back as return codes with a reason string.
+ * that is confined to img.c (each setjmp sits in a small function that
+ * keeps its allocations in a struct behind a pointer and reads no local
+ * after a longjmp). Errors come back as return codes with a reason string.
  */
 #ifndef GB_IMG_H
 #define GB_IMG_H
