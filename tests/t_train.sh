@@ -65,6 +65,10 @@ done
 check checkpoint_ready_both_with_digest test $n -eq 2
 check keep_1_prunes test "$(ls "$TMP/m" | grep -c '^ckpt-.*gck$')" -eq 1
 
+# --- a new run refuses a folder that holds another run's checkpoints ---
+check_exit new_run_in_used_dir_exit2 2 $TR --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/m"
+check new_run_in_used_dir_says_resume grep -q 'already holds checkpoints: use --resume' "$TMP/err"
+
 # --- --epochs: 256 images / 16 = 16 batches per epoch ---
 $SRC --out "ipc://$TMP/s.sock" --epochs 3 2>>"$TMP/src.log" &
 sp=$!

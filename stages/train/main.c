@@ -33,6 +33,7 @@
 #include "train.h"
 #include "wire.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -504,6 +505,20 @@ static int do_init_from(trainer_t *t) {
     return 0;
 }
 
+/* Non-zero when dir holds a file named like a checkpoint (valid or not). */
+static int dir_has_checkpoints(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *e;
+    int found = 0;
+    while (!found && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        found = n > 9 && strncmp(e->d_name, "ckpt-", 5) == 0 && strcmp(e->d_name + n - 4, ".gck") == 0;
+    }
+    closedir(d);
+    return found;
+}
+
 static int print_start_batch(const opts_t *o) {
     Gambar__Checkpoint *ck = NULL;
     int rc = ckpt_find_latest(o->ckpt_dir, NULL, 0, &ck, NULL);
@@ -613,7 +628,16 @@ int main(int argc, char **argv) {
     t->held = xcalloc((size_t)o->window, sizeof *t->held);
     int rc = 0, status = 0;
 
-    if (o->resume) rc = do_resume(t);
+    if (o->resume) {
+        rc = do_resume(t);
+    } else if (dir_has_checkpoints(o->ckpt_dir)) {
+        /* A new run would interleave its files with the old run's, and a
+         * later --resume would pick whichever step is highest. */
+        log_error("%s already holds checkpoints: use --resume to continue that run, or another --ckpt-dir",
+                  o->ckpt_dir);
+        rc = GB_EFORMAT;
+        status = GB_EXIT_USAGE;
+    }
     if (!rc && !t->m && !o->model) {
         log_error("--model is required for a new run");
         rc = GB_EFORMAT;
