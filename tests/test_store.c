@@ -405,6 +405,73 @@ static void two_writers_refused(void) {
     store_close(&a);
 }
 
+/* Background commits: lookups see the batch in flight, the next commit
+ * waits for it, and a failed one is reported by the next call with the
+ * staged examples dropped and earlier commits intact. */
+static void async_commit(void) {
+    const char *p = tpath("async");
+    store_t *s = NULL;
+    mk_t m;
+    uint64_t idx = 0;
+    uint8_t d[DIGEST_LEN] = {0};
+    CHECK(store_open(p, STORE_CREATE, &s) == 0);
+    if (!s) return;
+    for (uint64_t i = 0; i < 3000; i++) {
+        mk(&m, i, 8, 8, 1, -1, "");
+        CHECK(store_add(s, &m.ex) == 0 && m.ex.index == i);
+        chain(d, &m);
+        if (i % 1000 == 999) CHECK(store_commit_async(s, "async", 0, 0) == 0);
+        if (i == 1000) {
+            mk(&m, 500, 8, 8, 1, -1, "");
+            CHECK(store_find_sha(s, m.sha, &idx) == 0 && idx == 500); /* in flight or committed */
+        }
+    }
+    CHECK(store_flush(s) == 0);
+    CHECK(store_count(s) == 3000 && store_staged(s) == 0);
+    CHECK(memcmp(store_info(s)->digest.data, d, 32) == 0);
+    CHECK(store_verify(s) == 0);
+    store_close(&s);
+
+    /* Failure in the background (file size limit), in a child process. */
+    char dbfile[700];
+    snprintf(dbfile, sizeof dbfile, "%s/data.mdb", p);
+    FILE *f = fopen(dbfile, "rb");
+    CHECK(f != NULL);
+    if (!f) return;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fclose(f);
+    pid_t pid = fork();
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        store_t *w = NULL;
+        if (store_open(p, 0, &w) != 0) _exit(10);
+        struct rlimit rl = {(rlim_t)size, (rlim_t)size};
+        setrlimit(RLIMIT_FSIZE, &rl);
+        for (uint64_t i = 3000; i < 6000; i++) {
+            mk(&m, i, 8, 8, 1, -1, "");
+            if (store_add(w, &m.ex) != 0) _exit(11);
+        }
+        if (store_commit_async(w, NULL, 0, 0) != 0) _exit(12); /* fails in the background */
+        mk(&m, 6000, 8, 8, 1, -1, "");
+        if (store_add(w, &m.ex) != 0) _exit(13);
+        int rc = store_commit_async(w, NULL, 0, 0);
+        if (rc != EFBIG && rc != ENOSPC) _exit(14);
+        if (store_staged(w) != 0 || store_count(w) != 3000) _exit(15);
+        if (store_flush(w) != rc) _exit(16); /* sticky */
+        store_close(&w);
+        _exit(0);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
+    CHECK(store_open(p, STORE_RDONLY, &s) == 0);
+    if (!s) return;
+    CHECK(store_count(s) == 3000 && memcmp(store_info(s)->digest.data, d, 32) == 0);
+    CHECK(store_verify(s) == 0);
+    store_close(&s);
+}
+
 /* A reader's snapshot is the one at open; later readers see new commits. */
 static void reader_snapshot(void) {
     const char *p = tpath("snap");
@@ -440,6 +507,7 @@ int main(void) {
     RUN(verify_detects_tamper);
     RUN(full_disk_keeps_earlier);
     RUN(two_writers_refused);
+    RUN(async_commit);
     RUN(reader_snapshot);
     return test_done();
 }
