@@ -602,8 +602,13 @@ static void stop_step(run_t *R) {
     }
 }
 
+/* True when the pipeline has done its work: every job succeeded (and,
+ * with exit_when = all or without any job, every service ended too). */
 static int all_jobs_done(run_t *R) {
+    int jobs = 0;
+    for (int s = 0; s < R->pl->nstages; s++) jobs += R->pl->stages[s].kind == PL_JOB;
     for (int i = 0; i < R->nin; i++) {
+        if (!jobs && R->in[i].state != I_DONE) return 0;
         pl_stage_t *st = &R->pl->stages[R->in[i].stage];
         if (st->kind == PL_JOB && R->in[i].state != I_DONE) return 0;
         if (R->pl->exit_all && R->in[i].state != I_DONE) return 0;
