@@ -131,6 +131,22 @@ check corrupt_resume_exit0 test $rc -eq 0
 check corrupt_resume_warned grep -q 'ckpt-0000000040.gck' "$TMP/train.log"
 check corrupt_resume_bit_exact ckpt_diff "$TMP/a/ckpt-0000000048.gck" "$TMP/f/ckpt-0000000048.gck"
 
+# --- --threads 2 (OpenBLAS threads): stop at 12 steps, resume to 24 ---
+T2="gambar-train --model dcgan28 --width 8 --threads 2 --seed 3 --log-every 1000"
+$SRC --out "ipc://$TMP/s.sock" --batches 24 2>>"$TMP/src.log" &
+sp=$!
+$T2 --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/g1" --steps 24 2>>"$TMP/train.log"
+kill $sp 2>/dev/null; wait $sp 2>/dev/null
+$SRC --out "ipc://$TMP/s.sock" --batches 12 2>>"$TMP/src.log" &
+sp=$!
+$T2 --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/g2" --steps 12 2>>"$TMP/train.log"
+kill $sp 2>/dev/null; wait $sp 2>/dev/null
+$SRC --out "ipc://$TMP/s.sock" --start-batch 12 --batches 12 2>>"$TMP/src.log" &
+sp=$!
+$T2 --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/g2" --steps 24 --resume 2>>"$TMP/train.log"
+kill $sp 2>/dev/null; wait $sp 2>/dev/null
+check threads2_resume_bit_exact ckpt_diff "$TMP/g1/ckpt-0000000024.gck" "$TMP/g2/ckpt-0000000024.gck"
+
 cat "$TMP/train.log" >&2
 echo "t_train_resume: $(( $(date +%s) - t0 )) s" >&2
 rm -rf "$TMP"
