@@ -1,0 +1,90 @@
+#!/bin/sh
+# gambar-run end to end on pipelines/quick.ini with real data (3000
+# Fashion-MNIST images, width-8 DCGAN-28, 186 steps):
+#   A  straight run: exit 0, checkpoints load at the final step, samples
+#      with provenance, logs, plan and pipeline copy in the run folder;
+#   B  kill -9 of the trainer mid-run: restarted with --resume, the
+#      augmenter restarted at the batch the trainer needs next, the run
+#      completes and the final checkpoint is bit-identical to A's;
+#   C  Ctrl-C to gambar-run: exit 130, no stage alive, a valid checkpoint;
+#      the same command on the same run folder then completes, bit-exact;
+#   D  SIGKILL to gambar-run: no stage alive 2 s later.
+. "$(dirname "$0")/lib.sh"
+Q="$GAMBAR_ROOT/pipelines/quick.ini"
+if [ ! -d "$FASHION" ]; then ok "t_run_e2e # skip: no $FASHION"; exit 0; fi
+
+alive() { awk '{print $3}' "$1" 2>/dev/null | while read -r p; do kill -0 "$p" 2>/dev/null && echo "$p"; done; }
+# wait_ckpt DIR: until a checkpoint at step >= 40 exists (60 s at most)
+wait_ckpt() { i=0; while [ $i -lt 600 ]; do ls "$1"/ckpt-00000000[4-9]0.gck >/dev/null 2>&1 && return 0; sleep 0.1; i=$((i + 1)); done; return 1; }
+last_ckpt() { ls "$1"/ckpt/ckpt-*.gck 2>/dev/null | tail -n 1; }
+
+# --- A
+t0=$(date +%s)
+gambar-run "$Q" --run-dir "$TMP/a" >"$TMP/a.out" 2>"$TMP/a.err"; rc=$?
+t1=$(date +%s)
+echo "quick.ini took $((t1 - t0)) s" >&2
+[ $rc -eq 0 ] && ok "A: quick.ini exits 0 ($((t1 - t0)) s)" || notok "A: quick.ini exits 0" "rc=$rc $(tail -20 "$TMP/a.err")"
+[ $((t1 - t0)) -lt 180 ] && ok "A: under 3 minutes" || notok "A: under 3 minutes" "$((t1 - t0)) s"
+A=$(last_ckpt "$TMP/a")
+ckpt_diff --info "$A" >"$TMP/a.info" 2>&1 && grep -q "^step=186$" "$TMP/a.info" \
+    && ok "A: final checkpoint loads, step 186" || notok "A: final checkpoint" "$A $(cat "$TMP/a.info")"
+n=$(ls "$TMP/a/samples"/img-*.png 2>/dev/null | wc -l)
+[ "$n" -eq 16 ] && [ -s "$TMP/a/samples/grid-1.png" ] && ok "A: 16 samples and a grid" || notok "A: samples" "n=$n"
+gambar-sample --inspect "$TMP/a/samples/img-1.png" >"$TMP/insp" 2>&1 && grep -qi "trainedAlgorithmicMedia" "$TMP/insp" \
+    && ok "A: samples carry provenance" || notok "A: samples carry provenance" "$(head -5 "$TMP/insp")"
+for s in ingest augment train sample; do
+    [ -s "$TMP/a/logs/$s.log" ] || notok "A: logs/$s.log" "missing"
+done
+ok "A: logs for every stage"
+grep -q "finished at step 186" "$TMP/a/logs/train.log" && grep -q "^train *| .*finished at step 186" "$TMP/a.err" \
+    && ok "A: trainer output in its log and prefixed on the console" || notok "A: trainer output"
+cmp -s "$Q" "$TMP/a/pipeline.ini" && grep -q "gambar-train --model dcgan28 --width 8" "$TMP/a/plan.txt" \
+    && grep -q '"name":"augment"' "$TMP/a/plan.json" && ok "A: pipeline.ini, plan.txt, plan.json recorded" || notok "A: plan recorded"
+[ "$(wc -l <"$TMP/a/pids")" -eq 4 ] && [ -z "$(alive "$TMP/a/pids")" ] && ok "A: pids recorded, none left" || notok "A: pids"
+[ ! -s "$TMP/a.out" ] && ok "A: nothing on stdout" || notok "A: nothing on stdout"
+
+# --- B: kill -9 the trainer
+gambar-run "$Q" --run-dir "$TMP/b" >"$TMP/b.out" 2>"$TMP/b.err" &
+RUN=$!
+wait_ckpt "$TMP/b/ckpt" || notok "B: first checkpoint" "$(tail "$TMP/b.err")"
+TP=$(awk '$1=="train"{print $3}' "$TMP/b/pids" | head -1)
+kill -KILL "$TP"
+wait $RUN; rc=$?
+[ $rc -eq 0 ] && ok "B: run completes after kill -9 of the trainer" || notok "B: run completes" "rc=$rc $(tail -20 "$TMP/b.err")"
+grep -q "job train: killed by signal 9" "$TMP/b.err" && grep -q "restarting train in 1 s" "$TMP/b.err" \
+    && ok "B: crash seen, restart scheduled" || notok "B: crash messages" "$(grep gambar-run: "$TMP/b.err")"
+grep -q "^--- gambar-run: start 2, .*gambar-train .*--resume" "$TMP/b/logs/train.log" && ok "B: trainer restarted with --resume" \
+    || notok "B: trainer restarted with --resume" "$(grep '^---' "$TMP/b/logs/train.log")"
+sb=$(grep "^--- gambar-run: start 2" "$TMP/b/logs/augment.log" | sed -n 's/.*--start-batch \([0-9]*\).*/\1/p')
+[ -n "$sb" ] && [ "$sb" -ge 40 ] && ok "B: augmenter restarted at --start-batch $sb" || notok "B: augmenter --start-batch" "$(grep '^---' "$TMP/b/logs/augment.log")"
+B=$(last_ckpt "$TMP/b")
+ckpt_diff "$A" "$B" >"$TMP/diff" 2>&1 && ok "B: final checkpoint bit-identical to the straight run" || notok "B: bit-exact" "$(head "$TMP/diff")"
+
+# --- C: Ctrl-C, then resume the run folder
+gambar-run "$Q" --run-dir "$TMP/c" >"$TMP/c.out" 2>"$TMP/c.err" &
+RUN=$!
+wait_ckpt "$TMP/c/ckpt" || notok "C: first checkpoint"
+kill -INT $RUN
+wait $RUN; rc=$?
+[ $rc -eq 130 ] && ok "C: Ctrl-C: exit 130" || notok "C: Ctrl-C: exit 130" "rc=$rc"
+sleep 0.2
+[ -z "$(alive "$TMP/c/pids")" ] && ok "C: Ctrl-C: no stage alive" || notok "C: orphans" "$(alive "$TMP/c/pids")"
+grep -q "stopping train (SIGTERM" "$TMP/c.err" && ok "C: trainer stopped with SIGTERM" || notok "C: SIGTERM" "$(grep gambar-run: "$TMP/c.err")"
+C=$(last_ckpt "$TMP/c")
+ckpt_diff --info "$C" >/dev/null 2>&1 && ok "C: a valid checkpoint after Ctrl-C" || notok "C: valid checkpoint" "$C"
+gambar-run "$Q" --run-dir "$TMP/c" >"$TMP/c2.out" 2>"$TMP/c2.err"; rc=$?
+C=$(last_ckpt "$TMP/c")
+[ $rc -eq 0 ] && ckpt_diff "$A" "$C" >"$TMP/diff" 2>&1 && ok "C: same command resumes the run folder, bit-exact" \
+    || notok "C: resume run folder" "rc=$rc $(head "$TMP/diff") $(tail "$TMP/c2.err")"
+
+# --- D: SIGKILL gambar-run
+gambar-run "$Q" --run-dir "$TMP/d" >"$TMP/d.out" 2>"$TMP/d.err" &
+RUN=$!
+wait_ckpt "$TMP/d/ckpt" || notok "D: first checkpoint"
+[ "$(alive "$TMP/d/pids" | wc -l)" -ge 2 ] && ok "D: augment and train running" || notok "D: running"
+kill -KILL $RUN; wait $RUN 2>/dev/null
+sleep 2
+[ -z "$(alive "$TMP/d/pids")" ] && ok "D: SIGKILL gambar-run: no stage alive 2 s later" || notok "D: orphans" "$(alive "$TMP/d/pids")"
+for p in $(awk '{print $3}' "$TMP/d/pids"); do kill -0 -- "-$p" 2>/dev/null && notok "D: process group $p empty"; done
+ok "D: process groups empty"
+rm -rf "$TMP"
