@@ -228,6 +228,13 @@ check_exit "no --out" 2 $G --ckpt "$CK"
 mkdir -p "$TMP/busy/img-11.png"
 check_exit "unwritable target" 4 $G --ckpt "$CK" --out "$TMP/busy" --n 3 --seed 10
 check "failed write leaves no temporary files" sh -c "! ls -A '$TMP/busy' | grep -q tmp"
+$G --ckpt "$CK" --out "$TMP/intr" --n 400000 -q 2>"$TMP/intr.err" &
+IP=$!
+sleep 1
+kill -INT $IP
+wait $IP; rc=$?
+[ $rc -eq 130 ] && ok "generation: SIGINT exits 130" || notok "generation: SIGINT exits 130" "rc=$rc"
+check "generation: interrupted run leaves nothing" sh -c "! ls -A '$TMP' | grep -Eq '^intr(\.tmp-.*)?$'"
 check_exit "--help" 0 $G --help
 check "--help shows usage" grep -q "^Usage: gambar-sample" "$TMP/out"
 check_exit "--version" 0 $G --version

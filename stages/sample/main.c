@@ -24,6 +24,7 @@
 #include "log.h"
 #include "nn.h"
 #include "sample.h"
+#include "sig.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -140,6 +141,10 @@ static void *worker(void *arg) {
     uint8_t *px = xmalloc(P);
     for (;;) {
         if (__atomic_load_n(&wj->rc, __ATOMIC_RELAXED)) break;
+        if (sig_stop_requested()) {
+            wfail(wj, GB_EINTR, "interrupted: nothing was written to %s", wj->dir);
+            break;
+        }
         int i0 = __atomic_fetch_add(&wj->next, wj->chunk, __ATOMIC_RELAXED);
         if (i0 >= j->n) break;
         int i1 = GB_MIN(j->n, i0 + wj->chunk);
@@ -203,6 +208,7 @@ static void write_dir(const sctx_t *c, const job_t *j, const char *dir, int thre
     else if (slash) *slash = 0;
     else snprintf(parent, sizeof parent, ".");
     const char *wdir = staged ? stage : dir;
+    sig_install(); /* SIGINT/SIGTERM: stop, remove what was written, exit 130 */
     if (staged && mkdir(stage, 0755) != 0) die(GB_EXIT_IO, "cannot create folder %s: %s", stage, strerror(errno));
     if (!staged && !S_ISDIR(sb.st_mode)) die(GB_EXIT_IO, "--out %s exists and is not a folder", dir);
     int dfd = open(wdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -272,6 +278,7 @@ static void write_dir(const sctx_t *c, const job_t *j, const char *dir, int thre
         }
     close(dfd);
     if (rc && staged) rmdir(stage);
+    if (rc == GB_EINTR) snprintf(wj.err, sizeof wj.err, "interrupted: %s was not written", dir);
     free(wj.made);
     pthread_mutex_destroy(&wj.mu);
     if (rc) die(err_exit_code(rc), "%s", wj.err);
@@ -585,6 +592,7 @@ static int do_generate(const opts_t *o) {
     if (o->cls && o->prompt) cli_usage_error(&g_spec, "--class and --prompt are exclusive");
     if (o->interp && o->from) cli_usage_error(&g_spec, "--interpolate and --from-image are exclusive");
     if (o->from && o->grid) cli_usage_error(&g_spec, "--grid is not available with --from-image");
+    if (o->from && o->n_seen) cli_usage_error(&g_spec, "--n is not used with --from-image (see --variations)");
     if (o->from && (o->fit_iters < 0 || o->fit_iters > 100000 || o->fit_starts < 1 || o->fit_starts > 64 ||
                     o->variations < 0 || o->variations > 1000))
         cli_usage_error(&g_spec, "--fit-iters 0..100000, --fit-starts 1..64, --variations 0..1000");
