@@ -331,15 +331,26 @@ static int pl_on_kv(void *user, const char *section, const char *name, const cha
                    "environment and after may span lines (do not indent keys)", section, name, name);
             goto fail;
         }
+        /* libinih strips " ;" comments from first lines only */
+        char *cv = xstrdup(value);
+        for (char *q = cv; *q; q++)
+            if (*q == ';' && q > cv && isspace((unsigned char)q[-1])) {
+                *q = 0;
+                break;
+            }
+        for (size_t l = strlen(cv); l && isspace((unsigned char)cv[l - 1]);) cv[--l] = 0;
+        value = cv;
         size_t ol = strlen(kv->val), nl = strlen(value);
         if (ol + nl + 2 > PL_MAX_VALUE) {
             pl_err(pl, line, "[%s] %s: value too long (over %d bytes)", section, name, PL_MAX_VALUE);
+            free(cv);
             goto fail;
         }
         char *v = xmalloc(ol + nl + 2);
         memcpy(v, kv->val, ol);
         v[ol] = strcmp(name, "args") && strcmp(name, "restart_args") ? ',' : ' ';
         memcpy(v + ol + 1, value, nl + 1);
+        free(cv);
         free(kv->val);
         kv->val = v;
         return 1;

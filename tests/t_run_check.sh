@@ -202,6 +202,19 @@ grep -q "/bin/cat --input '>ipc://$TMP/r/batches.sock'" "$TMP/o" && ok "foreign 
 grep -q "environment\|A=1" "$TMP/o"; gambar-run "$P" --dry-run --run-dir "$TMP/r" >/dev/null 2>&1 \
     && ok "foreign program passes" || notok "foreign program passes"
 
+# the worked example of pipelines/README.md prints what the README shows
+python3 - "$GAMBAR_ROOT/pipelines/README.md" "$TMP" <<'PY'
+import sys
+s = open(sys.argv[1]).read()
+a = s.index('```ini\n') + 7; b = s.index('```', a)
+open(sys.argv[2] + '/my.ini', 'w').write(s[a:b])
+a = s.index('```\nrun folder') + 4; b = s.index('```', a)
+open(sys.argv[2] + '/my.expected', 'w').write(s[a:b])
+PY
+(cd "$TMP" && gambar-run my.ini --dry-run --run-dir /tmp/r) | sed "s|$GAMBAR_BIN|/usr/local/bin|" >"$TMP/my.got"
+cmp -s "$TMP/my.expected" "$TMP/my.got" && ok "pipelines/README.md example: --dry-run output as shown" \
+    || notok "README example" "$(diff "$TMP/my.expected" "$TMP/my.got")"
+
 # every shipped pipeline is valid
 for f in "$GAMBAR_ROOT"/pipelines/*.ini; do
     n=$(basename "$f")

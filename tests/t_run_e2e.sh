@@ -8,7 +8,8 @@
 #      completes and the final checkpoint is bit-identical to A's;
 #   C  Ctrl-C to gambar-run: exit 130, no stage alive, a valid checkpoint;
 #      the same command on the same run folder then completes, bit-exact;
-#   D  SIGKILL to gambar-run: no stage alive 2 s later.
+#   D  SIGKILL to gambar-run: no stage alive 2 s later;
+#   E  pipelines/shards.ini: two augmenter replicas feed one trainer.
 . "$(dirname "$0")/lib.sh"
 Q="$GAMBAR_ROOT/pipelines/quick.ini"
 if [ ! -d "$FASHION" ]; then ok "t_run_e2e # skip: no $FASHION"; exit 0; fi
@@ -32,7 +33,7 @@ n=$(ls "$TMP/a/samples"/img-*.png 2>/dev/null | wc -l)
 [ "$n" -eq 16 ] && [ -s "$TMP/a/samples/grid-1.png" ] && ok "A: 16 samples and a grid" || notok "A: samples" "n=$n"
 gambar-sample --inspect "$TMP/a/samples/img-1.png" >"$TMP/insp" 2>&1 && grep -qi "trainedAlgorithmicMedia" "$TMP/insp" \
     && ok "A: samples carry provenance" || notok "A: samples carry provenance" "$(head -5 "$TMP/insp")"
-for s in ingest augment train sample; do
+for s in ingest augment train features final-eval sample; do
     [ -s "$TMP/a/logs/$s.log" ] || notok "A: logs/$s.log" "missing"
 done
 ok "A: logs for every stage"
@@ -40,8 +41,10 @@ grep -q "finished at step 186" "$TMP/a/logs/train.log" && grep -q "^train *| .*f
     && ok "A: trainer output in its log and prefixed on the console" || notok "A: trainer output"
 cmp -s "$Q" "$TMP/a/pipeline.ini" && grep -q "gambar-train --model dcgan28 --width 8" "$TMP/a/plan.txt" \
     && grep -q '"name":"augment"' "$TMP/a/plan.json" && ok "A: pipeline.ini, plan.txt, plan.json recorded" || notok "A: plan recorded"
-[ "$(wc -l <"$TMP/a/pids")" -eq 4 ] && [ -z "$(alive "$TMP/a/pids")" ] && ok "A: pids recorded, none left" || notok "A: pids"
+[ "$(wc -l <"$TMP/a/pids")" -eq 6 ] && [ -z "$(alive "$TMP/a/pids")" ] && ok "A: pids recorded, none left" || notok "A: pids"
 [ ! -s "$TMP/a.out" ] && ok "A: nothing on stdout" || notok "A: nothing on stdout"
+[ -s "$A.card.md" ] && python3 -c "import json,sys; j=json.load(open(sys.argv[1])); assert 'fid' in json.dumps(j)" "$TMP/a/eval.json" \
+    && ok "A: model card and eval.json for the final checkpoint" || notok "A: model card / eval.json" "$(ls "$TMP/a" "$TMP/a/ckpt")"
 
 # --- B: kill -9 the trainer
 gambar-run "$Q" --run-dir "$TMP/b" >"$TMP/b.out" 2>"$TMP/b.err" &
@@ -87,4 +90,12 @@ sleep 2
 [ -z "$(alive "$TMP/d/pids")" ] && ok "D: SIGKILL gambar-run: no stage alive 2 s later" || notok "D: orphans" "$(alive "$TMP/d/pids")"
 for p in $(awk '{print $3}' "$TMP/d/pids"); do kill -0 -- "-$p" 2>/dev/null && notok "D: process group $p empty"; done
 ok "D: process groups empty"
+
+# --- E: two augmenter shards, one trainer
+gambar-run "$GAMBAR_ROOT/pipelines/shards.ini" --run-dir "$TMP/e" >"$TMP/e.out" 2>"$TMP/e.err"; rc=$?
+[ $rc -eq 0 ] && ok "E: shards.ini exits 0" || notok "E: shards.ini" "rc=$rc $(tail "$TMP/e.err")"
+grep -q -- "--shard 0/2 --out '\?>ipc://" "$TMP/e/logs/augment.0.log" && grep -q -- "--shard 1/2" "$TMP/e/logs/augment.1.log" \
+    && grep -q "^augment.1 *| " "$TMP/e.err" && ok "E: replicas get \${replica}/\${replicas}, own logs and prefixes" || notok "E: replica logs"
+grep -q -- "--in @ipc://" "$TMP/e/logs/train.log" && grep -q "finished at step 186" "$TMP/e/logs/train.log" \
+    && grep -q "dropped messages: 0" "$TMP/e/logs/train.log" && ok "E: the trainer binds and gets every batch" || notok "E: trainer"
 rm -rf "$TMP"
