@@ -690,17 +690,19 @@ static void layer_forward(const sgen_t *g, sgen_ws_t *w, int li, const float *in
     if (!l->bn) {
         for (int par = 0; par < 4; par++) {
             int py = par >> 1, px = par & 1;
-            for (int m = 0; m < M; m++) {
-                int img = m / HW, p = m % HW, i = p / W, j = p % W;
-                for (int t = 0; t < 4; t++) {
-                    int y = i + tap_off[py][t >> 1], x = j + tap_off[px][t & 1];
-                    a[t] = (y >= 0 && y < H && x >= 0 && x < W) ? in + ((size_t)(img * H + y) * W + x) * l->Cinp
-                                                                : w->zero;
-                }
-                float *o = out + ((size_t)(img * l->OH + 2 * i + py) * l->OW + 2 * j + px) * l->Kp;
-                if (g->avx2) dot_avx2(a, l->Bd[par], l->Cinp, l->K, o);
-                else dot_ref(a, l->Bd[par], l->Cinp, l->K, o);
-            }
+            for (int img = 0; img < n; img++)
+                for (int i = 0; i < H; i++)
+                    for (int j = 0; j < W; j++) {
+                        for (int t = 0; t < 4; t++) {
+                            int y = i + tap_off[py][t >> 1], x = j + tap_off[px][t & 1];
+                            a[t] = (y >= 0 && y < H && x >= 0 && x < W)
+                                       ? in + ((size_t)(img * H + y) * W + x) * l->Cinp
+                                       : w->zero;
+                        }
+                        float *o = out + ((size_t)(img * l->OH + 2 * i + py) * l->OW + 2 * j + px) * l->Kp;
+                        if (g->avx2) dot_avx2(a, l->Bd[par], l->Cinp, l->K, o);
+                        else dot_ref(a, l->Bd[par], l->Cinp, l->K, o);
+                    }
         }
         return;
     }
