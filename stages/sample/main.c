@@ -38,7 +38,7 @@
 #define PROG "gambar-sample"
 
 typedef struct {
-    const char *ckpt, *out, *cls, *prompt, *grid, *interp, *from, *inspect, *reproduce, *serve, *engine;
+    const char *ckpt, *out, *cls, *prompt, *grid, *interp, *from, *inspect, *reproduce, *serve;
     long long check_model, n, threads, variations, fit_iters, fit_starts, compression;
     uint64_t seed;
     double truncation, sigma;
