@@ -51,7 +51,24 @@ static void *par_main(void *arg) {
     return NULL;
 }
 
+/* A forked child has none of the helpers: run everything on its caller
+ * until it calls nn_set_threads() again. */
+static void par_atfork_child(void) {
+    pthread_mutex_init(&par_mu, NULL);
+    pthread_mutex_init(&par_busy, NULL);
+    pthread_cond_init(&par_go, NULL);
+    pthread_cond_init(&par_done, NULL);
+    par_started = par_active = par_pending = 0;
+}
+
+static pthread_once_t par_once = PTHREAD_ONCE_INIT;
+
+static void par_register_atfork(void) {
+    pthread_atfork(NULL, NULL, par_atfork_child);
+}
+
 void nn_par_set_threads(int threads) {
+    pthread_once(&par_once, par_register_atfork);
     int want = threads - 1;
     if (want < 0) want = 0;
     if (want > NN_PAR_MAX) want = NN_PAR_MAX;

@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <math.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #define GOLDEN_TOL 1e-4
 
@@ -677,6 +678,28 @@ static void threads_knob(void) {
     free(x); free(w); free(y1); free(y2); free(ws);
 }
 
+/* After fork() the child has no helper threads; convolutions must still
+ * run (on the calling thread) instead of waiting for helpers forever. */
+static void par_after_fork(void) {
+    nn_set_threads(0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        conv_t c;
+        conv_init(&c, 4, 3, 9, 9, 5, 4, 4, 2, 1);
+        size_t nx = 4 * 3 * 81, nw = 5 * 3 * 16, ny = 4 * 5 * 16;
+        float *x = fzero(nx), *w = fzero(nw), *y = fnew(ny), *ws = fnew(conv2d_ws_floats(&c));
+        alarm(20);
+        conv2d_forward(&c, x, w, NULL, y, ws);
+        int ok = y[0] == 0.0f;
+        free(x); free(w); free(y); free(ws);
+        _exit(ok ? 0 : 1);
+    }
+    int st = 0;
+    CHECK(waitpid(pid, &st, 0) == pid);
+    CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
+}
+
 /* ---- linear, batch norm, embedding, losses: reference + FD ------------------ */
 
 typedef struct { int N, IN, OUT; double *x, *w, *b, *r, *y; } lin_ctx;
@@ -1155,6 +1178,7 @@ int main(void) {
     RUN(convT_fd_shapes);
     RUN(conv_random_vs_naive);
     RUN(threads_knob);
+    RUN(par_after_fork);
     RUN(linear_fd);
     RUN(bn_fd);
     RUN(bn_offset_mean);
