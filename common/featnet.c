@@ -23,8 +23,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define C1 32
-#define C2 64
 
 enum { T_W1, T_B1, T_W2, T_B2, T_W3, T_B3, T_W4, T_B4, T_COUNT };
 static const char *const tnames[T_COUNT] = {"F.conv1.weight", "F.conv1.bias", "F.conv2.weight", "F.conv2.bias",
@@ -32,6 +30,7 @@ static const char *const tnames[T_COUNT] = {"F.conv1.weight", "F.conv1.bias", "F
 
 struct featnet {
     int C, H, W, K, B;
+    int w1, w2;            /* conv1 and conv2 output channels */
     int H1, W1, H2, W2, F; /* conv1 and conv2 output sizes, fc1 input */
     int ndim[T_COUNT];
     int64_t shape[T_COUNT][4];
@@ -63,10 +62,15 @@ static void set_shape(featnet_t *f, int t, int nd, int64_t a, int64_t b, int64_t
     f->len[t] = n;
 }
 
-featnet_t *featnet_new(int C, int H, int W, int K, int max_batch, uint64_t seed, char *err, size_t errlen) {
+static featnet_t *featnet_new_w(int C, int H, int W, int K, int w1, int w2, int max_batch, uint64_t seed, char *err,
+                                size_t errlen) {
     if ((C != 1 && C != 3) || H < 8 || W < 8 || H > 256 || W > 256 || H % 4 || W % 4) {
         seterr(err, errlen, "feature network needs 1 or 3 channels and a size that is a multiple of 4 in 8..256 "
                             "(got %dx%dx%d)", C, H, W);
+        return NULL;
+    }
+    if (w1 < 1 || w1 > 1024 || w2 < 1 || w2 > 1024) {
+        seterr(err, errlen, "feature network widths must be 1..1024 (got %d, %d)", w1, w2);
         return NULL;
     }
     if (K < 1 || K > 1024 || max_batch < 1) {
@@ -75,6 +79,8 @@ featnet_t *featnet_new(int C, int H, int W, int K, int max_batch, uint64_t seed,
     }
     featnet_t *f = xcalloc(1, sizeof *f);
     f->C = C, f->H = H, f->W = W, f->K = K, f->B = max_batch;
+    f->w1 = w1, f->w2 = w2;
+    const int C1 = w1, C2 = w2;
     conv_t c1, c2;
     ASSERT(conv_init(&c1, max_batch, C, H, W, C1, 5, 5, 2, 2) == 0);
     f->H1 = c1.OH, f->W1 = c1.OW;
@@ -126,6 +132,10 @@ featnet_t *featnet_new(int C, int H, int W, int K, int max_batch, uint64_t seed,
     return f;
 }
 
+featnet_t *featnet_new(int C, int H, int W, int K, int max_batch, uint64_t seed, char *err, size_t errlen) {
+    return featnet_new_w(C, H, W, K, FEATNET_W1, FEATNET_W2, max_batch, seed, err, errlen);
+}
+
 void featnet_free(featnet_t *f) {
     if (!f) return;
     free(f->p), free(f->g), free(f->m), free(f->v);
@@ -144,6 +154,7 @@ int featnet_classes(const featnet_t *f) { return f->K; }
 
 /* forward n <= B images into the activation buffers */
 static void forward_chunk(featnet_t *f, const float *x, int n, conv_t *c1, conv_t *c2) {
+    const int C1 = f->w1, C2 = f->w2;
     ASSERT(conv_init(c1, n, f->C, f->H, f->W, C1, 5, 5, 2, 2) == 0);
     ASSERT(conv_init(c2, n, C1, f->H1, f->W1, C2, 3, 3, 2, 1) == 0);
     conv2d_forward(c1, x, P(f, T_W1), P(f, T_B1), f->a1, f->ws);
@@ -167,6 +178,7 @@ void featnet_forward(featnet_t *f, const float *x, size_t N, float *feat, float 
 }
 
 float featnet_train_step(featnet_t *f, const float *x, const int32_t *labels, int N, float lr, int *correct) {
+    const int C1 = f->w1;
     ASSERT(N >= 1 && N <= f->B);
     conv_t c1, c2;
     forward_chunk(f, x, N, &c1, &c2);
@@ -348,6 +360,8 @@ ckpt_builder_t *featnet_to_builder(const featnet_t *f, const char *const *class_
     ck->model->width = (uint32_t)f->W;
     ck->model->channels = (uint32_t)f->C;
     ck->model->num_classes = (uint32_t)f->K;
+    ck->model->g_mult = (uint32_t)f->w1;
+    ck->model->d_mult = (uint32_t)f->w2;
     ck->model->conditional = 0;
     ck->model->loss = ckpt_builder_strdup(b, "softmax_ce");
     if (class_names)
@@ -422,8 +436,8 @@ int featnet_load(const char *path, int max_batch, featnet_t **out, const char **
         rc = GB_EFORMAT;
         goto done;
     }
-    f = featnet_new((int)md->channels, (int)md->height, (int)md->width, (int)md->num_classes, max_batch, 1, err,
-                    errlen);
+    f = featnet_new_w((int)md->channels, (int)md->height, (int)md->width, (int)md->num_classes,
+                      md->g_mult ? (int)md->g_mult : 32, md->d_mult ? (int)md->d_mult : 64, max_batch, 1, err, errlen);
     if (!f) {
         rc = GB_EFORMAT;
         goto done;

@@ -4,10 +4,12 @@
  * for FID, KID, precision/recall and the memorisation audit, and whose
  * arg-max labels generated images for the bias audit.
  *
- * ARCHITECTURE (input C x H x W in [-1, 1], H and W divisible by 4):
- *   conv1 C->32  k5 s2 p2 (+bias) -> ReLU     (H/2 x W/2)
- *   conv2 32->64 k3 s2 p1 (+bias) -> ReLU     (H/4 x W/4)
- *   fc1   64*(H/4)*(W/4) -> 128 (+bias) -> ReLU   = the features
+ * ARCHITECTURE (input C x H x W in [-1, 1], H and W divisible by 4;
+ * widths w1 = FEATNET_W1, w2 = FEATNET_W2 for new networks, stored in the
+ * file so other widths load too):
+ *   conv1 C->w1  k5 s2 p2 (+bias) -> ReLU     (H/2 x W/2)
+ *   conv2 w1->w2 k3 s2 p1 (+bias) -> ReLU     (H/4 x W/4)
+ *   fc1   w2*(H/4)*(W/4) -> 128 (+bias) -> ReLU   = the features
  *   fc2   128 -> K classes (+bias)                = logits
  * Initialisation N(0, sqrt(2 / fan_in)), biases 0. Trained with Adam and
  * softmax cross-entropy (nn_extra.h), mini-batches of 64.
@@ -21,8 +23,9 @@
  * SHA-256 + gambar.Checkpoint payload) with
  *   model.family = "featnet", model.height/width/channels = input shape,
  *   model.num_classes and model.class_names = the classifier's classes,
- *   tensors F.conv1.weight (32,C,5,5), F.conv1.bias (32),
- *   F.conv2.weight (64,32,3,3), F.conv2.bias (64), F.fc1.weight (128, 64*H/4*W/4),
+ *   model.g_mult = w1, model.d_mult = w2 (0 read as 32 and 64),
+ *   tensors F.conv1.weight (w1,C,5,5), F.conv1.bias (w1),
+ *   F.conv2.weight (w2,w1,3,3), F.conv2.bias (w2), F.fc1.weight (128, w2*H/4*W/4),
  *   F.fc1.bias (128), F.fc2.weight (K,128), F.fc2.bias (K);
  *   dataset_digest = the digest of the data it was fitted on;
  *   notes: "kind" = "featnet", "features" = "trained" or "random_cnn",
@@ -40,6 +43,8 @@
 #include <stdint.h>
 
 #define FEATNET_DIM 128
+#define FEATNET_W1 16 /* conv1 channels of new networks */
+#define FEATNET_W2 32 /* conv2 channels of new networks */
 
 typedef struct featnet featnet_t;
 
