@@ -39,6 +39,14 @@ elif cmd == 'splice':   # text chunks of argv[2], pixels of argv[3] (changed), i
                 if t2 == b'IDAT': out += ch(t2, x2)
         out += ch(t, x)
     open(sys.argv[4], 'wb').write(out)
+elif cmd == 'retext':   # copy argv[2] to argv[5] with iTXt key argv[3] set to argv[4]
+    def ch(t, x): return struct.pack('>I', len(x)) + t + x + struct.pack('>I', zlib.crc32(t + x))
+    out = b'\x89PNG\r\n\x1a\n'
+    for t, x in chunks(sys.argv[2]):
+        if t == b'iTXt' and x.split(b'\0', 1)[0] == sys.argv[3].encode():
+            x = sys.argv[3].encode() + b'\0\0\0\0\0' + sys.argv[4].encode()
+        out += ch(t, x)
+    open(sys.argv[5], 'wb').write(out)
 elif cmd in ('plain', 'plain56rgb'):  # a gray checkerboard without text chunks (28x28),
     s = 1 if cmd == 'plain' else 2       # or the same scaled 2x as RGB (56x56)
     w = h = 28 * s
@@ -99,6 +107,12 @@ png plain "$TMP/plain.png"
 check_exit "reproduce a PNG without provenance" 3 $G --reproduce "$TMP/plain.png" --ckpt "$CK"
 check "no provenance is named" grep -q "plain.png: no gambar provenance" "$TMP/err"
 check_exit "inspect a PNG without provenance" 3 $G --inspect "$TMP/plain.png"
+for bad in "gambar:count=-5" "gambar:count=99999999999" "gambar:mode=bogus" \
+           "gambar:generator=other" "gambar:z_method=" "gambar:class_index=77" "gambar:truncation=0.001" \
+           "gambar:base_seed=x" "gambar:kind=movie" "gambar:index=4"; do
+    png retext "$TMP/a/img-12.png" "${bad%%=*}" "${bad#*=}" "$TMP/bad.png"
+    check_exit "reproduce rejects $bad" 3 $G --reproduce "$TMP/bad.png" --ckpt "$CK"
+done
 check_exit "reproduce --out rewrites the image" 0 $G --reproduce "$TMP/a/img-11.png" --ckpt "$CK" --out "$TMP/re11.png"
 check "rewritten image has the same pixels" test "$(png pixhash "$TMP/re11.png")" = "$(png pixhash "$TMP/a/img-11.png")"
 
@@ -145,6 +159,10 @@ check_exit "grid file" 0 $G --ckpt "$CK" --out "$TMP/g.png" --grid 3x4 --seed 10
 check "grid is 3x4 cells with 2-pixel borders" test "$(png size "$TMP/g.png")" = "122x92"
 check "grid records its shape" test "$(key "$TMP/g.png" gambar:grid)/$(key "$TMP/g.png" gambar:kind)/$(key "$TMP/g.png" gambar:count)" = "3x4/grid/12"
 check_exit "reproduce a grid" 0 $G --reproduce "$TMP/g.png" --ckpt "$CK"
+png retext "$TMP/g.png" gambar:grid 999x999 "$TMP/badgrid.png"
+check_exit "reproduce rejects a huge grid" 3 $G --reproduce "$TMP/badgrid.png" --ckpt "$CK"
+png retext "$TMP/g.png" gambar:grid 2x2 "$TMP/badgrid.png"
+check_exit "reproduce rejects a grid smaller than its count" 3 $G --reproduce "$TMP/badgrid.png" --ckpt "$CK"
 $G --ckpt "$CK" --out "$TMP/gd" --grid 2x3 --n 5 --seed 7 >/dev/null
 check "grid + folder: 5 images and a grid" test "$(ls "$TMP/gd" | grep -c '^img-')" = 5 -a -f "$TMP/gd/grid-7.png"
 check "partial grid size" test "$(png size "$TMP/gd/grid-7.png")" = "92x62"
@@ -179,6 +197,10 @@ check "from-image reports psnr" grep -q "psnr=" "$TMP/fi.out"
 check "from-image records its mode and latent" test "$(key "$TMP/fi/var-2.png" gambar:mode)" = variation -a -n "$(key "$TMP/fi/recon.png" gambar:z)"
 check_exit "reproduce a reconstruction" 0 $G --reproduce "$TMP/fi/recon.png" --ckpt "$CK"
 check_exit "reproduce a variation" 0 $G --reproduce "$TMP/fi/var-2.png" --ckpt "$CK"
+png retext "$TMP/fi/recon.png" gambar:z zz "$TMP/badz.png"
+check_exit "reproduce rejects a bad latent" 3 $G --reproduce "$TMP/badz.png" --ckpt "$CK"
+png retext "$TMP/fi/recon.png" gambar:z 7f800000 "$TMP/badz.png"
+check_exit "reproduce rejects a short latent" 3 $G --reproduce "$TMP/badz.png" --ckpt "$CK"
 check_exit "from-image: missing input" 4 $G --ckpt "$CK" --from-image "$TMP/none.png" --out "$TMP/x.png"
 echo "not a png" >"$TMP/notpng.png"
 check_exit "from-image: not a PNG" 3 $G --ckpt "$CK" --from-image "$TMP/notpng.png" --out "$TMP/x.png"
