@@ -81,6 +81,13 @@ check init_from_exit0 test $rc -eq 0
 pd=$(info "$TMP/child/ckpt-0000000006.gck" parent_digest)
 check init_from_parent_digest test "$pd" = "$(sha256sum "$TMP/clean/ckpt-0000000030.gck" | cut -d' ' -f1)"
 check init_from_step_from_zero test "$(info "$TMP/child/ckpt-0000000006.gck" adam_d_t)" = 6
+# --resume --init-from: resumes when there is a checkpoint (parent kept) ...
+pair --start-batch 6 --batches 2 -- --ckpt-dir "$TMP/child" --resume --init-from "$TMP/junk-not-read.gck" --steps 8
+check resume_init_from_resumes test $rc -eq 0 -a -f "$TMP/child/ckpt-0000000008.gck"
+check resume_init_from_keeps_parent test "$(info "$TMP/child/ckpt-0000000008.gck" parent_digest)" = "$pd"
+# ... and starts from the parent when there is none
+pair --batches 2 -- --ckpt-dir "$TMP/child6" --resume --init-from "$TMP/clean/ckpt-0000000030.gck" --steps 2
+check resume_init_from_fresh_dir test "$(info "$TMP/child6/ckpt-0000000002.gck" parent_digest)" = "$pd"
 pair --batches 2 -- --ckpt-dir "$TMP/child2" --init-from "$TMP/clean/ckpt-0000000030.gck" --width 16
 check init_from_width_mismatch_exit3 test $rc -eq 3
 check init_from_mismatch_message grep -q 'init-from.*width 8/8.*width 16/16' "$TMP/train.log"

@@ -609,7 +609,6 @@ int main(int argc, char **argv) {
     if (!(o->ema >= 0 && o->ema < 1)) cli_usage_error(&spec, "--ema must be in [0, 1)");
     if (strcmp(o->conditional, "auto") && strcmp(o->conditional, "yes") && strcmp(o->conditional, "no"))
         cli_usage_error(&spec, "--conditional must be auto, yes or no");
-    if (o->resume && o->init_from) cli_usage_error(&spec, "--resume and --init-from exclude each other");
     model_loss_t loss;
     if (model_loss_parse(o->loss, &loss) != 0) cli_usage_error(&spec, "--loss must be bce or hinge");
     model_family_t fam = MODEL_DCGAN28;
@@ -643,6 +642,8 @@ int main(int argc, char **argv) {
         rc = GB_EFORMAT;
         status = GB_EXIT_USAGE;
     }
+    if (!rc && t->m && o->init_from)
+        log_info("--init-from %s ignored: resuming the run in %s", o->init_from, o->ckpt_dir);
     if (!rc && !t->m && o->init_from) rc = do_init_from(t);
     if (rc) {
         if (!status) status = exit_for(rc);
