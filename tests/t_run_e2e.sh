@@ -66,7 +66,7 @@ ckpt_diff "$A" "$B" >"$TMP/diff" 2>&1 && ok "B: final checkpoint bit-identical t
 # --- C: Ctrl-C, then resume the run folder
 gambar-run "$Q" --run-dir "$TMP/c" >"$TMP/c.out" 2>"$TMP/c.err" &
 RUN=$!
-wait_ckpt "$TMP/c/ckpt" || notok "C: first checkpoint"
+wait_ckpt "$TMP/c/ckpt" || notok "C: first checkpoint" "$(grep -v "^train\|^augment" "$TMP/c.err" | tail -20)"
 kill -INT $RUN
 wait $RUN; rc=$?
 [ $rc -eq 130 ] && ok "C: Ctrl-C: exit 130" || notok "C: Ctrl-C: exit 130" "rc=$rc"
@@ -83,7 +83,7 @@ C=$(last_ckpt "$TMP/c")
 # --- D: SIGKILL gambar-run
 gambar-run "$Q" --run-dir "$TMP/d" >"$TMP/d.out" 2>"$TMP/d.err" &
 RUN=$!
-wait_ckpt "$TMP/d/ckpt" || notok "D: first checkpoint"
+wait_ckpt "$TMP/d/ckpt" || notok "D: first checkpoint" "$(tail -20 "$TMP/d.err")"
 [ "$(alive "$TMP/d/pids" | wc -l)" -ge 2 ] && ok "D: augment and train running" || notok "D: running"
 kill -KILL $RUN; wait $RUN 2>/dev/null
 sleep 2
