@@ -53,7 +53,13 @@
  * moments 0, t = 0.
  *
  * Threads: the convolutions run on OpenBLAS threads (nn_set_threads()).
- * A model_t is not safe for concurrent use. */
+ * A model_t is not safe for concurrent use.
+ *
+ * Reproducibility: the same seed, inputs and thread count give
+ * bit-identical models (tests/test_model.c). A different thread count
+ * changes OpenBLAS's summation order, so results differ in the last bits
+ * (measured: most weights after 3 steps at 1 vs 2 threads); a run that
+ * must resume bit-exactly keeps its thread count. */
 #ifndef GB_MODEL_H
 #define GB_MODEL_H
 
