@@ -55,6 +55,12 @@ check wrong_size_stream_exit3 test $rc -eq 3
 check wrong_size_reason grep -q 'needs 1 or 3 x 32x32' "$TMP/train.log"
 check wrong_size_no_ckpt test ! -e "$TMP/wrongsize/ckpt-0000000003.gck"
 
+# --- a resumed run fed another dataset: nothing usable, exit 3 ---
+pair --start-batch 30 --batches 3 --digest 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff -- \
+    --ckpt-dir "$TMP/clean" --resume --steps 40
+check other_dataset_on_resume_exit3 test $rc -eq 3
+check other_dataset_on_resume_reason grep -q 'other_dataset' "$TMP/train.log"
+
 # --- NaN/Inf: 4 good steps, then resume with a huge D learning rate ---
 pair --batches 4 -- --ckpt-dir "$TMP/nan" --ckpt-every 2
 check nan_setup_ok test $rc -eq 0

@@ -76,6 +76,7 @@ typedef struct {
     uint64_t log_images;
     model_stats_t last;
     char *cmdline;
+    uint64_t trained;          /* steps trained by this process */
 } trainer_t;
 
 
@@ -712,6 +713,7 @@ int main(int argc, char **argv) {
             break;
         }
         if (t->pos.step == before) continue;
+        t->trained++;
         if (t->pos.step % (uint64_t)o->log_every == 0) log_progress(t);
         if (t->pos.step % (uint64_t)o->ckpt_every == 0) {
             rc = save_now(t);
@@ -728,7 +730,7 @@ int main(int argc, char **argv) {
             if (rc) status = rc == GB_ENUMERIC ? GB_EXIT_NUMERIC : GB_EXIT_IO;
         }
         if (!t->m && stop_reason == 3) status = GB_EXIT_INTERRUPTED;
-        if (!t->m && stop_reason == 2) {
+        if (!t->trained && stop_reason == 2) {
             if (drop_total(&t->drops)) {
                 log_error("the stream ended without one usable batch: every message was rejected");
                 status = GB_EXIT_DATA;
