@@ -390,6 +390,39 @@ static void test_training_moves(void) {
     model_free(m);
 }
 
+/* A NaN anywhere makes the step fail with GB_ENUMERIC before the
+ * optimizer touches the weights it would poison. */
+static void test_numeric_failure(void) {
+    model_desc_t d = small_desc(MODEL_DCGAN28, 0, MODEL_LOSS_BCE);
+    int N = 4;
+    model_t *m = model_new(&d, N, 3);
+    size_t img = model_image_floats(m);
+    float *real = xmalloc(N * img * sizeof(float)), *z = xmalloc((size_t)N * d.z_dim * sizeof(float));
+    fill_images(real, N * img, 1);
+    fill_normal(z, (size_t)N * d.z_dim, 2, 1.0f);
+    CHECK(model_train_step(m, real, NULL, N, z, NULL, NULL) == 0);
+    const model_tensor_t *dw = model_find(m, "D.net_2.weight"), *gw = model_find(m, "G.net_3.weight");
+    float *dsave = xmalloc(dw->n * sizeof(float)), *gsave = xmalloc(gw->n * sizeof(float));
+    memcpy(dsave, dw->data, dw->n * sizeof(float));
+    memcpy(gsave, gw->data, gw->n * sizeof(float));
+    real[5] = NAN; /* a corrupt input image */
+    model_stats_t st;
+    CHECK(model_train_step(m, real, NULL, N, z, NULL, &st) == GB_ENUMERIC);
+    CHECK(!isfinite(st.loss_d) || !isfinite(st.grad_norm_d));
+    CHECK(memcmp(dsave, dw->data, dw->n * sizeof(float)) == 0);
+    CHECK(memcmp(gsave, gw->data, gw->n * sizeof(float)) == 0);
+    CHECK(model_adam(m, MODEL_D)->t == 1 && model_adam(m, MODEL_G)->t == 1);
+    real[5] = 0.0f;
+    gw->data[7] = INFINITY; /* a poisoned generator */
+    CHECK(model_train_step(m, real, NULL, N, z, NULL, &st) == GB_ENUMERIC);
+    CHECK(memcmp(dsave, dw->data, dw->n * sizeof(float)) == 0);
+    free(real);
+    free(z);
+    free(dsave);
+    free(gsave);
+    model_free(m);
+}
+
 /* ---- descriptions --------------------------------------------------------------- */
 
 static void test_desc(void) {
@@ -458,6 +491,7 @@ int main(void) {
     RUN(test_families);
     RUN(test_determinism);
     RUN(test_training_moves);
+    RUN(test_numeric_failure);
     RUN(test_fd_dcgan28_cond_bce);
     RUN(test_fd_dcgan32_cond_hinge);
     return test_done();
