@@ -48,6 +48,9 @@ check garbage_does_not_change_training ckpt_diff "$TMP/clean/ckpt-0000000030.gck
 # --- u8 pixels train too (and differently from f32 only by rounding) ---
 pair --batches 4 --dtype u8 -- --ckpt-dir "$TMP/u8" --ckpt-every 100
 check u8_batches_train test -f "$TMP/u8/ckpt-0000000004.gck"
+check auto_conditional_on_labelled_data test "$(info "$TMP/u8/ckpt-0000000004.gck" conditional)" = 1
+pair --batches 2 -- --ckpt-dir "$TMP/uncond" --conditional no
+check conditional_no_unconditional test "$(info "$TMP/uncond/ckpt-0000000002.gck" conditional)" = 0
 
 # --- a stream the model cannot use at all: exit 3, no checkpoint ---
 pair --batches 3 -- --ckpt-dir "$TMP/wrongsize" --model dcgan32

@@ -190,13 +190,23 @@ static void apply_hyper(trainer_t *t, int resumed) {
 
 /* Build the model when the first good batch b has arrived (new runs).
  * Returns 0 or an rc for a fatal mismatch (logged). */
+/* Whether a new run's model is class-conditional, decided on its first
+ * batch: "auto" means the dataset has classes and every image of the batch
+ * carries a label (a conditional model cannot train on unlabelled images:
+ * it rejects batches with label -1). */
+static int decide_conditional(const trainer_t *t, const Gambar__Batch *b) {
+    if (strcmp(t->o.conditional, "yes") == 0) return 1;
+    if (strcmp(t->o.conditional, "no") == 0) return 0;
+    if (b->num_classes == 0 || b->n_labels != b->n) return 0;
+    for (size_t i = 0; i < b->n_labels; i++)
+        if (b->labels[i] < 0) return 0;
+    return 1;
+}
+
 static int build_model(trainer_t *t, const Gambar__Batch *b) {
     model_desc_t d = t->want;
     d.channels = (int)b->c;
-    int cond;
-    if (strcmp(t->o.conditional, "yes") == 0) cond = 1;
-    else if (strcmp(t->o.conditional, "no") == 0) cond = 0;
-    else cond = b->num_classes > 0 && b->n_labels == b->n;
+    int cond = decide_conditional(t, b);
     if (cond && b->num_classes == 0) {
         log_error("--conditional yes, but the dataset has no classes (num_classes 0)");
         return GB_EMISMATCH;
@@ -321,6 +331,7 @@ static int on_batch(trainer_t *t, wire_msg_t **mp) {
         wire_msg_destroy(mp);
         return 0;
     }
+    if (!t->m) t->ex.conditional = decide_conditional(t, b);
     int k = train_batch_check(b, &t->ex, why, sizeof why);
     if (k) {
         drop_note(&t->drops, (drop_kind_t)k, b->seq, why);
