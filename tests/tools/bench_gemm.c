@@ -2,14 +2,14 @@
  * convolution layers of DCGAN-28 get to that.
  *
  * Prints `bench: NAME VALUE UNIT` lines (scripts/bench/nn.sh runs it):
- *   sgemm_gflops            OpenBLAS sgemm, 2048^3, all threads, median of runs
+ *   sgemm_2048_gflops       OpenBLAS sgemm, 2048^3, all threads, median of runs
  *   sgemm_1t_gflops         the same on one thread
  *   conv_LAYER_{fwd,bwd}_gflops / _ms   each DCGAN-28 conv layer at batch 64,
  *                           width 32 (g1..g3 transposed, d1..d3 conv); bwd is
  *                           dx and dw together (twice the forward's FLOPs)
  *   conv_layers_gflops      all six layers, forward + backward, total FLOPs
  *                           over total time: the ceiling a training step can
- *                           reach, to compare with sgemm_gflops
+ *                           reach, to compare with sgemm_2048_gflops
  * FLOPs count only the multiply-adds of the convolution (2 per MAC), so
  * im2col/col2im and the layout copies show up as lost rate. Timings are
  * medians over repeated runs after a warm-up.
@@ -96,7 +96,7 @@ int main(int argc, char **argv) {
     fill(&r, a, nn2);
     fill(&r, b, nn2);
     t_all = time_sgemm(size, a, b, c);
-    printf("bench: sgemm_gflops %.1f GFLOP/s\n", flops / t_all * 1e-9);
+    printf("bench: sgemm_2048_gflops %.1f GFLOP/s\n", flops / t_all * 1e-9);
     fflush(stdout);
     nn_set_threads(1);
     double t_one = time_sgemm(size, a, b, c);
