@@ -87,6 +87,14 @@ $(BIN)/gambar-$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard stages/$(1)/*.c))
 endef
 $(foreach s,$(STAGES),$(eval $(call STAGE_RULE,$(s))))
 
+# gambar-dash serves its page from memory: stages/dash/web/* and Debian's
+# Chart.js (libjs-chart.js) are embedded at build time (stages/dash/embed.sh).
+DASH_WEB := $(sort $(wildcard stages/dash/web/*)) $(wildcard /usr/share/javascript/chart.js/chart.min.js)
+$(GEN)/dash_assets.c: $(DASH_WEB) stages/dash/embed.sh
+	@mkdir -p $(GEN)
+	sh stages/dash/embed.sh $@ $(DASH_WEB)
+$(BIN)/gambar-dash: $(BUILD)/obj/gen/dash_assets.o
+
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -1,0 +1,344 @@
+/* dash_http.c - gambar-dash's read-only web server (libmicrohttpd).
+ *
+ * One thread per connection, because /events streams block on the
+ * store's condition variable between events; the number of threads is
+ * what the limits below allow:
+ *   - MHD_OPTION_CONNECTION_LIMIT: connections in all;
+ *   - MHD_OPTION_PER_IP_CONNECTION_LIMIT: connections from one address,
+ *     so a slow-drip client (a header byte a second) holds at most that
+ *     many threads and other addresses are still served at once;
+ *   - MHD_OPTION_CONNECTION_TIMEOUT: idle connections are closed;
+ *   - MHD_OPTION_CONNECTION_MEMORY_LIMIT: the request line and headers
+ *     must fit in it, a larger request gets 431/413.
+ * Only GET and HEAD are answered (405 otherwise). The path is checked on
+ * the raw URI, before libmicrohttpd decodes it: any '%', ".." or '\'
+ * there gets 400, so "%2e%2e" cannot sneak a parent directory past the
+ * checks; then the path must be one of a fixed set (404 otherwise). Web
+ * assets come from memory (embedded at build time), never from disk.
+ * Binds 127.0.0.1 unless an address is given. */
+#include "dash.h"
+
+#include "err.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+
+#define SSE_WAIT_MS 5000     /* a keep-alive comment at least this often */
+#define SAMPLE_MAX_N 64
+
+struct dash_http {
+    struct MHD_Daemon *d;
+    dash_http_opts_t o;
+};
+
+typedef struct {
+    bool bad_path;           /* the raw path had '%', ".." or '\' */
+} req_t;
+
+typedef struct {
+    dash_state_t *st;
+    uint64_t cursor;
+    char *pend;              /* bytes to send before the next events */
+    size_t pend_len, pend_off;
+    bool need_state;
+    char buf[DASH_EVENT_BYTES * 8];
+} sse_t;
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    UNUSED(cls);
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = 0;
+    log_debug("http: %s", msg);
+}
+
+static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c) {
+    UNUSED(cls);
+    UNUSED(c);
+    req_t *r = xcalloc(1, sizeof *r);
+    size_t plen = strcspn(uri, "?#");
+    for (size_t i = 0; i < plen; i++)
+        if (uri[i] == '%' || uri[i] == '\\' || (uri[i] == '.' && uri[i + 1] == '.')) r->bad_path = true;
+    return r;
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode t) {
+    UNUSED(cls);
+    UNUSED(c);
+    UNUSED(t);
+    free(*con_cls);
+    *con_cls = NULL;
+}
+
+static void common_headers(struct MHD_Response *r, const char *type) {
+    MHD_add_response_header(r, "Content-Type", type);
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+}
+
+/* Queue buf[0..n) (malloc'd: ownership passes to libmicrohttpd). */
+static enum MHD_Result send_owned(struct MHD_Connection *c, unsigned status, const char *type, char *buf,
+                                  size_t n) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(n, buf, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(buf);
+        return MHD_NO;
+    }
+    common_headers(r, type);
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED) MHD_add_response_header(r, "Allow", "GET, HEAD");
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *fmt, ...) {
+    char *buf = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&buf, fmt, ap);
+    va_end(ap);
+    if (n < 0) return MHD_NO;
+    return send_owned(c, status, "text/plain; charset=utf-8", buf, (size_t)n);
+}
+
+/* ---- /events --------------------------------------------------------------- */
+
+static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max) {
+    UNUSED(pos);
+    sse_t *s = cls;
+    for (;;) {
+        if (s->pend_off < s->pend_len) {
+            size_t k = GB_MIN(max, s->pend_len - s->pend_off);
+            memcpy(out, s->pend + s->pend_off, k);
+            s->pend_off += k;
+            return (ssize_t)k;
+        }
+        free(s->pend);
+        s->pend = NULL;
+        s->pend_len = s->pend_off = 0;
+        if (s->need_state) {
+            /* the whole state, then every event after it */
+            s->cursor = dash_state_event_head(s->st);
+            char *js = NULL;
+            size_t jn = 0;
+            dash_state_json(s->st, &js, &jn);
+            s->pend_len = (size_t)asprintf(&s->pend, "retry: 2000\nevent: state\ndata: %s\n\n", js);
+            free(js);
+            s->need_state = false;
+            continue;
+        }
+        long n = dash_state_events(s->st, &s->cursor, s->buf, sizeof s->buf, SSE_WAIT_MS);
+        if (n < 0) {
+            if (dash_state_closing(s->st)) return MHD_CONTENT_READER_END_OF_STREAM;
+            s->need_state = true; /* fell behind the ring */
+            continue;
+        }
+        if (n == 0) {
+            static const char ka[] = ": keep-alive\n\n";
+            size_t k = GB_MIN(max, sizeof ka - 1);
+            memcpy(out, ka, k);
+            return (ssize_t)k;
+        }
+        s->pend = xmalloc((size_t)n);
+        memcpy(s->pend, s->buf, (size_t)n);
+        s->pend_len = (size_t)n;
+    }
+}
+
+static void sse_free(void *cls) {
+    sse_t *s = cls;
+    free(s->pend);
+    free(s);
+}
+
+static enum MHD_Result serve_events(struct MHD_Connection *c, dash_state_t *st) {
+    sse_t *s = xcalloc(1, sizeof *s);
+    s->st = st;
+    s->need_state = true;
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, s, sse_free);
+    if (!r) {
+        sse_free(s);
+        return MHD_NO;
+    }
+    common_headers(r, "text/event-stream; charset=utf-8");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* ---- /sample ---------------------------------------------------------------- */
+
+static enum MHD_Result serve_sample(struct MHD_Connection *c, dash_http_t *h) {
+    const char *cls = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "class");
+    const char *seed_s = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "seed");
+    const char *n_s = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "n");
+    uint64_t seed = 0;
+    unsigned long n = 1;
+    if (cls && strlen(cls) > 256) return send_text(c, 400, "class: longer than 256 bytes\n");
+    if (seed_s) {
+        char *end;
+        errno = 0;
+        seed = strtoull(seed_s, &end, 10);
+        if (!*seed_s || *end || errno || *seed_s == '-')
+            return send_text(c, 400, "seed: '%.64s' is not a number 0..18446744073709551615\n", seed_s);
+    }
+    if (n_s) {
+        char *end;
+        errno = 0;
+        n = strtoul(n_s, &end, 10);
+        if (!*n_s || *end || errno || n < 1 || n > SAMPLE_MAX_N)
+            return send_text(c, 400, "n: '%.64s' is not a number 1..%d\n", n_s, SAMPLE_MAX_N);
+    }
+    void *png = NULL;
+    size_t len = 0;
+    char err[512] = "";
+    int rc = dash_sample_get(h->o.sample, cls ? cls : "", seed, (unsigned)n, n > 1, &png, &len, err, sizeof err);
+    if (rc == 0) return send_owned(c, 200, "image/png", png, len);
+    if (rc == GB_ENOTFOUND || rc == EAGAIN) return send_text(c, 503, "%s\n", err);
+    if (rc == GB_EFORMAT) return send_text(c, 400, "%s\n", err);
+    return send_text(c, 502, "%s\n", err);
+}
+
+/* ---- dispatch --------------------------------------------------------------- */
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                               const char *version, const char *upload_data, size_t *upload_data_size,
+                               void **con_cls) {
+    UNUSED(version);
+    UNUSED(upload_data);
+    UNUSED(upload_data_size);
+    dash_http_t *h = cls;
+    req_t *r = *con_cls;
+    if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+        return send_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method %.16s not allowed: this server is read-only\n",
+                         method);
+    if (!r || r->bad_path) return send_text(c, 400, "bad path: '%%', '..' and '\\' are not allowed\n");
+    if (!strcmp(url, "/metrics")) {
+        char *buf = NULL;
+        size_t n = 0;
+        dash_state_prometheus(h->o.state, h->o.run, &buf, &n);
+        return send_owned(c, 200, "text/plain; version=0.0.4; charset=utf-8", buf, n);
+    }
+    if (!strcmp(url, "/api/state")) {
+        char *buf = NULL;
+        size_t n = 0;
+        dash_state_json(h->o.state, &buf, &n);
+        return send_owned(c, 200, "application/json", buf, n);
+    }
+    if (!strcmp(url, "/events")) return serve_events(c, h->o.state);
+    if (!strcmp(url, "/sample")) return serve_sample(c, h);
+    if (!strcmp(url, "/samples/latest.png")) {
+        void *png = NULL;
+        size_t n = 0;
+        if (dash_state_get_grid(h->o.state, &png, &n)) return send_text(c, 404, "no sample grid yet\n");
+        return send_owned(c, 200, "image/png", png, n);
+    }
+    if (!strcmp(url, "/healthz")) return send_text(c, 200, "ok\n");
+    const char *want = strcmp(url, "/") ? url : "/index.html";
+    for (unsigned long i = 0; i < dash_nassets; i++) {
+        if (strcmp(dash_assets[i].path, want)) continue;
+        struct MHD_Response *resp = MHD_create_response_from_buffer(
+            dash_assets[i].len, (void *)dash_assets[i].data, MHD_RESPMEM_PERSISTENT);
+        if (!resp) return MHD_NO;
+        common_headers(resp, dash_assets[i].type);
+        if (!strcmp(want, "/index.html"))
+            MHD_add_response_header(resp, "Content-Security-Policy",
+                                    "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:");
+        enum MHD_Result ret = MHD_queue_response(c, 200, resp);
+        MHD_destroy_response(resp);
+        return ret;
+    }
+    return send_text(c, 404, "not found\n");
+}
+
+/* Parse "[ADDR:]PORT", "[V6ADDR]:PORT" into *ss. Returns 0 or GB_EFORMAT. */
+static int parse_listen(const char *s, struct sockaddr_storage *ss, bool *v6) {
+    char host[128] = "127.0.0.1";
+    const char *port_s = s;
+    memset(ss, 0, sizeof *ss);
+    *v6 = false;
+    if (s[0] == '[') {
+        const char *e = strchr(s, ']');
+        if (!e || e[1] != ':' || (size_t)(e - s - 1) >= sizeof host) return GB_EFORMAT;
+        memcpy(host, s + 1, (size_t)(e - s - 1));
+        host[e - s - 1] = 0;
+        port_s = e + 2;
+        *v6 = true;
+    } else if (strchr(s, ':')) {
+        const char *e = strrchr(s, ':');
+        if ((size_t)(e - s) >= sizeof host || e == s) return GB_EFORMAT;
+        memcpy(host, s, (size_t)(e - s));
+        host[e - s] = 0;
+        port_s = e + 1;
+    }
+    char *end;
+    errno = 0;
+    long port = strtol(port_s, &end, 10);
+    if (!*port_s || *end || errno || port < 0 || port > 65535) return GB_EFORMAT;
+    if (*v6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1) return GB_EFORMAT;
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)ss;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET, host, &a->sin_addr) != 1) return GB_EFORMAT;
+    }
+    return 0;
+}
+
+int dash_http_start(const dash_http_opts_t *o, dash_http_t **out) {
+    struct sockaddr_storage ss;
+    bool v6;
+    if (parse_listen(o->listen, &ss, &v6)) {
+        log_error("--http '%s': expected [ADDR:]PORT with an IPv4 address or [IPv6]:PORT, port 0..65535",
+                  o->listen);
+        return GB_EFORMAT;
+    }
+    dash_http_t *h = xcalloc(1, sizeof *h);
+    h->o = *o;
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+                     MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+    h->d = MHD_start_daemon(flags, 0, NULL, NULL, handler, h,                                      //
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,                          //
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->timeout_s,                 //
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->conn_limit,                  //
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->per_ip_limit,         //
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),               //
+                            MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),                    //
+                            MHD_OPTION_URI_LOG_CALLBACK, uri_log, NULL,                            //
+                            MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,                          //
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,                             //
+                            MHD_OPTION_END);
+    if (!h->d) {
+        log_error("--http %s: cannot listen there (port in use, or address not on this machine)", o->listen);
+        free(h);
+        return GB_EPEER;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    char host[INET6_ADDRSTRLEN] = "";
+    if (v6) inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof host);
+    else inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof host);
+    log_info("serving http://%s%s%s:%u/", v6 ? "[" : "", host, v6 ? "]" : "", di ? di->port : 0);
+    *out = h;
+    return 0;
+}
+
+void dash_http_stop(dash_http_t **ph) {
+    dash_http_t *h = *ph;
+    if (!h) return;
+    dash_state_close(h->o.state);
+    MHD_stop_daemon(h->d);
+    free(h);
+    *ph = NULL;
+}
