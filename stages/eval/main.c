@@ -70,10 +70,11 @@ static int follow(eval_ctx_t *e) {
             status = GB_EXIT_PEER;
             break;
         }
-        /* skip to the newest announcement already queued */
+        /* skip to the newest announcement already queued (100 ms grace so
+         * a burst that is still arriving counts as queued) */
         wire_msg_t *next = NULL;
         int skipped = 0;
-        while (wire_recv(sub, acc, 1, WIRE_MAX_SMALL_BYTES, 0, &next, &st) == 0) {
+        while (wire_recv(sub, acc, 1, WIRE_MAX_SMALL_BYTES, 100, &next, &st) == 0) {
             wire_msg_destroy(&m);
             m = next;
             next = NULL;
