@@ -92,10 +92,20 @@ for p in $(awk '{print $3}' "$TMP/d/pids"); do kill -0 -- "-$p" 2>/dev/null && n
 ok "D: process groups empty"
 
 # --- E: two augmenter shards, one trainer
-gambar-run "$GAMBAR_ROOT/pipelines/shards.ini" --run-dir "$TMP/e" >"$TMP/e.out" 2>"$TMP/e.err"; rc=$?
+# (on a terminal, made by script(1), so the status line shows)
+if command -v script >/dev/null 2>&1; then
+    env -u NO_COLOR TERM=xterm script -qec "gambar-run '$GAMBAR_ROOT/pipelines/shards.ini' --run-dir '$TMP/e'" /dev/null \
+        </dev/null >"$TMP/e.tty" 2>&1; rc=$?
+    tr '\r' '\n' <"$TMP/e.tty" >"$TMP/e.err"
+    grep -q "^.*\[step [0-9]* epoch [0-9] | [0-9]* img/s | loss_d " "$TMP/e.err" && ok "E: status line on a terminal" \
+        || notok "E: status line on a terminal" "$(tail -5 "$TMP/e.err")"
+else
+    gambar-run "$GAMBAR_ROOT/pipelines/shards.ini" --run-dir "$TMP/e" >"$TMP/e.out" 2>"$TMP/e.err"; rc=$?
+fi
+grep -q "\[step " "$TMP/a.err" && notok "A: no status line without a terminal" || ok "A: no status line without a terminal"
 [ $rc -eq 0 ] && ok "E: shards.ini exits 0" || notok "E: shards.ini" "rc=$rc $(tail "$TMP/e.err")"
 grep -q -- "--shard 0/2 --out '\?>ipc://" "$TMP/e/logs/augment.0.log" && grep -q -- "--shard 1/2" "$TMP/e/logs/augment.1.log" \
     && grep -q "^augment.1 *| " "$TMP/e.err" && ok "E: replicas get \${replica}/\${replicas}, own logs and prefixes" || notok "E: replica logs"
 grep -q -- "--in @ipc://" "$TMP/e/logs/train.log" && grep -q "finished at step 186" "$TMP/e/logs/train.log" \
-    && grep -q "dropped messages: 0" "$TMP/e/logs/train.log" && ok "E: the trainer binds and gets every batch" || notok "E: trainer"
+    && grep -q "dropped messages: 0" "$TMP/e/logs/train.log" && ok "E: the trainer binds and gets every batch" || notok "E: trainer" "$(grep -v "info: step\|checkpoint /" "$TMP/e/logs/train.log")"
 rm -rf "$TMP"
