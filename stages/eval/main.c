@@ -97,7 +97,7 @@ int main(int argc, char **argv) {
     eval_opts_t o = {0};
     o.n = 10000;
     o.threads = 0;
-    o.epochs = 3;
+    o.epochs = 4;
     o.mem_n = 2000;
     o.worst_n = 8;
     o.kid_subsets = 50;
@@ -118,7 +118,7 @@ int main(int argc, char **argv) {
         {"follow-count", 0, CLI_INT, &o.follow_count, "N", "with --follow: stop after N evaluations", NULL},
         {"fit-features", 0, CLI_FLAG, &o.fit_features, NULL, "fit the feature network on --db, write --out", NULL},
         {"out", 'o', CLI_STR, &o.out, "FILE", "with --fit-features: output file (default: the cache name)", NULL},
-        {"epochs", 0, CLI_INT, &o.epochs, "N", "feature network epochs (default 3)", NULL},
+        {"epochs", 0, CLI_INT, &o.epochs, "N", "feature network epochs (default 4)", NULL},
         {"samples-db", 0, CLI_STR, &o.samples_db, "PATH", "evaluate this dataset's images instead of a generator",
          NULL},
         {"mem-n", 0, CLI_INT, &o.mem_n, "N", "generated images in the pixel-space memorisation audit (2000)", NULL},
