@@ -93,7 +93,7 @@ CK=$(mkckpt "$TMP/ck" --steps 10 --seed 3)
 $E --db "$TMP/tr" --ckpt "$CK" --n 400 --card --json "$TMP/ck.json" --worst-n 3 >"$TMP/ck.out" 2>"$TMP/ck.err"
 check ck_exit0 test $? -eq 0
 check ck_card_written test -s "$CK.card.md"
-for s in "## Model" "## Training" "## Dataset" "### Licenses" "### Opt-outs" "## Evaluation" "## Known limitations" \
+for s in "## Model" "## Training" "## Dataset" "### Licenses" "Attributions" "### Opt-outs" "## Evaluation" "## Known limitations" \
          "| fid |" "| class_kl |" "| near_copy_fraction |" "Command line" "Trouser"; do
     check "card_has_$(echo "$s" | tr -cd 'a-zA-Z_')" grep -qF "$s" "$CK.card.md"
 done

@@ -157,6 +157,40 @@ static void md_num(FILE *f, double v) {
     else fputs("n/a", f);
 }
 
+/* Distinct attribution lines of the dataset's examples with their counts
+ * (the first ATTR_MAX distinct ones; the rest counted together). One pass
+ * over the examples: a fraction of a second for 60000. */
+#define ATTR_MAX 20
+static void attribution_summary(const eval_ctx_t *e, FILE *f) {
+    char *name[ATTR_MAX];
+    uint64_t cnt[ATTR_MAX], other = 0, none = 0, count = store_count(e->db);
+    int n = 0;
+    for (uint64_t i = 0; i < count; i++) {
+        Gambar__Example *ex = NULL;
+        if (store_get(e->db, i, &ex) != 0) continue;
+        const char *a = ex->attribution;
+        if (!a[0]) none++;
+        else {
+            int k = 0;
+            while (k < n && strcmp(name[k], a) != 0) k++;
+            if (k < n) cnt[k]++;
+            else if (n < ATTR_MAX) name[n] = xstrdup(a), cnt[n++] = 1;
+            else other++;
+        }
+        gambar__example__free_unpacked(ex, NULL);
+    }
+    fprintf(f, "Attributions (credit lines stored with each image):\n\n");
+    if (!n) fprintf(f, "- none recorded (%llu images without a credit line)\n\n", (unsigned long long)none);
+    else {
+        for (int k = 0; k < n; k++) {
+            fprintf(f, "- %s (%llu images)\n", name[k], (unsigned long long)cnt[k]);
+            free(name[k]);
+        }
+        if (other) fprintf(f, "- other credit lines (%llu images)\n", (unsigned long long)other);
+        fprintf(f, "- no credit line (%llu images)\n\n", (unsigned long long)none);
+    }
+}
+
 int eval_write_card(const eval_ctx_t *e, const eval_result_t *r, const char *ckpt_path) {
     const Gambar__Checkpoint *ck = r->ck;
     if (!ck) return 0;
@@ -224,10 +258,11 @@ int eval_write_card(const eval_ctx_t *e, const eval_result_t *r, const char *ckp
         for (size_t i = 0; i < in->n_licenses; i++)
             fprintf(f, "| %s | %llu |\n", in->licenses[i]->license[0] ? in->licenses[i]->license : "(unknown)",
                     (unsigned long long)in->licenses[i]->count);
-        fprintf(f, "\nPer-image attributions are stored with each example in the dataset.\n\n");
+        fprintf(f, "\n");
     } else {
         fprintf(f, "No license information was recorded at ingest: treat the terms as unknown.\n\n");
     }
+    attribution_summary(e, f);
     fprintf(f, "### Opt-outs\n\n%llu source file(s) were refused at ingest because they were on the opt-out "
                "list; none of them is in the training data.\n\n", (unsigned long long)in->optout_count);
 
