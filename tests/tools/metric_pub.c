@@ -105,7 +105,7 @@ int main(int argc, char **argv) {
         if (evil && i == 0) pub(s, "train", run, "evil", 1.0, st, "what", "a\"b\\c\nd\xff\xfe e");
         if ((i + 1) % eval_every == 0) {
             pub(s, "eval", run, "fid", 100.0 / (1.0 + x / 50.0), st, NULL, NULL);
-            pub(s, "eval", run, "kid", 0.1 / (1.0 + x / 50.0), st, NULL, NULL);
+            pub(s, "eval", run, "kid", 0.002 + 0.05 * exp(-x / 300.0), st, NULL, NULL);
             pub(s, "eval", run, "precision", 0.5 + 0.4 * (1.0 - exp(-x / 100.0)), st, NULL, NULL);
             pub(s, "eval", run, "recall", 0.3 + 0.5 * (1.0 - exp(-x / 150.0)), st, NULL, NULL);
             pub(s, "eval", run, "class_kl", 0.5 * exp(-x / 80.0), st, NULL, NULL);
