@@ -4,8 +4,9 @@
 #   A  straight run: exit 0, checkpoints load at the final step, samples
 #      with provenance, logs, plan and pipeline copy in the run folder;
 #   B  kill -9 of the trainer mid-run: restarted with --resume, the
-#      augmenter restarted at the batch the trainer needs next, the run
-#      completes and the final checkpoint is bit-identical to A's;
+#      augmenter restarted at the batch the trainer needs next; later kill
+#      -9 of the augmenter: restarted (the trainer drops stale batches);
+#      the run completes and the final checkpoint is bit-identical to A's;
 #   C  Ctrl-C to gambar-run: exit 130, no stage alive, a valid checkpoint;
 #      the same command on the same run folder then completes, bit-exact;
 #   D  SIGKILL to gambar-run: no stage alive 2 s later;
@@ -52,6 +53,10 @@ RUN=$!
 wait_ckpt "$TMP/b/ckpt" || notok "B: first checkpoint" "$(tail "$TMP/b.err")"
 TP=$(awk '$1=="train"{print $3}' "$TMP/b/pids" | head -1)
 kill -KILL "$TP"
+# then kill -9 the (restarted) augmenter once the trainer is past step 100
+i=0; while [ $i -lt 600 ] && ! ls "$TMP/b/ckpt"/ckpt-00000001[0-4]0.gck >/dev/null 2>&1; do sleep 0.1; i=$((i + 1)); done
+AP=$(awk '$1=="augment"{print $3}' "$TMP/b/pids" | tail -n 1)
+kill -KILL "$AP" 2>/dev/null && ok "B: killed the augmenter too (pid $AP)" || notok "B: augmenter alive to kill"
 wait $RUN; rc=$?
 [ $rc -eq 0 ] && ok "B: run completes after kill -9 of the trainer" || notok "B: run completes" "rc=$rc $(tail -20 "$TMP/b.err")"
 grep -q "job train: killed by signal 9" "$TMP/b.err" && grep -q "restarting train in 1 s" "$TMP/b.err" \
@@ -60,6 +65,9 @@ grep -q "^--- gambar-run: start 2, .*gambar-train .*--resume" "$TMP/b/logs/train
     || notok "B: trainer restarted with --resume" "$(grep '^---' "$TMP/b/logs/train.log")"
 sb=$(grep "^--- gambar-run: start 2" "$TMP/b/logs/augment.log" | sed -n 's/.*--start-batch \([0-9]*\).*/\1/p')
 [ -n "$sb" ] && [ "$sb" -ge 40 ] && ok "B: augmenter restarted at --start-batch $sb" || notok "B: augmenter --start-batch" "$(grep '^---' "$TMP/b/logs/augment.log")"
+grep -q "service augment: killed by signal 9" "$TMP/b.err" && grep -q "augment: LMDB reader check of $TMP/b/db (mdb_stat -rr): [0-9]* stale readers cleared" "$TMP/b.err" \
+    && [ "$(grep -c '^--- gambar-run: start' "$TMP/b/logs/augment.log")" -eq 3 ] \
+    && ok "B: augmenter restarted after its crash, LMDB readers checked" || notok "B: augmenter crash" "$(grep gambar-run: "$TMP/b.err")"
 B=$(last_ckpt "$TMP/b")
 ckpt_diff "$A" "$B" >"$TMP/diff" 2>&1 && ok "B: final checkpoint bit-identical to the straight run" || notok "B: bit-exact" "$(head "$TMP/diff")"
 

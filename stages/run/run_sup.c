@@ -423,27 +423,43 @@ static void describe_status(int st, char *buf, size_t n) {
         snprintf(buf, n, "exit status %d", st);
 }
 
-/* After a crash, clear LMDB reader slots the dead process left. */
+/* After a crash, clear LMDB reader slots the dead process left: run
+ * `mdb_stat -rr DB` for each --db argument of the stage and report its
+ * "N stale readers cleared" line (nothing when mdb_stat is missing). */
 static void check_readers(run_t *R, const pl_stage_t *st, int replica) {
     char **argv = st->inst[replica].argv;
     for (int i = 1; argv[i] && argv[i + 1]; i++) {
         if (strcmp(argv[i], "--db")) continue;
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) != 0) return;
         pid_t pid = fork();
         if (pid == 0) {
             int nul = open("/dev/null", O_WRONLY);
-            if (nul >= 0) {
-                dup2(nul, 1);
-                dup2(nul, 2);
-            }
+            dup2(p[1], 1);
+            if (nul >= 0) dup2(nul, 2);
             execlp("mdb_stat", "mdb_stat", "-rr", argv[i + 1], (char *)NULL);
             _exit(127);
         }
+        close(p[1]);
+        char out[4096];
+        size_t got = 0;
+        ssize_t n;
+        while (got < sizeof out - 1 && ((n = read(p[0], out + got, sizeof out - 1 - got)) > 0 || (n < 0 && errno == EINTR)))
+            if (n > 0) got += (size_t)n;
+        out[got] = 0;
+        close(p[0]);
         if (pid > 0) {
-            int s;
-            while (waitpid(pid, &s, 0) < 0 && errno == EINTR) {
+            int ws;
+            while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
             }
-            if (WIFEXITED(s) && WEXITSTATUS(s) == 0)
-                say(R, "%s: checked LMDB reader slots of %s (mdb_stat -rr)", st->name, argv[i + 1]);
+        }
+        char *line = strstr(out, "stale readers cleared");
+        if (line) {
+            while (line > out && line[-1] != '\n') line--;
+            while (*line == ' ') line++;
+            char *e = strchr(line, '\n');
+            if (e) *e = 0;
+            say(R, "%s: LMDB reader check of %s (mdb_stat -rr): %s", st->name, argv[i + 1], line);
         }
     }
 }
