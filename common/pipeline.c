@@ -73,7 +73,7 @@ static const char *const pl_types[] = {"gambar.Batch",        "gambar.EndOfStrea
 static const char *const pl_stage_keys[] = {
     "command", "args",    "after",         "type",         "replicas",         "restart",
     "start_retries", "stop_signal", "stop_timeout", "environment", "host", "restart_args",
-    "start_batch_from", "out", "metrics", "serve", "in", "sample"};
+    "start_batch_from", "optional", "out", "metrics", "serve", "in", "sample"};
 #define PL_NSTAGE_KEYS ((int)(sizeof pl_stage_keys / sizeof pl_stage_keys[0]))
 
 /* ------------------------------------------------------------------ */
@@ -976,6 +976,13 @@ static void pl_read_stage(pipeline_t *pl, pl_ctx_t *c, pl_sec_t *s, pl_stage_t *
                 pl_err(pl, line, "[%s] stop_timeout: '%s' is not a number of seconds in (0, 3600]", s->name, v);
             else
                 st->stop_timeout = d;
+        } else if (!strcmp(key, "optional")) {
+            if (!strcmp(v, "yes") || !strcmp(v, "true"))
+                st->optional = 1;
+            else if (!strcmp(v, "no") || !strcmp(v, "false"))
+                st->optional = 0;
+            else
+                pl_err(pl, line, "[%s] optional: '%s' is not yes or no", s->name, v);
         } else if (!strcmp(key, "host")) {
             st->host = pl_expand(c, v, line, "host");
         } else if (!strcmp(key, "after") || !strcmp(key, "start_batch_from")) {
@@ -1419,6 +1426,7 @@ void pl_print_plan(const pipeline_t *pl, FILE *f) {
             for (int i = 0; i < st->nafter; i++) fprintf(f, "%s%s", i ? "," : "", pl->stages[st->after[i]].name);
         }
         if (st->start_batch_from >= 0) fprintf(f, ", start batch from %s", pl->stages[st->start_batch_from].name);
+        if (st->optional) fprintf(f, ", optional");
         if (st->host) fprintf(f, ", host %s", st->host);
         fprintf(f, ")\n");
         for (int r = 0; r < st->replicas; r++) {
@@ -1479,9 +1487,9 @@ void pl_print_plan_json(const pipeline_t *pl, FILE *f) {
         fprintf(f, "%s\n{\"name\":", k ? "," : "");
         pl_json_str(f, st->name);
         fprintf(f, ",\"type\":\"%s\",\"restart\":\"%s\",\"replicas\":%d,\"start_retries\":%d,"
-                   "\"stop_signal\":\"%s\",\"stop_timeout\":%g,\"after\":[",
+                   "\"stop_signal\":\"%s\",\"stop_timeout\":%g,\"optional\":%s,\"after\":[",
                 st->kind == PL_JOB ? "job" : "service", pl_restart_name(st->restart), st->replicas,
-                st->start_retries, pl_signal_name(st->stop_signal), st->stop_timeout);
+                st->start_retries, pl_signal_name(st->stop_signal), st->stop_timeout, st->optional ? "true" : "false");
         for (int i = 0; i < st->nafter; i++) {
             if (i) fputc(',', f);
             pl_json_str(f, pl->stages[st->after[i]].name);

@@ -96,6 +96,7 @@ typedef struct {
     int stop_signal;
     double stop_timeout;
     char *host;
+    int optional;    /* 1: when it fails for good the pipeline goes on without it */
     int *after;      /* stage indices */
     int nafter;
     pl_use_t *uses;

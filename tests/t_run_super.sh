@@ -129,6 +129,22 @@ gambar-run "$P" --run-dir "$TMP/r6" >"$TMP/o" 2>"$TMP/e"; rc=$?
 grep -q "^src *| hello src @ipc://$TMP/r6/batches.sock 0/1" "$TMP/e" && grep -q "^dst *| in=>ipc://$TMP/r6/batches.sock" "$TMP/e" \
     && [ $rc -eq 0 ] && ok "environment, GAMBAR_OUT/GAMBAR_IN for foreign programs" || notok "environment" "rc=$rc $(cat "$TMP/e")"
 
+# --- an optional stage that fails does not stop the pipeline
+cat >"$P" <<'X'
+[dash]
+command = /bin/sh
+optional = yes
+restart = no
+args = -c 'echo port busy; exit 6'
+[work]
+command = /bin/sh
+type = job
+args = -c 'sleep 0.5; echo worked'
+X
+gambar-run "$P" --run-dir "$TMP/r8" >"$TMP/o" 2>"$TMP/e"; rc=$?
+[ $rc -eq 0 ] && grep -q "dash is optional: going on without it" "$TMP/e" && grep -q "^work *| worked" "$TMP/e" \
+    && ok "optional stage fails: the pipeline goes on" || notok "optional stage" "rc=$rc $(cat "$TMP/e")"
+
 # --- services only: the pipeline ends when they have all ended
 printf '[s1]\ncommand = /bin/sh\nargs = -c "sleep 0.3"\n[s2]\ncommand = /bin/true\n' >"$P"
 check_exit "services only: exit 0 when all ended" 0 gambar-run "$P" --run-dir "$TMP/r7"

@@ -66,6 +66,7 @@ typedef struct {
     double started_at, restart_at;
     int expect_exit;    /* we stopped it on purpose (to restart it) */
     int last_status;    /* exit status, 128+sig for a signal */
+    int failed;         /* an optional stage that failed for good */
     char label[96];     /* "train" or "augment.1" */
 } inst_t;
 
@@ -516,6 +517,19 @@ static void restart_followers(run_t *R, int s) {
     }
 }
 
+/* A stage failed for good: stop the pipeline with status, or, for an
+ * optional stage, go on without it. */
+static void fail_stage(run_t *R, inst_t *in, int status) {
+    pl_stage_t *st = &R->pl->stages[in->stage];
+    if (st->optional) {
+        say(R, "%s is optional: going on without it", in->label);
+        in->state = I_DONE;
+        in->failed = 1;
+        return;
+    }
+    begin_stop(R, status);
+}
+
 static void on_exit_(run_t *R, inst_t *in) {
     pl_stage_t *st = &R->pl->stages[in->stage];
     char why[128];
@@ -538,8 +552,8 @@ static void on_exit_(run_t *R, inst_t *in) {
     if (!ok) check_readers(R, st, in->replica);
     if (st->restart == PL_RESTART_NO || (ok && st->restart == PL_RESTART_ON_FAILURE)) {
         print_tail(R, in);
-        say(R, "%s failed with %s; stopping the pipeline", in->label, why);
-        begin_stop(R, in->last_status ? in->last_status : GB_EXIT_FAIL);
+        say(R, "%s failed with %s%s", in->label, why, st->optional ? "" : "; stopping the pipeline");
+        fail_stage(R, in, in->last_status ? in->last_status : GB_EXIT_FAIL);
         return;
     }
     if (gb_now() - in->started_at >= STABLE_SECONDS) in->restarts = 0;
@@ -548,9 +562,9 @@ static void on_exit_(run_t *R, inst_t *in) {
     if (delay > BACKOFF_MAX) delay = BACKOFF_MAX;
     if (in->restarts >= st->start_retries) {
         print_tail(R, in);
-        say(R, "%s crashed %d times in a row (start_retries = %d); giving up and stopping the pipeline",
-            in->label, in->restarts + 1, st->start_retries);
-        begin_stop(R, st->kind == PL_JOB && in->last_status ? in->last_status : GB_EXIT_FAIL);
+        say(R, "%s crashed %d times in a row (start_retries = %d); giving up%s", in->label, in->restarts + 1,
+            st->start_retries, st->optional ? "" : " and stopping the pipeline");
+        fail_stage(R, in, st->kind == PL_JOB && in->last_status ? in->last_status : GB_EXIT_FAIL);
         return;
     }
     in->restarts++;
