@@ -458,7 +458,7 @@ int pl_set(pipeline_t *pl, const char *a) {
     char *val = pl_trim_dup(eq + 1, strlen(eq + 1));
     int rc = 0;
     pl_sec_t *s = pl_find_sec(pl, sec);
-    if (!s && strcmp(sec, "vars")) {
+    if (!s && strcmp(sec, "vars") && strcmp(sec, "pipeline") && strcmp(sec, "channels")) {
         const char *names[PL_MAX_SECTIONS];
         for (int i = 0; i < pl->nsecs; i++) names[i] = pl->secs[i].name;
         char h[128];

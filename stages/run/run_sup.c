@@ -730,8 +730,7 @@ int run_supervise(pipeline_t *pl, const char *run_dir) {
     metrics_open(R);
 
     zmq_pollitem_t *items = xcalloc((size_t)(2 * R->nin + 2), sizeof(zmq_pollitem_t));
-    int **owner = xcalloc((size_t)(2 * R->nin + 2), sizeof(int *));
-    (void)owner;
+    int *map = xcalloc((size_t)(2 * R->nin + 2), sizeof(int)); /* poll item -> instance */
     for (;;) {
         if (!R->stopping) start_ready(R);
         if (!R->stopping && all_jobs_done(R)) {
@@ -745,8 +744,7 @@ int run_supervise(pipeline_t *pl, const char *run_dir) {
         items[ni++] = (zmq_pollitem_t){.fd = R->sigpipe[0], .events = ZMQ_POLLIN};
         if (R->sub) items[ni++] = (zmq_pollitem_t){.socket = R->sub, .events = ZMQ_POLLIN};
         int base = ni;
-        int map[2 * 1024];
-        for (int i = 0; i < R->nin && ni < 2 * 1024; i++) {
+        for (int i = 0; i < R->nin; i++) {
             if (R->in[i].outfd >= 0) {
                 map[ni - base] = i;
                 items[ni++] = (zmq_pollitem_t){.fd = R->in[i].outfd, .events = ZMQ_POLLIN};
@@ -827,7 +825,7 @@ int run_supervise(pipeline_t *pl, const char *run_dir) {
     else
         say(R, "failed (exit status %d); logs in %s/logs", result, run_dir);
     free(items);
-    free(owner);
+    free(map);
     free(R->in);
     free(R->first);
     free(R->started);
