@@ -12,12 +12,12 @@ FASHION=/usr/share/datasets/fashion-mnist
 ok() { echo "ok $1"; }
 notok() { echo "not ok $1"; [ -n "$2" ] && echo "  $2" >&2; return 0; }
 # check NAME COMMAND...: ok when the command succeeds
-check() { n=$1; shift; if "$@"; then ok "$n"; else notok "$n" "failed: $*"; fi; }
+check() { _cn=$1; shift; if "$@"; then ok "$_cn"; else notok "$_cn" "failed: $*"; fi; }
 # check_exit NAME CODE COMMAND...: ok when the command exits with CODE
 check_exit() {
-    n=$1; want=$2; shift 2
-    "$@" >"$TMP/out" 2>"$TMP/err"; got=$?
-    if [ "$got" -eq "$want" ]; then ok "$n"; else notok "$n" "exit $got, want $want: $*"; cat "$TMP/err" >&2; fi
+    _cn=$1; _cwant=$2; shift 2
+    "$@" >"$TMP/out" 2>"$TMP/err"; _cgot=$?
+    if [ "$_cgot" -eq "$_cwant" ]; then ok "$_cn"; else notok "$_cn" "exit $_cgot, want $_cwant: $*"; cat "$TMP/err" >&2; fi
 }
 # a free TCP port on 127.0.0.1 (best effort)
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
