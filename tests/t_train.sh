@@ -78,11 +78,12 @@ check epochs_stop_at_32 test -f "$TMP/ep/ckpt-0000000032.gck"
 check epochs_no_more test "$(ls "$TMP/ep" | tail -n 1)" = "ckpt-0000000032.gck"
 
 # --- one producer vs two sharded producers into a bound socket ---
+# (timeout: a producer that fails to start would leave the trainer waiting)
 $SRC --out "ipc://$TMP/s.sock" --batches 24 2>>"$TMP/src.log" &
 sp=$!
 $TR --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/one" --log-every 1000 2>"$TMP/one.log"; rc1=$?
 kill $sp 2>/dev/null; wait $sp 2>/dev/null
-$TR --in "@ipc://$TMP/p.sock" --producers 2 --ckpt-dir "$TMP/two" --log-every 1000 -v 2>"$TMP/two.log" &
+timeout 120 $TR --in "@ipc://$TMP/p.sock" --producers 2 --ckpt-dir "$TMP/two" --log-every 1000 -v 2>"$TMP/two.log" &
 tp=$!
 $SRC --out ">ipc://$TMP/p.sock" --batches 24 --shard 0/2 2>>"$TMP/src.log" &
 s1=$!
@@ -98,6 +99,23 @@ check two_producers_waited_both grep -q 'EndOfStream 2/2' "$TMP/two.log"
 check two_producers_reordered grep -q 'waiting for seq 1, holding' "$TMP/two.log"
 check two_producers_no_drops grep -q 'dropped messages: 0' "$TMP/two.log"
 check two_producers_bit_exact ckpt_diff "$TMP/one/ckpt-0000000024.gck" "$TMP/two/ckpt-0000000024.gck"
+
+# --- a window too small for a late shard: drops counted, missing seq named,
+#     the run still ends cleanly with a final checkpoint ---
+timeout 120 $TR --in "@ipc://$TMP/p.sock" --producers 2 --reorder-window 4 --ckpt-dir "$TMP/small" --log-every 1000 \
+    2>"$TMP/small.log" &
+tp=$!
+$SRC --out ">ipc://$TMP/p.sock" --batches 24 --shard 0/2 2>>"$TMP/src.log" &
+s1=$!
+sleep 0.5
+$SRC --out ">ipc://$TMP/p.sock" --batches 24 --shard 1/2 2>>"$TMP/src.log" &
+s2=$!
+wait $tp; rc=$?
+kill $s1 $s2 2>/dev/null; wait $s1 $s2 2>/dev/null
+cat "$TMP/small.log" >&2
+check small_window_exit0 test $rc -eq 0
+check small_window_drops_counted grep -q 'dropped messages: [1-9].*seq_too_far_ahead=' "$TMP/small.log"
+check small_window_names_missing grep -q 'never arrived' "$TMP/small.log"
 
 echo "t_train: $(( $(date +%s) - t0 )) s" >&2
 rm -rf "$TMP"

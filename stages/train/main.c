@@ -44,7 +44,7 @@
 
 typedef struct {
     const char *in, *model, *ckpt_dir, *init_from, *metrics, *loss, *conditional, *run;
-    long long steps, epochs, ckpt_every, keep, log_every, threads, width, producers, window;
+    long long steps, epochs, ckpt_every, keep, log_every, threads, width, producers, window, window_mb;
     uint64_t seed;
     double lr_g, lr_d, beta1, beta2, ema;
     bool resume, print_start;
@@ -64,6 +64,7 @@ typedef struct {
     drop_stats_t drops;
     wire_msg_t **held;         /* reorder window, indexed by seq % window */
     uint32_t nheld;
+    uint64_t held_bytes;       /* payload bytes of the held batches */
     int eos;                   /* EndOfStream messages received */
     float *real, *z;
     int32_t *labels, *fake_labels;
@@ -347,9 +348,11 @@ static int on_batch(trainer_t *t, wire_msg_t **mp) {
     }
     if (b->seq > want) {
         uint32_t W = (uint32_t)t->o.window;
-        if (b->seq - want >= W) {
-            snprintf(why, sizeof why, "%" PRIu64 " batches ahead of seq %" PRIu64 " (window %u)", b->seq - want,
-                     want, W);
+        uint64_t cap = (uint64_t)t->o.window_mb << 20;
+        if (b->seq - want >= W || t->held_bytes + b->data.len > cap) {
+            snprintf(why, sizeof why,
+                     "%" PRIu64 " batches ahead of seq %" PRIu64 " (window %u batches, %lld MiB; %u held)",
+                     b->seq - want, want, W, t->o.window_mb, t->nheld);
             drop_note(&t->drops, DROP_AHEAD, b->seq, why);
             wire_msg_destroy(mp);
             return 0;
@@ -364,6 +367,7 @@ static int on_batch(trainer_t *t, wire_msg_t **mp) {
         *slot = *mp;
         *mp = NULL;
         t->nheld++;
+        t->held_bytes += b->data.len;
         return 0;
     }
     int first = !t->ex.have_dataset;
@@ -557,7 +561,8 @@ int main(int argc, char **argv) {
     o->threads = 0;
     o->width = 32;
     o->producers = 1;
-    o->window = 64;
+    o->window = 1024;
+    o->window_mb = 1024;
     o->seed = 1;
     o->lr_g = 2e-4;
     o->lr_d = 2e-4;
@@ -594,7 +599,8 @@ int main(int argc, char **argv) {
         {"conditional", 0, CLI_STR, &o->conditional, "auto|yes|no",
          "class-conditional model (auto: when the data has labels)", NULL},
         {"producers", 0, CLI_INT, &o->producers, "N", "stop after N EndOfStream messages (default 1)", NULL},
-        {"reorder-window", 0, CLI_INT, &o->window, "N", "hold up to N early batches (default 64)", NULL},
+        {"reorder-window", 0, CLI_INT, &o->window, "N", "hold batches up to N seqs early (default 1024)", NULL},
+        {"reorder-mb", 0, CLI_INT, &o->window_mb, "MB", "...and at most MB MiB of them (default 1024)", NULL},
         {"run", 0, CLI_STR, &o->run, "NAME", "run name put in metrics", NULL},
     };
     const cli_spec_t spec = {
@@ -614,7 +620,8 @@ int main(int argc, char **argv) {
     if (o->threads < 0 || o->threads > 256) cli_usage_error(&spec, "--threads must be 0..256");
     if (o->width < 1 || o->width > MODEL_MAX_WIDTH) cli_usage_error(&spec, "--width must be 1..%d", MODEL_MAX_WIDTH);
     if (o->producers < 1 || o->producers > 1024) cli_usage_error(&spec, "--producers must be 1..1024");
-    if (o->window < 1 || o->window > 4096) cli_usage_error(&spec, "--reorder-window must be 1..4096");
+    if (o->window < 1 || o->window > 65536) cli_usage_error(&spec, "--reorder-window must be 1..65536");
+    if (o->window_mb < 1 || o->window_mb > 1 << 20) cli_usage_error(&spec, "--reorder-mb must be 1..1048576");
     if (!(o->lr_g > 0) || !(o->lr_d > 0)) cli_usage_error(&spec, "learning rates must be > 0");
     if (!(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1))
         cli_usage_error(&spec, "--beta1/--beta2 must be in [0, 1)");
@@ -693,6 +700,7 @@ int main(int argc, char **argv) {
             msg = *slot;
             *slot = NULL;
             t->nheld--;
+            t->held_bytes -= ((const Gambar__Batch *)msg->msg)->data.len;
         } else if (t->eos >= o->producers) {
             if (t->nheld)
                 log_warn("all producers ended, but seq %" PRIu64 " never arrived; %u later batches unused",
