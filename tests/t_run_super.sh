@@ -84,6 +84,17 @@ sleep 0.2
 [ -z "$(alive "$TMP/r3/pids")" ] && ok "Ctrl-C: no stage alive" || notok "Ctrl-C: no stage alive" "$(alive "$TMP/r3/pids")"
 kill -0 -- -"$(awk '$1=="b"{print $3}' "$TMP/r3/pids")" 2>/dev/null && notok "Ctrl-C: b's process group empty" || ok "Ctrl-C: b's process group empty"
 
+# --- SIGTERM and SIGHUP stop it the same way
+for sig in TERM HUP; do
+    printf '[a]\ncommand = /bin/sleep\nargs = 300\n' >"$P.t"
+    gambar-run "$P.t" --run-dir "$TMP/rt$sig" >"$TMP/o" 2>"$TMP/e" &
+    RUN=$!
+    wait_for "$TMP/e" "started a" 10
+    kill -$sig $RUN; wait $RUN; rc=$?
+    [ $rc -eq 130 ] && grep -q "SIG$sig: stopping the stages" "$TMP/e" && [ -z "$(alive "$TMP/rt$sig/pids")" ] \
+        && ok "SIG$sig: orderly stop, exit 130, no stage alive" || notok "SIG$sig stop" "rc=$rc $(cat "$TMP/e")"
+done
+
 # --- a second Ctrl-C forces
 sed 's/stop_timeout = 1/stop_timeout = 60/' "$P" >"$P.2"
 gambar-run "$P.2" --run-dir "$TMP/r4" >"$TMP/o" 2>"$TMP/e" &
@@ -101,8 +112,8 @@ sleep 0.2
 # --- SIGKILL of gambar-run: the kernel kills the stages (PR_SET_PDEATHSIG)
 gambar-run "$P" --run-dir "$TMP/r5" >"$TMP/o" 2>"$TMP/e" &
 RUN=$!
-wait_for "$TMP/e" "^b *| ready" 10
-[ -n "$(alive "$TMP/r5/pids")" ] && ok "stages alive before SIGKILL" || notok "stages alive before SIGKILL"
+wait_for "$TMP/e" "^b *| ready" 20
+[ -n "$(alive "$TMP/r5/pids")" ] && ok "stages alive before SIGKILL" || notok "stages alive before SIGKILL" "$(cat "$TMP/e" "$TMP/r5/pids")"
 kill -KILL $RUN; wait $RUN 2>/dev/null
 sleep 2
 [ -z "$(alive "$TMP/r5/pids")" ] && ok "SIGKILL gambar-run: no stage alive 2 s later" || notok "SIGKILL gambar-run: orphans" "$(alive "$TMP/r5/pids")"

@@ -87,7 +87,7 @@ typedef struct {
     int tty;
     void *zctx, *sub;
     char status[256];
-    double st_step, st_epoch, st_ips, st_lossd, st_lossg;
+    double st_step, st_epoch, st_ips, st_lossd, st_lossg, st_fid, st_kid;
     char st_extra[128];
     int status_shown;
 } run_t;
@@ -355,6 +355,7 @@ static int inst_start(run_t *R, inst_t *in, int restart) {
         sa.sa_handler = SIG_DFL;
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
         sigaction(SIGPIPE, &sa, NULL);
         sigaction(SIGCHLD, &sa, NULL);
         sigset_t none;
@@ -682,8 +683,10 @@ static void metrics_read(run_t *R) {
             if (!strcmp(mt->name, "loss_d")) R->st_lossd = mt->value;
             else if (!strcmp(mt->name, "loss_g")) R->st_lossg = mt->value;
             else if (!strcmp(mt->name, "images_per_second")) R->st_ips = mt->value;
-            else if (mt->stage && strcmp(mt->stage, "train"))
-                snprintf(R->st_extra, sizeof R->st_extra, "%s %s %.4g", mt->stage, mt->name, mt->value);
+            else if (!strcmp(mt->name, "fid")) R->st_fid = mt->value;
+            else if (!strcmp(mt->name, "kid")) R->st_kid = mt->value;
+            if (R->st_fid > 0)
+                snprintf(R->st_extra, sizeof R->st_extra, "fid %.2f kid %.3f", R->st_fid, R->st_kid);
             if (mt->stage && !strcmp(mt->stage, "train")) {
                 R->st_step = (double)mt->step;
                 R->st_epoch = mt->epoch;
@@ -724,6 +727,7 @@ int run_supervise(pipeline_t *pl, const char *run_dir) {
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL); /* terminal gone: stop in order too */
     signal(SIGPIPE, SIG_IGN);
     R->tty = isatty(2) && !getenv("NO_COLOR");
     say(R, "run folder %s (plan in plan.txt, logs in logs/)", run_dir);
@@ -776,7 +780,7 @@ int run_supervise(pipeline_t *pl, const char *run_dir) {
                     R->result = GB_EXIT_INTERRUPTED;
                 } else {
                     say(R, "%s: stopping the stages in reverse order (again to force)",
-                        b == SIGINT ? "Ctrl-C" : "SIGTERM");
+                        b == SIGINT ? "Ctrl-C" : b == SIGHUP ? "SIGHUP" : "SIGTERM");
                     begin_stop(R, GB_EXIT_INTERRUPTED);
                 }
             }
