@@ -123,6 +123,9 @@ check_exit wrong_resolution_exit3 3 $E --db "$TMP/tr" --ckpt "$CK32" --json "$TM
 check wrong_resolution_says_why grep -q "32x32x1 images but dataset" "$TMP/err"
 check bad_input_wrote_nothing test ! -e "$TMP/bad.json" -a ! -e "$CK32.card.md" -a ! -e "$TMP/trunc.gck.card.md"
 check_exit missing_db_exit4 4 $E --db "$TMP/nodb" --samples-db "$TMP/te"
+gambar-ingest -q --source "idx:$FASHION/train" --db "$TMP/tiny" --limit 5 2>/dev/null
+check_exit tiny_db_exit3 3 $E --db "$TMP/tiny" --samples-db "$TMP/te"
+check tiny_db_says_why grep -q "at least 10" "$TMP/err"
 check_exit wrong_features_exit3 3 $E --db "$TMP/tr" --samples-db "$TMP/te" --features "$CK"
 check wrong_features_says_why grep -q "not a feature network" "$TMP/err"
 

@@ -225,6 +225,11 @@ int eval_ctx_open(eval_ctx_t *e, const eval_opts_t *o) {
     int rc = open_db(o->db, "dataset", &e->db);
     if (rc) return rc;
     e->info = store_info(e->db);
+    if (store_count(e->db) < 10) {
+        log_error("dataset %s holds %llu images; the statistics need at least 10", o->db,
+                  (unsigned long long)store_count(e->db));
+        return GB_EXIT_DATA;
+    }
     e->C = (int)e->info->channels, e->H = (int)e->info->height, e->W = (int)e->info->width;
     e->K = (int)e->info->n_class_names;
     if (e->info->digest.len == 32) memcpy(e->db_digest, e->info->digest.data, 32);
