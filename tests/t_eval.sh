@@ -15,7 +15,8 @@ FASHION_NAMES="T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,
 json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
 
 # ---- data -------------------------------------------------------------------
-gambar-ingest -q --source "idx:$FASHION/train" --db "$TMP/tr" --limit 3000 2>"$TMP/ing.err"
+printf 'path,license,attribution\n*,MIT,"Zalando SE, Fashion-MNIST"\n' >"$TMP/manifest.csv"
+gambar-ingest -q --source "idx:$FASHION/train" --db "$TMP/tr" --limit 3000 --manifest "$TMP/manifest.csv" 2>"$TMP/ing.err"
 gambar-ingest -q --source "idx:$FASHION/t10k" --db "$TMP/te" --limit 1500 2>>"$TMP/ing.err"
 idx2png "$FASHION/train" "$TMP/png" --limit 3000 2>>"$TMP/ing.err"
 mkdir -p "$TMP/one" && mv "$TMP/png/Trouser" "$TMP/one/"
@@ -97,6 +98,9 @@ for s in "## Model" "## Training" "## Dataset" "### Licenses" "Attributions" "##
          "| fid |" "| class_kl |" "| near_copy_fraction |" "Command line" "Trouser"; do
     check "card_has_$(echo "$s" | tr -cd 'a-zA-Z_')" grep -qF "$s" "$CK.card.md"
 done
+check card_license_table grep -qF "| MIT | 3000 |" "$CK.card.md"
+check card_attribution grep -qF -- "- Zalando SE, Fashion-MNIST (3000 images)" "$CK.card.md"
+check ck_closest_license json "$TMP/ck.json" "d['memorisation']['closest'][0]['license'] == 'MIT' and d['memorisation']['closest'][0]['attribution'].startswith('Zalando')"
 check ck_pairs_written test -f "$CK.nearest/pair-00.png" -a -f "$CK.nearest/pair-02.png" -a ! -e "$CK.nearest/pair-03.png"
 check ck_pair_size python3 -c "import struct,sys; d=open('$CK.nearest/pair-00.png','rb').read(); sys.exit(0 if struct.unpack('>II', d[16:24]) == (58, 28) else 1)"
 check ck_json_step json "$TMP/ck.json" "d['kind'] == 'checkpoint' and d['step'] == 10 and len(d['checkpoint_digest']) == 64"
