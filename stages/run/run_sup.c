@@ -67,6 +67,7 @@ typedef struct {
     int expect_exit;    /* we stopped it on purpose (to restart it) */
     int last_status;    /* exit status, 128+sig for a signal */
     int failed;         /* an optional stage that failed for good */
+    int with_leader;    /* stopped to be started again with its start_batch_from stage */
     char label[96];     /* "train" or "augment.1" */
 } inst_t;
 
@@ -493,13 +494,12 @@ static void stop_followers(run_t *R, int s) {
         if (R->pl->stages[f].start_batch_from != s) continue;
         for (int r = 0; r < R->pl->stages[f].replicas; r++) {
             inst_t *in = &R->in[R->first[f] + r];
-            if (in->pid > 0) {
-                in->expect_exit = 1;
-                kill(-in->pid, R->pl->stages[f].stop_signal);
-            }
+            if (in->state == I_WAITING) continue; /* not started yet: its own turn comes */
+            if (in->pid > 0) kill(-in->pid, R->pl->stages[f].stop_signal);
             in->state = in->pid > 0 ? I_RUNNING : I_BACKOFF;
             in->restart_at = 1e300; /* started with their leader */
             in->expect_exit = 1;
+            in->with_leader = 1;
         }
     }
 }
@@ -509,6 +509,8 @@ static void restart_followers(run_t *R, int s) {
         if (R->pl->stages[f].start_batch_from != s) continue;
         for (int r = 0; r < R->pl->stages[f].replicas; r++) {
             inst_t *in = &R->in[R->first[f] + r];
+            if (!in->with_leader) continue;
+            in->with_leader = 0;
             if (in->pid > 0) {
                 kill(-in->pid, SIGKILL);
                 inst_reap(R, in, 1);
