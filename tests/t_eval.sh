@@ -125,6 +125,9 @@ check corrupt_ckpt_named grep -q "trunc.gck" "$TMP/err"
 CK32=$(mkckpt "$TMP/ck32" --family dcgan32 --steps 0)
 check_exit wrong_resolution_exit3 3 $E --db "$TMP/tr" --ckpt "$CK32" --json "$TMP/bad.json" --card
 check wrong_resolution_says_why grep -q "32x32x1 images but dataset" "$TMP/err"
+CKRGB=$(mkckpt "$TMP/ckrgb" --channels 3 --steps 0)
+check_exit wrong_channels_exit3 3 $E --db "$TMP/tr" --ckpt "$CKRGB" --json "$TMP/bad.json"
+check wrong_channels_says_why grep -q "28x28x3 images but dataset" "$TMP/err"
 check bad_input_wrote_nothing test ! -e "$TMP/bad.json" -a ! -e "$CK32.card.md" -a ! -e "$TMP/trunc.gck.card.md"
 check_exit missing_db_exit4 4 $E --db "$TMP/nodb" --samples-db "$TMP/te"
 gambar-ingest -q --source "idx:$FASHION/train" --db "$TMP/tiny" --limit 5 2>/dev/null
