@@ -71,6 +71,7 @@ after = a
 stop_timeout = 1
 args = -c 'trap "echo got TERM, ignoring" TERM; echo ready; while :; do sleep 0.1; done'
 X
+: >"$TMP/e"
 gambar-run "$P" --run-dir "$TMP/r3" >"$TMP/o" 2>"$TMP/e" &
 RUN=$!
 wait_for "$TMP/e" "^b *| ready" 10 || notok "services started" "$(cat "$TMP/e")"
@@ -87,6 +88,7 @@ kill -0 -- -"$(awk '$1=="b"{print $3}' "$TMP/r3/pids")" 2>/dev/null && notok "Ct
 # --- SIGTERM and SIGHUP stop it the same way
 for sig in TERM HUP; do
     printf '[a]\ncommand = /bin/sleep\nargs = 300\n' >"$P.t"
+    : >"$TMP/e"
     gambar-run "$P.t" --run-dir "$TMP/rt$sig" >"$TMP/o" 2>"$TMP/e" &
     RUN=$!
     wait_for "$TMP/e" "started a" 10
@@ -97,6 +99,7 @@ done
 
 # --- a second Ctrl-C forces
 sed 's/stop_timeout = 1/stop_timeout = 60/' "$P" >"$P.2"
+: >"$TMP/e"
 gambar-run "$P.2" --run-dir "$TMP/r4" >"$TMP/o" 2>"$TMP/e" &
 RUN=$!
 wait_for "$TMP/e" "^b *| ready" 10
@@ -110,6 +113,7 @@ sleep 0.2
 [ -z "$(alive "$TMP/r4/pids")" ] && ok "second Ctrl-C: no stage alive" || notok "second Ctrl-C: no stage alive"
 
 # --- SIGKILL of gambar-run: the kernel kills the stages (PR_SET_PDEATHSIG)
+: >"$TMP/e"
 gambar-run "$P" --run-dir "$TMP/r5" >"$TMP/o" 2>"$TMP/e" &
 RUN=$!
 wait_for "$TMP/e" "^b *| ready" 20
@@ -155,6 +159,18 @@ X
 gambar-run "$P" --run-dir "$TMP/r8" >"$TMP/o" 2>"$TMP/e"; rc=$?
 [ $rc -eq 0 ] && grep -q "dash is optional: going on without it" "$TMP/e" && grep -q "^work *| worked" "$TMP/e" \
     && ok "optional stage fails: the pipeline goes on" || notok "optional stage" "rc=$rc $(cat "$TMP/e")"
+
+# --- one gambar-run per run folder
+printf '[a]\ncommand = /bin/sleep\nargs = 300\n' >"$P.l"
+: >"$TMP/e"
+gambar-run "$P.l" --run-dir "$TMP/r9" >"$TMP/o" 2>"$TMP/e" &
+RUN=$!
+wait_for "$TMP/e" "started a" 10
+gambar-run "$P.l" --run-dir "$TMP/r9" >"$TMP/o2" 2>"$TMP/e2"; rc=$?
+[ $rc -eq 4 ] && grep -q "run folder $TMP/r9 is in use by another gambar-run (pid $RUN)" "$TMP/e2" \
+    && ok "a run folder in use is refused (exit 4, names the pid)" || notok "run folder lock" "rc=$rc $(cat "$TMP/e2")"
+kill -INT $RUN; wait $RUN
+[ "$(wc -l <"$TMP/r9/pids")" -eq 1 ] && ok "the refused run started nothing" || notok "the refused run started nothing"
 
 # --- services only: the pipeline ends when they have all ended
 printf '[s1]\ncommand = /bin/sh\nargs = -c "sleep 0.3"\n[s2]\ncommand = /bin/true\n' >"$P"

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -82,6 +83,33 @@ int run_dir_prepare(const pipeline_t *pl, const char *run_dir, const char *pipel
         log_error("%s: cannot create the run folder: %s", logs, strerror(rc));
         return rc;
     }
+    /* One gambar-run per run folder: two trainers on one checkpoint folder
+     * would each prune the other's files. The lock lives as long as this
+     * process (the fd is close-on-exec, so stages do not hold it). */
+    char lock[4096];
+    snprintf(lock, sizeof lock, "%s/.lock", run_dir);
+    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = errno;
+        log_error("%s: cannot create: %s", lock, strerror(rc));
+        return rc;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = errno;
+        char other[32] = "";
+        ssize_t n = pread(fd, other, sizeof other - 1, 0);
+        other[n > 0 ? n : 0] = 0;
+        other[strcspn(other, "\n")] = 0;
+        if (*other)
+            log_error("run folder %s is in use by another gambar-run (pid %s)", run_dir, other);
+        else
+            log_error("run folder %s is in use by another gambar-run", run_dir);
+        close(fd);
+        return rc == EWOULDBLOCK ? EBUSY : rc;
+    }
+    char me[32];
+    int n = snprintf(me, sizeof me, "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, me, (size_t)n, 0) != n) log_warn("%s: cannot record the pid", lock);
     if ((rc = write_atomic(run_dir, "pipeline.ini", w_copy, pipeline_path))) return rc;
     if ((rc = write_atomic(run_dir, "plan.txt", w_plan, pl))) return rc;
     if ((rc = write_atomic(run_dir, "plan.json", w_json, pl))) return rc;
