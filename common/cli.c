@@ -80,8 +80,12 @@ static void set_value(const cli_spec_t *spec, const cli_opt_t *o, const char *ar
 int cli_parse(const cli_spec_t *spec, int argc, char **argv) {
     log_init(spec->prog);
     int n = spec->nopts;
-    struct option *lo = calloc((size_t)n + 5, sizeof *lo);
-    char *so = calloc((size_t)n * 2 + 16, 1);
+    /* Static so the tables stay reachable when a usage error exits from
+     * inside the loop (no leak report); freed on the normal path. */
+    static struct option *lo;
+    static char *so;
+    lo = calloc((size_t)n + 5, sizeof *lo);
+    so = calloc((size_t)n * 2 + 16, 1);
     if (!lo || !so) abort();
     size_t sp = 0;
     so[sp++] = ':';
@@ -122,5 +126,7 @@ int cli_parse(const cli_spec_t *spec, int argc, char **argv) {
     }
     free(lo);
     free(so);
+    lo = NULL;
+    so = NULL;
     return optind;
 }
