@@ -160,6 +160,14 @@ gambar-run "$P" --run-dir "$TMP/r8" >"$TMP/o" 2>"$TMP/e"; rc=$?
 [ $rc -eq 0 ] && grep -q "dash is optional: going on without it" "$TMP/e" && grep -q "^work *| worked" "$TMP/e" \
     && ok "optional stage fails: the pipeline goes on" || notok "optional stage" "rc=$rc $(cat "$TMP/e")"
 
+# --- a stage's leftover background processes go with it (its process group)
+printf '[bg]\ncommand = /bin/sh\ntype = job\nargs = -c "sleep 300 & echo left a sleep behind"\n' >"$P.bg"
+gambar-run "$P.bg" --run-dir "$TMP/r10" >"$TMP/o" 2>"$TMP/e"; rc=$?
+pg=$(awk '{print $3}' "$TMP/r10/pids")
+sleep 0.2
+[ $rc -eq 0 ] && ! kill -0 -- "-$pg" 2>/dev/null && ok "leftover children of a stage are killed with its group" \
+    || notok "leftover children" "rc=$rc; alive in group $pg: $(ps -o pid,cmd -g "$pg" 2>/dev/null)"
+
 # --- one gambar-run per run folder
 printf '[a]\ncommand = /bin/sleep\nargs = 300\n' >"$P.l"
 : >"$TMP/e"

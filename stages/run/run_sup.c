@@ -148,11 +148,13 @@ static void inst_line(run_t *R, inst_t *in, const char *s, size_t n) {
     in->ntail++;
 }
 
-/* Read what is available on in->outfd. Returns 0 at EOF (fd closed). */
+/* Read what is available on in->outfd. Returns 1 when it read something,
+ * 2 when nothing is there now (a grandchild may still hold the pipe), 0 at
+ * EOF (fd closed). */
 static int inst_read(run_t *R, inst_t *in) {
     char buf[8192];
     ssize_t n = read(in->outfd, buf, sizeof buf);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 1;
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 2;
     if (n <= 0) {
         if (in->nline) inst_line(R, in, in->line, in->nline);
         in->nline = 0;
@@ -410,7 +412,9 @@ static void inst_reap(run_t *R, inst_t *in, int block) {
         rc = waitid(P_PID, (id_t)in->pid, &si, WEXITED | (block ? 0 : WNOHANG));
     } while (rc < 0 && errno == EINTR);
     if (rc < 0 || si.si_pid == 0) return; /* not yet */
-    while (in->outfd >= 0 && inst_read(R, in)) {
+    /* what the stage left behind in its process group goes with it */
+    kill(-in->pid, SIGKILL);
+    while (in->outfd >= 0 && inst_read(R, in) == 1) {
     }
     if (in->pidfd >= 0) close(in->pidfd);
     in->pidfd = -1;
@@ -816,8 +820,9 @@ int run_supervise(pipeline_t *pl, const char *run_dir) {
     status_clear(R);
     /* drain output of what already ended */
     for (int i = 0; i < R->nin; i++) {
-        while (R->in[i].outfd >= 0 && inst_read(R, &R->in[i])) {
+        while (R->in[i].outfd >= 0 && inst_read(R, &R->in[i]) == 1) {
         }
+        if (R->in[i].outfd >= 0) close(R->in[i].outfd);
         if (R->in[i].logfd >= 0) close(R->in[i].logfd);
         if (R->in[i].pidfd >= 0) close(R->in[i].pidfd);
     }
