@@ -6,7 +6,9 @@
 D="$TMP/stage"
 cd "$GAMBAR_ROOT" || exit 1
 BUILD_DIR=$(dirname "$GAMBAR_BIN")
-if make --no-print-directory -s install BUILD="${BUILD_DIR#$GAMBAR_ROOT/}" PREFIX=/usr DESTDIR="$D" >"$TMP/inst.log" 2>&1; then
+SAN=SANITIZE=0
+case "$BUILD_DIR" in */asan) SAN=SANITIZE=1 ;; esac
+if make --no-print-directory -s install "$SAN" BUILD="${BUILD_DIR#$GAMBAR_ROOT/}" PREFIX=/usr DESTDIR="$D" >"$TMP/inst.log" 2>&1; then
     ok "make install succeeds"
 else
     notok "make install succeeds"; cat "$TMP/inst.log" >&2
