@@ -17,6 +17,12 @@ check_exit "missing --http" 2 gambar-dash --metrics "$EP"
 check_exit "bad --http" 2 gambar-dash --metrics "$EP" --http "nohost:12x"
 check "bad --http named" grep -q "expected \[ADDR:\]PORT" "$TMP/err"
 check_exit "bad --history" 2 gambar-dash --metrics "$EP" --http 0 --history 1
+check_exit "bad metrics endpoint" 6 gambar-dash --metrics "bogus://x" --http 127.0.0.1:0
+check "bad metrics endpoint named" grep -q "bogus://x" "$TMP/err"
+python3 -c 'import socket,time,sys; s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(5)' >"$TMP/busy" &
+sleep 0.5
+check_exit "port in use" 6 gambar-dash --metrics "$EP" --http "127.0.0.1:$(cat "$TMP/busy")"
+check "port in use named" grep -q "cannot listen there" "$TMP/err"
 check_exit "unwritable --jsonl" 4 gambar-dash --metrics "$EP" --http 0 --jsonl /nonexistent/dir/x.jsonl
 
 # ---- metrics in, figures out ----------------------------------------------------------

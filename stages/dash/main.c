@@ -211,7 +211,10 @@ static int run(dash_t *d) {
             goto done;
         }
         rc = wire_open(zctx, ZMQ_SUB, ep, 0, WIRE_MAX_SMALL_BYTES, 0, &socks[nsock]);
-        if (rc) goto done;
+        if (rc) {
+            rc = GB_EPEER; /* wire_open logged the endpoint and the reason */
+            goto done;
+        }
         zmq_setsockopt(socks[nsock], ZMQ_SUBSCRIBE, "gambar.Metric", 13);
         zmq_setsockopt(socks[nsock], ZMQ_SUBSCRIBE, "gambar.CheckpointReady", 22);
         nsock++;
@@ -357,9 +360,8 @@ int main(int argc, char **argv) {
         close(d.jsonl_fd);
     }
     dash_state_destroy(&d.st);
-    if (rc) {
-        log_error("stopped: %s", err_str(rc));
-        return rc == GB_EFORMAT ? GB_EXIT_USAGE : err_exit_code(rc);
-    }
+    /* every failure in run() was logged where it happened, naming the
+     * endpoint or address */
+    if (rc) return rc == GB_EFORMAT ? GB_EXIT_USAGE : err_exit_code(rc);
     return GB_EXIT_OK;
 }
