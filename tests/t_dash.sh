@@ -68,7 +68,7 @@ fi
 timeout 4 curl -sN "$URL/events" >"$TMP/sse.txt" 2>/dev/null &
 CURLP=$!
 sleep 1
-metric_pub --out "@$EP" --steps 3 --start 100 --interval-ms 5 --eval-every 100 >/dev/null 2>&1
+metric_pub --out "@$EP" --steps 3 --start 100 --interval-ms 5 --eval-every 100 --evil >/dev/null 2>&1
 wait $CURLP
 check "sse: state event first" sh -c "head -2 '$TMP/sse.txt' | grep -q '^event: state'"
 check "sse: new metrics stream as events" $PY -c "
@@ -80,7 +80,9 @@ for line in open('$TMP/sse.txt'):
     elif line.startswith('data: '): ev.append((kind, json.loads(line[6:])))
 assert ev[0][0]=='state'
 m=[d for k,d in ev if k=='metric' and d['name']=='loss_g']
-assert [d['step'] for d in m]==[100,101,102], m"
+assert [d['step'] for d in m]==[100,101,102], m
+w=[d for k,d in ev if k=='metric' and d['name']=='evil_wide']
+assert len(w)==1 and w[0]['labels']['k7']=='\"'*127, w"
 
 # ---- JSON lines -------------------------------------------------------------------------
 check "jsonl: every line is JSON; metrics and checkpoints" $PY -c "
@@ -88,6 +90,7 @@ import json
 rows=[json.loads(l) for l in open('$TMP/m.jsonl')]
 m=[r for r in rows if r['type']=='metric']; c=[r for r in rows if r['type']=='checkpoint']
 assert len(c)==4 and len([r for r in m if r['name']=='loss_d'])==23, (len(c), len(m))
+assert len([r for r in m if r['name']=='evil_wide'])==2
 e=[r for r in m if r['name']=='evil'][0]
 assert e['labels']['what'].startswith('a\"b\\\\c\nd'), e"
 

@@ -25,7 +25,7 @@
 #define DASH_MAX_LABELS 8        /* labels kept per metric (others dropped) */
 #define DASH_MAX_STR 128         /* stage/run/name/label bytes kept (longer is cut) */
 #define DASH_EVENT_SLOTS 2048    /* SSE ring: events a slow client may lag behind */
-#define DASH_EVENT_BYTES 1536    /* one event's JSON, at most */
+#define DASH_EVENT_BYTES 6144    /* one event, at most: 8 labels of 127 bytes, each escaped */
 #define DASH_MAX_PNG ((size_t)32 << 20) /* sample grid files and replies */
 
 /* ---- dash_state: series store ------------------------------------------- */

@@ -8,7 +8,8 @@
  * steps the evaluator's (fid, kid, precision, recall, class_kl, and
  * class_fraction with a "class" label for 3 classes) and a
  * CheckpointReady. --evil adds one metric whose labels hold quotes,
- * backslashes, a newline and invalid UTF-8; --garbage N sends N malformed
+ * backslashes, a newline and invalid UTF-8, and one (evil_wide) with 8
+ * labels of 127 quote characters; --garbage N sends N malformed
  * messages first (bad payload, three frames, unknown type). Binds by
  * default ('>' connects); waits --wait-ms for subscribers to join first.
  * Prints "published N" on stdout at the end. */
@@ -103,6 +104,28 @@ int main(int argc, char **argv) {
         pub(s, "train", run, "images_per_second", 1000.0 + 50.0 * sin(x / 3.0), st, NULL, NULL);
         pub(s, "train", run, "dropped_messages_total", 0, st, NULL, NULL);
         if (evil && i == 0) pub(s, "train", run, "evil", 1.0, st, "what", "a\"b\\c\nd\xff\xfe e");
+        if (evil && i == 0) { /* 8 labels of 127 bytes that all need escaping: the largest event */
+            Gambar__Metric m = GAMBAR__METRIC__INIT;
+            Gambar__Metric__LabelsEntry e[8], *ep[8];
+            char keys[8][8], val[128];
+            memset(val, '"', 127);
+            val[127] = 0;
+            for (int k = 0; k < 8; k++) {
+                gambar__metric__labels_entry__init(&e[k]);
+                snprintf(keys[k], sizeof keys[k], "k%d", k);
+                e[k].key = keys[k];
+                e[k].value = val;
+                ep[k] = &e[k];
+            }
+            m.stage = (char *)"train";
+            m.run = (char *)run;
+            m.name = (char *)"evil_wide";
+            m.value = 2.0;
+            m.step = st;
+            m.n_labels = 8;
+            m.labels = ep;
+            if (wire_send(s, &m.base, 0) == 0) published++;
+        }
         if ((i + 1) % eval_every == 0) {
             pub(s, "eval", run, "fid", 100.0 / (1.0 + x / 50.0), st, NULL, NULL);
             pub(s, "eval", run, "kid", 0.002 + 0.05 * exp(-x / 300.0), st, NULL, NULL);
