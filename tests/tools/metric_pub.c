@@ -107,7 +107,7 @@ int main(int argc, char **argv) {
         if (evil && i == 0) { /* 8 labels of 127 bytes that all need escaping: the largest event */
             Gambar__Metric m = GAMBAR__METRIC__INIT;
             Gambar__Metric__LabelsEntry e[8], *ep[8];
-            char keys[8][8], val[128];
+            char keys[8][16], val[128];
             memset(val, '"', 127);
             val[127] = 0;
             for (int k = 0; k < 8; k++) {
@@ -124,7 +124,9 @@ int main(int argc, char **argv) {
             m.step = st;
             m.n_labels = 8;
             m.labels = ep;
-            if (wire_send(s, &m.base, 0) == 0) published++;
+            int rc = wire_send(s, &m.base, 0);
+            if (rc == 0) published++;
+            else log_warn("evil_wide not sent: %s", err_str(rc));
         }
         if ((i + 1) % eval_every == 0) {
             pub(s, "eval", run, "fid", 100.0 / (1.0 + x / 50.0), st, NULL, NULL);
