@@ -60,6 +60,15 @@ bad "unknown stage in after" "p.ini:15: [augment] after: unknown stage 'ingset' 
 base | sed 's/^start_batch_from = train/start_batch_from = trian/' >"$P"
 bad "unknown stage in start_batch_from" "unknown stage 'trian' (did you mean 'train'?)"
 
+base | sed 's|--ckpt-dir ${run_dir}/ckpt ||' >"$P"
+bad "start_batch_from a trainer without --ckpt-dir" "p.ini:17: [augment] start_batch_from: stage 'train' has no --ckpt-dir"
+
+base | sed 's/^start_batch_from = train/start_batch_from = ingest/' >"$P"
+bad "start_batch_from a stage that is not gambar-train" "[augment] start_batch_from: 'ingest' is not a gambar-train stage"
+
+{ base; printf '[s]\ncommand = gambar-sample\ntype = job\nafter = train\nargs = --ckpt ${latest:trian}\n'; } >"$P"
+bad "\${latest:STAGE} names an unknown stage" "p.ini:31: args: \${latest:trian}: unknown stage 'trian' (did you mean 'train'?)"
+
 base | sed 's/^out = batches$//' >"$P"
 bad "channel without producer" "p.ini:5: channel 'batches' has no producer"
 
