@@ -27,7 +27,8 @@ check_exit "unwritable --jsonl" 4 gambar-dash --metrics "$EP" --http 0 --jsonl /
 
 # ---- metrics in, figures out ----------------------------------------------------------
 check "dash starts" start_dash --metrics "$EP" --jsonl "$TMP/m.jsonl" --run default-run
-check "binds 127.0.0.1 by default" sh -c "gambar-dash --metrics '$EP' --http 0 2>&1 & p=\$!; sleep 0.5; kill \$p" 
+check "binds 127.0.0.1 by default: served there" test "$(http_code "$URL/healthz")" = 200
+check "binds 127.0.0.1 by default: not on 127.0.0.2" test "$(http_code "http://127.0.0.2:$PORT/healthz")" = 000
 metric_pub --out "@$EP" --steps 20 --interval-ms 5 --eval-every 5 --garbage 9 --evil >"$TMP/pub.out" 2>"$TMP/pub.err"
 check "publisher ran" grep -q "published" "$TMP/pub.out"
 check "state: loss_d reached step 20" wait_state \

@@ -455,10 +455,14 @@ static void prom_labels(FILE *f, const char *stage, const char *run, const serie
     fputs("\",run=\"", f);
     prom_escape(f, run, true);
     fputc('"', f);
+    char k[DASH_MAX_LABELS][DASH_MAX_STR + 16];
     for (int i = 0; x && i < x->nl; i++) {
-        char k[DASH_MAX_STR + 16];
-        prom_label_name(k, sizeof k, x->lk[i]);
-        fprintf(f, ",%s=\"", k);
+        prom_label_name(k[i], sizeof k[i], x->lk[i]);
+        /* "a-b" and "a_b" both become a_b: a label name may appear once */
+        bool dup = false;
+        for (int j = 0; j < i && !dup; j++) dup = !strcmp(k[j], k[i]);
+        if (dup) continue;
+        fprintf(f, ",%s=\"", k[i]);
         prom_escape(f, x->lv[i], true);
         fputc('"', f);
     }
