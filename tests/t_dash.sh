@@ -85,12 +85,17 @@ assert [d['step'] for d in m]==[100,101,102], m
 w=[d for k,d in ev if k=='metric' and d['name']=='evil_wide']
 assert len(w)==1 and w[0]['labels']['k7']=='\"'*127, w"
 
+metric_pub --out "@$EP" --steps 1 --start 200 --interval-ms 0 --run "" >/dev/null 2>&1
+check "--run labels metrics that carry no run" wait_state \
+    "any(x['name']=='loss_d' and x['run']=='default-run' and x['step']==200 for x in s['series'])"
+check "--run: shown on /metrics" sh -c "curl -s '$URL/metrics' | grep -q '^gambar_loss_discriminator{stage=\"train\",run=\"default-run\"} '"
+
 # ---- JSON lines -------------------------------------------------------------------------
 check "jsonl: every line is JSON; metrics and checkpoints" $PY -c "
 import json
 rows=[json.loads(l) for l in open('$TMP/m.jsonl')]
 m=[r for r in rows if r['type']=='metric']; c=[r for r in rows if r['type']=='checkpoint']
-assert len(c)==4 and len([r for r in m if r['name']=='loss_d'])==23, (len(c), len(m))
+assert len(c)==4 and len([r for r in m if r['name']=='loss_d'])==24, (len(c), len(m))
 assert len([r for r in m if r['name']=='evil_wide'])==2
 e=[r for r in m if r['name']=='evil'][0]
 assert e['labels']['what'].startswith('a\"b\\\\c\nd'), e"

@@ -263,7 +263,11 @@ static int run(dash_t *d) {
                 if (r) break;
                 received++;
                 if (m->desc == &gambar__metric__descriptor) {
-                    const Gambar__Metric *x = (const Gambar__Metric *)m->msg;
+                    /* a shallow copy carrying --run when the metric names no
+                     * run, so every output keys the series the same way */
+                    Gambar__Metric mc = *(const Gambar__Metric *)m->msg;
+                    if ((!mc.run || !mc.run[0]) && d->o.run) mc.run = (char *)d->o.run;
+                    const Gambar__Metric *x = &mc;
                     if (x->step > d->last_step && !strcmp(x->stage ? x->stage : "", "train")) d->last_step = x->step;
                     dash_state_add_metric(d->st, x);
                     jsonl_metric(d, x);
