@@ -24,16 +24,6 @@ typedef uint8_t aug_v4u8 __attribute__((vector_size(4)));
 
 /* ---------------------------------------------------------------- parsing */
 
-static int fail_why(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail_why(char *why, size_t whylen, const char *fmt, ...) {
-    if (why && whylen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, whylen, fmt, ap);
-        va_end(ap);
-    }
-    return GB_EFORMAT;
-}
 
 /* Parse a finite number from s[0..n) into *v. Returns 0 or -1. */
 static int parse_num(const char *s, size_t n, float *v) {
@@ -53,7 +43,7 @@ static int is_int(float v) { return v == floorf(v); }
 
 int aug_parse(const char *spec, aug_list_t *out, char *why, size_t whylen) {
     memset(out, 0, sizeof *out);
-    if (!spec || !*spec) return fail_why(why, whylen, "empty ops list");
+    if (!spec || !*spec) return gb_errf(why, whylen, GB_EFORMAT, "empty ops list");
     /* Split on commas; a token that starts with a digit, '.', '+' or '-'
      * continues the previous op's parameter list (jitter:0.1,0.2). */
     const char *p = spec;
@@ -63,12 +53,12 @@ int aug_parse(const char *spec, aug_list_t *out, char *why, size_t whylen) {
         const char *comma = strchr(p, ',');
         size_t tl = comma ? (size_t)(comma - p) : strlen(p);
         p = comma ? comma + 1 : p + tl;
-        if (comma && !*p) return fail_why(why, whylen, "ops list '%s' ends with a comma", spec);
-        if (tl == 0) return fail_why(why, whylen, "empty item in ops list '%s'", spec);
+        if (comma && !*p) return gb_errf(why, whylen, GB_EFORMAT, "ops list '%s' ends with a comma", spec);
+        if (tl == 0) return gb_errf(why, whylen, GB_EFORMAT, "empty item in ops list '%s'", spec);
         const char *colon = memchr(tok, ':', tl);
         size_t nl = colon ? (size_t)(colon - tok) : tl;
         char name[32];
-        if (nl >= sizeof name) return fail_why(why, whylen, "unknown op '%.*s'", (int)tl, tok);
+        if (nl >= sizeof name) return gb_errf(why, whylen, GB_EFORMAT, "unknown op '%.*s'", (int)tl, tok);
         memcpy(name, tok, nl);
         name[nl] = 0;
         /* Parameters: after the colon, plus following numeric tokens. */
@@ -78,60 +68,60 @@ int aug_parse(const char *spec, aug_list_t *out, char *why, size_t whylen) {
             const char *a = colon + 1;
             size_t al = tl - nl - 1;
             if (parse_num(a, al, &prm[0]) != 0)
-                return fail_why(why, whylen, "op '%s': '%.*s' is not a number", name, (int)al, a);
+                return gb_errf(why, whylen, GB_EFORMAT, "op '%s': '%.*s' is not a number", name, (int)al, a);
             np = 1;
             while (*p && (isdigit((unsigned char)*p) || *p == '.' || *p == '-' || *p == '+')) {
                 const char *c2 = strchr(p, ',');
                 size_t l2 = c2 ? (size_t)(c2 - p) : strlen(p);
-                if (np == 2) return fail_why(why, whylen, "op '%s': too many parameters", name);
+                if (np == 2) return gb_errf(why, whylen, GB_EFORMAT, "op '%s': too many parameters", name);
                 if (parse_num(p, l2, &prm[np]) != 0)
-                    return fail_why(why, whylen, "op '%s': '%.*s' is not a number", name, (int)l2, p);
+                    return gb_errf(why, whylen, GB_EFORMAT, "op '%s': '%.*s' is not a number", name, (int)l2, p);
                 np++;
                 p = c2 ? c2 + 1 : p + l2;
-                if (c2 && !*p) return fail_why(why, whylen, "ops list '%s' ends with a comma", spec);
+                if (c2 && !*p) return gb_errf(why, whylen, GB_EFORMAT, "ops list '%s' ends with a comma", spec);
             }
         }
         if (strcmp(name, "none") == 0) {
-            if (np) return fail_why(why, whylen, "op 'none' takes no parameter");
+            if (np) return gb_errf(why, whylen, GB_EFORMAT, "op 'none' takes no parameter");
             saw_none = 1;
             continue;
         }
-        if (out->n == AUG_MAX_OPS) return fail_why(why, whylen, "more than %d ops", AUG_MAX_OPS);
+        if (out->n == AUG_MAX_OPS) return gb_errf(why, whylen, GB_EFORMAT, "more than %d ops", AUG_MAX_OPS);
         aug_op_t *o = &out->op[out->n];
         if (strcmp(name, "flip") == 0) {
             o->kind = AUG_FLIP;
             o->p1 = np ? prm[0] : 0.5f;
             if (np > 1 || o->p1 < 0 || o->p1 > 1)
-                return fail_why(why, whylen, "op 'flip': probability must be one number in [0, 1]");
+                return gb_errf(why, whylen, GB_EFORMAT, "op 'flip': probability must be one number in [0, 1]");
         } else if (strcmp(name, "translate") == 0) {
             o->kind = AUG_TRANSLATE;
             o->p1 = np ? prm[0] : 2;
             if (np > 1 || !is_int(o->p1) || o->p1 < 0 || o->p1 > 256)
-                return fail_why(why, whylen, "op 'translate': PX must be one integer in 0..256");
+                return gb_errf(why, whylen, GB_EFORMAT, "op 'translate': PX must be one integer in 0..256");
         } else if (strcmp(name, "crop") == 0) {
             o->kind = AUG_CROP;
             o->p1 = np ? prm[0] : 4;
             if (np > 1 || !is_int(o->p1) || o->p1 < 0 || o->p1 > 256)
-                return fail_why(why, whylen, "op 'crop': PAD must be one integer in 0..256");
+                return gb_errf(why, whylen, GB_EFORMAT, "op 'crop': PAD must be one integer in 0..256");
         } else if (strcmp(name, "jitter") == 0) {
             o->kind = AUG_JITTER;
             o->p1 = np ? prm[0] : 0.2f;
             o->p2 = np > 1 ? prm[1] : (np ? o->p1 : 0.2f);
             if (o->p1 < 0 || o->p1 > 1 || o->p2 < 0 || o->p2 > 1)
-                return fail_why(why, whylen, "op 'jitter': B and C must be in [0, 1]");
+                return gb_errf(why, whylen, GB_EFORMAT, "op 'jitter': B and C must be in [0, 1]");
         } else if (strcmp(name, "cutout") == 0) {
             o->kind = AUG_CUTOUT;
             o->p1 = np ? prm[0] : 8;
             if (np > 1 || !is_int(o->p1) || o->p1 < 1 || o->p1 > 4096)
-                return fail_why(why, whylen, "op 'cutout': SIZE must be one integer in 1..4096");
+                return gb_errf(why, whylen, GB_EFORMAT, "op 'cutout': SIZE must be one integer in 1..4096");
         } else {
-            return fail_why(why, whylen,
+            return gb_errf(why, whylen, GB_EFORMAT,
                             "unknown op '%s' (known: flip, translate, crop, jitter, cutout, none)", name);
         }
         out->n++;
     }
     if (saw_none && out->n)
-        return fail_why(why, whylen, "'none' cannot be combined with other ops");
+        return gb_errf(why, whylen, GB_EFORMAT, "'none' cannot be combined with other ops");
     return 0;
 }
 

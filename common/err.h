@@ -18,6 +18,8 @@
 #ifndef GB_ERR_H
 #define GB_ERR_H
 
+#include <stddef.h>
+
 enum {
     GB_EXIT_OK = 0,
     GB_EXIT_FAIL = 1,
@@ -51,5 +53,11 @@ const char *err_str(int rc);
 
 /* Map an rc to the exit status of the table above. */
 int err_exit_code(int rc);
+
+/* Format the printf-style reason into err[0..errlen) (when err is non-NULL
+ * and errlen > 0; always NUL-terminated, truncated if long) and return rc
+ * unchanged, so a failing path reads `return gb_errf(err, errlen, GB_EFORMAT,
+ * "...", ...);`. Defined in errf.c. */
+int gb_errf(char *err, size_t errlen, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 #endif

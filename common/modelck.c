@@ -9,23 +9,13 @@
 
 #include <stdarg.h>
 
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 int modelck_desc(const Gambar__ModelDesc *md, model_desc_t *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
-    if (!md) return fail(err, errlen, GB_EFORMAT, "checkpoint has no model description");
+    if (!md) return gb_errf(err, errlen, GB_EFORMAT, "checkpoint has no model description");
     model_family_t fam;
     if (model_family_parse(md->family, &fam) != 0)
-        return fail(err, errlen, GB_EFORMAT, "unknown model family '%s'", md->family);
+        return gb_errf(err, errlen, GB_EFORMAT, "unknown model family '%s'", md->family);
     model_desc_default(out, fam);
     out->height = (int)md->height;
     out->width = (int)md->width;
@@ -37,10 +27,10 @@ int modelck_desc(const Gambar__ModelDesc *md, model_desc_t *out, char *err, size
     out->num_classes = (int)md->num_classes;
     out->embed_dim = (int)md->embed_dim;
     if (md->loss && *md->loss && model_loss_parse(md->loss, &out->loss) != 0)
-        return fail(err, errlen, GB_EFORMAT, "unknown loss '%s'", md->loss);
+        return gb_errf(err, errlen, GB_EFORMAT, "unknown loss '%s'", md->loss);
     if (md->n_class_names > 0) {
         if (md->n_class_names != md->num_classes)
-            return fail(err, errlen, GB_EFORMAT, "%zu class names for %u classes", md->n_class_names,
+            return gb_errf(err, errlen, GB_EFORMAT, "%zu class names for %u classes", md->n_class_names,
                         md->num_classes);
         out->class_names = xcalloc(md->n_class_names, sizeof(char *));
         for (size_t i = 0; i < md->n_class_names; i++) out->class_names[i] = xstrdup(md->class_names[i]);
@@ -113,12 +103,12 @@ static int transfer(model_t *m, const Gambar__Checkpoint *ck, int kinds_mask, in
             if (!st && t->kind == MODEL_T_EMA && ema_fallback) {
                 st = ckpt_tensor(ck, t->name + 4); /* "EMA.G.x" -> "G.x" */
             }
-            if (!st) return fail(err, errlen, GB_ENOTFOUND, "checkpoint has no tensor %s", t->name);
+            if (!st) return gb_errf(err, errlen, GB_ENOTFOUND, "checkpoint has no tensor %s", t->name);
             if (!shape_ok(st, t)) {
                 char a[96], b[96];
                 shape_str(a, sizeof a, t->shape, (size_t)t->ndim);
                 shape_str(b, sizeof b, st->shape, st->n_shape);
-                return fail(err, errlen, GB_EMISMATCH, "tensor %s: the model needs shape %s, the checkpoint has %s",
+                return gb_errf(err, errlen, GB_EMISMATCH, "tensor %s: the model needs shape %s, the checkpoint has %s",
                             t->name, a, b);
             }
             if (pass == 1) copy_le(t->data, st, t->n);
@@ -136,7 +126,7 @@ int modelck_load(const Gambar__Checkpoint *ck, int max_batch, model_t **out, cha
     if (rc != 0) return rc;
     model_t *m = model_new(&d, max_batch, 0);
     model_desc_release(&d);
-    if (!m) return fail(err, errlen, GB_EFORMAT, "cannot build the model the checkpoint describes");
+    if (!m) return gb_errf(err, errlen, GB_EFORMAT, "cannot build the model the checkpoint describes");
     rc = transfer(m, ck, KIND(MODEL_T_PARAM) | KIND(MODEL_T_BUFFER) | KIND(MODEL_T_EMA) | KIND(MODEL_T_ADAM_M) |
                              KIND(MODEL_T_ADAM_V),
                   0, err, errlen);

@@ -19,16 +19,6 @@
 #include <math.h>
 #include <stdarg.h>
 
-static int sj_fail(char *err, size_t errlen, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int sj_fail(char *err, size_t errlen, int rc, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 /* ---- the checkpoint ----------------------------------------------------- */
 
@@ -40,19 +30,19 @@ int sctx_open(sctx_t *c, const char *path, char *err, size_t errlen) {
         const char *why = err_str(rc);
         if (rc == GB_EFORMAT) why = "not a gambar checkpoint (bad magic, header or content)";
         else if (rc == GB_ECORRUPT) why = "corrupt or truncated (size or SHA-256 does not match its header)";
-        return sj_fail(err, errlen, rc, "checkpoint %s: %s", path, why);
+        return gb_errf(err, errlen, rc, "checkpoint %s: %s", path, why);
     }
     digest_hex(c->digest, 32, c->digest_hex);
     c->step = c->ck->state->step;
     char why[256];
     rc = modelck_load(c->ck, 64, &c->model, why, sizeof why);
     if (rc) {
-        rc = sj_fail(err, errlen, rc, "checkpoint %s: cannot rebuild the model: %s", path, why);
+        rc = gb_errf(err, errlen, rc, "checkpoint %s: cannot rebuild the model: %s", path, why);
         goto fail;
     }
     rc = sgen_new(c->model, &c->gen, why, sizeof why);
     if (rc) {
-        rc = sj_fail(err, errlen, rc, "checkpoint %s: %s", path, why);
+        rc = gb_errf(err, errlen, rc, "checkpoint %s: %s", path, why);
         goto fail;
     }
     c->desc = model_desc(c->model);
@@ -145,7 +135,7 @@ int sample_resolve_class(const sctx_t *c, const char *name, const char *prompt, 
                          size_t errlen) {
     char names[2048];
     if (!c->ncls)
-        return sj_fail(err, errlen, GB_EUNSUPPORTED,
+        return gb_errf(err, errlen, GB_EUNSUPPORTED,
                        "the model in %s is unconditional: it has no classes to choose from", c->path);
     list_names(c, names, sizeof names);
     if (name) {
@@ -154,7 +144,7 @@ int sample_resolve_class(const sctx_t *c, const char *name, const char *prompt, 
         long v = strtol(name, &end, 10);
         if (*name && !errno && end && !*end) {
             if (v < 0 || v >= c->ncls)
-                return sj_fail(err, errlen, GB_ENOTFOUND, "class index %ld is out of range 0..%d; the classes are: %s",
+                return gb_errf(err, errlen, GB_ENOTFOUND, "class index %ld is out of range 0..%d; the classes are: %s",
                                v, c->ncls - 1, names);
             *idx = (int)v;
             return 0;
@@ -177,7 +167,7 @@ int sample_resolve_class(const sctx_t *c, const char *name, const char *prompt, 
             }
         }
         free(want);
-        return sj_fail(err, errlen, GB_ENOTFOUND, "unknown class '%s'; the classes are: %s", name, names);
+        return gb_errf(err, errlen, GB_ENOTFOUND, "unknown class '%s'; the classes are: %s", name, names);
     }
     /* prompt: split into words */
     size_t pl = strlen(prompt);
@@ -205,7 +195,7 @@ int sample_resolve_class(const sctx_t *c, const char *name, const char *prompt, 
     free(buf);
     free(words);
     if (bi < 0)
-        return sj_fail(err, errlen, GB_ENOTFOUND, "no class name found in the prompt '%s'; the classes are: %s",
+        return gb_errf(err, errlen, GB_ENOTFOUND, "no class name found in the prompt '%s'; the classes are: %s",
                        prompt, names);
     *idx = bi;
     return 0;
@@ -350,15 +340,15 @@ int sample_encode(const prov_t *p, const img_t *im, int compression, uint8_t **b
 
 static int need_u64(const prov_t *p, const char *key, uint64_t *v, char *err, size_t errlen) {
     int rc = prov_get_u64(p, key, v);
-    if (rc) return sj_fail(err, errlen, GB_EFORMAT, "provenance key %s is %s", key, rc == GB_ENOTFOUND ? "missing" : "not a number");
+    if (rc) return gb_errf(err, errlen, GB_EFORMAT, "provenance key %s is %s", key, rc == GB_ENOTFOUND ? "missing" : "not a number");
     return 0;
 }
 
 static int need_int(const prov_t *p, const char *key, long long lo, long long hi, long long *v, char *err,
                     size_t errlen) {
     int rc = prov_get_int(p, key, v);
-    if (rc) return sj_fail(err, errlen, GB_EFORMAT, "provenance key %s is %s", key, rc == GB_ENOTFOUND ? "missing" : "not a number");
-    if (*v < lo || *v > hi) return sj_fail(err, errlen, GB_EFORMAT, "provenance key %s = %lld is out of range", key, *v);
+    if (rc) return gb_errf(err, errlen, GB_EFORMAT, "provenance key %s is %s", key, rc == GB_ENOTFOUND ? "missing" : "not a number");
+    if (*v < lo || *v > hi) return gb_errf(err, errlen, GB_EFORMAT, "provenance key %s = %lld is out of range", key, *v);
     return 0;
 }
 
@@ -371,14 +361,14 @@ int job_from_prov(const sctx_t *c, const prov_t *p, job_t *j, int *index, float 
     const char *kind = prov_get(p, "gambar:kind"), *mode = prov_get(p, "gambar:mode");
     const char *fam = prov_get(p, "gambar:model_family");
     if (!zm || strcmp(zm, PROV_Z_METHOD) != 0)
-        return sj_fail(err, errlen, GB_EMISMATCH, "latent method '%s' is not %s", zm ? zm : "(missing)", PROV_Z_METHOD);
+        return gb_errf(err, errlen, GB_EMISMATCH, "latent method '%s' is not %s", zm ? zm : "(missing)", PROV_Z_METHOD);
     if (!gm || strcmp(gm, SAMPLE_GEN_METHOD) != 0)
-        return sj_fail(err, errlen, GB_EMISMATCH, "generator '%s' is not %s", gm ? gm : "(missing)", SAMPLE_GEN_METHOD);
+        return gb_errf(err, errlen, GB_EMISMATCH, "generator '%s' is not %s", gm ? gm : "(missing)", SAMPLE_GEN_METHOD);
     if (!fam || strcmp(fam, model_family_name(c->desc->family)) != 0)
-        return sj_fail(err, errlen, GB_EMISMATCH, "model family '%s' differs from the checkpoint's %s",
+        return gb_errf(err, errlen, GB_EMISMATCH, "model family '%s' differs from the checkpoint's %s",
                        fam ? fam : "(missing)", model_family_name(c->desc->family));
     if (!kind || (strcmp(kind, "image") && strcmp(kind, "grid")))
-        return sj_fail(err, errlen, GB_EFORMAT, "provenance key gambar:kind is missing or unknown");
+        return gb_errf(err, errlen, GB_EFORMAT, "provenance key gambar:kind is missing or unknown");
     int grid = strcmp(kind, "grid") == 0;
     long long v, cls;
     int rc;
@@ -387,15 +377,15 @@ int job_from_prov(const sctx_t *c, const prov_t *p, job_t *j, int *index, float 
     if ((rc = need_int(p, "gambar:class_index", -1, c->ncls - 1, &cls, err, errlen))) return rc;
     if (prov_get_double(p, "gambar:truncation", &j->truncation) != 0 || j->truncation < 0 ||
         (j->truncation > 0 && j->truncation < PROV_MIN_TRUNCATION))
-        return sj_fail(err, errlen, GB_EFORMAT, "provenance key gambar:truncation is missing or invalid");
+        return gb_errf(err, errlen, GB_EFORMAT, "provenance key gambar:truncation is missing or invalid");
     j->prompt = prov_get(p, "gambar:prompt");
     const char *rule = prov_get(p, "gambar:class_rule");
     j->class_index = -1;
     if (rule && strcmp(rule, "given") == 0) j->class_index = (int)cls;
     if (c->ncls && cls < 0 && !(rule && strcmp(rule, "seed-mod-classes") == 0))
-        return sj_fail(err, errlen, GB_EMISMATCH, "the image has no class but the checkpoint's model is conditional");
+        return gb_errf(err, errlen, GB_EMISMATCH, "the image has no class but the checkpoint's model is conditional");
     if (!c->ncls && cls >= 0)
-        return sj_fail(err, errlen, GB_EMISMATCH, "the image has a class but the checkpoint's model is unconditional");
+        return gb_errf(err, errlen, GB_EMISMATCH, "the image has a class but the checkpoint's model is unconditional");
     *index = -1;
     if (!grid) {
         if ((rc = need_int(p, "gambar:index", 0, j->n - 1, &v, err, errlen))) return rc;
@@ -405,11 +395,11 @@ int job_from_prov(const sctx_t *c, const prov_t *p, job_t *j, int *index, float 
     if (gs) {
         if (sscanf(gs, "%dx%d", &j->rows, &j->cols) != 2 || j->rows < 1 || j->cols < 1 ||
             j->rows * j->cols < j->n || j->rows > 256 || j->cols > 256)
-            return sj_fail(err, errlen, GB_EFORMAT, "provenance key gambar:grid '%s' is invalid", gs);
+            return gb_errf(err, errlen, GB_EFORMAT, "provenance key gambar:grid '%s' is invalid", gs);
     } else if (grid) {
-        return sj_fail(err, errlen, GB_EFORMAT, "a grid image without gambar:grid");
+        return gb_errf(err, errlen, GB_EFORMAT, "a grid image without gambar:grid");
     }
-    if (!mode) return sj_fail(err, errlen, GB_EFORMAT, "provenance key gambar:mode is missing");
+    if (!mode) return gb_errf(err, errlen, GB_EFORMAT, "provenance key gambar:mode is missing");
     if (strcmp(mode, "seed") == 0) {
         j->mode = JOB_SEED;
         if ((rc = need_u64(p, grid ? "gambar:seed" : "gambar:base_seed", &j->seed, err, errlen))) return rc;
@@ -419,9 +409,9 @@ int job_from_prov(const sctx_t *c, const prov_t *p, job_t *j, int *index, float 
         const char *ip = prov_get(p, "gambar:interpolation");
         int steps = 0;
         if (!ip || sscanf(ip, "slerp %" SCNu64 ":%" SCNu64 ":%d", &j->ia, &j->ib, &steps) != 3 || steps != j->n)
-            return sj_fail(err, errlen, GB_EFORMAT, "provenance key gambar:interpolation is missing or invalid");
+            return gb_errf(err, errlen, GB_EFORMAT, "provenance key gambar:interpolation is missing or invalid");
     } else if (strcmp(mode, "from-image") == 0 || strcmp(mode, "variation") == 0) {
-        if (grid) return sj_fail(err, errlen, GB_EFORMAT, "explicit-latent grids are not made by this version");
+        if (grid) return gb_errf(err, errlen, GB_EFORMAT, "explicit-latent grids are not made by this version");
         j->mode = JOB_EXPLICIT;
         const char *hex = prov_get(p, "gambar:z");
         /* a one-image job holding only this image's latent */
@@ -430,7 +420,7 @@ int job_from_prov(const sctx_t *c, const prov_t *p, job_t *j, int *index, float 
         if (!hex || prov_z_from_hex(hex, c->Z, z) != 0) {
             free(z);
             free(l);
-            return sj_fail(err, errlen, GB_EFORMAT, "provenance key gambar:z is missing or not %d floats", c->Z);
+            return gb_errf(err, errlen, GB_EFORMAT, "provenance key gambar:z is missing or not %d floats", c->Z);
         }
         l[0] = (int32_t)cls;
         *zbuf = z;
@@ -443,7 +433,7 @@ int job_from_prov(const sctx_t *c, const prov_t *p, job_t *j, int *index, float 
         static const char *const k_fi[1] = {"from-image"}, *const k_var[1] = {"variation"};
         j->kinds = strcmp(mode, "variation") == 0 ? k_var : k_fi;
     } else {
-        return sj_fail(err, errlen, GB_EFORMAT, "provenance mode '%s' is unknown", mode);
+        return gb_errf(err, errlen, GB_EFORMAT, "provenance mode '%s' is unknown", mode);
     }
     return 0;
 }

@@ -27,6 +27,7 @@
 #include "err.h"
 #include "log.h"
 #include "model.h"
+#include "modelck.h"
 #include "nn.h"
 #include "rng.h"
 #include "sig.h"
@@ -43,7 +44,7 @@
 #define TRAIN_Z_STREAM 0x7a /* rng_derive coordinate of the z/label stream */
 
 typedef struct {
-    const char *in, *model, *ckpt_dir, *init_from, *metrics, *loss, *conditional, *run;
+    const char *in, *model, *ckpt_dir, *init_from, *metrics, *loss, *conditional, *run, *db;
     long long steps, epochs, ckpt_every, keep, log_every, threads, width, producers, window, window_mb;
     uint64_t seed;
     double lr_g, lr_d, beta1, beta2, ema;
@@ -58,6 +59,7 @@ typedef struct {
     model_t *m;
     model_desc_t want;         /* description for a model built on the first batch */
     Gambar__Checkpoint *init;  /* --init-from checkpoint until the model exists */
+    train_db_t db;             /* class names and provenance notes (--db, or the resumed checkpoint's) */
     train_pos_t pos;
     train_expect_t ex;
     uint32_t fam_h, fam_w;     /* image size the model family needs */
@@ -130,6 +132,7 @@ static int save_now(trainer_t *t) {
     t->pos.command_line = t->cmdline;
     t->pos.threads = nn_get_threads();
     t->pos.max_batch = model_max_batch(t->m);
+    t->pos.db = &t->db;
     int rc = train_ckpt_save(t->o.ckpt_dir, (int)t->o.keep, t->m, &t->pos, path, sizeof path, dig);
     if (rc) {
         log_error("checkpoint at step %" PRIu64 " not written: %s", t->pos.step, err_str(rc));
@@ -217,6 +220,10 @@ static int build_model(trainer_t *t, const Gambar__Batch *b) {
     if (!cond) d.embed_dim = 0;
     else if (d.embed_dim <= 0) d.embed_dim = d.z_dim;
     d.class_names = NULL;
+    if (cond && t->db.n_classes == (size_t)d.num_classes) d.class_names = t->db.class_names;
+    else if (cond && t->db.n_classes)
+        log_warn("--db names %zu classes but the batches have %d: the checkpoint will carry no class names",
+                 t->db.n_classes, d.num_classes);
     char why[256];
     if (model_desc_check(&d, why, sizeof why) != 0) {
         log_error("model: %s", why);
@@ -240,8 +247,9 @@ static int build_model(trainer_t *t, const Gambar__Batch *b) {
                       cond ? "conditional" : "unconditional", d.num_classes);
             return GB_EMISMATCH;
         }
-        int rc = train_ckpt_load_model(t->init, t->m, 0);
+        int rc = modelck_load_weights(t->m, t->init, why, sizeof why);
         if (rc) {
+            log_error("--init-from %s: %s", t->o.init_from, why);
             log_error("--init-from %s: the parent's tensors do not fit this model", t->o.init_from);
             return GB_EMISMATCH;
         }
@@ -384,6 +392,14 @@ static int on_batch(trainer_t *t, wire_msg_t **mp) {
         t->pos.w = t->ex.w;
         log_info("dataset %.16s..., %u classes, %ux%ux%u images, %u batches per epoch", hex, t->ex.num_classes,
                  t->ex.c, t->ex.h, t->ex.w, t->ex.bpe);
+        if (t->o.db && memcmp(t->db.digest, t->ex.digest, DIGEST_LEN) != 0) {
+            char dh[DIGEST_HEX_LEN + 1];
+            digest_hex(t->db.digest, DIGEST_LEN, dh);
+            log_error("the batches come from dataset %s, but --db %s is dataset %s: refusing to train", hex,
+                      t->o.db, dh);
+            wire_msg_destroy(mp);
+            return GB_EMISMATCH;
+        }
     }
     int rc = train_on(t, b);
     wire_msg_destroy(mp);
@@ -424,8 +440,13 @@ static int do_resume(trainer_t *t) {
         return rc;
     }
     model_desc_t d;
-    rc = train_ckpt_desc(ck, &d);
-    if (!rc) rc = train_ckpt_pos(ck, &t->pos);
+    char why[256];
+    rc = modelck_desc(ck->model, &d, why, sizeof why);
+    if (rc) log_error("checkpoint: bad model description: %s", why);
+    else {
+        rc = train_ckpt_pos(ck, &t->pos);
+        if (rc) model_desc_release(&d);
+    }
     if (rc) {
         log_error("--resume: %s cannot be resumed", path);
         ckpt_free(&ck);
@@ -447,14 +468,13 @@ static int do_resume(trainer_t *t) {
         return rc;
     }
     t->o.seed = t->pos.seed;
-    t->m = model_new(&d, t->pos.max_batch, t->pos.seed);
-    if (!t->m) {
-        log_error("--resume: cannot build the model of %s", path);
-        model_desc_release(&d);
-        ckpt_free(&ck);
-        return GB_EFORMAT;
+    if (!ck->state || !ck->state->adam_g || !ck->state->adam_d) {
+        log_error("checkpoint: optimizer state missing");
+        rc = GB_ENOTFOUND;
+    } else {
+        rc = modelck_load(ck, t->pos.max_batch, &t->m, why, sizeof why);
+        if (rc) log_error("checkpoint: %s", why);
     }
-    rc = train_ckpt_load_model(ck, t->m, 1);
     if (rc) {
         log_error("--resume: %s does not match its own model description", path);
         model_desc_release(&d);
@@ -476,6 +496,7 @@ static int do_resume(trainer_t *t) {
         log_warn("--resume: the checkpoint was trained with %d threads, this run uses %d: the result may "
                  "differ in the last bits from an uninterrupted run",
                  t->pos.threads, thr);
+    train_db_from_ckpt(ck, &t->db);
     snprintf(t->saved_path, sizeof t->saved_path, "%s", path);
     t->saved_step = t->pos.step;
     t->have_saved = 1;
@@ -494,8 +515,12 @@ static int do_init_from(trainer_t *t) {
         return rc == GB_ECORRUPT || rc == GB_EFORMAT || rc == GB_EVERSION ? GB_EMISMATCH : rc;
     }
     model_desc_t pd;
-    rc = train_ckpt_desc(t->init, &pd);
-    if (rc) return GB_EMISMATCH;
+    char why[256];
+    rc = modelck_desc(t->init->model, &pd, why, sizeof why);
+    if (rc) {
+        log_error("--init-from %s: bad model description: %s", t->o.init_from, why);
+        return GB_EMISMATCH;
+    }
     /* What the command line did not fix explicitly follows the parent. */
     if (!t->o.seen_width) {
         t->want.g_mult = pd.g_mult;
@@ -518,6 +543,35 @@ static int do_init_from(trainer_t *t) {
     digest_hex(dig, DIGEST_LEN, hex);
     log_info("--init-from %s (sha256 %.16s...): weights load when the first batch fixes the shape",
              t->o.init_from, hex);
+    return 0;
+}
+
+/* --db: read the dataset. A new run takes its class names and notes; a
+ * resumed run keeps the checkpoint's and only checks that the dataset is
+ * the one it was trained on. Returns 0 or a fatal rc (GB_EMISMATCH: exit
+ * 3). */
+static int use_db(trainer_t *t) {
+    train_db_t d;
+    int rc = train_db_read(t->o.db, &d);
+    if (rc) return rc;
+    char dh[DIGEST_HEX_LEN + 1];
+    digest_hex(d.digest, DIGEST_LEN, dh);
+    if (t->m) {
+        if (memcmp(d.digest, t->pos.dataset_digest, DIGEST_LEN) != 0) {
+            char ch[DIGEST_HEX_LEN + 1];
+            digest_hex(t->pos.dataset_digest, DIGEST_LEN, ch);
+            log_error("--db %s is dataset %s, but the checkpoint was trained on dataset %s", t->o.db, dh, ch);
+            rc = GB_EMISMATCH;
+        } else if (!t->db.have) {
+            log_info("--db %s: the resumed checkpoint has no dataset notes; they stay unknown", t->o.db);
+        }
+        train_db_free(&d);
+        return rc;
+    }
+    log_info("--db %s: dataset %.16s..., %zu classes, licences: %s", t->o.db, dh, d.n_classes,
+             d.note[2] ? d.note[2] : "?");
+    train_db_free(&t->db);
+    t->db = d;
     return 0;
 }
 
@@ -602,6 +656,8 @@ int main(int argc, char **argv) {
         {"reorder-window", 0, CLI_INT, &o->window, "N", "hold batches up to N seqs early (default 1024)", NULL},
         {"reorder-mb", 0, CLI_INT, &o->window_mb, "MB", "...and at most MB MiB of them (default 1024)", NULL},
         {"run", 0, CLI_STR, &o->run, "NAME", "run name put in metrics", NULL},
+        {"db", 'd', CLI_STR, &o->db, "PATH",
+         "the dataset the batches come from: class names and licences for the checkpoints", NULL},
     };
     const cli_spec_t spec = {
         "gambar-train", "--in ENDPOINT --model NAME --ckpt-dir DIR [options]",
@@ -661,6 +717,9 @@ int main(int argc, char **argv) {
         rc = GB_EFORMAT;
         status = GB_EXIT_USAGE;
     }
+    if (!rc && o->db) rc = use_db(t);
+    if (!rc && !o->db && !t->m)
+        log_info("no --db: the checkpoints will carry no class names, and licences will be unknown");
     if (!rc && t->m && o->init_from)
         log_info("--init-from %s ignored: resuming the run in %s", o->init_from, o->ckpt_dir);
     if (!rc && !t->m && o->init_from) rc = do_init_from(t);
@@ -771,6 +830,7 @@ out:
     wire_close(&t->pub);
     if (t->ctx) zmq_ctx_term(t->ctx);
     ckpt_free(&t->init);
+    train_db_free(&t->db);
     model_free(t->m);
     model_desc_release(&t->want);
     free(t->real);

@@ -3,12 +3,16 @@
  *                  and converts its pixels to floats;
  *                  and counts and (rate-limited) logs dropped messages;
  *   train_ckpt.c   turns a model plus the training position into a
- *                  checkpoint and back.
+ *                  checkpoint and back;
+ *   train_db.c     reads --db: the dataset digest, class names and the
+ *                  provenance notes checkpoints carry.
  * main.c holds the options, the sockets and the loop. */
 #ifndef GB_TRAIN_H
 #define GB_TRAIN_H
 
 #include "checkpoint.pb-c.h"
+#include "ckpt.h"
+#include "dataset.pb-c.h"
 #include "digest.h"
 #include "model.h"
 #include "stream.pb-c.h"
@@ -85,6 +89,39 @@ void train_expect_fix(train_expect_t *ex, const Gambar__Batch *b);
  * when absent (only used by conditional models, which require them). */
 void train_batch_floats(const Gambar__Batch *b, float *out, int32_t *labels_out);
 
+/* ---- the dataset (train_db.c) --------------------------------------------- */
+
+#define TRAIN_DB_NOTES 6
+/* The checkpoint note keys, in train_db_t.note order: dataset_source,
+ * dataset_count, license_summary, attribution_count, optout_count,
+ * duplicate_count. */
+extern const char *const train_db_note_keys[TRAIN_DB_NOTES];
+
+/* What the run knows about its dataset, from --db or a resumed checkpoint. */
+typedef struct {
+    int have;                       /* any note set */
+    uint8_t digest[DIGEST_LEN];     /* DatasetInfo.digest (or the checkpoint's dataset digest) */
+    char **class_names;             /* owned; n_classes of them (--db only) */
+    size_t n_classes;
+    char *note[TRAIN_DB_NOTES];     /* owned; NULL = not known */
+} train_db_t;
+
+/* Open the dataset at path read-only and fill db (release with
+ * train_db_free): digest, class names, and the notes (license_summary from
+ * DatasetInfo.licenses, largest count first, "" shown as "unknown", e.g.
+ * "CC-BY-4.0: 120, unknown: 40"; attribution_count counts Examples with an
+ * attribution, one pass over the store, omitted above 2M examples).
+ * Returns 0, or GB_EMISMATCH / an rc with the reason logged naming path. */
+int train_db_read(const char *path, train_db_t *db);
+/* Notes of a checkpoint (those present) and its dataset digest into db. */
+void train_db_from_ckpt(const Gambar__Checkpoint *ck, train_db_t *db);
+/* Set db's known notes on the checkpoint being built (nothing for NULL or
+ * an empty db). */
+void train_db_notes(const train_db_t *db, ckpt_builder_t *b);
+void train_db_free(train_db_t *db);
+/* "LICENSE: N, ..." for info (malloc'd): see train_db_read. */
+char *train_license_summary(const Gambar__DatasetInfo *info);
+
 /* ---- checkpoints (train_ckpt.c) -------------------------------------------- */
 
 /* The training position besides the model's tensors and Adam state. */
@@ -105,6 +142,7 @@ typedef struct {
     uint8_t parent_digest[DIGEST_LEN];
     int have_parent;
     const char *command_line; /* borrowed */
+    const train_db_t *db;     /* borrowed; its notes are saved (may be NULL) */
 } train_pos_t;
 
 /* Save model m and position p to dir (keeping `keep` checkpoints), after
@@ -113,21 +151,9 @@ typedef struct {
 int train_ckpt_save(const char *dir, int keep, model_t *m, const train_pos_t *p, char *path_out,
                     size_t path_len, uint8_t digest_out[DIGEST_LEN]);
 
-/* Read a checkpoint's model description into d (free with
- * model_desc_release). Returns 0 or GB_EFORMAT (logged). */
-int train_ckpt_desc(const Gambar__Checkpoint *ck, model_desc_t *d);
-
 /* Read the position (everything but tensors) from ck into p (command_line
  * left NULL). Returns 0 or GB_EFORMAT (logged). */
 int train_ckpt_pos(const Gambar__Checkpoint *ck, train_pos_t *p);
-
-/* Copy ck's tensors into m. full = 1 (resume): every non-gradient tensor
- * of m, and both Adam states, must be present with the right shapes.
- * full = 0 (--init-from): G.*, D.* parameters and buffers must be present;
- * EMA.G.* is taken when present (else reset to G); optimizer state stays
- * fresh. Returns 0, GB_ENOTFOUND or GB_EMISMATCH (logged, naming the
- * tensor). */
-int train_ckpt_load_model(const Gambar__Checkpoint *ck, model_t *m, int full);
 
 /* Copy every non-gradient tensor, both Adam states and the EMA decay from
  * src into dst (same description, any max_batch): used to grow the batch
