@@ -136,9 +136,8 @@ int main(int argc, char **argv) {
                           "feature space of a classifier fitted on the data, a bias audit (class balance), a "
                           "memorisation audit (nearest training images) and a model card.",
                           opts, (int)ARRAY_LEN(opts),
-                          "Exit status: 0 ok, 1 failure, 2 usage error, 3 bad data (corrupt or mismatched "
-                          "checkpoint, unlabelled data where labels are needed), 4 I/O error, 6 socket error, "
-                          "130 interrupted."};
+                          "Bad data (exit 3) includes a corrupt or mismatched checkpoint and unlabelled data "
+                          "where labels are needed."};
     int first = cli_parse(&g_spec, argc, argv);
     if (first < argc) cli_usage_error(&g_spec, "unexpected argument '%s'", argv[first]);
     if (!o.db) cli_usage_error(&g_spec, "--db PATH is required");

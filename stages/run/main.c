@@ -42,9 +42,7 @@ static const cli_spec_t spec = {
     .nopts = (int)(sizeof opts / sizeof opts[0]),
     .epilog = "The file format: pipelines/README.md and gambar-run(1).\n"
               "Exit status: a failed job's own status; 3 when the pipeline file is invalid;\n"
-              "1 when a service kept crashing; 130 after Ctrl-C.\n\n"
-              "Exit status: 0 ok, 1 failure, 2 usage error, 3 bad data, 4 I/O error,\n"
-              "5 numeric failure, 6 peer/socket error, 130 interrupted.",
+              "1 when a service kept crashing; 130 after Ctrl-C.",
 };
 
 static char *make_abs(const char *p) {
