@@ -159,6 +159,11 @@ static int check_signature(const void *data, size_t n, char *reason, size_t reas
 
 /* ---- decoding ------------------------------------------------------- */
 
+static uint32_t get_be32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+
 typedef struct {
     png_io_t io;
     png_structp png;
@@ -257,6 +262,175 @@ static int decode_session(png_dec_t *d) {
     return 0;
 }
 
+/* ---- fast path: 8-bit gray or RGB, not interlaced -------------------
+ *
+ * For the common small 8-bit gray/RGB file, libpng's per-call setup and its
+ * row-at-a-time inflate (rows under 258 bytes never reach zlib's fast
+ * loop) cost several times the decoding itself. This path walks the chunks
+ * itself, inflates all IDAT data in one go straight into the result
+ * buffer and undoes the row filters in place. It only ever accepts a file
+ * libpng accepts, with the same pixels: it takes nothing on trust and
+ * gives up (returns -1, and img_decode_png runs libpng, which then
+ * decides, with its own error or warning) on anything off the plain
+ * road: another colour type or depth, interlacing, a limit or budget
+ * exceeded, any CRC mismatch, a chunk other than IHDR / IDAT / IEND / the
+ * ancillary chunks libpng skips unread (set_read_limits and
+ * png_set_keep_unknown_chunks(NEVER) in decode_session), IDAT chunks not
+ * in one run, a zlib stream that is bad, short, long, ends before the
+ * last IDAT byte or fails its Adler-32 check, a filter type over 4, or a
+ * chunk over IMG_CHUNK_MALLOC_MAX. So errors and their messages always
+ * come from libpng, and the fast path changes only the speed. Its memory
+ * is the result plus one filter byte per row, held to the same budget. */
+
+#define IMG_FAST_MAX_RAW ((size_t)8 << 20) /* bytes: filtered image inflated at once */
+
+/* Ancillary chunks png_set_keep_unknown_chunks(.., NEVER, NULL, -1) makes
+ * libpng skip (reading them only for the CRC) in every libpng 1.6. */
+static int fast_skippable(const uint8_t *t) {
+    static const char names[][5] = {"tEXt", "zTXt", "iTXt", "gAMA", "cHRM", "sRGB", "iCCP",
+                                    "pHYs", "tIME", "bKGD", "sBIT"};
+    for (size_t i = 0; i < ARRAY_LEN(names); i++)
+        if (memcmp(t, names[i], 4) == 0) return 1;
+    return 0;
+}
+
+/* Undo the PNG row filters of h rows of rb bytes (bpp bytes per pixel),
+ * each stored after its filter-type byte, in place: row y ends up at
+ * buf + y * rb. Row y's output starts y + 1 bytes before its input, so
+ * writing byte i only overwrites input already read. Returns 0, or -1 for
+ * a filter type over 4. */
+static int fast_unfilter(uint8_t *buf, size_t rb, uint32_t h, size_t bpp) {
+    for (uint32_t y = 0; y < h; y++) {
+        const uint8_t *src = buf + (size_t)y * (rb + 1);
+        int f = *src++;
+        uint8_t *dst = buf + (size_t)y * rb;
+        const uint8_t *up = y ? dst - rb : NULL;
+        size_t i;
+        switch (f) {
+        case 0:
+            memmove(dst, src, rb);
+            break;
+        case 1:
+            for (i = 0; i < bpp && i < rb; i++) dst[i] = src[i];
+            for (; i < rb; i++) dst[i] = (uint8_t)(src[i] + dst[i - bpp]);
+            break;
+        case 2:
+            if (!up) memmove(dst, src, rb);
+            else for (i = 0; i < rb; i++) dst[i] = (uint8_t)(src[i] + up[i]);
+            break;
+        case 3:
+            if (!up) {
+                for (i = 0; i < bpp && i < rb; i++) dst[i] = src[i];
+                for (; i < rb; i++) dst[i] = (uint8_t)(src[i] + (dst[i - bpp] >> 1));
+            } else {
+                for (i = 0; i < bpp && i < rb; i++) dst[i] = (uint8_t)(src[i] + (up[i] >> 1));
+                for (; i < rb; i++) dst[i] = (uint8_t)(src[i] + ((dst[i - bpp] + up[i]) >> 1));
+            }
+            break;
+        case 4:
+            if (!up) { /* Paeth with no row above predicts the left byte */
+                for (i = 0; i < bpp && i < rb; i++) dst[i] = src[i];
+                for (; i < rb; i++) dst[i] = (uint8_t)(src[i] + dst[i - bpp]);
+            } else {
+                for (i = 0; i < bpp && i < rb; i++) dst[i] = (uint8_t)(src[i] + up[i]);
+                for (; i < rb; i++) {
+                    int a = dst[i - bpp], b = up[i], c = up[i - bpp];
+                    int pa = abs(b - c), pb = abs(a - c), pc = abs(a + b - 2 * c);
+                    int pred = (pa <= pb && pa <= pc) ? a : pb <= pc ? b : c;
+                    dst[i] = (uint8_t)(src[i] + pred);
+                }
+            }
+            break;
+        default:
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The fast path (see above) for data[0..n) whose signature was checked.
+ * Returns 0 with *out filled, or -1 to leave the file to libpng. */
+static int fast_decode(const uint8_t *p, size_t n, int want, const img_limits_t *lim, img_t *out) {
+    if (n < 8 + 25 + 12 || get_be32(p + 8) != 13 || memcmp(p + 12, "IHDR", 4) != 0) return -1;
+    const uint8_t *ih = p + 16;
+    uint32_t w = get_be32(ih), h = get_be32(ih + 4);
+    int color = ih[9];
+    if (ih[8] != 8 || (color != PNG_COLOR_TYPE_GRAY && color != PNG_COLOR_TYPE_RGB)) return -1;
+    if (ih[10] || ih[11] || ih[12]) return -1; /* compression, filter method, interlace */
+    if (w == 0 || h == 0 || w > lim->max_width || h > lim->max_height || w > PNG_UINT_31_MAX ||
+        h > PNG_UINT_31_MAX)
+        return -1;
+    if ((uint32_t)crc32(0, p + 12, 17) != get_be32(p + 29)) return -1;
+    size_t ch = color == PNG_COLOR_TYPE_GRAY ? 1 : 3, oc = want ? (size_t)want : ch;
+    if (w > IMG_FAST_MAX_RAW || (size_t)w * ch + 1 > IMG_FAST_MAX_RAW / h) return -1;
+    size_t rb = (size_t)w * ch, raw = (rb + 1) * h, out_bytes = (size_t)w * h * oc;
+    size_t need = oc == ch ? raw : raw + out_bytes;
+    if (need > lim->max_bytes || out_bytes + rb > lim->max_bytes) return -1;
+
+    uint8_t *buf = NULL, *px = NULL;
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    int zinit = 0, zdone = 0, state = 0; /* state: 0 before IDAT, 1 in the IDATs, 2 after */
+    size_t pos = 33;
+    for (;;) {
+        if (n - pos < 12) goto fail;
+        uint32_t len = get_be32(p + pos);
+        const uint8_t *t = p + pos + 4;
+        if (len > IMG_CHUNK_MALLOC_MAX || len > n - pos - 12) goto fail;
+        if ((uint32_t)crc32(0, t, len + 4) != get_be32(t + 4 + len)) goto fail;
+        if (memcmp(t, "IDAT", 4) == 0) {
+            if (state == 2) goto fail;
+            if (state == 0) {
+                state = 1;
+                buf = xmalloc(raw);
+                if (inflateInit(&zs) != Z_OK) goto fail;
+                zinit = 1;
+                zs.next_out = buf;
+                zs.avail_out = (uInt)raw;
+            }
+            if (zdone) {
+                if (len) goto fail; /* data after the end of the stream */
+            } else if (len) {
+                zs.next_in = (Bytef *)(uintptr_t)(t + 4);
+                zs.avail_in = len;
+                int r = inflate(&zs, Z_FINISH);
+                if (r == Z_STREAM_END) {
+                    if (zs.avail_in) goto fail;
+                    zdone = 1;
+                } else if (r != Z_OK && r != Z_BUF_ERROR) {
+                    goto fail;
+                } else if (zs.avail_in) {
+                    goto fail; /* output full before the input ran out */
+                }
+            }
+        } else {
+            if (state == 1) state = 2;
+            if (memcmp(t, "IEND", 4) == 0) {
+                if (len || state != 2) goto fail;
+                break;
+            }
+            if (!fast_skippable(t)) goto fail;
+        }
+        pos += 12 + (size_t)len;
+    }
+    if (!zdone || zs.total_out != raw || fast_unfilter(buf, rb, h, ch) != 0) goto fail;
+    inflateEnd(&zs);
+    if (oc == ch) {
+        px = buf;
+    } else {
+        px = xmalloc(out_bytes);
+        for (uint32_t y = 0; y < h; y++)
+            convert_row(buf + (size_t)y * rb, w, (int)ch, px + (size_t)y * w * oc, (int)oc);
+        free(buf);
+    }
+    out->w = w, out->h = h, out->c = (uint32_t)oc, out->px = px;
+    return 0;
+fail:
+    if (zinit) inflateEnd(&zs);
+    free(buf);
+    return -1;
+}
+
 int img_decode_png(const void *data, size_t n, int want_channels, const img_limits_t *lim,
                    img_t *out, char *reason, size_t reason_len) {
     ASSERT(want_channels == 0 || want_channels == 1 || want_channels == 3);
@@ -264,9 +438,12 @@ int img_decode_png(const void *data, size_t n, int want_channels, const img_limi
     if (reason && reason_len) reason[0] = '\0';
     int rc = check_signature(data, n, reason, reason_len);
     if (rc) return rc;
+    img_limits_t l;
+    resolve_limits(lim, &l);
+    if (fast_decode(data, n, want_channels, &l, out) == 0) return 0;
 
     png_dec_t *d = xcalloc(1, sizeof *d);
-    resolve_limits(lim, &d->lim);
+    d->lim = l;
     d->want = want_channels;
     d->io.data = data;
     d->io.n = n;
@@ -357,10 +534,6 @@ int img_read_png(const char *path, int want_channels, const img_limits_t *lim, i
 }
 
 /* ---- text chunks ---------------------------------------------------- */
-
-static uint32_t get_be32(const uint8_t *p) {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 static void put_be32(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
