@@ -15,7 +15,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 
 /* The two hot conversions use GCC/Clang vector extensions: -O2 does not
  * auto-vectorise loops, and these run over every pixel of every batch. */

@@ -7,7 +7,6 @@
 #include "base.h"
 #include "err.h"
 
-#include <stdarg.h>
 
 
 int modelck_desc(const Gambar__ModelDesc *md, model_desc_t *out, char *err, size_t errlen) {

@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 
 
 /* ---- the checkpoint ----------------------------------------------------- */
