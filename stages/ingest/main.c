@@ -34,6 +34,8 @@
 #define ING_DEFAULT_SIZE 64          /* pixels, folder sources without --size */
 #define ING_DEFAULT_BATCH_BYTES (4u << 20) /* staged bytes per transaction */
 #define ING_DEFAULT_BATCH_N 2048           /* examples per transaction: bounds LMDB's dirty pages */
+#define ING_GROUP_MAX 2                    /* a default batch grows to this many times its size while
+                                            * the previous commit is still being written (see ing_put) */
 #define ING_RING_BYTES (3u << 20)          /* decoded target pixels in flight: covers a commit's fsync */
 #define ING_DEFAULT_MAX_BYTES ((size_t)64 << 20)
 
@@ -48,6 +50,8 @@ typedef struct {
     uint64_t stored, already, dups, optouts, rejected[ING_R_COUNT], nrejected;
     uint64_t d_optouts, d_dups;   /* not yet committed into DatasetInfo */
     int fatal;                    /* a store error that ended the run */
+    bool group;                   /* default batch: may grow while a commit is in flight */
+    uint64_t handed;              /* examples handed to commits so far (store_count once they land) */
 } ing_run_t;
 
 /* file:// or idx:// URI of an absolute path: bytes outside the unreserved
@@ -75,8 +79,10 @@ static double g_commit_s; /* seconds spent in store_commit, for -v */
  * (wait = false), or to the end (the last one). */
 static int ing_commit(ing_run_t *r, bool wait) {
     double t = gb_now();
+    uint64_t staged = store_staged(r->st);
     int rc = wait ? store_commit(r->st, r->desc, r->d_optouts, r->d_dups)
                   : store_commit_async(r->st, r->desc, r->d_optouts, r->d_dups);
+    if (!rc) r->handed += staged;
     g_commit_s += gb_now() - t;
     if (rc) {
         r->fatal = rc;
@@ -125,9 +131,19 @@ static int ing_put(ing_run_t *r, const uint8_t sha[DIGEST_LEN], uint8_t *px, uin
     rc = store_add(r->st, &ex);
     if (rc) return r->fatal = rc;
     r->stored++;
-    if (store_staged(r->st) >= r->batch_n || store_staged_bytes(r->st) >= r->batch_bytes)
-        return ing_commit(r, false);
-    return 0;
+    uint64_t staged = store_staged(r->st);
+    size_t bytes = store_staged_bytes(r->st);
+    if (staged < r->batch_n && bytes < r->batch_bytes) return 0;
+    /* Group commit: while the previous batch is still being written and
+     * synced (store_count has not reached what was handed over), handing
+     * this one over would only wait for it; keep staging instead, up to
+     * ING_GROUP_MAX times the batch. Fewer, larger transactions rewrite
+     * fewer sha/ index pages per example and fsync less often, so a slow
+     * disk gets larger batches and a fast one keeps them small. */
+    if (r->group && staged < r->batch_n * ING_GROUP_MAX && bytes < r->batch_bytes * ING_GROUP_MAX &&
+        store_count(r->st) < r->handed)
+        return 0;
+    return ing_commit(r, false);
 }
 
 static void ing_reject(ing_run_t *r, int reason, const char *shown, const char *msg) {
@@ -400,6 +416,7 @@ int main(int argc, char **argv) {
     ing_run_t r = {.batch_n = batch ? (uint64_t)batch : ING_DEFAULT_BATCH_N, .batch_bytes = ING_DEFAULT_BATCH_BYTES,
                    .desc = source};
     if (batch) r.batch_bytes = SIZE_MAX;
+    r.group = !batch;
     /* DatasetInfo.source names the source absolutely. */
     char desc[PATH_MAX + 8];
     if (is_idx) {
@@ -436,6 +453,7 @@ int main(int argc, char **argv) {
         }
     }
     if ((rc = store_open(db, STORE_CREATE, &r.st))) goto out;
+    r.handed = store_count(r.st);
 
     /* Shape: the dataset's, else --size/--channels, else the defaults. */
     const Gambar__DatasetInfo *info = store_info(r.st);
