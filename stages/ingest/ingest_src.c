@@ -131,12 +131,17 @@ static void walk(const char *root, const char *rel, int32_t label, int depth, in
         return;
     }
     uint32_t dir = list_add_dir(l, rel, label);
+    size_t rlen = strlen(rel);
     for (size_t i = 0; i < n; i++) {
         char sub[PATH_MAX];
         const char *name = names[i] + 1;
-        if (snprintf(sub, sizeof sub, "%s/%s", rel, name) >= (int)sizeof sub) {
+        size_t nlen = strlen(name);
+        if (rlen + 1 + nlen >= sizeof sub) {
             log_warn("%s/%s/%s: path too long (skipped)", root, rel, name);
         } else if (names[i][0] == 'd') {
+            memcpy(sub, rel, rlen);
+            sub[rlen] = '/';
+            memcpy(sub + rlen + 1, name, nlen + 1);
             if (depth < ING_MAX_DEPTH) walk(root, sub, label, depth + 1, l);
             else log_warn("%s/%s: nested too deeply (skipped)", root, sub);
         } else if (ends_png(name)) {

@@ -54,14 +54,26 @@ typedef struct {
     uint64_t handed;              /* examples handed to commits so far (store_count once they land) */
 } ing_run_t;
 
+/* Append s to buf[0..o) (capacity cap > o, NUL-terminated) as far as it
+ * fits; returns the new length. The writer builds a path or URI per image
+ * with these, as snprintf costs more than the rest of its bookkeeping. */
+static size_t ing_cat(char *buf, size_t cap, size_t o, const char *s) {
+    size_t n = strlen(s);
+    if (n > cap - 1 - o) n = cap - 1 - o;
+    memcpy(buf + o, s, n);
+    buf[o + n] = 0;
+    return o + n;
+}
+
 /* file:// or idx:// URI of an absolute path: bytes outside the unreserved
  * set and '/' are percent-encoded. */
 static void make_uri(char *out, size_t cap, const char *scheme, const char *abs, const char *suffix) {
     static const char hex[] = "0123456789ABCDEF";
-    size_t o = (size_t)snprintf(out, cap, "%s://", scheme);
+    size_t o = ing_cat(out, cap, 0, scheme);
+    o = ing_cat(out, cap, o, "://");
     for (const unsigned char *p = (const unsigned char *)abs; *p && o + 4 < cap; p++) {
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-            strchr("/-._~", *p)) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '/' ||
+            *p == '-' || *p == '.' || *p == '_' || *p == '~') {
             out[o++] = (char)*p;
         } else {
             out[o++] = '%';
@@ -187,6 +199,10 @@ static int run_folder(ing_run_t *r, const char *src, uint64_t limit, int threads
     progress_init(&pg, "ingest", n);
     char *uri = xmalloc(3 * PATH_MAX + 64), *abs = xmalloc(2 * PATH_MAX);
     double t_waiting = 0, t_storing = 0, ta = gb_now(), tb; /* writer time split, for -v */
+    /* abs = root_abs/rel; rel is its tail */
+    size_t abs_cap = 2 * PATH_MAX, abs_root = ing_cat(abs, abs_cap, 0, root_abs);
+    abs_root = ing_cat(abs, abs_cap, abs_root, "/");
+    const char *rel = abs + abs_root;
     for (size_t i = 0; i < n && !r->fatal; i++) {
         if (sig_stop_requested() && !*interrupted) {
             /* Store what the workers already took on, then stop. */
@@ -200,9 +216,10 @@ static int run_folder(ing_run_t *r, const char *src, uint64_t limit, int threads
         t_waiting += tb - ta;
         ta = tb;
         if (!it) { *interrupted = true; break; }
-        char rel[PATH_MAX];
-        ing_list_rel(&l, i, rel, sizeof rel);
-        snprintf(abs, 2 * PATH_MAX, "%s/%s", root_abs, rel);
+        const char *dir = ing_list_dir(&l, i);
+        size_t o = abs_root;
+        if (*dir) o = ing_cat(abs, abs_cap, ing_cat(abs, abs_cap, o, dir), "/");
+        ing_cat(abs, abs_cap, o, ing_list_name(&l, i));
         if (it->kind == ING_REJECT) {
             progress_clear(&pg);
             ing_reject(r, it->reason, abs, it->msg);
