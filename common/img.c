@@ -283,6 +283,11 @@ static int decode_session(png_dec_t *d) {
  * is the result plus one filter byte per row, held to the same budget. */
 
 #define IMG_FAST_MAX_RAW ((size_t)8 << 20) /* bytes: filtered image inflated at once */
+/* Spare output room past the image: zlib's fast loop only runs while 258
+ * bytes of output room are left, so without it the last 258 bytes (a
+ * third of a 28x28 image) go through the slow byte-wise loop. A stream
+ * that writes into the spare room is too long: left to libpng. */
+#define IMG_FAST_SLACK 258
 
 /* Ancillary chunks png_set_keep_unknown_chunks(.., NEVER, NULL, -1) makes
  * libpng skip (reading them only for the CRC) in every libpng 1.6. */
@@ -364,7 +369,7 @@ static int fast_decode(const uint8_t *p, size_t n, int want, const img_limits_t 
     size_t ch = color == PNG_COLOR_TYPE_GRAY ? 1 : 3, oc = want ? (size_t)want : ch;
     if (w > IMG_FAST_MAX_RAW || (size_t)w * ch + 1 > IMG_FAST_MAX_RAW / h) return -1;
     size_t rb = (size_t)w * ch, raw = (rb + 1) * h, out_bytes = (size_t)w * h * oc;
-    size_t need = oc == ch ? raw : raw + out_bytes;
+    size_t need = (oc == ch ? raw : raw + out_bytes) + IMG_FAST_SLACK;
     if (need > lim->max_bytes || out_bytes + rb > lim->max_bytes) return -1;
 
     uint8_t *buf = NULL, *px = NULL;
@@ -382,11 +387,11 @@ static int fast_decode(const uint8_t *p, size_t n, int want, const img_limits_t 
             if (state == 2) goto fail;
             if (state == 0) {
                 state = 1;
-                buf = xmalloc(raw);
+                buf = xmalloc(raw + IMG_FAST_SLACK);
                 if (inflateInit(&zs) != Z_OK) goto fail;
                 zinit = 1;
                 zs.next_out = buf;
-                zs.avail_out = (uInt)raw;
+                zs.avail_out = (uInt)(raw + IMG_FAST_SLACK);
             }
             if (zdone) {
                 if (len) goto fail; /* data after the end of the stream */
