@@ -590,6 +590,19 @@ static int labels_ok(const model_t *m, const int32_t *labels, int N) {
     return 1;
 }
 
+/* Batch norm of one stage's convolution output s->out into s->act: batch
+ * statistics (saved for backward) and a running-statistics update when
+ * train, the running statistics otherwise. p: the net's parameters, b: its
+ * buffers. */
+static void stage_bn_forward(stage_t *s, int N, const float *p, float *b, int train) {
+    bn_t bn = {N, s->K, s->OH * s->OW, 1e-5f, 0.1f};
+    if (train)
+        bn_forward_train(&bn, s->out, p + s->gamma_off, p + s->beta_off, s->act, s->mean, s->rstd,
+                         b + s->rm_off, b + s->rv_off);
+    else
+        bn_forward_eval(&bn, s->out, p + s->gamma_off, p + s->beta_off, b + s->rm_off, b + s->rv_off, s->act);
+}
+
 /* G forward on N latent vectors with parameters p and buffers b (the live
  * net or the EMA copy). train: batch statistics + running-stat update.
  * Returns the output (N,C,H,W), tanh applied. */
@@ -613,13 +626,7 @@ static const float *g_forward(model_t *m, const float *p, float *b, const float 
         convT2d_forward(&cv, x, p + s->w_off, NULL, s->out, m->ws);
         size_t cnt = (size_t)N * stage_out(s);
         if (s->bn) {
-            bn_t bn = {N, s->K, s->OH * s->OW, 1e-5f, 0.1f};
-            if (train)
-                bn_forward_train(&bn, s->out, p + s->gamma_off, p + s->beta_off, s->act, s->mean, s->rstd,
-                                 b + s->rm_off, b + s->rv_off);
-            else
-                bn_forward_eval(&bn, s->out, p + s->gamma_off, p + s->beta_off, b + s->rm_off, b + s->rv_off,
-                                s->act);
+            stage_bn_forward(s, N, p, b, train);
             relu_forward(cnt, s->act, s->act);
         } else {
             tanh_forward(cnt, s->out, s->out);
@@ -673,13 +680,7 @@ static void d_forward(model_t *m, const float *x, const int32_t *labels, int N, 
         conv2d_forward(&cv, x, p + s->w_off, NULL, s->out, m->ws);
         size_t cnt = (size_t)N * stage_out(s);
         if (s->bn) {
-            bn_t bn = {N, s->K, s->OH * s->OW, 1e-5f, 0.1f};
-            if (train)
-                bn_forward_train(&bn, s->out, p + s->gamma_off, p + s->beta_off, s->act, s->mean, s->rstd,
-                                 b + s->rm_off, b + s->rv_off);
-            else
-                bn_forward_eval(&bn, s->out, p + s->gamma_off, p + s->beta_off, b + s->rm_off, b + s->rv_off,
-                                s->act);
+            stage_bn_forward(s, N, p, b, train);
         }
         if (i < D->L - 1) lrelu_forward(cnt, 0.2f, s->act, s->act);
         x = s->act;
