@@ -23,12 +23,23 @@ check "clean run stores 3000" [ "$CLEAN_N" = 3000 ]
 
 # --- kill -9 at several moments, then re-run ---
 killed_mid=0
-for delay in 0 0.1 0.3; do
+# "first" kills right after the first transaction is visible to a reader,
+# so one kill lands mid-ingest however fast the machine is.
+for delay in 0 0.1 0.3 first; do
     rm -rf "$TMP/k"
-    gambar-ingest -q --source "$SRC" --db "$TMP/k" --size 28x28 --channels 1 --threads 1 --batch 64 2>/dev/null &
+    gambar-ingest -q --source "$SRC" --db "$TMP/k" --size 28x28 --channels 1 --threads 1 --batch 16 2>/dev/null &
     pid=$!
     wait_db "$TMP/k" $pid
-    sleep $delay
+    if [ "$delay" = first ]; then
+        i=0
+        while kill -0 $pid 2>/dev/null && [ $i -lt 2000 ]; do
+            c=$(dbinfo "$TMP/k" 2>/dev/null | sed -n 's/^count //p')
+            [ -n "$c" ] && [ "$c" -gt 0 ] && break
+            i=$((i + 1))
+        done
+    else
+        sleep $delay
+    fi
     kill -9 $pid 2>/dev/null
     wait $pid 2>/dev/null
     if [ -e "$TMP/k/data.mdb" ]; then
