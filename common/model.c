@@ -116,6 +116,8 @@ int model_loss_parse(const char *s, model_loss_t *out) {
     return 0;
 }
 
+int model_default_embed_dim(int z_dim) { return z_dim >= 20 ? z_dim / 10 : 1; }
+
 void model_desc_default(model_desc_t *d, model_family_t family) {
     memset(d, 0, sizeof *d);
     d->family = family;

@@ -99,9 +99,19 @@ typedef struct {
     int num_classes;    /* number of labels, 0..MODEL_MAX_CLASSES */
     char **class_names; /* num_classes strings, or NULL (names unknown); see
                            model_desc_copy for ownership */
-    int embed_dim;      /* E, G's label embedding width (default z_dim) */
+    int embed_dim;      /* E, G's label embedding width (default
+                           model_default_embed_dim(z_dim)) */
     model_loss_t loss;
 } model_desc_t;
+
+/* The default width E of G's label embedding for latent size Z: Z / 10,
+ * at least 1. Why small: the table starts N(0, 1) like z and is learned,
+ * so with E = Z the first layer sees as much class signal as noise and G
+ * learns to draw one image per class and ignore z (measured on
+ * Fashion-MNIST, dcgan28, 500 steps: within-class pixel spread 0.05
+ * with E = 100 and the same with D's projection switched off, 0.27 with
+ * E = 10, against 0.38 for real images of one class; tests/test_diversity.c). */
+int model_default_embed_dim(int z_dim);
 
 /* Fill d with the defaults for family: its image size, channels 1,
  * g = d = 32, Z = 100, unconditional, BCE. Sets class_names NULL. */

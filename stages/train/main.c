@@ -45,11 +45,11 @@
 
 typedef struct {
     const char *in, *model, *ckpt_dir, *init_from, *metrics, *loss, *conditional, *run, *db;
-    long long steps, epochs, ckpt_every, keep, log_every, threads, width, producers, window, window_mb;
+    long long steps, epochs, ckpt_every, keep, log_every, threads, width, embed_dim, producers, window, window_mb;
     uint64_t seed;
     double lr_g, lr_d, beta1, beta2, ema;
     bool resume, print_start;
-    bool seen_steps, seen_epochs, seen_lr_g, seen_lr_d, seen_beta1, seen_beta2, seen_ema, seen_width,
+    bool seen_steps, seen_epochs, seen_lr_g, seen_lr_d, seen_beta1, seen_beta2, seen_ema, seen_width, seen_embed_dim,
         seen_loss, seen_model, seen_seed, seen_threads;
 } opts_t;
 
@@ -218,7 +218,7 @@ static int build_model(trainer_t *t, const Gambar__Batch *b) {
     d.conditional = cond;
     d.num_classes = cond ? (int)b->num_classes : 0;
     if (!cond) d.embed_dim = 0;
-    else if (d.embed_dim <= 0) d.embed_dim = d.z_dim;
+    else if (d.embed_dim <= 0) d.embed_dim = model_default_embed_dim(d.z_dim);
     d.class_names = NULL;
     if (cond && t->db.n_classes == (size_t)d.num_classes) d.class_names = t->db.class_names;
     else if (cond && t->db.n_classes)
@@ -458,6 +458,9 @@ static int do_resume(trainer_t *t) {
     } else if (t->o.seen_width && (d.g_mult != t->o.width || d.d_mult != t->o.width)) {
         log_error("--resume: %s has width %d/%d, not %lld", path, d.g_mult, d.d_mult, t->o.width);
         rc = GB_EMISMATCH;
+    } else if (t->o.seen_embed_dim && d.conditional && d.embed_dim != t->o.embed_dim) {
+        log_error("--resume: %s has class embedding width %d, not %lld", path, d.embed_dim, t->o.embed_dim);
+        rc = GB_EMISMATCH;
     } else if (t->o.seen_seed && t->pos.seed != t->o.seed) {
         log_error("--resume: %s was trained with --seed %" PRIu64 ", not %" PRIu64, path, t->pos.seed, t->o.seed);
         rc = GB_EMISMATCH;
@@ -528,7 +531,7 @@ static int do_init_from(trainer_t *t) {
     }
     if (!t->o.seen_loss) t->want.loss = pd.loss;
     t->want.z_dim = pd.z_dim;
-    t->want.embed_dim = pd.embed_dim;
+    if (!t->o.seen_embed_dim) t->want.embed_dim = pd.embed_dim;
     if (pd.family != t->want.family || pd.g_mult != t->want.g_mult || pd.d_mult != t->want.d_mult) {
         log_error("--init-from %s: the parent is %s width %d/%d; this run builds %s width %d/%d", t->o.init_from,
                   model_family_name(pd.family), pd.g_mult, pd.d_mult, model_family_name(t->want.family),
@@ -652,6 +655,8 @@ int main(int argc, char **argv) {
         {"width", 'w', CLI_INT, &o->width, "N", "base width of G and D (default 32)", &o->seen_width},
         {"conditional", 0, CLI_STR, &o->conditional, "auto|yes|no",
          "class-conditional model (auto: when the data has labels)", NULL},
+        {"embed-dim", 0, CLI_INT, &o->embed_dim, "N",
+         "conditional: width of G's class embedding (default z size / 10 = 10)", &o->seen_embed_dim},
         {"producers", 0, CLI_INT, &o->producers, "N", "stop after N EndOfStream messages (default 1)", NULL},
         {"reorder-window", 0, CLI_INT, &o->window, "N", "hold batches up to N seqs early (default 1024)", NULL},
         {"reorder-mb", 0, CLI_INT, &o->window_mb, "MB", "...and at most MB MiB of them (default 1024)", NULL},
@@ -675,6 +680,8 @@ int main(int argc, char **argv) {
     if (o->log_every < 1) cli_usage_error(&spec, "--log-every must be >= 1");
     if (o->threads < 0 || o->threads > 256) cli_usage_error(&spec, "--threads must be 0..256");
     if (o->width < 1 || o->width > MODEL_MAX_WIDTH) cli_usage_error(&spec, "--width must be 1..%d", MODEL_MAX_WIDTH);
+    if (o->seen_embed_dim && (o->embed_dim < 1 || o->embed_dim > MODEL_MAX_Z))
+        cli_usage_error(&spec, "--embed-dim must be 1..%d", MODEL_MAX_Z);
     if (o->producers < 1 || o->producers > 1024) cli_usage_error(&spec, "--producers must be 1..1024");
     if (o->window < 1 || o->window > 65536) cli_usage_error(&spec, "--reorder-window must be 1..65536");
     if (o->window_mb < 1 || o->window_mb > 1 << 20) cli_usage_error(&spec, "--reorder-mb must be 1..1048576");
@@ -691,6 +698,7 @@ int main(int argc, char **argv) {
         cli_usage_error(&spec, "--model '%s': known models are dcgan28, dcgan32, dcgan64", o->model);
     model_desc_default(&t->want, fam);
     t->want.g_mult = t->want.d_mult = (int)o->width;
+    t->want.embed_dim = o->seen_embed_dim ? (int)o->embed_dim : 0; /* 0: the default, once z size is known */
     t->want.loss = loss;
     t->fam_h = (uint32_t)t->want.height;
     t->fam_w = (uint32_t)t->want.width;
