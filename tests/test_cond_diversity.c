@@ -1,0 +1,153 @@
+/* test_cond_diversity.c - a class-conditional generator must use its
+ * noise: images of one class should differ from each other.
+ *
+ * Why this test exists: the first 10-epoch conditional run drew one image
+ * per class (recall 0.000). The cause was G's class embedding as wide as
+ * z (100): G used the learned embedding and ignored z from the first few
+ * hundred steps on, with or without D's projection. The default is now
+ * z_dim / 10 (model_default_embed_dim). Collapse shows within a few
+ * hundred steps, so a short run on real Fashion-MNIST proves the default
+ * works and, with E = z_dim, that the measure would catch the old
+ * failure.
+ *
+ * Measure: the mean over pixels of the standard deviation across 64
+ * images of one class (G with fixed latents, eval-mode BN), averaged over
+ * the 10 classes, divided by the same figure for 64 real training images
+ * per class. */
+#include "base.h"
+#include "model.h"
+#include "nn.h"
+#include "rng.h"
+#include "test.h"
+
+#include <math.h>
+#include <zlib.h>
+
+#define NIMG 12000 /* training images used (of 60,000) */
+#define BATCH 64
+#define STEPS 200
+#define PIX 784
+
+static unsigned char *g_px, *g_lab;
+
+static int read_gz(const char *path, size_t skip, unsigned char *out, size_t n) {
+    gzFile f = gzopen(path, "rb");
+    if (!f) return -1;
+    unsigned char hdr[16];
+    int ok = gzread(f, hdr, (unsigned)skip) == (int)skip && gzread(f, out, (unsigned)n) == (int)n;
+    gzclose(f);
+    return ok ? 0 : -1;
+}
+
+/* Mean over pixels of the std across n images (n x PIX floats). */
+static double spread(const float *x, int n) {
+    double s = 0;
+    for (int d = 0; d < PIX; d++) {
+        double mu = 0, v = 0;
+        for (int i = 0; i < n; i++) mu += x[(size_t)i * PIX + d];
+        mu /= n;
+        for (int i = 0; i < n; i++) {
+            double t = x[(size_t)i * PIX + d] - mu;
+            v += t * t;
+        }
+        s += sqrt(v / (n - 1));
+    }
+    return s / PIX;
+}
+
+static double real_spread(void) {
+    float *x = xmalloc(sizeof(float) * BATCH * PIX);
+    double tot = 0;
+    for (int c = 0; c < 10; c++) {
+        int k = 0;
+        for (int i = 0; i < NIMG && k < BATCH; i++)
+            if (g_lab[i] == c) {
+                for (int d = 0; d < PIX; d++) x[(size_t)k * PIX + d] = g_px[(size_t)i * PIX + d] / 127.5f - 1.0f;
+                k++;
+            }
+        tot += spread(x, k);
+    }
+    free(x);
+    return tot / 10;
+}
+
+/* Train a conditional dcgan28 with G embedding width E for STEPS steps;
+ * return the within-class spread of G's images. */
+static double train_spread(int E) {
+    model_desc_t d;
+    model_desc_default(&d, MODEL_DCGAN28);
+    d.conditional = 1;
+    d.num_classes = 10;
+    d.embed_dim = E;
+    model_t *m = model_new(&d, BATCH, 1);
+    float *real = xmalloc(sizeof(float) * BATCH * PIX), *out = xmalloc(sizeof(float) * BATCH * PIX);
+    float *z = xmalloc(sizeof(float) * BATCH * (size_t)d.z_dim), *zt = xmalloc(sizeof(float) * BATCH * (size_t)d.z_dim);
+    int32_t lab[BATCH], flab[BATCH];
+    rng_t r;
+    rng_seed(&r, 11);
+    rng_normal_fill(&r, zt, (size_t)BATCH * (size_t)d.z_dim);
+    for (int s = 0; s < STEPS; s++) {
+        for (int n = 0; n < BATCH; n++) {
+            size_t k = (size_t)rng_below(&r, NIMG);
+            for (int q = 0; q < PIX; q++) real[(size_t)n * PIX + q] = g_px[k * PIX + q] / 127.5f - 1.0f;
+            lab[n] = g_lab[k];
+            flab[n] = (int32_t)rng_below(&r, 10);
+        }
+        rng_normal_fill(&r, z, (size_t)BATCH * (size_t)d.z_dim);
+        CHECK(model_train_step(m, real, lab, BATCH, z, flab, NULL) == 0);
+    }
+    double tot = 0;
+    for (int c = 0; c < 10; c++) {
+        for (int n = 0; n < BATCH; n++) lab[n] = c;
+        CHECK(model_generate(m, zt, lab, BATCH, 0, out) == 0);
+        tot += spread(out, BATCH);
+    }
+    free(real);
+    free(out);
+    free(z);
+    free(zt);
+    model_free(m);
+    return tot / 10;
+}
+
+static double g_real, g_default;
+
+static void test_default_embedding_keeps_within_class_variety(void) {
+    g_real = real_spread();
+    int E = model_default_embed_dim(100);
+    CHECK(E == 10);
+    g_default = train_spread(E);
+    fprintf(stderr, "real within-class spread %.4f; G (E=%d) after %d steps %.4f (ratio %.2f)\n", g_real, E,
+            STEPS, g_default, g_default / g_real);
+    CHECKF(g_default / g_real > 0.45, "generated/real spread %.3f: the generator draws near-identical images per class",
+           g_default / g_real);
+}
+
+static void test_embedding_as_wide_as_z_collapses(void) {
+    /* The measure catches the old default: E = z_dim. */
+    double wide = train_spread(100);
+    fprintf(stderr, "G (E=100) after %d steps %.4f (ratio %.2f)\n", STEPS, wide, wide / g_real);
+    CHECKF(wide < 0.6 * g_default, "E=100 spread %.4f vs default %.4f", wide, g_default);
+}
+
+int main(void) {
+    const char *dir = "/usr/share/datasets/fashion-mnist";
+    char p[512];
+    g_px = xmalloc((size_t)NIMG * PIX);
+    g_lab = xmalloc(NIMG);
+    snprintf(p, sizeof p, "%s/train-images-idx3-ubyte.gz", dir);
+    int ok = read_gz(p, 16, g_px, (size_t)NIMG * PIX) == 0;
+    snprintf(p, sizeof p, "%s/train-labels-idx1-ubyte.gz", dir);
+    ok = ok && read_gz(p, 8, g_lab, NIMG) == 0;
+    if (!ok) {
+        fprintf(stderr, "test_cond_diversity: cannot read Fashion-MNIST from %s (package dataset-fashion-mnist)\n", dir);
+        printf("not ok read_fashion_mnist\n");
+        return 1;
+    }
+    nn_set_threads(0);
+    RUN(test_default_embedding_keeps_within_class_variety);
+    RUN(test_embedding_as_wide_as_z_collapses);
+    free(g_px);
+    free(g_lab);
+    return test_done();
+}
