@@ -5,6 +5,14 @@
 # syncfs and renames). Prints
 #   bench: sample_png_images_per_s VALUE images/s
 #   bench: sample_png_cpu_ms_per_image VALUE ms   (user + system CPU time)
+#   bench: fma_peak_gmacs_per_core, fma_peak_gmacs  (tests/tools/fma_peak)
+#   bench: sample_gen_arith_bound_images_per_s VALUE images/s
+# The last is the machine's FMA peak on T threads over the generator's
+# multiply-adds per image (4,104,704 for this model with the sampler's
+# Winograd middle layer: 100*128*49 + 4*4*25*128*64 + 4*196*4*64), i.e.
+# what the arithmetic alone would allow; sample_png_images_per_s over it
+# says how far the whole command (kernels below peak, transforms, PNG
+# encoding, file creation) is from that roofline.
 # Environment: GAMBAR_BIN, GAMBAR_TOOLS, BENCH_TMP (set by scripts/bench.sh),
 # SAMPLE_BENCH_N (default 10000), SAMPLE_BENCH_THREADS (default 2).
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -33,5 +41,12 @@ printf 'bench: sample_png_images_per_s %.1f images/s\n' "$(echo "$N / ($t1 - $t0
 if [ -s "$dir/cpu" ]; then
     read -r u sy <"$dir/cpu"
     printf 'bench: sample_png_cpu_ms_per_image %.3f ms\n' "$(echo "1000 * ($u + $sy) / $N" | bc -l)"
+fi
+# the roofline, measured in the same run
+peak=$("$GAMBAR_TOOLS/fma_peak" --threads "$T" 2>/dev/null)
+if [ -n "$peak" ]; then
+    echo "$peak"
+    all=$(echo "$peak" | awk '$2 == "fma_peak_gmacs" {print $3}')
+    [ -n "$all" ] && printf 'bench: sample_gen_arith_bound_images_per_s %.0f images/s\n' "$(echo "$all * 1000000000 / 4104704" | bc -l)"
 fi
 rm -rf "$dir"
