@@ -60,6 +60,7 @@ struct model {
     net_t net[2];
     adam_t adam[2];
     float ema_decay;
+    float bn_momentum;               /* running-stat momentum of training-mode BN (0.1) */
     /* blocks */
     float *params, *grads, *adam_m, *adam_v, *bufs, *ema, *acts;
     /* scratch inside acts */
@@ -502,6 +503,7 @@ model_t *model_new(const model_desc_t *desc, int max_batch, uint64_t seed) {
         m->adam[w].t = 0;
     }
     m->ema_decay = 0.999f;
+    m->bn_momentum = 0.1f;
     build_table(m);
 
     /* initialise G then D, parameters then buffers, in table order */
@@ -572,6 +574,35 @@ void model_ema_reset(model_t *m) {
     if (G->nb) memcpy(m->ema + G->np, G->buf, G->nb * sizeof(float));
 }
 
+/* g_forward is defined below. */
+static const float *g_forward(model_t *m, const float *p, float *b, const float *z, const int32_t *labels,
+                              int N, int train);
+
+void model_ema_restat(model_t *m, int batches, uint64_t seed) {
+    ASSERT(batches >= 1);
+    const net_t *G = &m->net[MODEL_G];
+    if (!G->nb) return;
+    int N = m->max_batch, Z = m->desc.z_dim;
+    float *z = gb_xmalloc_aligned((size_t)N * (size_t)Z * sizeof(float));
+    int32_t *labels = xmalloc((size_t)N * sizeof(int32_t));
+    float *eb = m->ema + G->np;
+    rng_t r;
+    rng_seed(&r, seed);
+    for (int k = 0; k < batches; k++) {
+        rng_normal_fill(&r, z, (size_t)N * (size_t)Z);
+        for (int n = 0; n < N; n++)
+            labels[n] = m->desc.conditional ? (int32_t)rng_below(&r, (uint64_t)m->desc.num_classes) : 0;
+        /* momentum 1/(k+1): the running statistics become the plain
+         * average of the batches' statistics (the first batch replaces
+         * whatever was there) */
+        m->bn_momentum = 1.0f / (float)(k + 1);
+        g_forward(m, m->ema, eb, z, labels, N, 1);
+    }
+    m->bn_momentum = 0.1f;
+    free(z);
+    free(labels);
+}
+
 const float *model_fake(const model_t *m) {
     const net_t *G = &m->net[MODEL_G];
     return G->st[G->L - 1].out;
@@ -596,8 +627,8 @@ static int labels_ok(const model_t *m, const int32_t *labels, int N) {
  * statistics (saved for backward) and a running-statistics update when
  * train, the running statistics otherwise. p: the net's parameters, b: its
  * buffers. */
-static void stage_bn_forward(stage_t *s, int N, const float *p, float *b, int train) {
-    bn_t bn = {N, s->K, s->OH * s->OW, 1e-5f, 0.1f};
+static void stage_bn_forward(stage_t *s, int N, const float *p, float *b, int train, float momentum) {
+    bn_t bn = {N, s->K, s->OH * s->OW, 1e-5f, momentum};
     if (train)
         bn_forward_train(&bn, s->out, p + s->gamma_off, p + s->beta_off, s->act, s->mean, s->rstd,
                          b + s->rm_off, b + s->rv_off);
@@ -628,7 +659,7 @@ static const float *g_forward(model_t *m, const float *p, float *b, const float 
         convT2d_forward(&cv, x, p + s->w_off, NULL, s->out, m->ws);
         size_t cnt = (size_t)N * stage_out(s);
         if (s->bn) {
-            stage_bn_forward(s, N, p, b, train);
+            stage_bn_forward(s, N, p, b, train, m->bn_momentum);
             relu_forward(cnt, s->act, s->act);
         } else {
             tanh_forward(cnt, s->out, s->out);
@@ -682,7 +713,7 @@ static void d_forward(model_t *m, const float *x, const int32_t *labels, int N, 
         conv2d_forward(&cv, x, p + s->w_off, NULL, s->out, m->ws);
         size_t cnt = (size_t)N * stage_out(s);
         if (s->bn) {
-            stage_bn_forward(s, N, p, b, train);
+            stage_bn_forward(s, N, p, b, train, m->bn_momentum);
         }
         if (i < D->L - 1) lrelu_forward(cnt, 0.2f, s->act, s->act);
         x = s->act;

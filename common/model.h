@@ -172,6 +172,21 @@ adam_t *model_adam(model_t *m, model_net_t net);
  * parameters; BN running statistics are copied. */
 void model_set_ema_decay(model_t *m, float decay);
 float model_ema_decay(const model_t *m);
+/* Re-estimate the BN running statistics of EMA.G.* with the EMA weights
+ * themselves: `batches` training-mode forward passes of max_batch
+ * latents N(0, 1) (labels uniform for conditional models) drawn from
+ * rng_seed(seed), the running mean and variance set to the average of
+ * the batches' statistics. Why: during training EMA.G's statistics are
+ * copies of G's, measured with G's weights, not the averaged ones; with
+ * eval-mode BN that mismatch shrinks the variety of the EMA generator's
+ * images (Fashion-MNIST, conditional dcgan28, step 1500: FID 95.7 ->
+ * 52.9, recall 0.002 -> 0.09 after re-estimating). The trainer calls
+ * this before each checkpoint; the next training step overwrites the
+ * statistics again, so training itself is unchanged. Deterministic for a
+ * given seed and thread count. Changes model_fake's contents.
+ * Allocates (z and labels, freed before return). */
+void model_ema_restat(model_t *m, int batches, uint64_t seed);
+
 /* Set EMA.G.* to the current G (e.g. after loading weights without EMA). */
 void model_ema_reset(model_t *m);
 

@@ -71,21 +71,40 @@ static double real_spread(void) {
     return tot / 10;
 }
 
-/* Train a conditional dcgan28 with G embedding width E for STEPS steps;
- * return the within-class spread of G's images. */
-static double train_spread(int E) {
+/* Within-class spread of the images of G (use_ema 0) or EMA.G (1). */
+static double gen_spread(model_t *m, int use_ema) {
+    int Z = model_desc(m)->z_dim;
+    float *out = xmalloc(sizeof(float) * BATCH * PIX), *zt = xmalloc(sizeof(float) * BATCH * (size_t)Z);
+    int32_t lab[BATCH];
+    rng_t r;
+    rng_seed(&r, 11);
+    rng_normal_fill(&r, zt, (size_t)BATCH * (size_t)Z);
+    double tot = 0;
+    for (int c = 0; c < 10; c++) {
+        for (int n = 0; n < BATCH; n++) lab[n] = c;
+        CHECK(model_generate(m, zt, lab, BATCH, use_ema, out) == 0);
+        tot += spread(out, BATCH);
+    }
+    free(out);
+    free(zt);
+    return tot / 10;
+}
+
+/* Train a conditional dcgan28 with G embedding width E for STEPS steps
+ * (EMA decay 0.99, so that EMA.G means something after 200 steps). */
+static model_t *train_model(int E) {
     model_desc_t d;
     model_desc_default(&d, MODEL_DCGAN28);
     d.conditional = 1;
     d.num_classes = 10;
     d.embed_dim = E;
     model_t *m = model_new(&d, BATCH, 1);
-    float *real = xmalloc(sizeof(float) * BATCH * PIX), *out = xmalloc(sizeof(float) * BATCH * PIX);
-    float *z = xmalloc(sizeof(float) * BATCH * (size_t)d.z_dim), *zt = xmalloc(sizeof(float) * BATCH * (size_t)d.z_dim);
+    model_set_ema_decay(m, 0.99f);
+    float *real = xmalloc(sizeof(float) * BATCH * PIX);
+    float *z = xmalloc(sizeof(float) * BATCH * (size_t)d.z_dim);
     int32_t lab[BATCH], flab[BATCH];
     rng_t r;
-    rng_seed(&r, 11);
-    rng_normal_fill(&r, zt, (size_t)BATCH * (size_t)d.z_dim);
+    rng_seed(&r, 12);
     for (int s = 0; s < STEPS; s++) {
         for (int n = 0; n < BATCH; n++) {
             size_t k = (size_t)rng_below(&r, NIMG);
@@ -96,18 +115,9 @@ static double train_spread(int E) {
         rng_normal_fill(&r, z, (size_t)BATCH * (size_t)d.z_dim);
         CHECK(model_train_step(m, real, lab, BATCH, z, flab, NULL) == 0);
     }
-    double tot = 0;
-    for (int c = 0; c < 10; c++) {
-        for (int n = 0; n < BATCH; n++) lab[n] = c;
-        CHECK(model_generate(m, zt, lab, BATCH, 0, out) == 0);
-        tot += spread(out, BATCH);
-    }
     free(real);
-    free(out);
     free(z);
-    free(zt);
-    model_free(m);
-    return tot / 10;
+    return m;
 }
 
 static double g_real, g_default;
@@ -116,16 +126,36 @@ static void test_default_embedding_keeps_within_class_variety(void) {
     g_real = real_spread();
     int E = model_default_embed_dim(100);
     CHECK(E == 10);
-    g_default = train_spread(E);
+    model_t *m = train_model(E);
+    g_default = gen_spread(m, 0);
     fprintf(stderr, "real within-class spread %.4f; G (E=%d) after %d steps %.4f (ratio %.2f)\n", g_real, E,
             STEPS, g_default, g_default / g_real);
     CHECKF(g_default / g_real > 0.45, "generated/real spread %.3f: the generator draws near-identical images per class",
            g_default / g_real);
+
+    /* EMA.G with its BN statistics re-estimated from its own weights
+     * (what the trainer stores in checkpoints) varies more than with the
+     * statistics copied from G; the re-estimate is deterministic. */
+    double before = gen_spread(m, 1);
+    model_ema_restat(m, 16, 5);
+    double after = gen_spread(m, 1);
+    const model_tensor_t *rv = model_find(m, "EMA.G.net_1.running_var");
+    CHECK(rv != NULL);
+    float *copy = xmalloc(rv->n * sizeof(float));
+    memcpy(copy, rv->data, rv->n * sizeof(float));
+    model_ema_restat(m, 16, 5);
+    CHECK(memcmp(copy, rv->data, rv->n * sizeof(float)) == 0);
+    free(copy);
+    fprintf(stderr, "EMA.G spread: G's statistics %.4f, re-estimated %.4f\n", before, after);
+    CHECKF(after > 1.05 * before, "re-estimated statistics: spread %.4f, copied %.4f", after, before);
+    model_free(m);
 }
 
 static void test_embedding_as_wide_as_z_collapses(void) {
     /* The measure catches the old default: E = z_dim. */
-    double wide = train_spread(100);
+    model_t *m = train_model(100);
+    double wide = gen_spread(m, 0);
+    model_free(m);
     fprintf(stderr, "G (E=100) after %d steps %.4f (ratio %.2f)\n", STEPS, wide, wide / g_real);
     CHECKF(wide < 0.6 * g_default, "E=100 spread %.4f vs default %.4f", wide, g_default);
 }

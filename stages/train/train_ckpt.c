@@ -26,6 +26,8 @@
 #include <inttypes.h>
 #include <time.h>
 
+#define TRAIN_RESTAT_BATCHES 16 /* x batch capacity latents per checkpoint */
+
 int train_model_finite(const model_t *m, const char **bad) {
     int n = model_tensor_count(m);
     for (int i = 0; i < n; i++) {
@@ -62,6 +64,9 @@ int train_ckpt_save(const char *dir, int keep, model_t *m, const train_pos_t *p,
         log_error("refusing to checkpoint step %" PRIu64 ": tensor %s holds NaN/Inf", p->step, bad);
         return GB_ENUMERIC;
     }
+    /* EMA.G's BN statistics measured with the EMA weights (model.h): what
+     * the sampler and evaluator use; the next step overwrites them. */
+    model_ema_restat(m, TRAIN_RESTAT_BATCHES, p->seed * 0x9E3779B97F4A7C15ull + p->step);
     ckpt_builder_t *b = ckpt_builder_new();
     Gambar__Checkpoint *ck = ckpt_builder_msg(b);
     modelck_store(m, b); /* description, every non-gradient tensor, Adam state, EMA decay */

@@ -131,8 +131,15 @@
   function showGrid(version, source) {
     if (version === gridVersion || !version) return;
     gridVersion = version;
-    $('grid').src = '/samples/latest.png?v=' + version;
-    $('gridsrc').textContent = source ? '(' + source + ')' : '';
+    /* fetch the new grid off-screen and swap it in once decoded, so the
+     * shown grid never blanks while a slow sampler answers */
+    const next = new Image();
+    next.onload = () => {
+      if (version !== gridVersion) return; /* a newer grid came meanwhile */
+      $('grid').src = next.src;
+      $('gridsrc').textContent = source ? '(' + source + ')' : '';
+    };
+    next.src = '/samples/latest.png?v=' + version;
   }
 
   function connect() {
