@@ -13,6 +13,10 @@
 # what the arithmetic alone would allow; sample_png_images_per_s over it
 # says how far the whole command (kernels below peak, transforms, PNG
 # encoding, file creation) is from that roofline.
+#   bench: fs_create_files_per_s VALUE files/s   (tests/tools/fs_create)
+# The filesystem's own rate of creating N small files in a folder of the
+# same disk with the same thread count: the other roofline (the sampler
+# cannot write PNG files faster than the disk creates empty ones).
 # Environment: GAMBAR_BIN, GAMBAR_TOOLS, BENCH_TMP (set by scripts/bench.sh),
 # SAMPLE_BENCH_N (default 10000), SAMPLE_BENCH_THREADS (default 2).
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -42,7 +46,8 @@ if [ -s "$dir/cpu" ]; then
     read -r u sy <"$dir/cpu"
     printf 'bench: sample_png_cpu_ms_per_image %.3f ms\n' "$(echo "1000 * ($u + $sy) / $N" | bc -l)"
 fi
-# the roofline, measured in the same run
+# the rooflines, measured in the same run
+"$GAMBAR_TOOLS/fs_create" "$dir/fs" "$N" "$T" || exit 1
 peak=$("$GAMBAR_TOOLS/fma_peak" --threads "$T" 2>/dev/null)
 if [ -n "$peak" ]; then
     echo "$peak"
