@@ -592,7 +592,10 @@ static void wino_block(const sgen_t *g, sgen_ws_t *w, const sg_layer_t *l, const
     float *crow[SG_ROWS];
     for (int par = 0; par < 4; par++) {
         int py = par >> 1, px = par & 1, s0y = py ? 0 : -1, s0x = px ? 0 : -1;
-        /* input transform: V[e][row][c] */
+        /* input transform: V[row][e][c] (a row's 25 element vectors side
+         * by side: with V[e][row][c] the 25 planes lie a power of two apart,
+         * share L1 sets, and the transform's 25 stores per channel group
+         * missed) */
         for (int row = 0; row < R; row++) {
             int img = row / (T * T), ty = (row / T) % T, tx = row % T;
             const float *dp[5][5];
@@ -610,19 +613,17 @@ static void wino_block(const sgen_t *g, sgen_ws_t *w, const sg_layer_t *l, const
                 }
                 for (int v = 0; v < 5; v++) {
                     BT5(t[0][v], t[1][v], t[2][v], t[3][v], t[4][v], o);
-                    for (int u = 0; u < 5; u++) st4(w->V + ((size_t)(u * 5 + v) * R + row) * Cp + c, o[u]);
+                    for (int u = 0; u < 5; u++) st4(w->V + ((size_t)row * 25 + u * 5 + v) * Cp + c, o[u]);
                 }
             }
         }
         /* 25 products over channels */
         for (int e = 0; e < 25; e++) {
-            const float *Ve = w->V + (size_t)e * R * Cp;
-            float *Me = w->Mw + (size_t)e * R * Kp;
             for (int m0 = 0; m0 < R; m0 += SG_ROWS) {
                 for (int r = 0; r < SG_ROWS; r++) {
                     int m = m0 + r;
-                    a[r] = m < R ? Ve + (size_t)m * Cp : w->zero;
-                    crow[r] = m < R ? Me + (size_t)m * Kp : w->dummy + (size_t)r * g->maxnc;
+                    a[r] = m < R ? w->V + ((size_t)m * 25 + e) * Cp : w->zero;
+                    crow[r] = m < R ? w->Mw + ((size_t)m * 25 + e) * Kp : w->dummy + (size_t)r * g->maxnc;
                 }
                 run_gemm(g, 1, l->Cin, Kp, Kp, 0, l->Up[par] + (size_t)e * l->Cin * Kp, NULL, NULL, a, crow);
             }
@@ -633,11 +634,11 @@ static void wino_block(const sgen_t *g, sgen_ws_t *w, const sg_layer_t *l, const
             for (int c = 0; c < Kp; c += 4) {
                 sg_v4 t[4][5], o[4], y[4];
                 for (int v = 0; v < 5; v++) {
-                    AT5(ld4(w->Mw + ((size_t)(0 * 5 + v) * R + row) * Kp + c),
-                        ld4(w->Mw + ((size_t)(1 * 5 + v) * R + row) * Kp + c),
-                        ld4(w->Mw + ((size_t)(2 * 5 + v) * R + row) * Kp + c),
-                        ld4(w->Mw + ((size_t)(3 * 5 + v) * R + row) * Kp + c),
-                        ld4(w->Mw + ((size_t)(4 * 5 + v) * R + row) * Kp + c), o);
+                    AT5(ld4(w->Mw + ((size_t)row * 25 + 0 * 5 + v) * Kp + c),
+                        ld4(w->Mw + ((size_t)row * 25 + 1 * 5 + v) * Kp + c),
+                        ld4(w->Mw + ((size_t)row * 25 + 2 * 5 + v) * Kp + c),
+                        ld4(w->Mw + ((size_t)row * 25 + 3 * 5 + v) * Kp + c),
+                        ld4(w->Mw + ((size_t)row * 25 + 4 * 5 + v) * Kp + c), o);
                     for (int u = 0; u < 4; u++) t[u][v] = o[u];
                 }
                 sg_v4 sc = ld4(l->scale + c), sh = ld4(l->shift + c), zero = {0};
