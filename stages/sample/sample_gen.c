@@ -35,9 +35,13 @@
  * direct dot product over the 4 taps (last layer). Output channels are
  * padded to a multiple of 8 with zero weights.
  *
- * Speed (2017 EPYC core, AVX2 as 2x128-bit): the fma kernels run near the
- * core's peak; a DCGAN-28 width-32 image costs about 4.3 M multiply-adds
- * with Winograd (7.2 M direct), ~0.45 ms per image per core.
+ * Speed: a DCGAN-28 width-32 unconditional image costs 4.1 M
+ * multiply-adds with Winograd (7.25 M direct). On the 2-core test
+ * machines (first-generation EPYC, AVX2 run as 2x128 bit) the core's FMA
+ * peak is ~19.7 GMAC/s (tests/tools/fma_peak), the 6x16 kernel reaches
+ * ~14 of it on cache-resident data, and the whole generator ~10 (about
+ * 0.4 ms per image per core); the rest of the time is the Winograd
+ * transforms and the last layer's dot products.
  *
  * Backward (for --from-image) goes through cblas_sgemm: it only has to be
  * deterministic for a given batch, not batch-independent. */
