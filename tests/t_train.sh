@@ -25,6 +25,7 @@ check_exit bad_model_exit2 2 gambar-train --in ipc://x --model dcgan99 --ckpt-di
 check bad_model_says_why grep -q "dcgan99" "$TMP/err"
 check_exit bad_loss_exit2 2 gambar-train --in ipc://x --model dcgan28 --ckpt-dir "$TMP/x" --loss l2
 check_exit bad_conditional_exit2 2 gambar-train --in ipc://x --model dcgan28 --ckpt-dir "$TMP/x" --conditional maybe
+check_exit bad_embed_dim_exit2 2 gambar-train --in ipc://x --model dcgan28 --ckpt-dir "$TMP/x" --embed-dim 0
 check_exit bad_lr_exit2 2 gambar-train --in ipc://x --model dcgan28 --ckpt-dir "$TMP/x" --lr-d -1
 check_exit new_run_needs_model_exit2 2 gambar-train --in ipc://x --ckpt-dir "$TMP/x"
 check_exit extra_argument_exit2 2 gambar-train --in ipc://x --model dcgan28 --ckpt-dir "$TMP/x" extra

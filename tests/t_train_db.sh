@@ -38,6 +38,16 @@ grep -q 'Ankle boot' "$TMP/dump" && grep -q 'T-shirt/top' "$TMP/dump" && ok ckpt
     notok ckpt_has_class_names "$(grep -i class "$TMP/dump")"
 check note_license_summary grep -qxF 'note license_summary=CC-BY-4.0: 40, unknown: 20' "$TMP/dump"
 check note_dataset_count grep -qx 'note dataset_count=60' "$TMP/dump"
+# G's class embedding: z size / 10 by default, --embed-dim sets it, and a
+# resume with another width is refused
+check default_embed_dim_is_z_over_10 grep -qx 'model.embed_dim 10' "$TMP/dump"
+train 2 "$TMP/e7" --embed-dim 7
+check embed_dim_option_exit0 test $rc -eq 0
+ckpt_tool dump "$TMP/e7/ckpt-0000000002.gck" >"$TMP/dump7" 2>&1
+check embed_dim_option_stored grep -qx 'model.embed_dim 7' "$TMP/dump7"
+train 4 "$TMP/e7" --resume --embed-dim 8
+check resume_other_embed_dim_exit3 test $rc -eq 3
+check resume_other_embed_dim_named grep -q 'class embedding width 7, not 8' "$TMP/train.log"
 check note_attribution_count grep -qx 'note attribution_count=40' "$TMP/dump"
 check note_dataset_source grep -qxF "note dataset_source=idx:$FASHION/train; idx:$FASHION/t10k" "$TMP/dump"
 check note_optout_count grep -qx 'note optout_count=0' "$TMP/dump"

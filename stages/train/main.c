@@ -217,6 +217,7 @@ static int build_model(trainer_t *t, const Gambar__Batch *b) {
     }
     d.conditional = cond;
     d.num_classes = cond ? (int)b->num_classes : 0;
+    if (!cond && t->o.seen_embed_dim) log_warn("--embed-dim %lld ignored: the model is unconditional", t->o.embed_dim);
     if (!cond) d.embed_dim = 0;
     else if (d.embed_dim <= 0) d.embed_dim = model_default_embed_dim(d.z_dim);
     d.class_names = NULL;
