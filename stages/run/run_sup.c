@@ -190,9 +190,14 @@ static void print_tail(run_t *R, inst_t *in) {
 /* ------------------------------------------------------------------ */
 /* Starting. */
 
-/* Ask `gambar-train --resume --print-start-batch --ckpt-dir DIR` for the
- * batch the trainer needs next. Returns 0 and *out, or -1 (logged). */
-static int query_start_batch(run_t *R, const pl_stage_t *tr, unsigned long long *out) {
+/* Run argv (execvp: a path, or a name looked up on PATH) with its stdout
+ * read into buf (cap >= 1 bytes, NUL-terminated; output beyond cap - 1
+ * bytes is read and dropped, so the child never blocks on a full pipe)
+ * and, when quiet, its stderr sent to /dev/null. The child dies with
+ * gambar-run. Returns its wait status, or -1 when it could not be
+ * started (buf is then ""). */
+static int run_capture(char *const argv[], int quiet, char *buf, size_t cap) {
+    buf[0] = 0;
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0) return -1;
     pid_t me = getpid();
@@ -206,24 +211,39 @@ static int query_start_batch(run_t *R, const pl_stage_t *tr, unsigned long long 
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != me) _exit(127);
         dup2(p[1], 1);
-        char *argv[] = {tr->program, "--resume", "--print-start-batch", "--ckpt-dir", tr->ckpt_dir, "-q", NULL};
-        execv(argv[0], argv);
+        if (quiet) {
+            int nul = open("/dev/null", O_WRONLY);
+            if (nul >= 0) dup2(nul, 2);
+        }
+        execvp(argv[0], argv);
         _exit(127);
     }
     close(p[1]);
-    char buf[128];
     size_t got = 0;
-    ssize_t n;
-    while (got < sizeof buf - 1 && ((n = read(p[0], buf + got, sizeof buf - 1 - got)) > 0 || (n < 0 && errno == EINTR)))
-        if (n > 0) got += (size_t)n;
+    char drop[512];
+    for (;;) {
+        ssize_t n = got < cap - 1 ? read(p[0], buf + got, cap - 1 - got) : read(p[0], drop, sizeof drop);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        if (got < cap - 1) got += (size_t)n;
+    }
     buf[got] = 0;
     close(p[0]);
     int st;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR) return -1;
+    return st;
+}
+
+/* Ask `gambar-train --resume --print-start-batch --ckpt-dir DIR` for the
+ * batch the trainer needs next. Returns 0 and *out, or -1 (logged). */
+static int query_start_batch(run_t *R, const pl_stage_t *tr, unsigned long long *out) {
+    char *argv[] = {tr->program, "--resume", "--print-start-batch", "--ckpt-dir", tr->ckpt_dir, "-q", NULL};
+    char buf[128];
+    int st = run_capture(argv, 0, buf, sizeof buf);
     char *e;
     unsigned long long v = strtoull(buf, &e, 10);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || e == buf) {
+    if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0 || e == buf) {
         say(R, "cannot get the start batch from %s --print-start-batch --ckpt-dir %s", tr->program, tr->ckpt_dir);
         return -1;
     }
@@ -437,29 +457,9 @@ static void check_readers(run_t *R, const pl_stage_t *st, int replica) {
     char **argv = st->inst[replica].argv;
     for (int i = 1; argv[i] && argv[i + 1]; i++) {
         if (strcmp(argv[i], "--db")) continue;
-        int p[2];
-        if (pipe2(p, O_CLOEXEC) != 0) return;
-        pid_t pid = fork();
-        if (pid == 0) {
-            int nul = open("/dev/null", O_WRONLY);
-            dup2(p[1], 1);
-            if (nul >= 0) dup2(nul, 2);
-            execlp("mdb_stat", "mdb_stat", "-rr", argv[i + 1], (char *)NULL);
-            _exit(127);
-        }
-        close(p[1]);
+        char *cmd[] = {"mdb_stat", "-rr", argv[i + 1], NULL};
         char out[4096];
-        size_t got = 0;
-        ssize_t n;
-        while (got < sizeof out - 1 && ((n = read(p[0], out + got, sizeof out - 1 - got)) > 0 || (n < 0 && errno == EINTR)))
-            if (n > 0) got += (size_t)n;
-        out[got] = 0;
-        close(p[0]);
-        if (pid > 0) {
-            int ws;
-            while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
-            }
-        }
+        if (run_capture(cmd, 1, out, sizeof out) < 0) return;
         char *line = strstr(out, "stale readers cleared");
         if (line) {
             while (line > out && line[-1] != '\n') line--;
