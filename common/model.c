@@ -60,7 +60,6 @@ struct model {
     net_t net[2];
     adam_t adam[2];
     float ema_decay;
-    float bn_momentum;               /* running-stat momentum of training-mode BN (0.1) */
     /* blocks */
     float *params, *grads, *adam_m, *adam_v, *bufs, *ema, *acts;
     /* scratch inside acts */
@@ -503,7 +502,6 @@ model_t *model_new(const model_desc_t *desc, int max_batch, uint64_t seed) {
         m->adam[w].t = 0;
     }
     m->ema_decay = 0.999f;
-    m->bn_momentum = 0.1f;
     build_table(m);
 
     /* initialise G then D, parameters then buffers, in table order */
@@ -574,9 +572,11 @@ void model_ema_reset(model_t *m) {
     if (G->nb) memcpy(m->ema + G->np, G->buf, G->nb * sizeof(float));
 }
 
+#define BN_MOMENTUM 0.1f /* running-statistics momentum of training-mode BN (PyTorch's) */
+
 /* g_forward is defined below. */
 static const float *g_forward(model_t *m, const float *p, float *b, const float *z, const int32_t *labels,
-                              int N, int train);
+                              int N, int train, float momentum);
 
 void model_ema_restat(model_t *m, int batches, uint64_t seed) {
     ASSERT(batches >= 1);
@@ -595,10 +595,8 @@ void model_ema_restat(model_t *m, int batches, uint64_t seed) {
         /* momentum 1/(k+1): the running statistics become the plain
          * average of the batches' statistics (the first batch replaces
          * whatever was there) */
-        m->bn_momentum = 1.0f / (float)(k + 1);
-        g_forward(m, m->ema, eb, z, labels, N, 1);
+        g_forward(m, m->ema, eb, z, labels, N, 1, 1.0f / (float)(k + 1));
     }
-    m->bn_momentum = 0.1f;
     free(z);
     free(labels);
 }
@@ -637,10 +635,11 @@ static void stage_bn_forward(stage_t *s, int N, const float *p, float *b, int tr
 }
 
 /* G forward on N latent vectors with parameters p and buffers b (the live
- * net or the EMA copy). train: batch statistics + running-stat update.
+ * net or the EMA copy). train: batch statistics + running-stat update
+ * with momentum (BN_MOMENTUM in training; model_ema_restat averages).
  * Returns the output (N,C,H,W), tanh applied. */
 static const float *g_forward(model_t *m, const float *p, float *b, const float *z, const int32_t *labels,
-                              int N, int train) {
+                              int N, int train, float momentum) {
     net_t *G = &m->net[MODEL_G];
     const float *x = z;
     if (m->desc.conditional) {
@@ -659,7 +658,7 @@ static const float *g_forward(model_t *m, const float *p, float *b, const float 
         convT2d_forward(&cv, x, p + s->w_off, NULL, s->out, m->ws);
         size_t cnt = (size_t)N * stage_out(s);
         if (s->bn) {
-            stage_bn_forward(s, N, p, b, train, m->bn_momentum);
+            stage_bn_forward(s, N, p, b, train, momentum);
             relu_forward(cnt, s->act, s->act);
         } else {
             tanh_forward(cnt, s->out, s->out);
@@ -713,7 +712,7 @@ static void d_forward(model_t *m, const float *x, const int32_t *labels, int N, 
         conv2d_forward(&cv, x, p + s->w_off, NULL, s->out, m->ws);
         size_t cnt = (size_t)N * stage_out(s);
         if (s->bn) {
-            stage_bn_forward(s, N, p, b, train, m->bn_momentum);
+            stage_bn_forward(s, N, p, b, train, BN_MOMENTUM);
         }
         if (i < D->L - 1) lrelu_forward(cnt, 0.2f, s->act, s->act);
         x = s->act;
@@ -804,7 +803,7 @@ int model_train_step(model_t *m, const float *real, const int32_t *labels, int N
     m->last_n = N;
 
     /* 1. fake = G(z) */
-    const float *fake = g_forward(m, G->p, G->buf, z, fake_labels, N, 1);
+    const float *fake = g_forward(m, G->p, G->buf, z, fake_labels, N, 1, BN_MOMENTUM);
 
     /* 2. D step */
     memset(D->g, 0, D->np * sizeof(float));
@@ -855,7 +854,7 @@ int model_generate(model_t *m, const float *z, const int32_t *labels, int N, int
     for (int i0 = 0; i0 < N; i0 += m->max_batch) {
         int n = GB_MIN(m->max_batch, N - i0);
         const float *y = g_forward(m, p, b, z + (size_t)i0 * m->desc.z_dim,
-                                   m->desc.conditional ? labels + i0 : NULL, n, 0);
+                                   m->desc.conditional ? labels + i0 : NULL, n, 0, BN_MOMENTUM);
         memcpy(out + (size_t)i0 * m->img, y, (size_t)n * m->img * sizeof(float));
     }
     return 0;
