@@ -9,9 +9,11 @@
 #   make fuzz FUZZ_SECONDS=N   run every libFuzzer harness for N seconds
 #   make install PREFIX=/usr/local DESTDIR=
 #
-# Layout: common/*.c -> libgambar.a; stages/NAME/*.c -> bin/gambar-NAME;
-# proto/*.proto -> generated C in $(BUILD)/gen (never committed);
-# tests/test_*.c -> one test program each; tests/t_*.sh -> shell tests.
+# Layout: common/LAYER/*.c -> libgambar.a (layers: core, nn, img, io, msg;
+# which may include which is in scripts/check-layers.sh, run by make test);
+# stages/NAME/*.c -> bin/gambar-NAME; proto/*.proto -> generated C in
+# $(BUILD)/gen (never committed); tests/test_*.c -> one test program each,
+# linked with tests/lib/*.c (test-only helpers); tests/t_*.sh -> shell tests.
 
 VERSION  := 0.1.0
 CC       ?= cc
@@ -33,15 +35,19 @@ BIN      := $(BUILD)/bin
 GEN      := $(BUILD)/gen
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
 CFLAGS   += -std=c11 -D_GNU_SOURCE -DGAMBAR_VERSION='"$(VERSION)"' $(OPT) $(WARN) $(SANFLAGS) \
-            -pthread -Icommon -I$(GEN) $(PKG_CFLAGS)
+            -pthread $(COMMON_INC) -I$(GEN) $(PKG_CFLAGS)
 LDLIBS   += $(PKG_LIBS) -lm -pthread
 LDFLAGS  += $(SANFLAGS)
+LAYERS     := core nn img io msg
+COMMON_INC := $(addprefix -Icommon/,$(LAYERS)) -Itests/lib
 DEPFLAGS := -MMD -MP
 
 PROTOS     := $(wildcard proto/*.proto)
 PROTO_C    := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
 PROTO_H    := $(PROTO_C:.c=.h)
-COMMON_SRC := $(wildcard common/*.c)
+COMMON_SRC := $(wildcard $(addsuffix /*.c,$(addprefix common/,$(LAYERS))))
+TESTLIB_SRC := $(wildcard tests/lib/*.c)
+TESTLIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(TESTLIB_SRC))
 LIB_OBJS   := $(patsubst %.c,$(BUILD)/obj/%.o,$(COMMON_SRC)) $(patsubst $(GEN)/%.c,$(BUILD)/obj/gen/%.o,$(PROTO_C))
 LIB        := $(BUILD)/libgambar.a
 STAGES     := $(notdir $(patsubst %/,%,$(wildcard stages/*/)))
@@ -95,11 +101,11 @@ $(GEN)/dash_assets.c: $(DASH_WEB) stages/dash/embed.sh
 	sh stages/dash/embed.sh $@ $(DASH_WEB)
 $(BIN)/gambar-dash: $(BUILD)/obj/gen/dash_assets.o
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIB)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB_OBJS) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIB)
+$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(TESTLIB_OBJS) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -132,8 +138,8 @@ FUZZ_BINS    := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
 # -fno-sanitize-recover: a UBSan finding must stop the run so that
 # libFuzzer records it as a crash (by default UBSan only prints).
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -DGAMBAR_VERSION='"$(VERSION)"' -O1 -g -fsanitize=fuzzer-no-link,address,undefined \
-                -fno-sanitize-recover=undefined -Icommon -I$(FUZZ_BUILD)/gen $(PKG_CFLAGS)
-FUZZ_LIB_OBJS := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(COMMON_SRC)) $(patsubst proto/%.proto,$(FUZZ_BUILD)/obj/gen/%.pb-c.o,$(PROTOS))
+                -fno-sanitize-recover=undefined $(COMMON_INC) -Istages/run -I$(FUZZ_BUILD)/gen $(PKG_CFLAGS)
+FUZZ_LIB_OBJS := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(COMMON_SRC) $(TESTLIB_SRC) stages/run/pipeline.c) $(patsubst proto/%.proto,$(FUZZ_BUILD)/obj/gen/%.pb-c.o,$(PROTOS))
 
 $(FUZZ_BUILD)/gen/%.pb-c.c $(FUZZ_BUILD)/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p $(FUZZ_BUILD)/gen

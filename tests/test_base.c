@@ -91,7 +91,7 @@ static void wire_roundtrip_and_garbage(void) {
     zmq_ctx_term(ctx);
 }
 
-static void wire_decode_cap(void) {
+static void pbmsg_decode_cap(void) {
     /* a Batch claiming a huge bytes field must be refused by the allocator cap */
     Gambar__Batch b = GAMBAR__BATCH__INIT;
     static uint8_t data[100000];
@@ -101,8 +101,8 @@ static void wire_decode_cap(void) {
     uint8_t *buf = malloc(n);
     protobuf_c_message_pack(&b.base, buf);
     wire_msg_t *m = NULL;
-    CHECK(wire_decode(&gambar__batch__descriptor, buf, n, 1000, &m) == GB_ETOOBIG);
-    CHECK(wire_decode(&gambar__batch__descriptor, buf, n, 1 << 20, &m) == 0);
+    CHECK(pbmsg_decode(&gambar__batch__descriptor, buf, n, 1000, &m) == GB_ETOOBIG);
+    CHECK(pbmsg_decode(&gambar__batch__descriptor, buf, n, 1 << 20, &m) == 0);
     wire_msg_destroy(&m);
     free(buf);
 }
@@ -112,6 +112,6 @@ int main(void) {
     RUN(rng_normal_moments);
     RUN(sha256_known);
     RUN(wire_roundtrip_and_garbage);
-    RUN(wire_decode_cap);
+    RUN(pbmsg_decode_cap);
     return test_done();
 }

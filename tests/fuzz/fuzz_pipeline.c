@@ -1,5 +1,5 @@
 /* fuzz_pipeline.c - libFuzzer harness for the pipeline-file parser and
- * validator (common/pipeline.c), with no process started.
+ * validator (stages/run/pipeline.c), with no process started.
  *
  * The input is a pipeline file. It is parsed, two overrides are applied
  * (one may name a missing section, which must be an error, not a crash),

@@ -1,4 +1,4 @@
-/* fuzz_wire.c - libFuzzer harness for wire_decode.
+/* fuzz_wire.c - libFuzzer harness for pbmsg_decode.
  *
  * Arbitrary bytes are decoded as every message type of proto/stream.proto
  * and proto/dataset.proto with a small byte budget (64 KiB). A decoded
@@ -136,7 +136,7 @@ static uint64_t fw_typed(const ProtobufCMessage *m) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (size_t t = 0; t < ARRAY_LEN(fw_types); t++) {
         wire_msg_t *w = NULL;
-        int rc = wire_decode(fw_types[t], data, size, FW_MAX_BYTES, &w);
+        int rc = pbmsg_decode(fw_types[t], data, size, FW_MAX_BYTES, &w);
         if (rc != 0) {
             ASSERT(rc == GB_EFORMAT || rc == GB_ETOOBIG);
             ASSERT(w == NULL);
@@ -155,7 +155,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         /* pack -> unpack -> pack is stable */
         wire_msg_t *w2 = NULL;
-        rc = wire_decode(fw_types[t], b1, n1, n1 * 4 + FW_MAX_BYTES, &w2);
+        rc = pbmsg_decode(fw_types[t], b1, n1, n1 * 4 + FW_MAX_BYTES, &w2);
         ASSERT(rc == 0);
         size_t n2 = protobuf_c_message_get_packed_size(w2->msg);
         ASSERT(n2 == n1);

@@ -159,7 +159,7 @@ static int recv_count(void *sock, int timeout_ms, size_t *bytes, wire_msg_t **eo
         *bytes = zmq_msg_size(&f1);
         ret = 1;
     } else if (strcmp(type, "gambar.EndOfStream") == 0) {
-        ret = wire_decode(&gambar__end_of_stream__descriptor, zmq_msg_data(&f1), zmq_msg_size(&f1),
+        ret = pbmsg_decode(&gambar__end_of_stream__descriptor, zmq_msg_data(&f1), zmq_msg_size(&f1),
                           WIRE_MAX_SMALL_BYTES, eos) == 0 ? 2 : 0;
     }
     zmq_msg_close(&f1);

@@ -12,14 +12,14 @@
  *     "fsyncgate" lesson).
  *   - A load reads the header first and checks it against the file size
  *     before allocating the payload, so a garbage or torn file costs one
- *     small read. Decoding goes through wire_decode's capped allocator,
+ *     small read. Decoding goes through pbmsg_decode's capped allocator,
  *     and the decoded message is checked (tensor sizes, unique names)
  *     before anyone indexes into it.
  *   - The I/O calls of ckpt_save go through io_* wrappers that a test can
  *     make fail (ckpt_test_fail_at), in the style of SQLite's I/O error
  *     tests; the hook works under ASan, unlike an LD_PRELOAD shim.
- *   - Loaded messages are owned by wire_decode's allocator; a small
- *     registry maps a message back to its wire_msg_t so callers only see
+ *   - Loaded messages are owned by pbmsg_decode's allocator; a small
+ *     registry maps a message back to its pbmsg_t so callers only see
  *     Gambar__Checkpoint and ckpt_free.
  * Expected load: one save every few hundred training steps, one load per
  * run (resume) or per sampler start. Nothing here is on a hot path. */
@@ -29,7 +29,7 @@
 #include "digest.h"
 #include "err.h"
 #include "log.h"
-#include "wire.h"
+#include "pbmsg.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -354,14 +354,14 @@ const char *ckpt_note(const Gambar__Checkpoint *ck, const char *key) {
 
 typedef struct loaded {
     Gambar__Checkpoint *ck;
-    wire_msg_t *w;
+    pbmsg_t *w;
     struct loaded *next;
 } loaded_t;
 
 static pthread_mutex_t g_reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static loaded_t *g_reg;
 
-static Gambar__Checkpoint *reg_add(wire_msg_t *w) {
+static Gambar__Checkpoint *reg_add(pbmsg_t *w) {
     loaded_t *l = xmalloc(sizeof *l);
     l->ck = (Gambar__Checkpoint *)w->msg;
     l->w = w;
@@ -385,7 +385,7 @@ void ckpt_free(Gambar__Checkpoint **ck) {
     }
     pthread_mutex_unlock(&g_reg_lock);
     ASSERT(found); /* not from ckpt_load, or freed twice */
-    wire_msg_destroy(&found->w);
+    pbmsg_destroy(&found->w);
     free(found);
     *ck = NULL;
 }
@@ -500,7 +500,7 @@ static int load(const char *path, int level, bool quiet_enoent, Gambar__Checkpoi
     char why[512] = "";
     uint8_t hdr[CKPT_MAX_HEADER];
     uint8_t *payload = NULL;
-    wire_msg_t *w = NULL;
+    pbmsg_t *w = NULL;
     uint32_t hsize = 0;
     uint64_t plen = 0;
     int rc = 0;
@@ -556,7 +556,7 @@ static int load(const char *path, int level, bool quiet_enoent, Gambar__Checkpoi
     /* Decoded size is about the payload size plus per-tensor structs;
      * twice the payload plus 1 MiB is generous for real files and still
      * bounds a crafted one. */
-    rc = wire_decode(&gambar__checkpoint__descriptor, payload, (size_t)plen,
+    rc = pbmsg_decode(&gambar__checkpoint__descriptor, payload, (size_t)plen,
                      (size_t)plen * 2 + ((size_t)1 << 20), &w);
     if (rc != 0) {
         snprintf(why, sizeof why, "payload is not a valid Checkpoint message (%s)",
@@ -570,7 +570,7 @@ static int load(const char *path, int level, bool quiet_enoent, Gambar__Checkpoi
     if (out)
         *out = reg_add(w);
     else
-        wire_msg_destroy(&w);
+        pbmsg_destroy(&w);
     return 0;
 
 read_fail:
@@ -581,7 +581,7 @@ read_fail:
 fail:
     log_msg(rc == ENOENT && quiet_enoent ? LOG_DEBUG : (log_level_t)level, "checkpoint %s: %s", path,
             why);
-    wire_msg_destroy(&w);
+    pbmsg_destroy(&w);
     free(payload);
     if (fd >= 0) close(fd);
     return rc;

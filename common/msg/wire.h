@@ -16,6 +16,8 @@
 #ifndef GB_WIRE_H
 #define GB_WIRE_H
 
+#include "pbmsg.h"
+
 #include <protobuf-c/protobuf-c.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,16 +36,11 @@ typedef struct {
 /* Total of the dropped counters. */
 uint64_t wire_stats_dropped(const wire_stats_t *st);
 
-/* A received message. msg points to the unpacked protobuf message whose
- * descriptor is desc (one of the accepted ones). Owned by the caller:
- * release with wire_msg_destroy. */
-typedef struct wire_msg {
-    const ProtobufCMessageDescriptor *desc;
-    ProtobufCMessage *msg;
-    void *priv_;
-} wire_msg_t;
+/* A received message (see pbmsg.h): msg is the unpacked message whose
+ * descriptor is desc. Owned by the caller: release with wire_msg_destroy. */
+typedef pbmsg_t wire_msg_t;
 
-void wire_msg_destroy(wire_msg_t **m);
+static inline void wire_msg_destroy(wire_msg_t **m) { pbmsg_destroy(m); }
 
 /* Create a socket of zmq type (ZMQ_PUSH, ZMQ_PULL, ZMQ_PUB, ...), apply
  * the limits above with max_frame_bytes, set send/receive high-water mark
@@ -77,11 +74,5 @@ int wire_send_raw(void *sock, const char *type, const void *payload, size_t n, i
  *   ETERM or another errno: the socket or context is gone. */
 int wire_recv(void *sock, const ProtobufCMessageDescriptor *const *accepted, size_t naccepted,
               size_t max_bytes, int timeout_ms, wire_msg_t **out, wire_stats_t *st);
-
-/* Decode payload[0..n) as desc with the capped allocator (used by
- * wire_recv; public for fuzzing and for files holding one message).
- * Returns 0 and *out, GB_ETOOBIG, or GB_EFORMAT. */
-int wire_decode(const ProtobufCMessageDescriptor *desc, const void *payload, size_t n,
-                size_t max_bytes, wire_msg_t **out);
 
 #endif

@@ -13,64 +13,8 @@
 #include <errno.h>
 #include <zmq.h>
 
-typedef struct {
-    ProtobufCAllocator alloc; /* must be first: passed to protobuf-c */
-    size_t used, cap;
-} cap_alloc_t;
-
-static void *cap_alloc(void *data, size_t size) {
-    cap_alloc_t *a = data;
-    if (size > a->cap || a->used > a->cap - size) return NULL;
-    size_t *p = malloc(size + sizeof(size_t) * 2);
-    if (!p) return NULL;
-    a->used += size;
-    p[0] = size;
-    return p + 2; /* keep 16-byte alignment */
-}
-
-static void cap_free(void *data, void *ptr) {
-    cap_alloc_t *a = data;
-    if (!ptr) return;
-    size_t *p = (size_t *)ptr - 2;
-    a->used -= p[0];
-    free(p);
-}
-
 uint64_t wire_stats_dropped(const wire_stats_t *st) {
     return st->bad_frames + st->bad_type + st->bad_payload + st->too_big;
-}
-
-void wire_msg_destroy(wire_msg_t **m) {
-    if (!m || !*m) return;
-    cap_alloc_t *a = (*m)->priv_;
-    if ((*m)->msg) protobuf_c_message_free_unpacked((*m)->msg, &a->alloc);
-    free(a);
-    free(*m);
-    *m = NULL;
-}
-
-int wire_decode(const ProtobufCMessageDescriptor *desc, const void *payload, size_t n,
-                size_t max_bytes, wire_msg_t **out) {
-    *out = NULL;
-    if (n > max_bytes) return GB_ETOOBIG;
-    cap_alloc_t *a = xcalloc(1, sizeof *a);
-    a->alloc.alloc = cap_alloc;
-    a->alloc.free = cap_free;
-    a->alloc.allocator_data = a;
-    /* decoded size can exceed wire size (repeated fields, structs); allow
-     * a fixed overhead on top of the payload budget. */
-    a->cap = max_bytes + (max_bytes >> 1) + 65536;
-    ProtobufCMessage *m = protobuf_c_message_unpack(desc, &a->alloc, n, payload);
-    if (!m) {
-        free(a);
-        return GB_EFORMAT;
-    }
-    wire_msg_t *w = xcalloc(1, sizeof *w);
-    w->desc = desc;
-    w->msg = m;
-    w->priv_ = a;
-    *out = w;
-    return 0;
 }
 
 int wire_open(void *ctx, int type, const char *endpoint, int default_bind, size_t max_frame_bytes,
@@ -204,7 +148,7 @@ int wire_recv(void *sock, const ProtobufCMessageDescriptor *const *accepted, siz
         log_debug("dropped a message of unexpected type");
         return GB_EPEER;
     }
-    int rc = wire_decode(desc, zmq_msg_data(&f1), zmq_msg_size(&f1), max_bytes, out);
+    int rc = pbmsg_decode(desc, zmq_msg_data(&f1), zmq_msg_size(&f1), max_bytes, out);
     zmq_msg_close(&f1);
     if (rc == GB_ETOOBIG) {
         st->too_big++;
