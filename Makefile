@@ -154,7 +154,8 @@ $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIB_OBJS)
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -MMD -MP -MF $@.d -o $@ $(filter %.c %.o,$^) $(PKG_LIBS) -lm -pthread
 
-# Each harness runs on its own corpus plus its committed seeds (and
+# Each harness runs on its own corpus plus its committed seeds and the
+# committed corpus of earlier long runs (tests/fuzz/corpus/NAME) (and
 # tests/fuzz/NAME.dict when present); its output
 # goes to build/fuzz/NAME.log (the last lines are shown). A crash, leak or
 # sanitizer report leaves crash-*/leak-* files in build/fuzz and fails.
@@ -162,6 +163,7 @@ fuzz: deps $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do \
 	  n=$$(basename $$f); mkdir -p build/fuzz/corpus/$$n; \
 	  seeds=; [ -d tests/fuzz/seeds/$$n ] && seeds=tests/fuzz/seeds/$$n; \
+	  [ -d tests/fuzz/corpus/$$n ] && seeds="$$seeds tests/fuzz/corpus/$$n"; \
 	  dict=; [ -f tests/fuzz/$$n.dict ] && dict=-dict=tests/fuzz/$$n.dict; \
 	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=build/fuzz/ $$dict \
