@@ -103,7 +103,12 @@ $(BIN)/gambar-dash: $(BUILD)/obj/gen/dash_assets.o
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB_OBJS) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS)
+
+# test_featnet also tests gambar-eval's feature-network file glue
+# (stages/eval/eval_featio.c), its one user being that stage.
+$(BUILD)/obj/tests/test_featnet.o: CFLAGS += -Istages/eval
+$(BUILD)/tests/test_featnet: $(BUILD)/obj/stages/eval/eval_featio.o
 
 $(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(TESTLIB_OBJS) $(LIB)
 	@mkdir -p $(@D)

@@ -2,10 +2,12 @@
  * against finite differences, the network's whole backward pass against
  * finite differences of its loss, learning (a fixed batch is fitted),
  * the file round trip (same features after save/load) and refusal of
- * files that are not feature networks. Real-data accuracy is proved by
+ * files that are not feature networks (gambar-eval's eval_featio.c,
+ * linked in by the Makefile). Real-data accuracy is proved by
  * tests/t_eval_features.sh on Fashion-MNIST. */
 #include "base.h"
 #include "ckpt.h"
+#include "eval_featio.h"
 #include "featnet.h"
 #include "nn_extra.h"
 #include "rng.h"
@@ -73,14 +75,14 @@ static void test_featnet_learns_and_roundtrips(void) {
     char path[600];
     snprintf(path, sizeof path, "%s/fn.gck", test_tmpdir());
     const char *names[3] = {"a", "b", "c"};
-    ckpt_builder_t *b = featnet_to_builder(f, names, NULL, "trained");
+    ckpt_builder_t *b = featio_to_builder(f, names, NULL, "trained");
     ckpt_set_note(b, "test_accuracy", "0.5");
-    CHECK(featnet_write_gck(path, ckpt_builder_msg(b)) == 0);
+    CHECK(featio_write_gck(path, ckpt_builder_msg(b)) == 0);
     ckpt_builder_destroy(&b);
     featnet_t *g = NULL;
     const char *kind = NULL;
     double acc = 0;
-    CHECK(featnet_load(path, 5, &g, &kind, &acc, err, sizeof err) == 0);
+    CHECK(featio_load(path, 5, &g, &kind, &acc, err, sizeof err) == 0);
     if (g) {
         featnet_forward(g, x, (size_t)N, feat2, NULL); /* chunks of 5: same numbers */
         float md = 0;
@@ -94,13 +96,13 @@ static void test_featnet_learns_and_roundtrips(void) {
     b = ckpt_builder_new();
     ckpt_builder_msg(b)->model->family = ckpt_builder_strdup(b, "dcgan28");
     snprintf(path, sizeof path, "%s/other.gck", test_tmpdir());
-    CHECK(featnet_write_gck(path, ckpt_builder_msg(b)) == 0);
+    CHECK(featio_write_gck(path, ckpt_builder_msg(b)) == 0);
     ckpt_builder_destroy(&b);
     g = NULL;
-    CHECK(featnet_load(path, 4, &g, NULL, NULL, err, sizeof err) != 0 && g == NULL);
+    CHECK(featio_load(path, 4, &g, NULL, NULL, err, sizeof err) != 0 && g == NULL);
     CHECKF(strstr(err, "not a feature network") != NULL, "%s", err);
     snprintf(path, sizeof path, "%s/missing.gck", test_tmpdir());
-    CHECK(featnet_load(path, 4, &g, NULL, NULL, err, sizeof err) != 0 && strstr(err, "missing.gck"));
+    CHECK(featio_load(path, 4, &g, NULL, NULL, err, sizeof err) != 0 && strstr(err, "missing.gck"));
     free(x), free(feat), free(feat2);
     featnet_free(f);
 }

@@ -14,17 +14,13 @@
 #include "nn.h"
 #include "nn_extra.h"
 #include "rng.h"
-#include "sig.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
-#include <stdarg.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include <string.h>
 
 
 enum { T_W1, T_B1, T_W2, T_B2, T_W3, T_B3, T_W4, T_B4, T_COUNT };
+_Static_assert(T_COUNT == FEATNET_NTENSORS, "featnet.h counts the tensors");
 static const char *const tnames[T_COUNT] = {"F.conv1.weight", "F.conv1.bias", "F.conv2.weight", "F.conv2.bias",
                                             "F.fc1.weight",   "F.fc1.bias",   "F.fc2.weight",   "F.fc2.bias"};
 
@@ -42,15 +38,6 @@ struct featnet {
     adam_t adam;
 };
 
-static void seterr(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t n, const char *fmt, ...) {
-    if (!err || !n) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-}
-
 static void set_shape(featnet_t *f, int t, int nd, int64_t a, int64_t b, int64_t c, int64_t d) {
     f->ndim[t] = nd;
     f->shape[t][0] = a;
@@ -62,19 +49,19 @@ static void set_shape(featnet_t *f, int t, int nd, int64_t a, int64_t b, int64_t
     f->len[t] = n;
 }
 
-static featnet_t *featnet_new_w(int C, int H, int W, int K, int w1, int w2, int max_batch, uint64_t seed, char *err,
-                                size_t errlen) {
+featnet_t *featnet_new_widths(int C, int H, int W, int K, int w1, int w2, int max_batch, uint64_t seed, char *err,
+                              size_t errlen) {
     if ((C != 1 && C != 3) || H < 8 || W < 8 || H > 256 || W > 256 || H % 4 || W % 4) {
-        seterr(err, errlen, "feature network needs 1 or 3 channels and a size that is a multiple of 4 in 8..256 "
-                            "(got %dx%dx%d)", C, H, W);
+        gb_errf(err, errlen, 0, "feature network needs 1 or 3 channels and a size that is a multiple of 4 in 8..256 "
+                                "(got %dx%dx%d)", C, H, W);
         return NULL;
     }
     if (w1 < 1 || w1 > 1024 || w2 < 1 || w2 > 1024) {
-        seterr(err, errlen, "feature network widths must be 1..1024 (got %d, %d)", w1, w2);
+        gb_errf(err, errlen, 0, "feature network widths must be 1..1024 (got %d, %d)", w1, w2);
         return NULL;
     }
     if (K < 1 || K > 1024 || max_batch < 1) {
-        seterr(err, errlen, "feature network needs 1..1024 classes (got %d)", K);
+        gb_errf(err, errlen, 0, "feature network needs 1..1024 classes (got %d)", K);
         return NULL;
     }
     featnet_t *f = xcalloc(1, sizeof *f);
@@ -133,7 +120,7 @@ static featnet_t *featnet_new_w(int C, int H, int W, int K, int w1, int w2, int 
 }
 
 featnet_t *featnet_new(int C, int H, int W, int K, int max_batch, uint64_t seed, char *err, size_t errlen) {
-    return featnet_new_w(C, H, W, K, FEATNET_W1, FEATNET_W2, max_batch, seed, err, errlen);
+    return featnet_new_widths(C, H, W, K, FEATNET_W1, FEATNET_W2, max_batch, seed, err, errlen);
 }
 
 void featnet_free(featnet_t *f) {
@@ -222,249 +209,17 @@ void featnet_px_to_float(const uint8_t *px, int C, int H, int W, float *out) {
                 out[((size_t)c * H + y) * W + x] = (float)px[((size_t)y * W + x) * C + c] * (2.0f / 255.0f) - 1.0f;
 }
 
-int featnet_read_store(store_t *s, const uint64_t *idx, size_t n, float *x, int32_t *labels) {
-    const Gambar__DatasetInfo *info = store_info(s);
-    if (!info) return GB_ENOTFOUND;
-    int C = (int)info->channels, H = (int)info->height, W = (int)info->width;
-    size_t img = (size_t)C * H * W;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t k = idx ? idx[i] : i;
-        const uint8_t *px;
-        size_t npx;
-        int32_t lab;
-        int rc = store_get_pixels(s, k, &px, &npx, &lab);
-        if (rc == 0 && npx != img) rc = GB_ECORRUPT;
-        if (rc != 0) {
-            log_error("dataset example %llu: %s", (unsigned long long)k, err_str(rc));
-            return rc;
-        }
-        featnet_px_to_float(px, C, H, W, x + i * img);
-        if (labels) labels[i] = lab;
-    }
-    return 0;
-}
+int featnet_width1(const featnet_t *f) { return f->w1; }
+int featnet_width2(const featnet_t *f) { return f->w2; }
+uint64_t featnet_steps(const featnet_t *f) { return f->adam.t; }
 
-/* Load every labelled example of s: *x (n, C, H, W), *y (n). */
-static int load_labelled(store_t *s, float **x, int32_t **y, size_t *n) {
-    const Gambar__DatasetInfo *info = store_info(s);
-    size_t count = (size_t)store_count(s), img = (size_t)info->channels * info->height * info->width, k = 0;
-    *x = xmalloc((count ? count : 1) * img * sizeof(float));
-    *y = xmalloc((count ? count : 1) * sizeof(int32_t));
-    for (size_t i = 0; i < count; i++) {
-        const uint8_t *px;
-        size_t npx;
-        int32_t lab;
-        int rc = store_get_pixels(s, i, &px, &npx, &lab);
-        if (rc == 0 && npx != img) rc = GB_ECORRUPT;
-        if (rc != 0) {
-            log_error("dataset example %zu: %s", i, err_str(rc));
-            free(*x), free(*y);
-            *x = NULL, *y = NULL;
-            return rc;
-        }
-        if (lab < 0 || lab >= (int32_t)info->n_class_names) continue;
-        featnet_px_to_float(px, (int)info->channels, (int)info->height, (int)info->width, *x + k * img);
-        (*y)[k++] = lab;
+int featnet_tensors(featnet_t *f, featnet_tensor_t t[FEATNET_NTENSORS]) {
+    for (int i = 0; i < T_COUNT; i++) {
+        t[i].name = tnames[i];
+        t[i].ndim = f->ndim[i];
+        memcpy(t[i].shape, f->shape[i], sizeof t[i].shape);
+        t[i].len = f->len[i];
+        t[i].data = f->p + f->off[i];
     }
-    *n = k;
-    return 0;
-}
-
-int featnet_fit(store_t *train, store_t *test, int epochs, uint64_t seed, featnet_t **out, double *train_acc,
-                double *test_acc, char *err, size_t errlen) {
-    *out = NULL;
-    if (test_acc) *test_acc = -1;
-    if (train_acc) *train_acc = -1;
-    const Gambar__DatasetInfo *info = store_info(train);
-    if (!info || info->n_class_names == 0) {
-        seterr(err, errlen, "the dataset has no class labels (DatasetInfo.class_names is empty), so a classifier "
-                            "cannot be fitted");
-        return GB_EFORMAT;
-    }
-    const Gambar__DatasetInfo *tinfo = test ? store_info(test) : NULL;
-    if (test && (!tinfo || tinfo->channels != info->channels || tinfo->height != info->height ||
-                 tinfo->width != info->width || tinfo->n_class_names != info->n_class_names)) {
-        seterr(err, errlen, "the test dataset does not match the training dataset (shape or number of classes)");
-        return GB_EMISMATCH;
-    }
-    int C = (int)info->channels, H = (int)info->height, W = (int)info->width, K = (int)info->n_class_names;
-    const int B = 64;
-    featnet_t *f = featnet_new(C, H, W, K, B, seed, err, errlen);
-    if (!f) return GB_EUNSUPPORTED;
-    float *x = NULL, *tx = NULL;
-    int32_t *y = NULL, *ty = NULL;
-    size_t n = 0, tn = 0;
-    int rc = load_labelled(train, &x, &y, &n);
-    if (rc == 0 && test) rc = load_labelled(test, &tx, &ty, &tn);
-    if (rc != 0) goto fail;
-    if (n < (size_t)B) {
-        seterr(err, errlen, "only %zu labelled examples; at least %d are needed", n, B);
-        rc = GB_EFORMAT;
-        goto fail;
-    }
-    size_t img = (size_t)C * H * W;
-    float *bx = xmalloc((size_t)B * img * sizeof(float));
-    int32_t by[64];
-    uint64_t *perm = xmalloc(n * sizeof(uint64_t));
-    size_t steps_per_epoch = n / B, total = steps_per_epoch * (size_t)epochs, step = 0;
-    const float lr0 = 2e-3f, lr1 = 1e-4f;
-    rng_t r;
-    rng_seed(&r, seed ^ 0xfea7ULL);
-    double t0 = gb_now();
-    for (int e = 0; e < epochs && rc == 0; e++) {
-        for (size_t i = 0; i < n; i++) perm[i] = i;
-        rng_shuffle_u64(&r, perm, n);
-        double loss = 0;
-        size_t ok = 0;
-        for (size_t s = 0; s < steps_per_epoch; s++, step++) {
-            if (sig_stop_requested()) {
-                rc = GB_EINTR;
-                break;
-            }
-            for (int j = 0; j < B; j++) {
-                memcpy(bx + (size_t)j * img, x + perm[s * B + j] * img, img * sizeof(float));
-                by[j] = y[perm[s * B + j]];
-            }
-            float lr = lr1 + 0.5f * (lr0 - lr1) * (1.0f + cosf(3.14159265f * (float)step / (float)total));
-            int c = 0;
-            loss += featnet_train_step(f, bx, by, B, lr, &c);
-            ok += (size_t)c;
-        }
-        if (rc) break;
-        double ta = test ? featnet_accuracy(f, tx, ty, tn) : -1;
-        log_info("feature network epoch %d/%d: loss %.4f, train accuracy %.4f%s%.4f (%.1f s)", e + 1, epochs,
-                 loss / (double)steps_per_epoch, (double)ok / (double)(steps_per_epoch * B),
-                 test ? ", test accuracy " : "", test ? ta : 0.0, gb_now() - t0);
-        if (train_acc) *train_acc = (double)ok / (double)(steps_per_epoch * B);
-        if (test_acc) *test_acc = ta;
-    }
-    free(bx);
-    free(perm);
-    if (rc == GB_EINTR) seterr(err, errlen, "interrupted");
-fail:
-    free(x), free(y), free(tx), free(ty);
-    if (rc != 0) {
-        featnet_free(f);
-        return rc;
-    }
-    *out = f;
-    return 0;
-}
-
-ckpt_builder_t *featnet_to_builder(const featnet_t *f, const char *const *class_names, const uint8_t digest[32],
-                                   const char *features_kind) {
-    ckpt_builder_t *b = ckpt_builder_new();
-    Gambar__Checkpoint *ck = ckpt_builder_msg(b);
-    ck->model->family = ckpt_builder_strdup(b, "featnet");
-    ck->model->height = (uint32_t)f->H;
-    ck->model->width = (uint32_t)f->W;
-    ck->model->channels = (uint32_t)f->C;
-    ck->model->num_classes = (uint32_t)f->K;
-    ck->model->g_mult = (uint32_t)f->w1;
-    ck->model->d_mult = (uint32_t)f->w2;
-    ck->model->conditional = 0;
-    ck->model->loss = ckpt_builder_strdup(b, "softmax_ce");
-    if (class_names)
-        for (int k = 0; k < f->K; k++) ckpt_add_class_name(b, class_names[k]);
-    for (int t = 0; t < T_COUNT; t++)
-        ASSERT(ckpt_add_tensor(b, tnames[t], f->shape[t], f->ndim[t], f->p + f->off[t]) == 0);
-    ck->state->step = f->adam.t;
-    if (digest) ck->dataset_digest = ckpt_builder_bytes(b, digest, 32);
-    ck->software_version = ckpt_builder_strdup(b, "gambar " GAMBAR_VERSION);
-    ck->created_unix = (int64_t)gb_wall();
-    ckpt_set_note(b, "kind", "featnet");
-    ckpt_set_note(b, "features", features_kind);
-    return b;
-}
-
-/* fsync the folder holding path */
-static int fsync_dir_of(const char *path) {
-    char *dir = xstrdup(path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir) dir[1] = 0;
-    else if (slash) *slash = 0;
-    else strcpy(dir, ".");
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
-    if (fd < 0 || fsync(fd) != 0) rc = errno;
-    if (fd >= 0) close(fd);
-    free(dir);
-    return rc;
-}
-
-int featnet_write_gck(const char *path, const Gambar__Checkpoint *ck) {
-    char tmpdir[4096], saved[4096];
-    const char *slash = strrchr(path, '/');
-    int dl = slash ? (int)(slash - path) : 1;
-    if (snprintf(tmpdir, sizeof tmpdir, "%.*s/.gck-%ld.tmp", dl, slash ? path : ".", (long)getpid()) >=
-        (int)sizeof tmpdir)
-        return ENAMETOOLONG;
-    int rc = ckpt_save(tmpdir, ck, 0, saved, sizeof saved, NULL);
-    if (rc != 0) {
-        log_error("%s: cannot write: %s", path, err_str(rc));
-        rmdir(tmpdir);
-        return rc;
-    }
-    if (rename(saved, path) != 0) {
-        rc = errno;
-        log_error("%s: rename from %s: %s", path, saved, err_str(rc));
-        unlink(saved);
-        rmdir(tmpdir);
-        return rc;
-    }
-    rmdir(tmpdir);
-    rc = fsync_dir_of(path);
-    if (rc != 0) {
-        log_error("%s: fsync of its folder: %s", path, err_str(rc));
-        unlink(path);
-    }
-    return rc;
-}
-
-int featnet_load(const char *path, int max_batch, featnet_t **out, const char **kind_out, double *test_acc,
-                 char *err, size_t errlen) {
-    *out = NULL;
-    Gambar__Checkpoint *ck = NULL;
-    int rc = ckpt_load(path, &ck, NULL);
-    if (rc != 0) {
-        seterr(err, errlen, "%s: %s", path, err_str(rc));
-        return rc;
-    }
-    const Gambar__ModelDesc *md = ck->model;
-    featnet_t *f = NULL;
-    if (strcmp(md->family, "featnet") != 0) {
-        seterr(err, errlen, "%s: not a feature network file (model family \"%s\")", path, md->family);
-        rc = GB_EFORMAT;
-        goto done;
-    }
-    f = featnet_new_w((int)md->channels, (int)md->height, (int)md->width, (int)md->num_classes,
-                      md->g_mult ? (int)md->g_mult : 32, md->d_mult ? (int)md->d_mult : 64, max_batch, 1, err, errlen);
-    if (!f) {
-        rc = GB_EFORMAT;
-        goto done;
-    }
-    for (int t = 0; t < T_COUNT; t++) {
-        rc = ckpt_get_tensor(ck, tnames[t], f->shape[t], f->ndim[t], f->p + f->off[t]);
-        if (rc == 0 && !nn_all_finite(f->len[t], f->p + f->off[t])) rc = GB_ENUMERIC;
-        if (rc != 0) {
-            seterr(err, errlen, "%s: tensor %s: %s", path, tnames[t], err_str(rc));
-            rc = GB_EFORMAT;
-            goto done;
-        }
-    }
-    if (kind_out) {
-        const char *k = ckpt_note(ck, "features");
-        *kind_out = k && !strcmp(k, "random_cnn") ? "random_cnn" : "trained";
-    }
-    if (test_acc) {
-        const char *a = ckpt_note(ck, "test_accuracy");
-        *test_acc = a ? atof(a) : -1;
-    }
-done:
-    ckpt_free(&ck);
-    if (rc != 0) {
-        featnet_free(f);
-        return rc;
-    }
-    *out = f;
-    return 0;
+    return T_COUNT;
 }

@@ -19,25 +19,12 @@
  * reproducible) whose ReLU features still separate image statistics,
  * though with no semantic meaning.
  *
- * FILE FORMAT: the checkpoint container of ckpt.h (a *.gck file, header +
- * SHA-256 + gambar.Checkpoint payload) with
- *   model.family = "featnet", model.height/width/channels = input shape,
- *   model.num_classes and model.class_names = the classifier's classes,
- *   model.g_mult = w1, model.d_mult = w2 (0 read as 32 and 64),
- *   tensors F.conv1.weight (w1,C,5,5), F.conv1.bias (w1),
- *   F.conv2.weight (w2,w1,3,3), F.conv2.bias (w2), F.fc1.weight (128, w2*H/4*W/4),
- *   F.fc1.bias (128), F.fc2.weight (K,128), F.fc2.bias (K);
- *   dataset_digest = the digest of the data it was fitted on;
- *   notes: "kind" = "featnet", "features" = "trained" or "random_cnn",
- *   "test_accuracy", "train_accuracy", "epochs", "fit_seconds",
- *   "test_dataset_digest" (hex) when a test set was used.
- * The optimizer state is not stored (state.step = number of updates).
- * Files are written atomically (featnet_write_gck). */
+ * This module is the network's arithmetic only (layer nn): reading the
+ * training data from the store, fitting, and the *.gck file format live
+ * with their one user, gambar-eval (stages/eval/eval_featio.h), which
+ * reaches the parameters through featnet_tensors. */
 #ifndef GB_FEATNET_H
 #define GB_FEATNET_H
-
-#include "ckpt.h"
-#include "store.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -77,39 +64,32 @@ double featnet_accuracy(featnet_t *f, const float *x, const int32_t *labels, siz
 /* Pixels of one stored image (HWC bytes) to CHW floats in [-1, 1]. */
 void featnet_px_to_float(const uint8_t *px, int C, int H, int W, float *out);
 
-/* Read n examples of s (indices idx[0..n), or 0..n-1 when idx is NULL)
- * into x (n, C, H, W) in [-1, 1] and labels (n; may be NULL). Returns 0
- * or the store_get_pixels error (logged with the index). */
-int featnet_read_store(store_t *s, const uint64_t *idx, size_t n, float *x, int32_t *labels);
+/* The same as featnet_new with conv widths w1, w2 (1..1024) instead of
+ * FEATNET_W1/W2: the loader builds the network a file describes. */
+featnet_t *featnet_new_widths(int C, int H, int W, int K, int w1, int w2, int max_batch, uint64_t seed, char *err,
+                              size_t errlen);
 
-/* Fit a new network on the labelled examples of train (every example must
- * carry a label): `epochs` passes in shuffled mini-batches of 64 (Adam,
- * lr 2e-3 decayed by cosine to 1e-4), seeded. test (may be NULL) is
- * evaluated after each epoch (logged) and at the end (*test_acc, -1 when
- * absent). Stops early with GB_EINTR when sig_stop_requested(). Returns 0
- * and *out, or GB_EFORMAT (unlabelled data; reason in err),
- * GB_EMISMATCH (test set of another shape) or a store error. */
-int featnet_fit(store_t *train, store_t *test, int epochs, uint64_t seed, featnet_t **out, double *train_acc,
-                double *test_acc, char *err, size_t errlen);
+/* conv1 and conv2 output channels (w1, w2). */
+int featnet_width1(const featnet_t *f);
+int featnet_width2(const featnet_t *f);
 
-/* Build the file contents of f (see FILE FORMAT) into a new builder:
- * the caller may add notes, then write it with featnet_write_gck.
- * features_kind is "trained" or "random_cnn"; digest may be NULL. */
-ckpt_builder_t *featnet_to_builder(const featnet_t *f, const char *const *class_names,
-                                   const uint8_t digest[32], const char *features_kind);
+/* Adam updates taken so far (featnet_train_step calls). */
+uint64_t featnet_steps(const featnet_t *f);
 
-/* Write ck to exactly `path`, atomically: ckpt_save into a private
- * folder next to path (so header, SHA-256 and fsync come from ckpt.c),
- * then rename over path and fsync the folder. Returns 0 or an errno /
- * GB_* code, logged with the path; nothing is left behind on failure. */
-int featnet_write_gck(const char *path, const Gambar__Checkpoint *ck);
+/* One parameter tensor of the network, for whoever stores or loads it. */
+typedef struct {
+    const char *name; /* "F.conv1.weight" .. (see FILE FORMAT in eval_featio.h); static */
+    int ndim;         /* 1, 2 or 4 */
+    int64_t shape[4]; /* the first ndim are used */
+    size_t len;       /* number of floats (product of the shape) */
+    float *data;      /* borrowed: points into f, valid until featnet_free(f) */
+} featnet_tensor_t;
 
-/* Load a feature network file. Returns 0 and *out, or the ckpt_load error,
- * or GB_EFORMAT when the file is not a feature network / a tensor is
- * missing or misshapen (reason in err). kind_out (may be NULL) gets
- * "trained"/"random_cnn" (static string). Class names are read with
- * featnet_class_names from the checkpoint if needed. */
-int featnet_load(const char *path, int max_batch, featnet_t **out, const char **kind_out, double *test_acc,
-                 char *err, size_t errlen);
+#define FEATNET_NTENSORS 8
+
+/* Fill t[0..FEATNET_NTENSORS) with every parameter tensor of f, in a fixed
+ * order (conv1 weight, bias, conv2 weight, bias, fc1 ..., fc2 ...). Writing
+ * through t[i].data changes the network. Returns FEATNET_NTENSORS. */
+int featnet_tensors(featnet_t *f, featnet_tensor_t t[FEATNET_NTENSORS]);
 
 #endif

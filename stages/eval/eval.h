@@ -11,7 +11,7 @@
 #define GB_EVAL_H
 
 #include "ckpt.h"
-#include "featnet.h"
+#include "eval_featio.h"
 #include "store.h"
 
 #include <stdbool.h>

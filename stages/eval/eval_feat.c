@@ -5,7 +5,7 @@
  * a changed dataset or feature network never reuses stale numbers:
  *   features-<db digest, 16 hex>.gck          the fitted classifier
  *   evalstats-<db 16 hex>-<features 16 hex>.gck  real statistics
- * Both are gck files written atomically (featnet_write_gck). A cache that
+ * Both are gck files written atomically (featio_write_gck). A cache that
  * cannot be written (read-only dataset folder) costs a warning, not the
  * evaluation.
  *
@@ -49,13 +49,13 @@ static int pixel_nn_self(store_t *db, const uint64_t *qidx, size_t nq, size_t co
     float *q = xmalloc(nq * img * sizeof(float)), *chunk = xmalloc((size_t)PIX_CHUNK * img * sizeof(float));
     float *dd = xmalloc(nq * 2 * sizeof(float));
     int64_t *ii = xmalloc(nq * 2 * sizeof(int64_t));
-    int rc = featnet_read_store(db, qidx, nq, q, NULL);
+    int rc = featio_read_store(db, qidx, nq, q, NULL);
     metrics_knn_init(nq, 2, dd, ii);
     for (size_t c0 = 0; rc == 0 && c0 < count; c0 += PIX_CHUNK) {
         size_t nc = GB_MIN((size_t)PIX_CHUNK, count - c0);
         uint64_t *idx = xmalloc(nc * sizeof(uint64_t));
         for (size_t i = 0; i < nc; i++) idx[i] = c0 + i;
-        rc = featnet_read_store(db, idx, nc, chunk, NULL);
+        rc = featio_read_store(db, idx, nc, chunk, NULL);
         free(idx);
         if (rc == 0) metrics_knn_update(q, nq, chunk, nc, (int)img, 2, (int64_t)c0, -1, dd, ii);
     }
@@ -89,7 +89,7 @@ static int compute_real(eval_ctx_t *e) {
     for (size_t c0 = 0; c0 < count && rc == 0; c0 += PIX_CHUNK) {
         size_t nc = GB_MIN((size_t)PIX_CHUNK, count - c0);
         for (size_t i = 0; i < nc; i++) idx[i] = c0 + i;
-        rc = featnet_read_store(e->db, idx, nc, chunk, r->labels + c0);
+        rc = featio_read_store(e->db, idx, nc, chunk, r->labels + c0);
         if (rc == 0) featnet_forward(e->fn, chunk, nc, r->feat + c0 * FEATNET_DIM, NULL);
     }
     free(chunk);
@@ -149,7 +149,7 @@ static int save_real(eval_ctx_t *e, const char *path) {
     snprintf(v, sizeof v, "%.9g", r->feat_thresh);
     ckpt_set_note(b, "feat_thresh", v);
     ckpt_set_note(b, "kind", "evalstats");
-    int rc = featnet_write_gck(path, ck);
+    int rc = featio_write_gck(path, ck);
     ckpt_builder_destroy(&b);
     return rc;
 }
@@ -250,7 +250,7 @@ int eval_ctx_open(eval_ctx_t *e, const eval_opts_t *o) {
     /* 1. the feature network */
     if (o->features) {
         snprintf(e->features_path, sizeof e->features_path, "%s", o->features);
-        rc = featnet_load(o->features, 256, &e->fn, &e->features_kind, &e->fn_test_acc, err, sizeof err);
+        rc = featio_load(o->features, 256, &e->fn, &e->features_kind, &e->fn_test_acc, err, sizeof err);
         if (rc) {
             log_error("--features %s", err);
             return rc == ENOENT ? GB_EXIT_IO : rc > 0 ? GB_EXIT_IO : GB_EXIT_DATA;
@@ -258,7 +258,7 @@ int eval_ctx_open(eval_ctx_t *e, const eval_opts_t *o) {
     } else if (e->K > 0) {
         snprintf(e->features_path, sizeof e->features_path, "%s/features-%s.gck", folder, db16);
         if (access(e->features_path, F_OK) == 0) {
-            rc = featnet_load(e->features_path, 256, &e->fn, &e->features_kind, &e->fn_test_acc, err, sizeof err);
+            rc = featio_load(e->features_path, 256, &e->fn, &e->features_kind, &e->fn_test_acc, err, sizeof err);
             if (rc) log_warn("cached feature network unusable (%s); fitting a new one", err);
             else log_info("using the cached feature network %s", e->features_path);
         }
@@ -267,12 +267,12 @@ int eval_ctx_open(eval_ctx_t *e, const eval_opts_t *o) {
                      "another)", o->db, e->features_path);
             featnet_t *f = NULL;
             double tr = -1, te = -1, t0 = gb_now();
-            rc = featnet_fit(e->db, e->test_db, (int)o->epochs, FIT_SEED, &f, &tr, &te, err, sizeof err);
+            rc = featio_fit(e->db, e->test_db, (int)o->epochs, FIT_SEED, &f, &tr, &te, err, sizeof err);
             if (rc) {
                 log_error("fitting the feature network on %s: %s", o->db, err);
                 return err_exit_code(rc);
             }
-            ckpt_builder_t *b = featnet_to_builder(f, (const char *const *)e->info->class_names, e->db_digest,
+            ckpt_builder_t *b = featio_to_builder(f, (const char *const *)e->info->class_names, e->db_digest,
                                                    "trained");
             char v[64];
             snprintf(v, sizeof v, "%.6f", te);
@@ -283,10 +283,10 @@ int eval_ctx_open(eval_ctx_t *e, const eval_opts_t *o) {
             ckpt_set_note(b, "epochs", v);
             snprintf(v, sizeof v, "%.1f", gb_now() - t0);
             ckpt_set_note(b, "fit_seconds", v);
-            if (featnet_write_gck(e->features_path, ckpt_builder_msg(b)) != 0)
+            if (featio_write_gck(e->features_path, ckpt_builder_msg(b)) != 0)
                 log_warn("could not cache the feature network at %s; continuing", e->features_path);
             ckpt_builder_destroy(&b);
-            rc = featnet_load(e->features_path, 256, &e->fn, &e->features_kind, &e->fn_test_acc, err, sizeof err);
+            rc = featio_load(e->features_path, 256, &e->fn, &e->features_kind, &e->fn_test_acc, err, sizeof err);
             if (rc) { /* could not cache: use the fitted one directly */
                 e->fn = f;
                 f = NULL;
@@ -337,7 +337,7 @@ int eval_ctx_open(eval_ctx_t *e, const eval_opts_t *o) {
         } else {
             float *x = xmalloc(tn * img * sizeof(float));
             int32_t *y = xmalloc(tn * sizeof(int32_t));
-            rc = featnet_read_store(e->test_db, NULL, tn, x, y);
+            rc = featio_read_store(e->test_db, NULL, tn, x, y);
             if (rc == 0) e->classifier_accuracy = featnet_accuracy(e->fn, x, y, tn);
             free(x), free(y);
             if (rc) return err_exit_code(rc);
@@ -389,7 +389,7 @@ int eval_fit_features_cmd(const eval_opts_t *o) {
         snprintf(out, sizeof out, "%s/features-%s.gck", folder, d16);
     }
     double tr = -1, te = -1, t0 = gb_now();
-    rc = featnet_fit(db, test, (int)o->epochs, o->seed ? o->seed : FIT_SEED, &f, &tr, &te, err, sizeof err);
+    rc = featio_fit(db, test, (int)o->epochs, o->seed ? o->seed : FIT_SEED, &f, &tr, &te, err, sizeof err);
     double secs = gb_now() - t0;
     if (rc) {
         log_error("cannot fit a feature network on %s: %s", o->db, err);
@@ -397,7 +397,7 @@ int eval_fit_features_cmd(const eval_opts_t *o) {
                                                                                               : err_exit_code(rc);
         goto done;
     }
-    ckpt_builder_t *b = featnet_to_builder(f, (const char *const *)info->class_names, dig, "trained");
+    ckpt_builder_t *b = featio_to_builder(f, (const char *const *)info->class_names, dig, "trained");
     char v[128];
     snprintf(v, sizeof v, "%.6f", te);
     ckpt_set_note(b, "test_accuracy", v);
@@ -415,7 +415,7 @@ int eval_fit_features_cmd(const eval_opts_t *o) {
             ckpt_set_note(b, "test_dataset_digest", h);
         }
     }
-    rc = featnet_write_gck(out, ckpt_builder_msg(b));
+    rc = featio_write_gck(out, ckpt_builder_msg(b));
     ckpt_builder_destroy(&b);
     if (rc) {
         status = GB_EXIT_IO;

@@ -147,7 +147,7 @@ static int images_from_db(eval_ctx_t *e, const char *path, eval_result_t *r, flo
     rng_shuffle_u64(&g, perm, count);
     size_t img = (size_t)e->C * e->H * e->W;
     *x = xmalloc(r->n * img * sizeof(float));
-    rc = featnet_read_store(s, perm, r->n, *x, NULL);
+    rc = featio_read_store(s, perm, r->n, *x, NULL);
     free(perm);
     if (rc) status = GB_EXIT_DATA;
 done:
@@ -328,7 +328,7 @@ static int memorisation_audit(eval_ctx_t *e, eval_result_t *r, const char *ckpt_
         for (size_t c0 = 0; c0 < count && rc == 0; c0 += PIX_CHUNK) {
             size_t nc = GB_MIN((size_t)PIX_CHUNK, count - c0);
             for (size_t i = 0; i < nc; i++) idx[i] = c0 + i;
-            rc = featnet_read_store(e->db, idx, nc, chunk, NULL);
+            rc = featio_read_store(e->db, idx, nc, chunk, NULL);
             if (rc == 0) metrics_knn_update(x, m, chunk, nc, (int)img, 1, (int64_t)c0, -1, pd, pi);
         }
         free(chunk), free(idx);
