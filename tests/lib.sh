@@ -1,5 +1,6 @@
 # tests/lib.sh - helpers for shell tests (sourced).
-# Each check prints "ok NAME" or "not ok NAME"; tests/run.sh counts them.
+# Each check prints "ok NAME" or "not ok NAME" (or "skip NAME (reason)"
+# when it cannot run here); tests/run.sh counts them.
 # Environment (set by tests/run.sh): GAMBAR_BIN, GAMBAR_TOOLS, GAMBAR_ROOT.
 : "${GAMBAR_ROOT:=$(cd "$(dirname "$0")/.." && pwd)}"
 : "${GAMBAR_BIN:=$GAMBAR_ROOT/build/bin}"
@@ -11,6 +12,8 @@ FASHION=/usr/share/datasets/fashion-mnist
 
 ok() { echo "ok $1"; }
 notok() { echo "not ok $1"; [ -n "$2" ] && echo "  $2" >&2; return 0; }
+# skip NAME REASON: the check cannot run on this machine (counted apart)
+skip() { echo "skip $1 ($2)"; }
 # check NAME COMMAND...: ok when the command succeeds
 check() { _cn=$1; shift; if "$@"; then ok "$_cn"; else notok "$_cn" "failed: $*"; fi; }
 # check_exit NAME CODE COMMAND...: ok when the command exits with CODE

@@ -1,7 +1,9 @@
 #!/bin/sh
 # Run every test program (build/tests/test_*) and shell test (tests/t_*.sh),
-# count their "ok NAME" / "not ok NAME" lines and end with the closing line
-# "N passed, N failed". Exit non-zero on any failure.
+# count their "ok NAME" / "not ok NAME" / "skip NAME (reason)" lines and end
+# with the closing line "N passed, N failed, N skipped". A skip is neither a
+# pass nor a failure: it is listed with its reason. Exit non-zero on any
+# failure.
 #   T=pattern   run only tests whose file name contains pattern
 #   BUILD=dir   build folder (default build)
 BUILD=${BUILD:-build}
@@ -15,7 +17,7 @@ export NO_COLOR=1
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
 LOGDIR="$ROOT/$BUILD/test-logs"
 mkdir -p "$LOGDIR"
-pass=0; fail=0; failed_names=""
+pass=0; fail=0; skipn=0; failed_names=""
 for t in "$BUILD"/tests/test_* tests/t_*.sh; do
     [ -e "$t" ] || continue
     case "$t" in *.d|*.o) continue;; esac
@@ -31,17 +33,20 @@ for t in "$BUILD"/tests/test_* tests/t_*.sh; do
     end=$(date +%s)
     p=$(grep -c '^ok ' "$log.out")
     f=$(grep -c '^not ok ' "$log.out")
+    s=$(grep -c '^skip ' "$log.out")
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "not ok $name (exit $rc)" >>"$log.out"; fi
-    pass=$((pass + p)); fail=$((fail + f))
+    pass=$((pass + p)); fail=$((fail + f)); skipn=$((skipn + s))
+    sk=""; [ "$s" -gt 0 ] && sk=", $s skipped"
     if [ "$f" -gt 0 ]; then
-        echo "FAIL $name: $p passed, $f failed ($((end - start))s)"
+        echo "FAIL $name: $p passed, $f failed$sk ($((end - start))s)"
         grep '^not ok ' "$log.out" | sed 's/^/    /'
         tail -n 30 "$log" | sed 's/^/    | /'
         failed_names="$failed_names $name"
     else
-        echo "PASS $name: $p passed ($((end - start))s)"
+        echo "PASS $name: $p passed$sk ($((end - start))s)"
     fi
+    grep '^skip ' "$log.out" | sed 's/^/    /'
 done
 [ -n "$failed_names" ] && echo "failed:$failed_names"
-echo "$pass passed, $fail failed"
+echo "$pass passed, $fail failed, $skipn skipped"
 [ "$fail" -eq 0 ]

@@ -7,18 +7,18 @@
 # fuzzes it for a few seconds from its committed seeds into a fresh corpus under
 # $TMP (so the run does not depend on earlier fuzzing): 20 s shared by
 # the harnesses, at least 2 s each. Skips cleanly
-# (ok with a note) when clang or its libFuzzer runtime is missing. Long
+# ("skip fuzz_smoke (reason)") when clang or its libFuzzer runtime is missing. Long
 # runs: `make fuzz FUZZ_SECONDS=600`.
 . "$(dirname "$0")/lib.sh"
 cd "$GAMBAR_ROOT" || exit 1
 
 if ! command -v clang >/dev/null 2>&1; then
-    ok "fuzz_smoke # skip: clang is not installed"
+    skip fuzz_smoke "clang is not installed"
     exit 0
 fi
 printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n);\nint LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' >"$TMP/probe.c"
 if ! clang -fsanitize=fuzzer -o "$TMP/probe" "$TMP/probe.c" 2>"$TMP/probe.err"; then
-    ok "fuzz_smoke # skip: clang has no libFuzzer runtime (libclang-rt-dev)"
+    skip fuzz_smoke "clang has no libFuzzer runtime (libclang-rt-dev)"
     exit 0
 fi
 

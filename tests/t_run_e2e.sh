@@ -13,7 +13,7 @@
 #   E  pipelines/shards.ini: two augmenter replicas feed one trainer.
 . "$(dirname "$0")/lib.sh"
 Q="$GAMBAR_ROOT/pipelines/quick.ini"
-if [ ! -d "$FASHION" ]; then ok "t_run_e2e # skip: no $FASHION"; exit 0; fi
+if [ ! -d "$FASHION" ]; then skip t_run_e2e "no $FASHION"; exit 0; fi
 
 alive() { awk '{print $3}' "$1" 2>/dev/null | while read -r p; do kill -0 "$p" 2>/dev/null && echo "$p"; done; }
 # wait_ckpt DIR: until a checkpoint at step >= 40 exists (60 s at most)

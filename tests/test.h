@@ -1,7 +1,8 @@
 /* test.h - the tiny harness every C test program uses.
  *
  * A test program is a list of void functions run by RUN(fn). Each prints
- * "ok NAME" or "not ok NAME" on stdout (tests/run.sh counts them);
+ * "ok NAME" or "not ok NAME" on stdout (tests/run.sh counts them), or
+ * "skip NAME (reason)" when the test calls SKIP(reason);
  * CHECK failures print file:line and the condition on stderr. main()
  * ends with `return test_done();`, which prints "N passed, N failed" and
  * returns non-zero when anything failed. Tests find their data through
@@ -14,7 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static int t_cur_failed, t_passed, t_failed;
+static int t_cur_failed, t_passed, t_failed, t_skipped;
+static const char *t_skip_reason;
 
 #define CHECK(c)                                                                      \
     do {                                                                              \
@@ -38,9 +40,13 @@ static inline void t_run(const char *name, void (*fn)(void)) {
     const char *only = getenv("TEST_ONLY");
     if (only && *only && !strstr(name, only)) return;
     t_cur_failed = 0;
+    t_skip_reason = NULL;
     fn();
     fflush(stderr);
-    if (t_cur_failed) {
+    if (t_skip_reason && !t_cur_failed) {
+        t_skipped++;
+        printf("skip %s (%s)\n", name, t_skip_reason);
+    } else if (t_cur_failed) {
         t_failed++;
         printf("not ok %s\n", name);
     } else {
@@ -51,8 +57,17 @@ static inline void t_run(const char *name, void (*fn)(void)) {
 }
 #define RUN(fn) t_run(#fn, fn)
 
+/* Inside a test: it cannot run here (reason: a static string, e.g. what
+ * is missing); the test then returns, and prints "skip NAME (reason)"
+ * instead of "ok NAME" unless a CHECK failed first. */
+#define SKIP(reason) \
+    do {                 \
+        t_skip_reason = (reason); \
+        return;          \
+    } while (0)
+
 static inline int test_done(void) {
-    printf("%d passed, %d failed\n", t_passed, t_failed);
+    printf("%d passed, %d failed, %d skipped\n", t_passed, t_failed, t_skipped);
     return t_failed ? 1 : 0;
 }
 

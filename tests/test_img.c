@@ -16,6 +16,7 @@
 #include "base.h"
 #include "err.h"
 #include "img.h"
+#include "pngmem.h"
 
 #include <errno.h>
 #include <png.h>
@@ -55,8 +56,7 @@ typedef struct {
 
 typedef struct {
     jmp_buf jb;
-    uint8_t *buf;
-    size_t len, cap;
+    pngmem_t out;
     png_structp png;
     png_infop info;
     uint8_t *rowbuf;
@@ -74,18 +74,6 @@ static void w_warn(png_structp png, png_const_charp msg) {
     UNUSED(msg);
 }
 
-static void w_write(png_structp png, png_bytep p, size_t n) {
-    wctx_t *c = png_get_io_ptr(png);
-    if (c->len + n > c->cap) {
-        c->cap = (c->len + n) * 2;
-        c->buf = xrealloc(c->buf, c->cap);
-    }
-    memcpy(c->buf + c->len, p, n);
-    c->len += n;
-}
-
-static void w_flush(png_structp png) { UNUSED(png); }
-
 static int spp_of(int color) {
     switch (color) {
     case PNG_COLOR_TYPE_GRAY: return 1;
@@ -98,7 +86,7 @@ static int spp_of(int color) {
 
 static int write_session(wctx_t *c, const spec_t *s) {
     if (setjmp(c->jb)) return 1;
-    png_set_write_fn(c->png, c, w_write, w_flush);
+    pngmem_use(c->png, &c->out);
     png_set_compression_level(c->png, s->level);
     png_set_IHDR(c->png, c->info, s->w, s->h, s->depth, s->color,
                  s->interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
@@ -134,8 +122,8 @@ static uint8_t *write_png(const spec_t *s, size_t *len) {
     c->rows = xmalloc(s->h * sizeof *c->rows);
     int bad = write_session(c, s);
     png_destroy_write_struct(&c->png, &c->info);
-    uint8_t *b = c->buf;
-    *len = c->len;
+    uint8_t *b = c->out.buf;
+    *len = c->out.len;
     free(c->rowbuf);
     free(c->rows);
     free(c);

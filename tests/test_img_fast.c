@@ -18,6 +18,7 @@
 #include "base.h"
 #include "err.h"
 #include "img.h"
+#include "pngmem.h"
 
 #include <png.h>
 #include <setjmp.h>
@@ -29,28 +30,15 @@ static uint32_t rnd(void) {
     return (uint32_t)(g_rs >> 16);
 }
 
-typedef struct { uint8_t *buf; size_t len, cap; } membuf_t;
-
-static void on_write(png_structp png, png_bytep p, size_t n) {
-    membuf_t *m = png_get_io_ptr(png);
-    if (m->len + n > m->cap) {
-        m->cap = (m->len + n) * 2;
-        m->buf = xrealloc(m->buf, m->cap);
-    }
-    memcpy(m->buf + m->len, p, n);
-    m->len += n;
-}
-static void on_flush(png_structp png) { (void)png; }
-
 /* Encode h rows of px (w x h, ch 1 or 3) with the given filter set;
  * extra_rows more rows of zeros are compressed than the IHDR says. */
-static membuf_t encode(const uint8_t *px, uint32_t w, uint32_t h, int ch, int filters, int extra_rows) {
-    membuf_t m = {0};
+static pngmem_t encode(const uint8_t *px, uint32_t w, uint32_t h, int ch, int filters, int extra_rows) {
+    pngmem_t m = {0};
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png_create_info_struct(png);
     ASSERT(png && info);
     if (setjmp(png_jmpbuf(png))) ASSERT(!"libpng write failed");
-    png_set_write_fn(png, &m, on_write, on_flush);
+    pngmem_use(png, &m);
     png_set_filter(png, PNG_FILTER_TYPE_BASE, filters);
     png_set_compression_buffer_size(png, 97); /* many small IDAT chunks */
     png_text t[2] = {{.compression = PNG_TEXT_COMPRESSION_NONE, .key = "Comment", .text = "before"},
@@ -78,7 +66,7 @@ static membuf_t encode(const uint8_t *px, uint32_t w, uint32_t h, int ch, int fi
 }
 
 /* Offset of the first IDAT chunk's length field, or 0. */
-static size_t first_idat(const membuf_t *m) {
+static size_t first_idat(const pngmem_t *m) {
     for (size_t pos = 8; pos + 12 <= m->len;) {
         uint32_t len = (uint32_t)m->buf[pos] << 24 | (uint32_t)m->buf[pos + 1] << 16 |
                        (uint32_t)m->buf[pos + 2] << 8 | m->buf[pos + 3];
@@ -111,7 +99,7 @@ static void test_filters(void) {
             uint8_t *px = xmalloc(n);
             for (size_t i = 0; i < n; i++) px[i] = (uint8_t)(si & 1 ? rnd() : (i * 7 + (rnd() & 3)));
             for (size_t fi = 0; fi < ARRAY_LEN(filters); fi++) {
-                membuf_t m = encode(px, w, h, ch, filters[fi], 0);
+                pngmem_t m = encode(px, w, h, ch, filters[fi], 0);
                 for (int want = 0; want <= 3; want += want ? 2 : 1) {
                     img_t im;
                     char why[200];
@@ -143,7 +131,7 @@ static void test_damaged(void) {
     img_t im;
     char why[200];
     /* a byte of zlib data flipped, CRC made to match: zlib must notice */
-    membuf_t m = encode(px, w, h, 1, PNG_ALL_FILTERS, 0);
+    pngmem_t m = encode(px, w, h, 1, PNG_ALL_FILTERS, 0);
     size_t at = first_idat(&m);
     CHECK(at > 0);
     uint32_t len = (uint32_t)m.buf[at] << 24 | (uint32_t)m.buf[at + 1] << 16 | (uint32_t)m.buf[at + 2] << 8 |

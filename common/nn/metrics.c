@@ -12,6 +12,7 @@
 #include "nn.h"
 #include "rng.h"
 
+#include <cblas.h>
 #include <math.h>
 
 #define QB 512
@@ -42,62 +43,40 @@ void metrics_gauss_fit(const float *x, size_t n, int d, double *mean, double *co
     free(c);
 }
 
+/* LAPACK's divide-and-conquer symmetric eigensolver, as OpenBLAS exports
+ * it (Fortran calling convention: every argument by reference, then the
+ * hidden lengths of the two character arguments). Debian's libopenblas
+ * ships LAPACK, so no other library or header (lapacke.h) is needed. */
+extern void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda, double *w,
+                    double *work, const int *lwork, int *iwork, const int *liwork, int *info, size_t jobz_len,
+                    size_t uplo_len);
+
 int metrics_sym_eig(int n, double *a, double *w, double *v) {
-    if (v) {
-        memset(v, 0, (size_t)n * n * sizeof(double));
-        for (int i = 0; i < n; i++) v[(size_t)i * n + i] = 1;
-    }
-    double total = 0;
-    for (size_t i = 0; i < (size_t)n * n; i++) total += a[i] * a[i];
-    int sweep;
-    for (sweep = 1; sweep <= 100; sweep++) {
-        double off = 0;
-        for (int p = 0; p < n; p++)
-            for (int q = p + 1; q < n; q++) off += 2 * a[(size_t)p * n + q] * a[(size_t)p * n + q];
-        if (off <= 1e-22 * total || off == 0) break;
-        for (int p = 0; p < n; p++) {
-            for (int q = p + 1; q < n; q++) {
-                double apq = a[(size_t)p * n + q];
-                if (fabs(apq) < 1e-300) continue;
-                double app = a[(size_t)p * n + p], aqq = a[(size_t)q * n + q];
-                double theta = (aqq - app) / (2 * apq);
-                double t = (theta >= 0 ? 1.0 : -1.0) / (fabs(theta) + sqrt(theta * theta + 1));
-                double c = 1 / sqrt(t * t + 1), s = t * c;
-                /* A' = J^T A J with the rotation in the (p, q) plane */
-                for (int k = 0; k < n; k++) {
-                    double akp = a[(size_t)k * n + p], akq = a[(size_t)k * n + q];
-                    a[(size_t)k * n + p] = c * akp - s * akq;
-                    a[(size_t)k * n + q] = s * akp + c * akq;
-                }
-                for (int k = 0; k < n; k++) {
-                    double apk = a[(size_t)p * n + k], aqk = a[(size_t)q * n + k];
-                    a[(size_t)p * n + k] = c * apk - s * aqk;
-                    a[(size_t)q * n + k] = s * apk + c * aqk;
-                }
-                if (v) {
-                    for (int k = 0; k < n; k++) {
-                        double vkp = v[(size_t)k * n + p], vkq = v[(size_t)k * n + q];
-                        v[(size_t)k * n + p] = c * vkp - s * vkq;
-                        v[(size_t)k * n + q] = s * vkp + c * vkq;
-                    }
-                }
-            }
-        }
-    }
-    for (int i = 0; i < n; i++) w[i] = a[(size_t)i * n + i];
-    return sweep > 100 ? -1 : sweep;
+    ASSERT(n >= 1);
+    /* a is symmetric, so row- and column-major read the same; with
+     * jobz "V" LAPACK leaves eigenvector j in column j of its
+     * column-major a, i.e. in row j of our row-major a. */
+    const char jobz = v ? 'V' : 'N', uplo = 'U';
+    int info = 0, lwork = -1, liwork = -1, iw_query = 0;
+    double w_query = 0;
+    dsyevd_(&jobz, &uplo, &n, a, &n, w, &w_query, &lwork, &iw_query, &liwork, &info, 1, 1);
+    if (info != 0) return -1;
+    lwork = (int)w_query, liwork = iw_query;
+    double *work = xmalloc((size_t)(lwork > 1 ? lwork : 1) * sizeof(double));
+    int *iwork = xmalloc((size_t)(liwork > 1 ? liwork : 1) * sizeof(int));
+    dsyevd_(&jobz, &uplo, &n, a, &n, w, work, &lwork, iwork, &liwork, &info, 1, 1);
+    free(work);
+    free(iwork);
+    if (info != 0) return -1;
+    if (v)
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++) v[(size_t)i * n + j] = a[(size_t)j * n + i];
+    return 0;
 }
 
 /* out = a b (n x n, row-major) */
 static void matmul(int n, const double *a, const double *b, double *out) {
-    memset(out, 0, (size_t)n * n * sizeof(double));
-    for (int i = 0; i < n; i++)
-        for (int k = 0; k < n; k++) {
-            double aik = a[(size_t)i * n + k];
-            const double *br = b + (size_t)k * n;
-            double *or = out + (size_t)i * n;
-            for (int j = 0; j < n; j++) or[j] += aik * br[j];
-        }
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, a, n, b, n, 0.0, out, n);
 }
 
 double metrics_fid(int d, const double *mu1, const double *c1, const double *mu2, const double *c2) {
@@ -108,13 +87,10 @@ double metrics_fid(int d, const double *mu1, const double *c1, const double *mu2
     double result = -1;
     memcpy(a, c1, dd * sizeof(double));
     if (metrics_sym_eig(d, a, w, v) < 0) goto done;
-    /* s = c1^1/2 = V diag(sqrt w) V^T */
+    /* s = c1^1/2 = V diag(sqrt w) V^T = (V diag(w^1/4)) (V diag(w^1/4))^T */
     for (int i = 0; i < d; i++)
-        for (int j = 0; j < d; j++) {
-            double acc = 0;
-            for (int k = 0; k < d; k++) acc += v[(size_t)i * d + k] * sqrt(w[k] > 0 ? w[k] : 0) * v[(size_t)j * d + k];
-            s[(size_t)i * d + j] = acc;
-        }
+        for (int k = 0; k < d; k++) t[(size_t)i * d + k] = v[(size_t)i * d + k] * sqrt(sqrt(w[k] > 0 ? w[k] : 0));
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d, d, d, 1.0, t, d, t, d, 0.0, s, d);
     matmul(d, s, c2, t);
     matmul(d, t, s, a);
     for (int i = 0; i < d; i++) /* symmetrise against rounding */

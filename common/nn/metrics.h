@@ -8,8 +8,8 @@
  * nn.h computes x w^T) with ||a||^2 + ||b||^2 - 2ab, so 10k x 60k
  * neighbour searches take seconds, not minutes. Accumulations that need
  * precision (means, covariances, MMD sums) are done in double.
- * The symmetric eigen-solver (cyclic Jacobi) is ours, so no LAPACK is
- * needed; it is meant for d up to a few hundred. */
+ * The symmetric eigen-decomposition (FID's matrix square root) is
+ * LAPACK's dsyevd, which OpenBLAS ships. */
 #ifndef GB_METRICS_H
 #define GB_METRICS_H
 
@@ -22,9 +22,9 @@ void metrics_gauss_fit(const float *x, size_t n, int d, double *mean, double *co
 
 /* Eigen-decomposition of the symmetric n x n matrix a (row-major,
  * overwritten): eigenvalues into w (n), eigenvectors into v (n x n,
- * column j belongs to w[j]; v may be NULL). Cyclic Jacobi until the
- * off-diagonal mass is below 1e-22 of the total or 100 sweeps. Returns the
- * number of sweeps, or -1 when it did not converge. */
+ * column j belongs to w[j], unit length; v may be NULL). Eigenvalues in
+ * ascending order. LAPACK's dsyevd (from OpenBLAS). Returns 0, or -1
+ * when LAPACK reports that it did not converge. */
 int metrics_sym_eig(int n, double *a, double *w, double *v);
 
 /* Frechet distance between N(mu1, c1) and N(mu2, c2) (d-dimensional):
