@@ -249,6 +249,10 @@ static int build_model(trainer_t *t, const Gambar__Batch *b) {
             return GB_EMISMATCH;
         }
         int rc = modelck_load_weights(t->m, t->init, why, sizeof why);
+        if (rc == GB_ENUMERIC) {
+            log_error("--init-from %s: %s; refusing to train from it", t->o.init_from, why);
+            return rc;
+        }
         if (rc) {
             log_error("--init-from %s: %s", t->o.init_from, why);
             log_error("--init-from %s: the parent's tensors do not fit this model", t->o.init_from);
@@ -477,6 +481,12 @@ static int do_resume(trainer_t *t) {
         rc = GB_ENOTFOUND;
     } else {
         rc = modelck_load(ck, t->pos.max_batch, &t->m, why, sizeof why);
+        if (rc == GB_ENUMERIC) {
+            log_error("--resume: %s: %s; refusing to resume from it", path, why);
+            model_desc_release(&d);
+            ckpt_free(&ck);
+            return rc;
+        }
         if (rc) log_error("checkpoint: %s", why);
     }
     if (rc) {
