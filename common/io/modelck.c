@@ -1,13 +1,16 @@
 /* modelck.c - model_t <-> Checkpoint (see modelck.h).
  *
- * Loading checks every shape before writing anything, so a failed load
- * never leaves a half-overwritten model behind. */
+ * Loading checks every shape, and that every value is finite, before
+ * writing anything, so a failed load never leaves a half-overwritten
+ * model behind, and a checkpoint whose checksum is valid but whose
+ * weights hold NaN/Inf (crafted, or saved by a buggy writer) is refused
+ * by every stage that loads a model instead of producing garbage. */
 #include "modelck.h"
 
 #include "base.h"
 #include "err.h"
 
-
+#include <math.h>
 
 int modelck_desc(const Gambar__ModelDesc *md, model_desc_t *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
@@ -84,6 +87,17 @@ static void shape_str(char *buf, size_t n, const int64_t *shape, size_t ndim) {
         off += (size_t)snprintf(buf + off, n - off, "%s%lld", k ? "x" : "", (long long)shape[k]);
 }
 
+/* Index of the first NaN/Inf among the n stored floats of st, or -1. */
+static long long first_nonfinite(const Gambar__Tensor *st, size_t n) {
+    const uint8_t *p = st->data.data;
+    for (size_t i = 0; i < n; i++) {
+        float v;
+        memcpy(&v, p + i * sizeof v, sizeof v); /* the payload need not be aligned */
+        if (!isfinite(v)) return (long long)i;
+    }
+    return -1;
+}
+
 static void copy_le(float *dst, const Gambar__Tensor *st, size_t n) {
     /* Stored little-endian; every target gambar runs on is little-endian. */
     memcpy(dst, st->data.data, n * sizeof(float));
@@ -109,6 +123,16 @@ static int transfer(model_t *m, const Gambar__Checkpoint *ck, int kinds_mask, in
                 shape_str(b, sizeof b, st->shape, st->n_shape);
                 return gb_errf(err, errlen, GB_EMISMATCH, "tensor %s: the model needs shape %s, the checkpoint has %s",
                             t->name, a, b);
+            }
+            if (pass == 0) {
+                long long bad = first_nonfinite(st, t->n);
+                if (bad >= 0) {
+                    float v;
+                    memcpy(&v, (const uint8_t *)st->data.data + (size_t)bad * sizeof v, sizeof v);
+                    return gb_errf(err, errlen, GB_ENUMERIC,
+                                   "tensor %s holds a non-finite value (%s) at index %lld of %zu", st->name,
+                                   isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf", bad, t->n);
+                }
             }
             if (pass == 1) copy_le(t->data, st, t->n);
         }

@@ -29,14 +29,17 @@ void modelck_store(const model_t *m, ckpt_builder_t *b);
  * ModelDesc, every state tensor, Adam state and EMA decay. Missing Adam
  * moments or EMA tensors are an error (a checkpoint for training must be
  * whole). Returns 0 and *out (free with model_free), or GB_EFORMAT /
- * GB_EMISMATCH / GB_ENOTFOUND with the reason in err. */
+ * GB_EMISMATCH / GB_ENOTFOUND with the reason in err, or GB_ENUMERIC
+ * when a loaded tensor holds NaN/Inf (err names the tensor and the index
+ * of its first bad value; exit status 5). */
 int modelck_load(const Gambar__Checkpoint *ck, int max_batch, model_t **out, char *err, size_t errlen);
 
 /* Copy ck's weights (G.*, D.* parameters and buffers, and EMA.G.* when
  * present, else EMA = G) into the existing model m, leaving its optimizer
  * state alone: fine-tuning with --init-from. The descriptions must give
  * the same tensor shapes: otherwise GB_EMISMATCH naming the first tensor
- * that differs, and m is unchanged. */
+ * that differs, GB_ENUMERIC naming the first tensor holding NaN/Inf (and
+ * the index), and m is unchanged. */
 int modelck_load_weights(model_t *m, const Gambar__Checkpoint *ck, char *err, size_t errlen);
 
 #endif

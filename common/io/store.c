@@ -36,6 +36,7 @@
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 
 #define STORE_FORMAT_VERSION 1
@@ -986,8 +987,31 @@ static int store_write_batch(store_t *s, unsigned *touches, const char **what) {
     return mdb_txn_commit(txn);
 }
 
+/* Bytes free for an unprivileged writer on the file system holding path,
+ * or -1 when statvfs fails. */
+static long long store_free_bytes(const char *path) {
+    struct statvfs v;
+    if (statvfs(path, &v) != 0) return -1;
+    return (long long)v.f_bavail * (long long)v.f_frsize;
+}
+
+/* Whether a failed commit (mrc) was the disk filling up: ENOSPC/EDQUOT
+ * say so, but LMDB turns a short write (what a full file system gives a
+ * large write before ENOSPC) into EIO, so an EIO with less room left
+ * than the batch needs (its bytes twice, for copy-on-write pages and the
+ * index, plus 1 MiB) is named disk full too. *free_out gets the free
+ * bytes (-1 unknown). */
+static bool store_disk_full(const store_t *s, int mrc, long long *free_out) {
+    *free_out = store_free_bytes(s->path);
+    if (mrc == ENOSPC || mrc == EDQUOT) return true;
+    if (mrc != EIO || *free_out < 0) return false;
+    long long need = 2 * (long long)(s->fly.len + s->fly_ninfo) + (1ll << 20);
+    return *free_out < need;
+}
+
 /* In the commit thread: commit fly, growing the map as needed. Returns 0
- * or the error to report (logged here). */
+ * or the error to report (logged here): ENOSPC whenever the disk is full
+ * (store_disk_full), also when LMDB reported it as EIO. */
 static int store_commit_fly(store_t *s) {
     int rc = 0, mrc;
     unsigned touches = 0;
@@ -1012,7 +1036,15 @@ static int store_commit_fly(store_t *s) {
     if (mrc == MDB_BAD_TXN && strstr(what, "another writer")) {
         log_error("store: %s: %s; batch of %zu examples not written", s->path, what, n);
         rc = GB_EMISMATCH;
-    } else if (mrc == ENOSPC || mrc == EFBIG || mrc == EDQUOT) {
+        return rc;
+    }
+    long long nfree;
+    if (store_disk_full(s, mrc, &nfree)) {
+        log_error("store: %s: %s failed: disk full: %s has %lld bytes free (%s); the batch of %zu examples "
+                  "was not written, earlier commits are intact", s->path, what, s->path, nfree,
+                  mdb_strerror(mrc), n);
+        rc = ENOSPC;
+    } else if (mrc == EFBIG) {
         log_error("store: %s: %s failed: %s (disk full?); the batch of %zu examples was not written, "
                   "earlier commits are intact", s->path, what, mdb_strerror(mrc), n);
         rc = mrc;

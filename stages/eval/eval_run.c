@@ -79,7 +79,7 @@ static int gen_from_ckpt(eval_ctx_t *e, const char *path, eval_result_t *r, floa
     rc = modelck_load(r->ck, 128, &m, err, sizeof err);
     if (rc) {
         log_error("checkpoint %s: %s", path, err);
-        status = GB_EXIT_DATA;
+        status = rc == GB_ENUMERIC ? GB_EXIT_NUMERIC : GB_EXIT_DATA;
         goto done;
     }
     r->step = r->ck->state->step;

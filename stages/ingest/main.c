@@ -52,6 +52,7 @@ typedef struct {
     int fatal;                    /* a store error that ended the run */
     bool group;                   /* default batch: may grow while a commit is in flight */
     uint64_t handed;              /* examples handed to commits so far (store_count once they land) */
+    uint64_t base;                /* store_count at open: stored = store_count - base once committed */
 } ing_run_t;
 
 /* Append s to buf[0..o) (capacity cap > o, NUL-terminated) as far as it
@@ -470,7 +471,7 @@ int main(int argc, char **argv) {
         }
     }
     if ((rc = store_open(db, STORE_CREATE, &r.st))) goto out;
-    r.handed = store_count(r.st);
+    r.handed = r.base = store_count(r.st);
 
     /* Shape: the dataset's, else --size/--channels, else the defaults. */
     const Gambar__DatasetInfo *info = store_info(r.st);
@@ -527,6 +528,14 @@ int main(int argc, char **argv) {
 out:;
     double secs = gb_now() - t0, rss = peak_rss_mib();
     if (r.st) {
+        /* The summary counts what is in the dataset, not what was staged:
+         * a failed commit drops its batch (and what was staged after). */
+        uint64_t committed = store_count(r.st) - r.base;
+        if (committed < r.stored) {
+            log_error("%s: %llu example(s) were decoded but never committed (lost with the failed "
+                      "transaction; run again to store them)", db, (unsigned long long)(r.stored - committed));
+            r.stored = committed;
+        }
         const Gambar__DatasetInfo *fi = store_info(r.st);
         char dh[DIGEST_HEX_LEN + 1] = "";
         if (fi && fi->digest.len == DIGEST_LEN) digest_hex(fi->digest.data, DIGEST_LEN, dh);

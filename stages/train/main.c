@@ -48,7 +48,7 @@ typedef struct {
     long long steps, epochs, ckpt_every, keep, log_every, threads, width, embed_dim, producers, window, window_mb;
     uint64_t seed;
     double lr_g, lr_d, beta1, beta2, ema;
-    bool resume, print_start;
+    bool resume, print_start, fresh_if_damaged;
     bool seen_steps, seen_epochs, seen_lr_g, seen_lr_d, seen_beta1, seen_beta2, seen_ema, seen_width, seen_embed_dim,
         seen_loss, seen_model, seen_seed, seen_threads;
 } opts_t;
@@ -249,6 +249,10 @@ static int build_model(trainer_t *t, const Gambar__Batch *b) {
             return GB_EMISMATCH;
         }
         int rc = modelck_load_weights(t->m, t->init, why, sizeof why);
+        if (rc == GB_ENUMERIC) {
+            log_error("--init-from %s: %s; refusing to train from it", t->o.init_from, why);
+            return rc;
+        }
         if (rc) {
             log_error("--init-from %s: %s", t->o.init_from, why);
             log_error("--init-from %s: the parent's tensors do not fit this model", t->o.init_from);
@@ -426,14 +430,54 @@ static int exit_for(int rc) {
     return err_exit_code(rc);
 }
 
+static int dir_has_checkpoints(const char *dir);
+
+/* Log, as one error, every ckpt-*.gck file of dir with the reason it
+ * cannot be loaded (ckpt_find_latest found none valid). */
+static void log_damaged(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    size_t cap = 4096, len = 0;
+    char *msg = xmalloc(cap), path[PATH_MAX];
+    msg[0] = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n <= 9 || strncmp(e->d_name, "ckpt-", 5) || strcmp(e->d_name + n - 4, ".gck")) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        int lrc = ckpt_load_quiet(path, LOG_DEBUG, NULL, NULL);
+        size_t need = len + strlen(path) + 128;
+        if (need > cap) msg = xrealloc(msg, cap = 2 * need);
+        len += (size_t)snprintf(msg + len, cap - len, "%s%s (%s)", len ? "; " : "", path,
+                                lrc ? err_str(lrc) : "valid now: written meanwhile?");
+    }
+    closedir(d);
+    log_error("--resume: every checkpoint in %s is damaged: %s", dir, msg);
+    free(msg);
+}
+
 /* Resume from the newest valid checkpoint (or note there is none). Returns
- * 0 (t->m set, or not when starting fresh) or a fatal rc. */
+ * 0 (t->m set, or not when starting fresh) or a fatal rc. A folder with no
+ * checkpoint files is a new run (said in one info line); one whose every
+ * checkpoint is damaged is refused (GB_ECORRUPT, exit 3) naming each file
+ * and why, unless --fresh-if-damaged: starting over is never silent. */
 static int do_resume(trainer_t *t) {
     Gambar__Checkpoint *ck = NULL;
     char path[PATH_MAX];
     int rc = ckpt_find_latest(t->o.ckpt_dir, path, sizeof path, &ck, NULL);
+    if (rc == GB_ENOTFOUND && dir_has_checkpoints(t->o.ckpt_dir)) {
+        log_damaged(t->o.ckpt_dir);
+        if (!t->o.fresh_if_damaged) {
+            log_error("--resume: refusing to start over at step 0 (move the damaged files away, or pass "
+                      "--fresh-if-damaged to start a new run next to them)");
+            return GB_ECORRUPT;
+        }
+        log_warn("--resume --fresh-if-damaged: no usable checkpoint in %s; starting a NEW run at step 0",
+                 t->o.ckpt_dir);
+        return 0;
+    }
     if (rc == GB_ENOTFOUND) {
-        log_info("--resume: no valid checkpoint in %s; starting a new run", t->o.ckpt_dir);
+        log_info("--resume: no checkpoint in %s; starting a new run at step 0", t->o.ckpt_dir);
         return 0;
     }
     if (rc) {
@@ -477,6 +521,12 @@ static int do_resume(trainer_t *t) {
         rc = GB_ENOTFOUND;
     } else {
         rc = modelck_load(ck, t->pos.max_batch, &t->m, why, sizeof why);
+        if (rc == GB_ENUMERIC) {
+            log_error("--resume: %s: %s; refusing to resume from it", path, why);
+            model_desc_release(&d);
+            ckpt_free(&ck);
+            return rc;
+        }
         if (rc) log_error("checkpoint: %s", why);
     }
     if (rc) {
@@ -638,6 +688,8 @@ int main(int argc, char **argv) {
         {"ckpt-every", 0, CLI_INT, &o->ckpt_every, "N", "checkpoint every N steps (default 1000)", NULL},
         {"keep", 0, CLI_INT, &o->keep, "K", "keep the K newest checkpoints (default 5; 0 = all)", NULL},
         {"resume", 'r', CLI_FLAG, &o->resume, NULL, "continue from the newest valid checkpoint in --ckpt-dir", NULL},
+        {"fresh-if-damaged", 0, CLI_FLAG, &o->fresh_if_damaged, NULL,
+         "with --resume: start a new run when every checkpoint is damaged (default: refuse, exit 3)", NULL},
         {"print-start-batch", 0, CLI_FLAG, &o->print_start, NULL,
          "print the batch seq a resumed run starts at and exit", NULL},
         {"init-from", 0, CLI_STR, &o->init_from, "CKPT", "start a new run from this checkpoint's weights", NULL},

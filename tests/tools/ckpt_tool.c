@@ -9,6 +9,11 @@
  *       form from its own reading of the documented file format, so the
  *       two outputs are diffed to prove the format is readable without
  *       our code).
+ *   ckpt_tool poison FILE OUT_DIR TENSOR INDEX [nan|inf]
+ *       load FILE, set float INDEX of TENSOR to NaN (or +Inf) and save it
+ *       into OUT_DIR under the same step with ckpt_save: a checkpoint
+ *       whose checksum is valid but whose weights are not finite (for the
+ *       loaders' finiteness check); prints the new path.
  *   ckpt_tool bench DIR MB
  *       time ckpt_save and ckpt_load of an MB-megabyte checkpoint (best of
  *       3); prints "bench: NAME VALUE UNIT" lines.
@@ -21,9 +26,11 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 
 static _Noreturn void usage(void) {
-    fprintf(stderr, "usage: ckpt_tool write DIR STEP NFLOATS | dump FILE | bench DIR MB\n");
+    fprintf(stderr, "usage: ckpt_tool write DIR STEP NFLOATS | dump FILE | poison FILE OUT_DIR TENSOR INDEX "
+                    "[nan|inf] | bench DIR MB\n");
     exit(GB_EXIT_USAGE);
 }
 
@@ -186,6 +193,25 @@ static int bench(const char *dir, double mb) {
     return 0;
 }
 
+static int poison(const char *in, const char *dir, const char *name, size_t idx, const char *what) {
+    Gambar__Checkpoint *ck = NULL;
+    int rc = ckpt_load(in, &ck, NULL);
+    if (rc) return rc;
+    const Gambar__Tensor *t = ckpt_tensor(ck, name);
+    if (!t || idx >= t->data.len / sizeof(float)) {
+        fprintf(stderr, "ckpt_tool: %s: no tensor %s with an element %zu\n", in, name, idx);
+        ckpt_free(&ck);
+        return GB_ENOTFOUND;
+    }
+    float v = strcmp(what, "inf") == 0 ? INFINITY : NAN;
+    memcpy(t->data.data + idx * sizeof v, &v, sizeof v);
+    char path[4096];
+    rc = ckpt_save(dir, ck, 0, path, sizeof path, NULL);
+    if (!rc) printf("%s\n", path);
+    ckpt_free(&ck);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     log_init("ckpt_tool");
     if (argc < 3) usage();
@@ -203,6 +229,8 @@ int main(int argc, char **argv) {
         }
     } else if (!strcmp(argv[1], "dump") && argc == 3) {
         rc = dump(argv[2]);
+    } else if (!strcmp(argv[1], "poison") && (argc == 6 || argc == 7)) {
+        rc = poison(argv[2], argv[3], argv[4], strtoull(argv[5], NULL, 10), argc == 7 ? argv[6] : "nan");
     } else if (!strcmp(argv[1], "bench") && argc == 4) {
         rc = bench(argv[2], atof(argv[3]));
     } else {
