@@ -772,9 +772,9 @@ static void store_sha256(store_t *s, const void *data, size_t n, uint8_t out[DIG
     if (!s->md) {
         s->md = EVP_MD_fetch(NULL, "SHA256", NULL);
         s->mdctx = EVP_MD_CTX_new();
-        ASSERT(s->md && s->mdctx);
+        ASSERT_ALLOC(s->md && s->mdctx);
     }
-    ASSERT(EVP_DigestInit_ex2(s->mdctx, s->md, NULL) == 1 && EVP_DigestUpdate(s->mdctx, data, n) == 1 &&
+    ASSERT_ALLOC(EVP_DigestInit_ex2(s->mdctx, s->md, NULL) == 1 && EVP_DigestUpdate(s->mdctx, data, n) == 1 &&
            EVP_DigestFinal_ex(s->mdctx, out, &len) == 1 && len == DIGEST_LEN);
 }
 
