@@ -133,8 +133,8 @@ PY
 
 # ==== 1. gambar-ingest: 100 PNGs in transactions of 25 =======================
 idx2png "$FASHION/train" "$TMP/src" --limit 100 2>"$TMP/idx.err" || { notok "idx2png"; exit 0; }
-ING="gambar-ingest -q --source $TMP/src --size 28x28 --channels 1 --batch 25"
-$ING --db "$TMP/ref" 2>"$TMP/ref.err" && dbinfo "$TMP/ref" >"$TMP/ref.info"
+ING="gambar-ingest --source $TMP/src --size 28x28 --channels 1 --batch 25"
+$ING -q --db "$TMP/ref" 2>"$TMP/ref.err" && dbinfo "$TMP/ref" >"$TMP/ref.info"
 ING_DIGEST=$(field digest "$TMP/ref.info")
 check "ingest reference run" [ "$(field count "$TMP/ref.info")" = 100 ]
 ing_reset() { rm -rf "$TMP/o"; mkdir "$TMP/o"; }
@@ -146,7 +146,10 @@ ing_check() {
     fi
     ls -A "$TMP/o" | grep -q tmp && { echo "temporary file left: $(ls -A "$TMP/o")" >&2; return 1; }
     [ -e "$TMP/o/db/data.mdb" ] || return 0
-    said=$(sed -n 's/.*the \([0-9]*\) example(s) committed before are intact.*/\1/p' "$TMP/fi.err" | tail -n 1)
+    # what the program said the dataset holds: the error's "the N
+    # example(s) committed before are intact", else the closing summary
+    said=$(sed -n -e 's/.*the \([0-9]*\) example(s) committed before are intact.*/\1/p' \
+        -e 's/.* info: dataset .*: \([0-9]*\) example(s), digest.*/\1/p' "$TMP/fi.err" | head -n 1)
     if ! dbinfo "$TMP/o/db" --verify >"$TMP/o.info" 2>&1; then
         # an empty database (no transaction committed yet) is consistent
         [ "${said:-0}" = 0 ] && ! grep -q '^count [1-9]' "$TMP/o.info" && return 0
@@ -154,6 +157,7 @@ ing_check() {
     fi
     grep -q '^verify ok' "$TMP/o.info" || { echo "database does not verify" >&2; return 1; }
     n=$(field count "$TMP/o.info")
+    [ -z "$said" ] && [ "$n" = 0 ] && return 0 # nothing stored, nothing claimed
     # after an abort (out of memory) there is no summary: consistent is enough
     [ -z "$said" ] && grep -q 'out of memory' "$TMP/fi.err" && return 0
     [ -z "$said" ] && { echo "no 'N example(s) committed' in the error (the db holds $n)" >&2; return 1; }
@@ -166,7 +170,7 @@ ing_rerun_check() { # the outputs of a complete run
         { echo "count $(field count "$TMP/o.info"), digest differs" >&2; return 1; }
 }
 ing_rerun() {
-    $ING --db "$TMP/o/db" --json "$TMP/o/s.json" 2>"$TMP/rr.err" || { tail -2 "$TMP/rr.err" >&2; return 1; }
+    $ING -q --db "$TMP/o/db" --json "$TMP/o/s.json" 2>"$TMP/rr.err" || { tail -2 "$TMP/rr.err" >&2; return 1; }
     dbinfo "$TMP/o/db" --verify >"$TMP/o.info" 2>&1
     [ "$(field count "$TMP/o.info")" = 100 ] && [ "$(field digest "$TMP/o.info")" = "$ING_DIGEST" ] ||
         { echo "re-ingest: count $(field count "$TMP/o.info"), digest differs" >&2; return 1; }
@@ -179,5 +183,114 @@ floop ing mmap,ftruncate ENOMEM 1 "$TMP/o"
 floop ing allocs ENOMEM 0 ""
 echo "faultinj: ingest loops $(( $(date +%s) - T0 )) s" >&2
 
+
+# ==== 2. gambar-train's checkpoints: 8 steps, one every 2 ======================
+TRS="batch_source --synthetic-count 128 --batch 16 --epochs 20 --seed 7"
+TR="gambar-train --model dcgan28 --width 8 --threads 1 --seed 3 --log-every 1000 --steps 8 --ckpt-every 2 --keep 10"
+# tr_straight DIR [RUNNER]: producer + trainer (through RUNNER, e.g. fij)
+tr_with_source() { # START CMD...: run CMD with a producer at batch START
+    _start=$1; shift
+    $TRS --out "ipc://$TMP/t.sock" --start-batch "$_start" 2>>"$TMP/src.log" &
+    _sp=$!
+    "$@"; _trc=$?
+    kill $_sp 2>/dev/null; wait $_sp 2>/dev/null
+    return $_trc
+}
+tr_with_source 0 $TR --in "ipc://$TMP/t.sock" --ckpt-dir "$TMP/tref" 2>"$TMP/tref.err"
+check "train reference run" test -f "$TMP/tref/ckpt-0000000008.gck"
+tr_reset() { rm -rf "$TMP/t"; }
+tr_run() { tr_with_source 0 fij "$FI_FN" "$FI_K" "$FI_PRE" $TR --in "ipc://$TMP/t.sock" --ckpt-dir "$TMP/t"; }
+tr_file() { echo "$TMP/t"; }
+tr_check() {
+    for f in "$TMP"/t/*; do
+        [ -e "$f" ] || continue
+        case $(basename "$f") in
+            ckpt-*.gck) ckpt_diff "$f" "$TMP/tref/$(basename "$f")" >"$TMP/cd.out" 2>&1 ||
+                { echo "$(basename "$f") is not the reference's: $(tail -2 "$TMP/cd.out")" >&2; return 1; } ;;
+            *tmp*) echo "temporary file left: $(basename "$f")" >&2; return 1 ;;
+        esac
+    done
+}
+tr_rerun_check() {
+    ckpt_diff "$TMP/t/ckpt-0000000008.gck" "$TMP/tref/ckpt-0000000008.gck" >"$TMP/cd.out" 2>&1 ||
+        { echo "final checkpoint differs from the straight run: $(tail -2 "$TMP/cd.out")" >&2; return 1; }
+}
+tr_rerun() {
+    k=$(gambar-train --print-start-batch --ckpt-dir "$TMP/t" 2>>"$TMP/tr.err") || { echo "--print-start-batch failed" >&2; return 1; }
+    if [ -d "$TMP/t" ] && ls "$TMP/t" | grep -q '^ckpt-'; then
+        tr_with_source "$k" $TR --in "ipc://$TMP/t.sock" --ckpt-dir "$TMP/t" --resume 2>"$TMP/tr.err"
+    else
+        tr_with_source 0 $TR --in "ipc://$TMP/t.sock" --ckpt-dir "$TMP/t" 2>"$TMP/tr.err"
+    fi || { echo "resume: $(tail -2 "$TMP/tr.err")" >&2; return 1; }
+    tr_rerun_check
+}
+T1=$(date +%s)
+floop tr writes ENOSPC 1 "$TMP/t"
+floop tr syncs EIO 1 "$TMP/t"
+floop tr renames EIO 1 "$TMP/t"
+floop tr opens EACCES 1 "$TMP/t"
+echo "faultinj: train loops $(( $(date +%s) - T1 )) s" >&2
+
+# ==== 3. gambar-eval's outputs: JSON report, model card, nearest pairs ==========
+gambar-ingest -q --source "idx:$FASHION/train" --db "$TMP/edb" --limit 600 2>"$TMP/eing.err"
+ECK=$(mkckpt "$TMP/eck" --steps 2 --seed 3 2>>"$TMP/eing.err")
+EV="gambar-eval --db $TMP/edb --n 200 --card --worst-n 2 --epochs 1"
+# the first run fits and caches the feature network in the dataset folder
+mkdir -p "$TMP/eref" && cp "$ECK" "$TMP/eref/ck.gck"
+$EV --ckpt "$TMP/eref/ck.gck" --json "$TMP/eref/r.json" >/dev/null 2>"$TMP/eref.err"
+check "eval reference run" test -s "$TMP/eref/r.json" -a -s "$TMP/eref/ck.gck.card.md" -a -f "$TMP/eref/ck.gck.nearest/pair-01.png"
+ev_reset() { rm -rf "$TMP/e"; mkdir "$TMP/e"; cp "$ECK" "$TMP/e/ck.gck"; }
+ev_run() { fij "$FI_FN" "$FI_K" "$FI_PRE" $EV --ckpt "$TMP/e/ck.gck" --json "$TMP/e/r.json"; }
+ev_file() { echo "$TMP/e/"; }
+ev_check() {
+    if [ -e "$TMP/e/r.json" ]; then
+        python3 -c "import json,sys; json.load(open(sys.argv[1]))" "$TMP/e/r.json" 2>/dev/null || { echo "r.json does not parse" >&2; return 1; }
+    fi
+    if [ -e "$TMP/e/ck.gck.card.md" ] && ! grep -q "## Known limitations" "$TMP/e/ck.gck.card.md"; then
+        echo "the model card is incomplete" >&2; return 1
+    fi
+    cmp -s "$ECK" "$TMP/e/ck.gck" || { echo "the checkpoint changed" >&2; return 1; }
+    pngs_ok "$TMP/e"
+}
+ev_rerun_check() {
+    [ -s "$TMP/e/r.json" ] && [ -s "$TMP/e/ck.gck.card.md" ] && [ -f "$TMP/e/ck.gck.nearest/pair-01.png" ] ||
+        { echo "outputs missing: $(ls -R "$TMP/e" | tr '\n' ' ')" >&2; return 1; }
+    ev_check
+}
+ev_rerun() {
+    $EV --ckpt "$TMP/e/ck.gck" --json "$TMP/e/r.json" >/dev/null 2>"$TMP/ev.err" || { tail -2 "$TMP/ev.err" >&2; return 1; }
+    ev_rerun_check
+}
+T1=$(date +%s)
+floop ev writes ENOSPC 1 "$TMP/e"
+floop ev syncs EIO 1 "$TMP/e"
+floop ev renames EIO 1 "$TMP/e"
+floop ev opens EACCES 1 "$TMP/e"
+echo "faultinj: eval loops $(( $(date +%s) - T1 )) s" >&2
+
+# ==== 4. gambar-sample: 6 PNGs into a new folder =================================
+SCK=$(mkckpt "$TMP/sck" --classes "$FASHION_NAMES" --steps 2 --seed 5 2>>"$TMP/eing.err")
+SA="gambar-sample --ckpt $SCK --n 6 --seed 10"
+sa_reset() { rm -rf "$TMP/s"; mkdir "$TMP/s"; }
+sa_run() { fij "$FI_FN" "$FI_K" "$FI_PRE" $SA --out "$TMP/s/out"; }
+sa_file() { echo "$TMP/s/out"; }
+sa_check() { pngs_ok "$TMP/s"; }
+sa_rerun_check() {
+    [ "$(ls "$TMP/s/out" | wc -l)" = 6 ] || { echo "$(ls "$TMP/s/out" | wc -l) files, want 6" >&2; return 1; }
+    pngs_ok "$TMP/s"
+}
+sa_rerun() {
+    $SA --out "$TMP/s/out" >/dev/null 2>"$TMP/sa.err" || { tail -2 "$TMP/sa.err" >&2; return 1; }
+    sa_rerun_check
+}
+T1=$(date +%s)
+floop sa writes ENOSPC 1 "$TMP/s"
+floop sa syncs EIO 1 "$TMP/s"
+floop sa renames EIO 1 "$TMP/s"
+floop sa opens EACCES 1 "$TMP/s"
+floop sa allocs ENOMEM 0 ""
+echo "faultinj: sample loops $(( $(date +%s) - T1 )) s" >&2
+
+echo "faultinj: total $(( $(date +%s) - T0 )) s" >&2
 cat "$SUMMARY" >&2
 exit 0

@@ -448,9 +448,10 @@ static void store_drop_staged(store_t *s) { batch_clear(&s->stage); }
 
 static int store_wait(store_t *s);
 
-void store_close(store_t **sp) {
-    if (!sp || !*sp) return;
+int store_close(store_t **sp) {
+    if (!sp || !*sp) return 0;
     store_t *s = *sp;
+    int rc = 0;
     if (s->a_started) {
         store_wait(s);
         pthread_mutex_lock(&s->lock);
@@ -462,7 +463,10 @@ void store_close(store_t **sp) {
     if (s->rtxn) mdb_txn_abort(s->rtxn);
     if (s->env && !s->rdonly) {
         int mrc = mdb_env_sync(s->env, 1);
-        if (mrc) log_error("store: %s: final sync: %s", s->path, mdb_strerror(mrc));
+        if (mrc) {
+            log_error("store: %s: final sync: %s", s->path, mdb_strerror(mrc));
+            rc = mrc > 0 ? mrc : GB_EDB;
+        }
     }
     if (s->env) mdb_env_close(s->env);
     state_free(&s->cur);
@@ -481,6 +485,7 @@ void store_close(store_t **sp) {
     free(s->path);
     free(s);
     *sp = NULL;
+    return rc;
 }
 
 uint64_t store_count(const store_t *s) {
