@@ -137,20 +137,20 @@ ING="gambar-ingest --source $TMP/src --size 28x28 --channels 1 --batch 25"
 $ING -q --db "$TMP/ref" 2>"$TMP/ref.err" && dbinfo "$TMP/ref" >"$TMP/ref.info"
 ING_DIGEST=$(field digest "$TMP/ref.info")
 check "ingest reference run" [ "$(field count "$TMP/ref.info")" = 100 ]
-ing_reset() { rm -rf "$TMP/o"; mkdir "$TMP/o"; }
-ing_run() { fij "$FI_FN" "$FI_K" "$FI_PRE" $ING --db "$TMP/o/db" --json "$TMP/o/s.json"; }
-ing_file() { echo "$TMP/o/"; }
+ing_reset() { rm -rf "$TMP/o_ing"; mkdir "$TMP/o_ing"; }
+ing_run() { fij "$FI_FN" "$FI_K" "$FI_PRE" $ING --db "$TMP/o_ing/db" --json "$TMP/o_ing/s.json"; }
+ing_file() { echo "$TMP/o_ing/"; }
 ing_check() {
-    if [ -e "$TMP/o/s.json" ]; then
-        python3 -c "import json,sys; json.load(open(sys.argv[1]))" "$TMP/o/s.json" || { echo "s.json does not parse" >&2; return 1; }
+    if [ -e "$TMP/o_ing/s.json" ]; then
+        python3 -c "import json,sys; json.load(open(sys.argv[1]))" "$TMP/o_ing/s.json" || { echo "s.json does not parse" >&2; return 1; }
     fi
-    ls -A "$TMP/o" | grep -q tmp && { echo "temporary file left: $(ls -A "$TMP/o")" >&2; return 1; }
-    [ -e "$TMP/o/db/data.mdb" ] || return 0
+    ls -A "$TMP/o_ing" | grep -q tmp && { echo "temporary file left: $(ls -A "$TMP/o_ing")" >&2; return 1; }
+    [ -e "$TMP/o_ing/db/data.mdb" ] || return 0
     # what the program said the dataset holds: the error's "the N
     # example(s) committed before are intact", else the closing summary
     said=$(sed -n -e 's/.*the \([0-9]*\) example(s) committed before are intact.*/\1/p' \
         -e 's/.* info: dataset .*: \([0-9]*\) example(s), digest.*/\1/p' "$TMP/fi.err" | head -n 1)
-    if ! dbinfo "$TMP/o/db" --verify >"$TMP/o.info" 2>&1; then
+    if ! dbinfo "$TMP/o_ing/db" --verify >"$TMP/o.info" 2>&1; then
         # an empty database (no transaction committed yet) is consistent
         [ "${said:-0}" = 0 ] && ! grep -q '^count [1-9]' "$TMP/o.info" && return 0
         echo "database does not verify: $(tail -2 "$TMP/o.info")" >&2; return 1
@@ -164,22 +164,22 @@ ing_check() {
     [ "$n" = "$said" ] || { echo "the db holds $n examples, the program said $said" >&2; return 1; }
 }
 ing_rerun_check() { # the outputs of a complete run
-    [ -e "$TMP/o/s.json" ] || { echo "no s.json" >&2; return 1; }
-    dbinfo "$TMP/o/db" --verify >"$TMP/o.info" 2>&1
+    [ -e "$TMP/o_ing/s.json" ] || { echo "no s.json" >&2; return 1; }
+    dbinfo "$TMP/o_ing/db" --verify >"$TMP/o.info" 2>&1
     [ "$(field count "$TMP/o.info")" = 100 ] && [ "$(field digest "$TMP/o.info")" = "$ING_DIGEST" ] ||
         { echo "count $(field count "$TMP/o.info"), digest differs" >&2; return 1; }
 }
 ing_rerun() {
-    $ING -q --db "$TMP/o/db" --json "$TMP/o/s.json" 2>"$TMP/rr.err" || { tail -2 "$TMP/rr.err" >&2; return 1; }
-    dbinfo "$TMP/o/db" --verify >"$TMP/o.info" 2>&1
+    $ING -q --db "$TMP/o_ing/db" --json "$TMP/o_ing/s.json" 2>"$TMP/rr.err" || { tail -2 "$TMP/rr.err" >&2; return 1; }
+    dbinfo "$TMP/o_ing/db" --verify >"$TMP/o.info" 2>&1
     [ "$(field count "$TMP/o.info")" = 100 ] && [ "$(field digest "$TMP/o.info")" = "$ING_DIGEST" ] ||
         { echo "re-ingest: count $(field count "$TMP/o.info"), digest differs" >&2; return 1; }
 }
-floop ing writes ENOSPC 1 "$TMP/o"
-floop ing syncs EIO 1 "$TMP/o"
-floop ing renames EIO 1 "$TMP/o"
-floop ing opens EACCES 1 "$TMP/o"
-floop ing mmap,ftruncate ENOMEM 1 "$TMP/o"
+floop ing writes ENOSPC 1 "$TMP/o_ing"
+floop ing syncs EIO 1 "$TMP/o_ing"
+floop ing renames EIO 1 "$TMP/o_ing"
+floop ing opens EACCES 1 "$TMP/o_ing"
+floop ing mmap,ftruncate ENOMEM 1 "$TMP/o_ing"
 floop ing allocs ENOMEM 0 ""
 echo "faultinj: ingest loops $(( $(date +%s) - T0 )) s" >&2
 
@@ -198,11 +198,11 @@ tr_with_source() { # START CMD...: run CMD with a producer at batch START
 }
 tr_with_source 0 $TR --in "ipc://$TMP/t.sock" --ckpt-dir "$TMP/tref" 2>"$TMP/tref.err"
 check "train reference run" test -f "$TMP/tref/ckpt-0000000008.gck"
-tr_reset() { rm -rf "$TMP/t"; }
-tr_run() { tr_with_source 0 fij "$FI_FN" "$FI_K" "$FI_PRE" $TR --in "ipc://$TMP/t.sock" --ckpt-dir "$TMP/t"; }
-tr_file() { echo "$TMP/t"; }
+tr_reset() { rm -rf "$TMP/o_tr"; }
+tr_run() { tr_with_source 0 fij "$FI_FN" "$FI_K" "$FI_PRE" $TR --in "ipc://$TMP/t.sock" --ckpt-dir "$TMP/o_tr"; }
+tr_file() { echo "$TMP/o_tr"; }
 tr_check() {
-    for f in "$TMP"/t/*; do
+    for f in "$TMP"/o_tr/*; do
         [ -e "$f" ] || continue
         case $(basename "$f") in
             ckpt-*.gck) ckpt_diff "$f" "$TMP/tref/$(basename "$f")" >"$TMP/cd.out" 2>&1 ||
@@ -212,23 +212,23 @@ tr_check() {
     done
 }
 tr_rerun_check() {
-    ckpt_diff "$TMP/t/ckpt-0000000008.gck" "$TMP/tref/ckpt-0000000008.gck" >"$TMP/cd.out" 2>&1 ||
+    ckpt_diff "$TMP/o_tr/ckpt-0000000008.gck" "$TMP/tref/ckpt-0000000008.gck" >"$TMP/cd.out" 2>&1 ||
         { echo "final checkpoint differs from the straight run: $(tail -2 "$TMP/cd.out")" >&2; return 1; }
 }
 tr_rerun() {
-    k=$(gambar-train --print-start-batch --ckpt-dir "$TMP/t" 2>>"$TMP/tr.err") || { echo "--print-start-batch failed" >&2; return 1; }
-    if [ -d "$TMP/t" ] && ls "$TMP/t" | grep -q '^ckpt-'; then
-        tr_with_source "$k" $TR --in "ipc://$TMP/t.sock" --ckpt-dir "$TMP/t" --resume 2>"$TMP/tr.err"
+    k=$(gambar-train --print-start-batch --ckpt-dir "$TMP/o_tr" 2>>"$TMP/tr.err") || { echo "--print-start-batch failed" >&2; return 1; }
+    if [ -d "$TMP/o_tr" ] && ls "$TMP/o_tr" | grep -q '^ckpt-'; then
+        tr_with_source "$k" $TR --in "ipc://$TMP/t.sock" --ckpt-dir "$TMP/o_tr" --resume 2>"$TMP/tr.err"
     else
-        tr_with_source 0 $TR --in "ipc://$TMP/t.sock" --ckpt-dir "$TMP/t" 2>"$TMP/tr.err"
+        tr_with_source 0 $TR --in "ipc://$TMP/t.sock" --ckpt-dir "$TMP/o_tr" 2>"$TMP/tr.err"
     fi || { echo "resume: $(tail -2 "$TMP/tr.err")" >&2; return 1; }
     tr_rerun_check
 }
 T1=$(date +%s)
-floop tr writes ENOSPC 1 "$TMP/t"
-floop tr syncs EIO 1 "$TMP/t"
-floop tr renames EIO 1 "$TMP/t"
-floop tr opens EACCES 1 "$TMP/t"
+floop tr writes ENOSPC 1 "$TMP/o_tr"
+floop tr syncs EIO 1 "$TMP/o_tr"
+floop tr renames EIO 1 "$TMP/o_tr"
+floop tr opens EACCES 1 "$TMP/o_tr"
 echo "faultinj: train loops $(( $(date +%s) - T1 )) s" >&2
 
 # ==== 3. gambar-eval's outputs: JSON report, model card, nearest pairs ==========
@@ -239,55 +239,55 @@ EV="gambar-eval --db $TMP/edb --n 200 --card --worst-n 2 --epochs 1"
 mkdir -p "$TMP/eref" && cp "$ECK" "$TMP/eref/ck.gck"
 $EV --ckpt "$TMP/eref/ck.gck" --json "$TMP/eref/r.json" >/dev/null 2>"$TMP/eref.err"
 check "eval reference run" test -s "$TMP/eref/r.json" -a -s "$TMP/eref/ck.gck.card.md" -a -f "$TMP/eref/ck.gck.nearest/pair-01.png"
-ev_reset() { rm -rf "$TMP/e"; mkdir "$TMP/e"; cp "$ECK" "$TMP/e/ck.gck"; }
-ev_run() { fij "$FI_FN" "$FI_K" "$FI_PRE" $EV --ckpt "$TMP/e/ck.gck" --json "$TMP/e/r.json"; }
-ev_file() { echo "$TMP/e/"; }
+ev_reset() { rm -rf "$TMP/o_ev"; mkdir "$TMP/o_ev"; cp "$ECK" "$TMP/o_ev/ck.gck"; }
+ev_run() { fij "$FI_FN" "$FI_K" "$FI_PRE" $EV --ckpt "$TMP/o_ev/ck.gck" --json "$TMP/o_ev/r.json"; }
+ev_file() { echo "$TMP/o_ev/"; }
 ev_check() {
-    if [ -e "$TMP/e/r.json" ]; then
-        python3 -c "import json,sys; json.load(open(sys.argv[1]))" "$TMP/e/r.json" 2>/dev/null || { echo "r.json does not parse" >&2; return 1; }
+    if [ -e "$TMP/o_ev/r.json" ]; then
+        python3 -c "import json,sys; json.load(open(sys.argv[1]))" "$TMP/o_ev/r.json" 2>/dev/null || { echo "r.json does not parse" >&2; return 1; }
     fi
-    if [ -e "$TMP/e/ck.gck.card.md" ] && ! grep -q "## Known limitations" "$TMP/e/ck.gck.card.md"; then
+    if [ -e "$TMP/o_ev/ck.gck.card.md" ] && ! grep -q "## Known limitations" "$TMP/o_ev/ck.gck.card.md"; then
         echo "the model card is incomplete" >&2; return 1
     fi
-    cmp -s "$ECK" "$TMP/e/ck.gck" || { echo "the checkpoint changed" >&2; return 1; }
-    pngs_ok "$TMP/e"
+    cmp -s "$ECK" "$TMP/o_ev/ck.gck" || { echo "the checkpoint changed" >&2; return 1; }
+    pngs_ok "$TMP/o_ev"
 }
 ev_rerun_check() {
-    [ -s "$TMP/e/r.json" ] && [ -s "$TMP/e/ck.gck.card.md" ] && [ -f "$TMP/e/ck.gck.nearest/pair-01.png" ] ||
-        { echo "outputs missing: $(ls -R "$TMP/e" | tr '\n' ' ')" >&2; return 1; }
+    [ -s "$TMP/o_ev/r.json" ] && [ -s "$TMP/o_ev/ck.gck.card.md" ] && [ -f "$TMP/o_ev/ck.gck.nearest/pair-01.png" ] ||
+        { echo "outputs missing: $(ls -R "$TMP/o_ev" | tr '\n' ' ')" >&2; return 1; }
     ev_check
 }
 ev_rerun() {
-    $EV --ckpt "$TMP/e/ck.gck" --json "$TMP/e/r.json" >/dev/null 2>"$TMP/ev.err" || { tail -2 "$TMP/ev.err" >&2; return 1; }
+    $EV --ckpt "$TMP/o_ev/ck.gck" --json "$TMP/o_ev/r.json" >/dev/null 2>"$TMP/ev.err" || { tail -2 "$TMP/ev.err" >&2; return 1; }
     ev_rerun_check
 }
 T1=$(date +%s)
-floop ev writes ENOSPC 1 "$TMP/e"
-floop ev syncs EIO 1 "$TMP/e"
-floop ev renames EIO 1 "$TMP/e"
-floop ev opens EACCES 1 "$TMP/e"
+floop ev writes ENOSPC 1 "$TMP/o_ev"
+floop ev syncs EIO 1 "$TMP/o_ev"
+floop ev renames EIO 1 "$TMP/o_ev"
+floop ev opens EACCES 1 "$TMP/o_ev"
 echo "faultinj: eval loops $(( $(date +%s) - T1 )) s" >&2
 
 # ==== 4. gambar-sample: 6 PNGs into a new folder =================================
 SCK=$(mkckpt "$TMP/sck" --classes "$FASHION_NAMES" --steps 2 --seed 5 2>>"$TMP/eing.err")
 SA="gambar-sample --ckpt $SCK --n 6 --seed 10"
-sa_reset() { rm -rf "$TMP/s"; mkdir "$TMP/s"; }
-sa_run() { fij "$FI_FN" "$FI_K" "$FI_PRE" $SA --out "$TMP/s/out"; }
-sa_file() { echo "$TMP/s/out"; }
-sa_check() { pngs_ok "$TMP/s"; }
+sa_reset() { rm -rf "$TMP/o_sa"; mkdir "$TMP/o_sa"; }
+sa_run() { fij "$FI_FN" "$FI_K" "$FI_PRE" $SA --out "$TMP/o_sa/out"; }
+sa_file() { echo "$TMP/o_sa"; }
+sa_check() { pngs_ok "$TMP/o_sa"; }
 sa_rerun_check() {
-    [ "$(ls "$TMP/s/out" | wc -l)" = 6 ] || { echo "$(ls "$TMP/s/out" | wc -l) files, want 6" >&2; return 1; }
-    pngs_ok "$TMP/s"
+    [ "$(ls "$TMP/o_sa/out" | wc -l)" = 6 ] || { echo "$(ls "$TMP/o_sa/out" | wc -l) files, want 6" >&2; return 1; }
+    pngs_ok "$TMP/o_sa"
 }
 sa_rerun() {
-    $SA --out "$TMP/s/out" >/dev/null 2>"$TMP/sa.err" || { tail -2 "$TMP/sa.err" >&2; return 1; }
+    $SA --out "$TMP/o_sa/out" >/dev/null 2>"$TMP/sa.err" || { tail -2 "$TMP/sa.err" >&2; return 1; }
     sa_rerun_check
 }
 T1=$(date +%s)
-floop sa writes ENOSPC 1 "$TMP/s"
-floop sa syncs EIO 1 "$TMP/s"
-floop sa renames EIO 1 "$TMP/s"
-floop sa opens EACCES 1 "$TMP/s"
+floop sa writes ENOSPC 1 "$TMP/o_sa"
+floop sa syncs EIO 1 "$TMP/o_sa"
+floop sa renames EIO 1 "$TMP/o_sa"
+floop sa opens EACCES 1 "$TMP/o_sa"
 floop sa allocs ENOMEM 0 ""
 echo "faultinj: sample loops $(( $(date +%s) - T1 )) s" >&2
 
