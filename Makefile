@@ -65,7 +65,9 @@ DESTDIR  ?=
 .PHONY: all deps test run bench asan fuzz install clean man check-tests
 .SECONDARY:
 
-all: $(LIB) $(STAGE_BINS) $(TEST_BINS) $(TOOL_BINS) man
+FAULTINJ   := $(BUILD)/tools/libfaultinj.so
+
+all: $(LIB) $(STAGE_BINS) $(TEST_BINS) $(TOOL_BINS) $(FAULTINJ) man
 
 deps:
 	@sh scripts/install-deps.sh
@@ -113,6 +115,12 @@ $(BUILD)/tests/test_featnet: $(BUILD)/obj/stages/eval/eval_featio.o
 $(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(TESTLIB_OBJS) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The fault-injection library (tests/t_faultinj.sh), an LD_PRELOAD object:
+# built without the sanitizers (their runtime must be the first library).
+$(FAULTINJ): tests/faultinj/faultinj.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -fPIC -shared -o $@ $< -ldl
 
 man: $(MANS)
 $(BUILD)/man/%: $(MAN_SRC)

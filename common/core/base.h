@@ -25,6 +25,12 @@
     do { if (!(c)) gb_assert_fail(#c, __FILE__, __LINE__); } while (0)
 _Noreturn void gb_assert_fail(const char *cond, const char *file, int line);
 
+/* For library calls that fail only when they cannot allocate (OpenSSL's
+ * digest calls): abort with "out of memory", the call, file and line. */
+#define ASSERT_ALLOC(c) \
+    do { if (!(c)) gb_alloc_fail(#c, __FILE__, __LINE__); } while (0)
+_Noreturn void gb_alloc_fail(const char *call, const char *file, int line);
+
 /* Allocate or abort with size, file and line. Never return NULL
  * (xmalloc(0) returns a unique pointer). Free with free(). */
 #define xmalloc(n) gb_xmalloc((n), __FILE__, __LINE__)

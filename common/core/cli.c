@@ -1,5 +1,6 @@
 /* cli.c - table-driven getopt_long wrapper (see cli.h). */
 #include "cli.h"
+#include "base.h"
 
 #include "err.h"
 #include "log.h"
@@ -84,9 +85,8 @@ int cli_parse(const cli_spec_t *spec, int argc, char **argv) {
      * inside the loop (no leak report); freed on the normal path. */
     static struct option *lo;
     static char *so;
-    lo = calloc((size_t)n + 5, sizeof *lo);
-    so = calloc((size_t)n * 2 + 16, 1);
-    if (!lo || !so) abort();
+    lo = xcalloc((size_t)n + 5, sizeof *lo);
+    so = xcalloc((size_t)n * 2 + 16, 1);
     size_t sp = 0;
     so[sp++] = ':';
     for (int i = 0; i < n; i++) {

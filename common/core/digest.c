@@ -14,18 +14,18 @@ struct digest_ctx { EVP_MD_CTX *md; };
 digest_ctx_t *digest_new(void) {
     digest_ctx_t *c = xmalloc(sizeof *c);
     c->md = EVP_MD_CTX_new();
-    ASSERT(c->md);
-    ASSERT(EVP_DigestInit_ex(c->md, EVP_sha256(), NULL) == 1);
+    ASSERT_ALLOC(c->md);
+    ASSERT_ALLOC(EVP_DigestInit_ex(c->md, EVP_sha256(), NULL) == 1);
     return c;
 }
 
 void digest_update(digest_ctx_t *ctx, const void *data, size_t n) {
-    if (n) ASSERT(EVP_DigestUpdate(ctx->md, data, n) == 1);
+    if (n) ASSERT_ALLOC(EVP_DigestUpdate(ctx->md, data, n) == 1);
 }
 
 void digest_final(digest_ctx_t **ctx, uint8_t out[DIGEST_LEN]) {
     unsigned int len = 0;
-    ASSERT(EVP_DigestFinal_ex((*ctx)->md, out, &len) == 1 && len == DIGEST_LEN);
+    ASSERT_ALLOC(EVP_DigestFinal_ex((*ctx)->md, out, &len) == 1 && len == DIGEST_LEN);
     EVP_MD_CTX_free((*ctx)->md);
     free(*ctx);
     *ctx = NULL;
@@ -33,7 +33,7 @@ void digest_final(digest_ctx_t **ctx, uint8_t out[DIGEST_LEN]) {
 
 void digest_sha256(const void *data, size_t n, uint8_t out[DIGEST_LEN]) {
     unsigned int len = 0;
-    ASSERT(EVP_Digest(data, n, out, &len, EVP_sha256(), NULL) == 1);
+    ASSERT_ALLOC(EVP_Digest(data, n, out, &len, EVP_sha256(), NULL) == 1);
 }
 
 int digest_file(const char *path, uint8_t out[DIGEST_LEN]) {

@@ -17,6 +17,11 @@ static _Noreturn void oom(size_t n, const char *file, int line) {
     abort();
 }
 
+_Noreturn void gb_alloc_fail(const char *call, const char *file, int line) {
+    log_error("out of memory (or a library failure): %s failed at %s:%d", call, file, line);
+    abort();
+}
+
 void *gb_xmalloc(size_t n, const char *file, int line) {
     void *p = malloc(n ? n : 1);
     if (!p) oom(n, file, line);

@@ -449,9 +449,10 @@ static void store_drop_staged(store_t *s) { batch_clear(&s->stage); }
 
 static int store_wait(store_t *s);
 
-void store_close(store_t **sp) {
-    if (!sp || !*sp) return;
+int store_close(store_t **sp) {
+    if (!sp || !*sp) return 0;
     store_t *s = *sp;
+    int rc = 0;
     if (s->a_started) {
         store_wait(s);
         pthread_mutex_lock(&s->lock);
@@ -463,7 +464,10 @@ void store_close(store_t **sp) {
     if (s->rtxn) mdb_txn_abort(s->rtxn);
     if (s->env && !s->rdonly) {
         int mrc = mdb_env_sync(s->env, 1);
-        if (mrc) log_error("store: %s: final sync: %s", s->path, mdb_strerror(mrc));
+        if (mrc) {
+            log_error("store: %s: final sync: %s", s->path, mdb_strerror(mrc));
+            rc = mrc > 0 ? mrc : GB_EDB;
+        }
     }
     if (s->env) mdb_env_close(s->env);
     state_free(&s->cur);
@@ -482,6 +486,7 @@ void store_close(store_t **sp) {
     free(s->path);
     free(s);
     *sp = NULL;
+    return rc;
 }
 
 uint64_t store_count(const store_t *s) {
@@ -773,9 +778,9 @@ static void store_sha256(store_t *s, const void *data, size_t n, uint8_t out[DIG
     if (!s->md) {
         s->md = EVP_MD_fetch(NULL, "SHA256", NULL);
         s->mdctx = EVP_MD_CTX_new();
-        ASSERT(s->md && s->mdctx);
+        ASSERT_ALLOC(s->md && s->mdctx);
     }
-    ASSERT(EVP_DigestInit_ex2(s->mdctx, s->md, NULL) == 1 && EVP_DigestUpdate(s->mdctx, data, n) == 1 &&
+    ASSERT_ALLOC(EVP_DigestInit_ex2(s->mdctx, s->md, NULL) == 1 && EVP_DigestUpdate(s->mdctx, data, n) == 1 &&
            EVP_DigestFinal_ex(s->mdctx, out, &len) == 1 && len == DIGEST_LEN);
 }
 

@@ -37,8 +37,10 @@ int store_open(const char *path, int flags, store_t **out);
 int store_open_map(const char *path, int flags, size_t map_bytes, store_t **out);
 
 /* Close and free; a writer's uncommitted batch is dropped. Accepts NULL
- * and *s == NULL; sets *s to NULL. */
-void store_close(store_t **s);
+ * and *s == NULL; sets *s to NULL. A writer syncs the database first:
+ * returns 0, or the error of that final sync (logged; the committed
+ * transactions may not be durable), which a writer must not ignore. */
+int store_close(store_t **s);
 
 /* Writer: examples staged by store_add and not yet committed, and the
  * bytes they take (the caller commits when this gets large). */

@@ -77,6 +77,7 @@ typedef struct {
     Gambar__Checkpoint *ck; /* the evaluated checkpoint (NULL for --samples-db); owned */
     uint8_t ck_digest[32];
     char worst_dir[4096];   /* where the closest pairs went ("" = not written) */
+    bool pairs_failed;      /* a closest-pair PNG asked for could not be written (logged) */
     double seconds;
 } eval_result_t;
 

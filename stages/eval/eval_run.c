@@ -363,12 +363,14 @@ static int memorisation_audit(eval_ctx_t *e, eval_result_t *r, const char *ckpt_
     for (size_t i = 0; i < m; i++) pp[i] = (pair_t){i, pd[i]};
     qsort(pp, m, sizeof(pair_t), cmp_pair);
     r->worst_dir[0] = 0;
+    r->pairs_failed = false;
     if (w) {
         if (e->o->worst_dir) snprintf(r->worst_dir, sizeof r->worst_dir, "%s", e->o->worst_dir);
         else if (ckpt_path) snprintf(r->worst_dir, sizeof r->worst_dir, "%s.nearest", ckpt_path);
         if (r->worst_dir[0] && mkdir(r->worst_dir, 0755) != 0 && errno != EEXIST) {
             log_warn("cannot create %s: %s; closest pairs not written", r->worst_dir, strerror(errno));
             r->worst_dir[0] = 0;
+            r->pairs_failed = true;
         }
     }
     for (size_t j = 0; j < w; j++) {
@@ -383,6 +385,7 @@ static int memorisation_audit(eval_ctx_t *e, eval_result_t *r, const char *ckpt_
             if (wr) {
                 log_warn("%s: %s", png, err_str(wr));
                 png[0] = 0;
+                r->pairs_failed = true;
             }
         }
         fprintf(f, "%s\n      {\"generated\": %zu, \"train_index\": %llu, \"pixel_distance\": ", j ? "," : "", i,

@@ -39,6 +39,9 @@ static int evaluate_one(eval_ctx_t *e, const char *ckpt, uint64_t announced_step
     eval_publish(e, &r);
     if (o->json && eval_write_json(e, &r, o->json) != 0) status = GB_EXIT_IO;
     if (o->card && ckpt && eval_write_card(e, &r, ckpt) != 0) status = GB_EXIT_IO;
+    /* the report says which pairs are missing, but an output asked for and
+     * not written is an I/O failure, not a success */
+    if (r.pairs_failed) status = GB_EXIT_IO;
     /* a short summary on stdout */
     printf("%s step %llu n %zu", r.source, (unsigned long long)r.step, r.n);
     for (int i = 0; i < r.nm; i++) printf(" %s %.6g", r.m[i].name, r.m[i].value);

@@ -564,7 +564,8 @@ out:;
         if (unused && !rc && !interrupted && !limit)
             log_info("--manifest: %zu entr%s matched no stored file", unused, unused == 1 ? "y" : "ies");
     }
-    store_close(&r.st);
+    int crc = store_close(&r.st); /* the final sync: logged with the folder */
+    if (crc && !rc) rc = crc;
     ing_manifest_free(&r.man);
     ing_shaset_free(&optout);
     if (interrupted) status = GB_EXIT_INTERRUPTED;
