@@ -189,7 +189,7 @@ static int run_folder(ing_run_t *r, const char *src, uint64_t limit, int threads
              n < l.n ? " (limited)" : "");
     if (!w || !c) {
         bool own_size = !w, own_c = !c;
-        ing_shape_from_files(src, &l, n, &w, &h, &c);
+        ing_shape_from_files(src, &l, n, threads, &w, &h, &c);
         log_info("storing as %ux%u, %u channel(s)%s", w, h, c,
                  own_size && own_c ? " (size and colour type from the files)"
                  : own_size    ? " (size from the files)"
