@@ -195,7 +195,7 @@ static void on_checkpoint(dash_t *d, const Gambar__CheckpointReady *c) {
         return;
     }
     char src[600];
-    snprintf(src, sizeof src, "sampler %s, seeds 0..%lld", d->o.sample, d->o.grid_n - 1);
+    snprintf(src, sizeof src, "sampler, seeds 0..%lld", d->o.grid_n - 1);
     new_grid(d, png, n, src, step);
     free(png);
 }
