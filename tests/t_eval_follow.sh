@@ -46,6 +46,10 @@ kill $subp 2>/dev/null; wait $subp 2>/dev/null
 check metric_fid_step30 grep -q "^metric fid 30 .* eval fr" "$TMP/sub.out"
 check metric_recall_step30 grep -q "^metric recall 30 .* eval fr" "$TMP/sub.out"
 check metric_near_copy grep -q "^metric near_copy_fraction 30 " "$TMP/sub.out"
+# the bias audit per class, for the dashboard's class-share chart
+check metric_class_share_per_class test "$(grep -c '^metric class_share 30 .* eval fr class=' "$TMP/sub.out")" -eq 10
+check metric_class_share_train test "$(grep -c '^metric class_share_train 30 .* class=' "$TMP/sub.out")" -eq 10
+check metric_class_share_sum awk '$2 == "class_share" { s += $5 } END { exit !(s > 0.999 && s < 1.001) }' "$TMP/sub.out"
 check metric_only_step30 sh -c "! grep -q '^metric [a-z_]* [12]0 ' '$TMP/sub.out'"
 
 # ---- keeping up: every checkpoint of a slow trainer --------------------------

@@ -142,7 +142,7 @@ check_exit "root-level images: exit 0" 0 gambar-ingest --source "$TMP/flat" --db
 dbinfo "$TMP/db9" --example 0 >"$TMP/e9"
 check "root-level images are unlabelled" [ "$(field ex_label "$TMP/e9")" = -1 ]
 dbinfo "$TMP/db9" >"$TMP/i9"
-check "unlabelled count, default 3 channels, resized" [ "$(field unlabelled "$TMP/i9")" = 5 -a "$(field channels "$TMP/i9")" = 3 -a "$(field height "$TMP/i9")" = 16 ]
+check "unlabelled count, grey as the files are, resized" [ "$(field unlabelled "$TMP/i9")" = 5 -a "$(field channels "$TMP/i9")" = 1 -a "$(field height "$TMP/i9")" = 16 ]
 
 # --- IDX source ---
 check_exit "idx source: exit 0" 0 gambar-ingest --source "idx:$FASHION/t10k" --db "$TMP/dbi" --limit 500

@@ -42,7 +42,7 @@ grep -q "finished at step 186" "$TMP/a/logs/train.log" && grep -q "^train *| .*f
     && ok "A: trainer output in its log and prefixed on the console" || notok "A: trainer output"
 cmp -s "$Q" "$TMP/a/pipeline.ini" && grep -q "gambar-train --model dcgan28 --width 8" "$TMP/a/plan.txt" \
     && grep -q '"name":"augment"' "$TMP/a/plan.json" && ok "A: pipeline.ini, plan.txt, plan.json recorded" || notok "A: plan recorded"
-[ "$(wc -l <"$TMP/a/pids")" -eq 6 ] && [ -z "$(alive "$TMP/a/pids")" ] && ok "A: pids recorded, none left" || notok "A: pids"
+[ "$(wc -l <"$TMP/a/pids")" -eq 8 ] && [ -z "$(alive "$TMP/a/pids")" ] && ok "A: pids recorded, none left" || notok "A: pids"
 [ ! -s "$TMP/a.out" ] && ok "A: nothing on stdout" || notok "A: nothing on stdout"
 [ -s "$A.card.md" ] && python3 -c "import json,sys; j=json.load(open(sys.argv[1])); assert 'fid' in json.dumps(j)" "$TMP/a/eval.json" \
     && ok "A: model card and eval.json for the final checkpoint" || notok "A: model card / eval.json" "$(ls "$TMP/a" "$TMP/a/ckpt")"

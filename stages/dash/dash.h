@@ -27,6 +27,8 @@
 #define DASH_EVENT_SLOTS 2048    /* SSE ring: events a slow client may lag behind */
 #define DASH_EVENT_BYTES 6144    /* one event, at most: 8 labels of 127 bytes, each escaped */
 #define DASH_MAX_PNG ((size_t)32 << 20) /* sample grid files and replies */
+#define DASH_MAX_GRIDS 12        /* sample grids kept for the page's strip (newest) */
+#define DASH_GRID_BYTES ((size_t)64 << 20) /* their PNG bytes, at most (the latest is always kept) */
 
 /* ---- dash_state: series store ------------------------------------------- */
 
@@ -46,12 +48,19 @@ void dash_state_add_checkpoint(dash_state_t *s, const Gambar__CheckpointReady *c
 /* Set the receive counters shown on /metrics: messages taken and
  * garbage dropped (wire_stats_dropped over all sockets). */
 void dash_state_set_counts(dash_state_t *s, uint64_t received, uint64_t dropped);
-/* Replace the latest sample grid PNG (copied; n <= DASH_MAX_PNG). Its
- * version number (shown in the state JSON) goes up by one. */
-void dash_state_set_grid(dash_state_t *s, const void *png, size_t n, const char *source);
+/* Add a sample grid PNG (copied; n <= DASH_MAX_PNG) showing training
+ * step `step`, as the latest of the strip: it gets the next version
+ * number (1, 2, ...; the state JSON lists the strip under "grids",
+ * newest first, and an SSE "grid" event announces it). A grid of the same
+ * step and source replaces the one held; beyond DASH_MAX_GRIDS grids or
+ * DASH_GRID_BYTES bytes the oldest are dropped. Thread-safe. */
+void dash_state_set_grid(dash_state_t *s, const void *png, size_t n, const char *source, uint64_t step);
 /* Copy the latest grid into a malloc'd buffer (*out, *n; caller frees).
  * Returns 0, or GB_ENOTFOUND when there is none yet. */
 int dash_state_get_grid(dash_state_t *s, void **out, size_t *n);
+/* The same for the grid of that version (0: the latest). GB_ENOTFOUND
+ * when it is not (or no longer) held. */
+int dash_state_get_grid_version(dash_state_t *s, uint64_t version, void **out, size_t *n);
 
 /* Render the Prometheus text exposition (format 0.0.4) into *out
  * (malloc'd, NUL-terminated, caller frees; *n its length). `run` is the
@@ -99,6 +108,10 @@ void dash_sample_destroy(dash_sample_t **d);
  * Thread-safe (requests are serialised). */
 int dash_sample_get(dash_sample_t *d, const char *class_name, uint64_t seed, unsigned n, bool grid,
                     void **png, size_t *pnglen, char *err, size_t errlen);
+/* The same, also giving the training step of the checkpoint that made
+ * the images (SampleReply.step) in *step (may be NULL). */
+int dash_sample_get_step(dash_sample_t *d, const char *class_name, uint64_t seed, unsigned n, bool grid,
+                         void **png, size_t *pnglen, uint64_t *step, char *err, size_t errlen);
 
 /* ---- dash_tb: TensorBoard event files ------------------------------------ */
 

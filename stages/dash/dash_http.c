@@ -241,6 +241,18 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         if (dash_state_get_grid(h->o.state, &png, &n)) return send_text(c, 404, "no sample grid yet\n");
         return send_owned(c, 200, "image/png", png, n);
     }
+    if (!strcmp(url, "/samples/grid.png")) { /* ?v=VERSION: one grid of the strip */
+        const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "v");
+        char *end = NULL;
+        unsigned long long ver = v ? strtoull(v, &end, 10) : 0;
+        if (!v || !*v || *end || !ver) return send_text(c, 400, "want /samples/grid.png?v=VERSION (1, 2, ...)\n");
+        void *png = NULL;
+        size_t n = 0;
+        if (dash_state_get_grid_version(h->o.state, ver, &png, &n))
+            return send_text(c, 404, "no sample grid of version %llu (only the newest %d are kept)\n", ver,
+                             DASH_MAX_GRIDS);
+        return send_owned(c, 200, "image/png", png, n);
+    }
     if (!strcmp(url, "/healthz")) return send_text(c, 200, "ok\n");
     const char *want = strcmp(url, "/") ? url : "/index.html";
     for (unsigned long i = 0; i < dash_nassets; i++) {

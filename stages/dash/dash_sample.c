@@ -46,6 +46,11 @@ void dash_sample_destroy(dash_sample_t **pd) {
 
 int dash_sample_get(dash_sample_t *d, const char *class_name, uint64_t seed, unsigned n, bool grid, void **png,
                     size_t *pnglen, char *err, size_t errlen) {
+    return dash_sample_get_step(d, class_name, seed, n, grid, png, pnglen, NULL, err, errlen);
+}
+
+int dash_sample_get_step(dash_sample_t *d, const char *class_name, uint64_t seed, unsigned n, bool grid,
+                         void **png, size_t *pnglen, uint64_t *step, char *err, size_t errlen) {
     if (!d || !d->ep) {
         snprintf(err, errlen, "no sampler configured (start gambar-dash with --sample ENDPOINT)");
         return GB_ENOTFOUND;
@@ -103,6 +108,7 @@ int dash_sample_get(dash_sample_t *d, const char *class_name, uint64_t seed, uns
     *png = xmalloc(rep->png[0].len);
     memcpy(*png, rep->png[0].data, rep->png[0].len);
     *pnglen = rep->png[0].len;
+    if (step) *step = rep->step;
 done:
     wire_msg_destroy(&m);
     pthread_mutex_unlock(&d->mu);

@@ -39,6 +39,15 @@ typedef struct {
     double *hval;      /* [history] */
 } series_t;
 
+/* one sample grid of the strip */
+typedef struct {
+    unsigned char *png;
+    size_t len;
+    uint64_t version;       /* 1, 2, ... in arrival order */
+    uint64_t step;          /* training step it shows */
+    char source[256];
+} grid_t;
+
 struct dash_state {
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -56,11 +65,11 @@ struct dash_state {
     uint32_t *slot_len;
     uint64_t head;     /* sequence number of the next event */
     bool closing;
-    /* latest sample grid */
-    unsigned char *grid;
-    size_t grid_len;
-    uint64_t grid_version;
-    char grid_source[256];
+    /* the newest sample grids, oldest first (grid[ngrid - 1] is the latest) */
+    grid_t grid[DASH_MAX_GRIDS];
+    int ngrid;
+    size_t grid_bytes;      /* PNG bytes held in grid[] */
+    uint64_t grid_version;  /* version of the latest grid (0: none yet) */
 };
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes
@@ -159,7 +168,7 @@ void dash_state_destroy(dash_state_t **ps) {
     }
     free(s->slot);
     free(s->slot_len);
-    free(s->grid);
+    for (int i = 0; i < s->ngrid; i++) free(s->grid[i].png);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s);
@@ -357,24 +366,46 @@ void dash_state_set_counts(dash_state_t *s, uint64_t received, uint64_t dropped)
     pthread_mutex_unlock(&s->mu);
 }
 
-void dash_state_set_grid(dash_state_t *s, const void *png, size_t n, const char *source) {
+/* Drop grid[k] (lock held). */
+static void grid_drop(dash_state_t *s, int k) {
+    s->grid_bytes -= s->grid[k].len;
+    free(s->grid[k].png);
+    memmove(&s->grid[k], &s->grid[k + 1], (size_t)(s->ngrid - k - 1) * sizeof s->grid[0]);
+    s->ngrid--;
+}
+
+static void grid_json(FILE *f, const grid_t *g) {
+    fprintf(f, "{\"version\":%" PRIu64 ",\"step\":%" PRIu64 ",\"source\":", g->version, g->step);
+    char src[DASH_MAX_STR];
+    copy_utf8(src, g->source);
+    dash_json_str(f, src);
+    fputc('}', f);
+}
+
+void dash_state_set_grid(dash_state_t *s, const void *png, size_t n, const char *source, uint64_t step) {
     ASSERT(n <= DASH_MAX_PNG);
     unsigned char *copy = xmalloc(n);
     memcpy(copy, png, n);
     pthread_mutex_lock(&s->mu);
-    free(s->grid);
-    s->grid = copy;
-    s->grid_len = n;
-    s->grid_version++;
-    snprintf(s->grid_source, sizeof s->grid_source, "%s", source ? source : "");
+    source = source ? source : "";
+    /* a second grid of the same step from the same source replaces it */
+    for (int k = 0; k < s->ngrid; k++)
+        if (s->grid[k].step == step && !strncmp(s->grid[k].source, source, sizeof s->grid[k].source - 1)) {
+            grid_drop(s, k);
+            break;
+        }
+    while (s->ngrid && (s->ngrid == DASH_MAX_GRIDS || s->grid_bytes + n > DASH_GRID_BYTES)) grid_drop(s, 0);
+    grid_t *g = &s->grid[s->ngrid++];
+    g->png = copy;
+    g->len = n;
+    g->version = ++s->grid_version;
+    g->step = step;
+    snprintf(g->source, sizeof g->source, "%s", source);
+    s->grid_bytes += n;
     char buf[512];
     FILE *f = fmemopen(buf, sizeof buf, "w");
     if (f) {
-        fprintf(f, "{\"version\":%" PRIu64 ",\"source\":", s->grid_version);
-        char src[DASH_MAX_STR];
-        copy_utf8(src, s->grid_source);
-        dash_json_str(f, src);
-        fputc('}', f);
+        grid_json(f, g);
         long len = ftell(f);
         fclose(f);
         if (len > 0 && (size_t)len < sizeof buf) push_event(s, "grid", buf, (size_t)len);
@@ -382,18 +413,23 @@ void dash_state_set_grid(dash_state_t *s, const void *png, size_t n, const char 
     pthread_mutex_unlock(&s->mu);
 }
 
-int dash_state_get_grid(dash_state_t *s, void **out, size_t *n) {
+int dash_state_get_grid_version(dash_state_t *s, uint64_t version, void **out, size_t *n) {
     int rc = GB_ENOTFOUND;
     pthread_mutex_lock(&s->mu);
-    if (s->grid) {
-        *out = xmalloc(s->grid_len);
-        memcpy(*out, s->grid, s->grid_len);
-        *n = s->grid_len;
+    for (int k = s->ngrid - 1; k >= 0; k--) {
+        const grid_t *g = &s->grid[k];
+        if (version && g->version != version) continue;
+        *out = xmalloc(g->len);
+        memcpy(*out, g->png, g->len);
+        *n = g->len;
         rc = 0;
+        break;
     }
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
+
+int dash_state_get_grid(dash_state_t *s, void **out, size_t *n) { return dash_state_get_grid_version(s, 0, out, n); }
 
 /* ---- Prometheus text format ------------------------------------------------ */
 
@@ -564,7 +600,12 @@ void dash_state_json(dash_state_t *s, char **out, size_t *n) {
             s->metrics, s->received, s->dropped, s->series_dropped, s->checkpoints, s->grid_version);
     if (s->ck_seen) checkpoint_json(f, s);
     else fputs("null", f);
-    fputs(",\"series\":[", f);
+    fputs(",\"grids\":[", f); /* newest first */
+    for (int k = s->ngrid - 1; k >= 0; k--) {
+        if (k != s->ngrid - 1) fputc(',', f);
+        grid_json(f, &s->grid[k]);
+    }
+    fputs("],\"series\":[", f);
     for (int i = 0; i < s->nser; i++) {
         if (i) fputc(',', f);
         series_json(f, s->ser[i], true, s->history);

@@ -117,14 +117,14 @@ static void tb_metric(dash_t *d, const Gambar__Metric *m) {
         dash_tb_close(&d->tb); /* reported; stop writing rather than repeat it */
 }
 
-static void new_grid(dash_t *d, const void *png, size_t n, const char *source) {
+static void new_grid(dash_t *d, const void *png, size_t n, const char *source, uint64_t step) {
     int w, h, ch;
     if (dash_png_size(png, n, &w, &h, &ch)) {
         log_warn("sample grid from %s is not a PNG; ignored", source);
         return;
     }
-    dash_state_set_grid(d->st, png, n, source);
-    if (d->tb && dash_tb_image(d->tb, "samples/grid", (int64_t)d->last_step, gb_wall(), png, n, w, h, ch))
+    dash_state_set_grid(d->st, png, n, source, step);
+    if (d->tb && dash_tb_image(d->tb, "samples/grid", (int64_t)step, gb_wall(), png, n, w, h, ch))
         dash_tb_close(&d->tb);
     log_debug("sample grid %dx%d from %s", w, h, source);
 }
@@ -166,7 +166,7 @@ static void scan_samples_dir(dash_t *d) {
             if (got == (ssize_t)n) {
                 char src[1024];
                 snprintf(src, sizeof src, "%s/%s", d->o.samples_dir, best);
-                new_grid(d, buf, n, src);
+                new_grid(d, buf, n, src, d->last_step);
             }
             free(buf);
         }
@@ -182,14 +182,21 @@ static void on_checkpoint(dash_t *d, const Gambar__CheckpointReady *c) {
     jsonl_checkpoint(d, c);
     if (c->step > d->last_step) d->last_step = c->step;
     if (!d->o.sample) return;
+    /* the same seeds every time (0 .. grid_n-1), so the strip shows the
+     * same latents as training goes on; the sampler (gambar-sample --serve
+     * --follow) has the checkpoint before it is announced, and its reply
+     * says which step it used */
     void *png = NULL;
     size_t n = 0;
+    uint64_t step = c->step;
     char err[512];
-    if (dash_sample_get(d->sampler, "", 0, (unsigned)d->o.grid_n, true, &png, &n, err, sizeof err)) {
+    if (dash_sample_get_step(d->sampler, "", 0, (unsigned)d->o.grid_n, true, &png, &n, &step, err, sizeof err)) {
         log_info("no sample grid for step %" PRIu64 ": %s", c->step, err);
         return;
     }
-    new_grid(d, png, n, d->o.sample);
+    char src[600];
+    snprintf(src, sizeof src, "sampler, seeds 0..%lld", d->o.grid_n - 1);
+    new_grid(d, png, n, src, step);
     free(png);
 }
 

@@ -74,6 +74,9 @@ typedef struct {
     eval_metric_t m[32];
     int nm;
     char *json_body;        /* the detail objects (bias, memorisation), JSON text; owned */
+    int nclass;             /* classes of the bias audit (0 = none) */
+    double *class_share;    /* nclass shares of generated images per classifier label; owned */
+    double *class_share_train; /* nclass shares of the training set; owned */
     Gambar__Checkpoint *ck; /* the evaluated checkpoint (NULL for --samples-db); owned */
     uint8_t ck_digest[32];
     char worst_dir[4096];   /* where the closest pairs went ("" = not written) */

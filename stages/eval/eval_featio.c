@@ -130,9 +130,10 @@ int featio_fit(store_t *train, store_t *test, int epochs, uint64_t seed, featnet
         }
         if (rc) break;
         double ta = test ? featnet_accuracy(f, tx, ty, tn) : -1;
-        log_info("feature network epoch %d/%d: loss %.4f, train accuracy %.4f%s%.4f (%.1f s)", e + 1, epochs,
-                 loss / (double)steps_per_epoch, (double)ok / (double)(steps_per_epoch * B),
-                 test ? ", test accuracy " : "", test ? ta : 0.0, gb_now() - t0);
+        char tacc[48] = "";
+        if (test) snprintf(tacc, sizeof tacc, ", test accuracy %.4f", ta);
+        log_info("feature network epoch %d/%d: loss %.4f, train accuracy %.4f%s (%.1f s)", e + 1, epochs,
+                 loss / (double)steps_per_epoch, (double)ok / (double)(steps_per_epoch * B), tacc, gb_now() - t0);
         if (train_acc) *train_acc = (double)ok / (double)(steps_per_epoch * B);
         if (test_acc) *test_acc = ta;
     }

@@ -150,6 +150,31 @@ void eval_publish(const eval_ctx_t *e, const eval_result_t *r) {
         int rc = wire_send(e->pub, &m.base, ZMQ_DONTWAIT);
         if (rc) log_warn("metric %s not sent: %s", r->m[i].name, err_str(rc));
     }
+    /* the bias audit per class: class_share{class=NAME} (generated images
+     * the classifier puts in that class) and class_share_train{class=NAME},
+     * what the dashboard's class-share chart draws */
+    for (int k = 0; k < r->nclass; k++) {
+        const char *cn = k < (int)e->info->n_class_names ? e->info->class_names[k] : "?";
+        for (int which = 0; which < 2; which++) {
+            double v = which ? r->class_share_train[k] : r->class_share[k];
+            if (!isfinite(v)) continue;
+            Gambar__Metric__LabelsEntry le = GAMBAR__METRIC__LABELS_ENTRY__INIT, *lp = &le;
+            le.key = (char *)"class";
+            le.value = (char *)cn;
+            Gambar__Metric m = GAMBAR__METRIC__INIT;
+            m.stage = (char *)"eval";
+            m.run = (char *)e->o->run;
+            m.name = (char *)(which ? "class_share_train" : "class_share");
+            m.value = v;
+            m.step = r->step;
+            m.epoch = r->epoch;
+            m.wall_time = gb_wall();
+            m.n_labels = 1;
+            m.labels = &lp;
+            int rc = wire_send(e->pub, &m.base, ZMQ_DONTWAIT);
+            if (rc) log_warn("metric %s{class=%s} not sent: %s", m.name, cn, err_str(rc));
+        }
+    }
 }
 
 static void md_num(FILE *f, double v) {

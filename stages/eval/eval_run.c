@@ -38,6 +38,8 @@ void eval_add(eval_result_t *r, const char *name, double v) {
 
 void eval_result_free(eval_result_t *r) {
     free(r->json_body);
+    free(r->class_share);
+    free(r->class_share_train);
     ckpt_free(&r->ck);
     memset(r, 0, sizeof *r);
 }
@@ -180,6 +182,13 @@ static void bias_audit(eval_ctx_t *e, eval_result_t *r, const float *feat, const
     double kl = metrics_kl(train, gen, K, 0.5);
     double kl_rev = metrics_kl(gen, train, K, 0.5);
     eval_add(r, "class_kl", kl);
+    r->nclass = K;
+    r->class_share = xmalloc((size_t)K * sizeof(double));
+    r->class_share_train = xmalloc((size_t)K * sizeof(double));
+    for (int k = 0; k < K; k++) {
+        r->class_share[k] = gen[k] / (double)n;
+        r->class_share_train[k] = ttot > 0 ? train[k] / ttot : NAN;
+    }
     int under = 0, over = 0;
     double *ratio = xmalloc((size_t)K * sizeof(double));
     for (int k = 0; k < K; k++) {

@@ -53,6 +53,17 @@ int32_t ing_list_label(const ing_list_t *l, size_t i);
 char *ing_list_rel(const ing_list_t *l, size_t i, char *buf, size_t cap);
 void ing_list_free(ing_list_t *l);
 
+/* ---- default shape (ingest_shape.c) ---- */
+
+/* Decide the stored shape from the PNG headers of l's first n files
+ * (root is the folder their paths are relative to; read by up to
+ * `threads` threads): *w and *h when *w is 0, *c when it is 0. The most common size; grey (1) unless a file is
+ * colour (3). When the files disagree, one log line says what was chosen,
+ * with the counts. No readable header at all: 64x64 RGB, said in a
+ * warning (the decoder then rejects those files). Always returns 0. */
+int ing_shape_from_files(const char *root, const ing_list_t *l, size_t n, int threads, uint32_t *w, uint32_t *h,
+                         uint32_t *c);
+
 /* ---- IDX (MNIST format) reader (ingest_src.c) ---- */
 
 typedef struct {

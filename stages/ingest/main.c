@@ -31,7 +31,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define ING_DEFAULT_SIZE 64          /* pixels, folder sources without --size */
 #define ING_DEFAULT_BATCH_BYTES (4u << 20) /* staged bytes per transaction */
 #define ING_DEFAULT_BATCH_N 2048           /* examples per transaction: bounds LMDB's dirty pages */
 #define ING_GROUP_MAX 2                    /* a default batch grows to this many times its size while
@@ -189,6 +188,14 @@ static int run_folder(ing_run_t *r, const char *src, uint64_t limit, int threads
     if (limit && limit < n) n = (size_t)limit;
     log_info("%s: %zu PNG file(s) in %zu class folder(s)%s", src, l.n, l.nclasses,
              n < l.n ? " (limited)" : "");
+    if (!w || !c) {
+        bool own_size = !w, own_c = !c;
+        ing_shape_from_files(src, &l, n, threads, &w, &h, &c);
+        log_info("storing as %ux%u, %u channel(s)%s", w, h, c,
+                 own_size && own_c ? " (size and colour type from the files)"
+                 : own_size    ? " (size from the files)"
+                               : " (colour type from the files)");
+    }
     ing_pipe_cfg_t cfg = {.root = src, .list = &l, .n = n, .optout = optout, .w = w, .h = h, .c = c,
                           .max_dim = max_dim, .max_bytes = max_bytes,
                           .max_file = GB_MAX(max_bytes, (size_t)16 << 20),
@@ -390,8 +397,8 @@ int main(int argc, char **argv) {
     cli_opt_t opts[] = {
         {"source", 's', CLI_STR, &source, "SRC", "a folder (ImageFolder layout) or idx:PREFIX", NULL},
         {"db", 'd', CLI_STR, &db, "PATH", "dataset folder (created if missing)", NULL},
-        {"size", 0, CLI_STR, &size, "WxH", "target size (default: the dataset's, IDX's own, or 64x64)", NULL},
-        {"channels", 0, CLI_INT, &channels, "1|3", "1 gray or 3 RGB (default: dataset's, 1 for IDX, 3)", NULL},
+        {"size", 0, CLI_STR, &size, "WxH", "target size (default: the dataset's, else the images' own)", NULL},
+        {"channels", 0, CLI_INT, &channels, "1|3", "1 gray or 3 RGB (default: the dataset's, else the images')", NULL},
         {"manifest", 0, CLI_STR, &manifest, "FILE", "CSV path,license,attribution", NULL},
         {"optout", 0, CLI_STR, &optout_path, "FILE", "SHA-256 hex per line: never store these", NULL},
         {"limit", 0, CLI_U64, &limit, "N", "only the first N files/records (0 = all)", NULL},
@@ -492,8 +499,9 @@ int main(int argc, char **argv) {
         w = x.w, h = x.h;
         ing_idx_close(&x);
     }
-    if (!w) w = h = ING_DEFAULT_SIZE;
-    if (!channels) channels = is_idx ? 1 : 3;
+    /* a folder without them: its files' own shape, decided in run_folder
+     * from their headers before anything is stored (ingest_shape.c) */
+    if (!channels && is_idx) channels = 1;
 
     if (optout.n) {
         uint64_t stored_already = 0, idx;
@@ -503,8 +511,11 @@ int main(int argc, char **argv) {
             log_warn("%s: %llu example(s) stored by an earlier run are in the opt-out list; they cannot be "
                      "removed in place (re-ingest into a new dataset)", db, (unsigned long long)stored_already);
     }
-    log_info("ingesting %s into %s as %ux%u, %lld channel(s), %lld thread(s)", source, db, w, h, channels,
-             is_idx ? 1 : threads);
+    if (w && channels)
+        log_info("ingesting %s into %s as %ux%u, %lld channel(s), %lld thread(s)", source, db, w, h, channels,
+                 is_idx ? 1 : threads);
+    else
+        log_info("ingesting %s into %s, %lld thread(s)", source, db, threads);
     if (is_idx)
         rc = run_idx(&r, source + 4, limit, w, h, (uint32_t)channels, &optout, &interrupted);
     else

@@ -38,7 +38,7 @@
 #define PROG "gambar-sample"
 
 typedef struct {
-    const char *ckpt, *out, *cls, *prompt, *grid, *interp, *from, *inspect, *reproduce, *serve;
+    const char *ckpt, *out, *cls, *prompt, *grid, *interp, *from, *inspect, *reproduce, *serve, *follow;
     long long check_model, n, threads, variations, fit_iters, fit_starts, compression;
     uint64_t seed;
     double truncation, sigma;
@@ -722,6 +722,8 @@ int main(int argc, char **argv) {
         {"json", 0, CLI_FLAG, &o.json, NULL, "--inspect: print JSON", NULL},
         {"reproduce", 'r', CLI_STR, &o.reproduce, "FILE.png", "regenerate a PNG from its provenance and compare", NULL},
         {"serve", 0, CLI_STR, &o.serve, "ENDPOINT", "answer SampleRequests on a REP socket (binds by default)", NULL},
+        {"follow", 0, CLI_STR, &o.follow, "DIR", "--serve: serve the newest checkpoint in DIR, reloading as they appear",
+         NULL},
         {"check-model", 0, CLI_INT, &o.check_model, "N", "diagnostic: compare with model_generate on N images", NULL},
     };
     g_spec = (cli_spec_t){
@@ -729,7 +731,7 @@ int main(int argc, char **argv) {
         "--ckpt FILE --out DIR|FILE.png [options]\n"
         "       " PROG " --inspect FILE.png [--json]\n"
         "       " PROG " --reproduce FILE.png --ckpt FILE [--out FILE.png]\n"
-        "       " PROG " --serve ENDPOINT --ckpt FILE",
+        "       " PROG " --serve ENDPOINT --ckpt FILE | --follow DIR",
         "Generate images with a checkpoint's EMA generator. Every PNG records that it is\n"
         "AI-generated (IPTC DigitalSourceType trainedAlgorithmicMedia, also in XMP) and how it\n"
         "was made (checkpoint digest, seed, class, ...), so --reproduce can remake it bit for bit.",
@@ -746,11 +748,13 @@ int main(int argc, char **argv) {
     if (o.check_model) return do_check_model(&o);
     if (o.inspect) return do_inspect(&o);
     if (o.reproduce) return do_reproduce(&o);
+    if (o.follow && !o.serve) cli_usage_error(&g_spec, "--follow DIR needs --serve ENDPOINT");
     if (o.serve) {
-        if (!o.ckpt) cli_usage_error(&g_spec, "--serve needs --ckpt FILE");
+        if (!o.ckpt && !o.follow) cli_usage_error(&g_spec, "--serve needs --ckpt FILE or --follow DIR");
         sctx_t c;
-        open_ckpt(&c, o.ckpt);
-        int rc = sample_serve(&c, o.serve);
+        memset(&c, 0, sizeof c);
+        if (o.ckpt) open_ckpt(&c, o.ckpt);
+        int rc = sample_serve(&c, o.serve, o.follow);
         sctx_close(&c);
         if (rc) die(rc > 0 ? GB_EXIT_PEER : err_exit_code(rc), "serve on %s: %s", o.serve, err_str(rc));
         return 0;

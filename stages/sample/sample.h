@@ -146,8 +146,12 @@ int sample_encode(const prov_t *p, const img_t *im, int compression, uint8_t **b
 /* ---- serve mode (sample_serve.c) ---------------------------------------- */
 
 /* Answer SampleRequests on a REP socket at endpoint (bind by default)
- * until SIGINT/SIGTERM. Returns 0 when stopped by a signal, or an errno /
- * GB_E* when the socket fails. */
-int sample_serve(sctx_t *c, const char *endpoint);
+ * until SIGINT/SIGTERM, from the model in c (opened with sctx_open, or
+ * zeroed when follow_dir is set and no --ckpt was given). With
+ * follow_dir, the newest ckpt-STEP.gck there replaces c's model as it
+ * appears (c is then closed by sample_serve; the caller still calls
+ * sctx_close, harmless on a closed one). Returns 0 when stopped by a
+ * signal, or an errno / GB_E* when the socket fails. */
+int sample_serve(sctx_t *c, const char *endpoint, const char *follow_dir);
 
 #endif

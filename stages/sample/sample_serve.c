@@ -7,9 +7,18 @@
  * dropped as garbage (wrong frame count, unknown type, undecodable
  * payload): then the reply is ok = false with the reason. A frame over
  * the size limit never reaches the socket (ZeroMQ drops the connection),
- * so there is nothing to answer. Requests are handled one at a time;
- * the model is loaded once. SIGINT/SIGTERM end the loop between requests
- * (the receive wait is bounded so the flag is seen). */
+ * so there is nothing to answer. Requests are handled one at a time.
+ * Without --follow the model is loaded once. With --follow DIR the
+ * sampler serves the newest checkpoint of a training run: before each
+ * request (and every FOLLOW_POLL_S while idle) it lists DIR, and when a
+ * ckpt-STEP.gck of a higher step than the loaded one is there it loads it
+ * aside and swaps it in only once it loaded and verified, so a request is
+ * always answered by one whole model (the old one when the new file is
+ * bad or was pruned meanwhile). The trainer renames a checkpoint into
+ * place before it announces it, so a client that asks right after a
+ * CheckpointReady gets that checkpoint (or a newer one; the reply's step
+ * says which). SIGINT/SIGTERM end the loop between requests (the receive
+ * wait is bounded so the flag is seen). */
 #include "sample.h"
 
 #include "base.h"
@@ -19,12 +28,89 @@
 #include "stream.pb-c.h"
 #include "wire.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <zmq.h>
 
 #define SERVE_POLL_MS 200
+#define FOLLOW_POLL_S 1.0
+
+/* --follow: the folder watched and what was loaded from it */
+typedef struct {
+    const char *dir;        /* NULL: no following */
+    char *path;             /* owned: the path c->path points to */
+    uint64_t failed_step;   /* newest step that failed to load (not retried) */
+    bool failed;
+    bool said_waiting;      /* "no checkpoint yet" logged once */
+} follow_t;
+
+/* Parse "ckpt-<digits>.gck" (what ckpt_save writes) into *step. */
+static bool ckpt_name_step(const char *name, uint64_t *step) {
+    if (strncmp(name, "ckpt-", 5)) return false;
+    const char *p = name + 5;
+    size_t nd = 0;
+    uint64_t v = 0;
+    while (p[nd] >= '0' && p[nd] <= '9') {
+        unsigned d = (unsigned)(p[nd] - '0');
+        if (v > (UINT64_MAX - d) / 10) return false;
+        v = v * 10 + d;
+        nd++;
+    }
+    if (!nd || strcmp(p + nd, ".gck")) return false;
+    *step = v;
+    return true;
+}
+
+/* Load the newest checkpoint of f->dir when it is newer than c's (or c
+ * holds none). c is replaced only by a model that loaded completely; *w
+ * (the scratch, sized for c's generator) is remade with it. */
+static void follow_check(follow_t *f, sctx_t *c, sgen_ws_t **w) {
+    DIR *d = opendir(f->dir);
+    if (!d) {
+        if (!f->said_waiting) log_info("--follow %s: %s; waiting for checkpoints", f->dir, strerror(errno));
+        f->said_waiting = true;
+        return;
+    }
+    uint64_t best = 0;
+    bool any = false;
+    char name[256] = "";
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        uint64_t st;
+        if (!ckpt_name_step(e->d_name, &st) || strlen(e->d_name) >= sizeof name) continue;
+        if (!any || st > best) best = st, any = true, snprintf(name, sizeof name, "%s", e->d_name);
+    }
+    closedir(d);
+    if (!any) {
+        if (!f->said_waiting) log_info("--follow %s: no checkpoint yet; waiting", f->dir);
+        f->said_waiting = true;
+        return;
+    }
+    if ((c->gen && best <= c->step) || (f->failed && best == f->failed_step)) return;
+    size_t len = strlen(f->dir) + strlen(name) + 2;
+    char *path = xmalloc(len);
+    snprintf(path, len, "%s/%s", f->dir, name);
+    sctx_t nc;
+    char err[1024];
+    int rc = sctx_open(&nc, path, err, sizeof err);
+    if (rc) {
+        log_warn("%s; still serving %s", err, c->gen ? c->path : "nothing");
+        f->failed = true;
+        f->failed_step = best;
+        free(path);
+        return;
+    }
+    sgen_ws_free(*w);
+    sctx_close(c);
+    free(f->path);
+    *c = nc;
+    f->path = path;
+    f->failed = false;
+    *w = sgen_ws_new(c->gen, 64, 0);
+    log_info("now serving %s (step %llu)", c->path, (unsigned long long)c->step);
+}
 
 static void reply_error(void *sock, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void reply_error(void *sock, const char *fmt, ...) {
@@ -136,7 +222,7 @@ static int handle(sctx_t *c, sgen_ws_t *w, const Gambar__SampleRequest *rq, Gamb
     return 0;
 }
 
-int sample_serve(sctx_t *c, const char *endpoint) {
+int sample_serve(sctx_t *c, const char *endpoint, const char *follow_dir) {
     void *zctx = zmq_ctx_new();
     void *sock = NULL;
     int rc = wire_open(zctx, ZMQ_REP, endpoint, 1, WIRE_MAX_SMALL_BYTES, 0, &sock);
@@ -148,16 +234,27 @@ int sample_serve(sctx_t *c, const char *endpoint) {
     const ProtobufCMessageDescriptor *acc[] = {&gambar__sample_request__descriptor};
     wire_stats_t st;
     memset(&st, 0, sizeof st);
-    sgen_ws_t *w = sgen_ws_new(c->gen, 64, 0);
+    sgen_ws_t *w = c->gen ? sgen_ws_new(c->gen, 64, 0) : NULL;
+    follow_t fol = {.dir = follow_dir};
     uint64_t served = 0;
-    log_info("serving %s (step %llu) on %s", c->path, (unsigned long long)c->step, endpoint);
+    if (c->gen) log_info("serving %s (step %llu) on %s", c->path, (unsigned long long)c->step, endpoint);
+    if (follow_dir) {
+        log_info("serving on %s the newest checkpoint in %s", endpoint, follow_dir);
+        follow_check(&fol, c, &w);
+    }
+    double next_check = gb_now() + FOLLOW_POLL_S;
     while (!sig_stop_requested()) {
         wire_msg_t *msg = NULL;
         rc = wire_recv(sock, acc, 1, WIRE_MAX_SMALL_BYTES, SERVE_POLL_MS, &msg, &st);
         if (rc == EAGAIN || rc == GB_EINTR) {
             rc = 0;
+            if (follow_dir && gb_now() >= next_check) {
+                follow_check(&fol, c, &w);
+                next_check = gb_now() + FOLLOW_POLL_S;
+            }
             continue;
         }
+        if (follow_dir && (rc == 0 || rc == GB_EPEER)) follow_check(&fol, c, &w);
         if (rc == GB_EPEER) {
             reply_error(sock, "malformed request: expected two frames [\"gambar.SampleRequest\"][payload] "
                               "with a decodable payload");
@@ -172,7 +269,9 @@ int sample_serve(sctx_t *c, const char *endpoint) {
         ProtobufCBinaryData *pngs = NULL;
         size_t npng = 0;
         char err[2048];
-        int hr = handle(c, w, (const Gambar__SampleRequest *)msg->msg, &rep, &pngs, &npng, err, sizeof err);
+        int hr = GB_ENOTFOUND;
+        if (!c->gen) snprintf(err, sizeof err, "no checkpoint in %s yet", follow_dir);
+        else hr = handle(c, w, (const Gambar__SampleRequest *)msg->msg, &rep, &pngs, &npng, err, sizeof err);
         if (hr) {
             reply_error(sock, "%s", err);
         } else {
@@ -187,6 +286,10 @@ int sample_serve(sctx_t *c, const char *endpoint) {
     log_info("stopping: %llu requests served, %llu malformed", (unsigned long long)served,
              (unsigned long long)wire_stats_dropped(&st));
     sgen_ws_free(w);
+    if (fol.path) {
+        sctx_close(c); /* its path is ours */
+        free(fol.path);
+    }
     wire_close(&sock);
     zmq_ctx_term(zctx);
     return rc;

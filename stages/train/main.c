@@ -104,7 +104,7 @@ static void log_progress(trainer_t *t) {
     double dt = now - t->log_t;
     double ips = dt > 0 ? (double)t->log_images / dt : 0;
     const model_stats_t *s = &t->last;
-    log_info("step %" PRIu64 " epoch %u: loss_d %.4f loss_g %.4f D(x) %.3f D(G(z)) %.3f |g_d| %.3g |g_g| %.3g "
+    log_info("step %" PRIu64 " epoch %u: loss_d %.4f loss_g %.4f D(x) %.3f D(G(z)) %.3f |g_d| %.3g |g_g| %.3g, "
              "%.0f img/s, dropped %" PRIu64,
              t->pos.step, t->pos.epoch, (double)s->loss_d, (double)s->loss_g, (double)s->d_real,
              (double)s->d_fake, (double)s->grad_norm_d, (double)s->grad_norm_g, ips, drop_total(&t->drops));

@@ -54,8 +54,10 @@ int main(int argc, char **argv) {
         int stop = 0;
         if (m->desc == &gambar__metric__descriptor) {
             const Gambar__Metric *x = (const Gambar__Metric *)m->msg;
-            printf("metric %s %" PRIu64 " %u %.9g %s %s\n", x->name, x->step, x->epoch, x->value, x->stage,
+            printf("metric %s %" PRIu64 " %u %.9g %s %s", x->name, x->step, x->epoch, x->value, x->stage,
                    x->run[0] ? x->run : "-");
+            for (size_t i = 0; i < x->n_labels; i++) printf(" %s=%s", x->labels[i]->key, x->labels[i]->value);
+            printf("\n");
         } else {
             const Gambar__CheckpointReady *x = (const Gambar__CheckpointReady *)m->msg;
             char hex[DIGEST_HEX_LEN + 1] = "none";

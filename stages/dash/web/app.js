@@ -128,6 +128,31 @@
     });
   }
 
+  /* the strip: one figure per grid the server holds, newest first (the
+   * server keeps the newest few; older figures are dropped here too) */
+  const STRIP_MAX = 12;
+  function addStrip(g) {
+    const strip = $('strip');
+    if (!g.version || strip.querySelector('figure[data-v="' + g.version + '"]')) return;
+    /* a grid of the same step and source replaces its figure */
+    for (const f of strip.querySelectorAll('figure'))
+      if (f.dataset.step === String(g.step) && f.dataset.src === g.source) f.remove();
+    const fig = document.createElement('figure');
+    fig.dataset.v = String(g.version); fig.dataset.step = String(g.step); fig.dataset.src = g.source || '';
+    const img = document.createElement('img');
+    img.alt = 'samples at step ' + g.step;
+    img.src = '/samples/grid.png?v=' + g.version;
+    const cap = document.createElement('figcaption');
+    cap.textContent = 'step ' + g.step;
+    fig.append(img, cap);
+    /* newest first: before the first figure of a lower version */
+    const later = Array.from(strip.querySelectorAll('figure')).find((f) => Number(f.dataset.v) < g.version);
+    strip.insertBefore(fig, later || null);
+    $('nostrip').hidden = true;
+    const figs = strip.querySelectorAll('figure');
+    for (let i = STRIP_MAX; i < figs.length; i++) figs[i].remove();
+  }
+
   function showGrid(version, source) {
     if (version === gridVersion || !version) return;
     gridVersion = version;
@@ -153,6 +178,7 @@
       received = s.received; dropped = s.dropped;
       if (s.checkpoint) $('ckpt').textContent = 'step ' + s.checkpoint.step;
       showGrid(s.grid_version, '');
+      for (const g of (s.grids || []).slice().reverse()) addStrip(g);
       dirty = true;
     });
     es.addEventListener('metric', (e) => { record(JSON.parse(e.data)); received++; });
@@ -161,7 +187,11 @@
       $('ckpt').textContent = 'step ' + c.step;
       received++;
     });
-    es.addEventListener('grid', (e) => { const g = JSON.parse(e.data); showGrid(g.version, g.source); });
+    es.addEventListener('grid', (e) => {
+      const g = JSON.parse(e.data);
+      showGrid(g.version, g.source ? g.source + ', step ' + g.step : '');
+      addStrip(g);
+    });
   }
 
   function sampleForm() {
