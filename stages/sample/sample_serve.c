@@ -42,7 +42,7 @@ static void reply_error(void *sock, const char *fmt, ...) {
 }
 
 /* Build the reply for one request. Returns 0, or fills err. */
-static int handle(sctx_t *c, sgen_ws_t *w, const Gambar__SampleRequest *rq, Gambar__SampleReply *rep,
+static int handle(sctx_t *c, ginfer_ws_t *w, const Gambar__SampleRequest *rq, Gambar__SampleReply *rep,
                   ProtobufCBinaryData **pngs, size_t *npng, char *err, size_t errlen) {
     int n = rq->n == 0 ? 1 : (int)rq->n;
     if (rq->n > SAMPLE_SERVE_MAX_N) {
@@ -90,7 +90,7 @@ static int handle(sctx_t *c, sgen_ws_t *w, const Gambar__SampleRequest *rq, Gamb
     }
     char created[32];
     prov_now_iso8601(created, sizeof created);
-    size_t P = sgen_image_floats(c->gen);
+    size_t P = ginfer_image_floats(c->gen);
     float *imgs = xmalloc((size_t)n * P * sizeof(float));
     for (int i0 = 0; i0 < n; i0 += 64) {
         int i1 = GB_MIN(n, i0 + 64);
@@ -107,7 +107,7 @@ static int handle(sctx_t *c, sgen_ws_t *w, const Gambar__SampleRequest *rq, Gamb
             job_grid(c, &j, imgs, &im);
             job_prov(c, &j, -1, created, &p);
         } else {
-            sample_to_u8(imgs + (size_t)k * P, P, px);
+            ginfer_to_u8(imgs + (size_t)k * P, P, px);
             im = (img_t){(uint32_t)c->W, (uint32_t)c->H, (uint32_t)c->C, px};
             job_prov(c, &j, k, created, &p);
         }
@@ -148,7 +148,7 @@ int sample_serve(sctx_t *c, const char *endpoint) {
     const ProtobufCMessageDescriptor *acc[] = {&gambar__sample_request__descriptor};
     wire_stats_t st;
     memset(&st, 0, sizeof st);
-    sgen_ws_t *w = sgen_ws_new(c->gen, 64, 0);
+    ginfer_ws_t *w = ginfer_ws_new(c->gen, 64, 0);
     uint64_t served = 0;
     log_info("serving %s (step %llu) on %s", c->path, (unsigned long long)c->step, endpoint);
     while (!sig_stop_requested()) {
@@ -186,7 +186,7 @@ int sample_serve(sctx_t *c, const char *endpoint) {
     }
     log_info("stopping: %llu requests served, %llu malformed", (unsigned long long)served,
              (unsigned long long)wire_stats_dropped(&st));
-    sgen_ws_free(w);
+    ginfer_ws_free(w);
     wire_close(&sock);
     zmq_ctx_term(zctx);
     return rc;
