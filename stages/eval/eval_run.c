@@ -1,6 +1,11 @@
 /* eval_run.c - one evaluation: make (or read) the images, embed them with
  * the feature network, and compute every figure and audit.
  *
+ * The images of a checkpoint are gambar-sample's: the same latents
+ * (gambar-z1 of seed S + i), generator (gen_infer.h) and 8-bit pixels
+ * (ginfer_to_u8), read back to floats as the training images are, so the
+ * figures describe the PNGs a user gets and each image can be remade.
+ *
  * Order of work, all in memory: images (n x C x H x W) -> features and
  * logits -> FID, KID, precision/recall against the cached real statistics
  * -> bias audit (classifier labels vs the training class distribution,
