@@ -3,8 +3,12 @@
 # decoded pixel data (IDAT only, so provenance text such as the creation
 # time does not count), splicing pixels into another file, rewriting a
 # text chunk, writing a plain checkerboard PNG.
+# rawhash hashes the unfiltered 8-bit pixels, optionally only columns
+# [X0, X0 + W) (e.g. one side of a gambar-eval closest pair), so images
+# encoded with different PNG filters compare by their pixels.
 #   png_tool.py size FILE | pixhash FILE | splice TEXTS PIXELS OUT |
-#               retext FILE KEY VALUE OUT | plain OUT | plain56rgb OUT
+#               retext FILE KEY VALUE OUT | plain OUT | plain56rgb OUT |
+#               rawhash FILE [X0 W]
 import sys, struct, zlib, hashlib
 def chunks(p):
     d = open(p, 'rb').read(); i = 8; out = []
@@ -14,11 +18,32 @@ def chunks(p):
 def pixels(p):
     c = chunks(p); ihdr = c[0][1]
     return ihdr, zlib.decompress(b''.join(x for t, x in c if t == b'IDAT'))
+def raw(p):   # 8-bit, non-interlaced: width, height, channels, rows of bytes
+    ihdr, d = pixels(p)
+    w, h, depth, ct = struct.unpack('>IIBB', ihdr[:10])
+    assert depth == 8 and ihdr[12] == 0, 'only 8-bit non-interlaced PNGs'
+    c = {0: 1, 2: 3, 4: 2, 6: 4}[ct]; stride = w * c; rows = []; prev = bytearray(stride); i = 0
+    for _ in range(h):
+        f = d[i]; line = bytearray(d[i + 1:i + 1 + stride]); i += 1 + stride
+        for x in range(stride):
+            a = line[x - c] if x >= c else 0; b = prev[x]; cc = prev[x - c] if x >= c else 0
+            if f == 1: line[x] = (line[x] + a) & 255
+            elif f == 2: line[x] = (line[x] + b) & 255
+            elif f == 3: line[x] = (line[x] + (a + b) // 2) & 255
+            elif f == 4:
+                pa, pb, pc = abs(b - cc), abs(a - cc), abs(a + b - 2 * cc)
+                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else cc)) & 255
+        rows.append(bytes(line)); prev = line
+    return w, h, c, rows
 cmd = sys.argv[1]
 if cmd == 'size':
     w, h = struct.unpack('>II', chunks(sys.argv[2])[0][1][:8]); print('%dx%d' % (w, h))
 elif cmd == 'pixhash':
     print(hashlib.sha256(pixels(sys.argv[2])[1]).hexdigest())
+elif cmd == 'rawhash':
+    w, h, c, rows = raw(sys.argv[2])
+    x0, n = (int(sys.argv[3]), int(sys.argv[4])) if len(sys.argv) > 4 else (0, w)
+    print(hashlib.sha256(b''.join(r[x0 * c:(x0 + n) * c] for r in rows)).hexdigest())
 elif cmd == 'splice':   # text chunks of argv[2], pixels of argv[3] (changed), into argv[4]
     src, other = chunks(sys.argv[2]), chunks(sys.argv[3])
     def ch(t, x): return struct.pack('>I', len(x)) + t + x + struct.pack('>I', zlib.crc32(t + x))

@@ -573,6 +573,7 @@ void model_ema_reset(model_t *m) {
 }
 
 #define BN_MOMENTUM 0.1f /* running-statistics momentum of training-mode BN (PyTorch's) */
+#define BN_EPS 1e-5f      /* BN's epsilon (PyTorch's) */
 
 /* g_forward is defined below. */
 static const float *g_forward(model_t *m, const float *p, float *b, const float *z, const int32_t *labels,
@@ -626,7 +627,7 @@ static int labels_ok(const model_t *m, const int32_t *labels, int N) {
  * train, the running statistics otherwise. p: the net's parameters, b: its
  * buffers. */
 static void stage_bn_forward(stage_t *s, int N, const float *p, float *b, int train, float momentum) {
-    bn_t bn = {N, s->K, s->OH * s->OW, 1e-5f, momentum};
+    bn_t bn = {N, s->K, s->OH * s->OW, BN_EPS, momentum};
     if (train)
         bn_forward_train(&bn, s->out, p + s->gamma_off, p + s->beta_off, s->act, s->mean, s->rstd,
                          b + s->rm_off, b + s->rv_off);
@@ -681,7 +682,7 @@ static void g_backward(model_t *m, const float *z, const int32_t *labels, int N,
         stage_conv(s, N, &cv);
         if (s->bn) {
             size_t cnt = (size_t)N * stage_out(s);
-            bn_t bn = {N, s->K, s->OH * s->OW, 1e-5f, 0.1f};
+            bn_t bn = {N, s->K, s->OH * s->OW, BN_EPS, 0.1f};
             relu_backward(cnt, s->act, cur, oth);
             bn_backward(&bn, s->out, p + s->gamma_off, s->mean, s->rstd, oth, cur, G->g + s->gamma_off,
                         G->g + s->beta_off);
@@ -757,7 +758,7 @@ static void d_backward(model_t *m, const float *x, const int32_t *labels, int N,
             t = cur; cur = oth; oth = t;
         }
         if (s->bn) {
-            bn_t bn = {N, s->K, s->OH * s->OW, 1e-5f, 0.1f};
+            bn_t bn = {N, s->K, s->OH * s->OW, BN_EPS, 0.1f};
             bn_backward(&bn, s->out, p + s->gamma_off, s->mean, s->rstd, cur, oth,
                         param_grads ? D->g + s->gamma_off : NULL, param_grads ? D->g + s->beta_off : NULL);
             t = cur; cur = oth; oth = t;
@@ -858,6 +859,44 @@ int model_generate(model_t *m, const float *z, const int32_t *labels, int N, int
         memcpy(out + (size_t)i0 * m->img, y, (size_t)n * m->img * sizeof(float));
     }
     return 0;
+}
+
+void model_gen_layers(const model_t *m, int use_ema, model_gen_t *out) {
+    _Static_assert(MODEL_GEN_MAX_LAYERS == MODEL_MAX_STAGES, "one bound on the number of stages");
+    const net_t *G = &m->net[MODEL_G];
+    const float *p = use_ema ? m->ema : G->p, *b = use_ema ? m->ema + G->np : G->buf;
+    memset(out, 0, sizeof *out);
+    out->L = G->L;
+    for (int i = 0; i < G->L; i++) {
+        const stage_t *s = &G->st[i];
+        model_gen_layer_t *l = &out->layer[i];
+        ASSERT(s->transposed && s->KH == s->KW && s->H == s->W);
+        l->Cin = s->C;
+        l->K = s->K;
+        l->H = s->H;
+        l->W = s->W;
+        l->OH = s->OH;
+        l->OW = s->OW;
+        l->k = s->KH;
+        l->stride = s->S;
+        l->pad = s->P;
+        l->weight = p + s->w_off;
+        l->bn = s->bn;
+        if (s->bn) {
+            l->gamma = p + s->gamma_off;
+            l->beta = p + s->beta_off;
+            l->mean = b + s->rm_off;
+            l->var = b + s->rv_off;
+        }
+    }
+    out->z_dim = m->desc.z_dim;
+    out->embed_dim = G->has_embed ? G->emb_dim : 0;
+    out->num_classes = G->has_embed ? m->desc.num_classes : 0;
+    out->embed = G->has_embed ? p + G->embed_off : NULL;
+    out->bn_eps = BN_EPS;
+    out->channels = m->desc.channels;
+    out->height = m->desc.height;
+    out->width = m->desc.width;
 }
 
 int model_discriminate(model_t *m, const float *x, const int32_t *labels, int N, float *logits) {

@@ -270,6 +270,40 @@ const float *model_logits(const model_t *m, int which);
  * ignored. Returns 0, or GB_EFORMAT when a label is out of range. */
 int model_generate(model_t *m, const float *z, const int32_t *labels, int N, int use_ema, float *out);
 
+/* The generator's layer list as model.c lays it out, for inference code
+ * that computes G in its own arithmetic (gen_infer.h): shapes and
+ * pointers into the model's weight blocks, so no other module has to
+ * rebuild the architecture from tensor names. Layer i is the stage
+ * ConvTranspose2d(Cin -> K, kernel k, stride, pad) on an H x W input,
+ * giving OH x OW, then (bn) eval-mode BN with eps bn_eps and ReLU, or,
+ * for the last layer, tanh. The first layer's input is the 1x1 map
+ * [z, embed[label]] of z_dim + embed_dim channels. */
+#define MODEL_GEN_MAX_LAYERS 6
+typedef struct {
+    int Cin, K;          /* input and output channels */
+    int H, W, OH, OW;    /* input and output size (per image) */
+    int k, stride, pad;  /* square kernel, stride and padding */
+    const float *weight; /* (Cin, K, k, k), PyTorch ConvTranspose2d layout */
+    int bn;              /* 1: BN + ReLU after the convolution; 0: tanh (last layer) */
+    const float *gamma, *beta, *mean, *var; /* (K) each when bn, else NULL */
+} model_gen_layer_t;
+
+typedef struct {
+    int L;                                   /* layers, 3..MODEL_GEN_MAX_LAYERS */
+    model_gen_layer_t layer[MODEL_GEN_MAX_LAYERS];
+    int z_dim, embed_dim, num_classes;       /* embed_dim 0: unconditional */
+    const float *embed;                      /* (num_classes, embed_dim), or NULL */
+    float bn_eps;                            /* BN's epsilon */
+    int channels, height, width;             /* the image */
+} model_gen_t;
+
+/* Fill *out with G's layers: the EMA weights and running statistics
+ * (use_ema = 1, what model_generate(.., use_ema = 1, ..) computes with) or
+ * the live G's (0). The pointers stay valid until model_free; the values
+ * change with training steps, checkpoint loads and model_ema_restat, so a
+ * consumer that copies them must copy again after those. */
+void model_gen_layers(const model_t *m, int use_ema, model_gen_t *out);
+
 /* D logits for N >= 1 images x (N, C, H, W) with BN in eval mode; nothing
  * in the model changes. labels as for model_generate. Returns 0 or
  * GB_EFORMAT (label out of range). */

@@ -1,6 +1,11 @@
 /* eval_run.c - one evaluation: make (or read) the images, embed them with
  * the feature network, and compute every figure and audit.
  *
+ * The images of a checkpoint are gambar-sample's: the same latents
+ * (gambar-z1 of seed S + i), generator (gen_infer.h) and 8-bit pixels
+ * (ginfer_to_u8), read back to floats as the training images are, so the
+ * figures describe the PNGs a user gets and each image can be remade.
+ *
  * Order of work, all in memory: images (n x C x H x W) -> features and
  * logits -> FID, KID, precision/recall against the cached real statistics
  * -> bias audit (classifier labels vs the training class distribution,
@@ -13,6 +18,7 @@
 #include "base.h"
 #include "digest.h"
 #include "err.h"
+#include "gen_infer.h"
 #include "img.h"
 #include "log.h"
 #include "metrics.h"
@@ -20,6 +26,7 @@
 #include "modelck.h"
 #include "nn.h"
 #include "nn_extra.h"
+#include "prov.h"
 #include "rng.h"
 
 #include <errno.h>
@@ -66,6 +73,7 @@ static int gen_from_ckpt(eval_ctx_t *e, const char *path, eval_result_t *r, floa
     }
     int status = 0;
     model_t *m = NULL;
+    ginfer_t *gen = NULL;
     if (d.height != e->H || d.width != e->W || d.channels != e->C) {
         log_error("checkpoint %s generates %dx%dx%d images but dataset %s holds %dx%dx%d (WxHxC): wrong dataset or "
                   "checkpoint", path, d.width, d.height, d.channels, e->o->db, e->W, e->H, e->C);
@@ -78,7 +86,7 @@ static int gen_from_ckpt(eval_ctx_t *e, const char *path, eval_result_t *r, floa
         status = GB_EXIT_DATA;
         goto done;
     }
-    rc = modelck_load(r->ck, 128, &m, err, sizeof err);
+    rc = modelck_load(r->ck, 2, &m, err, sizeof err);
     if (rc) {
         log_error("checkpoint %s: %s", path, err);
         status = rc == GB_ENUMERIC ? GB_EXIT_NUMERIC : GB_EXIT_DATA;
@@ -86,11 +94,19 @@ static int gen_from_ckpt(eval_ctx_t *e, const char *path, eval_result_t *r, floa
     }
     r->step = r->ck->state->step;
     r->epoch = r->ck->state->epoch;
+    rc = ginfer_new(m, 1, &gen, err, sizeof err);
+    if (rc) {
+        log_error("checkpoint %s: %s", path, err);
+        status = GB_EXIT_DATA;
+        goto done;
+    }
+    /* image i is gambar-sample's image of seed S + i (class (*req)[i]):
+     * the same latent contract, generator and 8-bit pixels */
     size_t n = r->n, img = (size_t)e->C * e->H * e->W;
     float *z = xmalloc(n * (size_t)d.z_dim * sizeof(float));
+    for (size_t i = 0; i < n; i++) prov_latent_z1(e->o->seed + i, d.z_dim, 0, z + i * (size_t)d.z_dim);
     rng_t g;
     rng_derive(&g, e->o->seed, 0x6576616cULL, 0, 0, 0);
-    rng_normal_fill(&g, z, n * (size_t)d.z_dim);
     if (d.conditional) {
         /* classes requested in the training proportions, so the bias audit
          * compares like with like */
@@ -107,14 +123,26 @@ static int gen_from_ckpt(eval_ctx_t *e, const char *path, eval_result_t *r, floa
             (*req)[i] = k;
         }
     }
-    *x = xmalloc(n * img * sizeof(float));
-    rc = model_generate(m, z, *req, (int)n, 1, *x);
+    float *hwc = xmalloc(n * img * sizeof(float));
+    ginfer_generate(gen, z, *req, (int)n, hwc);
     free(z);
-    if (rc || !nn_all_finite(n * img, *x)) {
-        log_error("checkpoint %s: the generator produced %s", path, rc ? err_str(rc) : "NaN/Inf pixels");
+    if (!nn_all_finite(n * img, hwc)) {
+        log_error("checkpoint %s: the generator produced NaN/Inf pixels", path);
         status = GB_EXIT_NUMERIC;
+    } else {
+        /* measure the pixels the sampler writes: quantise as it does, then
+         * back to floats exactly as the real images are read */
+        uint8_t *px = xmalloc(img);
+        *x = xmalloc(n * img * sizeof(float));
+        for (size_t i = 0; i < n; i++) {
+            ginfer_to_u8(hwc + i * img, img, px);
+            featnet_px_to_float(px, e->C, e->H, e->W, *x + i * img);
+        }
+        free(px);
     }
+    free(hwc);
 done:
+    ginfer_free(gen);
     model_free(m);
     model_desc_release(&d);
     return status;
@@ -259,11 +287,6 @@ static void bias_audit(eval_ctx_t *e, eval_result_t *r, const float *feat, const
     free(pred), free(gen), free(train), free(ratio), free(perm), free(fk), free(rk);
 }
 
-static uint8_t to_u8(float v) {
-    float p = (v + 1.0f) * 127.5f + 0.5f;
-    return p < 0 ? 0 : p > 255 ? 255 : (uint8_t)p;
-}
-
 /* generated | nearest training image, 2 px grey gap, as one PNG */
 static int write_pair(const eval_ctx_t *e, const char *path, const float *gen, uint64_t train_idx) {
     const uint8_t *px;
@@ -277,7 +300,7 @@ static int write_pair(const eval_ctx_t *e, const char *path, const float *gen, u
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++)
             for (int c = 0; c < C; c++) {
-                im.px[((size_t)y * OW + x) * C + c] = to_u8(gen[((size_t)c * H + y) * W + x]);
+                ginfer_to_u8(&gen[((size_t)c * H + y) * W + x], 1, &im.px[((size_t)y * OW + x) * C + c]);
                 im.px[((size_t)y * OW + W + 2 + x) * C + c] = px[((size_t)y * W + x) * C + c];
             }
     img_text_t t[1] = {{"Comment", "left: generated image; right: nearest training image (pixel L2)"}};
@@ -310,8 +333,11 @@ static double median_of(const float *v, size_t n) {
     return m;
 }
 
-static int memorisation_audit(eval_ctx_t *e, eval_result_t *r, const char *ckpt_path, const float *x,
-                              const float *feat, FILE *f) {
+/* from_ckpt: the images came from gen_from_ckpt (req: their classes, NULL
+ * when unconditional), so each closest pair names the gambar-sample seed
+ * and class that remake its generated image. */
+static int memorisation_audit(eval_ctx_t *e, eval_result_t *r, const char *ckpt_path, int from_ckpt,
+                              const int32_t *req, const float *x, const float *feat, FILE *f) {
     size_t n = r->n, img = (size_t)e->C * e->H * e->W;
     /* feature space: every generated image against every training image */
     float *fd = xmalloc(n * sizeof(float));
@@ -397,8 +423,13 @@ static int memorisation_audit(eval_ctx_t *e, eval_result_t *r, const char *ckpt_
                 r->pairs_failed = true;
             }
         }
-        fprintf(f, "%s\n      {\"generated\": %zu, \"train_index\": %llu, \"pixel_distance\": ", j ? "," : "", i,
-                (unsigned long long)ti);
+        fprintf(f, "%s\n      {\"generated\": %zu, ", j ? "," : "", i);
+        if (from_ckpt) {
+            fprintf(f, "\"seed\": %llu, \"class_index\": ", (unsigned long long)(e->o->seed + i));
+            if (req) fprintf(f, "%d, ", (int)req[i]);
+            else fputs("null, ", f);
+        }
+        fprintf(f, "\"train_index\": %llu, \"pixel_distance\": ", (unsigned long long)ti);
         jnum(f, pd[i]);
         fprintf(f, ", \"ratio_to_threshold\": ");
         jnum(f, e->real.pix_thresh > 0 ? pd[i] / e->real.pix_thresh : NAN);
@@ -472,7 +503,7 @@ int eval_run(eval_ctx_t *e, const char *ckpt_path, const char *samples_db, eval_
     ASSERT(f);
     if (e->fn_classes) bias_audit(e, r, feat, logits, req, f);
     else fprintf(f, "  \"bias\": null,\n");
-    status = memorisation_audit(e, r, ckpt_path, x, feat, f);
+    status = memorisation_audit(e, r, ckpt_path, !samples_db, req, x, feat, f);
     fclose(f);
     r->json_body = body;
     if (status) goto fail;

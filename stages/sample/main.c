@@ -8,7 +8,7 @@
  * --reproduce.
  *
  * Writing many files: worker threads (--threads) each take chunks of
- * images, generate them (sample_gen.c, one thread per chunk), encode the
+ * images, generate them (gen_infer.h, one thread per chunk), encode the
  * PNGs and write them; the main thread makes them durable with one
  * syncfs() and then publishes them: a new output folder is built under a
  * staging name and renamed into place in one step, an existing one gets
@@ -135,8 +135,8 @@ static void *worker(void *arg) {
     wjob_t *wj = arg;
     const sctx_t *c = wj->c;
     const job_t *j = wj->j;
-    size_t P = sgen_image_floats(c->gen);
-    sgen_ws_t *w = sgen_ws_new(c->gen, wj->chunk, 0);
+    size_t P = ginfer_image_floats(c->gen);
+    ginfer_ws_t *w = ginfer_ws_new(c->gen, wj->chunk, 0);
     float *buf = xmalloc((size_t)wj->chunk * P * sizeof(float));
     uint8_t *px = xmalloc(P);
     for (;;) {
@@ -151,7 +151,7 @@ static void *worker(void *arg) {
         job_generate(c, j, w, i0, i1, buf);
         if (wj->keep) memcpy(wj->keep + (size_t)i0 * P, buf, (size_t)(i1 - i0) * P * sizeof(float));
         for (int i = i0; i < i1; i++) {
-            sample_to_u8(buf + (size_t)(i - i0) * P, P, px);
+            ginfer_to_u8(buf + (size_t)(i - i0) * P, P, px);
             img_t im = {(uint32_t)c->W, (uint32_t)c->H, (uint32_t)c->C, px};
             prov_t p;
             job_prov(c, j, i, wj->created, &p);
@@ -179,7 +179,7 @@ static void *worker(void *arg) {
             }
         }
     }
-    sgen_ws_free(w);
+    ginfer_ws_free(w);
     free(buf);
     free(px);
     return NULL;
@@ -297,11 +297,11 @@ static void write_one(const char *path, const prov_t *p, const img_t *im, int co
 
 /* Generate all images of j into memory (HWC floats, n * P). */
 static float *generate_all(const sctx_t *c, const job_t *j) {
-    size_t P = sgen_image_floats(c->gen);
+    size_t P = ginfer_image_floats(c->gen);
     float *imgs = xmalloc((size_t)j->n * P * sizeof(float));
-    sgen_ws_t *w = sgen_ws_new(c->gen, 64, 0);
+    ginfer_ws_t *w = ginfer_ws_new(c->gen, 64, 0);
     for (int i0 = 0; i0 < j->n; i0 += 64) job_generate(c, j, w, i0, GB_MIN(j->n, i0 + 64), imgs + (size_t)i0 * P);
-    sgen_ws_free(w);
+    ginfer_ws_free(w);
     return imgs;
 }
 
@@ -311,7 +311,7 @@ static float *generate_all(const sctx_t *c, const job_t *j) {
 static void emit(const sctx_t *c, const job_t *j, const opts_t *o) {
     char created[32];
     prov_now_iso8601(created, sizeof created);
-    size_t P = sgen_image_floats(c->gen);
+    size_t P = ginfer_image_floats(c->gen);
     int compression = (int)o->compression;
     if (ends_with_png(o->out)) {
         float *imgs = generate_all(c, j);
@@ -323,7 +323,7 @@ static void emit(const sctx_t *c, const job_t *j, const opts_t *o) {
             job_prov(c, j, -1, created, &p);
         } else {
             px = xmalloc(P);
-            sample_to_u8(imgs, P, px);
+            ginfer_to_u8(imgs, P, px);
             im = (img_t){(uint32_t)c->W, (uint32_t)c->H, (uint32_t)c->C, px};
             job_prov(c, j, 0, created, &p);
         }
@@ -415,7 +415,7 @@ static int do_reproduce(const opts_t *o) {
     char err[512];
     int rc = job_from_prov(&c, &p, &j, &index, &zb, &lb, err, sizeof err);
     if (rc) die(GB_EXIT_DATA, "%s: cannot reproduce: %s", o->reproduce, err);
-    size_t P = sgen_image_floats(c.gen);
+    size_t P = ginfer_image_floats(c.gen);
     img_t im;
     uint8_t *px = NULL;
     float *imgs;
@@ -424,11 +424,11 @@ static int do_reproduce(const opts_t *o) {
         job_grid(&c, &j, imgs, &im);
     } else {
         imgs = xmalloc(P * sizeof(float));
-        sgen_ws_t *w = sgen_ws_new(c.gen, 1, 0);
+        ginfer_ws_t *w = ginfer_ws_new(c.gen, 1, 0);
         job_generate(&c, &j, w, index, index + 1, imgs);
-        sgen_ws_free(w);
+        ginfer_ws_free(w);
         px = xmalloc(P);
-        sample_to_u8(imgs, P, px);
+        ginfer_to_u8(imgs, P, px);
         im = (img_t){(uint32_t)c.W, (uint32_t)c.H, (uint32_t)c.C, px};
     }
     img_t orig;
@@ -503,7 +503,7 @@ static int do_from_image(sctx_t *c, const opts_t *o, int cls) {
     if (rc > 0) die(GB_EXIT_IO, "cannot read %s: %s", o->from, strerror(rc));
     if (rc) die(err_exit_code(rc), "%s: not a usable PNG: %s", o->from, why);
     img_resize_crop(&in, (uint32_t)c->W, (uint32_t)c->H, &rs);
-    size_t P = sgen_image_floats(c->gen);
+    size_t P = ginfer_image_floats(c->gen);
     float *target = xmalloc(P * sizeof(float));
     for (size_t k = 0; k < P; k++) target[k] = (float)rs.px[k] / 127.5f - 1.0f;
     uint8_t *raw = NULL;
@@ -537,9 +537,9 @@ static int do_from_image(sctx_t *c, const opts_t *o, int cls) {
     free(noise);
     /* the reconstruction as it will be written: its error against the target */
     float *rec = xmalloc(P * sizeof(float));
-    sgen_ws_t *w = sgen_ws_new(c->gen, 1, 0);
-    sgen_forward(c->gen, w, z, c->ncls ? lab : NULL, 1, rec);
-    sgen_ws_free(w);
+    ginfer_ws_t *w = ginfer_ws_new(c->gen, 1, 0);
+    ginfer_forward(c->gen, w, z, c->ncls ? lab : NULL, 1, rec);
+    ginfer_ws_free(w);
     double se = 0;
     for (size_t k = 0; k < P; k++) {
         double d = ((double)rec[k] - target[k]) / 2.0; /* on the [0, 1] pixel scale */
@@ -641,7 +641,7 @@ static int do_check_model(const opts_t *o) {
     sctx_t c;
     open_ckpt(&c, o->ckpt);
     int n = (int)o->check_model;
-    size_t P = sgen_image_floats(c.gen);
+    size_t P = ginfer_image_floats(c.gen);
     job_t j;
     memset(&j, 0, sizeof j);
     j.mode = JOB_SEED;
@@ -670,16 +670,16 @@ static int do_check_model(const opts_t *o) {
     printf("generator vs model_generate: max |difference| %.3g over %d images (outputs: max |x| %.3g, sd %.3g)\n",
            maxd, n, maxv, sqrt(var > 0 ? var : 0));
     /* the contract: portable kernels and single-image batches give the same bits */
-    sgen_set_portable(c.gen, 1);
+    ginfer_set_portable(c.gen, 1);
     float *p = generate_all(&c, &j);
-    sgen_set_portable(c.gen, 0);
+    ginfer_set_portable(c.gen, 0);
     int port_same = memcmp(a, p, (size_t)n * P * sizeof(float)) == 0, single_diff = 0;
-    sgen_ws_t *w1 = sgen_ws_new(c.gen, 1, 0);
+    ginfer_ws_t *w1 = ginfer_ws_new(c.gen, 1, 0);
     for (int i = 0; i < n; i++) {
-        sgen_forward(c.gen, w1, z + (size_t)i * c.Z, c.ncls ? lab + i : NULL, 1, p);
+        ginfer_forward(c.gen, w1, z + (size_t)i * c.Z, c.ncls ? lab + i : NULL, 1, p);
         if (memcmp(p, a + (size_t)i * P, P * sizeof(float)) != 0) single_diff++;
     }
-    sgen_ws_free(w1);
+    ginfer_ws_free(w1);
     free(p);
     printf("portable kernels: %s\n", port_same ? "bit-identical" : "DIFFERENT");
     printf("one image at a time vs batches: %d of %d images differ\n", single_diff, n);

@@ -1,11 +1,13 @@
 /* sample.h - the pieces of gambar-sample shared between its files:
- * the inference generator (sample_gen.c), latent fitting for --from-image
- * (sample_fit.c), and rendering images with provenance (sample_render.c),
- * used by the command line (main.c) and by serve mode (sample_serve.c). */
+ * latent fitting for --from-image (sample_fit.c), and jobs and rendering
+ * images with provenance (sample_job.c), around the generator of
+ * gen_infer.h (common/nn), used by the command line (main.c) and by
+ * serve mode (sample_serve.c). */
 #ifndef GB_SAMPLE_H
 #define GB_SAMPLE_H
 
 #include "ckpt.h"
+#include "gen_infer.h"
 #include "img.h"
 #include "model.h"
 #include "prov.h"
@@ -14,50 +16,9 @@
 #include <stdint.h>
 
 #define SAMPLE_SOFTWARE "gambar-sample 0.1.0"
-#define SAMPLE_GEN_METHOD "gambar-g1" /* sgen's arithmetic contract, see sample_gen.c */
 #define SAMPLE_MAX_N 1000000           /* images per command */
 #define SAMPLE_SERVE_MAX_N 256         /* images per SampleRequest */
 #define SAMPLE_BORDER 2                /* grid border in pixels */
-
-/* ---- the generator (sample_gen.c) ------------------------------------- */
-
-typedef struct sgen sgen_t;       /* read-only after sgen_new: share between threads */
-typedef struct sgen_ws sgen_ws_t; /* one thread's scratch */
-
-/* Build the inference generator from m's EMA.G.* tensors (BN folded into
- * per-channel scale and shift from the running statistics, as
- * model_generate's eval mode). Returns 0, or GB_EFORMAT with the reason
- * in err when the tensors do not form a DCGAN generator. */
-int sgen_new(const model_t *m, sgen_t **out, char *err, size_t errlen);
-void sgen_free(sgen_t *g);
-int sgen_z_dim(const sgen_t *g);
-/* Use the portable kernels (1) or the AVX2 ones when the CPU has them
- * (0). Both compute the same bits; for tests. Not thread-safe with a
- * concurrent sgen_forward. */
-void sgen_set_portable(sgen_t *g, int portable);
-/* Image floats per sample: H * W * C. */
-size_t sgen_image_floats(const sgen_t *g);
-
-/* Scratch for batches of up to nmax images; backward = 1 adds the buffers
- * sgen_backward_z needs. Free with sgen_ws_free (NULL-safe). */
-sgen_ws_t *sgen_ws_new(const sgen_t *g, int nmax, int backward);
-void sgen_ws_free(sgen_ws_t *w);
-
-/* G(z) for n (1..nmax) images: z (n, Z), labels n ints in range when the
- * model is conditional (else NULL), out (n, H, W, C) in [-1, 1]
- * (HWC, ready for a PNG). Each image's result depends only on its own
- * z/label: it is the same whatever the batch it is computed in. */
-void sgen_forward(const sgen_t *g, sgen_ws_t *w, const float *z, const int32_t *labels, int n, float *out);
-
-/* After sgen_forward(z, labels, n) with the same w: the gradient of
- * sum(out * dout) with respect to z, dz (n, Z), out (n, H, W, C). */
-void sgen_backward_z(const sgen_t *g, sgen_ws_t *w, const float *dout, int n, float *dz);
-
-/* ---- pixels ------------------------------------------------------------ */
-
-/* Float HWC [-1, 1] -> 8-bit: v = round((x + 1) * 127.5) clamped to
- * 0..255 (the pixel mapping of the gambar-g1 contract). */
-void sample_to_u8(const float *x, size_t n, uint8_t *px);
 
 /* ---- fitting a latent to an image (sample_fit.c) ----------------------- */
 
@@ -72,7 +33,7 @@ typedef struct {
  * tried) minimising the mean squared error between G(z, class) and target
  * (H, W, C in [-1, 1]). Writes the best z (Z floats), *class_out (-1 when
  * unconditional) and its MSE. Deterministic for given inputs. */
-void sfit_run(const sgen_t *g, int num_classes, int class_fixed, const float *target, const sfit_opts_t *o,
+void sfit_run(const ginfer_t *g, int num_classes, int class_fixed, const float *target, const sfit_opts_t *o,
               float *z_best, int *class_out, double *mse_out);
 
 /* ---- what to generate (sample_job.c) ------------------------------------ */
@@ -85,7 +46,7 @@ typedef struct {
     char digest_hex[65];
     uint64_t step;
     model_t *model;              /* rebuilt with modelck_load */
-    sgen_t *gen;
+    ginfer_t *gen;
     const model_desc_t *desc;
     int Z, C, H, W, ncls;        /* ncls 0 = unconditional */
     char dataset_digest[65];     /* hex, or "unknown" */
@@ -136,7 +97,7 @@ void job_prov(const sctx_t *c, const job_t *j, int i, const char *created, prov_
 int job_from_prov(const sctx_t *c, const prov_t *p, job_t *j, int *index, float **zbuf, int32_t **lbuf,
                   char *err, size_t errlen);
 /* Generate images [i0, i1) of j (i1 - i0 <= ws nmax) into out (HWC floats). */
-void job_generate(const sctx_t *c, const job_t *j, sgen_ws_t *w, int i0, int i1, float *out);
+void job_generate(const sctx_t *c, const job_t *j, ginfer_ws_t *w, int i0, int i1, float *out);
 /* Compose the grid of j from all n images (HWC floats): rows x cols cells
  * with SAMPLE_BORDER black pixels around and between them. */
 void job_grid(const sctx_t *c, const job_t *j, const float *imgs, img_t *out);

@@ -3,7 +3,7 @@
  *
  * Gradient descent through the generator: every (start, class) pair is
  * one row of a batch, optimised together with Adam on z against the mean
- * squared error to the target, with sgen_backward_z giving the exact
+ * squared error to the target, with ginfer_backward_z giving the exact
  * gradient (BN in eval mode, as generation uses). Start s of every class
  * begins at latent gambar-z1(seed + s), so the fit is deterministic. The
  * best (lowest MSE seen at any iteration, ties to the lowest row) wins.
@@ -14,13 +14,13 @@
 
 #include <math.h>
 
-void sfit_run(const sgen_t *g, int num_classes, int class_fixed, const float *target, const sfit_opts_t *o,
+void sfit_run(const ginfer_t *g, int num_classes, int class_fixed, const float *target, const sfit_opts_t *o,
               float *z_best, int *class_out, double *mse_out) {
-    const int Z = sgen_z_dim(g);
+    const int Z = ginfer_z_dim(g);
     const int ncl = num_classes > 0 && class_fixed < 0 ? num_classes : 1;
     const int B = o->starts * ncl;
-    const size_t P = sgen_image_floats(g);
-    sgen_ws_t *w = sgen_ws_new(g, B, 1);
+    const size_t P = ginfer_image_floats(g);
+    ginfer_ws_t *w = ginfer_ws_new(g, B, 1);
     float *z = xmalloc((size_t)B * Z * sizeof(float)), *dz = xmalloc((size_t)B * Z * sizeof(float));
     float *m = xcalloc((size_t)B * Z, sizeof(float)), *v = xcalloc((size_t)B * Z, sizeof(float));
     float *best_z = xmalloc((size_t)B * Z * sizeof(float));
@@ -36,7 +36,7 @@ void sfit_run(const sgen_t *g, int num_classes, int class_fixed, const float *ta
         }
     const float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
     for (int it = 0; it <= o->iters; it++) {
-        sgen_forward(g, w, z, num_classes > 0 ? lab : NULL, B, out);
+        ginfer_forward(g, w, z, num_classes > 0 ? lab : NULL, B, out);
         for (int b = 0; b < B; b++) {
             double se = 0;
             const float *ob = out + (size_t)b * P, *tb = target;
@@ -53,7 +53,7 @@ void sfit_run(const sgen_t *g, int num_classes, int class_fixed, const float *ta
             }
         }
         if (it == o->iters) break;
-        sgen_backward_z(g, w, dout, B, dz);
+        ginfer_backward_z(g, w, dout, B, dz);
         double c1 = 1.0 - pow(b1, it + 1), c2 = 1.0 - pow(b2, it + 1);
         for (size_t k = 0; k < (size_t)B * Z; k++) {
             m[k] = b1 * m[k] + (1 - b1) * dz[k];
@@ -67,7 +67,7 @@ void sfit_run(const sgen_t *g, int num_classes, int class_fixed, const float *ta
     memcpy(z_best, best_z + (size_t)bb * Z, (size_t)Z * sizeof(float));
     *class_out = num_classes > 0 ? lab[bb] : -1;
     *mse_out = best[bb];
-    sgen_ws_free(w);
+    ginfer_ws_free(w);
     free(z);
     free(dz);
     free(m);

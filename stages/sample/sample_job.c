@@ -39,11 +39,14 @@ int sctx_open(sctx_t *c, const char *path, char *err, size_t errlen) {
         rc = gb_errf(err, errlen, rc, "checkpoint %s: cannot rebuild the model: %s", path, why);
         goto fail;
     }
-    rc = sgen_new(c->model, &c->gen, why, sizeof why);
+    rc = ginfer_new(c->model, 1, &c->gen, why, sizeof why);
     if (rc) {
         rc = gb_errf(err, errlen, rc, "checkpoint %s: %s", path, why);
         goto fail;
     }
+    /* GAMBAR_SAMPLE_PORTABLE=1 forces the portable kernels (tests compare) */
+    const char *port = getenv("GAMBAR_SAMPLE_PORTABLE");
+    if (port && strcmp(port, "1") == 0) ginfer_set_portable(c->gen, 1);
     c->desc = model_desc(c->model);
     c->Z = c->desc->z_dim;
     c->C = c->desc->channels;
@@ -63,7 +66,7 @@ fail:
 }
 
 void sctx_close(sctx_t *c) {
-    sgen_free(c->gen);
+    ginfer_free(c->gen);
     model_free(c->model);
     ckpt_free(&c->ck);
     memset(c, 0, sizeof *c);
@@ -244,12 +247,12 @@ void job_latent(const sctx_t *c, const job_t *j, int i, float *z, int32_t *label
     free(a);
 }
 
-void job_generate(const sctx_t *c, const job_t *j, sgen_ws_t *w, int i0, int i1, float *out) {
+void job_generate(const sctx_t *c, const job_t *j, ginfer_ws_t *w, int i0, int i1, float *out) {
     int n = i1 - i0;
     float *z = xmalloc((size_t)n * c->Z * sizeof(float));
     int32_t *lab = xmalloc((size_t)n * sizeof(int32_t));
     for (int i = 0; i < n; i++) job_latent(c, j, i0 + i, z + (size_t)i * c->Z, &lab[i]);
-    sgen_forward(c->gen, w, z, c->ncls ? lab : NULL, n, out);
+    ginfer_forward(c->gen, w, z, c->ncls ? lab : NULL, n, out);
     free(z);
     free(lab);
 }
@@ -265,7 +268,7 @@ void job_grid(const sctx_t *c, const job_t *j, const float *imgs, img_t *out) {
     uint8_t *tmp = xmalloc((size_t)c->H * rowb);
     for (int i = 0; i < j->n && i < j->rows * j->cols; i++) {
         int r = i / j->cols, q = i % j->cols;
-        sample_to_u8(imgs + (size_t)i * c->H * rowb, (size_t)c->H * rowb, tmp);
+        ginfer_to_u8(imgs + (size_t)i * c->H * rowb, (size_t)c->H * rowb, tmp);
         for (int y = 0; y < c->H; y++) {
             size_t oy = (size_t)(B + r * (c->H + B) + y), ox = (size_t)(B + q * (c->W + B));
             memcpy(out->px + (oy * W + ox) * c->C, tmp + (size_t)y * rowb, rowb);
@@ -293,7 +296,7 @@ void job_prov(const sctx_t *c, const job_t *j, int i, const char *created, prov_
     prov_set(p, "gambar:model", "%s %dx%dx%d z_dim=%d g_mult=%d classes=%d", model_family_name(c->desc->family),
              c->C, c->H, c->W, c->Z, c->desc->g_mult, c->ncls);
     prov_set(p, "gambar:z_method", "%s", PROV_Z_METHOD);
-    prov_set(p, "gambar:generator", "%s", SAMPLE_GEN_METHOD);
+    prov_set(p, "gambar:generator", "%s", GINFER_METHOD);
     prov_set(p, "gambar:kind", "%s", i < 0 ? "grid" : "image");
     prov_set(p, "gambar:mode", "%s", mode_name(j, i));
     if (j->mode == JOB_SEED) prov_set(p, "gambar:seed", "%" PRIu64, i < 0 ? j->seed : image_seed(j, i));
@@ -361,8 +364,8 @@ int job_from_prov(const sctx_t *c, const prov_t *p, job_t *j, int *index, float 
     const char *fam = prov_get(p, "gambar:model_family");
     if (!zm || strcmp(zm, PROV_Z_METHOD) != 0)
         return gb_errf(err, errlen, GB_EMISMATCH, "latent method '%s' is not %s", zm ? zm : "(missing)", PROV_Z_METHOD);
-    if (!gm || strcmp(gm, SAMPLE_GEN_METHOD) != 0)
-        return gb_errf(err, errlen, GB_EMISMATCH, "generator '%s' is not %s", gm ? gm : "(missing)", SAMPLE_GEN_METHOD);
+    if (!gm || strcmp(gm, GINFER_METHOD) != 0)
+        return gb_errf(err, errlen, GB_EMISMATCH, "generator '%s' is not %s", gm ? gm : "(missing)", GINFER_METHOD);
     if (!fam || strcmp(fam, model_family_name(c->desc->family)) != 0)
         return gb_errf(err, errlen, GB_EMISMATCH, "model family '%s' differs from the checkpoint's %s",
                        fam ? fam : "(missing)", model_family_name(c->desc->family));

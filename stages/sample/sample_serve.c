@@ -66,7 +66,7 @@ static bool ckpt_name_step(const char *name, uint64_t *step) {
 /* Load the newest checkpoint of f->dir when it is newer than c's (or c
  * holds none). c is replaced only by a model that loaded completely; *w
  * (the scratch, sized for c's generator) is remade with it. */
-static void follow_check(follow_t *f, sctx_t *c, sgen_ws_t **w) {
+static void follow_check(follow_t *f, sctx_t *c, ginfer_ws_t **w) {
     DIR *d = opendir(f->dir);
     if (!d) {
         if (!f->said_waiting) log_info("--follow %s: %s; waiting for checkpoints", f->dir, strerror(errno));
@@ -102,13 +102,13 @@ static void follow_check(follow_t *f, sctx_t *c, sgen_ws_t **w) {
         free(path);
         return;
     }
-    sgen_ws_free(*w);
+    ginfer_ws_free(*w);
     sctx_close(c);
     free(f->path);
     *c = nc;
     f->path = path;
     f->failed = false;
-    *w = sgen_ws_new(c->gen, 64, 0);
+    *w = ginfer_ws_new(c->gen, 64, 0);
     log_info("now serving %s (step %llu)", c->path, (unsigned long long)c->step);
 }
 
@@ -128,7 +128,7 @@ static void reply_error(void *sock, const char *fmt, ...) {
 }
 
 /* Build the reply for one request. Returns 0, or fills err. */
-static int handle(sctx_t *c, sgen_ws_t *w, const Gambar__SampleRequest *rq, Gambar__SampleReply *rep,
+static int handle(sctx_t *c, ginfer_ws_t *w, const Gambar__SampleRequest *rq, Gambar__SampleReply *rep,
                   ProtobufCBinaryData **pngs, size_t *npng, char *err, size_t errlen) {
     int n = rq->n == 0 ? 1 : (int)rq->n;
     if (rq->n > SAMPLE_SERVE_MAX_N) {
@@ -176,7 +176,7 @@ static int handle(sctx_t *c, sgen_ws_t *w, const Gambar__SampleRequest *rq, Gamb
     }
     char created[32];
     prov_now_iso8601(created, sizeof created);
-    size_t P = sgen_image_floats(c->gen);
+    size_t P = ginfer_image_floats(c->gen);
     float *imgs = xmalloc((size_t)n * P * sizeof(float));
     for (int i0 = 0; i0 < n; i0 += 64) {
         int i1 = GB_MIN(n, i0 + 64);
@@ -193,7 +193,7 @@ static int handle(sctx_t *c, sgen_ws_t *w, const Gambar__SampleRequest *rq, Gamb
             job_grid(c, &j, imgs, &im);
             job_prov(c, &j, -1, created, &p);
         } else {
-            sample_to_u8(imgs + (size_t)k * P, P, px);
+            ginfer_to_u8(imgs + (size_t)k * P, P, px);
             im = (img_t){(uint32_t)c->W, (uint32_t)c->H, (uint32_t)c->C, px};
             job_prov(c, &j, k, created, &p);
         }
@@ -234,7 +234,7 @@ int sample_serve(sctx_t *c, const char *endpoint, const char *follow_dir) {
     const ProtobufCMessageDescriptor *acc[] = {&gambar__sample_request__descriptor};
     wire_stats_t st;
     memset(&st, 0, sizeof st);
-    sgen_ws_t *w = c->gen ? sgen_ws_new(c->gen, 64, 0) : NULL;
+    ginfer_ws_t *w = c->gen ? ginfer_ws_new(c->gen, 64, 0) : NULL;
     follow_t fol = {.dir = follow_dir};
     uint64_t served = 0;
     if (c->gen) log_info("serving %s (step %llu) on %s", c->path, (unsigned long long)c->step, endpoint);
@@ -285,7 +285,7 @@ int sample_serve(sctx_t *c, const char *endpoint, const char *follow_dir) {
     }
     log_info("stopping: %llu requests served, %llu malformed", (unsigned long long)served,
              (unsigned long long)wire_stats_dropped(&st));
-    sgen_ws_free(w);
+    ginfer_ws_free(w);
     if (fol.path) {
         sctx_close(c); /* its path is ours */
         free(fol.path);

@@ -1,13 +1,6 @@
-/* sample_gen.c - the sampler's own inference path through the EMA
- * generator: fast, and bit-reproducible whatever the batch.
- *
- * Why not model_generate: it runs each layer as one OpenBLAS GEMM plus
- * col2im over the batch, and OpenBLAS picks kernels (and GEMV for a batch
- * of one) by matrix shape and thread count, so an image's pixels can
- * change in the last bit with the batch it was made in. Provenance
- * promises that --reproduce remakes an image bit for bit from its seed
- * alone, so the sampler needs arithmetic that depends only on the image.
- * It is also where the time goes when writing thousands of PNGs.
+/* gen_infer.c - the generator's inference path (gen_infer.h): fast, and
+ * bit-reproducible whatever the batch. Used by gambar-sample for every
+ * image it writes and by gambar-eval for every image it measures.
  *
  * Arithmetic contract "gambar-g1" (recorded in every PNG):
  *   activations are NHWC. The first layer computes each output as a
@@ -24,7 +17,9 @@
  *   is tanhf(acc).
  *   The AVX2 kernels and the portable fallback (fmaf) perform exactly
  *   these operations, so they agree bit for bit, whatever the batch or the
- *   thread. Results match model_generate to float rounding (--check-model).
+ *   thread. Results match model_generate to float rounding (gambar-sample
+ *   --check-model, tests/test_gen_infer.c). 8-bit pixels are
+ *   ginfer_to_u8 of the image.
  *
  * Layers: the first transposed convolution maps the 1x1 input (z, plus
  * the class embedding) to k0 x k0 and is a plain product (N, Zin) x
@@ -43,19 +38,23 @@
  * 0.4 ms per image per core); the rest of the time is the Winograd
  * transforms and the last layer's dot products.
  *
- * Backward (for --from-image) goes through cblas_sgemm: it only has to be
- * deterministic for a given batch, not batch-independent. */
-#include "sample.h"
+ * The plan comes from model_gen_layers (model.c's own layer list), not
+ * from tensor names; only the shapes the kernels handle are accepted.
+ *
+ * Backward (for gambar-sample --from-image) goes through cblas_sgemm: it
+ * only has to be deterministic for a given batch, not batch-independent. */
+#include "gen_infer.h"
 
 #include "base.h"
 #include "err.h"
+#include "nn_par.h"
 
 #include <cblas.h>
 #include <immintrin.h>
 #include <math.h>
 #include <stdarg.h>
 
-#define SG_MAX_LAYERS 6
+#define SG_MAX_LAYERS MODEL_GEN_MAX_LAYERS
 #define SG_ROWS 6  /* rows per kernel call */
 #define SG_PANEL 16 /* columns per packed panel (the last may be 8) */
 #define SG_WINO_BLOCK 4 /* images per Winograd block (operands stay in L2) */
@@ -81,7 +80,7 @@ typedef struct {
     float *Up[4];       /* per parity, 25 packed (Cin, Kp) panel sets: G g G^T */
 } sg_layer_t;
 
-struct sgen {
+struct ginfer {
     int L, Z, E, zin, ncls, C, H, W;
     float *embed;       /* (ncls, E) */
     sg_layer_t ly[SG_MAX_LAYERS];
@@ -91,7 +90,7 @@ struct sgen {
     size_t maxv, maxm;  /* Winograd scratch floats per image */
 };
 
-struct sgen_ws {
+struct ginfer_ws {
     int nmax, backward;
     float *zin;                 /* (nmax, zin) */
     float *act[SG_MAX_LAYERS];  /* (nmax, OH, OW, Kp): post-ReLU, last: raw */
@@ -124,12 +123,6 @@ static void wino_prepare(sg_layer_t *l);
 
 static int round8(int x) { return (x + 7) & ~7; }
 
-static const model_tensor_t *find_t(const model_t *m, int seq, const char *what) {
-    char name[64];
-    snprintf(name, sizeof name, "EMA.G.net_%d.%s", seq, what);
-    return model_find(m, name);
-}
-
 /* Pack Bu (Kdim, Nc) into panels of SG_PANEL (last 8) columns. */
 static void pack_panels(const float *Bu, int Kdim, int Nc, float *Bp) {
     for (int j0 = 0; j0 < Nc; j0 += SG_PANEL) {
@@ -139,43 +132,49 @@ static void pack_panels(const float *Bu, int Kdim, int Nc, float *Bp) {
     }
 }
 
-int sgen_new(const model_t *m, sgen_t **out, char *err, size_t errlen) {
+int ginfer_new(const model_t *m, int use_ema, ginfer_t **out, char *err, size_t errlen) {
     *out = NULL;
-    const model_desc_t *d = model_desc(m);
-    sgen_t *g = xcalloc(1, sizeof *g);
-    g->Z = d->z_dim;
-    g->E = d->conditional ? d->embed_dim : 0;
+    model_gen_t mg;
+    model_gen_layers(m, use_ema, &mg);
+    ginfer_t *g = xcalloc(1, sizeof *g);
+    g->Z = mg.z_dim;
+    g->E = mg.embed_dim;
     g->zin = g->Z + g->E;
-    g->ncls = d->conditional ? d->num_classes : 0;
-    g->C = d->channels;
-    g->H = d->height;
-    g->W = d->width;
+    g->ncls = mg.num_classes;
+    g->C = mg.channels;
+    g->H = mg.height;
+    g->W = mg.width;
     int rc = 0;
     if (g->E) {
-        const model_tensor_t *e = model_find(m, "EMA.G.embed.weight");
-        if (!e || e->ndim != 2 || e->shape[0] != g->ncls || e->shape[1] != g->E) {
-            rc = sg_fail(err, errlen, "EMA.G.embed.weight missing or not (%d, %d)", g->ncls, g->E);
-            goto fail;
-        }
-        g->embed = xmalloc(e->n * sizeof(float));
-        memcpy(g->embed, e->data, e->n * sizeof(float));
+        g->embed = xmalloc((size_t)g->ncls * g->E * sizeof(float));
+        memcpy(g->embed, mg.embed, (size_t)g->ncls * g->E * sizeof(float));
     }
     int cin = g->zin, h = 1;
-    for (int i = 0; i < SG_MAX_LAYERS; i++) {
-        const model_tensor_t *w = find_t(m, 3 * i, "weight");
-        if (!w) break;
+    if (mg.L < 2 || mg.L > SG_MAX_LAYERS) {
+        rc = sg_fail(err, errlen, "generator of %d layers: the inference kernels take 2..%d", mg.L, SG_MAX_LAYERS);
+        goto fail;
+    }
+    for (int i = 0; i < mg.L; i++) {
+        const model_gen_layer_t *ml = &mg.layer[i];
         sg_layer_t *l = &g->ly[i];
-        if (w->ndim != 4 || w->shape[0] != cin || w->shape[2] != w->shape[3]) {
-            rc = sg_fail(err, errlen, "%s: shape does not follow the previous layer", w->name);
+        int ks = ml->k;
+        if (ml->Cin != cin || ml->H != h || ml->W != h || ml->bn != (i < mg.L - 1)) {
+            rc = sg_fail(err, errlen, "generator layer %d: shape does not follow the previous layer", i);
+            goto fail;
+        }
+        if (i == 0 ? (h != 1 || ml->stride != 1 || ml->pad != 0 || ml->OH != ks || ml->OW != ks)
+                   : (ks != 4 || ml->stride != 2 || ml->pad != 1 || ml->OH != 2 * h || ml->OW != 2 * h)) {
+            rc = sg_fail(err, errlen, "generator layer %d: kernel %d stride %d padding %d on %dx%d: the inference "
+                         "kernels take %s", i, ks, ml->stride, ml->pad, h, h,
+                         i == 0 ? "a 1x1 input, stride 1, padding 0" : "kernel 4, stride 2, padding 1");
             goto fail;
         }
         l->first = i == 0;
         l->Cin = cin;
         l->Cinp = i == 0 ? cin : round8(cin);
         l->H = l->W = h;
-        l->K = (int)w->shape[1];
+        l->K = ml->K;
         l->Kp = round8(l->K);
-        int ks = (int)w->shape[2];
         if (i == 0) {
             l->k0 = ks;
             l->OH = l->OW = ks;
@@ -183,31 +182,20 @@ int sgen_new(const model_t *m, sgen_t **out, char *err, size_t errlen) {
             l->npar = 1;
             l->Nc = ks * ks * l->Kp;
         } else {
-            if (ks != 4) {
-                rc = sg_fail(err, errlen, "%s: kernel %d, expected 4", w->name, ks);
-                goto fail;
-            }
             l->OH = l->OW = 2 * h;
             l->ntaps = 4;
             l->npar = 4;
             l->Nc = l->Kp;
         }
         l->Kdim = l->ntaps * cin;
-        const model_tensor_t *ga = find_t(m, 3 * i + 1, "weight"), *be = find_t(m, 3 * i + 1, "bias"),
-                             *rm = find_t(m, 3 * i + 1, "running_mean"), *rv = find_t(m, 3 * i + 1, "running_var");
-        l->bn = ga != NULL;
+        l->bn = ml->bn;
         if (l->bn) {
-            if (!be || !rm || !rv || ga->n != (size_t)l->K || be->n != (size_t)l->K || rm->n != (size_t)l->K ||
-                rv->n != (size_t)l->K) {
-                rc = sg_fail(err, errlen, "EMA.G.net_%d: incomplete batch norm", 3 * i + 1);
-                goto fail;
-            }
             l->scale = xcalloc((size_t)l->Kp, sizeof(float));
             l->shift = xcalloc((size_t)l->Kp, sizeof(float));
             for (int c = 0; c < l->K; c++) {
-                double rs = 1.0 / sqrt((double)rv->data[c] + 1e-5f);
-                l->scale[c] = (float)(ga->data[c] * rs);
-                l->shift[c] = (float)(be->data[c] - rm->data[c] * (double)ga->data[c] * rs);
+                double rs = 1.0 / sqrt((double)ml->var[c] + mg.bn_eps);
+                l->scale[c] = (float)(ml->gamma[c] * rs);
+                l->shift[c] = (float)(ml->beta[c] - ml->mean[c] * (double)ml->gamma[c] * rs);
             }
         }
         /* weights (Cin, K, ks, ks) -> Bu per parity */
@@ -215,7 +203,7 @@ int sgen_new(const model_t *m, sgen_t **out, char *err, size_t errlen) {
             float *B = xcalloc((size_t)l->Kdim * l->Nc, sizeof(float));
             for (int c = 0; c < cin; c++)
                 for (int k = 0; k < l->K; k++) {
-                    const float *wk = w->data + ((size_t)c * l->K + k) * ks * ks;
+                    const float *wk = ml->weight + ((size_t)c * l->K + k) * ks * ks;
                     if (l->first) {
                         for (int y = 0; y < ks; y++)
                             for (int x = 0; x < ks; x++)
@@ -247,15 +235,10 @@ int sgen_new(const model_t *m, sgen_t **out, char *err, size_t errlen) {
         cin = l->K;
         h = l->OH;
     }
-    if (g->L < 2 || g->ly[g->L - 1].bn || cin != g->C || h != g->H || h != g->W) {
-        rc = sg_fail(err, errlen, "EMA.G.* tensors do not make a %dx%dx%d generator", g->C, g->H, g->W);
+    if (cin != g->C || h != g->H || h != g->W) {
+        rc = sg_fail(err, errlen, "generator layers make %dx%dx%d images, not %dx%dx%d", h, h, cin, g->W, g->H, g->C);
         goto fail;
     }
-    for (int i = 0; i < g->L - 1; i++)
-        if (!g->ly[i].bn) {
-            rc = sg_fail(err, errlen, "EMA.G layer %d has no batch norm", i);
-            goto fail;
-        }
     for (int i = 1; i < g->L - 1; i++) {
         sg_layer_t *l = &g->ly[i];
         l->wino = 1;
@@ -265,17 +248,15 @@ int sgen_new(const model_t *m, sgen_t **out, char *err, size_t errlen) {
         if (25 * R * l->Cinp > g->maxv) g->maxv = 25 * R * l->Cinp;
         if (25 * R * l->Kp > g->maxm) g->maxm = 25 * R * l->Kp;
     }
-    /* GAMBAR_SAMPLE_PORTABLE=1 forces the fallback kernels (tests compare) */
-    const char *port = getenv("GAMBAR_SAMPLE_PORTABLE");
-    g->avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !(port && *port == '1');
+    g->avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     *out = g;
     return 0;
 fail:
-    sgen_free(g);
+    ginfer_free(g);
     return rc;
 }
 
-void sgen_free(sgen_t *g) {
+void ginfer_free(ginfer_t *g) {
     if (!g) return;
     for (int i = 0; i < SG_MAX_LAYERS; i++) {
         for (int p = 0; p < 4; p++) {
@@ -291,18 +272,18 @@ void sgen_free(sgen_t *g) {
     free(g);
 }
 
-int sgen_z_dim(const sgen_t *g) { return g->Z; }
+int ginfer_z_dim(const ginfer_t *g) { return g->Z; }
 
-void sgen_set_portable(sgen_t *g, int portable) {
+void ginfer_set_portable(ginfer_t *g, int portable) {
     g->avx2 = !portable && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
-size_t sgen_image_floats(const sgen_t *g) { return (size_t)g->H * g->W * g->C; }
+size_t ginfer_image_floats(const ginfer_t *g) { return (size_t)g->H * g->W * g->C; }
 
 static size_t act_floats(const sg_layer_t *l) { return (size_t)l->OH * l->OW * l->Kp; }
 
-sgen_ws_t *sgen_ws_new(const sgen_t *g, int nmax, int backward) {
+ginfer_ws_t *ginfer_ws_new(const ginfer_t *g, int nmax, int backward) {
     ASSERT(nmax >= 1);
-    sgen_ws_t *w = xcalloc(1, sizeof *w);
+    ginfer_ws_t *w = xcalloc(1, sizeof *w);
     w->nmax = nmax;
     w->backward = backward;
     w->zin = gb_xmalloc_aligned((size_t)nmax * g->zin * sizeof(float));
@@ -323,7 +304,7 @@ sgen_ws_t *sgen_ws_new(const sgen_t *g, int nmax, int backward) {
         w->Mw = gb_xmalloc_aligned((size_t)SG_WINO_BLOCK * g->maxm * sizeof(float));
     }
     if (backward) {
-        w->out = xmalloc((size_t)nmax * sgen_image_floats(g) * sizeof(float));
+        w->out = xmalloc((size_t)nmax * ginfer_image_floats(g) * sizeof(float));
         w->g0 = xmalloc((size_t)nmax * maxact * sizeof(float));
         w->g1 = xmalloc((size_t)nmax * maxact * sizeof(float));
         w->dA = xmalloc((size_t)nmax * maxrows * maxkd * sizeof(float));
@@ -333,7 +314,7 @@ sgen_ws_t *sgen_ws_new(const sgen_t *g, int nmax, int backward) {
     return w;
 }
 
-void sgen_ws_free(sgen_ws_t *w) {
+void ginfer_ws_free(ginfer_ws_t *w) {
     if (!w) return;
     free(w->zin);
     for (int i = 0; i < SG_MAX_LAYERS; i++) free(w->act[i]);
@@ -485,7 +466,7 @@ __attribute__((target("avx2,fma"))) static void dot_avx2(const float *const *a, 
 
 /* All panels of one row block: a (SG_ROWS*ntaps pointers), crow (row
  * output pointers at column 0). */
-static void run_gemm(const sgen_t *g, int ntaps, int Cin, int Nc, int Kp, int bn, const float *panels,
+static void run_gemm(const ginfer_t *g, int ntaps, int Cin, int Nc, int Kp, int bn, const float *panels,
                      const float *scale, const float *shift, const float *const *a, float *const *crow) {
     float *cp[SG_ROWS];
     const int Kdim = ntaps * Cin;
@@ -505,7 +486,7 @@ static void run_gemm(const sgen_t *g, int ntaps, int Cin, int Nc, int Kp, int bn
     }
 }
 
-static void run_block(const sgen_t *g, const sg_layer_t *l, int par, const float *const *a, float *const *crow) {
+static void run_block(const ginfer_t *g, const sg_layer_t *l, int par, const float *const *a, float *const *crow) {
     run_gemm(g, l->ntaps, l->Cin, l->Nc, l->Kp, l->bn, l->Bp[par], l->scale, l->shift, a, crow);
 }
 
@@ -589,7 +570,7 @@ static void wino_prepare(sg_layer_t *l) {
 
 /* Images [0, n) of in -> out; called on blocks of SG_WINO_BLOCK images so
  * the transformed operands stay in the L2 cache. */
-static void wino_block(const sgen_t *g, sgen_ws_t *w, const sg_layer_t *l, const float *in, int n, float *out) {
+static void wino_block(const ginfer_t *g, ginfer_ws_t *w, const sg_layer_t *l, const float *in, int n, float *out) {
     const int H = l->H, W = l->W, T = l->ntile, Cp = l->Cinp, Kp = l->Kp;
     const int R = n * T * T;
     const float *a[SG_ROWS];
@@ -663,14 +644,14 @@ static void wino_block(const sgen_t *g, sgen_ws_t *w, const sg_layer_t *l, const
     }
 }
 
-static void wino_forward(const sgen_t *g, sgen_ws_t *w, const sg_layer_t *l, const float *in, int n) {
+static void wino_forward(const ginfer_t *g, ginfer_ws_t *w, const sg_layer_t *l, const float *in, int n) {
     float *out = w->act[l - g->ly];
     size_t isz = (size_t)l->H * l->W * l->Cinp, osz = act_floats(l);
     for (int i0 = 0; i0 < n; i0 += SG_WINO_BLOCK)
         wino_block(g, w, l, in + (size_t)i0 * isz, GB_MIN(SG_WINO_BLOCK, n - i0), out + (size_t)i0 * osz);
 }
 
-static void layer_forward(const sgen_t *g, sgen_ws_t *w, int li, const float *in, int n) {
+static void layer_forward(const ginfer_t *g, ginfer_ws_t *w, int li, const float *in, int n) {
     const sg_layer_t *l = &g->ly[li];
     float *out = w->act[li];
     const float *a[SG_ROWS * 4];
@@ -735,7 +716,7 @@ static void layer_forward(const sgen_t *g, sgen_ws_t *w, int li, const float *in
     }
 }
 
-static void make_zin(const sgen_t *g, sgen_ws_t *w, const float *z, const int32_t *labels, int n) {
+static void make_zin(const ginfer_t *g, ginfer_ws_t *w, const float *z, const int32_t *labels, int n) {
     for (int i = 0; i < n; i++) {
         float *row = w->zin + (size_t)i * g->zin;
         memcpy(row, z + (size_t)i * g->Z, (size_t)g->Z * sizeof(float));
@@ -746,7 +727,7 @@ static void make_zin(const sgen_t *g, sgen_ws_t *w, const float *z, const int32_
     }
 }
 
-void sgen_forward(const sgen_t *g, sgen_ws_t *w, const float *z, const int32_t *labels, int n, float *out) {
+void ginfer_forward(const ginfer_t *g, ginfer_ws_t *w, const float *z, const int32_t *labels, int n, float *out) {
     ASSERT(n >= 1 && n <= w->nmax);
     make_zin(g, w, z, labels, n);
     const float *in = w->zin;
@@ -761,7 +742,7 @@ void sgen_forward(const sgen_t *g, sgen_ws_t *w, const float *z, const int32_t *
     if (w->backward) memcpy(w->out, out, px * g->C * sizeof(float));
 }
 
-void sgen_backward_z(const sgen_t *g, sgen_ws_t *w, const float *dout, int n, float *dz) {
+void ginfer_backward_z(const ginfer_t *g, ginfer_ws_t *w, const float *dout, int n, float *dz) {
     ASSERT(w->backward && n >= 1 && n <= w->nmax);
     /* gradient w.r.t. the last layer's raw output (its GEMM result) */
     const sg_layer_t *last = &g->ly[g->L - 1];
@@ -818,7 +799,40 @@ void sgen_backward_z(const sgen_t *g, sgen_ws_t *w, const float *dout, int n, fl
     for (int i = 0; i < n; i++) memcpy(dz + (size_t)i * g->Z, w->dzin + (size_t)i * g->zin, (size_t)g->Z * sizeof(float));
 }
 
-void sample_to_u8(const float *x, size_t n, uint8_t *px) {
+/* ---- many images over the nn threads ------------------------------------- */
+
+#define GI_CHUNK 64 /* images per ginfer_forward call in ginfer_generate */
+
+typedef struct {
+    const ginfer_t *g;
+    const float *z;
+    const int32_t *labels;
+    int n;
+    float *out;
+} gi_par_t;
+
+static void generate_part(void *ctx, int part, int nparts) {
+    const gi_par_t *a = ctx;
+    int lo, hi;
+    nn_par_range(a->n, part, nparts, &lo, &hi);
+    if (lo >= hi) return;
+    ginfer_ws_t *w = ginfer_ws_new(a->g, GB_MIN(GI_CHUNK, hi - lo), 0);
+    size_t P = ginfer_image_floats(a->g);
+    for (int i0 = lo; i0 < hi; i0 += GI_CHUNK) {
+        int n = GB_MIN(GI_CHUNK, hi - i0);
+        ginfer_forward(a->g, w, a->z + (size_t)i0 * a->g->Z, a->labels ? a->labels + i0 : NULL, n,
+                       a->out + (size_t)i0 * P);
+    }
+    ginfer_ws_free(w);
+}
+
+void ginfer_generate(const ginfer_t *g, const float *z, const int32_t *labels, int n, float *out) {
+    ASSERT(n >= 1);
+    gi_par_t a = {g, z, g->E ? labels : NULL, n, out};
+    nn_par_run(generate_part, &a);
+}
+
+void ginfer_to_u8(const float *x, size_t n, uint8_t *px) {
     for (size_t i = 0; i < n; i++) {
         float v = (x[i] + 1.0f) * 127.5f;
         px[i] = v <= 0.0f ? 0 : v >= 255.0f ? 255 : (uint8_t)lrintf(v);
