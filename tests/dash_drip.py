@@ -1,28 +1,41 @@
 #!/usr/bin/python3
-"""dash_drip.py HOST PORT N SECONDS - a slow-drip (slowloris) attack on
-gambar-dash, bounded in count and time, loopback only (test helper for
-t_dash_robust.sh).
+"""dash_drip.py HOST PORT N SECONDS [options] - a slow-drip (slowloris)
+attack on gambar-dash, bounded in count and time, loopback only (test
+helper for t_dash_robust.sh, and the measurement of issue 9).
 
-N sockets from 127.0.0.3 each send the start of a request and then one
-header byte a second for SECONDS. Meanwhile a client from 127.0.0.2 asks
-for /metrics once every half second and times each answer. Then an idle
-socket (nothing sent) checks that the server closes it. Prints:
-    drip opened N held H
+N sockets (from --drip-from) each send the start of a request and then
+one header byte every --every seconds for SECONDS, never finishing the
+header. Meanwhile a client (from --probe-from) asks for /metrics every
+half second and times each answer; a probe fails when it gets no 200
+with the metrics within --probe-timeout seconds. With --idle S an idle
+socket (nothing sent) then checks that the server closes it. Prints:
+    drip opened N
+    drip held H closed_by_server C
     legit n=K max_ms=M failures=F
     idle closed_after_s=S   (or "idle still open")"""
+import argparse
 import http.client
 import socket
-import sys
 import threading
 import time
 
-host, port, n, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-idle_wait = float(sys.argv[5]) if len(sys.argv) > 5 else 0
+ap = argparse.ArgumentParser()
+ap.add_argument("host")
+ap.add_argument("port", type=int)
+ap.add_argument("n", type=int)
+ap.add_argument("seconds", type=float)
+ap.add_argument("idle", type=float, nargs="?", default=0)
+ap.add_argument("--drip-from", default="127.0.0.3")
+ap.add_argument("--probe-from", default="127.0.0.2")
+ap.add_argument("--every", type=float, default=1.0)
+ap.add_argument("--probe-timeout", type=float, default=3.0)
+a = ap.parse_args()
+host, port = a.host, a.port
 
 socks = []
-for i in range(n):
+for i in range(a.n):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.3", 0))
+    s.bind((a.drip_from, 0))
     s.settimeout(2)
     try:
         s.connect((host, port))
@@ -41,7 +54,7 @@ def legit():
     while not stop.is_set():
         t0 = time.monotonic()
         try:
-            c = http.client.HTTPConnection(host, port, timeout=3, source_address=("127.0.0.2", 0))
+            c = http.client.HTTPConnection(host, port, timeout=a.probe_timeout, source_address=(a.probe_from, 0))
             c.request("GET", "/metrics")
             r = c.getresponse()
             body = r.read()
@@ -56,8 +69,8 @@ def legit():
 
 th = threading.Thread(target=legit)
 th.start()
-end = time.monotonic() + seconds
-held = len(socks)
+end = time.monotonic() + a.seconds
+held, closed = len(socks), 0
 while time.monotonic() < end:
     held = 0
     for s in socks:
@@ -67,26 +80,26 @@ while time.monotonic() < end:
             s.send(b"X")
             # the server closing shows as data (an error page) or EOF
             try:
-                if s.recv(4096) == b"":
-                    s.close()
-                    continue
+                s.recv(4096)
                 s.close()
+                closed += 1
                 continue
             except BlockingIOError:
                 pass
             held += 1
         except OSError:
             s.close()
-    time.sleep(1)
+            closed += 1
+    time.sleep(a.every)
 stop.set()
 th.join()
 for s in socks:
     s.close()
-print("drip held %d" % held)
+print("drip held %d closed_by_server %d" % (held, closed))
 print("legit n=%d max_ms=%d failures=%d" % (len(times), int(max(times) * 1000) if times else -1, failures[0]))
 
-if idle_wait > 0:
-    s = socket.create_connection((host, port), timeout=idle_wait + 5)
+if a.idle > 0:
+    s = socket.create_connection((host, port), timeout=a.idle + 5)
     t0 = time.monotonic()
     try:
         data = s.recv(1)

@@ -20,7 +20,8 @@ check_exit "bad --history" 2 gambar-dash --metrics "$EP" --http 0 --history 1
 check_exit "bad metrics endpoint" 6 gambar-dash --metrics "bogus://x" --http 127.0.0.1:0
 check "bad metrics endpoint named" grep -q "bogus://x" "$TMP/err"
 python3 -c 'import socket,time,sys; s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(5)' >"$TMP/busy" &
-sleep 0.5
+# until the port is printed (python may take seconds to start on a loaded machine)
+for _i in $(seq 100); do [ -s "$TMP/busy" ] && break; sleep 0.1; done
 check_exit "port in use" 6 gambar-dash --metrics "$EP" --http "127.0.0.1:$(cat "$TMP/busy")"
 check "port in use named" grep -q "cannot listen there" "$TMP/err"
 check_exit "unwritable --jsonl" 4 gambar-dash --metrics "$EP" --http 0 --jsonl /nonexistent/dir/x.jsonl

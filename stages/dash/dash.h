@@ -5,12 +5,13 @@
  * (latest value and a bounded history per series, plus an event ring for
  * Server-Sent Events), the JSON-lines file and the TensorBoard writer.
  * libmicrohttpd's threads (one per connection, bounded in number, per
- * address and in memory) only read dash_state under its lock and render
+ * address and in memory; dash_conn sheds slow clients) only read dash_state under its lock and render
  * /metrics, /api/state, /events and the embedded page; /sample forwards
  * to a sampler's REP socket (dash_sample), one request at a time.
  *
  * Modules: dash_state.c (series, rendering to Prometheus text and JSON),
- * dash_http.c (the HTTP server), dash_sample.c (sampler client),
+ * dash_http.c (the HTTP server), dash_conn.c (its connections: header
+ * deadline, limits, shedding), dash_sample.c (sampler client),
  * dash_tb.c (TensorBoard event files), main.c (options, receive loop). */
 #ifndef GB_DASH_H
 #define GB_DASH_H
@@ -20,6 +21,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 #define DASH_MAX_SERIES 512      /* distinct (stage, run, name, labels); more are counted, not kept */
 #define DASH_MAX_LABELS 8        /* labels kept per metric (others dropped) */
@@ -139,6 +141,48 @@ uint32_t dash_crc_mask(uint32_t crc);
  * GB_EFORMAT when p[0..n) does not start like a PNG. */
 int dash_png_size(const void *p, size_t n, int *w, int *h, int *channels);
 
+/* ---- dash_conn: open HTTP connections, header deadline, shedding --------- */
+
+typedef struct dash_conn dash_conn_t;
+typedef struct dash_conn_entry dash_conn_entry_t;
+
+typedef struct {
+    uint64_t open;           /* connections recorded now (shed ones too, until closed) */
+    uint64_t shed_deadline;  /* cut off: header not complete in time */
+    uint64_t shed_cap;       /* shed for a newer connection past the cap */
+    uint64_t shed_per_ip;    /* shed for a newer one from the same address */
+    uint64_t refused;        /* refused: at a limit and nothing unfinished to shed */
+} dash_conn_stats_t;
+
+/* A table allowing `cap` connections in all, `per_ip` from one
+ * non-loopback address, and header_s seconds for a request's header.
+ * Never fails (aborts on OOM). Destroy (after the server is stopped)
+ * with dash_conn_destroy. All functions below are thread-safe. */
+dash_conn_t *dash_conn_new(int cap, int per_ip, double header_s);
+void dash_conn_destroy(dash_conn_t **t);
+/* Whether a new connection from addr may be served. At a limit, the
+ * connection with the oldest unfinished request (from addr, for the
+ * per-address limit) is shut down to make room; false (refuse) when
+ * there is none. */
+bool dash_conn_admit(dash_conn_t *t, const struct sockaddr *addr);
+/* Record an accepted connection (socket fd, peer addr[0..addrlen) or
+ * NULL); its first request begins now. The entry (owned by the table)
+ * lives until dash_conn_remove, which the caller must call before it
+ * closes fd. */
+dash_conn_entry_t *dash_conn_add(dash_conn_t *t, int fd, const struct sockaddr *addr, size_t addrlen);
+void dash_conn_remove(dash_conn_t *t, dash_conn_entry_t *e);
+/* The current request's header is complete: e is never shed until
+ * dash_conn_request_done (an /events stream never is). NULL is fine. */
+void dash_conn_header_done(dash_conn_t *t, dash_conn_entry_t *e);
+/* The current request ended; the next one on the connection begins now. */
+void dash_conn_request_done(dash_conn_t *t, dash_conn_entry_t *e);
+/* Shut down every connection whose request began header_s ago or more
+ * and whose header is not complete. Returns how many. */
+int dash_conn_sweep(dash_conn_t *t);
+void dash_conn_stats(dash_conn_t *t, dash_conn_stats_t *out);
+/* 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104. */
+bool dash_conn_is_loopback(const struct sockaddr *a);
+
 /* ---- dash_http: the web server ------------------------------------------- */
 
 typedef struct dash_http dash_http_t;
@@ -148,9 +192,10 @@ typedef struct {
     const char *run;         /* default run label */
     dash_state_t *state;
     dash_sample_t *sample;
-    int per_ip_limit;        /* connections from one address */
-    int conn_limit;          /* connections in all */
+    int per_ip_limit;        /* connections from one non-loopback address */
+    int conn_limit;          /* connections in all (see dash_conn) */
     int timeout_s;           /* idle connection timeout */
+    int header_timeout_s;    /* a request's header must be complete within this */
 } dash_http_opts_t;
 
 /* Start serving. Returns 0 and *out, GB_EFORMAT for a bad --http value

@@ -3,10 +3,14 @@
  * One thread per connection, because /events streams block on the
  * store's condition variable between events; the number of threads is
  * what the limits below allow:
- *   - MHD_OPTION_CONNECTION_LIMIT: connections in all;
- *   - MHD_OPTION_PER_IP_CONNECTION_LIMIT: connections from one address,
- *     so a slow-drip client (a header byte a second) holds at most that
- *     many threads and other addresses are still served at once;
+ *   - dash_conn (the accept policy, the connection notifications and a
+ *     sweeping thread): connections in all and from one non-loopback
+ *     address, the oldest unfinished request shed first past either, and
+ *     a deadline for each request's header, so slow-drip clients (a
+ *     header byte every few seconds, never idle) cannot hold every slot
+ *     even when they share the one address 127.0.0.1 with everybody;
+ *   - MHD_OPTION_CONNECTION_LIMIT: twice that cap, a backstop for the
+ *     shed connections that have not closed yet;
  *   - MHD_OPTION_CONNECTION_TIMEOUT: idle connections are closed;
  *   - MHD_OPTION_CONNECTION_MEMORY_LIMIT: the request line and headers
  *     must fit in it, a larger request gets 431/413.
@@ -27,13 +31,22 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <time.h>
 
-#define SSE_WAIT_MS 5000     /* a keep-alive comment at least this often */
+#define SSE_WAIT_MS 5000     /* a keep-alive comment at least this often (and at
+                                half the idle timeout, or the stream counts as idle) */
 #define SAMPLE_MAX_N 64
+#define SWEEP_MS 250         /* how often header deadlines are checked */
 
 struct dash_http {
     struct MHD_Daemon *d;
     dash_http_opts_t o;
+    dash_conn_t *conns;
+    pthread_t sweeper;
+    bool sweeping;           /* the sweeper thread was started */
+    pthread_mutex_t mu;      /* guards stop */
+    pthread_cond_t cv;
+    bool stop;
 };
 
 typedef struct {
@@ -43,6 +56,7 @@ typedef struct {
 typedef struct {
     dash_state_t *st;
     uint64_t cursor;
+    int wait_ms;             /* keep-alive period */
     char *pend;              /* bytes to send before the next events */
     size_t pend_len, pend_off;
     bool need_state;
@@ -68,12 +82,91 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c) {
     return r;
 }
 
+static dash_conn_entry_t *conn_entry(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode t) {
-    UNUSED(cls);
-    UNUSED(c);
+    dash_http_t *h = cls;
     UNUSED(t);
     free(*con_cls);
     *con_cls = NULL;
+    dash_conn_request_done(h->conns, conn_entry(c));
+}
+
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen) {
+    dash_http_t *h = cls;
+    UNUSED(addrlen);
+    if (dash_conn_admit(h->conns, addr)) return MHD_YES;
+    log_debug("http: connection refused: at --max-conns/--max-conns-per-ip and every request has its header");
+    return MHD_NO;
+}
+
+static void conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                        enum MHD_ConnectionNotificationCode code) {
+    dash_http_t *h = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fi = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *ai = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (!fi) return; /* never shed, never timed: the idle timeout still applies */
+        const struct sockaddr *a = ai ? ai->client_addr : NULL;
+        size_t alen = a && a->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+        *socket_context = dash_conn_add(h->conns, fi->connect_fd, a, alen);
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        dash_conn_remove(h->conns, *socket_context);
+        *socket_context = NULL;
+    }
+}
+
+/* Every SWEEP_MS, cut off the requests whose header is late. */
+static void *sweep_main(void *arg) {
+    dash_http_t *h = arg;
+    pthread_mutex_lock(&h->mu);
+    while (!h->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += SWEEP_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+        if (h->stop) break;
+        pthread_mutex_unlock(&h->mu);
+        int k = dash_conn_sweep(h->conns);
+        if (k) log_debug("http: %d connection(s) closed: header not complete within %d s", k, h->o.header_timeout_s);
+        pthread_mutex_lock(&h->mu);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+/* Append the connection counters to a /metrics body (*buf, *n). */
+static void http_prometheus(dash_http_t *h, char **buf, size_t *n) {
+    dash_conn_stats_t st;
+    dash_conn_stats(h->conns, &st);
+    char *more = NULL;
+    int k = asprintf(&more,
+                     "# HELP gambar_dash_http_connections HTTP connections open (shed ones until closed).\n"
+                     "# TYPE gambar_dash_http_connections gauge\n"
+                     "gambar_dash_http_connections %" PRIu64 "\n"
+                     "# HELP gambar_dash_http_shed_total HTTP connections closed before their request's header was "
+                     "complete.\n"
+                     "# TYPE gambar_dash_http_shed_total counter\n"
+                     "gambar_dash_http_shed_total{reason=\"header_timeout\"} %" PRIu64 "\n"
+                     "gambar_dash_http_shed_total{reason=\"max_conns\"} %" PRIu64 "\n"
+                     "gambar_dash_http_shed_total{reason=\"max_conns_per_ip\"} %" PRIu64 "\n"
+                     "# HELP gambar_dash_http_refused_total HTTP connections refused: at a limit with nothing to "
+                     "shed.\n"
+                     "# TYPE gambar_dash_http_refused_total counter\n"
+                     "gambar_dash_http_refused_total %" PRIu64 "\n",
+                     st.open, st.shed_deadline, st.shed_cap, st.shed_per_ip, st.refused);
+    if (k < 0) return;
+    *buf = xrealloc(*buf, *n + (size_t)k + 1);
+    memcpy(*buf + *n, more, (size_t)k + 1);
+    *n += (size_t)k;
+    free(more);
 }
 
 static void common_headers(struct MHD_Response *r, const char *type) {
@@ -135,7 +228,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max) {
             s->need_state = false;
             continue;
         }
-        long n = dash_state_events(s->st, &s->cursor, s->buf, sizeof s->buf, SSE_WAIT_MS);
+        long n = dash_state_events(s->st, &s->cursor, s->buf, sizeof s->buf, s->wait_ms);
         if (n < 0) {
             if (dash_state_closing(s->st)) return MHD_CONTENT_READER_END_OF_STREAM;
             s->need_state = true; /* fell behind the ring */
@@ -159,9 +252,10 @@ static void sse_free(void *cls) {
     free(s);
 }
 
-static enum MHD_Result serve_events(struct MHD_Connection *c, dash_state_t *st) {
+static enum MHD_Result serve_events(struct MHD_Connection *c, dash_state_t *st, int timeout_s) {
     sse_t *s = xcalloc(1, sizeof *s);
     s->st = st;
+    s->wait_ms = GB_MIN(SSE_WAIT_MS, timeout_s * 500);
     s->need_state = true;
     struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, s, sse_free);
     if (!r) {
@@ -217,6 +311,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     UNUSED(upload_data_size);
     dash_http_t *h = cls;
     req_t *r = *con_cls;
+    dash_conn_header_done(h->conns, conn_entry(c));
     if (strcmp(method, "GET") && strcmp(method, "HEAD"))
         return send_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method %.16s not allowed: this server is read-only\n",
                          method);
@@ -225,6 +320,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         char *buf = NULL;
         size_t n = 0;
         dash_state_prometheus(h->o.state, h->o.run, &buf, &n);
+        http_prometheus(h, &buf, &n);
         return send_owned(c, 200, "text/plain; version=0.0.4; charset=utf-8", buf, n);
     }
     if (!strcmp(url, "/api/state")) {
@@ -233,7 +329,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         dash_state_json(h->o.state, &buf, &n);
         return send_owned(c, 200, "application/json", buf, n);
     }
-    if (!strcmp(url, "/events")) return serve_events(c, h->o.state);
+    if (!strcmp(url, "/events")) return serve_events(c, h->o.state, h->o.timeout_s);
     if (!strcmp(url, "/sample")) return serve_sample(c, h);
     if (!strcmp(url, "/samples/latest.png")) {
         void *png = NULL;
@@ -309,6 +405,13 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, bool *v6) {
     return 0;
 }
 
+static void http_free(dash_http_t *h) {
+    dash_conn_destroy(&h->conns);
+    pthread_cond_destroy(&h->cv);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+}
+
 int dash_http_start(const dash_http_opts_t *o, dash_http_t **out) {
     struct sockaddr_storage ss;
     bool v6;
@@ -319,24 +422,35 @@ int dash_http_start(const dash_http_opts_t *o, dash_http_t **out) {
     }
     dash_http_t *h = xcalloc(1, sizeof *h);
     h->o = *o;
+    h->conns = dash_conn_new(o->conn_limit, o->per_ip_limit, o->header_timeout_s);
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cv, NULL);
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                      MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
-    h->d = MHD_start_daemon(flags, 0, NULL, NULL, handler, h,                                      //
+    h->d = MHD_start_daemon(flags, 0, accept_policy, h, handler, h,                               //
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,                          //
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->timeout_s,                 //
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->conn_limit,                  //
-                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->per_ip_limit,         //
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->conn_limit * 2,              //
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),               //
                             MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),                    //
                             MHD_OPTION_URI_LOG_CALLBACK, uri_log, NULL,                            //
-                            MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,                          //
+                            MHD_OPTION_NOTIFY_COMPLETED, completed, h,                             //
+                            MHD_OPTION_NOTIFY_CONNECTION, conn_notify, h,                          //
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,                             //
                             MHD_OPTION_END);
     if (!h->d) {
         log_error("--http %s: cannot listen there (port in use, or address not on this machine)", o->listen);
-        free(h);
+        http_free(h);
         return GB_EPEER;
     }
+    int e = pthread_create(&h->sweeper, NULL, sweep_main, h);
+    if (e) {
+        log_error("http: cannot start a thread: %s", strerror(e));
+        MHD_stop_daemon(h->d);
+        http_free(h);
+        return e;
+    }
+    h->sweeping = true;
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
     char host[INET6_ADDRSTRLEN] = "";
     if (v6) inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof host);
@@ -350,7 +464,14 @@ void dash_http_stop(dash_http_t **ph) {
     dash_http_t *h = *ph;
     if (!h) return;
     dash_state_close(h->o.state);
+    if (h->sweeping) {
+        pthread_mutex_lock(&h->mu);
+        h->stop = true;
+        pthread_cond_signal(&h->cv);
+        pthread_mutex_unlock(&h->mu);
+        pthread_join(h->sweeper, NULL);
+    }
     MHD_stop_daemon(h->d);
-    free(h);
+    http_free(h);
     *ph = NULL;
 }

@@ -33,10 +33,14 @@
 #define MAX_ENDPOINTS 16
 #define SCAN_EVERY_S 2.0
 #define FLUSH_EVERY_S 1.0
+/* messages queued per SUB socket while the main thread is busy: ZeroMQ's
+ * default of 1000 lost the tail of a burst (a garbage flood of 3000 on a
+ * loaded machine dropped the good metrics after it) */
+#define RCV_HWM 10000
 
 typedef struct {
     const char *metrics, *http, *sample, *jsonl, *tb, *samples_dir, *run;
-    long long history, sample_timeout, max_conns, max_per_ip, timeout_s, grid_n;
+    long long history, sample_timeout, max_conns, max_per_ip, timeout_s, header_timeout_s, grid_n;
 } opts_t;
 
 typedef struct {
@@ -217,7 +221,7 @@ static int run(dash_t *d) {
             rc = GB_EFORMAT;
             goto done;
         }
-        rc = wire_open(zctx, ZMQ_SUB, ep, 0, WIRE_MAX_SMALL_BYTES, 0, &socks[nsock]);
+        rc = wire_open(zctx, ZMQ_SUB, ep, 0, WIRE_MAX_SMALL_BYTES, RCV_HWM, &socks[nsock]);
         if (rc) {
             rc = GB_EPEER; /* wire_open logged the endpoint and the reason */
             goto done;
@@ -233,7 +237,7 @@ static int run(dash_t *d) {
     }
     d->sampler = dash_sample_new(zctx, d->o.sample, (int)d->o.sample_timeout);
     dash_http_opts_t ho = {d->o.http, d->o.run, d->st, d->sampler, (int)d->o.max_per_ip, (int)d->o.max_conns,
-                           (int)d->o.timeout_s};
+                           (int)d->o.timeout_s, (int)d->o.header_timeout_s};
     rc = dash_http_start(&ho, &http);
     if (rc) goto done;
     log_info("listening for metrics on %s", d->o.metrics);
@@ -306,9 +310,10 @@ int main(int argc, char **argv) {
     opts_t *o = &d.o;
     o->history = 2000;
     o->sample_timeout = 3000;
-    o->max_conns = 64;
+    o->max_conns = 256;
     o->max_per_ip = 16;
     o->timeout_s = 15;
+    o->header_timeout_s = 10;
     o->grid_n = 16;
     const cli_opt_t opts[] = {
         {"metrics", 'm', CLI_STR, &o->metrics, "ENDPOINT[,...]", "SUB to Metric/CheckpointReady here (connects; '@' binds)",
@@ -325,10 +330,14 @@ int main(int argc, char **argv) {
         {"history", 0, CLI_INT, &o->history, "N", "points kept per series for the page (default 2000)", NULL},
         {"grid-n", 0, CLI_INT, &o->grid_n, "N", "images in the grid asked of the sampler per checkpoint (default 16)",
          NULL},
-        {"max-conns", 0, CLI_INT, &o->max_conns, "N", "HTTP connections in all (default 64)", NULL},
-        {"max-conns-per-ip", 0, CLI_INT, &o->max_per_ip, "N", "HTTP connections from one address (default 16)", NULL},
+        {"max-conns", 0, CLI_INT, &o->max_conns, "N",
+         "HTTP connections in all; past it the oldest unfinished request is shed (default 256)", NULL},
+        {"max-conns-per-ip", 0, CLI_INT, &o->max_per_ip, "N",
+         "HTTP connections from one non-loopback address (default 16)", NULL},
         {"http-timeout", 0, CLI_INT, &o->timeout_s, "S", "close idle HTTP connections after S seconds (default 15)",
          NULL},
+        {"http-header-timeout", 0, CLI_INT, &o->header_timeout_s, "S",
+         "close a connection whose request header is not complete S seconds after it began (default 10)", NULL},
     };
     const cli_spec_t spec = {
         "gambar-dash", "--metrics ENDPOINT[,ENDPOINT...] --http [ADDR:]PORT [options]",
@@ -350,6 +359,8 @@ int main(int argc, char **argv) {
     if (o->max_per_ip < 1 || o->max_per_ip > o->max_conns)
         cli_usage_error(&spec, "--max-conns-per-ip %lld: out of range 1..--max-conns", o->max_per_ip);
     if (o->timeout_s < 1 || o->timeout_s > 3600) cli_usage_error(&spec, "--http-timeout %lld: out of range 1..3600", o->timeout_s);
+    if (o->header_timeout_s < 1 || o->header_timeout_s > 3600)
+        cli_usage_error(&spec, "--http-header-timeout %lld: out of range 1..3600", o->header_timeout_s);
     sig_install();
     int rc = 0;
     if (o->jsonl) {
