@@ -20,6 +20,7 @@
 #include "log.h"
 #include "sig.h"
 #include "wire.h"
+#include "wire_sec.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -322,6 +323,7 @@ int main(int argc, char **argv) {
         {"max-conns-per-ip", 0, CLI_INT, &o->max_per_ip, "N", "HTTP connections from one address (default 16)", NULL},
         {"http-timeout", 0, CLI_INT, &o->timeout_s, "S", "close idle HTTP connections after S seconds (default 15)",
          NULL},
+        WIRE_SEC_CLI_OPTS,
     };
     const cli_spec_t spec = {
         "gambar-dash", "--metrics ENDPOINT[,ENDPOINT...] --http [ADDR:]PORT [options]",
@@ -335,6 +337,7 @@ int main(int argc, char **argv) {
     cli_parse(&spec, argc, argv);
     if (!o->metrics) cli_usage_error(&spec, "--metrics is required");
     if (!o->http) cli_usage_error(&spec, "--http is required");
+    wire_sec_init(&spec, (const char *const[]){o->metrics, o->sample}, 2);
     if (o->history < 2 || o->history > 1000000) cli_usage_error(&spec, "--history %lld: out of range 2..1000000", o->history);
     if (o->sample_timeout < 1 || o->sample_timeout > 600000)
         cli_usage_error(&spec, "--sample-timeout-ms %lld: out of range 1..600000", o->sample_timeout);

@@ -25,6 +25,7 @@
 #include "nn.h"
 #include "sample.h"
 #include "sig.h"
+#include "wire_sec.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -723,6 +724,7 @@ int main(int argc, char **argv) {
         {"reproduce", 'r', CLI_STR, &o.reproduce, "FILE.png", "regenerate a PNG from its provenance and compare", NULL},
         {"serve", 0, CLI_STR, &o.serve, "ENDPOINT", "answer SampleRequests on a REP socket (binds by default)", NULL},
         {"check-model", 0, CLI_INT, &o.check_model, "N", "diagnostic: compare with model_generate on N images", NULL},
+        WIRE_SEC_CLI_OPTS,
     };
     g_spec = (cli_spec_t){
         PROG,
@@ -748,6 +750,7 @@ int main(int argc, char **argv) {
     if (o.reproduce) return do_reproduce(&o);
     if (o.serve) {
         if (!o.ckpt) cli_usage_error(&g_spec, "--serve needs --ckpt FILE");
+        wire_sec_init(&g_spec, (const char *const[]){o.serve}, 1);
         sctx_t c;
         open_ckpt(&c, o.ckpt);
         int rc = sample_serve(&c, o.serve);
