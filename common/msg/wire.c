@@ -9,6 +9,7 @@
 #include "base.h"
 #include "err.h"
 #include "log.h"
+#include "wire_sec.h"
 
 #include <errno.h>
 #include <zmq.h>
@@ -37,7 +38,12 @@ int wire_open(void *ctx, int type, const char *endpoint, int default_bind, size_
         zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
         zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
     }
-    int rc = bind ? zmq_bind(s, endpoint) : zmq_connect(s, endpoint);
+    int rc = wire_sec_apply(ctx, s, bind, endpoint);
+    if (rc != 0) {
+        zmq_close(s);
+        return rc;
+    }
+    rc = bind ? zmq_bind(s, endpoint) : zmq_connect(s, endpoint);
     if (rc != 0) {
         int e = zmq_errno();
         log_error("cannot %s %s: %s", bind ? "bind" : "connect to", endpoint, zmq_strerror(e));

@@ -12,7 +12,8 @@
  * aborts the process.
  *
  * Endpoints: "@tcp://127.0.0.1:5555" binds, ">ipc:///tmp/x" connects
- * (CZMQ's convention); without a prefix the caller's default applies. */
+ * (CZMQ's convention); without a prefix the caller's default applies.
+ * tcp:// endpoints get CURVE, or are refused, as wire_sec.h says. */
 #ifndef GB_WIRE_H
 #define GB_WIRE_H
 
@@ -45,7 +46,8 @@ static inline void wire_msg_destroy(wire_msg_t **m) { pbmsg_destroy(m); }
 /* Create a socket of zmq type (ZMQ_PUSH, ZMQ_PULL, ZMQ_PUB, ...), apply
  * the limits above with max_frame_bytes, set send/receive high-water mark
  * hwm (messages; 0 keeps ZeroMQ's default 1000), and bind or connect it to
- * endpoint ("@"/">" prefix, or default_bind). On success *out is the
+ * endpoint ("@"/">" prefix, or default_bind), with wire_sec_apply's
+ * CURVE settings (EACCES: the refuse rule forbids it). On success *out is the
  * socket (close with wire_close). Returns 0, or an errno from ZeroMQ with
  * the reason logged naming the endpoint. */
 int wire_open(void *ctx, int type, const char *endpoint, int default_bind, size_t max_frame_bytes,

@@ -29,6 +29,7 @@
 #include "store.h"
 #include "stream.pb-c.h"
 #include "wire.h"
+#include "wire_sec.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -417,6 +418,7 @@ int main(int argc, char **argv) {
         {"threads", 'j', CLI_INT, &threads, "N", "batch-building threads (1..16, default 1)", NULL},
         {"linger", 0, CLI_INT, &linger_ms, "MS",
          "how long to wait at the end for a live consumer to take queued messages (default 30000)", NULL},
+        WIRE_SEC_CLI_OPTS,
     };
     const cli_spec_t spec = {
         .prog = "gambar-augment",
@@ -432,6 +434,7 @@ int main(int argc, char **argv) {
     if (pos < argc) cli_usage_error(&spec, "unexpected argument '%s'", argv[pos]);
     if (!db) cli_usage_error(&spec, "--db PATH is required");
     if (!out) cli_usage_error(&spec, "--out ENDPOINT is required");
+    wire_sec_init(&spec, (const char *const[]){out}, 1);
     if (batch < 1 || batch > 65536) cli_usage_error(&spec, "--batch must be 1..65536 (got %lld)", batch);
     if (forever && epochs_seen) cli_usage_error(&spec, "--epochs and --forever exclude each other");
     if (!forever && (epochs < 1 || epochs > UINT32_MAX))

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "sig.h"
 #include "wire.h"
+#include "wire_sec.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -338,6 +339,7 @@ int main(int argc, char **argv) {
          NULL},
         {"http-header-timeout", 0, CLI_INT, &o->header_timeout_s, "S",
          "close a connection whose request header is not complete S seconds after it began (default 10)", NULL},
+        WIRE_SEC_CLI_OPTS,
     };
     const cli_spec_t spec = {
         "gambar-dash", "--metrics ENDPOINT[,ENDPOINT...] --http [ADDR:]PORT [options]",
@@ -351,6 +353,7 @@ int main(int argc, char **argv) {
     cli_parse(&spec, argc, argv);
     if (!o->metrics) cli_usage_error(&spec, "--metrics is required");
     if (!o->http) cli_usage_error(&spec, "--http is required");
+    wire_sec_init(&spec, (const char *const[]){o->metrics, o->sample}, 2);
     if (o->history < 2 || o->history > 1000000) cli_usage_error(&spec, "--history %lld: out of range 2..1000000", o->history);
     if (o->sample_timeout < 1 || o->sample_timeout > 600000)
         cli_usage_error(&spec, "--sample-timeout-ms %lld: out of range 1..600000", o->sample_timeout);

@@ -20,6 +20,7 @@
 #include "sig.h"
 #include "stream.pb-c.h"
 #include "wire.h"
+#include "wire_sec.h"
 
 #include <errno.h>
 #include <unistd.h>
@@ -132,6 +133,7 @@ int main(int argc, char **argv) {
         {"cache-dir", 0, CLI_STR, &o.cache_dir, "DIR", "cache folder (default: the dataset folder)", NULL},
         {"no-cache", 0, CLI_FLAG, &o.no_cache, NULL, "recompute real statistics, do not write them", NULL},
         {"run", 0, CLI_STR, &o.run, "NAME", "run name put in Metric messages", NULL},
+        WIRE_SEC_CLI_OPTS,
     };
     g_spec = (cli_spec_t){PROG,
                           "--db PATH (--ckpt FILE | --samples-db PATH | --follow ENDPOINT | --fit-features) [options]",
@@ -144,6 +146,7 @@ int main(int argc, char **argv) {
     int first = cli_parse(&g_spec, argc, argv);
     if (first < argc) cli_usage_error(&g_spec, "unexpected argument '%s'", argv[first]);
     if (!o.db) cli_usage_error(&g_spec, "--db PATH is required");
+    wire_sec_init(&g_spec, (const char *const[]){o.metrics, o.follow}, 2);
     int modes = (o.ckpt != NULL) + (o.samples_db != NULL) + (o.follow != NULL) + o.fit_features;
     if (modes != 1)
         cli_usage_error(&g_spec, "give exactly one of --ckpt, --samples-db, --follow, --fit-features");

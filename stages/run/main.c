@@ -19,8 +19,9 @@
 #include "log.h"
 #include "pipeline.h"
 #include "run.h"
+#include "wire_sec.h"
 
-static const char *opt_run_dir, *opt_set_dummy;
+static const char *opt_run_dir, *opt_set_dummy, *opt_keygen;
 static bool opt_check, opt_dry_run, opt_dot;
 
 static const cli_opt_t opts[] = {
@@ -29,11 +30,15 @@ static const cli_opt_t opts[] = {
     {"check", 0, CLI_FLAG, &opt_check, NULL, "validate the pipeline and exit (starts nothing)", NULL},
     {"dry-run", 'n', CLI_FLAG, &opt_dry_run, NULL, "print the plan: start order, command lines, channels", NULL},
     {"dot", 0, CLI_FLAG, &opt_dot, NULL, "print the stage and channel graph as Graphviz DOT", NULL},
+    {"keygen", 0, CLI_STR, &opt_keygen, "DIR", "make a CURVE keys folder DIR (for stages started by hand) and exit",
+     NULL},
+    WIRE_SEC_CLI_OPTS,
 };
 
 static const cli_spec_t spec = {
     .prog = "gambar-run",
-    .usage = "FILE [--run-dir DIR] [--set SEC.KEY=VAL ...] [--check] [--dry-run] [--dot]",
+    .usage = "FILE [--run-dir DIR] [--set SEC.KEY=VAL ...] [--check] [--dry-run] [--dot]\n"
+             "       gambar-run --keygen DIR",
     .summary = "Run a pipeline of gambar stages described in an INI file: start them in dependency\n"
                "order, wire their ZeroMQ channels, prefix and log their output, restart crashed\n"
                "services with backoff (the trainer with --resume, the augmenter at the batch the\n"
@@ -42,7 +47,9 @@ static const cli_spec_t spec = {
     .nopts = (int)(sizeof opts / sizeof opts[0]),
     .epilog = "The file format: pipelines/README.md and gambar-run(1).\n"
               "Exit status: a failed job's own status; 3 when the pipeline file is invalid;\n"
-              "1 when a service kept crashing; 130 after Ctrl-C.",
+              "1 when a service kept crashing; 130 after Ctrl-C.\n"
+              "Every stage gets the run's CURVE keys (RUN_DIR/keys, or --curve-keys DIR) as\n"
+              "$GAMBAR_CURVE_KEYS: tcp:// channels are encrypted and authenticated.",
 };
 
 static char *make_abs(const char *p) {
@@ -53,6 +60,30 @@ static char *make_abs(const char *p) {
     char *r = xmalloc(n);
     snprintf(r, n, "%s/%s", cwd, p);
     return r;
+}
+
+/* The keys every stage gets: --curve-keys DIR, else $GAMBAR_CURVE_KEYS,
+ * else RUN_DIR/keys (made when missing). An empty value means none. Loaded
+ * here too (gambar-run's own metrics socket) and exported, as an absolute
+ * path, for the children. Returns 0 or an exit status. */
+static int run_keys(const char *run_dir) {
+    const char *dir = wire_sec_opt_keys ? wire_sec_opt_keys : getenv(WIRE_SEC_ENV);
+    char made[4200];
+    if (!dir) {
+        if (run_dir_keys(run_dir, made, sizeof made)) return GB_EXIT_IO;
+        dir = made;
+    }
+    if (!*dir) {
+        log_warn("no CURVE keys: tcp:// channels are neither encrypted nor authenticated");
+        unsetenv(WIRE_SEC_ENV);
+        return 0;
+    }
+    char *abs = make_abs(dir), why[700];
+    int rc = wire_sec_load(abs, why, sizeof why);
+    if (rc) log_error("CURVE keys: %s", why);
+    else setenv(WIRE_SEC_ENV, abs, 1);
+    free(abs);
+    return rc ? GB_EXIT_USAGE : 0;
 }
 
 int main(int argc, char **argv) {
@@ -78,6 +109,18 @@ int main(int argc, char **argv) {
     }
     argv[nargc] = NULL;
     int first = cli_parse(&spec, nargc, argv);
+    if (opt_keygen) {
+        if (first < nargc) cli_usage_error(&spec, "--keygen DIR takes no pipeline FILE");
+        char why[700];
+        int krc = wire_sec_keygen(opt_keygen, why, sizeof why);
+        if (krc == EEXIST) cli_usage_error(&spec, "--keygen: %s", why);
+        if (krc) {
+            log_error("--keygen: %s", why);
+            return GB_EXIT_IO;
+        }
+        printf("%s\n", opt_keygen);
+        return GB_EXIT_OK;
+    }
     if (first >= nargc) cli_usage_error(&spec, "no pipeline FILE given");
     if (first + 1 < nargc) cli_usage_error(&spec, "one pipeline FILE only (got '%s' too)", argv[first + 1]);
     const char *file = argv[first];
@@ -139,7 +182,8 @@ int main(int argc, char **argv) {
         if (opt_dot) pl_print_dot(pl, stdout);
     } else {
         rc = run_dir_prepare(pl, run_dir, file);
-        status = rc ? GB_EXIT_IO : run_supervise(pl, run_dir);
+        status = rc ? GB_EXIT_IO : run_keys(run_dir);
+        if (!status) status = run_supervise(pl, run_dir);
     }
     pl_free(pl);
     free(run_dir);

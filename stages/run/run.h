@@ -9,6 +9,12 @@
  * plan.txt / plan.json. Returns 0 or an errno (logged). */
 int run_dir_prepare(const pipeline_t *pl, const char *run_dir, const char *pipeline_path);
 
+/* Make sure run_dir/keys holds the run's CURVE keys (wire_sec.h's layout,
+ * one key pair that every stage uses as server and client): made on first
+ * use, kept when the run folder is reused. Writes the folder's path to
+ * out. Returns 0 or an errno (logged). */
+int run_dir_keys(const char *run_dir, char *out, size_t outlen);
+
 /* Append "STAGE REPLICA PID" to run_dir/pids (the process group id equals
  * the pid). Best effort. */
 void run_dir_record_pid(const char *run_dir, const char *stage, int replica, int pid);

@@ -1,6 +1,7 @@
 /* run_dir.c - the run folder: the exact pipeline file used, the resolved
  * plan (plan.txt for people, plan.json for programs), logs/ and the pids
- * file that lets anyone find every stage process later. Files are written
+ * file that lets anyone find every stage process later, and keys/ (the
+ * run's CURVE keys, see wire_sec.h). Files are written
  * atomically (temp file, fsync, rename, fsync of the folder) so a reused
  * run folder never holds a half-written plan. */
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include "base.h"
 #include "log.h"
 #include "run.h"
+#include "wire_sec.h"
 
 static int mkdir_p(const char *path) {
     char buf[4096];
@@ -125,4 +127,14 @@ void run_dir_record_pid(const char *run_dir, const char *stage, int replica, int
     int n = snprintf(line, sizeof line, "%s %d %d\n", stage, replica, pid);
     if (write(fd, line, (size_t)n) != n) log_warn("%s: short write", path);
     close(fd);
+}
+
+int run_dir_keys(const char *run_dir, char *out, size_t outlen) {
+    snprintf(out, outlen, "%s/keys", run_dir);
+    char why[700];
+    int rc = wire_sec_keygen(out, why, sizeof why);
+    if (rc == EEXIST) return 0; /* a reused run folder keeps its keys */
+    if (rc) log_error("cannot make the run's CURVE keys: %s", why);
+    else log_debug("made the run's CURVE keys in %s", out);
+    return rc;
 }

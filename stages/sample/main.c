@@ -25,6 +25,7 @@
 #include "nn.h"
 #include "sample.h"
 #include "sig.h"
+#include "wire_sec.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -725,6 +726,7 @@ int main(int argc, char **argv) {
         {"follow", 0, CLI_STR, &o.follow, "DIR", "--serve: serve the newest checkpoint in DIR, reloading as they appear",
          NULL},
         {"check-model", 0, CLI_INT, &o.check_model, "N", "diagnostic: compare with model_generate on N images", NULL},
+        WIRE_SEC_CLI_OPTS,
     };
     g_spec = (cli_spec_t){
         PROG,
@@ -751,6 +753,7 @@ int main(int argc, char **argv) {
     if (o.follow && !o.serve) cli_usage_error(&g_spec, "--follow DIR needs --serve ENDPOINT");
     if (o.serve) {
         if (!o.ckpt && !o.follow) cli_usage_error(&g_spec, "--serve needs --ckpt FILE or --follow DIR");
+        wire_sec_init(&g_spec, (const char *const[]){o.serve}, 1);
         sctx_t c;
         memset(&c, 0, sizeof c);
         if (o.ckpt) open_ckpt(&c, o.ckpt);

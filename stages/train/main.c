@@ -33,6 +33,7 @@
 #include "sig.h"
 #include "train.h"
 #include "wire.h"
+#include "wire_sec.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -716,6 +717,7 @@ int main(int argc, char **argv) {
         {"run", 0, CLI_STR, &o->run, "NAME", "run name put in metrics", NULL},
         {"db", 'd', CLI_STR, &o->db, "PATH",
          "the dataset the batches come from: class names and licences for the checkpoints", NULL},
+        WIRE_SEC_CLI_OPTS,
     };
     const cli_spec_t spec = {
         "gambar-train", "--in ENDPOINT --model NAME --ckpt-dir DIR [options]",
@@ -727,6 +729,7 @@ int main(int argc, char **argv) {
     if (!o->ckpt_dir) cli_usage_error(&spec, "--ckpt-dir is required");
     if (o->print_start) return print_start_batch(o);
     if (!o->in) cli_usage_error(&spec, "--in is required");
+    wire_sec_init(&spec, (const char *const[]){o->in, o->metrics}, 2);
     if (o->steps < 0 || o->epochs < 0) cli_usage_error(&spec, "--steps and --epochs must be >= 0");
     if (o->ckpt_every < 1) cli_usage_error(&spec, "--ckpt-every must be >= 1");
     if (o->keep < 0) cli_usage_error(&spec, "--keep must be >= 0");

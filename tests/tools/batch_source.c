@@ -30,6 +30,7 @@
 #include "sig.h"
 #include "stream.pb-c.h"
 #include "wire.h"
+#include "wire_sec.h"
 
 #include <errno.h>
 #include <math.h>
@@ -292,12 +293,14 @@ int main(int argc, char **argv) {
         {"no-eos", 0, CLI_FLAG, &no_eos, NULL, "do not send EndOfStream at the end", NULL},
         {"linger-ms", 0, CLI_INT, &linger_ms, "MS", "wait this long for queued batches at exit", NULL},
         {"print-digest", 0, CLI_FLAG, &print_digest, NULL, "print the dataset digest and exit", NULL},
+        WIRE_SEC_CLI_OPTS,
     };
     const cli_spec_t spec = {"batch_source", "--out ENDPOINT [options]",
                              "PUSH a deterministic stream of gambar.Batch messages (test tool).", opts,
                              (int)ARRAY_LEN(opts), NULL};
     cli_parse(&spec, argc, argv);
     if (!out && !print_digest) cli_usage_error(&spec, "--out is required");
+    wire_sec_init(&spec, (const char *const[]){out}, 1);
     if (batch < 1 || batch > 4096) cli_usage_error(&spec, "--batch must be 1..4096");
     if (epochs < 1) cli_usage_error(&spec, "--epochs must be >= 1");
     if (garbage < 0) cli_usage_error(&spec, "--garbage must be >= 0");

@@ -14,6 +14,7 @@
 #include "sig.h"
 #include "stream.pb-c.h"
 #include "wire.h"
+#include "wire_sec.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -29,11 +30,13 @@ int main(int argc, char **argv) {
         {"timeout-ms", 0, CLI_INT, &timeout, "MS", "give up after MS quiet milliseconds (default 5000)", NULL},
         {"count", 0, CLI_INT, &count, "N", "stop after N messages (0 = no limit)", NULL},
         {"until-ckpt-step", 0, CLI_U64, &until, "S", "stop after a CheckpointReady of step >= S", &until_seen},
+        WIRE_SEC_CLI_OPTS,
     };
     const cli_spec_t spec = {"train_sub", "--in ENDPOINT [options]",
                              "Print the Metric and CheckpointReady messages a stage publishes (test tool).", opts,
                              (int)ARRAY_LEN(opts), NULL};
     cli_parse(&spec, argc, argv);
+    wire_sec_init(&spec, (const char *const[]){in}, 1);
     if (!in) cli_usage_error(&spec, "--in is required");
     sig_install();
     void *ctx = zmq_ctx_new(), *sock = NULL;
