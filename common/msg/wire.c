@@ -20,6 +20,11 @@ uint64_t wire_stats_dropped(const wire_stats_t *st) {
 
 int wire_open(void *ctx, int type, const char *endpoint, int default_bind, size_t max_frame_bytes,
               int hwm, void **out) {
+    return wire_open_hooked(ctx, type, endpoint, default_bind, max_frame_bytes, hwm, NULL, NULL, out);
+}
+
+int wire_open_hooked(void *ctx, int type, const char *endpoint, int default_bind, size_t max_frame_bytes,
+                     int hwm, int (*hook)(void *sock, void *arg), void *arg, void **out) {
     *out = NULL;
     int bind = default_bind;
     if (endpoint[0] == '@') { bind = 1; endpoint++; }
@@ -29,6 +34,11 @@ int wire_open(void *ctx, int type, const char *endpoint, int default_bind, size_
         int e = zmq_errno();
         log_error("zmq_socket: %s", zmq_strerror(e));
         return e;
+    }
+    int hrc = hook ? hook(s, arg) : 0;
+    if (hrc) {
+        zmq_close(s);
+        return hrc;
     }
     int64_t maxsz = (int64_t)max_frame_bytes;
     int linger = 2000;

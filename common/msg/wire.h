@@ -11,6 +11,14 @@
  * Garbage is counted in wire_stats_t and reported as GB_EPEER; it never
  * aborts the process.
  *
+ * A connecting socket has one more failure mode: when the peer breaks the
+ * protocol (a frame over ZMQ_MAXMSGSIZE, a bad handshake, a socket type
+ * that does not match), libzmq 4.3 drops that connection and never
+ * reconnects it, so the stage would wait forever in silence. Sockets that
+ * connect to a producer use wire_conn.h instead of wire_open: it watches
+ * the socket's monitor, logs such a failure once, and replaces the socket
+ * so the next good producer is served.
+ *
  * Endpoints: "@tcp://127.0.0.1:5555" binds, ">ipc:///tmp/x" connects
  * (CZMQ's convention); without a prefix the caller's default applies.
  * tcp:// endpoints get CURVE, or are refused, as wire_sec.h says. */
@@ -52,6 +60,13 @@ static inline void wire_msg_destroy(wire_msg_t **m) { pbmsg_destroy(m); }
  * the reason logged naming the endpoint. */
 int wire_open(void *ctx, int type, const char *endpoint, int default_bind, size_t max_frame_bytes,
               int hwm, void **out);
+
+/* wire_open, calling hook(sock, arg) on the new socket before any option
+ * is set and before it binds or connects (wire_conn attaches its monitor
+ * there, so it misses no event). A non-zero return from hook closes the
+ * socket and is returned. hook NULL: exactly wire_open. */
+int wire_open_hooked(void *ctx, int type, const char *endpoint, int default_bind, size_t max_frame_bytes,
+                     int hwm, int (*hook)(void *sock, void *arg), void *arg, void **out);
 
 /* Close a socket (linger already bounded). NULL is fine. */
 void wire_close(void **sock);

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "sig.h"
 #include "wire.h"
+#include "wire_conn.h"
 #include "wire_sec.h"
 
 #include <dirent.h>
@@ -210,7 +211,7 @@ static void on_checkpoint(dash_t *d, const Gambar__CheckpointReady *c) {
 static int run(dash_t *d) {
     int rc = 0;
     void *zctx = zmq_ctx_new();
-    void *socks[MAX_ENDPOINTS] = {0};
+    wire_conn_t *socks[MAX_ENDPOINTS] = {0};
     wire_stats_t stats[MAX_ENDPOINTS];
     memset(stats, 0, sizeof stats);
     int nsock = 0;
@@ -222,13 +223,13 @@ static int run(dash_t *d) {
             rc = GB_EFORMAT;
             goto done;
         }
-        rc = wire_open(zctx, ZMQ_SUB, ep, 0, WIRE_MAX_SMALL_BYTES, RCV_HWM, &socks[nsock]);
+        rc = wire_conn_open(zctx, ZMQ_SUB, ep, 0, WIRE_MAX_SMALL_BYTES, RCV_HWM, "--metrics", &socks[nsock]);
         if (rc) {
-            rc = GB_EPEER; /* wire_open logged the endpoint and the reason */
+            rc = GB_EPEER; /* wire_conn_open logged the endpoint and the reason */
             goto done;
         }
-        zmq_setsockopt(socks[nsock], ZMQ_SUBSCRIBE, "gambar.Metric", 13);
-        zmq_setsockopt(socks[nsock], ZMQ_SUBSCRIBE, "gambar.CheckpointReady", 22);
+        wire_conn_subscribe(socks[nsock], "gambar.Metric");
+        wire_conn_subscribe(socks[nsock], "gambar.CheckpointReady");
         nsock++;
     }
     if (!nsock) {
@@ -246,7 +247,6 @@ static int run(dash_t *d) {
     static const ProtobufCMessageDescriptor *const acc[] = {&gambar__metric__descriptor,
                                                             &gambar__checkpoint_ready__descriptor};
     zmq_pollitem_t items[MAX_ENDPOINTS];
-    for (int i = 0; i < nsock; i++) items[i] = (zmq_pollitem_t){socks[i], 0, ZMQ_POLLIN, 0};
     uint64_t received = 0;
     double next_scan = 0, next_flush = gb_now() + FLUSH_EVERY_S;
     while (!sig_stop_requested()) {
@@ -257,6 +257,11 @@ static int run(dash_t *d) {
         if (gb_now() >= next_flush) {
             dash_tb_flush(d->tb, false);
             next_flush = gb_now() + FLUSH_EVERY_S;
+        }
+        /* a socket whose producer broke the protocol is replaced here */
+        for (int i = 0; i < nsock; i++) {
+            wire_conn_check(socks[i]);
+            items[i] = (zmq_pollitem_t){wire_conn_socket(socks[i]), 0, ZMQ_POLLIN, 0};
         }
         int n = zmq_poll(items, nsock, POLL_MS);
         if (n < 0) {
@@ -270,7 +275,7 @@ static int run(dash_t *d) {
             /* drain what is there, a bounded number per round */
             for (int k = 0; k < 1000; k++) {
                 wire_msg_t *m = NULL;
-                int r = wire_recv(socks[i], acc, 2, WIRE_MAX_SMALL_BYTES, 0, &m, &stats[i]);
+                int r = wire_recv(wire_conn_socket(socks[i]), acc, 2, WIRE_MAX_SMALL_BYTES, 0, &m, &stats[i]);
                 if (r == GB_EPEER) continue;
                 if (r) break;
                 received++;
@@ -298,7 +303,7 @@ static int run(dash_t *d) {
 done:
     dash_http_stop(&http);
     dash_sample_destroy(&d->sampler);
-    for (int i = 0; i < nsock; i++) wire_close(&socks[i]);
+    for (int i = 0; i < nsock; i++) wire_conn_close(&socks[i]);
     zmq_ctx_term(zctx);
     free(eps);
     return rc;

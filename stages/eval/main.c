@@ -20,6 +20,7 @@
 #include "sig.h"
 #include "stream.pb-c.h"
 #include "wire.h"
+#include "wire_conn.h"
 #include "wire_sec.h"
 
 #include <errno.h>
@@ -56,10 +57,10 @@ static int evaluate_one(eval_ctx_t *e, const char *ckpt, uint64_t announced_step
  * that queued up while an evaluation ran. */
 static int follow(eval_ctx_t *e) {
     const eval_opts_t *o = e->o;
-    void *sub = NULL;
-    int rc = wire_open(e->zctx, ZMQ_SUB, o->follow, 0, WIRE_MAX_SMALL_BYTES, 0, &sub);
+    wire_conn_t *sub = NULL;
+    int rc = wire_conn_open(e->zctx, ZMQ_SUB, o->follow, 0, WIRE_MAX_SMALL_BYTES, 0, "--follow", &sub);
     if (rc) return GB_EXIT_PEER;
-    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "gambar.CheckpointReady", 22);
+    wire_conn_subscribe(sub, "gambar.CheckpointReady");
     const ProtobufCMessageDescriptor *acc[] = {&gambar__checkpoint_ready__descriptor};
     wire_stats_t st = {0};
     long long done = 0;
@@ -67,7 +68,7 @@ static int follow(eval_ctx_t *e) {
     log_info("following %s", o->follow);
     while (!sig_stop_requested() && (o->follow_count <= 0 || done < o->follow_count)) {
         wire_msg_t *m = NULL;
-        rc = wire_recv(sub, acc, 1, WIRE_MAX_SMALL_BYTES, 500, &m, &st);
+        rc = wire_conn_recv(sub, acc, 1, WIRE_MAX_SMALL_BYTES, 500, &m, &st);
         if (rc == EAGAIN || rc == GB_EPEER || rc == GB_EINTR) continue;
         if (rc) {
             log_error("--follow %s: %s", o->follow, err_str(rc));
@@ -78,7 +79,7 @@ static int follow(eval_ctx_t *e) {
          * a burst that is still arriving counts as queued) */
         wire_msg_t *next = NULL;
         int skipped = 0;
-        while (wire_recv(sub, acc, 1, WIRE_MAX_SMALL_BYTES, 100, &next, &st) == 0) {
+        while (wire_conn_recv(sub, acc, 1, WIRE_MAX_SMALL_BYTES, 100, &next, &st) == 0) {
             wire_msg_destroy(&m);
             m = next;
             next = NULL;
@@ -93,7 +94,7 @@ static int follow(eval_ctx_t *e) {
         done++;
     }
     if (wire_stats_dropped(&st)) log_warn("dropped %llu malformed messages", (unsigned long long)wire_stats_dropped(&st));
-    wire_close(&sub);
+    wire_conn_close(&sub);
     return status;
 }
 

@@ -42,6 +42,7 @@
 #include "run.h"
 #include "stream.pb-c.h"
 #include "wire.h"
+#include "wire_conn.h"
 
 extern char **environ;
 
@@ -86,7 +87,8 @@ typedef struct {
     int stop_signalled;
     /* status line */
     int tty;
-    void *zctx, *sub;
+    void *zctx;
+    wire_conn_t *sub; /* the status line's metrics, connected to every Metric channel */
     char status[256];
     double st_step, st_epoch, st_ips, st_lossd, st_lossg, st_fid, st_kid;
     char st_extra[128];
@@ -669,10 +671,11 @@ static void metrics_open(run_t *R) {
         char ep[4200];
         snprintf(ep, sizeof ep, ">%s", ch->endpoint);
         if (!R->sub) {
-            if (wire_open(R->zctx, ZMQ_SUB, ep, 0, WIRE_MAX_SMALL_BYTES, 0, &R->sub) != 0) return;
-            zmq_setsockopt(R->sub, ZMQ_SUBSCRIBE, "gambar.Metric", 13);
+            if (wire_conn_open(R->zctx, ZMQ_SUB, ep, 0, WIRE_MAX_SMALL_BYTES, 0, "status line", &R->sub) != 0)
+                return;
+            wire_conn_subscribe(R->sub, "gambar.Metric");
         } else {
-            zmq_connect(R->sub, ep + 1);
+            wire_conn_connect(R->sub, ep);
         }
     }
 }
@@ -682,7 +685,7 @@ static void metrics_read(run_t *R) {
     wire_stats_t ws = {0};
     wire_msg_t *m = NULL;
     int got = 0;
-    while (wire_recv(R->sub, acc, 1, WIRE_MAX_SMALL_BYTES, 0, &m, &ws) == 0 || m) {
+    while (wire_recv(wire_conn_socket(R->sub), acc, 1, WIRE_MAX_SMALL_BYTES, 0, &m, &ws) == 0 || m) {
         if (!m) continue;
         Gambar__Metric *mt = (Gambar__Metric *)m->msg;
         if (mt->name) {
@@ -752,7 +755,10 @@ int run_supervise(pipeline_t *pl, const char *run_dir) {
         /* poll set */
         int ni = 0;
         items[ni++] = (zmq_pollitem_t){.fd = R->sigpipe[0], .events = ZMQ_POLLIN};
-        if (R->sub) items[ni++] = (zmq_pollitem_t){.socket = R->sub, .events = ZMQ_POLLIN};
+        if (R->sub) { /* replaced here when a producer broke the protocol */
+            wire_conn_check(R->sub);
+            items[ni++] = (zmq_pollitem_t){.socket = wire_conn_socket(R->sub), .events = ZMQ_POLLIN};
+        }
         int base = ni;
         for (int i = 0; i < R->nin; i++) {
             if (R->in[i].outfd >= 0) {
@@ -826,7 +832,7 @@ int run_supervise(pipeline_t *pl, const char *run_dir) {
         if (R->in[i].logfd >= 0) close(R->in[i].logfd);
         if (R->in[i].pidfd >= 0) close(R->in[i].pidfd);
     }
-    if (R->sub) wire_close(&R->sub);
+    wire_conn_close(&R->sub);
     if (R->zctx) zmq_ctx_term(R->zctx);
     int result = R->result < 0 ? 0 : R->result;
     if (result == 0)

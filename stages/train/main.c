@@ -33,6 +33,7 @@
 #include "sig.h"
 #include "train.h"
 #include "wire.h"
+#include "wire_conn.h"
 #include "wire_sec.h"
 
 #include <dirent.h>
@@ -56,7 +57,8 @@ typedef struct {
 
 typedef struct {
     opts_t o;
-    void *ctx, *pull, *pub;
+    void *ctx, *pub;
+    wire_conn_t *pull; /* --in: comes back after a peer broke the protocol */
     model_t *m;
     model_desc_t want;         /* description for a model built on the first batch */
     Gambar__Checkpoint *init;  /* --init-from checkpoint until the model exists */
@@ -801,7 +803,7 @@ int main(int argc, char **argv) {
     }
 
     t->ctx = zmq_ctx_new();
-    rc = wire_open(t->ctx, ZMQ_PULL, o->in, 0, WIRE_MAX_BATCH_BYTES, 8, &t->pull);
+    rc = wire_conn_open(t->ctx, ZMQ_PULL, o->in, 0, WIRE_MAX_BATCH_BYTES, 8, "--in", &t->pull);
     if (!rc && o->metrics) rc = wire_open(t->ctx, ZMQ_PUB, o->metrics, 1, WIRE_MAX_SMALL_BYTES, 10000, &t->pub);
     if (rc) {
         status = GB_EXIT_PEER;
@@ -831,7 +833,7 @@ int main(int argc, char **argv) {
             stop_reason = 2;
             break;
         } else {
-            rc = wire_recv(t->pull, accepted, 2, WIRE_MAX_BATCH_BYTES, 250, &msg, &t->drops.wire);
+            rc = wire_conn_recv(t->pull, accepted, 2, WIRE_MAX_BATCH_BYTES, 250, &msg, &t->drops.wire);
             if (rc == EAGAIN || rc == GB_EINTR) continue;
             if (rc == GB_EPEER) { drop_sync_wire(&t->drops); continue; }
             if (rc) {
@@ -890,7 +892,7 @@ int main(int argc, char **argv) {
 out:
     for (long long i = 0; t->held && i < o->window; i++) wire_msg_destroy(&t->held[i]);
     free(t->held);
-    wire_close(&t->pull);
+    wire_conn_close(&t->pull);
     wire_close(&t->pub);
     if (t->ctx) zmq_ctx_term(t->ctx);
     ckpt_free(&t->init);
