@@ -1,13 +1,17 @@
 /* test_base.c - rng, digest, err, wire basics. */
+#include "afile.h"
 #include "base.h"
 #include "digest.h"
 #include "err.h"
+#include "json.h"
 #include "rng.h"
 #include "stream.pb-c.h"
 #include "test.h"
 #include "wire.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <zmq.h>
 
@@ -107,7 +111,99 @@ static void pbmsg_decode_cap(void) {
     free(buf);
 }
 
+/* s through json_str, into buf (NUL-terminated) */
+static const char *jstr(const char *s, char *buf, size_t cap) {
+    FILE *f = fmemopen(buf, cap, "w");
+    json_str(f, s);
+    fclose(f);
+    return buf;
+}
+
+static void json_policy(void) {
+    char b[256];
+    CHECKF(!strcmp(jstr("a\"b\\c", b, sizeof b), "\"a\\\"b\\\\c\""), "%s", b);
+    CHECKF(!strcmp(jstr("\n\r\t\b\f", b, sizeof b), "\"\\n\\r\\t\\b\\f\""), "%s", b);
+    CHECKF(!strcmp(jstr("\x01\x1f\x7f", b, sizeof b), "\"\\u0001\\u001f\\u007f\""), "%s", b);
+    /* valid UTF-8 is kept: e-acute, euro sign, U+1F600 */
+    CHECKF(!strcmp(jstr("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", b, sizeof b),
+                   "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\""), "%s", b);
+    /* invalid: stray continuation, overlong '/', surrogate, cut sequence, 0xff */
+    CHECKF(!strcmp(jstr("\x80x\xc0\xafy\xed\xa0\x80z\xe2\x82", b, sizeof b),
+                   "\"\\ufffdx\\ufffd\\ufffdy\\ufffd\\ufffd\\ufffdz\\ufffd\\ufffd\""), "%s", b);
+    CHECKF(!strcmp(jstr("\xff", b, sizeof b), "\"\\ufffd\""), "%s", b);
+    CHECKF(!strcmp(jstr(NULL, b, sizeof b), "\"\""), "%s", b);
+    char n[32];
+    CHECKF(!strcmp(json_num_fmt(0.1, n), "0.1"), "%s", n);
+    CHECKF(!strcmp(json_num_fmt(1e300, n), "1e+300"), "%s", n);
+    CHECKF(!strcmp(json_num_fmt(-3, n), "-3"), "%s", n);
+    CHECKF(!strcmp(json_num_fmt(NAN, n), "null"), "%s", n);
+    CHECKF(!strcmp(json_num_fmt(INFINITY, n), "null") && !strcmp(json_num_fmt(-INFINITY, n), "null"), "%s", n);
+    /* every double reads back exactly */
+    rng_t r;
+    rng_seed(&r, 9);
+    int bad = 0;
+    for (int i = 0; i < 10000; i++) {
+        double v = rng_normal(&r) * pow(10, (double)(int)rng_below(&r, 40) - 20);
+        bad += strtod(json_num_fmt(v, n), NULL) != v;
+    }
+    CHECKF(bad == 0, "%d of 10000 doubles did not round-trip", bad);
+}
+
+/* number of entries of dir other than . and .. */
+static int count_entries(const char *dir) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    if (d) closedir(d);
+    return n;
+}
+
+static void afile_replaces_atomically(void) {
+    char dir[600], path[700], buf[64];
+    snprintf(dir, sizeof dir, "%s/afile", test_tmpdir());
+    CHECK(mkdir(dir, 0755) == 0);
+    snprintf(path, sizeof path, "%s/out.json", dir);
+    CHECK(afile_write_all(path, "first", 5) == 0);
+    /* streaming: the old contents stay until the commit */
+    afile_t *a = NULL;
+    CHECK(afile_open(path, &a) == 0 && a);
+    fprintf(afile_stream(a), "second %d", 2);
+    CHECK(afile_write(a, "!", 1) == 0);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    buf[n] = 0;
+    if (f) fclose(f);
+    CHECKF(!strcmp(buf, "first"), "before commit: %s", buf);
+    CHECK(count_entries(dir) == 2); /* the file and its temporary */
+    CHECK(afile_commit(&a) == 0 && a == NULL);
+    f = fopen(path, "r");
+    n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    buf[n] = 0;
+    if (f) fclose(f);
+    CHECKF(!strcmp(buf, "second 2!"), "after commit: %s", buf);
+    struct stat st;
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0644);
+    CHECK(count_entries(dir) == 1);
+    /* abort: nothing changes, no temporary left */
+    CHECK(afile_open(path, &a) == 0);
+    fputs("third", afile_stream(a));
+    afile_abort(&a);
+    CHECK(a == NULL && count_entries(dir) == 1);
+    CHECK(stat(path, &st) == 0 && st.st_size == 9);
+    /* a missing folder: the errno, and nothing made */
+    snprintf(path, sizeof path, "%s/no/such/x", dir);
+    CHECK(afile_write_all(path, "x", 1) == ENOENT);
+    /* a folder in the way: the rename fails, the temporary goes */
+    snprintf(path, sizeof path, "%s/sub", dir);
+    CHECK(mkdir(path, 0755) == 0);
+    CHECK(afile_write_all(path, "x", 1) == EISDIR);
+    CHECK(rmdir(path) == 0);
+    CHECK(count_entries(dir) == 1);
+}
+
 int main(void) {
+    RUN(afile_replaces_atomically);
+    RUN(json_policy);
     RUN(rng_reproducible);
     RUN(rng_normal_moments);
     RUN(sha256_known);

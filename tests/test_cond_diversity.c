@@ -15,29 +15,22 @@
  * the 10 classes, divided by the same figure for 64 real training images
  * per class. */
 #include "base.h"
+#include "idx.h"
 #include "model.h"
 #include "nn.h"
 #include "rng.h"
 #include "test.h"
 
 #include <math.h>
-#include <zlib.h>
 
 #define NIMG 12000 /* training images used (of 60,000) */
 #define BATCH 64
 #define STEPS 200
 #define PIX 784
 
-static unsigned char *g_px, *g_lab;
-
-static int read_gz(const char *path, size_t skip, unsigned char *out, size_t n) {
-    gzFile f = gzopen(path, "rb");
-    if (!f) return -1;
-    unsigned char hdr[16];
-    int ok = gzread(f, hdr, (unsigned)skip) == (int)skip && gzread(f, out, (unsigned)n) == (int)n;
-    gzclose(f);
-    return ok ? 0 : -1;
-}
+/* The training data (read once in main; a fixture no test changes). */
+static const uint8_t *g_px;   /* NIMG x PIX bytes */
+static const int32_t *g_lab;  /* NIMG labels */
 
 /* Mean over pixels of the std across n images (n x PIX floats). */
 static double spread(const float *x, int n) {
@@ -120,14 +113,34 @@ static model_t *train_model(int E) {
     return m;
 }
 
-static double g_real, g_default;
+/* The within-class spread of the real images, and of G trained with the
+ * default embedding width: computed by the first test that needs them,
+ * whichever runs first (each test gets its numbers through these, so
+ * none depends on another having run; TEST_ONLY can pick either). */
+static double real_spread_once(void) {
+    static double v = -1;
+    if (v < 0) v = real_spread();
+    return v;
+}
+
+/* The default-width model, trained here when the caller has none yet
+ * (m_out NULL: the model is freed after measuring). */
+static double default_spread_once(model_t **m_out) {
+    static double v = -1;
+    if (v >= 0 && !m_out) return v;
+    model_t *m = train_model(model_default_embed_dim(100));
+    v = gen_spread(m, 0);
+    if (m_out) *m_out = m;
+    else model_free(m);
+    return v;
+}
 
 static void test_default_embedding_keeps_within_class_variety(void) {
-    g_real = real_spread();
+    double g_real = real_spread_once();
     int E = model_default_embed_dim(100);
     CHECK(E == 10);
-    model_t *m = train_model(E);
-    g_default = gen_spread(m, 0);
+    model_t *m = NULL;
+    double g_default = default_spread_once(&m);
     fprintf(stderr, "real within-class spread %.4f; G (E=%d) after %d steps %.4f (ratio %.2f)\n", g_real, E,
             STEPS, g_default, g_default / g_real);
     CHECKF(g_default / g_real > 0.45, "generated/real spread %.3f: the generator draws near-identical images per class",
@@ -153,6 +166,7 @@ static void test_default_embedding_keeps_within_class_variety(void) {
 
 static void test_embedding_as_wide_as_z_collapses(void) {
     /* The measure catches the old default: E = z_dim. */
+    double g_real = real_spread_once(), g_default = default_spread_once(NULL);
     model_t *m = train_model(100);
     double wide = gen_spread(m, 0);
     model_free(m);
@@ -161,23 +175,19 @@ static void test_embedding_as_wide_as_z_collapses(void) {
 }
 
 int main(void) {
-    const char *dir = "/usr/share/datasets/fashion-mnist";
-    char p[512];
-    g_px = xmalloc((size_t)NIMG * PIX);
-    g_lab = xmalloc(NIMG);
-    snprintf(p, sizeof p, "%s/train-images-idx3-ubyte.gz", dir);
-    int ok = read_gz(p, 16, g_px, (size_t)NIMG * PIX) == 0;
-    snprintf(p, sizeof p, "%s/train-labels-idx1-ubyte.gz", dir);
-    ok = ok && read_gz(p, 8, g_lab, NIMG) == 0;
-    if (!ok) {
-        fprintf(stderr, "test_cond_diversity: cannot read Fashion-MNIST from %s (package dataset-fashion-mnist)\n", dir);
+    const char *prefix = "/usr/share/datasets/fashion-mnist/train";
+    idx_data_t d;
+    if (idx_read_all(prefix, NIMG, &d) != 0 || d.n != NIMG || !d.labels || d.h * d.w != PIX) {
+        fprintf(stderr, "test_cond_diversity: cannot read %d Fashion-MNIST images from %s (package "
+                        "dataset-fashion-mnist)\n", NIMG, prefix);
         printf("not ok read_fashion_mnist\n");
         return 1;
     }
+    g_px = d.px;
+    g_lab = d.labels;
     nn_set_threads(0);
     RUN(test_default_embedding_keeps_within_class_variety);
     RUN(test_embedding_as_wide_as_z_collapses);
-    free(g_px);
-    free(g_lab);
+    idx_data_free(&d);
     return test_done();
 }

@@ -22,6 +22,7 @@
  * default, output into one growing memory buffer. */
 #include "img.h"
 
+#include "afile.h"
 #include "base.h"
 #include "err.h"
 #include "log.h"
@@ -779,54 +780,14 @@ int img_encode_png(const img_t *im, const img_text_t *texts, int ntexts, int com
     return rc;
 }
 
-/* Write n bytes to fd, retrying short writes. Returns 0 or errno. */
-static int write_all(int fd, const uint8_t *p, size_t n) {
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0) return errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 int img_write_png(const char *path, const img_t *im, const img_text_t *texts, int ntexts,
                   int compression) {
     uint8_t *buf;
     size_t len;
     int rc = img_encode_png(im, texts, ntexts, compression, &buf, &len);
     if (rc) return rc;
-    size_t pl = strlen(path);
-    char *tmp = xmalloc(pl + 16), *dir = xstrdup(path);
-    snprintf(tmp, pl + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        rc = errno;
-        goto done;
-    }
-    rc = write_all(fd, buf, len);
-    if (!rc && fchmod(fd, 0644) != 0) rc = errno;
-    if (!rc && fsync(fd) != 0) rc = errno;
-    if (close(fd) != 0 && !rc) rc = errno;
-    if (!rc && rename(tmp, path) != 0) rc = errno;
-    if (rc) {
-        unlink(tmp);
-        goto done;
-    }
-    /* Make the rename itself durable. */
-    char *slash = strrchr(dir, '/');
-    if (slash == dir) slash[1] = '\0';
-    else if (slash) *slash = '\0';
-    int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        if (fsync(dfd) != 0) rc = errno;
-        close(dfd);
-    }
-done:
+    rc = afile_write_all(path, buf, len);
     free(buf);
-    free(tmp);
-    free(dir);
     return rc;
 }
 

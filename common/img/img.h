@@ -94,9 +94,10 @@ typedef struct { const char *key; const char *text; } img_text_t;
 int img_encode_png(const img_t *im, const img_text_t *texts, int ntexts, int compression,
                    uint8_t **buf, size_t *len);
 
-/* Encode and write atomically: temporary file path.tmp.XXXXXX in the same
- * folder, fsync, mode 0644, rename over path, fsync the folder. Returns 0
- * or an errno (EINVAL as img_encode_png); on error no temporary is left. */
+/* Encode and write atomically (afile.h: temporary file in the same
+ * folder, fsync, mode 0644, rename over path, fsync the folder). Returns 0
+ * or an errno (EINVAL as img_encode_png; write errors logged with the
+ * path); on error no temporary is left. */
 int img_write_png(const char *path, const img_t *im, const img_text_t *texts, int ntexts,
                   int compression);
 

@@ -9,6 +9,7 @@
 
 #include "base.h"
 #include "err.h"
+#include "json.h"
 #include "rng.h"
 
 #include <errno.h>
@@ -217,27 +218,14 @@ int prov_read_file(const char *path, prov_t *out) {
     return rc;
 }
 
-void prov_json_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\') fprintf(f, "\\%c", *c);
-        else if (*c == '\n') fputs("\\n", f);
-        else if (*c == '\t') fputs("\\t", f);
-        else if (*c == '\r') fputs("\\r", f);
-        else if (*c < 0x20) fprintf(f, "\\u%04x", *c);
-        else fputc(*c, f);
-    }
-    fputc('"', f);
-}
-
 void prov_print(FILE *f, const prov_t *p, int json) {
     if (json) {
         fputs("{", f);
         for (int i = 0; i < p->n; i++) {
             fputs(i ? ",\n  " : "\n  ", f);
-            prov_json_string(f, p->key[i]);
+            json_str(f, p->key[i]);
             fputs(": ", f);
-            prov_json_string(f, p->val[i]);
+            json_str(f, p->val[i]);
         }
         fputs("\n}\n", f);
         return;

@@ -88,8 +88,6 @@ int prov_read_file(const char *path, prov_t *out);
  * abbreviated), 1 = one JSON object (every value a string, full). */
 void prov_print(FILE *f, const prov_t *p, int json);
 
-/* Write the JSON string literal of s (quotes and escapes) to f. */
-void prov_json_string(FILE *f, const char *s);
 
 /* The "gambar-z1" latent (see above) into z[0..Z). truncation <= 0 means
  * none; otherwise it must be >= PROV_MIN_TRUNCATION (caller checks). */

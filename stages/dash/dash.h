@@ -86,10 +86,6 @@ uint64_t dash_state_event_head(dash_state_t *s);
 void dash_state_close(dash_state_t *s);
 bool dash_state_closing(dash_state_t *s);
 
-/* Write x as a JSON string literal (with quotes) to f. */
-void dash_json_str(FILE *f, const char *x);
-/* Write v as a JSON number, or null when not finite. */
-void dash_json_num(FILE *f, double v);
 
 /* ---- dash_sample: sampler client ----------------------------------------- */
 

@@ -20,6 +20,7 @@
 #include "dash.h"
 
 #include "err.h"
+#include "json.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -72,20 +73,6 @@ struct dash_state {
     uint64_t grid_version;  /* version of the latest grid (0: none yet) */
 };
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes
- * there are not valid UTF-8 (stray continuation, overlong form,
- * surrogate, beyond U+10FFFF, or cut short by the terminator). */
-static int utf8_len(const unsigned char *s) {
-    unsigned c = s[0];
-    int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    for (int i = 1; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80) return 0;
-    if (len == 2 && c < 0xC2) return 0;
-    if (len == 3 && ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0))) return 0;
-    if (len == 4 && (c > 0xF4 || (c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] >= 0x90))) return 0;
-    return len;
-}
-
 /* Copy at most DASH_MAX_STR-1 bytes of src into dst as valid UTF-8:
  * invalid or control bytes become '?', a sequence cut by the limit is
  * dropped whole. */
@@ -93,7 +80,7 @@ static void copy_utf8(char *dst, const char *src) {
     const unsigned char *s = (const unsigned char *)(src ? src : "");
     size_t o = 0;
     while (*s && o < DASH_MAX_STR - 1) {
-        int len = utf8_len(s);
+        int len = json_utf8_len(s);
         if (!len || (len == 1 && (*s < 0x20 || *s == 0x7F))) {
             dst[o++] = '?';
             s++;
@@ -175,41 +162,6 @@ void dash_state_destroy(dash_state_t **ps) {
     *ps = NULL;
 }
 
-void dash_json_str(FILE *f, const char *x) {
-    fputc('"', f);
-    const unsigned char *p = (const unsigned char *)x;
-    while (*p) {
-        int len = utf8_len(p);
-        if (!len) {
-            fputs("\\ufffd", f); /* not UTF-8: the replacement character */
-            p++;
-            continue;
-        }
-        if (len > 1) {
-            fwrite(p, 1, (size_t)len, f);
-            p += len;
-            continue;
-        }
-        switch (*p) {
-        case '"': fputs("\\\"", f); break;
-        case '\\': fputs("\\\\", f); break;
-        case '\n': fputs("\\n", f); break;
-        case '\r': fputs("\\r", f); break;
-        case '\t': fputs("\\t", f); break;
-        default:
-            if (*p < 0x20 || *p == 0x7F) fprintf(f, "\\u%04x", *p);
-            else fputc(*p, f);
-        }
-        p++;
-    }
-    fputc('"', f);
-}
-
-void dash_json_num(FILE *f, double v) {
-    if (isfinite(v)) fprintf(f, "%.17g", v);
-    else fputs("null", f);
-}
-
 /* Append one event (text already formatted) to the ring and wake the
  * readers. Caller holds the lock. An event over the slot size is
  * replaced by a note (cannot happen with the string caps above). */
@@ -224,22 +176,22 @@ static void push_event(dash_state_t *s, const char *kind, const char *json, size
 
 static void series_json(FILE *f, const series_t *x, bool history, int cap) {
     fputs("{\"stage\":", f);
-    dash_json_str(f, x->stage);
+    json_str(f, x->stage);
     fputs(",\"run\":", f);
-    dash_json_str(f, x->run);
+    json_str(f, x->run);
     fputs(",\"name\":", f);
-    dash_json_str(f, x->name);
+    json_str(f, x->name);
     fputs(",\"labels\":{", f);
     for (int i = 0; i < x->nl; i++) {
         if (i) fputc(',', f);
-        dash_json_str(f, x->lk[i]);
+        json_str(f, x->lk[i]);
         fputc(':', f);
-        dash_json_str(f, x->lv[i]);
+        json_str(f, x->lv[i]);
     }
     fputs("},\"value\":", f);
-    dash_json_num(f, x->last);
+    json_num(f, x->last);
     fprintf(f, ",\"step\":%" PRIu64 ",\"epoch\":%u,\"wall_time\":", x->step, x->epoch);
-    dash_json_num(f, x->wall);
+    json_num(f, x->wall);
     fprintf(f, ",\"count\":%" PRIu64, x->count);
     if (history) {
         fputs(",\"history\":[", f);
@@ -248,7 +200,7 @@ static void series_json(FILE *f, const series_t *x, bool history, int cap) {
             int k = (start + i) % cap;
             if (i) fputc(',', f);
             fprintf(f, "[%" PRIu64 ",", x->hstep[k]);
-            dash_json_num(f, x->hval[k]);
+            json_num(f, x->hval[k]);
             fputc(']', f);
         }
         fputc(']', f);
@@ -331,9 +283,9 @@ void dash_state_add_metric(dash_state_t *s, const Gambar__Metric *m) {
 
 static void checkpoint_json(FILE *f, const dash_state_t *s) {
     fprintf(f, "{\"step\":%" PRIu64 ",\"epoch\":%u,\"run\":", s->ck_step, s->ck_epoch);
-    dash_json_str(f, s->ck_run);
+    json_str(f, s->ck_run);
     fputs(",\"path\":", f);
-    dash_json_str(f, s->ck_path);
+    json_str(f, s->ck_path);
     fputc('}', f);
 }
 
@@ -378,7 +330,7 @@ static void grid_json(FILE *f, const grid_t *g) {
     fprintf(f, "{\"version\":%" PRIu64 ",\"step\":%" PRIu64 ",\"source\":", g->version, g->step);
     char src[DASH_MAX_STR];
     copy_utf8(src, g->source);
-    dash_json_str(f, src);
+    json_str(f, src);
     fputc('}', f);
 }
 

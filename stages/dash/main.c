@@ -17,6 +17,7 @@
 
 #include "cli.h"
 #include "err.h"
+#include "json.h"
 #include "log.h"
 #include "sig.h"
 #include "wire.h"
@@ -65,21 +66,21 @@ static void jsonl_metric(dash_t *d, const Gambar__Metric *m) {
     FILE *f = fmemopen(buf, sizeof buf, "w");
     if (!f) return;
     fputs("{\"type\":\"metric\",\"stage\":", f);
-    dash_json_str(f, m->stage ? m->stage : "");
+    json_str(f, m->stage ? m->stage : "");
     fputs(",\"run\":", f);
-    dash_json_str(f, m->run && m->run[0] ? m->run : (d->o.run ? d->o.run : ""));
+    json_str(f, m->run && m->run[0] ? m->run : (d->o.run ? d->o.run : ""));
     fputs(",\"name\":", f);
-    dash_json_str(f, m->name ? m->name : "");
+    json_str(f, m->name ? m->name : "");
     fputs(",\"value\":", f);
-    dash_json_num(f, m->value);
+    json_num(f, m->value);
     fprintf(f, ",\"step\":%" PRIu64 ",\"epoch\":%u,\"wall_time\":", m->step, m->epoch);
-    dash_json_num(f, m->wall_time);
+    json_num(f, m->wall_time);
     fputs(",\"labels\":{", f);
     for (size_t i = 0; i < m->n_labels && i < DASH_MAX_LABELS; i++) {
         if (i) fputc(',', f);
-        dash_json_str(f, m->labels[i]->key ? m->labels[i]->key : "");
+        json_str(f, m->labels[i]->key ? m->labels[i]->key : "");
         fputc(':', f);
-        dash_json_str(f, m->labels[i]->value ? m->labels[i]->value : "");
+        json_str(f, m->labels[i]->value ? m->labels[i]->value : "");
     }
     fputs("}}\n", f);
     long len = ftell(f);
@@ -100,9 +101,9 @@ static void jsonl_checkpoint(dash_t *d, const Gambar__CheckpointReady *c) {
     FILE *f = fmemopen(buf, sizeof buf, "w");
     if (!f) return;
     fprintf(f, "{\"type\":\"checkpoint\",\"step\":%" PRIu64 ",\"epoch\":%u,\"run\":", c->step, c->epoch);
-    dash_json_str(f, c->run ? c->run : "");
+    json_str(f, c->run ? c->run : "");
     fputs(",\"path\":", f);
-    dash_json_str(f, c->path ? c->path : "");
+    json_str(f, c->path ? c->path : "");
     fputs("}\n", f);
     long len = ftell(f);
     bool fits = !ferror(f) && len > 0 && (size_t)len < sizeof buf - 1;

@@ -113,7 +113,5 @@ void eval_publish(const eval_ctx_t *e, const eval_result_t *r);
 /* Write data[0..n) to path atomically (temp, fsync, rename, fsync dir).
  * Returns 0 or an errno, logged with the path. */
 int eval_write_file(const char *path, const void *data, size_t n);
-/* JSON string literal of s (escaped) to f. */
-void eval_json_str(FILE *f, const char *s);
 
 #endif

@@ -7,9 +7,11 @@
  * partial one. */
 #include "eval.h"
 
+#include "afile.h"
 #include "base.h"
 #include "digest.h"
 #include "err.h"
+#include "json.h"
 #include "log.h"
 #include "stream.pb-c.h"
 #include "wire.h"
@@ -21,61 +23,8 @@
 #include <unistd.h>
 #include <zmq.h>
 
-void eval_json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p == '\n') fputs("\\n", f);
-        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
 int eval_write_file(const char *path, const void *data, size_t n) {
-    char tmp[4200];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) return ENAMETOOLONG;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), rc = 0;
-    if (fd < 0) {
-        rc = errno;
-        log_error("%s: cannot create: %s", tmp, strerror(rc));
-        return rc;
-    }
-    const char *p = data;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            rc = w < 0 ? errno : EIO;
-            break;
-        }
-        p += w, n -= (size_t)w;
-    }
-    if (!rc && fsync(fd) != 0) rc = errno;
-    if (close(fd) != 0 && !rc) rc = errno;
-    if (!rc && rename(tmp, path) != 0) rc = errno;
-    if (rc) {
-        log_error("%s: cannot write: %s", path, strerror(rc));
-        unlink(tmp);
-        return rc;
-    }
-    char *dir = xstrdup(path), *slash = strrchr(dir, '/');
-    if (slash == dir) dir[1] = 0;
-    else if (slash) *slash = 0;
-    else strcpy(dir, ".");
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        if (fsync(dfd) != 0) rc = errno;
-        close(dfd);
-    }
-    free(dir);
-    if (rc) log_error("%s: fsync of its folder: %s", path, strerror(rc));
-    return rc;
-}
-
-static void jnum(FILE *f, double v) {
-    if (isfinite(v)) fprintf(f, "%.6g", v);
-    else fputs("null", f);
+    return afile_write_all(path, data, n);
 }
 
 static void hex(const uint8_t *d, size_t n, char *out) {
@@ -93,7 +42,7 @@ int eval_write_json(const eval_ctx_t *e, const eval_result_t *r, const char *pat
     ASSERT(f);
     char h[65];
     fprintf(f, "{\n  \"source\": ");
-    eval_json_str(f, r->source);
+    json_str(f, r->source);
     fprintf(f, ",\n  \"kind\": \"%s\",\n", r->ck ? "checkpoint" : "samples_db");
     if (r->ck) {
         hex(r->ck_digest, 32, h);
@@ -101,26 +50,26 @@ int eval_write_json(const eval_ctx_t *e, const eval_result_t *r, const char *pat
     }
     fprintf(f, "  \"step\": %llu,\n  \"epoch\": %u,\n  \"n\": %zu,\n  \"seed\": %llu,\n  \"dataset\": ",
             (unsigned long long)r->step, r->epoch, r->n, (unsigned long long)e->o->seed);
-    eval_json_str(f, e->o->db);
+    json_str(f, e->o->db);
     hex(e->db_digest, 32, h);
     fprintf(f, ",\n  \"dataset_digest\": \"%s\",\n  \"features\": \"%s\",\n  \"features_file\": ", h,
             e->features_kind);
-    if (e->features_path[0]) eval_json_str(f, e->features_path);
+    if (e->features_path[0]) json_str(f, e->features_path);
     else fputs("null", f);
     fprintf(f, ",\n  \"features_note\": ");
-    eval_json_str(f, strcmp(e->features_kind, "random_cnn") == 0
+    json_str(f, strcmp(e->features_kind, "random_cnn") == 0
                          ? "unlabelled dataset: features of a fixed random CNN (documented fallback); figures are "
                            "comparable only between runs with the same fallback"
                          : "penultimate layer (128-d, ReLU) of a CNN classifier fitted on the training dataset");
     fprintf(f, ",\n  \"feature_classifier_test_accuracy\": ");
-    jnum(f, e->fn_test_acc >= 0 ? e->fn_test_acc : NAN);
+    json_num(f, e->fn_test_acc >= 0 ? e->fn_test_acc : NAN);
     fprintf(f, ",\n  \"real_statistics_cache\": ");
-    if (e->real.path[0]) eval_json_str(f, e->real.path);
+    if (e->real.path[0]) json_str(f, e->real.path);
     else fputs("null", f);
     fprintf(f, ",\n  \"metrics\": {");
     for (int i = 0; i < r->nm; i++) {
         fprintf(f, "%s\n    \"%s\": ", i ? "," : "", r->m[i].name);
-        jnum(f, r->m[i].value);
+        json_num(f, r->m[i].value);
     }
     fprintf(f, "\n  },\n  \"definitions\": {\n"
                "    \"fid\": \"Frechet distance between Gaussians fitted to generated and training features\",\n"

@@ -19,6 +19,7 @@
 #include "digest.h"
 #include "err.h"
 #include "gen_infer.h"
+#include "json.h"
 #include "img.h"
 #include "log.h"
 #include "metrics.h"
@@ -49,12 +50,6 @@ void eval_result_free(eval_result_t *r) {
     free(r->class_share_train);
     ckpt_free(&r->ck);
     memset(r, 0, sizeof *r);
-}
-
-/* JSON number or null for non-finite values */
-static void jnum(FILE *f, double v) {
-    if (isfinite(v)) fprintf(f, "%.6g", v);
-    else fputs("null", f);
 }
 
 /* ---- the images ------------------------------------------------------------ */
@@ -235,14 +230,14 @@ static void bias_audit(eval_ctx_t *e, eval_result_t *r, const float *feat, const
     rng_shuffle_u64(&g, perm, e->real.n);
     float *fk = xmalloc(n * FEATNET_DIM * sizeof(float)), *rk = xmalloc(nr * FEATNET_DIM * sizeof(float));
     fprintf(f, "  \"bias\": {\n    \"class_kl\": ");
-    jnum(f, kl);
+    json_num(f, kl);
     fprintf(f, ",\n    \"class_kl_definition\": \"KL(train || generated) in nats over classifier labels, generated "
                "counts smoothed by +0.5\",\n    \"class_kl_reverse\": ");
-    jnum(f, kl_rev);
+    json_num(f, kl_rev);
     fprintf(f, ",\n    \"most_under_represented\": ");
-    eval_json_str(f, class_name(e, under));
+    json_str(f, class_name(e, under));
     fprintf(f, ",\n    \"most_over_represented\": ");
-    eval_json_str(f, class_name(e, over));
+    json_str(f, class_name(e, over));
     fprintf(f, ",\n    \"classes\": [\n");
     for (int k = 0; k < K; k++) {
         size_t a = 0, b = 0;
@@ -254,23 +249,23 @@ static void bias_audit(eval_ctx_t *e, eval_result_t *r, const float *feat, const
         double p = NAN, rc = NAN;
         if (a > PR_K && b > PR_K) metrics_precision_recall(rk, b, fk, a, FEATNET_DIM, PR_K, &p, &rc);
         fprintf(f, "      {\"index\": %d, \"name\": ", k);
-        eval_json_str(f, class_name(e, k));
+        json_str(f, class_name(e, k));
         fprintf(f, ", \"train_fraction\": ");
-        jnum(f, ttot > 0 ? train[k] / ttot : NAN);
+        json_num(f, ttot > 0 ? train[k] / ttot : NAN);
         fprintf(f, ", \"generated_fraction\": ");
-        jnum(f, gen[k] / (double)n);
+        json_num(f, gen[k] / (double)n);
         fprintf(f, ", \"ratio\": ");
-        jnum(f, ratio[k]);
+        json_num(f, ratio[k]);
         fprintf(f, ", \"precision\": ");
-        jnum(f, p);
+        json_num(f, p);
         fprintf(f, ", \"recall\": ");
-        jnum(f, rc);
+        json_num(f, rc);
         if (req) {
             size_t asked = 0, hit = 0;
             for (size_t i = 0; i < n; i++)
                 if (req[i] == k) asked++, hit += pred[i] == k;
             fprintf(f, ", \"requested\": %zu, \"requested_accuracy\": ", asked);
-            jnum(f, asked ? (double)hit / (double)asked : NAN);
+            json_num(f, asked ? (double)hit / (double)asked : NAN);
         }
         fprintf(f, "}%s\n", k + 1 < K ? "," : "");
     }
@@ -281,7 +276,7 @@ static void bias_audit(eval_ctx_t *e, eval_result_t *r, const float *feat, const
         double ca = (double)hit / (double)n;
         eval_add(r, "conditional_accuracy", ca);
         fprintf(f, ",\n    \"conditional_accuracy\": ");
-        jnum(f, ca);
+        json_num(f, ca);
     }
     fprintf(f, "\n  },\n");
     free(pred), free(gen), free(train), free(ratio), free(perm), free(fk), free(rk);
@@ -380,17 +375,17 @@ static int memorisation_audit(eval_ctx_t *e, eval_result_t *r, const char *ckpt_
                "distances from 1000 training images to the rest of the training set (L2; pixels scaled to "
                "[-1, 1])\",\n");
     fprintf(f, "    \"pixel_threshold\": ");
-    jnum(f, e->real.pix_thresh);
+    json_num(f, e->real.pix_thresh);
     fprintf(f, ",\n    \"feature_threshold\": ");
-    jnum(f, e->real.feat_thresh);
+    json_num(f, e->real.feat_thresh);
     fprintf(f, ",\n    \"pixel_audited\": %zu,\n    \"near_copy_fraction\": ", m);
-    jnum(f, ncf);
+    json_num(f, ncf);
     fprintf(f, ",\n    \"near_copy_fraction_features\": ");
-    jnum(f, (double)fnear / (double)n);
+    json_num(f, (double)fnear / (double)n);
     fprintf(f, ",\n    \"feature_distance_median\": ");
-    jnum(f, median_of(fd, n));
+    json_num(f, median_of(fd, n));
     fprintf(f, ",\n    \"pixel_distance_median\": ");
-    jnum(f, m ? median_of(pd, m) : NAN);
+    json_num(f, m ? median_of(pd, m) : NAN);
     fprintf(f, ",\n    \"closest\": [");
     /* the closest pairs in pixel space, with provenance; PNGs when asked */
     size_t w = GB_MIN((size_t)e->o->worst_n, m);
@@ -430,17 +425,17 @@ static int memorisation_audit(eval_ctx_t *e, eval_result_t *r, const char *ckpt_
             else fputs("null, ", f);
         }
         fprintf(f, "\"train_index\": %llu, \"pixel_distance\": ", (unsigned long long)ti);
-        jnum(f, pd[i]);
+        json_num(f, pd[i]);
         fprintf(f, ", \"ratio_to_threshold\": ");
-        jnum(f, e->real.pix_thresh > 0 ? pd[i] / e->real.pix_thresh : NAN);
+        json_num(f, e->real.pix_thresh > 0 ? pd[i] / e->real.pix_thresh : NAN);
         fprintf(f, ", \"near_copy\": %s, \"source_uri\": ", pd[i] < e->real.pix_thresh ? "true" : "false");
-        eval_json_str(f, ex ? ex->source_uri : "");
+        json_str(f, ex ? ex->source_uri : "");
         fprintf(f, ", \"license\": ");
-        eval_json_str(f, ex ? ex->license : "");
+        json_str(f, ex ? ex->license : "");
         fprintf(f, ", \"attribution\": ");
-        eval_json_str(f, ex ? ex->attribution : "");
+        json_str(f, ex ? ex->attribution : "");
         fprintf(f, ", \"png\": ");
-        if (png[0]) eval_json_str(f, png);
+        if (png[0]) json_str(f, png);
         else fputs("null", f);
         fputc('}', f);
         if (ex) gambar__example__free_unpacked(ex, NULL);

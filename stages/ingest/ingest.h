@@ -1,17 +1,17 @@
 /* ingest.h - the parts of gambar-ingest: the source listing (ImageFolder
- * walk, IDX reader), the opt-out set and license manifest, and the
+ * walk; IDX files are read by common/io/idx.h), the opt-out set and license manifest, and the
  * decode pipeline (worker threads feeding the single LMDB writer in file
  * order). main.c ties them together. */
 #ifndef GB_INGEST_H
 #define GB_INGEST_H
 
 #include "digest.h"
+#include "idx.h"
 #include "img.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <zlib.h>
 
 /* ---- folder listing (ingest_src.c) ---- */
 
@@ -63,30 +63,6 @@ void ing_list_free(ing_list_t *l);
  * warning (the decoder then rejects those files). Always returns 0. */
 int ing_shape_from_files(const char *root, const ing_list_t *l, size_t n, int threads, uint32_t *w, uint32_t *h,
                          uint32_t *c);
-
-/* ---- IDX (MNIST format) reader (ingest_src.c) ---- */
-
-typedef struct {
-    gzFile img;         /* PREFIX-images-idx3-ubyte[.gz], positioned at record next */
-    uint8_t *labels;    /* n labels, or NULL when there is no labels file */
-    uint64_t n, next;   /* records, next record to read */
-    uint32_t h, w;      /* record size in pixels (1 byte each) */
-    char *prefix_abs;   /* absolute prefix for source URIs */
-    char *images_path;  /* for messages */
-} ing_idx_t;
-
-/* Open PREFIX-images-idx3-ubyte(.gz) and, if present,
- * PREFIX-labels-idx1-ubyte(.gz). Returns 0, an errno, or GB_EFORMAT /
- * GB_EMISMATCH (bad magic, counts differ), logged with the file name. */
-int ing_idx_open(const char *prefix, ing_idx_t *x);
-/* Read the next record's h*w bytes into px and its label (-1 without a
- * labels file). Returns 0, GB_ENOTFOUND at the end, GB_ECORRUPT when the
- * file is cut short (logged). */
-int ing_idx_next(ing_idx_t *x, uint8_t *px, int *label);
-void ing_idx_close(ing_idx_t *x);
-/* The 10 class names when prefix looks like Fashion-MNIST, else the
- * digits "0".."9" (MNIST). */
-const char *const *ing_idx_classes(const char *prefix, size_t *n);
 
 /* ---- opt-out set and manifest (ingest_meta.c) ---- */
 

@@ -13,6 +13,7 @@
  * running the same command again. The workload: tens of thousands of
  * small PNGs per second on two cores with bounded memory.
  */
+#include "afile.h"
 #include "base.h"
 #include "cli.h"
 #include "digest.h"
@@ -259,14 +260,14 @@ static int run_folder(ing_run_t *r, const char *src, uint64_t limit, int threads
 
 static int run_idx(ing_run_t *r, const char *prefix, uint64_t limit, uint32_t w, uint32_t h, uint32_t c,
                    const ing_shaset_t *optout, bool *interrupted) {
-    ing_idx_t x;
-    int rc = ing_idx_open(prefix, &x);
+    idx_t x;
+    int rc = idx_open(prefix, &x);
     if (rc) return rc;
     size_t ncls = 0;
-    const char *const *cls = ing_idx_classes(prefix, &ncls);
+    const char *const *cls = idx_classes(prefix, &ncls);
     if (x.labels && (rc = store_set_classes(r->st, cls, ncls))) {
         log_error("idx:%s: the dataset already has other class names", prefix);
-        ing_idx_close(&x);
+        idx_close(&x);
         return rc;
     }
     uint64_t n = x.n;
@@ -281,7 +282,7 @@ static int run_idx(ing_run_t *r, const char *prefix, uint64_t limit, uint32_t w,
     for (uint64_t i = 0; i < n && !r->fatal; i++) {
         if (sig_stop_requested()) { *interrupted = true; break; }
         int label;
-        rc = ing_idx_next(&x, buf, &label);
+        rc = idx_next(&x, buf, &label);
         if (rc) { progress_clear(&pg); ing_reject(r, ING_R_CORRUPT, x.images_path, "file cut short; stopping"); break; }
         snprintf(frag, sizeof frag, "#%llu", (unsigned long long)i);
         snprintf(shown, sizeof shown, "%s%s", x.images_path, frag);
@@ -322,7 +323,7 @@ static int run_idx(ing_run_t *r, const char *prefix, uint64_t limit, uint32_t w,
     free(buf);
     free(rgb);
     free(px);
-    ing_idx_close(&x);
+    idx_close(&x);
     return 0;
 }
 
@@ -345,13 +346,13 @@ static double peak_rss_mib(void) {
     return kib / 1024.0;
 }
 
-/* Write the JSON summary atomically (temp file, fsync, rename). */
+/* Write the JSON summary atomically (afile.h). */
 static int write_json(const char *path, const ing_run_t *r, uint64_t count, const char *digest_hex,
                       double secs, double rss, bool interrupted) {
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) return errno;
+    afile_t *a;
+    int rc = afile_open(path, &a);
+    if (rc) return rc;
+    FILE *f = afile_stream(a);
     uint64_t done = r->stored + r->already + r->dups + r->optouts + r->nrejected;
     fprintf(f, "{\n  \"stored\": %llu,\n  \"already_present\": %llu,\n  \"duplicates\": %llu,\n"
                "  \"opted_out\": %llu,\n  \"rejected\": %llu,\n  \"rejected_by_reason\": {",
@@ -367,12 +368,7 @@ static int write_json(const char *path, const ing_run_t *r, uint64_t count, cons
                "  \"interrupted\": %s\n}\n",
             (unsigned long long)count, digest_hex, secs, cpu, secs > 0 ? done / secs : 0.0, rss,
             interrupted ? "true" : "false");
-    int rc = 0;
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0) rc = errno;
-    if (fclose(f) != 0 && !rc) rc = errno;
-    if (!rc && rename(tmp, path) != 0) rc = errno;
-    if (rc) unlink(tmp);
-    return rc;
+    return afile_commit(&a);
 }
 
 static bool parse_size(const char *s, uint32_t *w, uint32_t *h) {
@@ -465,9 +461,9 @@ int main(int argc, char **argv) {
     }
     /* Check the source before creating anything. */
     if (is_idx) {
-        ing_idx_t x;
-        if ((rc = ing_idx_open(source + 4, &x))) goto out;
-        ing_idx_close(&x);
+        idx_t x;
+        if ((rc = idx_open(source + 4, &x))) goto out;
+        idx_close(&x);
     } else {
         struct stat sst;
         if (stat(source, &sst) != 0 || !S_ISDIR(sst.st_mode)) {
@@ -494,10 +490,10 @@ int main(int argc, char **argv) {
         channels = info->channels;
     }
     if (!w && is_idx) {
-        ing_idx_t x;
-        if ((rc = ing_idx_open(source + 4, &x))) goto out;
+        idx_t x;
+        if ((rc = idx_open(source + 4, &x))) goto out;
         w = x.w, h = x.h;
-        ing_idx_close(&x);
+        idx_close(&x);
     }
     /* a folder without them: its files' own shape, decided in run_folder
      * from their headers before anything is stored (ingest_shape.c) */

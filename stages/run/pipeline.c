@@ -25,6 +25,7 @@
 
 #include "base.h"
 #include "err.h"
+#include "json.h"
 
 /* ------------------------------------------------------------------ */
 /* Built-in knowledge of the gambar stages: which option takes which
@@ -1465,46 +1466,35 @@ void pl_print_plan(const pipeline_t *pl, FILE *f) {
     }
 }
 
-static void pl_json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
 void pl_print_plan_json(const pipeline_t *pl, FILE *f) {
     fprintf(f, "{\"file\":");
-    pl_json_str(f, pl->file);
+    json_str(f, pl->file);
     fprintf(f, ",\"stages\":[");
     for (int k = 0; k < pl->nstages; k++) {
         const pl_stage_t *st = &pl->stages[pl->order[k]];
+        char num[32];
         fprintf(f, "%s\n{\"name\":", k ? "," : "");
-        pl_json_str(f, st->name);
+        json_str(f, st->name);
         fprintf(f, ",\"type\":\"%s\",\"restart\":\"%s\",\"replicas\":%d,\"start_retries\":%d,"
-                   "\"stop_signal\":\"%s\",\"stop_timeout\":%g,\"optional\":%s,\"after\":[",
+                   "\"stop_signal\":\"%s\",\"stop_timeout\":%s,\"optional\":%s,\"after\":[",
                 st->kind == PL_JOB ? "job" : "service", pl_restart_name(st->restart), st->replicas,
-                st->start_retries, pl_signal_name(st->stop_signal), st->stop_timeout, st->optional ? "true" : "false");
+                st->start_retries, pl_signal_name(st->stop_signal), json_num_fmt(st->stop_timeout, num),
+                st->optional ? "true" : "false");
         for (int i = 0; i < st->nafter; i++) {
             if (i) fputc(',', f);
-            pl_json_str(f, pl->stages[st->after[i]].name);
+            json_str(f, pl->stages[st->after[i]].name);
         }
         fprintf(f, "],\"instances\":[");
         for (int r = 0; r < st->replicas; r++) {
             fprintf(f, "%s{\"argv\":[", r ? "," : "");
             for (int i = 0; i < st->inst[r].argc; i++) {
                 if (i) fputc(',', f);
-                pl_json_str(f, st->inst[r].argv[i]);
+                json_str(f, st->inst[r].argv[i]);
             }
             fprintf(f, "],\"env\":[");
             for (int i = 0; i < st->inst[r].nenv; i++) {
                 if (i) fputc(',', f);
-                pl_json_str(f, st->inst[r].env[i]);
+                json_str(f, st->inst[r].env[i]);
             }
             fprintf(f, "]}");
         }
@@ -1514,11 +1504,11 @@ void pl_print_plan_json(const pipeline_t *pl, FILE *f) {
     for (int i = 0; i < pl->nchans; i++) {
         const pl_chan_t *ch = &pl->chans[i];
         fprintf(f, "%s\n{\"name\":", i ? "," : "");
-        pl_json_str(f, ch->name);
+        json_str(f, ch->name);
         fprintf(f, ",\"type\":");
-        pl_json_str(f, ch->type ? ch->type : "");
+        json_str(f, ch->type ? ch->type : "");
         fprintf(f, ",\"endpoint\":");
-        pl_json_str(f, ch->endpoint ? ch->endpoint : "");
+        json_str(f, ch->endpoint ? ch->endpoint : "");
         fprintf(f, ",\"binds\":\"%s\"}", ch->bind_producer ? "producer" : "consumer");
     }
     fprintf(f, "]}\n");

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "afile.h"
 #include "base.h"
 #include "log.h"
 #include "run.h"
@@ -31,39 +32,18 @@ static int mkdir_p(const char *path) {
     return 0;
 }
 
-static void fsync_dir(const char *dir) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
 typedef void (*writer_fn)(const void *arg, FILE *f);
 
-/* Write dir/name atomically with fn. Returns 0 or an errno (logged). */
+/* Write dir/name atomically (afile.h) with fn. Returns 0 or an errno
+ * (logged). */
 static int write_atomic(const char *dir, const char *name, writer_fn fn, const void *arg) {
-    char tmp[4096], dst[4096];
-    snprintf(tmp, sizeof tmp, "%s/.%s.tmp.%d", dir, name, (int)getpid());
+    char dst[4096];
     snprintf(dst, sizeof dst, "%s/%s", dir, name);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        int e = errno;
-        log_error("%s: cannot create: %s", tmp, strerror(e));
-        return e;
-    }
-    fn(arg, f);
-    int e = 0;
-    if (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0) e = errno ? errno : EIO;
-    if (fclose(f) != 0 && !e) e = errno;
-    if (!e && rename(tmp, dst) != 0) e = errno;
-    if (e) {
-        log_error("%s: cannot write: %s", dst, strerror(e));
-        unlink(tmp);
-        return e;
-    }
-    fsync_dir(dir);
-    return 0;
+    afile_t *a;
+    int e = afile_open(dst, &a);
+    if (e) return e;
+    fn(arg, afile_stream(a));
+    return afile_commit(&a);
 }
 
 static void w_plan(const void *a, FILE *f) { pl_print_plan(a, f); }

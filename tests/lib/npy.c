@@ -7,6 +7,7 @@
  * is read with stdio; data are converted element by element when the
  * caller asks for another dtype. Only little-endian hosts are supported
  * (x86-64, aarch64), which the build targets. */
+#include "afile.h"
 #include "base.h"
 #include "err.h"
 #include "npy.h"
@@ -288,20 +289,6 @@ void npy_free(npy_t *a) {
 }
 
 /* ---- writing ------------------------------------------------------------ */
-static int write_all(int fd, const void *buf, size_t n) {
-    const char *p = buf;
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return errno;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 int npy_write(const char *path, npy_dtype_t dtype, const void *data, int ndim, const int64_t *shape) {
     const char *descr = dtype_descr(dtype);
     if (!descr || ndim < 0 || ndim > NPY_MAXDIM) return GB_EUNSUPPORTED;
@@ -330,40 +317,13 @@ int npy_write(const char *path, npy_dtype_t dtype, const void *data, int ndim, c
     memset(hdr + len, ' ', pad);
     hdr[hlen - 1] = '\n';
 
-    size_t plen = strlen(path);
-    char *tmp = xmalloc(plen + 32);
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    int rc = 0;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) { rc = errno; goto fail; }
-    if ((rc = write_all(fd, pre, sizeof pre)) != 0) goto fail;
-    if ((rc = write_all(fd, hdr, hlen)) != 0) goto fail;
-    if ((rc = write_all(fd, data, count * dtype_size(dtype))) != 0) goto fail;
-    if (fsync(fd) != 0) { rc = errno; goto fail; }
-    if (close(fd) != 0) { fd = -1; rc = errno; goto fail; }
-    fd = -1;
-    if (rename(tmp, path) != 0) { rc = errno; goto fail; }
-    /* fsync the folder so the rename itself is durable. */
-    {
-        char *dir = xstrdup(path);
-        char *slash = strrchr(dir, '/');
-        const char *d = ".";
-        if (slash == dir) d = "/";
-        else if (slash) { *slash = 0; d = dir; }
-        int dfd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            if (fsync(dfd) != 0) rc = errno;
-            close(dfd);
-        }
-        free(dir);
-    }
-    free(tmp);
-    return rc;
-fail:
-    if (fd >= 0) close(fd);
-    unlink(tmp);
-    free(tmp);
-    return rc;
+    afile_t *a;
+    int rc = afile_open(path, &a);
+    if (rc) return rc;
+    afile_write(a, pre, sizeof pre);
+    afile_write(a, hdr, hlen);
+    afile_write(a, data, count * dtype_size(dtype));
+    return afile_commit(&a);
 }
 
 int npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape) {

@@ -25,6 +25,7 @@
 #include "cli.h"
 #include "digest.h"
 #include "err.h"
+#include "idx.h"
 #include "log.h"
 #include "rng.h"
 #include "sig.h"
@@ -35,7 +36,6 @@
 #include <errno.h>
 #include <math.h>
 #include <unistd.h>
-#include <zlib.h>
 #include <zmq.h>
 
 typedef struct {
@@ -46,68 +46,26 @@ typedef struct {
     uint8_t digest[DIGEST_LEN];
 } src_data_t;
 
-/* Read a whole (possibly gzipped) file through zlib. Returns 0 or an rc. */
-static int read_gz(const char *path, uint8_t **out, size_t *n) {
-    gzFile f = gzopen(path, "rb");
-    if (!f) return errno ? errno : ENOENT;
-    size_t cap = 1 << 20, len = 0;
-    uint8_t *buf = xmalloc(cap);
-    for (;;) {
-        if (len == cap) { cap *= 2; buf = xrealloc(buf, cap); }
-        int r = gzread(f, buf + len, (unsigned)(cap - len));
-        if (r < 0) { gzclose(f); free(buf); return GB_EFORMAT; }
-        if (r == 0) break;
-        len += (size_t)r;
-    }
-    gzclose(f);
-    *out = buf;
-    *n = len;
-    return 0;
-}
-
-static uint32_t be32(const uint8_t *p) {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static int try_read(const char *dir, const char *name, uint8_t **out, size_t *n) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s.gz", dir, name);
-    if (access(path, R_OK) == 0) return read_gz(path, out, n);
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    return read_gz(path, out, n);
-}
-
 static int load_idx(const char *dir, uint32_t limit, src_data_t *d) {
-    uint8_t *im = NULL, *lb = NULL;
-    size_t nim = 0, nlb = 0;
-    int rc = try_read(dir, "train-images-idx3-ubyte", &im, &nim);
-    if (rc) { log_error("%s/train-images-idx3-ubyte: %s", dir, err_str(rc)); return rc; }
-    rc = try_read(dir, "train-labels-idx1-ubyte", &lb, &nlb);
-    if (rc) { log_error("%s/train-labels-idx1-ubyte: %s", dir, err_str(rc)); free(im); return rc; }
-    if (nim < 16 || be32(im) != 0x803 || nlb < 8 || be32(lb) != 0x801) goto bad;
-    uint32_t count = be32(im + 4), h = be32(im + 8), w = be32(im + 12);
-    if (be32(lb + 4) != count || h == 0 || w == 0 || h > 1024 || w > 1024) goto bad;
-    if ((size_t)count * h * w > nim - 16 || count > nlb - 8) goto bad;
-    if (limit && limit < count) count = limit;
-    d->count = count;
-    d->h = h;
-    d->w = w;
+    char prefix[1024];
+    snprintf(prefix, sizeof prefix, "%s/train", dir);
+    idx_data_t x;
+    int rc = idx_read_all(prefix, limit, &x);
+    if (rc) return rc; /* logged with the file name */
+    if (!x.labels || x.n > UINT32_MAX) goto bad;
+    for (uint64_t i = 0; i < x.n; i++)
+        if (x.labels[i] >= 10) goto bad;
+    d->count = (uint32_t)x.n;
+    d->h = x.h;
+    d->w = x.w;
     d->c = 1;
-    d->pix = xmalloc((size_t)count * h * w);
-    memcpy(d->pix, im + 16, (size_t)count * h * w);
-    d->labels = xmalloc(sizeof(int32_t) * count);
+    d->pix = x.px;
+    d->labels = x.labels;
     d->num_classes = 10;
-    for (uint32_t i = 0; i < count; i++) {
-        d->labels[i] = lb[8 + i];
-        if (lb[8 + i] >= 10) goto bad;
-    }
-    free(im);
-    free(lb);
     return 0;
 bad:
-    log_error("%s: not a Fashion-MNIST IDX pair", dir);
-    free(im);
-    free(lb);
+    log_error("%s: not a Fashion-MNIST IDX pair (labels missing or over 9)", dir);
+    idx_data_free(&x);
     return GB_EFORMAT;
 }
 

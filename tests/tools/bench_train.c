@@ -23,12 +23,12 @@
  * Usage: bench_train [--width N] [--batch N] [--steps N] [--warmup N]
  *                    [--threads N] [--images PATH | --synthetic] [--subset N] [--no-sgemm] */
 #include "base.h"
+#include "idx.h"
 #include "model.h"
 #include "nn.h"
 #include "rng.h"
 
 #include <cblas.h>
-#include <zlib.h>
 
 #define FLOP_PER_IMAGE 163e6
 #define PROBE_N 1536 /* sgemm probe size: ~7 GFLOP per run */
@@ -89,36 +89,29 @@ static double peak_rss_mib(void) {
     return kb < 0 ? -1 : kb / 1024.0;
 }
 
-static uint32_t be32(const unsigned char *p) {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-/* Read up to *n 28x28 images from an IDX3 file (gzip or plain) into a new
- * byte array; *n becomes the number read. NULL with a message on error. */
+/* Read up to *n 28x28 images from an IDX3 file (gzip or plain; path
+ * ends in -images-idx3-ubyte[.gz]) into a new byte array; *n becomes the
+ * number read. NULL with a message on error. */
 static unsigned char *read_idx(const char *path, int *n) {
-    gzFile f = gzopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "bench_train: %s: cannot open\n", path);
+    char prefix[1024];
+    snprintf(prefix, sizeof prefix, "%s", path);
+    char *cut = strstr(prefix, "-images-idx3-ubyte");
+    if (!cut) {
+        fprintf(stderr, "bench_train: %s: not named PREFIX-images-idx3-ubyte[.gz]\n", path);
         return NULL;
     }
-    unsigned char h[16];
-    if (gzread(f, h, 16) != 16 || be32(h) != 0x803 || be32(h + 8) != 28 || be32(h + 12) != 28) {
+    *cut = 0;
+    idx_data_t d;
+    int rc = idx_read_all(prefix, (uint64_t)*n, &d);
+    if (rc == 0 && (d.h != 28 || d.w != 28 || d.n < 1)) {
         fprintf(stderr, "bench_train: %s: not an IDX3 file of 28x28 images\n", path);
-        gzclose(f);
+        idx_data_free(&d);
         return NULL;
     }
-    uint32_t count = be32(h + 4);
-    if ((uint32_t)*n > count) *n = (int)count;
-    size_t bytes = (size_t)*n * 784;
-    unsigned char *px = xmalloc(bytes);
-    if (*n < 1 || gzread(f, px, (unsigned)bytes) != (int)bytes) {
-        fprintf(stderr, "bench_train: %s: truncated\n", path);
-        free(px);
-        gzclose(f);
-        return NULL;
-    }
-    gzclose(f);
-    return px;
+    if (rc) return NULL; /* logged by idx_read_all */
+    *n = (int)d.n;
+    free(d.labels);
+    return d.px;
 }
 
 int main(int argc, char **argv) {

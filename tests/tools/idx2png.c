@@ -12,6 +12,7 @@
  * Files are written without fsync (this is test data, made for speed). */
 #include "base.h"
 #include "err.h"
+#include "idx.h"
 #include "img.h"
 #include "log.h"
 
@@ -21,24 +22,10 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 static const char *const FASHION[] = {"T-shirt-top", "Trouser", "Pullover", "Dress", "Coat",
                                       "Sandal", "Shirt", "Sneaker", "Bag", "Ankle-boot"};
 static const char *const DIGITS[] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
-
-static gzFile open_idx(const char *prefix, const char *kind) {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s-%s.gz", prefix, kind);
-    if (access(path, F_OK) != 0) snprintf(path, sizeof path, "%s-%s", prefix, kind);
-    gzFile f = gzopen(path, "rb");
-    if (!f) fprintf(stderr, "idx2png: %s: cannot open\n", path);
-    return f;
-}
-
-static uint32_t be32(const uint8_t *p) {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 static int write_file(const char *path, const uint8_t *buf, size_t n) {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -66,18 +53,13 @@ int main(int argc, char **argv) {
         else { fprintf(stderr, "idx2png: unknown option %s\n", argv[i]); return 2; }
     }
     if (variants < 1 || variants > 255) { fprintf(stderr, "idx2png: --variants must be 1..255\n"); return 2; }
-    gzFile fi = open_idx(prefix, "images-idx3-ubyte"), fl = open_idx(prefix, "labels-idx1-ubyte");
-    if (!fi || !fl) return 1;
-    uint8_t h[16], lh[8];
-    if (gzread(fi, h, 16) != 16 || be32(h) != 0x803 || gzread(fl, lh, 8) != 8 || be32(lh) != 0x801) {
-        fprintf(stderr, "idx2png: %s: not IDX image/label files\n", prefix);
+    idx_t x;
+    if (idx_open(prefix, &x) != 0) return 1; /* logged with the file name */
+    if (!x.labels || x.h > 4096 || x.w > 4096 || x.n > UINT32_MAX) {
+        fprintf(stderr, "idx2png: %s: no labels file, or records over 4096 pixels a side\n", prefix);
         return 1;
     }
-    uint32_t n = be32(h + 4), rows = be32(h + 8), cols = be32(h + 12);
-    if (be32(lh + 4) != n || !rows || !cols || rows > 4096 || cols > 4096) {
-        fprintf(stderr, "idx2png: %s: bad IDX header\n", prefix);
-        return 1;
-    }
+    uint32_t n = (uint32_t)x.n, rows = x.h, cols = x.w;
     if (limit && limit < n) n = (uint32_t)limit;
     const char *const *cls = strcasestr(prefix, "fashion") ? FASHION : DIGITS;
     mkdir(out, 0755);
@@ -92,12 +74,9 @@ int main(int argc, char **argv) {
     size_t rec = (size_t)rows * cols;
     uint8_t *px = xmalloc(rec), *var = xmalloc(rec);
     for (uint32_t i = 0; i < n; i++) {
-        uint8_t label;
-        if (gzread(fi, px, (unsigned)rec) != (int)rec || gzread(fl, &label, 1) != 1) {
-            fprintf(stderr, "idx2png: %s: cut short at record %u\n", prefix, i);
-            return 1;
-        }
-        if (label > 9) { fprintf(stderr, "idx2png: record %u: label %u\n", i, label); return 1; }
+        int label;
+        if (idx_next(&x, px, &label) != 0) return 1; /* logged */
+        if (label < 0 || label > 9) { fprintf(stderr, "idx2png: record %u: label %d\n", i, label); return 1; }
         for (unsigned long v = 0; v < variants; v++) {
             memcpy(var, px, rec);
             var[0] = (uint8_t)(var[0] + v);
@@ -116,7 +95,6 @@ int main(int argc, char **argv) {
     }
     free(px);
     free(var);
-    gzclose(fi);
-    gzclose(fl);
+    idx_close(&x);
     return 0;
 }
