@@ -38,7 +38,8 @@ int eval_write_file(const char *path, const void *data, size_t n) {
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), rc = 0;
     if (fd < 0) {
         rc = errno;
-        log_error("%s: cannot create: %s", tmp, strerror(rc));
+        char why[4400];
+        log_error("%s: cannot create: %s", tmp, err_io_str(rc, path, why, sizeof why));
         return rc;
     }
     const char *p = data;
@@ -55,7 +56,8 @@ int eval_write_file(const char *path, const void *data, size_t n) {
     if (close(fd) != 0 && !rc) rc = errno;
     if (!rc && rename(tmp, path) != 0) rc = errno;
     if (rc) {
-        log_error("%s: cannot write: %s", path, strerror(rc));
+        char why[4400];
+        log_error("%s: cannot write: %s", path, err_io_str(rc, path, why, sizeof why));
         unlink(tmp);
         return rc;
     }
