@@ -3,6 +3,7 @@
 #include "afile.h"
 
 #include "base.h"
+#include "err.h"
 #include "log.h"
 
 #include <errno.h>
@@ -42,7 +43,8 @@ int afile_open(const char *path, afile_t **out) {
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        log_error("%s: cannot create a temporary file next to it: %s", path, strerror(e));
+        char why[600];
+        log_error("%s: cannot create a temporary file next to it: %s", path, err_io_str(e, path, why, sizeof why));
         free(tmp);
         return e;
     }
@@ -86,7 +88,8 @@ int afile_commit(afile_t **pa) {
     if (fclose(a->f) != 0 && !e) e = errno, op = "close";
     if (!e && rename(a->tmp, a->path) != 0) e = errno, op = "rename";
     if (e) {
-        log_error("%s: cannot %s: %s", a->path, op, strerror(e));
+        char why[600];
+        log_error("%s: cannot %s: %s", a->path, op, err_io_str(e, a->path, why, sizeof why));
         unlink(a->tmp);
         afile_free(pa);
         return e;

@@ -60,4 +60,12 @@ int err_exit_code(int rc);
  * "...", ...);`. Defined in errf.c. */
 int gb_errf(char *err, size_t errlen, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* The reason an I/O call on path (a file or folder) failed with rc, for a
+ * message: "disk full: PATH has N bytes free (No space left on device)"
+ * when rc is ENOSPC or EDQUOT, or EIO while the file system holding path
+ * (or its folder) has under 1 MiB free, as a short write turned into EIO
+ * looks; else err_str(rc). Written into buf[0..len); returns buf.
+ * Defined in errio.c. */
+const char *err_io_str(int rc, const char *path, char *buf, size_t len);
+
 #endif

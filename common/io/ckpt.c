@@ -798,7 +798,8 @@ int ckpt_save(const char *dir, const Gambar__Checkpoint *ck, int keep, char *pat
         return ENAMETOOLONG;
     }
     if ((rc = ensure_dir(dir)) != 0) {
-        log_error("cannot create checkpoint folder %s: %s", dir, strerror(rc));
+        char why[4200];
+        log_error("cannot create checkpoint folder %s: %s", dir, err_io_str(rc, dir, why, sizeof why));
         return rc;
     }
 
@@ -857,7 +858,9 @@ int ckpt_save(const char *dir, const Gambar__Checkpoint *ck, int keep, char *pat
 
 io_fail:
     rc = errno ? errno : EIO;
-    log_error("cannot save checkpoint %s: %s failed: %s; save abandoned", final, op, strerror(rc));
+    char why[4200];
+    log_error("cannot save checkpoint %s: %s failed: %s; save abandoned", final, op,
+              err_io_str(rc, dir, why, sizeof why));
     if (fd >= 0) close(fd);
     if (dfd >= 0) close(dfd);
     if (tmp_exists && unlink(tmp) != 0 && errno != ENOENT)

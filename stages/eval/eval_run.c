@@ -413,7 +413,8 @@ static int memorisation_audit(eval_ctx_t *e, eval_result_t *r, const char *ckpt_
             snprintf(png, sizeof png, "%s/pair-%02zu.png", r->worst_dir, j);
             int wr = write_pair(e, png, x + i * img, ti);
             if (wr) {
-                log_warn("%s: %s", png, err_str(wr));
+                char why[4400];
+                log_warn("%s: %s", png, err_io_str(wr, png, why, sizeof why));
                 png[0] = 0;
                 r->pairs_failed = true;
             }

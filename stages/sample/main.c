@@ -175,7 +175,8 @@ static void *worker(void *arg) {
             }
             free(png);
             if (rc) {
-                wfail(wj, rc, "cannot write %s/%s: %s", wj->dir, tn, strerror(rc));
+                char why[4400];
+                wfail(wj, rc, "cannot write %s/%s: %s", wj->dir, tn, err_io_str(rc, wj->dir, why, sizeof why));
                 break;
             }
         }
@@ -210,7 +211,9 @@ static void write_dir(const sctx_t *c, const job_t *j, const char *dir, int thre
     else snprintf(parent, sizeof parent, ".");
     const char *wdir = staged ? stage : dir;
     sig_install(); /* SIGINT/SIGTERM: stop, remove what was written, exit 130 */
-    if (staged && mkdir(stage, 0755) != 0) die(GB_EXIT_IO, "cannot create folder %s: %s", stage, strerror(errno));
+    char why[4400];
+    if (staged && mkdir(stage, 0755) != 0)
+        die(GB_EXIT_IO, "cannot create folder %s: %s", stage, err_io_str(errno, parent, why, sizeof why));
     if (!staged && !S_ISDIR(sb.st_mode)) die(GB_EXIT_IO, "--out %s exists and is not a folder", dir);
     int dfd = open(wdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) die(GB_EXIT_IO, "cannot open folder %s: %s", wdir, strerror(errno));
@@ -241,7 +244,7 @@ static void write_dir(const sctx_t *c, const job_t *j, const char *dir, int thre
     int rc = wj.rc;
     if (!rc && syncfs(dfd) != 0) {
         rc = errno;
-        snprintf(wj.err, sizeof wj.err, "cannot flush %s: %s", wdir, strerror(rc));
+        snprintf(wj.err, sizeof wj.err, "cannot flush %s: %s", wdir, err_io_str(rc, wdir, why, sizeof why));
     }
     if (staged && !rc) {
         if (rename(stage, dir) != 0) {
@@ -293,7 +296,8 @@ static void write_one(const char *path, const prov_t *p, const img_t *im, int co
     int rc = img_write_png(path, im, t, nt, compression);
     free(t);
     free(xmp);
-    if (rc) die(err_exit_code(rc), "cannot write %s: %s", path, err_str(rc));
+    char why[4400];
+    if (rc) die(err_exit_code(rc), "cannot write %s: %s", path, err_io_str(rc, path, why, sizeof why));
 }
 
 /* Generate all images of j into memory (HWC floats, n * P). */
