@@ -765,13 +765,16 @@ int img_encode_png(const img_t *im, const img_text_t *texts, int ntexts, int com
     d->info = png_create_info_struct(d->png);
     if (!d->info) ASSERT(!"png_create_info_struct failed");
     int rc = 0;
+    errno = 0;
     if (encode_session(d, im, texts, ntexts, compression) == 0) {
         *buf = d->io.buf;
         *len = d->io.len;
         d->io.buf = NULL;
     } else {
-        log_error("PNG encoding failed: %s", d->io.err);
-        rc = EINVAL;
+        /* libpng words an allocation failure as it likes ("too many text
+         * chunks"); malloc's errno tells the real reason */
+        rc = errno == ENOMEM ? ENOMEM : EINVAL;
+        log_error("PNG encoding failed: %s", rc == ENOMEM ? strerror(ENOMEM) : d->io.err);
     }
     png_destroy_write_struct(&d->png, &d->info);
     free(d->io.buf);
