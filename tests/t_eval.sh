@@ -105,7 +105,7 @@ check ck_pairs_written test -f "$CK.nearest/pair-00.png" -a -f "$CK.nearest/pair
 check ck_pair_size python3 -c "import struct,sys; d=open('$CK.nearest/pair-00.png','rb').read(); sys.exit(0 if struct.unpack('>II', d[16:24]) == (58, 28) else 1)"
 check ck_json_step json "$TMP/ck.json" "d['kind'] == 'checkpoint' and d['step'] == 10 and len(d['checkpoint_digest']) == 64"
 CKC=$(mkckpt "$TMP/ckc" --classes "$FASHION_NAMES" --steps 5 --seed 4)
-$E --db "$TMP/tr" --ckpt "$CKC" --n 300 --worst-n 2 --worst-dir "$TMP/ckc.pairs" --json "$TMP/ckc.json" >/dev/null 2>"$TMP/ckc.err"
+$E --db "$TMP/tr" --ckpt "$CKC" --n 300 --worst-n 2 --worst "$TMP/ckc.pairs" --json "$TMP/ckc.json" >/dev/null 2>"$TMP/ckc.err"
 check ckc_exit0 test $? -eq 0
 check ckc_conditional_accuracy json "$TMP/ckc.json" "0 <= d['metrics']['conditional_accuracy'] <= 1 and 'requested_accuracy' in d['bias']['classes'][0]"
 # eval measures the pixels gambar-sample writes: a closest pair's generated
