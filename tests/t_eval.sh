@@ -109,17 +109,17 @@ check ck_pairs_written test -f "$CK.nearest/pair-00.png" -a -f "$CK.nearest/pair
 check ck_pair_size python3 -c "import struct,sys; d=open('$CK.nearest/pair-00.png','rb').read(); sys.exit(0 if struct.unpack('>II', d[16:24]) == (58, 28) else 1)"
 check ck_json_step json "$TMP/ck.json" "d['kind'] == 'checkpoint' and d['step'] == 10 and len(d['checkpoint_digest']) == 64"
 CKC=$(mkckpt "$TMP/ckc" --classes "$FASHION_NAMES" --steps 5 --seed 4)
-$E --db "$TMP/tr" --ckpt "$CKC" --n 300 --worst-n 2 --worst-dir "$TMP/ckc.pairs" --json "$TMP/ckc.json" >/dev/null 2>"$TMP/ckc.err"
+$E --db "$TMP/tr" --ckpt "$CKC" --n 300 --worst-n 2 --worst "$TMP/ckc.pairs" --json "$TMP/ckc.json" >/dev/null 2>"$TMP/ckc.err"
 check ckc_exit0 test $? -eq 0
 check ckc_conditional_accuracy json "$TMP/ckc.json" "0 <= d['metrics']['conditional_accuracy'] <= 1 and 'requested_accuracy' in d['bias']['classes'][0]"
 # eval measures the pixels gambar-sample writes: a closest pair's generated
 # half is, pixel for pixel, the sampler's image of the seed and class the
-# pair names (image i of --seed S is seed S + i)
+# pair names (image i of --seed S is seed S * 2^32 + i; here S = 1)
 png() { python3 "$GAMBAR_ROOT/tests/png_tool.py" "$@"; }
 pair_is_sample() { # JSON CKPT J: closest pair J against gambar-sample
     c="d['memorisation']['closest'][$3]"
     s=$(json "$1" "$c['seed']") k=$(json "$1" "$c['class_index']") p=$(json "$1" "$c['png']")
-    [ "$s" = "$(json "$1" "$c['generated'] + 1")" ] || return 1
+    [ "$s" = "$(json "$1" "$c['generated'] + 2**32")" ] || return 1
     if [ "$k" = None ]; then gambar-sample -q --ckpt "$2" --seed "$s" --out "$TMP/ps.png"
     else gambar-sample -q --ckpt "$2" --seed "$s" --class "$k" --out "$TMP/ps.png"; fi >/dev/null 2>&1 || return 1
     a=$(png rawhash "$p" 0 28) b=$(png rawhash "$TMP/ps.png")

@@ -2,7 +2,7 @@
  * the feature network, and compute every figure and audit.
  *
  * The images of a checkpoint are gambar-sample's: the same latents
- * (gambar-z1 of seed S + i), generator (gen_infer.h) and 8-bit pixels
+ * (gambar-z1 of seed S * 2^32 + i), generator (gen_infer.h) and 8-bit pixels
  * (ginfer_to_u8), read back to floats as the training images are, so the
  * figures describe the PNGs a user gets and each image can be remade.
  *
@@ -54,6 +54,12 @@ void eval_result_free(eval_result_t *r) {
 
 /* ---- the images ------------------------------------------------------------ */
 
+/* The gambar-sample seed of image i: S * 2^32 + i (S = --seed), so the
+ * images of different --seed values are different latents (with S + i,
+ * --seed 1 and --seed 2 would share all but one image) and each is still
+ * easy to remake. */
+static uint64_t image_seed(const eval_ctx_t *e, size_t i) { return (e->o->seed << 32) + (uint64_t)i; }
+
 static int gen_from_ckpt(eval_ctx_t *e, const char *path, eval_result_t *r, float **x, int32_t **req) {
     char err[1024];
     int rc = ckpt_load(path, &r->ck, r->ck_digest);
@@ -95,11 +101,11 @@ static int gen_from_ckpt(eval_ctx_t *e, const char *path, eval_result_t *r, floa
         status = GB_EXIT_DATA;
         goto done;
     }
-    /* image i is gambar-sample's image of seed S + i (class (*req)[i]):
+    /* image i is gambar-sample's image of image_seed(i) (class (*req)[i]):
      * the same latent contract, generator and 8-bit pixels */
     size_t n = r->n, img = (size_t)e->C * e->H * e->W;
     float *z = xmalloc(n * (size_t)d.z_dim * sizeof(float));
-    for (size_t i = 0; i < n; i++) prov_latent_z1(e->o->seed + i, d.z_dim, 0, z + i * (size_t)d.z_dim);
+    for (size_t i = 0; i < n; i++) prov_latent_z1(image_seed(e, i), d.z_dim, 0, z + i * (size_t)d.z_dim);
     rng_t g;
     rng_derive(&g, e->o->seed, 0x6576616cULL, 0, 0, 0);
     if (d.conditional) {
@@ -421,7 +427,7 @@ static int memorisation_audit(eval_ctx_t *e, eval_result_t *r, const char *ckpt_
         }
         fprintf(f, "%s\n      {\"generated\": %zu, ", j ? "," : "", i);
         if (from_ckpt) {
-            fprintf(f, "\"seed\": %llu, \"class_index\": ", (unsigned long long)(e->o->seed + i));
+            fprintf(f, "\"seed\": %llu, \"class_index\": ", (unsigned long long)image_seed(e, i));
             if (req) fprintf(f, "%d, ", (int)req[i]);
             else fputs("null, ", f);
         }
