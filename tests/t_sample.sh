@@ -178,10 +178,20 @@ check_exit "serve: class index out of range" 3 sample_client "$EP" --class-index
 check_exit "serve: bad truncation" 3 sample_client "$EP" --truncation -1
 check_exit "serve: still works after errors" 0 sample_client "$EP" --n 4 --grid --out "$TMP/rep2"
 check "serve: grid reply" test "$(png size "$TMP/rep2/reply-0.png")" = "62x62"
+# a flood of refused requests: a bounded number of log lines (the first
+# few, then at powers of two, each naming how many were suppressed)
+check_exit "serve: 3000 refused requests" 3 sample_client "$EP" --n 257 --repeat 2000
+check_exit "serve: 1000 malformed requests" 3 sample_client "$EP" --garbage payload --repeat 1000
 kill -TERM $SP
 i=0; while kill -0 $SP 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 wait $SP; rc=$?
 [ $rc -eq 0 ] && ok "serve: SIGTERM exits cleanly" || notok "serve: SIGTERM exits cleanly" "rc=$rc"
+nref=$(grep -c "request refused" "$TMP/serve.err")
+check "serve: refused requests logged in a bounded number of lines ($nref)" test "$nref" -le 20
+check "serve: later lines say how many were suppressed" grep -Eq "request refused: .* \(([0-9]+) similar suppressed\)$" \
+    "$TMP/serve.err"
+check "serve: the summary counts every refusal" sh -c \
+    "grep -E 'stopping: [0-9]+ requests served, 30[0-9][0-9] refused .*[1-9][0-9]* log lines about them suppressed' '$TMP/serve.err' || { grep stopping '$TMP/serve.err' >&2; exit 1; }"
 
 # ---- bad input -------------------------------------------------------------------
 check_exit "missing checkpoint" 4 $G --ckpt "$TMP/none.gck" --out "$TMP/x.png"

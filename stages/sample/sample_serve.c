@@ -18,7 +18,10 @@
  * place before it announces it, so a client that asks right after a
  * CheckpointReady gets that checkpoint (or a newer one; the reply's step
  * says which). SIGINT/SIGTERM end the loop between requests (the receive
- * wait is bounded so the flag is seen). */
+ * wait is bounded so the flag is seen). A client may send refusable
+ * requests without end, so the log lines about them are rate limited
+ * (log_limit: the first few, then at powers of two, each naming how many
+ * were suppressed) and counted in the summary at exit. */
 #include "sample.h"
 
 #include "base.h"
@@ -112,6 +115,8 @@ static void follow_check(follow_t *f, sctx_t *c, ginfer_ws_t **w) {
     log_info("now serving %s (step %llu)", c->path, (unsigned long long)c->step);
 }
 
+static log_limit_t lim_refused, lim_send;
+
 static void reply_error(void *sock, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void reply_error(void *sock, const char *fmt, ...) {
     char msg[1024];
@@ -122,9 +127,9 @@ static void reply_error(void *sock, const char *fmt, ...) {
     Gambar__SampleReply r = GAMBAR__SAMPLE_REPLY__INIT;
     r.ok = false;
     r.error = msg;
-    log_info("request refused: %s", msg);
+    log_info_limited(&lim_refused, "request refused: %s", msg);
     int rc = wire_send(sock, &r.base, 0);
-    if (rc) log_warn("cannot send a reply: %s", err_str(rc));
+    if (rc) log_warn_limited(&lim_send, "cannot send a reply: %s", err_str(rc));
 }
 
 /* Build the reply for one request. Returns 0, or fills err. */
@@ -276,15 +281,17 @@ int sample_serve(sctx_t *c, const char *endpoint, const char *follow_dir) {
             reply_error(sock, "%s", err);
         } else {
             int sr = wire_send(sock, &rep.base, 0);
-            if (sr) log_warn("cannot send a reply: %s", err_str(sr));
+            if (sr) log_warn_limited(&lim_send, "cannot send a reply: %s", err_str(sr));
             else served++;
         }
         for (size_t k = 0; k < npng; k++) free(pngs[k].data);
         free(pngs);
         wire_msg_destroy(&msg);
     }
-    log_info("stopping: %llu requests served, %llu malformed", (unsigned long long)served,
-             (unsigned long long)wire_stats_dropped(&st));
+    log_info("stopping: %llu requests served, %llu refused (%llu malformed), %llu replies not sent; "
+             "%llu log lines about them suppressed",
+             (unsigned long long)served, log_limit_seen(&lim_refused), (unsigned long long)wire_stats_dropped(&st),
+             log_limit_seen(&lim_send), log_limit_suppressed(&lim_refused) + log_limit_suppressed(&lim_send));
     ginfer_ws_free(w);
     if (fol.path) {
         sctx_close(c); /* its path is ours */

@@ -22,11 +22,9 @@ static const char *const drop_names[DROP_KINDS] = {
 
 const char *drop_kind_name(drop_kind_t k) { return k < DROP_KINDS ? drop_names[k] : "?"; }
 
-static int drop_should_log(uint64_t c) { return c <= 3 || (c & (c - 1)) == 0; }
-
 void drop_note(drop_stats_t *d, drop_kind_t k, uint64_t seq, const char *why) {
     uint64_t c = ++d->count[k];
-    if (!drop_should_log(c)) return;
+    if (!log_limit_due(c)) return; /* the first 3, then at powers of two (log.h) */
     if (seq != UINT64_MAX)
         log_warn("dropped batch seq %llu (%s): %s [%llu of this kind so far]", (unsigned long long)seq,
                  drop_names[k], why, (unsigned long long)c);

@@ -4,11 +4,14 @@
  *   sample_client ENDPOINT [--n N] [--seed S] [--class NAME]
  *                 [--class-index I] [--truncation X] [--grid]
  *                 [--garbage bytes|type|frames|payload] [--out DIR]
- *                 [--timeout MS]
+ *                 [--timeout MS] [--repeat K]
  * ENDPOINT connects by default (">" implied). Prints "ok N png(s), step
  * K, digest HEX" or "error: TEXT" on stdout; with --out writes the PNGs
  * as DIR/reply-<i>.png. Exit 0 for an ok reply, 3 for an error reply,
- * 6 when no reply came within the timeout (default 10000 ms), 2 usage. */
+ * 6 when no reply came within the timeout (default 10000 ms), 2 usage.
+ * --repeat K sends the request K times, one after the other (a flood);
+ * the output and exit status are the last reply's, or 6 at the first
+ * missing reply. */
 #include "base.h"
 #include "digest.h"
 #include "err.h"
@@ -22,37 +25,18 @@
 
 static _Noreturn void usage(const char *m) {
     fprintf(stderr, "sample_client: %s\nusage: sample_client ENDPOINT [--n N] [--seed S] [--class NAME] "
-                    "[--class-index I] [--truncation X] [--grid] [--garbage KIND] [--out DIR] [--timeout MS]\n",
+                    "[--class-index I] [--truncation X] [--grid] [--garbage KIND] [--out DIR] [--timeout MS] "
+                    "[--repeat K]\n",
             m);
     exit(GB_EXIT_USAGE);
 }
 
-int main(int argc, char **argv) {
-    log_init("sample_client");
-    if (argc < 2 || argv[1][0] == '-') usage("missing ENDPOINT");
-    const char *ep = argv[1], *garbage = NULL, *out = NULL;
-    Gambar__SampleRequest rq = GAMBAR__SAMPLE_REQUEST__INIT;
-    rq.class_index = -1;
-    int timeout = 10000;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--grid")) { rq.grid = true; continue; }
-        if (i + 1 >= argc) usage("option needs a value");
-        const char *v = argv[++i];
-        if (!strcmp(a, "--n")) rq.n = (uint32_t)strtoul(v, NULL, 10);
-        else if (!strcmp(a, "--seed")) rq.seed = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--class")) rq.class_name = (char *)v;
-        else if (!strcmp(a, "--class-index")) rq.class_index = atoi(v);
-        else if (!strcmp(a, "--truncation")) rq.truncation = strtof(v, NULL);
-        else if (!strcmp(a, "--garbage")) garbage = v;
-        else if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "--timeout")) timeout = atoi(v);
-        else usage("unknown option");
-    }
-    void *ctx = zmq_ctx_new();
-    void *s = NULL;
-    int rc = wire_open(ctx, ZMQ_REQ, ep, 0, WIRE_MAX_BATCH_BYTES, 0, &s);
-    if (rc) return GB_EXIT_PEER;
+/* Send one request (or garbage) on s and wait for the reply; print it
+ * when print. Returns the exit status for it. */
+static int exchange(void *s, const Gambar__SampleRequest *rq_, const char *garbage, const char *out, int timeout,
+                    bool print) {
+    Gambar__SampleRequest rq = *rq_;
+    int rc;
     if (!garbage) rc = wire_send(s, &rq.base, 0);
     else if (!strcmp(garbage, "bytes")) rc = zmq_send(s, "\x01\x02garbage", 9, 0) < 0 ? zmq_errno() : 0;
     else if (!strcmp(garbage, "type")) rc = wire_send_raw(s, "gambar.Heartbeat", "", 0, 0);
@@ -73,20 +57,20 @@ int main(int argc, char **argv) {
     rc = wire_recv(s, acc, 1, WIRE_MAX_BATCH_BYTES, timeout, &m, &st);
     int status = 0;
     if (rc == EAGAIN) {
-        printf("timeout: no reply within %d ms\n", timeout);
+        if (print) printf("timeout: no reply within %d ms\n", timeout);
         status = GB_EXIT_PEER;
     } else if (rc) {
-        printf("bad reply: %s\n", err_str(rc));
+        if (print) printf("bad reply: %s\n", err_str(rc));
         status = GB_EXIT_PEER;
     } else {
         const Gambar__SampleReply *r = (const Gambar__SampleReply *)m->msg;
         if (!r->ok) {
-            printf("error: %s\n", r->error ? r->error : "");
+            if (print) printf("error: %s\n", r->error ? r->error : "");
             status = GB_EXIT_DATA;
         } else {
             char hex[65] = "";
             if (r->checkpoint_digest.len == 32) digest_hex(r->checkpoint_digest.data, 32, hex);
-            printf("ok %zu png(s), step %llu, digest %s\n", r->n_png, (unsigned long long)r->step, hex);
+            if (print) printf("ok %zu png(s), step %llu, digest %s\n", r->n_png, (unsigned long long)r->step, hex);
             if (out) {
                 mkdir(out, 0755);
                 for (size_t i = 0; i < r->n_png; i++) {
@@ -100,6 +84,40 @@ int main(int argc, char **argv) {
         }
         wire_msg_destroy(&m);
     }
+    return status;
+}
+
+int main(int argc, char **argv) {
+    log_init("sample_client");
+    if (argc < 2 || argv[1][0] == '-') usage("missing ENDPOINT");
+    const char *ep = argv[1], *garbage = NULL, *out = NULL;
+    Gambar__SampleRequest rq = GAMBAR__SAMPLE_REQUEST__INIT;
+    rq.class_index = -1;
+    int timeout = 10000;
+    long repeat = 1;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--grid")) { rq.grid = true; continue; }
+        if (i + 1 >= argc) usage("option needs a value");
+        const char *v = argv[++i];
+        if (!strcmp(a, "--n")) rq.n = (uint32_t)strtoul(v, NULL, 10);
+        else if (!strcmp(a, "--seed")) rq.seed = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--class")) rq.class_name = (char *)v;
+        else if (!strcmp(a, "--class-index")) rq.class_index = atoi(v);
+        else if (!strcmp(a, "--truncation")) rq.truncation = strtof(v, NULL);
+        else if (!strcmp(a, "--garbage")) garbage = v;
+        else if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--timeout")) timeout = atoi(v);
+        else if (!strcmp(a, "--repeat")) repeat = atol(v);
+        else usage("unknown option");
+    }
+    void *ctx = zmq_ctx_new();
+    void *s = NULL;
+    int rc = wire_open(ctx, ZMQ_REQ, ep, 0, WIRE_MAX_BATCH_BYTES, 0, &s);
+    if (rc) return GB_EXIT_PEER;
+    int status = 0;
+    for (long k = 0; k < repeat && status != GB_EXIT_PEER; k++)
+        status = exchange(s, &rq, garbage, out, timeout, k == repeat - 1);
     wire_close(&s);
     zmq_ctx_term(ctx);
     return status;
