@@ -21,6 +21,7 @@
 #include "sig.h"
 #include "stream.pb-c.h"
 #include "wire.h"
+#include "wire_sec.h"
 
 #include <errno.h>
 #include <math.h>
@@ -181,6 +182,7 @@ int main(int argc, char **argv) {
         {"digests", 'd', CLI_FLAG, &digests, NULL, "print a JSON line per batch", NULL},
         {"indices", 0, CLI_FLAG, &indices, NULL, "with --digests: include the dataset indices", NULL},
         {"count-only", 0, CLI_FLAG, &count_only, NULL, "only count batches (no decoding or checks)", NULL},
+        WIRE_SEC_CLI_OPTS,
     };
     const cli_spec_t spec = {
         .prog = "batch_sink",
@@ -191,6 +193,7 @@ int main(int argc, char **argv) {
         .epilog = NULL,
     };
     cli_parse(&spec, argc, argv);
+    wire_sec_init(&spec, (const char *const[]){in}, 1);
     if (!in) cli_usage_error(&spec, "--in is required");
     if (producers < 1 || delay_ms < 0 || timeout_ms < 1 || hwm < 0) cli_usage_error(&spec, "bad numeric option");
     if (indices) digests = true;
