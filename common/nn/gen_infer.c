@@ -52,7 +52,6 @@
 #include <cblas.h>
 #include <immintrin.h>
 #include <math.h>
-#include <stdarg.h>
 
 #define SG_MAX_LAYERS MODEL_GEN_MAX_LAYERS
 #define SG_ROWS 6  /* rows per kernel call */
@@ -108,17 +107,6 @@ struct ginfer_ws {
 static const int tap_off[2][2] = {{0, -1}, {0, 1}};
 static const int tap_k[2][2] = {{1, 3}, {2, 0}};
 
-static int sg_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int sg_fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return GB_EFORMAT;
-}
-
 static void wino_prepare(sg_layer_t *l);
 
 static int round8(int x) { return (x + 7) & ~7; }
@@ -151,7 +139,7 @@ int ginfer_new(const model_t *m, int use_ema, ginfer_t **out, char *err, size_t 
     }
     int cin = g->zin, h = 1;
     if (mg.L < 2 || mg.L > SG_MAX_LAYERS) {
-        rc = sg_fail(err, errlen, "generator of %d layers: the inference kernels take 2..%d", mg.L, SG_MAX_LAYERS);
+        rc = gb_errf(err, errlen, GB_EFORMAT, "generator of %d layers: the inference kernels take 2..%d", mg.L, SG_MAX_LAYERS);
         goto fail;
     }
     for (int i = 0; i < mg.L; i++) {
@@ -159,12 +147,12 @@ int ginfer_new(const model_t *m, int use_ema, ginfer_t **out, char *err, size_t 
         sg_layer_t *l = &g->ly[i];
         int ks = ml->k;
         if (ml->Cin != cin || ml->H != h || ml->W != h || ml->bn != (i < mg.L - 1)) {
-            rc = sg_fail(err, errlen, "generator layer %d: shape does not follow the previous layer", i);
+            rc = gb_errf(err, errlen, GB_EFORMAT, "generator layer %d: shape does not follow the previous layer", i);
             goto fail;
         }
         if (i == 0 ? (h != 1 || ml->stride != 1 || ml->pad != 0 || ml->OH != ks || ml->OW != ks)
                    : (ks != 4 || ml->stride != 2 || ml->pad != 1 || ml->OH != 2 * h || ml->OW != 2 * h)) {
-            rc = sg_fail(err, errlen, "generator layer %d: kernel %d stride %d padding %d on %dx%d: the inference "
+            rc = gb_errf(err, errlen, GB_EFORMAT, "generator layer %d: kernel %d stride %d padding %d on %dx%d: the inference "
                          "kernels take %s", i, ks, ml->stride, ml->pad, h, h,
                          i == 0 ? "a 1x1 input, stride 1, padding 0" : "kernel 4, stride 2, padding 1");
             goto fail;
@@ -236,7 +224,7 @@ int ginfer_new(const model_t *m, int use_ema, ginfer_t **out, char *err, size_t 
         h = l->OH;
     }
     if (cin != g->C || h != g->H || h != g->W) {
-        rc = sg_fail(err, errlen, "generator layers make %dx%dx%d images, not %dx%dx%d", h, h, cin, g->W, g->H, g->C);
+        rc = gb_errf(err, errlen, GB_EFORMAT, "generator layers make %dx%dx%d images, not %dx%dx%d", h, h, cin, g->W, g->H, g->C);
         goto fail;
     }
     for (int i = 1; i < g->L - 1; i++) {
