@@ -17,15 +17,11 @@ screenshot to SHOT. Exit 0 when all of that could be done, 1 otherwise."""
 import asyncio
 import base64
 import json
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 
-import websockets
+import cdp
 
 url, shot, tmp, between = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 
@@ -58,42 +54,9 @@ FETCH = """fetch('/sample?n=16&seed=5').then(async (r) => {
     sig: Array.from(b.slice(0, 8)).map((x) => x.toString(16).padStart(2, '0')).join('')}); })"""
 
 
-def browser():
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not exe:
-        sys.exit("chromium is not installed (scripts/install-deps.sh installs it)")
-    prof = tempfile.mkdtemp(dir=tmp, prefix="chr")
-    p = subprocess.Popen([exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                          "--no-first-run", "--user-data-dir=" + prof, "--remote-debugging-port=0",
-                          "--remote-debugging-address=127.0.0.1", "--window-size=1400,1500", "about:blank"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    port_file = os.path.join(prof, "DevToolsActivePort")
-    for _ in range(300):
-        if os.path.exists(port_file):
-            lines = open(port_file).read().split()
-            if lines:
-                return p, int(lines[0])
-        time.sleep(0.1)
-    p.kill()
-    sys.exit("chromium did not open its DevTools port")
-
-
 async def drive(port):
-    targets = json.load(urllib.request.urlopen("http://127.0.0.1:%d/json/list" % port, timeout=10))
-    page = [t for t in targets if t.get("type") == "page"][0]
-    async with websockets.connect(page["webSocketDebuggerUrl"], max_size=64 << 20) as ws:
-        n = 0
-
-        async def call(method, **params):
-            nonlocal n
-            n += 1
-            await ws.send(json.dumps({"id": n, "method": method, "params": params}))
-            while True:
-                msg = json.loads(await asyncio.wait_for(ws.recv(), 60))
-                if msg.get("id") == n:
-                    if "error" in msg:
-                        raise RuntimeError("%s: %s" % (method, msg["error"]))
-                    return msg["result"]
+    async with cdp.Page(port, 60) as pg:
+        call = pg.call
 
         async def ev(expr, promise=False):
             r = await call("Runtime.evaluate", expression=expr, returnByValue=True, awaitPromise=promise)
@@ -145,7 +108,7 @@ async def drive(port):
         return 0
 
 
-proc, port = browser()
+proc, port = cdp.browser(tmp)
 try:
     rc = asyncio.run(drive(port))
 finally:

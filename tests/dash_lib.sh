@@ -40,3 +40,14 @@ wait_state() {
 }
 cleanup_dash() { [ -n "$DASH_PID" ] && kill -TERM "$DASH_PID" 2>/dev/null; wait 2>/dev/null; }
 trap cleanup_dash EXIT
+
+# need_browser: the browser tests' preamble - the logs folder ($LOGS) and
+# Chromium with python3-websockets, or one failed check and exit.
+need_browser() {
+    LOGS="$GAMBAR_ROOT/${BUILD:-build}/test-logs"
+    mkdir -p "$LOGS"
+    if ! command -v chromium >/dev/null || ! $PY -c "import websockets" 2>/dev/null; then
+        notok "browser: chromium and python3-websockets are needed (scripts/install-deps.sh)"
+        exit 1
+    fi
+}

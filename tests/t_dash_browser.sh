@@ -8,12 +8,7 @@
 # kept in $BUILD/test-logs/dash.png.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dash_lib.sh"
-LOGS="$GAMBAR_ROOT/${BUILD:-build}/test-logs"
-mkdir -p "$LOGS"
-if ! command -v chromium >/dev/null || ! $PY -c "import websockets" 2>/dev/null; then
-    notok "browser: chromium and python3-websockets are needed (scripts/install-deps.sh)"
-    exit 1
-fi
+need_browser
 EP="ipc://$TMP/metrics.ipc"
 CK=$(mkckpt "$TMP/ck" --classes "T-shirt/top,Trouser,Bag" --steps 4 --seed 3)
 SEP="ipc://$TMP/sample.ipc"

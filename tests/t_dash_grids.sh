@@ -11,12 +11,7 @@
 # screenshot is kept in $BUILD/test-logs/dash-grids.png.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dash_lib.sh"
-LOGS="$GAMBAR_ROOT/${BUILD:-build}/test-logs"
-mkdir -p "$LOGS"
-if ! command -v chromium >/dev/null || ! $PY -c "import websockets" 2>/dev/null; then
-    notok "browser: chromium and python3-websockets are needed (scripts/install-deps.sh)"
-    exit 1
-fi
+need_browser
 EP="ipc://$TMP/metrics.ipc"
 SEP="ipc://$TMP/sample.ipc"
 CK="$TMP/ck"
