@@ -19,7 +19,7 @@ FI=$GAMBAR_TOOLS/libfaultinj.so
 [ -f "$FI" ] || { notok "libfaultinj.so built"; exit 0; }
 # The sanitizers' runtime must come first and intercepts malloc itself.
 if [ -n "$(nm -u "$GAMBAR_BIN/gambar-ingest" 2>/dev/null | grep __asan_init)" ]; then
-    ok "faultinj skipped under the sanitizers"; exit 0
+    skip faultinj "the LD_PRELOAD library is not built with the sanitizers"; exit 0
 fi
 FASHION_NAMES="T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Ankle boot"
 # strerror text of the injected errno

@@ -111,6 +111,6 @@ EOF
     check run_logged_once test "$(dead_lines "$TMP/r.err")" -eq 1
     check run_log_names_endpoint_and_peer grep -q "status line $EP: peer $EP dropped for good" "$TMP/r.err"
 else
-    ok "run_status_line skipped (no script(1))"
+    skip run_status_line "no script(1)"
 fi
 rm -rf "$TMP"
