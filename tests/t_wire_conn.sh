@@ -100,7 +100,9 @@ args = --steps 20 --interval-ms 150 --wait-ms 1000 --eval-every 1000
 EOF
     timeout 60 oversize_peer --out "@$EP" --type pub --bytes $MIB1 --hold-ms 300 >"$TMP/badr.out" 2>&1 &
     bp=$!
-    env -u NO_COLOR TERM=xterm PATH="$PATH" timeout 120 script -qec \
+    # without CURVE (GAMBAR_CURVE_KEYS empty): the foreign peer must get past
+    # the handshake to send its oversized frame (t_curve covers the keys)
+    env -u NO_COLOR TERM=xterm PATH="$PATH" GAMBAR_CURVE_KEYS= timeout 120 script -qec \
         "gambar-run '$TMP/st.ini' --run-dir '$TMP/r'" /dev/null </dev/null >"$TMP/r.tty" 2>&1; rrc=$?
     wait $bp
     tr '\r' '\n' <"$TMP/r.tty" >"$TMP/r.err"
