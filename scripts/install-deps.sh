@@ -7,7 +7,7 @@ PKGS="make gcc pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
 libpng-dev libopenblas-dev liblmdb-dev lmdb-utils libinih-dev libmicrohttpd-dev
 libssl-dev zlib1g-dev scdoc dataset-fashion-mnist python3 clang libclang-rt-14-dev
 xxd curl libjs-chart.js prometheus chromium python3-protobuf protobuf-compiler
-python3-websockets jq bc procps time"
+python3-websockets jq bc procps time libopenmpi-dev openmpi-bin"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" \
