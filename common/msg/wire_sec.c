@@ -525,7 +525,7 @@ static void *mon_main(void *arg) {
         } else if (id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL || id == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
             kind = "handshake";
             if (id == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
-                pending = "the handshake failed (a client with another server key, or not ZeroMQ)";
+                pending = "the client hung up during the handshake (no keys, another server key, or not ZeroMQ)";
             } else if (val == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH) {
                 pending = "the client does not speak CURVE (started without keys?)";
                 kind = "mechanism";
