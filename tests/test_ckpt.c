@@ -6,6 +6,7 @@
  * after every failed attempt the folder must hold exactly A (no temp
  * files) and ckpt_find_latest must return A, bit for bit. */
 #include "base.h"
+#include "afile.h"
 #include "ckpt.h"
 #include "digest.h"
 #include "err.h"
@@ -317,11 +318,11 @@ static void short_writes_resumed(void) {
     ckpt_builder_t *b = make_ckpt(5, 0.5f, 300000);
     uint8_t ds[32], dl[32];
     char path[1024];
-    ckpt_test_short_writes(1);
-    ckpt_test_fail_at(0);
+    afile_test_short_writes(1);
+    afile_test_fail_at(0);
     int rc = ckpt_save(dir, ckpt_builder_msg(b), 0, path, sizeof path, ds);
-    int calls = ckpt_test_io_calls();
-    ckpt_test_short_writes(0);
+    int calls = afile_test_io_calls();
+    afile_test_short_writes(0);
     CHECK(rc == 0);
     CHECKF(calls > 12, "only %d I/O calls: writes were not split", calls);
     Gambar__Checkpoint *ck = NULL;
@@ -448,10 +449,10 @@ static void io_error_loop(void) {
     ckpt_builder_t *b = make_ckpt(200, 2.0f, 600000);
     int k, failures = 0;
     for (k = 1; k < 100; k++) {
-        ckpt_test_fail_at(k);
+        afile_test_fail_at(k);
         int rc = ckpt_save(dir, ckpt_builder_msg(b), 0, pathB, sizeof pathB, dB);
-        int calls = ckpt_test_io_calls();
-        ckpt_test_fail_at(0);
+        int calls = afile_test_io_calls();
+        afile_test_fail_at(0);
         Gambar__Checkpoint *ck = NULL;
         int lrc = ckpt_find_latest(dir, path, sizeof path, &ck, d);
         list_dir(dir, listing, sizeof listing);
