@@ -17,7 +17,8 @@
  * Checkpoint.parent_digest) is the SHA-256 of the whole file.
  *
  * Files live in one folder as ckpt-NNNNNNNNNN.gck (the step, zero-padded
- * to 10 digits). ckpt_save writes a temporary file in the same folder
+ * to 10 digits). ckpt_save writes, through afile (afile.h, the one
+ * atomic writer), a temporary file in the same folder
  * (".ckpt-<step>.<pid>.tmp"), fsyncs it, renames it into place and fsyncs
  * the folder; any failure abandons the save (never retrying an fsync: after
  * a failed fsync Linux may have dropped the dirty pages) and leaves the
@@ -113,7 +114,9 @@ void ckpt_add_rng(ckpt_builder_t *b, const char *name, const uint64_t s[4]);
 /* Write ck as dir/ckpt-%010llu.gck (step = ck->state->step; ck->model and
  * ck->state must be set) atomically: temp file in dir, write, fsync,
  * rename, fsync dir, through afile (temp file ".ckpt-<step>.<pid>.tmp";
- * the file is streamed, never held in memory: see ckpt.c). dir is created (one level, mode 0755) if missing.
+ * the file is streamed, never held in memory: see ckpt.c; tensors must
+ * not change during the call). dir is created (one level, mode 0755) if
+ * missing.
  * An existing file of the same step is replaced atomically.
  * Then prunes: files of older steps than the keep-th newest valid
  * checkpoint (by step; validity checked from the header and file size)
@@ -127,8 +130,7 @@ void ckpt_add_rng(ckpt_builder_t *b, const char *name, const uint64_t s[4]);
  * ckpt-*.gck was added or changed, and the save must be considered lost
  * (call again to retry from scratch); afile logs the failing operation
  * with the path, and a second line says the step was not saved. One
- * exception: when the final
- * folder fsync fails, the renamed file is withdrawn (unlinked), so a file
+ * exception: when the final folder fsync fails, the renamed file is withdrawn (unlinked), so a file
  * of the same step that it had replaced is gone too. ENAMETOOLONG when
  * the path does not fit path_len.
  * Not for concurrent saves of the same step into one folder from one
