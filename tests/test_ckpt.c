@@ -1038,6 +1038,84 @@ static void streamed_bytes_identical(void) {
     free(big);
 }
 
+/* ckpt_load parses the tensors itself (their data stay in the payload,
+ * so a load holds one copy) and hands the rest to protobuf-c: on payloads
+ * mutated byte by byte, behind a header with a correct SHA-256 (so the
+ * decoder, not the checksum, meets them), it must agree with protobuf-c
+ * decoding the whole payload: what protobuf-c refuses is refused, and a
+ * loaded message packs to the same bytes as protobuf-c's. */
+static void load_agrees_with_protobuf_c(void) {
+    const char *dir = mkdir_fresh("split");
+    ckpt_builder_t *b = make_ckpt(3, 0.75f, 40);
+    size_t n;
+    uint8_t *base = one_buffer_file(ckpt_builder_msg(b), &n);
+    ckpt_builder_destroy(&b);
+    size_t plen = n - 64;
+    uint8_t *m = xmalloc(n + 64);
+    char path[700];
+    snprintf(path, sizeof path, "%s/ckpt-0000000003.gck", dir);
+    rng_t r;
+    rng_seed(&r, 11);
+    int same_ok = 0, same_refused = 0, validation_only = 0, bad = 0;
+    log_level_t prev = log_get_level();
+    for (int it = 0; it < 4000; it++) {
+        memcpy(m, base, n);
+        size_t len = plen;
+        int edits = 1 + (int)rng_below(&r, 3);
+        for (int e = 0; e < edits && len > 1; e++) {
+            size_t at = (size_t)rng_below(&r, len);
+            switch (rng_below(&r, 3)) {
+            case 0: m[64 + at] ^= (uint8_t)(1u << rng_below(&r, 8)); break;
+            case 1: m[64 + at] = (uint8_t)rng_u64(&r); break;
+            default: len = at; break;
+            }
+        }
+        for (int i = 0; i < 8; i++) m[16 + i] = (uint8_t)((uint64_t)len >> (8 * i));
+        digest_sha256(m + 64, len, m + 24);
+        write_file(path, m, 64 + len);
+        Gambar__Checkpoint *ck = NULL;
+        log_set_level(LOG_QUIET);
+        int rc = ckpt_load(path, &ck, NULL);
+        log_set_level(prev);
+        ProtobufCMessage *ref = protobuf_c_message_unpack(&gambar__checkpoint__descriptor, NULL, len, m + 64);
+        if (rc == 0) {
+            size_t a = ref ? protobuf_c_message_get_packed_size(ref) : 0;
+            size_t c = protobuf_c_message_get_packed_size(&ck->base);
+            uint8_t *pa = xmalloc(a + 1), *pc = xmalloc(c + 1);
+            if (ref) protobuf_c_message_pack(ref, pa);
+            protobuf_c_message_pack(&ck->base, pc);
+            if (!ref || a != c || memcmp(pa, pc, a) != 0) {
+                if (bad++ < 5) printf("# it %d: loaded, but protobuf-c %s\n", it, ref ? "decodes it differently" : "refuses it");
+            } else {
+                same_ok++;
+            }
+            free(pa);
+            free(pc);
+        } else if (!ref) {
+            same_refused++;
+        } else {
+            /* protobuf-c decodes it: then ckpt_load's content checks must
+             * be what refuses it, so its canonical packing is refused too */
+            size_t cn;
+            uint8_t *canon = one_buffer_file((const Gambar__Checkpoint *)ref, &cn);
+            write_file(path, canon, cn);
+            log_set_level(LOG_QUIET);
+            if (ckpt_load(path, NULL, NULL) == 0 && bad++ < 5) printf("# it %d: refused, but protobuf-c decodes it\n", it);
+            log_set_level(prev);
+            free(canon);
+            validation_only++;
+        }
+        ckpt_free(&ck);
+        if (ref) protobuf_c_message_free_unpacked(ref, NULL);
+    }
+    printf("# split load vs protobuf-c: %d loaded alike, %d refused alike, %d refused by the content checks\n",
+           same_ok, same_refused, validation_only);
+    CHECKF(bad == 0, "%d mutations loaded unlike protobuf-c", bad);
+    CHECK(same_ok > 100 && same_refused > 100);
+    free(m);
+    free(base);
+}
+
 /* VmHWM of this process in KiB. */
 static long vm_hwm_kib(void) {
     FILE *f = fopen("/proc/self/status", "r");
@@ -1121,5 +1199,6 @@ int main(void) {
     RUN(path_too_long);
     RUN(streamed_bytes_identical);
     RUN(save_does_not_copy_the_model);
+    RUN(load_agrees_with_protobuf_c);
     return test_done();
 }

@@ -19,11 +19,16 @@
  *     hook (afile_test_fail_at) makes any of its I/O calls fail.
  *   - A load reads the header first and checks it against the file size
  *     before allocating the payload, so a garbage or torn file costs one
- *     small read. Decoding goes through pbmsg_decode's capped allocator,
- *     and the decoded message is checked (tensor sizes, unique names)
- *     before anyone indexes into it.
- *   - Loaded messages are owned by pbmsg_decode's allocator; a small
- *     registry maps a message back to its pbmsg_t so callers only see
+ *     small read. The Tensor entries are parsed here, their data left
+ *     in the payload (which the loaded message keeps), so a load holds
+ *     the tensors once, not twice; the other fields (a few KB) are
+ *     decoded by pbmsg_decode's capped allocator. test_ckpt checks on
+ *     mutated payloads that this agrees with protobuf-c decoding the
+ *     whole. The message is checked (tensor sizes, unique names) before
+ *     anyone indexes into it.
+ *   - Loaded messages are owned by pbmsg_decode's allocator, plus the
+ *     payload and tensors; a small registry maps a message back to them
+ *     so callers only see
  *     Gambar__Checkpoint and ckpt_free.
  * Expected load: one save every few hundred training steps, one load per
  * run (resume) or per sampler start. Nothing here is on a hot path. */
@@ -308,19 +313,51 @@ const char *ckpt_note(const Gambar__Checkpoint *ck, const char *key) {
 
 /* ===================== Registry of loaded messages ===================== */
 
+/* What a loaded message owns besides pbmsg's allocations: the payload,
+ * which the tensors' data point into, and the tensors themselves (parsed
+ * by split_tensors, attached to the message after protobuf-c decoded the
+ * rest). */
+typedef struct {
+    uint8_t *payload;
+    Gambar__Tensor **t;
+    size_t nt, cap;
+    size_t bytes; /* allocated for tensors: names, shapes, structs */
+} tensors_t;
+
+/* Detach the tensors from w's message, then free w, the tensors and the
+ * payload. */
+static void release(pbmsg_t **w, tensors_t *ts) {
+    if (*w && (*w)->msg) {
+        Gambar__Checkpoint *ck = (Gambar__Checkpoint *)(*w)->msg;
+        ck->n_tensors = 0;
+        ck->tensors = NULL;
+    }
+    pbmsg_destroy(w);
+    for (size_t i = 0; i < ts->nt; i++) {
+        free(ts->t[i]->name);
+        free(ts->t[i]->shape);
+        free(ts->t[i]);
+    }
+    free(ts->t);
+    free(ts->payload);
+    memset(ts, 0, sizeof *ts);
+}
+
 typedef struct loaded {
     Gambar__Checkpoint *ck;
     pbmsg_t *w;
+    tensors_t ts;
     struct loaded *next;
 } loaded_t;
 
 static pthread_mutex_t g_reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static loaded_t *g_reg;
 
-static Gambar__Checkpoint *reg_add(pbmsg_t *w) {
+static Gambar__Checkpoint *reg_add(pbmsg_t *w, const tensors_t *ts) {
     loaded_t *l = xmalloc(sizeof *l);
     l->ck = (Gambar__Checkpoint *)w->msg;
     l->w = w;
+    l->ts = *ts;
     pthread_mutex_lock(&g_reg_lock);
     l->next = g_reg;
     g_reg = l;
@@ -341,9 +378,128 @@ void ckpt_free(Gambar__Checkpoint **ck) {
     }
     pthread_mutex_unlock(&g_reg_lock);
     ASSERT(found); /* not from ckpt_load, or freed twice */
-    pbmsg_destroy(&found->w);
+    release(&found->w, &found->ts);
     free(found);
     *ck = NULL;
+}
+
+/* ====================== Tensors without a copy ========================= */
+
+/* Read a varint at p[*off..n). Returns 0, or -1 when truncated or longer
+ * than 10 bytes. */
+static int rd_varint(const uint8_t *p, size_t n, size_t *off, uint64_t *v) {
+    uint64_t x = 0;
+    for (int i = 0; i < 10 && *off < n; i++) {
+        uint8_t b = p[(*off)++];
+        x |= (uint64_t)(b & 0x7f) << (7 * i);
+        if (!(b & 0x80)) {
+            *v = x;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Skip the value of a field of wire type wt. Returns 0 or -1. For a
+ * length-delimited value, *start and *len (may be NULL) get its bytes. */
+static int skip_value(const uint8_t *p, size_t n, size_t *off, unsigned wt, size_t *start, size_t *len) {
+    uint64_t v;
+    switch (wt) {
+    case 0: return rd_varint(p, n, off, &v);
+    case 1: if (n - *off < 8) return -1; *off += 8; return 0;
+    case 5: if (n - *off < 4) return -1; *off += 4; return 0;
+    case 2:
+        if (rd_varint(p, n, off, &v) != 0 || v > n - *off) return -1;
+        if (start) *start = *off;
+        if (len) *len = (size_t)v;
+        *off += (size_t)v;
+        return 0;
+    default: return -1; /* groups (3, 4) and 6, 7: protobuf-c refuses them too */
+    }
+}
+
+/* Parse one Tensor message p[0..n) into a new struct whose data points
+ * into p. Returns 0 or -1 (malformed; nothing allocated). */
+static int parse_tensor(const uint8_t *p, size_t n, tensors_t *ts, size_t budget) {
+    Gambar__Tensor *t = xmalloc(sizeof *t);
+    gambar__tensor__init(t);
+    t->name = NULL; /* init points it at protobuf-c's static "" */
+    size_t cap_shape = 0, off = 0;
+    ts->bytes += sizeof *t;
+    while (off < n) {
+        uint64_t tag;
+        if (rd_varint(p, n, &off, &tag) != 0 || (tag >> 3) == 0 || (tag >> 3) > UINT32_MAX >> 3) goto bad;
+        unsigned fn = (unsigned)(tag >> 3), wt = (unsigned)(tag & 7);
+        size_t start = 0, len = 0;
+        if (fn == 2 && wt == 0) { /* one unpacked shape entry */
+            uint64_t v;
+            if (rd_varint(p, n, &off, &v) != 0) goto bad;
+            B_GROW(t->shape, t->n_shape, cap_shape);
+            t->shape[t->n_shape++] = (int64_t)v;
+            ts->bytes += sizeof *t->shape;
+            continue;
+        }
+        if ((fn == 1 || fn == 2 || fn == 3) && wt != 2) goto bad;
+        if (skip_value(p, n, &off, wt, &start, &len) != 0) goto bad;
+        if (fn == 1) {
+            free(t->name);
+            t->name = xmalloc(len + 1);
+            memcpy(t->name, p + start, len);
+            t->name[len] = 0;
+            ts->bytes += len + 1;
+        } else if (fn == 2) { /* packed shape */
+            size_t o = start, end = start + len;
+            while (o < end) {
+                uint64_t v;
+                if (rd_varint(p, end, &o, &v) != 0) goto bad;
+                B_GROW(t->shape, t->n_shape, cap_shape);
+                t->shape[t->n_shape++] = (int64_t)v;
+                ts->bytes += sizeof *t->shape;
+                if (ts->bytes > budget) goto bad;
+            }
+        } else if (fn == 3) {
+            t->data.len = len;
+            t->data.data = len ? (uint8_t *)(uintptr_t)(p + start) : NULL;
+        }
+        if (ts->bytes > budget) goto bad;
+    }
+    if (!t->name) t->name = xstrdup(""); /* as protobuf-c gives a missing string */
+    B_GROW(ts->t, ts->nt, ts->cap);
+    ts->t[ts->nt++] = t;
+    return 0;
+bad:
+    free(t->name);
+    free(t->shape);
+    free(t);
+    return -1;
+}
+
+/* Split a Checkpoint payload: every Checkpoint.tensors entry (field 2) is
+ * parsed into ts with its data left in place, so a load holds the
+ * payload once instead of the payload plus a decoded copy (issue 11);
+ * the other fields, a few KB, are copied to *rest for protobuf-c.
+ * Returns 0, or -1 for a malformed payload or one whose tensors would
+ * take more than budget bytes of structs, names and shapes. */
+static int split_tensors(const uint8_t *p, size_t n, size_t budget, tensors_t *ts, uint8_t **rest,
+                         size_t *rest_len) {
+    *rest = xmalloc(n ? n : 1);
+    *rest_len = 0;
+    size_t off = 0;
+    while (off < n) {
+        size_t at = off, start = 0, len = 0;
+        uint64_t tag;
+        if (rd_varint(p, n, &off, &tag) != 0 || (tag >> 3) == 0 || (tag >> 3) > UINT32_MAX >> 3) return -1;
+        unsigned wt = (unsigned)(tag & 7);
+        if (skip_value(p, n, &off, wt, &start, &len) != 0) return -1;
+        if ((tag >> 3) == 2) {
+            if (wt != 2 || parse_tensor(p + start, len, ts, budget) != 0) return -1;
+            continue;
+        }
+        memcpy(*rest + *rest_len, p + at, off - at);
+        *rest_len += off - at;
+    }
+    *rest = xrealloc(*rest, *rest_len ? *rest_len : 1);
+    return 0;
 }
 
 /* ============================== Loading ================================ */
@@ -457,6 +613,7 @@ static int load(const char *path, int level, bool quiet_enoent, Gambar__Checkpoi
     uint8_t hdr[CKPT_MAX_HEADER];
     uint8_t *payload = NULL;
     pbmsg_t *w = NULL;
+    tensors_t ts = {0};
     uint32_t hsize = 0;
     uint64_t plen = 0;
     int rc = 0;
@@ -511,22 +668,31 @@ static int load(const char *path, int level, bool quiet_enoent, Gambar__Checkpoi
     }
     /* Decoded size is about the payload size plus per-tensor structs;
      * twice the payload plus 1 MiB is generous for real files and still
-     * bounds a crafted one. */
-    rc = pbmsg_decode(&gambar__checkpoint__descriptor, payload, (size_t)plen,
-                     (size_t)plen * 2 + ((size_t)1 << 20), &w);
+     * bounds a crafted one. The tensors are parsed here (their data stay
+     * in the payload), the rest by protobuf-c. */
+    size_t budget = (size_t)plen * 2 + ((size_t)1 << 20);
+    ts.payload = payload;
+    payload = NULL;
+    uint8_t *rest = NULL;
+    size_t rest_len = 0;
+    rc = split_tensors(ts.payload, (size_t)plen, budget, &ts, &rest, &rest_len) == 0 ? 0 : GB_EFORMAT;
+    if (rc == 0) rc = pbmsg_decode(&gambar__checkpoint__descriptor, rest, rest_len, budget, &w);
+    free(rest);
     if (rc != 0) {
         snprintf(why, sizeof why, "payload is not a valid Checkpoint message (%s)",
                  rc == GB_ETOOBIG ? "over the size limit" : "protobuf decoding failed or outgrew the memory cap");
         rc = GB_EFORMAT;
         goto fail;
     }
-    if ((rc = validate((const Gambar__Checkpoint *)w->msg, why, sizeof why)) != 0) goto fail;
-    free(payload);
+    Gambar__Checkpoint *ck = (Gambar__Checkpoint *)w->msg;
+    ck->n_tensors = ts.nt;
+    ck->tensors = ts.t;
+    if ((rc = validate(ck, why, sizeof why)) != 0) goto fail;
     close(fd);
     if (out)
-        *out = reg_add(w);
+        *out = reg_add(w, &ts);
     else
-        pbmsg_destroy(&w);
+        release(&w, &ts);
     return 0;
 
 read_fail:
@@ -537,7 +703,7 @@ read_fail:
 fail:
     log_msg(rc == ENOENT && quiet_enoent ? LOG_DEBUG : (log_level_t)level, "checkpoint %s: %s", path,
             why);
-    pbmsg_destroy(&w);
+    release(&w, &ts);
     free(payload);
     if (fd >= 0) close(fd);
     return rc;
