@@ -211,7 +211,8 @@ tr_reset() { rm -rf "$TMP/o_tr"; }
 tr_run() { tr_with_source 0 fij "$FI_FN" "$FI_K" "$FI_PRE" $TR --in "ipc://$TMP/t.sock" --ckpt-dir "$TMP/o_tr"; }
 tr_file() { echo "$TMP/o_tr"; }
 tr_check() {
-    for f in "$TMP"/o_tr/*; do
+    # hidden names too: the save's temporary file is ".ckpt-STEP.PID.tmp"
+    for f in "$TMP"/o_tr/* "$TMP"/o_tr/.[!.]*; do
         [ -e "$f" ] || continue
         case $(basename "$f") in
             ckpt-*.gck) ckpt_diff "$f" "$TMP/tref/$(basename "$f")" >"$TMP/cd.out" 2>&1 ||

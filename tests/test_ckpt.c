@@ -6,10 +6,13 @@
  * after every failed attempt the folder must hold exactly A (no temp
  * files) and ckpt_find_latest must return A, bit for bit. */
 #include "base.h"
+#include "afile.h"
 #include "ckpt.h"
 #include "digest.h"
 #include "err.h"
 #include "log.h"
+#include "model.h"
+#include "modelck.h"
 #include "rng.h"
 #include "test.h"
 
@@ -317,11 +320,11 @@ static void short_writes_resumed(void) {
     ckpt_builder_t *b = make_ckpt(5, 0.5f, 300000);
     uint8_t ds[32], dl[32];
     char path[1024];
-    ckpt_test_short_writes(1);
-    ckpt_test_fail_at(0);
+    afile_test_short_writes(1);
+    afile_test_fail_at(0);
     int rc = ckpt_save(dir, ckpt_builder_msg(b), 0, path, sizeof path, ds);
-    int calls = ckpt_test_io_calls();
-    ckpt_test_short_writes(0);
+    int calls = afile_test_io_calls();
+    afile_test_short_writes(0);
     CHECK(rc == 0);
     CHECKF(calls > 12, "only %d I/O calls: writes were not split", calls);
     Gambar__Checkpoint *ck = NULL;
@@ -448,10 +451,10 @@ static void io_error_loop(void) {
     ckpt_builder_t *b = make_ckpt(200, 2.0f, 600000);
     int k, failures = 0;
     for (k = 1; k < 100; k++) {
-        ckpt_test_fail_at(k);
+        afile_test_fail_at(k);
         int rc = ckpt_save(dir, ckpt_builder_msg(b), 0, pathB, sizeof pathB, dB);
-        int calls = ckpt_test_io_calls();
-        ckpt_test_fail_at(0);
+        int calls = afile_test_io_calls();
+        afile_test_fail_at(0);
         Gambar__Checkpoint *ck = NULL;
         int lrc = ckpt_find_latest(dir, path, sizeof path, &ck, d);
         list_dir(dir, listing, sizeof listing);
@@ -966,6 +969,204 @@ static void fuzz_seeds_and_mutations(void) {
     unlink(fc_path);
 }
 
+/* The file a save wrote before saves were streamed: the whole message
+ * packed into one buffer behind the header (kept here as the reference
+ * the streamed writer must match byte for byte). */
+static uint8_t *one_buffer_file(const Gambar__Checkpoint *ck, size_t *n) {
+    size_t plen = protobuf_c_message_get_packed_size(&ck->base);
+    uint8_t *buf = xcalloc(1, 64 + plen);
+    ASSERT(protobuf_c_message_pack(&ck->base, buf + 64) == plen);
+    memcpy(buf, "GAMBARCK", 8);
+    buf[8] = 1;
+    buf[12] = 64;
+    for (int i = 0; i < 8; i++) buf[16 + i] = (uint8_t)((uint64_t)plen >> (8 * i));
+    digest_sha256(buf + 64, plen, buf + 24);
+    *n = 64 + plen;
+    return buf;
+}
+
+/* The streamed save writes exactly the bytes of the one-buffer pack: for
+ * a message with every field set and a tensor spanning several 1 MiB
+ * chunks, for borrowed (ckpt_add_tensor_ref) tensors, and for a real
+ * model stored by modelck_store; under short writes too. The file digest
+ * returned is the file's. */
+static void streamed_bytes_identical(void) {
+    const char *dir = mkdir_fresh("identical");
+    ckpt_builder_t *b = make_ckpt(42, 0.25f, 700000); /* 2.8 MB: three chunks */
+    float *big = xmalloc(333333 * sizeof *big);
+    for (int i = 0; i < 333333; i++) big[i] = (float)i * 0.5f - 7;
+    int64_t sh[2] = {3, 111111};
+    CHECK(ckpt_add_tensor_ref(b, "EMA.G.big", sh, 2, big) == 0);
+    int64_t z[1] = {0};
+    CHECK(ckpt_add_tensor_ref(b, "EMA.G.none", z, 1, NULL) == 0);
+    model_desc_t d;
+    model_desc_default(&d, MODEL_DCGAN28);
+    d.g_mult = d.d_mult = 8;
+    model_t *m = model_new(&d, 4, 3);
+    ckpt_builder_t *mb = ckpt_builder_new();
+    modelck_store(m, mb);
+    ckpt_builder_msg(mb)->state->step = 43;
+    ckpt_builder_t *all[2] = {b, mb};
+    for (int i = 0; i < 4; i++) {
+        const Gambar__Checkpoint *ck = ckpt_builder_msg(all[i % 2]);
+        size_t nref, nfile;
+        uint8_t *ref = one_buffer_file(ck, &nref), dg[32], dref[32];
+        char path[1024];
+        afile_test_short_writes(i >= 2);
+        CHECK(ckpt_save(dir, ck, 0, path, sizeof path, dg) == 0);
+        afile_test_short_writes(0);
+        uint8_t *got = read_file(path, &nfile);
+        CHECKF(nfile == nref && memcmp(got, ref, nref) == 0, "case %d: %zu bytes written, %zu expected%s", i,
+               nfile, nref, nfile == nref ? " (contents differ)" : "");
+        digest_sha256(ref, nref, dref);
+        CHECK(memcmp(dg, dref, 32) == 0);
+        free(got);
+        free(ref);
+    }
+    /* ckpt_write: any name, the same bytes */
+    char path[1024];
+    snprintf(path, sizeof path, "%s/features.gck", dir);
+    CHECK(ckpt_write(path, ckpt_builder_msg(b), NULL) == 0);
+    size_t nref, nfile;
+    uint8_t *ref = one_buffer_file(ckpt_builder_msg(b), &nref), *got = read_file(path, &nfile);
+    CHECK(nfile == nref && memcmp(got, ref, nref) == 0);
+    free(got);
+    free(ref);
+    ckpt_builder_destroy(&mb);
+    ckpt_builder_destroy(&b);
+    model_free(m);
+    free(big);
+}
+
+/* ckpt_load parses the tensors itself (their data stay in the payload,
+ * so a load holds one copy) and hands the rest to protobuf-c: on payloads
+ * mutated byte by byte, behind a header with a correct SHA-256 (so the
+ * decoder, not the checksum, meets them), it must agree with protobuf-c
+ * decoding the whole payload: what protobuf-c refuses is refused, and a
+ * loaded message packs to the same bytes as protobuf-c's. */
+static void load_agrees_with_protobuf_c(void) {
+    const char *dir = mkdir_fresh("split");
+    ckpt_builder_t *b = make_ckpt(3, 0.75f, 40);
+    size_t n;
+    uint8_t *base = one_buffer_file(ckpt_builder_msg(b), &n);
+    ckpt_builder_destroy(&b);
+    size_t plen = n - 64;
+    uint8_t *m = xmalloc(n + 64);
+    char path[700];
+    snprintf(path, sizeof path, "%s/ckpt-0000000003.gck", dir);
+    rng_t r;
+    rng_seed(&r, 11);
+    int same_ok = 0, same_refused = 0, validation_only = 0, bad = 0;
+    log_level_t prev = log_get_level();
+    for (int it = 0; it < 4000; it++) {
+        memcpy(m, base, n);
+        size_t len = plen;
+        int edits = 1 + (int)rng_below(&r, 3);
+        for (int e = 0; e < edits && len > 1; e++) {
+            size_t at = (size_t)rng_below(&r, len);
+            switch (rng_below(&r, 3)) {
+            case 0: m[64 + at] ^= (uint8_t)(1u << rng_below(&r, 8)); break;
+            case 1: m[64 + at] = (uint8_t)rng_u64(&r); break;
+            default: len = at; break;
+            }
+        }
+        for (int i = 0; i < 8; i++) m[16 + i] = (uint8_t)((uint64_t)len >> (8 * i));
+        digest_sha256(m + 64, len, m + 24);
+        write_file(path, m, 64 + len);
+        Gambar__Checkpoint *ck = NULL;
+        log_set_level(LOG_QUIET);
+        int rc = ckpt_load(path, &ck, NULL);
+        log_set_level(prev);
+        ProtobufCMessage *ref = protobuf_c_message_unpack(&gambar__checkpoint__descriptor, NULL, len, m + 64);
+        if (rc == 0) {
+            size_t a = ref ? protobuf_c_message_get_packed_size(ref) : 0;
+            size_t c = protobuf_c_message_get_packed_size(&ck->base);
+            uint8_t *pa = xmalloc(a + 1), *pc = xmalloc(c + 1);
+            if (ref) protobuf_c_message_pack(ref, pa);
+            protobuf_c_message_pack(&ck->base, pc);
+            if (!ref || a != c || memcmp(pa, pc, a) != 0) {
+                if (bad++ < 5) printf("# it %d: loaded, but protobuf-c %s\n", it, ref ? "decodes it differently" : "refuses it");
+            } else {
+                same_ok++;
+            }
+            free(pa);
+            free(pc);
+        } else if (!ref) {
+            same_refused++;
+        } else {
+            /* protobuf-c decodes it: then ckpt_load's content checks must
+             * be what refuses it, so its canonical packing is refused too */
+            size_t cn;
+            uint8_t *canon = one_buffer_file((const Gambar__Checkpoint *)ref, &cn);
+            write_file(path, canon, cn);
+            log_set_level(LOG_QUIET);
+            if (ckpt_load(path, NULL, NULL) == 0 && bad++ < 5) printf("# it %d: refused, but protobuf-c decodes it\n", it);
+            log_set_level(prev);
+            free(canon);
+            validation_only++;
+        }
+        ckpt_free(&ck);
+        if (ref) protobuf_c_message_free_unpacked(ref, NULL);
+    }
+    printf("# split load vs protobuf-c: %d loaded alike, %d refused alike, %d refused by the content checks\n",
+           same_ok, same_refused, validation_only);
+    CHECKF(bad == 0, "%d mutations loaded unlike protobuf-c", bad);
+    CHECK(same_ok > 100 && same_refused > 100);
+    free(m);
+    free(base);
+}
+
+/* VmHWM of this process in KiB. */
+static long vm_hwm_kib(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) kib = atol(line + 6);
+    if (f) fclose(f);
+    return kib;
+}
+
+/* Saving a model does not copy it (issue 11: the save used to double the
+ * trainer's memory: a copy of every tensor in the message, then the
+ * packed file in one buffer). In a child (a fresh peak): a dcgan28 of
+ * width 32, every buffer touched, then modelck_store + ckpt_save; the
+ * peak may grow by the 1 MiB write chunk and small change, not by a
+ * fraction of the file. */
+static void save_does_not_copy_the_model(void) {
+    const char *dir = mkdir_fresh("rss");
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        model_desc_t d;
+        model_desc_default(&d, MODEL_DCGAN28);
+        d.g_mult = d.d_mult = 32;
+        model_t *m = model_new(&d, 64, 1);
+        for (int i = 0; i < model_tensor_count(m); i++) {
+            const model_tensor_t *t = model_tensor(m, i);
+            memset(t->data, 0, t->n * sizeof(float)); /* resident */
+        }
+        long before = vm_hwm_kib();
+        ckpt_builder_t *b = ckpt_builder_new();
+        modelck_store(m, b);
+        ckpt_builder_msg(b)->state->step = 1;
+        char path[1024];
+        if (ckpt_save(dir, ckpt_builder_msg(b), 0, path, sizeof path, NULL) != 0) _exit(10);
+        ckpt_builder_destroy(&b);
+        long grew = vm_hwm_kib() - before;
+        struct stat st;
+        stat(path, &st);
+        long file_kib = (long)(st.st_size / 1024);
+        printf("# save of a %ld KiB checkpoint: peak RSS grew by %ld KiB\n", file_kib, grew);
+        fflush(stdout);
+        _exit(grew < 3 * 1024 && grew < file_kib / 4 ? 0 : 11);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d (11: the save copied the model)",
+           status);
+}
+
 static void path_too_long(void) {
     char dir[5000];
     memset(dir, 'a', sizeof dir - 1);
@@ -996,5 +1197,8 @@ int main(void) {
     RUN(reader_during_writes);
     RUN(fuzz_seeds_and_mutations);
     RUN(path_too_long);
+    RUN(streamed_bytes_identical);
+    RUN(save_does_not_copy_the_model);
+    RUN(load_agrees_with_protobuf_c);
     return test_done();
 }

@@ -2,29 +2,39 @@
  * lookup and pruning (see ckpt.h for the file format and contracts).
  *
  * Shape of the code, and why:
- *   - A save packs the whole file in memory (header + payload, a few tens
- *     of MB for the models we train) so the payload hash and the file
- *     digest are computed once, then streams it to a temp file in the
- *     target folder and publishes it with rename(2). Every step that can
- *     fail abandons the save: fsync is never retried, because after a
- *     failed fsync Linux may have dropped the dirty pages and a second
- *     fsync would report success for data that is gone (the PostgreSQL
- *     "fsyncgate" lesson).
+ *   - A save never holds the file in memory: the trainer's tensors are
+ *     borrowed by the message (ckpt_add_tensor_ref), and the message is
+ *     streamed with protobuf-c's pack_to_buffer, which hands each bytes
+ *     field to our ProtobufCBuffer as it stands. The header needs the
+ *     payload's SHA-256, so a save packs twice: once into a hash only,
+ *     once into the file (1 MiB chunks) and the file digest. The bytes
+ *     are those the one-buffer pack gave (tests/test_ckpt.c compares).
+ *   - The file is written through afile (temp file in the target folder,
+ *     fsync, rename(2), fsync of the folder), the one atomic writer; its
+ *     temp name ".ckpt-<step>.<pid>.tmp" lets pruning remove the leftovers
+ *     of dead writers. Every step that can fail abandons the save: fsync
+ *     is never retried, because after a failed fsync Linux may have
+ *     dropped the dirty pages and a second fsync would report success for
+ *     data that is gone (the PostgreSQL "fsyncgate" lesson). afile's test
+ *     hook (afile_test_fail_at) makes any of its I/O calls fail.
  *   - A load reads the header first and checks it against the file size
  *     before allocating the payload, so a garbage or torn file costs one
- *     small read. Decoding goes through pbmsg_decode's capped allocator,
- *     and the decoded message is checked (tensor sizes, unique names)
- *     before anyone indexes into it.
- *   - The I/O calls of ckpt_save go through io_* wrappers that a test can
- *     make fail (ckpt_test_fail_at), in the style of SQLite's I/O error
- *     tests; the hook works under ASan, unlike an LD_PRELOAD shim.
- *   - Loaded messages are owned by pbmsg_decode's allocator; a small
- *     registry maps a message back to its pbmsg_t so callers only see
+ *     small read. The Tensor entries are parsed here, their data left
+ *     in the payload (which the loaded message keeps), so a load holds
+ *     the tensors once, not twice; the other fields (a few KB) are
+ *     decoded by pbmsg_decode's capped allocator. test_ckpt checks on
+ *     mutated payloads that this agrees with protobuf-c decoding the
+ *     whole. The message is checked (tensor sizes, unique names) before
+ *     anyone indexes into it.
+ *   - Loaded messages are owned by pbmsg_decode's allocator, plus the
+ *     payload and tensors; a small registry maps a message back to them
+ *     so callers only see
  *     Gambar__Checkpoint and ckpt_free.
  * Expected load: one save every few hundred training steps, one load per
  * run (resume) or per sampler start. Nothing here is on a hot path. */
 #include "ckpt.h"
 
+#include "afile.h"
 #include "base.h"
 #include "digest.h"
 #include "err.h"
@@ -79,74 +89,6 @@ static void floats_le_copy(void *dst, const void *src, size_t n) {
 #else
     memcpy(dst, src, n * sizeof(float));
 #endif
-}
-
-/* ============================ Test hook ================================ */
-
-static int g_fail_at;  /* 1-based index of the I/O call to fail; 0 = off */
-static int g_io_calls; /* injectable calls since ckpt_test_fail_at */
-static int g_short_writes; /* 1: each write(2) writes about half of what it is asked */
-
-void ckpt_test_fail_at(int k) {
-    __atomic_store_n(&g_fail_at, k > 0 ? k : 0, __ATOMIC_SEQ_CST);
-    __atomic_store_n(&g_io_calls, 0, __ATOMIC_SEQ_CST);
-}
-
-void ckpt_test_short_writes(int on) {
-    __atomic_store_n(&g_short_writes, on ? 1 : 0, __ATOMIC_SEQ_CST);
-}
-
-int ckpt_test_io_calls(void) {
-    return __atomic_load_n(&g_io_calls, __ATOMIC_SEQ_CST);
-}
-
-/* Count one I/O call; true when the test hook says this one must fail. */
-static bool io_injected_fault(void) {
-    int n = __atomic_add_fetch(&g_io_calls, 1, __ATOMIC_SEQ_CST);
-    int k = __atomic_load_n(&g_fail_at, __ATOMIC_SEQ_CST);
-    if (k > 0 && n == k) {
-        errno = EIO;
-        return true;
-    }
-    return false;
-}
-
-static int io_open(const char *path, int flags, mode_t mode) {
-    if (io_injected_fault()) return -1;
-    int fd;
-    do fd = open(path, flags, mode);
-    while (fd < 0 && errno == EINTR);
-    return fd;
-}
-
-static ssize_t io_write(int fd, const void *p, size_t n) {
-    if (io_injected_fault()) return -1;
-    if (__atomic_load_n(&g_short_writes, __ATOMIC_SEQ_CST) && n > 1) n = n / 2 + 1;
-    ssize_t w;
-    do w = write(fd, p, n);
-    while (w < 0 && errno == EINTR);
-    return w;
-}
-
-static int io_fsync(int fd) {
-    if (io_injected_fault()) return -1;
-    return fsync(fd);
-}
-
-/* close(2) is counted too: on some file systems (NFS) it is where a
- * deferred write error surfaces. The descriptor is released either way. */
-static int io_close(int fd) {
-    if (io_injected_fault()) {
-        close(fd);
-        errno = EIO;
-        return -1;
-    }
-    return close(fd);
-}
-
-static int io_rename(const char *from, const char *to) {
-    if (io_injected_fault()) return -1;
-    return rename(from, to);
 }
 
 /* ============================= Builder ================================= */
@@ -242,8 +184,10 @@ void ckpt_set_note(ckpt_builder_t *b, const char *key, const char *value) {
     b->ck.notes[b->ck.n_notes++] = e;
 }
 
-int ckpt_add_tensor(ckpt_builder_t *b, const char *name, const int64_t *shape, int ndim,
-                    const float *data) {
+/* ckpt_add_tensor and ckpt_add_tensor_ref: borrow data when the host
+ * order is the file's (little-endian), else store a converted copy. */
+static int add_tensor(ckpt_builder_t *b, const char *name, const int64_t *shape, int ndim,
+                      const float *data, bool borrow) {
     ASSERT(name && name[0]);
     ASSERT(ndim >= 0 && ndim <= CKPT_MAX_DIMS);
     if (ckpt_tensor(&b->ck, name)) {
@@ -264,11 +208,28 @@ int ckpt_add_tensor(ckpt_builder_t *b, const char *name, const int64_t *shape, i
     t->shape = b_own(b, xmalloc(ndim * sizeof *t->shape));
     if (ndim) memcpy(t->shape, shape, ndim * sizeof *t->shape);
     t->data.len = (size_t)numel * 4;
-    t->data.data = b_own(b, xmalloc(t->data.len));
-    if (numel) floats_le_copy(t->data.data, data, (size_t)numel);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    borrow = false;
+#endif
+    if (borrow && numel) {
+        t->data.data = (uint8_t *)(uintptr_t)data; /* packing only reads it */
+    } else {
+        t->data.data = b_own(b, xmalloc(t->data.len));
+        if (numel) floats_le_copy(t->data.data, data, (size_t)numel);
+    }
     B_GROW(b->ck.tensors, b->ck.n_tensors, b->cap_tensors);
     b->ck.tensors[b->ck.n_tensors++] = t;
     return 0;
+}
+
+int ckpt_add_tensor(ckpt_builder_t *b, const char *name, const int64_t *shape, int ndim,
+                    const float *data) {
+    return add_tensor(b, name, shape, ndim, data, false);
+}
+
+int ckpt_add_tensor_ref(ckpt_builder_t *b, const char *name, const int64_t *shape, int ndim,
+                        const float *data) {
+    return add_tensor(b, name, shape, ndim, data, true);
 }
 
 void ckpt_add_rng(ckpt_builder_t *b, const char *name, const uint64_t s[4]) {
@@ -352,19 +313,51 @@ const char *ckpt_note(const Gambar__Checkpoint *ck, const char *key) {
 
 /* ===================== Registry of loaded messages ===================== */
 
+/* What a loaded message owns besides pbmsg's allocations: the payload,
+ * which the tensors' data point into, and the tensors themselves (parsed
+ * by split_tensors, attached to the message after protobuf-c decoded the
+ * rest). */
+typedef struct {
+    uint8_t *payload;
+    Gambar__Tensor **t;
+    size_t nt, cap;
+    size_t bytes; /* allocated for tensors: names, shapes, structs */
+} tensors_t;
+
+/* Detach the tensors from w's message, then free w, the tensors and the
+ * payload. */
+static void release(pbmsg_t **w, tensors_t *ts) {
+    if (*w && (*w)->msg) {
+        Gambar__Checkpoint *ck = (Gambar__Checkpoint *)(*w)->msg;
+        ck->n_tensors = 0;
+        ck->tensors = NULL;
+    }
+    pbmsg_destroy(w);
+    for (size_t i = 0; i < ts->nt; i++) {
+        free(ts->t[i]->name);
+        free(ts->t[i]->shape);
+        free(ts->t[i]);
+    }
+    free(ts->t);
+    free(ts->payload);
+    memset(ts, 0, sizeof *ts);
+}
+
 typedef struct loaded {
     Gambar__Checkpoint *ck;
     pbmsg_t *w;
+    tensors_t ts;
     struct loaded *next;
 } loaded_t;
 
 static pthread_mutex_t g_reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static loaded_t *g_reg;
 
-static Gambar__Checkpoint *reg_add(pbmsg_t *w) {
+static Gambar__Checkpoint *reg_add(pbmsg_t *w, const tensors_t *ts) {
     loaded_t *l = xmalloc(sizeof *l);
     l->ck = (Gambar__Checkpoint *)w->msg;
     l->w = w;
+    l->ts = *ts;
     pthread_mutex_lock(&g_reg_lock);
     l->next = g_reg;
     g_reg = l;
@@ -385,9 +378,128 @@ void ckpt_free(Gambar__Checkpoint **ck) {
     }
     pthread_mutex_unlock(&g_reg_lock);
     ASSERT(found); /* not from ckpt_load, or freed twice */
-    pbmsg_destroy(&found->w);
+    release(&found->w, &found->ts);
     free(found);
     *ck = NULL;
+}
+
+/* ====================== Tensors without a copy ========================= */
+
+/* Read a varint at p[*off..n). Returns 0, or -1 when truncated or longer
+ * than 10 bytes. */
+static int rd_varint(const uint8_t *p, size_t n, size_t *off, uint64_t *v) {
+    uint64_t x = 0;
+    for (int i = 0; i < 10 && *off < n; i++) {
+        uint8_t b = p[(*off)++];
+        x |= (uint64_t)(b & 0x7f) << (7 * i);
+        if (!(b & 0x80)) {
+            *v = x;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Skip the value of a field of wire type wt. Returns 0 or -1. For a
+ * length-delimited value, *start and *len (may be NULL) get its bytes. */
+static int skip_value(const uint8_t *p, size_t n, size_t *off, unsigned wt, size_t *start, size_t *len) {
+    uint64_t v;
+    switch (wt) {
+    case 0: return rd_varint(p, n, off, &v);
+    case 1: if (n - *off < 8) return -1; *off += 8; return 0;
+    case 5: if (n - *off < 4) return -1; *off += 4; return 0;
+    case 2:
+        if (rd_varint(p, n, off, &v) != 0 || v > n - *off) return -1;
+        if (start) *start = *off;
+        if (len) *len = (size_t)v;
+        *off += (size_t)v;
+        return 0;
+    default: return -1; /* groups (3, 4) and 6, 7: protobuf-c refuses them too */
+    }
+}
+
+/* Parse one Tensor message p[0..n) into a new struct whose data points
+ * into p. Returns 0 or -1 (malformed; nothing allocated). */
+static int parse_tensor(const uint8_t *p, size_t n, tensors_t *ts, size_t budget) {
+    Gambar__Tensor *t = xmalloc(sizeof *t);
+    gambar__tensor__init(t);
+    t->name = NULL; /* init points it at protobuf-c's static "" */
+    size_t cap_shape = 0, off = 0;
+    ts->bytes += sizeof *t;
+    while (off < n) {
+        uint64_t tag;
+        if (rd_varint(p, n, &off, &tag) != 0 || (tag >> 3) == 0 || (tag >> 3) > UINT32_MAX >> 3) goto bad;
+        unsigned fn = (unsigned)(tag >> 3), wt = (unsigned)(tag & 7);
+        size_t start = 0, len = 0;
+        if (fn == 2 && wt == 0) { /* one unpacked shape entry */
+            uint64_t v;
+            if (rd_varint(p, n, &off, &v) != 0) goto bad;
+            B_GROW(t->shape, t->n_shape, cap_shape);
+            t->shape[t->n_shape++] = (int64_t)v;
+            ts->bytes += sizeof *t->shape;
+            continue;
+        }
+        if ((fn == 1 || fn == 2 || fn == 3) && wt != 2) goto bad;
+        if (skip_value(p, n, &off, wt, &start, &len) != 0) goto bad;
+        if (fn == 1) {
+            free(t->name);
+            t->name = xmalloc(len + 1);
+            memcpy(t->name, p + start, len);
+            t->name[len] = 0;
+            ts->bytes += len + 1;
+        } else if (fn == 2) { /* packed shape */
+            size_t o = start, end = start + len;
+            while (o < end) {
+                uint64_t v;
+                if (rd_varint(p, end, &o, &v) != 0) goto bad;
+                B_GROW(t->shape, t->n_shape, cap_shape);
+                t->shape[t->n_shape++] = (int64_t)v;
+                ts->bytes += sizeof *t->shape;
+                if (ts->bytes > budget) goto bad;
+            }
+        } else if (fn == 3) {
+            t->data.len = len;
+            t->data.data = len ? (uint8_t *)(uintptr_t)(p + start) : NULL;
+        }
+        if (ts->bytes > budget) goto bad;
+    }
+    if (!t->name) t->name = xstrdup(""); /* as protobuf-c gives a missing string */
+    B_GROW(ts->t, ts->nt, ts->cap);
+    ts->t[ts->nt++] = t;
+    return 0;
+bad:
+    free(t->name);
+    free(t->shape);
+    free(t);
+    return -1;
+}
+
+/* Split a Checkpoint payload: every Checkpoint.tensors entry (field 2) is
+ * parsed into ts with its data left in place, so a load holds the
+ * payload once instead of the payload plus a decoded copy (issue 11);
+ * the other fields, a few KB, are copied to *rest for protobuf-c.
+ * Returns 0, or -1 for a malformed payload or one whose tensors would
+ * take more than budget bytes of structs, names and shapes. */
+static int split_tensors(const uint8_t *p, size_t n, size_t budget, tensors_t *ts, uint8_t **rest,
+                         size_t *rest_len) {
+    *rest = xmalloc(n ? n : 1);
+    *rest_len = 0;
+    size_t off = 0;
+    while (off < n) {
+        size_t at = off, start = 0, len = 0;
+        uint64_t tag;
+        if (rd_varint(p, n, &off, &tag) != 0 || (tag >> 3) == 0 || (tag >> 3) > UINT32_MAX >> 3) return -1;
+        unsigned wt = (unsigned)(tag & 7);
+        if (skip_value(p, n, &off, wt, &start, &len) != 0) return -1;
+        if ((tag >> 3) == 2) {
+            if (wt != 2 || parse_tensor(p + start, len, ts, budget) != 0) return -1;
+            continue;
+        }
+        memcpy(*rest + *rest_len, p + at, off - at);
+        *rest_len += off - at;
+    }
+    *rest = xrealloc(*rest, *rest_len ? *rest_len : 1);
+    return 0;
 }
 
 /* ============================== Loading ================================ */
@@ -501,6 +613,7 @@ static int load(const char *path, int level, bool quiet_enoent, Gambar__Checkpoi
     uint8_t hdr[CKPT_MAX_HEADER];
     uint8_t *payload = NULL;
     pbmsg_t *w = NULL;
+    tensors_t ts = {0};
     uint32_t hsize = 0;
     uint64_t plen = 0;
     int rc = 0;
@@ -555,22 +668,31 @@ static int load(const char *path, int level, bool quiet_enoent, Gambar__Checkpoi
     }
     /* Decoded size is about the payload size plus per-tensor structs;
      * twice the payload plus 1 MiB is generous for real files and still
-     * bounds a crafted one. */
-    rc = pbmsg_decode(&gambar__checkpoint__descriptor, payload, (size_t)plen,
-                     (size_t)plen * 2 + ((size_t)1 << 20), &w);
+     * bounds a crafted one. The tensors are parsed here (their data stay
+     * in the payload), the rest by protobuf-c. */
+    size_t budget = (size_t)plen * 2 + ((size_t)1 << 20);
+    ts.payload = payload;
+    payload = NULL;
+    uint8_t *rest = NULL;
+    size_t rest_len = 0;
+    rc = split_tensors(ts.payload, (size_t)plen, budget, &ts, &rest, &rest_len) == 0 ? 0 : GB_EFORMAT;
+    if (rc == 0) rc = pbmsg_decode(&gambar__checkpoint__descriptor, rest, rest_len, budget, &w);
+    free(rest);
     if (rc != 0) {
         snprintf(why, sizeof why, "payload is not a valid Checkpoint message (%s)",
                  rc == GB_ETOOBIG ? "over the size limit" : "protobuf decoding failed or outgrew the memory cap");
         rc = GB_EFORMAT;
         goto fail;
     }
-    if ((rc = validate((const Gambar__Checkpoint *)w->msg, why, sizeof why)) != 0) goto fail;
-    free(payload);
+    Gambar__Checkpoint *ck = (Gambar__Checkpoint *)w->msg;
+    ck->n_tensors = ts.nt;
+    ck->tensors = ts.t;
+    if ((rc = validate(ck, why, sizeof why)) != 0) goto fail;
     close(fd);
     if (out)
-        *out = reg_add(w);
+        *out = reg_add(w, &ts);
     else
-        pbmsg_destroy(&w);
+        release(&w, &ts);
     return 0;
 
 read_fail:
@@ -581,7 +703,7 @@ read_fail:
 fail:
     log_msg(rc == ENOENT && quiet_enoent ? LOG_DEBUG : (log_level_t)level, "checkpoint %s: %s", path,
             why);
-    pbmsg_destroy(&w);
+    release(&w, &ts);
     free(payload);
     if (fd >= 0) close(fd);
     return rc;
@@ -781,14 +903,92 @@ static int ensure_dir(const char *dir) {
     return 0;
 }
 
+/* A ProtobufCBuffer that counts what protobuf-c appends and either
+ * hashes it (a == NULL) or stages it in CKPT_WRITE_CHUNK-byte chunks that
+ * go to the afile and, when d is set, into the digest. */
+typedef struct {
+    ProtobufCBuffer base;
+    digest_ctx_t *d; /* NULL: no hash wanted */
+    afile_t *a;      /* NULL: hash only */
+    uint8_t *chunk;  /* CKPT_WRITE_CHUNK bytes when a is set */
+    size_t used;     /* bytes staged in chunk */
+    uint64_t total;  /* bytes appended */
+    int err;         /* first afile_write error */
+} sink_t;
+
+static void sink_flush(sink_t *s) {
+    if (s->used && !s->err) {
+        if (s->d) digest_update(s->d, s->chunk, s->used);
+        s->err = afile_write(s->a, s->chunk, s->used);
+    }
+    s->used = 0;
+}
+
+static void sink_append(ProtobufCBuffer *buf, size_t len, const uint8_t *data) {
+    sink_t *s = (sink_t *)buf;
+    s->total += len;
+    if (!s->a) {
+        digest_update(s->d, data, len);
+        return;
+    }
+    while (len > 0 && !s->err) {
+        size_t k = GB_MIN(len, CKPT_WRITE_CHUNK - s->used);
+        memcpy(s->chunk + s->used, data, k);
+        s->used += k;
+        data += k;
+        len -= k;
+        if (s->used == CKPT_WRITE_CHUNK) sink_flush(s);
+    }
+}
+
+/* Write ck to path through afile (temp file tmp, or afile's own name when
+ * NULL); *bytes gets the file size. Returns 0 or an errno (logged by
+ * afile with the path and the failing operation). */
+static int write_file(const char *path, const char *tmp, const Gambar__Checkpoint *ck,
+                      uint8_t digest_out[32], uint64_t *bytes) {
+    size_t plen = protobuf_c_message_get_packed_size(&ck->base);
+    uint8_t hdr[CKPT_HEADER_SIZE];
+    memset(hdr, 0, sizeof hdr);
+    memcpy(hdr, CKPT_MAGIC, 8);
+    put_u32le(hdr + 8, CKPT_VERSION);
+    put_u32le(hdr + 12, CKPT_HEADER_SIZE);
+    put_u64le(hdr + 16, (uint64_t)plen);
+
+    /* Pass 1: the payload's SHA-256, which the header carries. */
+    sink_t h = {.base = {.append = sink_append}, .d = digest_new()};
+    protobuf_c_message_pack_to_buffer(&ck->base, &h.base);
+    ASSERT(h.total == plen);
+    digest_final(&h.d, hdr + 24);
+
+    /* Pass 2: header and payload into the file (and the file digest). */
+    afile_t *a;
+    int rc = tmp ? afile_open_tmp(path, tmp, &a) : afile_open(path, &a);
+    if (rc) return rc;
+    sink_t w = {.base = {.append = sink_append}, .a = a, .chunk = xmalloc(CKPT_WRITE_CHUNK),
+                .d = digest_out ? digest_new() : NULL};
+    sink_append(&w.base, sizeof hdr, hdr);
+    protobuf_c_message_pack_to_buffer(&ck->base, &w.base);
+    sink_flush(&w);
+    ASSERT(w.err || w.total == CKPT_HEADER_SIZE + plen);
+    free(w.chunk);
+    if (w.d) digest_final(&w.d, digest_out);
+    *bytes = w.total;
+    return afile_commit(&a); /* reports (and logs) a write error too */
+}
+
+int ckpt_write(const char *path, const Gambar__Checkpoint *ck, uint8_t digest_out[32]) {
+    ASSERT(ck && ck->model && ck->state);
+    uint64_t bytes = 0;
+    int rc = write_file(path, NULL, ck, digest_out, &bytes);
+    if (rc == 0) log_debug("wrote checkpoint %s (%" PRIu64 " bytes)", path, bytes);
+    return rc;
+}
+
 int ckpt_save(const char *dir, const Gambar__Checkpoint *ck, int keep, char *path_out,
               size_t path_len, uint8_t digest_out[32]) {
     ASSERT(ck && ck->model && ck->state);
     char name[64], tmpname[96], final[PATH_MAX], tmp[PATH_MAX];
-    uint8_t *buf = NULL;
-    int fd = -1, dfd = -1, rc = 0;
-    bool tmp_exists = false, renamed = false;
-    const char *op = "";
+    int rc = 0;
     unsigned long long step = (unsigned long long)ck->state->step;
     snprintf(name, sizeof name, "ckpt-%010llu.gck", step);
     snprintf(tmpname, sizeof tmpname, ".ckpt-%010llu.%ld.tmp", step, (long)getpid());
@@ -802,74 +1002,13 @@ int ckpt_save(const char *dir, const Gambar__Checkpoint *ck, int keep, char *pat
         log_error("cannot create checkpoint folder %s: %s", dir, err_io_str(rc, dir, why, sizeof why));
         return rc;
     }
-
-    /* Pack header + payload into one buffer. */
-    size_t plen = protobuf_c_message_get_packed_size(&ck->base);
-    size_t total = CKPT_HEADER_SIZE + plen;
-    buf = xmalloc(total);
-    size_t packed = protobuf_c_message_pack(&ck->base, buf + CKPT_HEADER_SIZE);
-    ASSERT(packed == plen);
-    memset(buf, 0, CKPT_HEADER_SIZE);
-    memcpy(buf, CKPT_MAGIC, 8);
-    put_u32le(buf + 8, CKPT_VERSION);
-    put_u32le(buf + 12, CKPT_HEADER_SIZE);
-    put_u64le(buf + 16, (uint64_t)plen);
-    digest_sha256(buf + CKPT_HEADER_SIZE, plen, buf + 24);
-
-    op = "create";
-    fd = io_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) goto io_fail;
-    tmp_exists = true;
-    op = "write";
-    for (size_t off = 0; off < total;) {
-        size_t chunk = GB_MIN(total - off, CKPT_WRITE_CHUNK);
-        ssize_t w = io_write(fd, buf + off, chunk);
-        if (w < 0) goto io_fail;
-        if (w == 0) { /* cannot happen for a regular file; do not spin */
-            errno = EIO;
-            goto io_fail;
-        }
-        off += (size_t)w;
+    uint64_t bytes = 0;
+    if ((rc = write_file(final, tmp, ck, digest_out, &bytes)) != 0) {
+        log_error("checkpoint step %llu not saved in %s", step, dir);
+        return rc;
     }
-    op = "fsync";
-    if (io_fsync(fd) != 0) goto io_fail;
-    op = "close";
-    int cfd = fd;
-    fd = -1;
-    if (io_close(cfd) != 0) goto io_fail;
-    op = "rename into place";
-    if (io_rename(tmp, final) != 0) goto io_fail;
-    tmp_exists = false;
-    renamed = true;
-    op = "open folder";
-    dfd = io_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-    if (dfd < 0) goto io_fail;
-    op = "fsync folder";
-    if (io_fsync(dfd) != 0) goto io_fail;
-    close(dfd);
-    dfd = -1;
-
-    if (digest_out) digest_sha256(buf, total, digest_out);
     if (path_out) snprintf(path_out, path_len, "%s", final);
-    free(buf);
-    log_debug("saved checkpoint %s (%zu bytes)", final, total);
+    log_debug("saved checkpoint %s (%" PRIu64 " bytes)", final, bytes);
     prune(dir, keep, name);
     return 0;
-
-io_fail:
-    rc = errno ? errno : EIO;
-    char why[4200];
-    log_error("cannot save checkpoint %s: %s failed: %s; save abandoned", final, op,
-              err_io_str(rc, dir, why, sizeof why));
-    if (fd >= 0) close(fd);
-    if (dfd >= 0) close(dfd);
-    if (tmp_exists && unlink(tmp) != 0 && errno != ENOENT)
-        log_warn("cannot remove temp file %s: %s", tmp, strerror(errno));
-    /* The rename happened but the folder could not be synced: the new name
-     * may or may not survive a crash. Withdraw it so the caller's view
-     * (save failed, older checkpoints current) matches the disk. */
-    if (renamed && unlink(final) != 0 && errno != ENOENT)
-        log_warn("cannot withdraw unsynced checkpoint %s: %s", final, strerror(errno));
-    free(buf);
-    return rc;
 }

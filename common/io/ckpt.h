@@ -17,7 +17,8 @@
  * Checkpoint.parent_digest) is the SHA-256 of the whole file.
  *
  * Files live in one folder as ckpt-NNNNNNNNNN.gck (the step, zero-padded
- * to 10 digits). ckpt_save writes a temporary file in the same folder
+ * to 10 digits). ckpt_save writes, through afile (afile.h, the one
+ * atomic writer), a temporary file in the same folder
  * (".ckpt-<step>.<pid>.tmp"), fsyncs it, renames it into place and fsyncs
  * the folder; any failure abandons the save (never retrying an fsync: after
  * a failed fsync Linux may have dropped the dirty pages) and leaves the
@@ -97,6 +98,14 @@ void ckpt_set_note(ckpt_builder_t *b, const char *key, const char *value);
 int ckpt_add_tensor(ckpt_builder_t *b, const char *name, const int64_t *shape, int ndim,
                     const float *data);
 
+/* Like ckpt_add_tensor, but data is borrowed, not copied (on a
+ * little-endian host; elsewhere it is copied): the floats must stay
+ * alive and unchanged until the builder is destroyed, in particular
+ * during ckpt_save, which streams them to the file without a copy. What
+ * lets the trainer save without doubling its memory. */
+int ckpt_add_tensor_ref(ckpt_builder_t *b, const char *name, const int64_t *shape, int ndim,
+                        const float *data);
+
 /* Append (or replace) the named random generator state s[4]. */
 void ckpt_add_rng(ckpt_builder_t *b, const char *name, const uint64_t s[4]);
 
@@ -104,7 +113,10 @@ void ckpt_add_rng(ckpt_builder_t *b, const char *name, const uint64_t s[4]);
 
 /* Write ck as dir/ckpt-%010llu.gck (step = ck->state->step; ck->model and
  * ck->state must be set) atomically: temp file in dir, write, fsync,
- * rename, fsync dir. dir is created (one level, mode 0755) if missing.
+ * rename, fsync dir, through afile (temp file ".ckpt-<step>.<pid>.tmp";
+ * the file is streamed, never held in memory: see ckpt.c; tensors must
+ * not change during the call). dir is created (one level, mode 0755) if
+ * missing.
  * An existing file of the same step is replaced atomically.
  * Then prunes: files of older steps than the keep-th newest valid
  * checkpoint (by step; validity checked from the header and file size)
@@ -116,14 +128,22 @@ void ckpt_add_rng(ckpt_builder_t *b, const char *name, const uint64_t s[4]);
  * Returns 0, or an errno (EIO, ENOSPC, ...) with the file and the failing
  * operation logged. On failure the temp file is removed, no file named
  * ckpt-*.gck was added or changed, and the save must be considered lost
- * (call again to retry from scratch). One exception: when the final
- * folder fsync fails, the renamed file is withdrawn (unlinked), so a file
+ * (call again to retry from scratch); afile logs the failing operation
+ * with the path, and a second line says the step was not saved. One
+ * exception: when the final folder fsync fails, the renamed file is withdrawn (unlinked), so a file
  * of the same step that it had replaced is gone too. ENAMETOOLONG when
  * the path does not fit path_len.
  * Not for concurrent saves of the same step into one folder from one
  * process (they share the temp name). */
 int ckpt_save(const char *dir, const Gambar__Checkpoint *ck, int keep, char *path_out,
               size_t path_len, uint8_t digest_out[32]);
+
+/* Write ck as the file path (any name; no pruning) atomically through
+ * afile, in the same format and with the same guarantees as ckpt_save:
+ * for checkpoint-format files outside a checkpoint folder (gambar-eval's
+ * feature network). digest_out (may be NULL) receives the file digest.
+ * Returns 0 or an errno, logged with the path. */
+int ckpt_write(const char *path, const Gambar__Checkpoint *ck, uint8_t digest_out[32]);
 
 /* Read and verify the checkpoint file at path. Checks, in order: size
  * (GB_ECORRUPT when shorter than a header but starting like one, or when
@@ -190,20 +210,9 @@ int ckpt_get_rng(const Gambar__Checkpoint *ck, const char *name, uint64_t s[4]);
 /* The value of notes[key], or NULL. Borrowed from ck. */
 const char *ckpt_note(const Gambar__Checkpoint *ck, const char *key);
 
-/* ---- test hooks -------------------------------------------------------- */
-
-/* Make the k-th I/O call (open, write, fsync, rename, folder open, folder
- * fsync) made by ckpt_save after this call fail with EIO; k <= 0 turns
- * injection off. The counter is process-wide. For tests only. */
-void ckpt_test_fail_at(int k);
-
-/* on != 0: every write(2) made by ckpt_save writes only about half of
- * the bytes asked (as a signal or a full device may cause), to prove
- * that short writes are resumed. For tests only. */
-void ckpt_test_short_writes(int on);
-
-/* Number of injectable I/O calls ckpt_save made since the last
- * ckpt_test_fail_at. */
-int ckpt_test_io_calls(void);
+/* Fault injection for ckpt_save / ckpt_write: afile_test_fail_at and
+ * afile_test_short_writes (afile.h); a save's I/O calls are afile's
+ * (create, one write per MiB, fsync, close, rename, open and fsync of
+ * the folder). */
 
 #endif

@@ -68,7 +68,7 @@ void modelck_store(const model_t *m, ckpt_builder_t *b) {
     for (int i = 0; i < model_tensor_count(m); i++) {
         const model_tensor_t *t = model_tensor(m, i);
         if (t->kind == MODEL_T_GRAD) continue;
-        ASSERT(ckpt_add_tensor(b, t->name, t->shape, t->ndim, t->data) == 0);
+        ASSERT(ckpt_add_tensor_ref(b, t->name, t->shape, t->ndim, t->data) == 0); /* borrowed */
     }
 }
 

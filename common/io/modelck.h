@@ -21,8 +21,9 @@ int modelck_desc(const Gambar__ModelDesc *md, model_desc_t *out, char *err, size
 
 /* Fill the builder's ModelDesc from m's description, its TrainState's
  * adam_g / adam_d / ema_decay from m, and add every parameter, buffer,
- * EMA and Adam moment tensor of m. Other TrainState fields (step, rng,
- * data position) are the caller's. */
+ * EMA and Adam moment tensor of m, borrowed (ckpt_add_tensor_ref: no
+ * copy; m must not change or be freed until the builder is destroyed).
+ * Other TrainState fields (step, rng, data position) are the caller's. */
 void modelck_store(const model_t *m, ckpt_builder_t *b);
 
 /* Build a model (max_batch images per step) from ck: shapes from its

@@ -177,47 +177,8 @@ ckpt_builder_t *featio_to_builder(featnet_t *f, const char *const *class_names, 
     return b;
 }
 
-/* fsync the folder holding path */
-static int fsync_dir_of(const char *path) {
-    char *dir = xstrdup(path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir) dir[1] = 0;
-    else if (slash) *slash = 0;
-    else strcpy(dir, ".");
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
-    if (fd < 0 || fsync(fd) != 0) rc = errno;
-    if (fd >= 0) close(fd);
-    free(dir);
-    return rc;
-}
-
 int featio_write_gck(const char *path, const Gambar__Checkpoint *ck) {
-    char tmpdir[4096], saved[4096];
-    const char *slash = strrchr(path, '/');
-    int dl = slash ? (int)(slash - path) : 1;
-    if (snprintf(tmpdir, sizeof tmpdir, "%.*s/.gck-%ld.tmp", dl, slash ? path : ".", (long)getpid()) >=
-        (int)sizeof tmpdir)
-        return ENAMETOOLONG;
-    int rc = ckpt_save(tmpdir, ck, 0, saved, sizeof saved, NULL);
-    if (rc != 0) {
-        log_error("%s: cannot write: %s", path, err_str(rc));
-        rmdir(tmpdir);
-        return rc;
-    }
-    if (rename(saved, path) != 0) {
-        rc = errno;
-        log_error("%s: rename from %s: %s", path, saved, err_str(rc));
-        unlink(saved);
-        rmdir(tmpdir);
-        return rc;
-    }
-    rmdir(tmpdir);
-    rc = fsync_dir_of(path);
-    if (rc != 0) {
-        log_error("%s: fsync of its folder: %s", path, err_str(rc));
-        unlink(path);
-    }
-    return rc;
+    return ckpt_write(path, ck, NULL); /* atomic, through afile; logged */
 }
 
 int featio_load(const char *path, int max_batch, featnet_t **out, const char **kind_out, double *test_acc,

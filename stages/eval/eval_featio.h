@@ -49,10 +49,10 @@ int featio_fit(store_t *train, store_t *test, int epochs, uint64_t seed, featnet
 ckpt_builder_t *featio_to_builder(featnet_t *f, const char *const *class_names, const uint8_t digest[32],
                                   const char *features_kind);
 
-/* Write ck to exactly `path`, atomically: ckpt_save into a private
- * folder next to path (so header, SHA-256 and fsync come from ckpt.c),
- * then rename over path and fsync the folder. Returns 0 or an errno /
- * GB_* code, logged with the path; nothing is left behind on failure. */
+/* Write ck to exactly `path`, atomically: ckpt_write (header, SHA-256
+ * from ckpt.c; temp file, fsync, rename and folder fsync from afile).
+ * Returns 0 or an errno, logged with the path; nothing is left behind on
+ * failure. */
 int featio_write_gck(const char *path, const Gambar__Checkpoint *ck);
 
 /* Load a feature network file. Returns 0 and *out, or the ckpt_load error,

@@ -16,19 +16,25 @@
  * G forward and backward, three D forwards, two D backwards with weight
  * gradients and one without). Medians and per-step pairing keep bursts
  * of other work from skewing the ratio. Peak RSS (VmHWM) is read after
- * the warm-up steps, before the probe's operands are allocated. Prints
+ * the warm-up steps and one checkpoint save (modelck_store + ckpt_save
+ * into a temporary folder, as the trainer saves), before the probe's
+ * operands are allocated. Prints
  * `bench: NAME VALUE UNIT` lines on stdout:
  *   train_dcgan28_images_per_s, train_dcgan28_step_ms, sgemm_gflops,
  *   train_dcgan28_gemm_fraction, train_dcgan28_peak_rss_mib
  * Usage: bench_train [--width N] [--batch N] [--steps N] [--warmup N]
  *                    [--threads N] [--images PATH | --synthetic] [--subset N] [--no-sgemm] */
 #include "base.h"
+#include "ckpt.h"
 #include "idx.h"
 #include "model.h"
+#include "modelck.h"
 #include "nn.h"
 #include "rng.h"
 
 #include <cblas.h>
+#include <errno.h>
+#include <unistd.h>
 
 #define FLOP_PER_IMAGE 163e6
 #define PROBE_N 1536 /* sgemm probe size: ~7 GFLOP per run */
@@ -87,6 +93,24 @@ static double peak_rss_mib(void) {
         if (strncmp(line, "VmHWM:", 6) == 0) kb = atof(line + 6);
     fclose(f);
     return kb < 0 ? -1 : kb / 1024.0;
+}
+
+/* Save m as the trainer does into a temporary folder, then remove it:
+ * the peak RSS must include a save (issue 11). Returns 0 or an errno. */
+static int save_checkpoint(model_t *m) {
+    char dir[512];
+    const char *base = getenv("BENCH_TMP");
+    snprintf(dir, sizeof dir, "%s/bench-train-XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(dir)) return errno;
+    ckpt_builder_t *b = ckpt_builder_new();
+    modelck_store(m, b);
+    ckpt_builder_msg(b)->state->step = 1;
+    char path[1024];
+    int rc = ckpt_save(dir, ckpt_builder_msg(b), 0, path, sizeof path, NULL);
+    ckpt_builder_destroy(&b);
+    if (rc == 0) unlink(path);
+    rmdir(dir);
+    return rc;
 }
 
 /* Read up to *n 28x28 images from an IDX3 file (gzip or plain; path
@@ -173,7 +197,9 @@ int main(int argc, char **argv) {
     for (int s = 0; s < warmup + steps; s++) {
         if (s == warmup) {
             /* steady state reached: every model buffer has been touched.
-             * Read the peak before the probe's operands exist. */
+             * Save a checkpoint, then read the peak before the probe's
+             * operands exist. */
+            if (save_checkpoint(m) != 0) return 4;
             rss = peak_rss_mib();
             if (!no_sgemm) {
                 probe_init(&pr, PROBE_N);

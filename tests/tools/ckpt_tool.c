@@ -17,12 +17,19 @@
  *   ckpt_tool bench DIR MB
  *       time ckpt_save and ckpt_load of an MB-megabyte checkpoint (best of
  *       3); prints "bench: NAME VALUE UNIT" lines.
+ *   ckpt_tool bench-model DIR [WIDTH]
+ *       time the save of the default job's model (dcgan28, width 32,
+ *       batch 64, conditional; every tensor touched) as the trainer saves
+ *       it (modelck_store + ckpt_save, best of 3) and how much the save
+ *       grows the peak RSS: bench: ckpt_save_ms, ckpt_save_rss_growth_mib.
  * Exit: 0 ok, 2 usage, 3 bad file, 4 I/O error. */
 #include "base.h"
 #include "ckpt.h"
 #include "digest.h"
 #include "err.h"
 #include "log.h"
+#include "model.h"
+#include "modelck.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -30,7 +37,7 @@
 
 static _Noreturn void usage(void) {
     fprintf(stderr, "usage: ckpt_tool write DIR STEP NFLOATS | dump FILE | poison FILE OUT_DIR TENSOR INDEX "
-                    "[nan|inf] | bench DIR MB\n");
+                    "[nan|inf] | bench DIR MB | bench-model DIR [WIDTH]\n");
     exit(GB_EXIT_USAGE);
 }
 
@@ -193,6 +200,50 @@ static int bench(const char *dir, double mb) {
     return 0;
 }
 
+/* VmHWM of this process in KiB, or -1. */
+static long vm_hwm_kib(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) kib = atol(line + 6);
+    if (f) fclose(f);
+    return kib;
+}
+
+static int bench_model(const char *dir, int width) {
+    model_desc_t d;
+    model_desc_default(&d, MODEL_DCGAN28);
+    d.g_mult = d.d_mult = width;
+    d.conditional = 1;
+    d.num_classes = 10;
+    d.embed_dim = 10;
+    model_t *m = model_new(&d, 64, 1);
+    if (!m) return GB_EFORMAT;
+    for (int i = 0; i < model_tensor_count(m); i++) { /* resident, as in training */
+        const model_tensor_t *t = model_tensor(m, i);
+        for (size_t k = 0; k < t->n; k++) t->data[k] = t->data[k] * 1.0f + 0.0f;
+    }
+    long before = vm_hwm_kib();
+    double best = 1e9;
+    int rc = 0;
+    for (int i = 0; i < 3 && !rc; i++) {
+        double t0 = gb_now();
+        ckpt_builder_t *b = ckpt_builder_new();
+        modelck_store(m, b);
+        ckpt_builder_msg(b)->state->step = (uint64_t)i + 1;
+        rc = ckpt_save(dir, ckpt_builder_msg(b), 1, NULL, 0, NULL);
+        ckpt_builder_destroy(&b);
+        best = GB_MIN(best, gb_now() - t0);
+    }
+    long after = vm_hwm_kib();
+    model_free(m);
+    if (rc) return rc;
+    printf("bench: ckpt_save_ms %.1f ms\n", best * 1e3);
+    printf("bench: ckpt_save_rss_growth_mib %.1f MiB\n", (after - before) / 1024.0);
+    return 0;
+}
+
 static int poison(const char *in, const char *dir, const char *name, size_t idx, const char *what) {
     Gambar__Checkpoint *ck = NULL;
     int rc = ckpt_load(in, &ck, NULL);
@@ -231,6 +282,8 @@ int main(int argc, char **argv) {
         rc = dump(argv[2]);
     } else if (!strcmp(argv[1], "poison") && (argc == 6 || argc == 7)) {
         rc = poison(argv[2], argv[3], argv[4], strtoull(argv[5], NULL, 10), argc == 7 ? argv[6] : "nan");
+    } else if (!strcmp(argv[1], "bench-model") && (argc == 3 || argc == 4)) {
+        rc = bench_model(argv[2], argc == 4 ? atoi(argv[3]) : 32);
     } else if (!strcmp(argv[1], "bench") && argc == 4) {
         rc = bench(argv[2], atof(argv[3]));
     } else {
