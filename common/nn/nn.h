@@ -29,6 +29,9 @@
  * use OpenBLAS's own threads and the other passes the calling thread. */
 void nn_set_threads(int n);
 int nn_get_threads(void);
+/* Wall seconds spent so far in the layers' GEMMs (all threads' calls
+ * summed), for benchmarks that split a step into GEMM and other time. */
+double nn_gemm_seconds(void);
 
 /* ---- convolution and transposed convolution ---------------------------- */
 typedef struct {

@@ -18,6 +18,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 
 static int nn_threads; /* 0 until nn_set_threads: OpenBLAS threads as it started */
 
@@ -63,14 +64,26 @@ static void gemm_part(void *vp, int part, int nparts) {
     }
 }
 
+static pthread_mutex_t gemm_mu = PTHREAD_MUTEX_INITIALIZER;
+static double gemm_seconds; /* wall time inside nn_sgemm, for benchmarks; under gemm_mu */
+
 void nn_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
               float beta, float *C, int ldc) {
     gemm_t g = {ta, tb, M, N, K, lda, ldb, ldc, N >= M, alpha, beta, A, B, C};
-    if (nn_threads <= 1 || (double)M * N * K < GEMM_SPLIT_MIN) {
-        gemm_part(&g, 0, 1);
-        return;
-    }
-    nn_par_run(gemm_part, &g);
+    double t0 = gb_now();
+    if (nn_threads <= 1 || (double)M * N * K < GEMM_SPLIT_MIN) gemm_part(&g, 0, 1);
+    else nn_par_run(gemm_part, &g);
+    double dt = gb_now() - t0;
+    pthread_mutex_lock(&gemm_mu);
+    gemm_seconds += dt;
+    pthread_mutex_unlock(&gemm_mu);
+}
+
+double nn_gemm_seconds(void) {
+    pthread_mutex_lock(&gemm_mu);
+    double s = gemm_seconds;
+    pthread_mutex_unlock(&gemm_mu);
+    return s;
 }
 
 double nn_sumsq(size_t n, const float *x) {

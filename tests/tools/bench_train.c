@@ -24,7 +24,11 @@
  * the warm-up steps, before the probe's operands are allocated. Prints
  * `bench: NAME VALUE UNIT` lines on stdout:
  *   train_dcgan28_images_per_s, train_dcgan28_step_ms, sgemm_gflops,
- *   train_dcgan28_gemm_fraction, train_dcgan28_peak_rss_mib
+ *   train_dcgan28_gemm_fraction, train_dcgan28_peak_rss_mib,
+ *   train_dcgan28_gemm_shapes_sgemm_fraction (the same ratio with only the
+ *     time inside the layers' GEMMs, nn_gemm_seconds: the ceiling the
+ *     step's own GEMM shapes allow), train_dcgan28_gemm_time_share (median
+ *     GEMM time / median step time)
  * Usage: bench_train [--width N] [--batch N] [--steps N] [--warmup N]
  *                    [--threads N] [--images PATH | --synthetic] [--subset N] [--no-sgemm] */
 #include "base.h"
@@ -178,6 +182,7 @@ int main(int argc, char **argv) {
     rng_seed(&r, 2);
     int next = 0;
     double *step_s = xcalloc((size_t)steps, sizeof(double)), *gemm_s = xcalloc((size_t)steps, sizeof(double));
+    double *gemm_only = xcalloc((size_t)steps, sizeof(double)), *gratio = xcalloc((size_t)steps, sizeof(double));
     double *ratio = xcalloc((size_t)steps, sizeof(double)), rss = -1, t_train = 0;
     const double flop_per_image = model_step_flop(&d);
     const double probe_flop = 2.0 * PROBE_N * PROBE_N * (double)PROBE_N;
@@ -193,7 +198,7 @@ int main(int argc, char **argv) {
                 probe_run(&pr, nn_get_threads()); /* warm-up */
             }
         }
-        double ts = gb_now();
+        double ts = gb_now(), gs = nn_gemm_seconds();
         for (int n = 0; n < batch; n++) {
             const unsigned char *src = px + (size_t)next * 784;
             for (int i = 0; i < 784; i++) real[(size_t)n * 784 + i] = src[i] * (2.0f / 255.0f) - 1.0f;
@@ -208,10 +213,12 @@ int main(int argc, char **argv) {
         if (s < warmup) continue;
         int k = s - warmup;
         step_s[k] = gb_now() - ts;
+        gemm_only[k] = nn_gemm_seconds() - gs;
         t_train += step_s[k];
         if (!no_sgemm) {
             gemm_s[k] = probe_run(&pr, nn_get_threads());
             ratio[k] = (flop_per_image * batch / step_s[k]) / (probe_flop / gemm_s[k]);
+            gratio[k] = (flop_per_image * batch / gemm_only[k]) / (probe_flop / gemm_s[k]);
         }
     }
     if (rss < 0) rss = peak_rss_mib();
@@ -227,10 +234,14 @@ int main(int argc, char **argv) {
     if (!no_sgemm) {
         printf("bench: sgemm_gflops %.1f GFLOP/s\n", probe_flop / median(gemm_s, steps) / 1e9);
         printf("bench: train_dcgan28_gemm_fraction %.3f\n", median(ratio, steps));
+        printf("bench: train_dcgan28_gemm_shapes_sgemm_fraction %.3f\n", median(gratio, steps));
         probe_free(&pr);
     }
+    printf("bench: train_dcgan28_gemm_time_share %.3f\n", median(gemm_only, steps) / med);
     printf("bench: train_dcgan28_peak_rss_mib %.1f MiB\n", rss);
     free(gemm_s);
+    free(gemm_only);
+    free(gratio);
     free(ratio);
     free(step_s);
     model_free(m);
