@@ -241,7 +241,7 @@ void conv2d_forward(const conv_t *c, const float *x, const float *w, const float
     /* With N == 1 the (K, N*L) and (N, K, L) layouts coincide. */
     float *out = N == 1 ? y : yk;
     nn_sgemm(0, 0, K, (int)NL, CKK, 1.0f, w, CKK, col, (int)NL, 0.0f, out,
-                (int)NL);
+             (int)NL);
     if (N != 1) swap_nk(yk, K, N, L, y);
     if (b) {
         for (int n = 0; n < N; n++)
@@ -273,11 +273,11 @@ void conv2d_backward(const conv_t *c, const float *x, const float *w, const floa
     if (dw) {
         im2col(x, N, c->C, c->H, c->W, c->KH, c->KW, c->S, c->P, c->OH, c->OW, col);
         nn_sgemm(0, 1, K, CKK, (int)NL, 1.0f, g, (int)NL, col, (int)NL, 1.0f,
-                    dw, CKK);
+                 dw, CKK);
     }
     if (dx) {
         nn_sgemm(1, 0, CKK, (int)NL, K, 1.0f, w, CKK, g, (int)NL, 0.0f, col,
-                    (int)NL);
+                 (int)NL);
         col2im(col, N, c->C, c->H, c->W, c->KH, c->KW, c->S, c->P, c->OH, c->OW, dx, 1, NULL);
     }
 }
@@ -307,7 +307,7 @@ void convT2d_forward(const conv_t *c, const float *x, const float *w, const floa
         xs = xc;
     }
     nn_sgemm(1, 0, KKK, (int)NHW, C, 1.0f, w, KKK, xs, (int)NHW, 0.0f, col,
-                (int)NHW);
+             (int)NHW);
     /* The conv that maps y-shaped (K, OH, OW) to x-shaped (C, H, W). */
     col2im(col, N, K, c->OH, c->OW, c->KH, c->KW, c->S, c->P, c->H, c->W, y, b ? 2 : 1, b);
 }
@@ -335,12 +335,12 @@ void convT2d_backward(const conv_t *c, const float *x, const float *w, const flo
             xs = xc;
         }
         nn_sgemm(0, 1, C, KKK, (int)NHW, 1.0f, xs, (int)NHW, col, (int)NHW,
-                    1.0f, dw, KKK);
+                 1.0f, dw, KKK);
     }
     if (dx) {
         float *out = N == 1 ? dx : xc;
         nn_sgemm(0, 0, C, (int)NHW, KKK, 1.0f, w, KKK, col, (int)NHW, 0.0f,
-                    out, (int)NHW);
+                 out, (int)NHW);
         if (N != 1) swap_nk(xc, C, N, HW, dx);
     }
 }

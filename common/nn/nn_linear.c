@@ -14,7 +14,7 @@ void linear_forward(int N, int IN, int OUT, const float *x, const float *w, cons
         for (int n = 0; n < N; n++) memcpy(y + (size_t)n * OUT, b, (size_t)OUT * sizeof(float));
     }
     nn_sgemm(0, 1, N, OUT, IN, 1.0f, x, IN, w, IN, b ? 1.0f : 0.0f, y,
-                OUT);
+             OUT);
 }
 
 void linear_backward(int N, int IN, int OUT, const float *x, const float *w, const float *dy, float *dx,
