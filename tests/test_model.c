@@ -426,6 +426,13 @@ static void test_numeric_failure(void) {
 /* ---- descriptions --------------------------------------------------------------- */
 
 static void test_desc(void) {
+    {   /* step FLOP from the stage table; dcgan28 width 32: 73,758,720 multiply-adds */
+        model_desc_t f;
+        model_desc_default(&f, MODEL_DCGAN28);
+        CHECK(model_step_flop(&f) == 2.0 * 73758720);
+        f.g_mult = 0;
+        CHECK(model_step_flop(&f) == 0);
+    }
     char err[256];
     model_desc_t d;
     model_family_t f;

@@ -20,10 +20,12 @@
 #include "base.h"
 #include "err.h"
 #include "nn.h"
+#include "nn_par.h"
 #include "npy.h"
 #include "rng.h"
 #include "test.h"
 
+#include <cblas.h>
 #include <errno.h>
 #include <math.h>
 #include <sys/stat.h>
@@ -678,6 +680,38 @@ static void threads_knob(void) {
     free(x); free(w); free(y1); free(y2); free(ws);
 }
 
+/* nn_sgemm: with 2 threads OpenBLAS stays single-threaded (its spinning
+ * workers would compete with the pool) and the split GEMM equals one
+ * cblas_sgemm call for every transpose combination, split by columns
+ * (N >= M) and by rows (M > N), with beta 0 and 1. */
+static void sgemm_split(void) {
+    nn_set_threads(2);
+    CHECK(nn_get_threads() == 2);
+    CHECK(openblas_get_num_threads() == 1);
+    rng_t r;
+    rng_seed(&r, 9);
+    const int shapes[2][3] = {{37, 91, 41}, {93, 35, 47}};
+    for (int sh = 0; sh < 2; sh++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int beta = 0; beta < 2; beta++) {
+                    int M = shapes[sh][0], N = shapes[sh][1], K = shapes[sh][2];
+                    float *A = fnew((size_t)M * K), *B = fnew((size_t)K * N);
+                    float *C1 = fnew((size_t)M * N), *C2 = fnew((size_t)M * N);
+                    frand(&r, A, (size_t)M * K, 1);
+                    frand(&r, B, (size_t)K * N, 1);
+                    frand(&r, C1, (size_t)M * N, 1);
+                    memcpy(C2, C1, (size_t)M * N * sizeof(float));
+                    int lda = ta ? M : K, ldb = tb ? K : N;
+                    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
+                                K, 1.0f, A, lda, B, ldb, (float)beta, C1, N);
+                    nn_sgemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, (float)beta, C2, N);
+                    CHECK(relerr(C1, C2, (size_t)M * N) < 1e-6);
+                    free(A); free(B); free(C1); free(C2);
+                }
+    nn_set_threads(0);
+}
+
 /* After fork() the child has no helper threads; convolutions must still
  * run (on the calling thread) instead of waiting for helpers forever. */
 static void par_after_fork(void) {
@@ -1158,6 +1192,7 @@ static void npy_rejects(void) {
 int main(void) {
     nn_set_threads(0); /* exercise the helper threads (nn_par.c) everywhere */
     RUN(golden_present);
+    RUN(sgemm_split);
     RUN(golden_conv2d_k4s2p1);
     RUN(golden_conv2d_k3s1p1);
     RUN(golden_conv2d_k7s1p0);

@@ -49,7 +49,6 @@
 #include "err.h"
 #include "nn_par.h"
 
-#include <cblas.h>
 #include <immintrin.h>
 #include <math.h>
 
@@ -755,8 +754,8 @@ void ginfer_backward_z(const ginfer_t *g, ginfer_ws_t *w, const float *dout, int
                        gr + ((size_t)(img * l->OH + 2 * i + py) * l->OW + 2 * j + px2) * l->Kp,
                        (size_t)l->Kp * sizeof(float));
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, l->Kdim, l->Nc, 1.0f, w->dY, l->Kp,
-                        l->Bu[par], l->Nc, 0.0f, w->dA, l->Kdim);
+            nn_sgemm(0, 1, M, l->Kdim, l->Nc, 1.0f, w->dY, l->Kp,
+                     l->Bu[par], l->Nc, 0.0f, w->dA, l->Kdim);
             for (int m = 0; m < M; m++) {
                 int img = m / HW, p = m % HW, i = p / W, j = p % W;
                 for (int t = 0; t < 4; t++) {
@@ -782,8 +781,8 @@ void ginfer_backward_z(const ginfer_t *g, ginfer_ws_t *w, const float *dout, int
         gn = t;
     }
     const sg_layer_t *l0 = &g->ly[0];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, g->zin, l0->Nc, 1.0f, gr, l0->Nc, l0->Bu[0], l0->Nc,
-                0.0f, w->dzin, g->zin);
+    nn_sgemm(0, 1, n, g->zin, l0->Nc, 1.0f, gr, l0->Nc, l0->Bu[0], l0->Nc,
+             0.0f, w->dzin, g->zin);
     for (int i = 0; i < n; i++) memcpy(dz + (size_t)i * g->Z, w->dzin + (size_t)i * g->zin, (size_t)g->Z * sizeof(float));
 }
 

@@ -469,6 +469,29 @@ size_t model_memory_bytes(const model_desc_t *desc, int max_batch) {
     return (4 * np + nb + G->np + G->nb + carve_acts(&t, NULL)) * sizeof(float);
 }
 
+/* Multiply-adds of one image through one stage's (transposed) conv. */
+static double stage_macs(const stage_t *s) {
+    double pos = s->transposed ? (double)s->H * s->W : (double)s->OH * s->OW;
+    return (double)s->C * s->K * s->KH * s->KW * pos;
+}
+
+double model_step_flop(const model_desc_t *desc) {
+    if (model_desc_check(desc, NULL, 0) != 0) return 0;
+    model_t t;
+    memset(&t, 0, sizeof t);
+    t.desc = *desc;
+    model_layout(&t, 1);
+    const net_t *G = &t.net[MODEL_G], *D = &t.net[MODEL_D];
+    double g = 0, g_dx0 = stage_macs(&G->st[0]), d = 0, d_dx0 = stage_macs(&D->st[0]);
+    for (int i = 0; i < G->L; i++) g += stage_macs(&G->st[i]);
+    for (int i = 0; i < D->L; i++) d += stage_macs(&D->st[i]);
+    /* model_train_step: G forward; D forward x3; D backward with weight
+     * gradients x2 (no dx of the image); D backward to the image without
+     * weight gradients; G backward (dx of z only when conditional). */
+    double macs = g + 3 * d + 2 * (d + d - d_dx0) + d + (g + g - (desc->conditional ? 0 : g_dx0));
+    return 2 * macs;
+}
+
 model_t *model_new(const model_desc_t *desc, int max_batch, uint64_t seed) {
     if (max_batch < 1 || model_desc_check(desc, NULL, 0) != 0) return NULL;
     model_t *m = xcalloc(1, sizeof *m);

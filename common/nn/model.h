@@ -155,6 +155,13 @@ void model_free(model_t *m);
  * out-of-memory. 0 when desc is invalid or max_batch < 1. */
 size_t model_memory_bytes(const model_desc_t *desc, int max_batch);
 
+/* FLOP (2 per multiply-add) of the convolutions of one image's share of
+ * model_train_step (G forward and backward, three D forwards, two D
+ * backwards with weight gradients, one without): the work a perfect GEMM
+ * would do, for rating the step against a machine's sgemm rate. 0 when
+ * desc is invalid. */
+double model_step_flop(const model_desc_t *desc);
+
 /* The model's own copy of its description (valid until model_free). */
 const model_desc_t *model_desc(const model_t *m);
 int model_max_batch(const model_t *m);

@@ -14,7 +14,7 @@
  * Gradients are of sum(y * dy), as in ../shared/golden.
  *
  * Convolutions are whole-batch GEMMs through OpenBLAS (cblas_sgemm),
- * threads set by nn_set_threads().
+ * split over the threads set by nn_set_threads() (nn_blas.c).
  */
 #ifndef GB_NN_H
 #define GB_NN_H
@@ -22,12 +22,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Set OpenBLAS's thread count (<= 0: all cores), and start the helper
- * threads (nn_par.c) that run the non-GEMM passes of the convolutions with
- * the same count. Call it once at set-up; before the first call those
- * passes run on the calling thread only. */
+/* Use n threads (<= 0: all cores) for the layers: start the helper
+ * threads (nn_par.c) that run the GEMMs (as blocks, each a single-threaded
+ * OpenBLAS call; OpenBLAS itself is set to one thread) and the passes
+ * around them. Call it once at set-up; before the first call the GEMMs
+ * use OpenBLAS's own threads and the other passes the calling thread. */
 void nn_set_threads(int n);
 int nn_get_threads(void);
+/* Wall seconds spent so far in the layers' GEMMs (all threads' calls
+ * summed), for benchmarks that split a step into GEMM and other time. */
+double nn_gemm_seconds(void);
 
 /* ---- convolution and transposed convolution ---------------------------- */
 typedef struct {

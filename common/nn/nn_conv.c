@@ -31,8 +31,6 @@
 #include "nn.h"
 #include "nn_par.h"
 
-#include <cblas.h>
-
 int conv_init(conv_t *c, int N, int C, int H, int W, int K, int KH, int KW, int S, int P) {
     memset(c, 0, sizeof *c);
     if (N < 1 || C < 1 || H < 1 || W < 1 || K < 1 || KH < 1 || KW < 1 || S < 1 || P < 0) return -1;
@@ -242,8 +240,8 @@ void conv2d_forward(const conv_t *c, const float *x, const float *w, const float
     im2col(x, N, c->C, c->H, c->W, c->KH, c->KW, c->S, c->P, c->OH, c->OW, col);
     /* With N == 1 the (K, N*L) and (N, K, L) layouts coincide. */
     float *out = N == 1 ? y : yk;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, (int)NL, CKK, 1.0f, w, CKK, col, (int)NL, 0.0f, out,
-                (int)NL);
+    nn_sgemm(0, 0, K, (int)NL, CKK, 1.0f, w, CKK, col, (int)NL, 0.0f, out,
+             (int)NL);
     if (N != 1) swap_nk(yk, K, N, L, y);
     if (b) {
         for (int n = 0; n < N; n++)
@@ -274,12 +272,12 @@ void conv2d_backward(const conv_t *c, const float *x, const float *w, const floa
     }
     if (dw) {
         im2col(x, N, c->C, c->H, c->W, c->KH, c->KW, c->S, c->P, c->OH, c->OW, col);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, K, CKK, (int)NL, 1.0f, g, (int)NL, col, (int)NL, 1.0f,
-                    dw, CKK);
+        nn_sgemm(0, 1, K, CKK, (int)NL, 1.0f, g, (int)NL, col, (int)NL, 1.0f,
+                 dw, CKK);
     }
     if (dx) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, (int)NL, K, 1.0f, w, CKK, g, (int)NL, 0.0f, col,
-                    (int)NL);
+        nn_sgemm(1, 0, CKK, (int)NL, K, 1.0f, w, CKK, g, (int)NL, 0.0f, col,
+                 (int)NL);
         col2im(col, N, c->C, c->H, c->W, c->KH, c->KW, c->S, c->P, c->OH, c->OW, dx, 1, NULL);
     }
 }
@@ -291,7 +289,7 @@ void convT2d_forward(const conv_t *c, const float *x, const float *w, const floa
     const size_t HW = (size_t)c->H * c->W, NHW = (size_t)N * HW, L = (size_t)c->OH * c->OW;
     const int KKK = K * c->KH * c->KW;
     if (convT_is_dense(c)) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, KKK, C, 1.0f, x, C, w, KKK, 0.0f, y, KKK);
+        nn_sgemm(0, 0, N, KKK, C, 1.0f, x, C, w, KKK, 0.0f, y, KKK);
         if (b) {
             for (int n = 0; n < N; n++)
                 for (int k = 0; k < K; k++) {
@@ -308,8 +306,8 @@ void convT2d_forward(const conv_t *c, const float *x, const float *w, const floa
         swap_nk(x, N, C, HW, xc);
         xs = xc;
     }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, KKK, (int)NHW, C, 1.0f, w, KKK, xs, (int)NHW, 0.0f, col,
-                (int)NHW);
+    nn_sgemm(1, 0, KKK, (int)NHW, C, 1.0f, w, KKK, xs, (int)NHW, 0.0f, col,
+             (int)NHW);
     /* The conv that maps y-shaped (K, OH, OW) to x-shaped (C, H, W). */
     col2im(col, N, K, c->OH, c->OW, c->KH, c->KW, c->S, c->P, c->H, c->W, y, b ? 2 : 1, b);
 }
@@ -322,9 +320,9 @@ void convT2d_backward(const conv_t *c, const float *x, const float *w, const flo
     if (db) bias_grad(dy, N, K, L, db);
     if (convT_is_dense(c)) {
         if (dw)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, KKK, N, 1.0f, x, C, dy, KKK, 1.0f, dw, KKK);
+            nn_sgemm(1, 0, C, KKK, N, 1.0f, x, C, dy, KKK, 1.0f, dw, KKK);
         if (dx)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, C, KKK, 1.0f, dy, KKK, w, KKK, 0.0f, dx, C);
+            nn_sgemm(0, 1, N, C, KKK, 1.0f, dy, KKK, w, KKK, 0.0f, dx, C);
         return;
     }
     float *col = ws, *xc = ws + (size_t)KKK * NHW;
@@ -336,13 +334,13 @@ void convT2d_backward(const conv_t *c, const float *x, const float *w, const flo
             swap_nk(x, N, C, HW, xc);
             xs = xc;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, C, KKK, (int)NHW, 1.0f, xs, (int)NHW, col, (int)NHW,
-                    1.0f, dw, KKK);
+        nn_sgemm(0, 1, C, KKK, (int)NHW, 1.0f, xs, (int)NHW, col, (int)NHW,
+                 1.0f, dw, KKK);
     }
     if (dx) {
         float *out = N == 1 ? dx : xc;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, (int)NHW, KKK, 1.0f, w, KKK, col, (int)NHW, 0.0f,
-                    out, (int)NHW);
+        nn_sgemm(0, 0, C, (int)NHW, KKK, 1.0f, w, KKK, col, (int)NHW, 0.0f,
+                 out, (int)NHW);
         if (N != 1) swap_nk(xc, C, N, HW, dx);
     }
 }

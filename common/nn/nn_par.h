@@ -20,6 +20,12 @@ void nn_par_run(nn_par_fn fn, void *ctx);
  * called by nn_set_threads(). */
 void nn_par_set_threads(int threads);
 
+/* Row-major C (M x N) = alpha op(A) op(B) + beta C, op = transpose when
+ * ta/tb: cblas_sgemm's contract, split into column (or row) blocks over
+ * the threads of nn_set_threads() (see nn_blas.c). Allocates nothing. */
+void nn_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+              float beta, float *C, int ldc);
+
 /* [lo, hi) of the part-th of nparts nearly equal slices of [0, n). */
 static inline void nn_par_range(int n, int part, int nparts, int *lo, int *hi) {
     *lo = (int)((long long)n * part / nparts);

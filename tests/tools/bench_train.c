@@ -7,12 +7,17 @@
  * or random pixels with --synthetic; so the figure is the model's, not the
  * data pipeline's. After --warmup steps come --steps timed steps, each
  * followed by one 1536^3 cblas_sgemm probe in the same process, so both
- * see the same load on a shared machine:
+ * see the same load on a shared machine. The probe is OpenBLAS's own
+ * multi-threaded sgemm with as many threads as the trainer (the layers
+ * keep OpenBLAS at one thread and split GEMMs themselves, nn_blas.c);
+ * after it comes an untimed 0.2 s pause, so that OpenBLAS's workers, which
+ * busy-wait ~0.1 s after a call, are asleep before the next timed step.
  *   images_per_s   = batch / median step time
  *   sgemm_gflops   = median probe rate
  *   gemm_fraction  = median over steps of
- *                    (163e6 FLOP/image * that step's images/s) / the next probe's rate
- * (163 MFLOP = the multiply-adds of one image's share of a training step:
+ *                    (FLOP/image * that step's images/s) / the next probe's rate
+ * (FLOP/image = model_step_flop: twice the convolutions' multiply-adds of
+ * one image's share of a training step, 147.5 MFLOP for the default job:
  * G forward and backward, three D forwards, two D backwards with weight
  * gradients and one without). Medians and per-step pairing keep bursts
  * of other work from skewing the ratio. Peak RSS (VmHWM) is read after
@@ -21,7 +26,11 @@
  * operands are allocated. Prints
  * `bench: NAME VALUE UNIT` lines on stdout:
  *   train_dcgan28_images_per_s, train_dcgan28_step_ms, sgemm_gflops,
- *   train_dcgan28_gemm_fraction, train_dcgan28_peak_rss_mib
+ *   train_dcgan28_gemm_fraction, train_dcgan28_peak_rss_mib,
+ *   train_dcgan28_gemm_shapes_sgemm_fraction (the same ratio with only the
+ *     time inside the layers' GEMMs, nn_gemm_seconds: the ceiling the
+ *     step's own GEMM shapes allow), train_dcgan28_gemm_time_share (median
+ *     GEMM time / median step time)
  * Usage: bench_train [--width N] [--batch N] [--steps N] [--warmup N]
  *                    [--threads N] [--images PATH | --synthetic] [--subset N] [--no-sgemm] */
 #include "base.h"
@@ -34,9 +43,9 @@
 
 #include <cblas.h>
 #include <errno.h>
+#include <time.h>
 #include <unistd.h>
 
-#define FLOP_PER_IMAGE 163e6
 #define PROBE_N 1536 /* sgemm probe size: ~7 GFLOP per run */
 
 static int cmp_double(const void *a, const void *b) {
@@ -69,12 +78,19 @@ static void probe_init(probe_t *p, int n) {
     }
 }
 
-/* Seconds of one n^3 sgemm. */
-static double probe_run(const probe_t *p) {
+/* Seconds of one n^3 sgemm on OpenBLAS's own `threads` threads; then
+ * OpenBLAS back to one thread and a pause (not counted) while its workers
+ * stop spinning. */
+static double probe_run(const probe_t *p, int threads) {
     int n = p->n;
+    openblas_set_num_threads(threads);
     double t0 = gb_now();
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, p->a, n, p->b, n, 0.0f, p->c, n);
-    return gb_now() - t0;
+    double t = gb_now() - t0;
+    openblas_set_num_threads(1);
+    struct timespec pause = {0, 200000000};
+    nanosleep(&pause, NULL);
+    return t;
 }
 
 static void probe_free(probe_t *p) {
@@ -190,7 +206,9 @@ int main(int argc, char **argv) {
     rng_seed(&r, 2);
     int next = 0;
     double *step_s = xcalloc((size_t)steps, sizeof(double)), *gemm_s = xcalloc((size_t)steps, sizeof(double));
+    double *gemm_only = xcalloc((size_t)steps, sizeof(double)), *gratio = xcalloc((size_t)steps, sizeof(double));
     double *ratio = xcalloc((size_t)steps, sizeof(double)), rss = -1, t_train = 0;
+    const double flop_per_image = model_step_flop(&d);
     const double probe_flop = 2.0 * PROBE_N * PROBE_N * (double)PROBE_N;
     probe_t pr = {0};
     model_stats_t st;
@@ -203,10 +221,10 @@ int main(int argc, char **argv) {
             rss = peak_rss_mib();
             if (!no_sgemm) {
                 probe_init(&pr, PROBE_N);
-                probe_run(&pr); /* warm-up */
+                probe_run(&pr, nn_get_threads()); /* warm-up */
             }
         }
-        double ts = gb_now();
+        double ts = gb_now(), gs = nn_gemm_seconds();
         for (int n = 0; n < batch; n++) {
             const unsigned char *src = px + (size_t)next * 784;
             for (int i = 0; i < 784; i++) real[(size_t)n * 784 + i] = src[i] * (2.0f / 255.0f) - 1.0f;
@@ -221,10 +239,12 @@ int main(int argc, char **argv) {
         if (s < warmup) continue;
         int k = s - warmup;
         step_s[k] = gb_now() - ts;
+        gemm_only[k] = nn_gemm_seconds() - gs;
         t_train += step_s[k];
         if (!no_sgemm) {
-            gemm_s[k] = probe_run(&pr);
-            ratio[k] = (FLOP_PER_IMAGE * batch / step_s[k]) / (probe_flop / gemm_s[k]);
+            gemm_s[k] = probe_run(&pr, nn_get_threads());
+            ratio[k] = (flop_per_image * batch / step_s[k]) / (probe_flop / gemm_s[k]);
+            gratio[k] = (flop_per_image * batch / gemm_only[k]) / (probe_flop / gemm_s[k]);
         }
     }
     if (rss < 0) rss = peak_rss_mib();
@@ -232,18 +252,22 @@ int main(int argc, char **argv) {
     double ips = batch / med;
     fprintf(stderr,
             "bench_train: %d steps of batch %d, width %d, %d threads: mean %.1f images/s; "
-            "loss_d %.3f loss_g %.3f; model blocks %.1f MiB\n",
+            "loss_d %.3f loss_g %.3f; model blocks %.1f MiB; %.1f MFLOP/image\n",
             steps, batch, width, nn_get_threads(), steps * batch / t_train, st.loss_d, st.loss_g,
-            model_memory_bytes(&d, batch) / 1048576.0);
+            model_memory_bytes(&d, batch) / 1048576.0, flop_per_image / 1e6);
     printf("bench: train_dcgan28_images_per_s %.1f images/s\n", ips);
     printf("bench: train_dcgan28_step_ms %.2f ms\n", 1e3 * med);
     if (!no_sgemm) {
         printf("bench: sgemm_gflops %.1f GFLOP/s\n", probe_flop / median(gemm_s, steps) / 1e9);
         printf("bench: train_dcgan28_gemm_fraction %.3f\n", median(ratio, steps));
+        printf("bench: train_dcgan28_gemm_shapes_sgemm_fraction %.3f\n", median(gratio, steps));
         probe_free(&pr);
     }
+    printf("bench: train_dcgan28_gemm_time_share %.3f\n", median(gemm_only, steps) / med);
     printf("bench: train_dcgan28_peak_rss_mib %.1f MiB\n", rss);
     free(gemm_s);
+    free(gemm_only);
+    free(gratio);
     free(ratio);
     free(step_s);
     model_free(m);
