@@ -777,9 +777,12 @@ static int worker_main(trainer_t *t) {
     return 0;
 }
 
-int main(int argc, char **argv) {
-    static trainer_t T;
-    trainer_t *t = &T;
+/* ---- the run, step by step ------------------------------------------------ */
+
+/* Defaults, the command line and its checks (usage errors exit 2); fills
+ * t->o and t->want. Returns -1 to go on, or the exit status of a command
+ * that is already done (--print-start-batch). */
+static int parse_options(trainer_t *t, int argc, char **argv) {
     opts_t *o = &t->o;
     o->ckpt_every = 1000;
     o->keep = 5;
@@ -881,23 +884,13 @@ int main(int argc, char **argv) {
     t->fam_w = (uint32_t)t->want.width;
 
     if (o->micro < 1 || o->micro > TRAIN_MAX_BATCH) cli_usage_error(&spec, "--micro-batches must be 1..%d", TRAIN_MAX_BATCH);
-    if (tmpi_init(&argc, &argv)) return GB_EXIT_PEER;
-    if (o->micro % tmpi_size() != 0 && !o->resume) {
-        if (tmpi_rank() == 0)
-            log_error("--micro-batches %lld: the %d MPI ranks must divide it", o->micro, tmpi_size());
-        tmpi_finalize();
-        return GB_EXIT_USAGE;
-    }
-    sig_install();
-    nn_set_threads((int)o->threads);
-    if (tmpi_rank() != 0) {
-        int wst = worker_main(t);
-        tmpi_finalize();
-        return wst;
-    }
-    t->cmdline = join_argv(argc, argv);
-    t->pos.seed = o->seed;
-    t->held = xcalloc((size_t)o->window, sizeof *t->held);
+    return -1;
+}
+
+/* Resume, or check that a new run may start here; --db and --init-from.
+ * Returns 0 to train, -1 when there is nothing to do, or an exit status. */
+static int start_run(trainer_t *t) {
+    opts_t *o = &t->o;
     int rc = 0, status = 0;
 
     if (o->resume) {
@@ -921,33 +914,44 @@ int main(int argc, char **argv) {
     if (!rc && t->m && o->init_from)
         log_info("--init-from %s ignored: resuming the run in %s", o->init_from, o->ckpt_dir);
     if (!rc && !t->m && o->init_from) rc = do_init_from(t);
-    if (rc) {
-        if (!status) status = exit_for(rc);
-        goto out;
-    }
+    if (rc) return status ? status : exit_for(rc);
     if (t->m) {
         t->fam_h = (uint32_t)model_desc(t->m)->height;
         t->fam_w = (uint32_t)model_desc(t->m)->width;
     }
     if (done_by_target(t)) {
         log_info("already at step %" PRIu64 ": nothing to do", t->pos.step);
-        goto out;
+        return -1;
     }
 
+    return 0;
+}
+
+/* The --in PULL and --metrics PUB sockets (rank 0 only). Returns 0 or an
+ * exit status. */
+static int open_sockets(trainer_t *t) {
+    opts_t *o = &t->o;
+    int rc;
     t->ctx = zmq_ctx_new();
     rc = wire_conn_open(t->ctx, ZMQ_PULL, o->in, 0, WIRE_MAX_BATCH_BYTES, 8, "--in", &t->pull);
     if (!rc && o->metrics) rc = wire_open(t->ctx, ZMQ_PUB, o->metrics, 1, WIRE_MAX_SMALL_BYTES, 10000, &t->pub);
-    if (rc) {
-        status = GB_EXIT_PEER;
-        goto out;
-    }
+    if (rc) return GB_EXIT_PEER;
     log_info("waiting for batches on %s (next seq %" PRIu64 ")", o->in, t->pos.next_seq);
     t->t_start = t->log_t = gb_now();
     t->log_step = t->pos.step;
 
+    return 0;
+}
+
+/* Receive, check, order and train until a target, the end of the stream,
+ * a signal or a fatal error. Sets *why (1 target, 2 end of stream, 3
+ * signal); returns 0 or an exit status. */
+static int receive_and_train(trainer_t *t, int *why) {
+    opts_t *o = &t->o;
+    int rc, status = 0;
     static const ProtobufCMessageDescriptor *const accepted[] = {&gambar__batch__descriptor,
                                                                  &gambar__end_of_stream__descriptor};
-    int stop_reason = 0; /* 1 target, 2 end of stream, 3 signal */
+    int stop_reason = 0;
     while (!stop_reason) {
         if (sig_stop_requested()) { stop_reason = 3; break; }
         /* A held batch may be next. */
@@ -997,6 +1001,14 @@ int main(int argc, char **argv) {
         }
         if (done_by_target(t)) stop_reason = 1;
     }
+    *why = stop_reason;
+    return status;
+}
+
+/* After the loop: the last progress line and checkpoint, the stopping
+ * line, the drop report. Returns the exit status. */
+static int finish_run(trainer_t *t, int stop_reason, int status) {
+    int rc;
     if (!status) {
         if (stop_reason == 3)
             log_info("stop requested (signal %d): checkpointing step %" PRIu64, sig_stop_requested(), t->pos.step);
@@ -1021,7 +1033,12 @@ int main(int argc, char **argv) {
     drop_report(&t->drops);
     if (t->pub) pub_metric(t, "dropped_messages_total", (double)drop_total(&t->drops));
 
-out:
+    return status;
+}
+
+/* Tell the other ranks to stop, free everything; returns status. */
+static int release(trainer_t *t, int status) {
+    opts_t *o = &t->o;
     if (tmpi_active()) {
         tmpi_hdr_t h = {TMPI_STOP, 0, status, 0, 0};
         tmpi_bcast(&h, sizeof h, "command");
@@ -1044,4 +1061,39 @@ out:
     free(t->fake_labels);
     free(t->cmdline);
     return status;
+}
+
+int main(int argc, char **argv) {
+    static trainer_t T;
+    trainer_t *t = &T;
+    const opts_t *o = &t->o;
+    int status = parse_options(t, argc, argv);
+    if (status >= 0) return status;
+    if (tmpi_init(&argc, &argv)) return GB_EXIT_PEER;
+    if (o->micro % tmpi_size() != 0 && !o->resume) {
+        if (tmpi_rank() == 0)
+            log_error("--micro-batches %lld: the %d MPI ranks must divide it", o->micro, tmpi_size());
+        tmpi_finalize();
+        return GB_EXIT_USAGE;
+    }
+    sig_install();
+    nn_set_threads((int)o->threads);
+    if (tmpi_rank() != 0) {
+        int wst = worker_main(t);
+        tmpi_finalize();
+        return wst;
+    }
+    t->cmdline = join_argv(argc, argv);
+    t->pos.seed = o->seed;
+    t->held = xcalloc((size_t)o->window, sizeof *t->held);
+    status = start_run(t);
+    if (status == 0) status = open_sockets(t);
+    if (status == 0) {
+        int why = 0;
+        status = receive_and_train(t, &why);
+        status = finish_run(t, why, status);
+    } else if (status < 0) {
+        status = 0;
+    }
+    return release(t, status);
 }
