@@ -53,6 +53,9 @@ check_exit other_m_differs 1 ckpt_diff "$(final "$TMP/a")" "$(final "$TMP/e")"
 # 3 ranks do not divide M = 4: usage error
 check_exit np3_not_dividing_m 2 mpirun --oversubscribe -np 3 $TR --in "ipc://$TMP/none.sock" \
     --ckpt-dir "$TMP/x" --micro-batches $M --steps 1
+# --resume of an empty folder is a new run with M = 1, which 2 ranks do not divide
+check_exit resume_empty_np2_m1_refused 2 mpirun --oversubscribe -np 2 $TR --in "ipc://$TMP/none.sock" \
+    --ckpt-dir "$TMP/y" --resume --steps 1
 
 # stop at N = 2 after 12 steps, resume at N = 4
 check resume_part1_np2 run 2 "$TMP/f" --micro-batches $M --steps 12

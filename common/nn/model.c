@@ -18,7 +18,14 @@
  * The D step runs real forward+backward, then fake forward+backward: the
  * two passes are independent (the parameters change only at the Adam step
  * after both), so one set of D activation buffers serves both, and the
- * running statistics are updated in the golden order (real, fake, fake). */
+ * running statistics are updated in the golden order (real, fake, fake).
+ *
+ * Micro-batches (model_train_step_split, model.h): each step runs per
+ * micro-batch on offset views of the same buffers (view_t), writes what
+ * the micro-batch contributes (gradients, BN batch statistics, loss sums)
+ * into its own record, and folds the records in micro-batch order; the
+ * running statistics are applied from the records too, so a record is all
+ * another process needs. A whole batch is the case M = 1. */
 #include "base.h"
 #include "err.h"
 #include "model.h"

@@ -923,6 +923,10 @@ static int start_run(trainer_t *t) {
         log_info("already at step %" PRIu64 ": nothing to do", t->pos.step);
         return -1;
     }
+    if (o->micro % tmpi_size() != 0) { /* e.g. --resume of an empty folder with the default M = 1 */
+        log_error("--micro-batches %lld: the %d MPI ranks must divide it", o->micro, tmpi_size());
+        return GB_EXIT_USAGE;
+    }
 
     return 0;
 }
