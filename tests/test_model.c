@@ -324,6 +324,9 @@ static void mb_case(int conditional, model_loss_t loss) {
         CHECK(model_train_step(one, rs, labels, N, zs, flabels, NULL) == 0);
     }
     mb_world_t w;
+    /* a broken gather can leave a "process" stuck at the barrier while
+     * another returned: fail (SIGALRM) rather than hang */
+    alarm(120);
     pthread_barrier_init(&w.bar, NULL, MB_P);
     w.shared = xmalloc((size_t)16 << 20);
     mb_proc_t pr[MB_P];
@@ -340,6 +343,7 @@ static void mb_case(int conditional, model_loss_t loss) {
     CHECK(state_diff(one, m1) == 0);
     CHECK(state_diff(whole, one) > 0);
     CHECK(isfinite(st4.loss_d) && isfinite(st4.loss_g) && st4.d_real > 0 && st4.d_real < 1);
+    alarm(0);
     pthread_barrier_destroy(&w.bar);
     free(w.shared);
     free(real);
