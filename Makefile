@@ -95,6 +95,12 @@ $(BIN)/gambar-$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard stages/$(1)/*.c))
 endef
 $(foreach s,$(STAGES),$(eval $(call STAGE_RULE,$(s))))
 
+# gambar-train is data-parallel under mpirun (stages/train/train_mpi.c).
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null)
+MPI_LIBS   := $(shell pkg-config --libs ompi-c 2>/dev/null)
+$(BUILD)/obj/stages/train/%.o: CFLAGS += $(MPI_CFLAGS)
+$(BIN)/gambar-train: LDLIBS += $(MPI_LIBS)
+
 # gambar-dash serves its page from memory: stages/dash/web/* and Debian's
 # Chart.js (libjs-chart.js) are embedded at build time (stages/dash/embed.sh).
 DASH_WEB := $(sort $(wildcard stages/dash/web/*)) $(wildcard /usr/share/javascript/chart.js/chart.min.js)

@@ -9,6 +9,7 @@
 #include "test.h"
 
 #include <math.h>
+#include <pthread.h>
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -242,6 +243,119 @@ static void test_determinism(void) {
     model_free(b);
     model_free(c);
 }
+
+/* ---- micro-batches ----------------------------------------------------------- */
+
+/* P "processes" (threads, each with its own model) that each compute M/P
+ * micro-batches and gather the others' records through shared memory,
+ * as MPI_Allgather would. */
+#define MB_P 4
+typedef struct {
+    pthread_barrier_t bar;
+    unsigned char *shared;
+} mb_world_t;
+
+typedef struct {
+    mb_world_t *w;
+    int rank, M;
+    model_t *m;
+    const float *real, *z;
+    const int32_t *labels, *flabels;
+    int N, steps, rc;
+} mb_proc_t;
+
+static int mb_gather(void *ctx, void *recs, size_t rec_bytes, int M) {
+    mb_proc_t *p = ctx;
+    size_t per = (size_t)(M / MB_P) * rec_bytes, off = (size_t)p->rank * per;
+    memcpy(p->w->shared + off, (unsigned char *)recs + off, per);
+    pthread_barrier_wait(&p->w->bar);
+    memcpy(recs, p->w->shared, (size_t)M * rec_bytes);
+    pthread_barrier_wait(&p->w->bar);
+    return 0;
+}
+
+static void *mb_proc_run(void *arg) {
+    mb_proc_t *p = arg;
+    int k = p->M / MB_P;
+    model_split_t sp = {p->M, p->rank * k, (p->rank + 1) * k, mb_gather, p};
+    for (int s = 0; s < p->steps && !p->rc; s++)
+        p->rc = model_train_step_split(p->m, p->real + (size_t)s * p->N * model_image_floats(p->m),
+                                       p->labels, p->N, p->z + (size_t)s * p->N * model_desc(p->m)->z_dim,
+                                       p->flabels, &sp, NULL);
+    return NULL;
+}
+
+/* Number of state tensors (not gradients) that differ between a and b. */
+static int state_diff(model_t *a, model_t *b) {
+    int n = 0;
+    for (int i = 0; i < model_tensor_count(a); i++) {
+        const model_tensor_t *ta = model_tensor(a, i), *tb = model_tensor(b, i);
+        if (ta->kind != MODEL_T_GRAD && memcmp(ta->data, tb->data, ta->n * sizeof(float)) != 0) n++;
+    }
+    return n;
+}
+
+/* M = 4 micro-batches in one call and in 4 processes of one micro-batch
+ * each give bit-identical models (and M = 1 through the split call equals
+ * model_train_step); M = 4 differs from M = 1 (ghost batch norm). */
+static void mb_case(int conditional, model_loss_t loss) {
+    model_desc_t d = small_desc(MODEL_DCGAN28, conditional, loss);
+    d.g_mult = d.d_mult = 6;
+    d.z_dim = 12;
+    const int N = 16, M = 4, S = 3;
+    model_t *one = model_new(&d, N, 7), *whole = model_new(&d, N, 7), *m1 = model_new(&d, N, 7);
+    model_t *procs[MB_P];
+    for (int r = 0; r < MB_P; r++) procs[r] = model_new(&d, N, 7);
+    size_t img = model_image_floats(one);
+    float *real = xmalloc((size_t)S * N * img * sizeof(float)), *z = xmalloc((size_t)S * N * 12 * sizeof(float));
+    fill_images(real, (size_t)S * N * img, 3);
+    fill_normal(z, (size_t)S * N * 12, 4, 1.0f);
+    int32_t labels[16], flabels[16];
+    for (int i = 0; i < N; i++) {
+        labels[i] = i % 3;
+        flabels[i] = (i * 5 + 2) % 3;
+    }
+    model_split_t sp4 = {M, 0, M, NULL, NULL}, sp1 = {1, 0, 1, NULL, NULL};
+    model_stats_t st4, st1;
+    for (int s = 0; s < S; s++) {
+        const float *rs = real + (size_t)s * N * img, *zs = z + (size_t)s * N * 12;
+        CHECK(model_train_step_split(whole, rs, labels, N, zs, flabels, &sp4, &st4) == 0);
+        CHECK(model_train_step_split(m1, rs, labels, N, zs, flabels, &sp1, &st1) == 0);
+        CHECK(model_train_step(one, rs, labels, N, zs, flabels, NULL) == 0);
+    }
+    mb_world_t w;
+    /* a broken gather can leave a "process" stuck at the barrier while
+     * another returned: fail (SIGALRM) rather than hang */
+    alarm(120);
+    pthread_barrier_init(&w.bar, NULL, MB_P);
+    w.shared = xmalloc((size_t)16 << 20);
+    mb_proc_t pr[MB_P];
+    pthread_t th[MB_P];
+    for (int r = 0; r < MB_P; r++) {
+        pr[r] = (mb_proc_t){&w, r, M, procs[r], real, z, labels, flabels, N, S, 0};
+        ASSERT(pthread_create(&th[r], NULL, mb_proc_run, &pr[r]) == 0);
+    }
+    for (int r = 0; r < MB_P; r++) {
+        pthread_join(th[r], NULL);
+        CHECK(pr[r].rc == 0);
+    }
+    for (int r = 0; r < MB_P; r++) CHECKF(state_diff(whole, procs[r]) == 0, "process %d differs", r);
+    CHECK(state_diff(one, m1) == 0);
+    CHECK(state_diff(whole, one) > 0);
+    CHECK(isfinite(st4.loss_d) && isfinite(st4.loss_g) && st4.d_real > 0 && st4.d_real < 1);
+    alarm(0);
+    pthread_barrier_destroy(&w.bar);
+    free(w.shared);
+    free(real);
+    free(z);
+    model_free(one);
+    model_free(whole);
+    model_free(m1);
+    for (int r = 0; r < MB_P; r++) model_free(procs[r]);
+}
+
+static void test_micro_batches_cond(void) { mb_case(1, MODEL_LOSS_BCE); }
+static void test_micro_batches_hinge(void) { mb_case(0, MODEL_LOSS_HINGE); }
 
 /* ---- families, names, inference ------------------------------------------------ */
 
@@ -497,6 +611,8 @@ int main(void) {
     RUN(test_desc);
     RUN(test_families);
     RUN(test_determinism);
+    RUN(test_micro_batches_cond);
+    RUN(test_micro_batches_hinge);
     RUN(test_training_moves);
     RUN(test_numeric_failure);
     RUN(test_fd_dcgan28_cond_bce);

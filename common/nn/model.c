@@ -18,7 +18,14 @@
  * The D step runs real forward+backward, then fake forward+backward: the
  * two passes are independent (the parameters change only at the Adam step
  * after both), so one set of D activation buffers serves both, and the
- * running statistics are updated in the golden order (real, fake, fake). */
+ * running statistics are updated in the golden order (real, fake, fake).
+ *
+ * Micro-batches (model_train_step_split, model.h): each step runs per
+ * micro-batch on offset views of the same buffers (view_t), writes what
+ * the micro-batch contributes (gradients, BN batch statistics, loss sums)
+ * into its own record, and folds the records in micro-batch order; the
+ * running statistics are applied from the records too, so a record is all
+ * another process needs. A whole batch is the case M = 1. */
 #include "base.h"
 #include "err.h"
 #include "model.h"
@@ -37,9 +44,13 @@ typedef struct {
     int seq;                              /* index in the nn.Sequential ("net_<seq>") */
     size_t w_off, gamma_off, beta_off;    /* in the net's parameter slice */
     size_t rm_off, rv_off;                /* in the net's buffer slice */
+    size_t stat_off;                      /* BN: batch mean at [stat_off, +K), unbiased
+                                             variance at [stat_off+K, +K) of the net's
+                                             statistics record (micro-batches) */
     float *out;                           /* conv output (N,K,OH,OW) */
     float *act;                           /* BN output (== out without BN); activation in place */
-    float *mean, *rstd;                   /* BN saved statistics (K) */
+    float *mean, *rstd;                   /* BN saved statistics: K per micro-batch slot,
+                                             max_batch slots (slot j at j*K) */
 } stage_t;
 
 typedef struct {
@@ -49,6 +60,7 @@ typedef struct {
     int emb_dim;                     /* G: E; D: F (channels of the last hidden map) */
     size_t embed_off;                /* in the net's parameter slice */
     size_t np, nb;                   /* parameter and buffer counts */
+    size_t nstat;                    /* doubles of one pass's BN batch statistics */
     float *p, *g, *am, *av, *buf;    /* this net's slices of the blocks */
 } net_t;
 
@@ -73,6 +85,10 @@ struct model {
     float *dlogit;                   /* (N) */
     float *ws;                       /* convolution workspace */
     int last_n;
+    /* micro-batch records (model_train_step_split): M records of
+     * max(rec_bytes(1), rec_bytes(2)) bytes, grown on demand */
+    unsigned char *rec;
+    size_t rec_cap;
     /* tensor table */
     int nt;
     model_tensor_t *tab;
@@ -373,6 +389,7 @@ static void assign_offsets(model_t *m) {
     for (int w = 0; w < 2; w++) {
         net_t *n = &m->net[w];
         size_t po = 0, bo = 0;
+        n->nstat = 0;
         for (int i = 0; i < n->L; i++) {
             stage_t *s = &n->st[i];
             s->w_off = po;
@@ -382,6 +399,7 @@ static void assign_offsets(model_t *m) {
                 s->beta_off = po; po += (size_t)s->K;
                 s->rm_off = bo; bo += (size_t)s->K;
                 s->rv_off = bo; bo += (size_t)s->K;
+                s->stat_off = n->nstat; n->nstat += 2 * (size_t)s->K;
             }
         }
         if (n->has_embed) {
@@ -414,8 +432,8 @@ static size_t carve_acts(model_t *m, float *base) {
             TAKE(s->out, (size_t)N * so);
             if (s->bn) {
                 TAKE(s->act, (size_t)N * so);
-                TAKE(s->mean, s->K);
-                TAKE(s->rstd, s->K);
+                TAKE(s->mean, (size_t)N * s->K);
+                TAKE(s->rstd, (size_t)N * s->K);
             } else if (base) {
                 s->act = s->out;
             }
@@ -458,6 +476,28 @@ static void model_layout(model_t *m, int max_batch) {
     assign_offsets(m);
 }
 
+/* ---- micro-batch records --------------------------------------------------
+ * What one micro-batch contributes to a step, as bytes a caller can move
+ * between processes (model_split_t.gather). Phase 1 (the D step):
+ *   double sc[REC_SC]   loss_d of the micro-batch, sum of sigmoid(D(x)),
+ *                       sum of sigmoid(D(G(z)))
+ *   double G statistics (G->nstat), D statistics of the real pass, of the
+ *                       fake pass (D->nstat each)
+ *   float  D gradient (D->np), at a 64-byte aligned offset
+ * Phase 2 (the G step): sc = loss_g, sum of sigmoid(D(G(z))); D statistics
+ * of the G step's pass; float G gradient (G->np). Records are padded to
+ * 64 bytes so every record's gradient has the same alignment. */
+#define REC_SC 4
+static size_t round64(size_t b) { return (b + 63) & ~(size_t)63; }
+static size_t rec_grad_off(const model_t *m, int phase) {
+    const net_t *G = &m->net[MODEL_G], *D = &m->net[MODEL_D];
+    return round64(sizeof(double) * (phase == 1 ? REC_SC + G->nstat + 2 * D->nstat : REC_SC + D->nstat));
+}
+static size_t rec_bytes(const model_t *m, int phase) {
+    return round64(rec_grad_off(m, phase) + sizeof(float) * m->net[phase == 1 ? MODEL_D : MODEL_G].np);
+}
+static size_t rec_max(const model_t *m) { return GB_MAX(rec_bytes(m, 1), rec_bytes(m, 2)); }
+
 size_t model_memory_bytes(const model_desc_t *desc, int max_batch) {
     if (max_batch < 1 || model_desc_check(desc, NULL, 0) != 0) return 0;
     model_t t;
@@ -466,7 +506,7 @@ size_t model_memory_bytes(const model_desc_t *desc, int max_batch) {
     model_layout(&t, max_batch);
     const net_t *G = &t.net[MODEL_G], *D = &t.net[MODEL_D];
     size_t np = G->np + D->np, nb = G->nb + D->nb;
-    return (4 * np + nb + G->np + G->nb + carve_acts(&t, NULL)) * sizeof(float);
+    return (4 * np + nb + G->np + G->nb + carve_acts(&t, NULL)) * sizeof(float) + rec_max(&t);
 }
 
 /* Multiply-adds of one image through one stage's (transposed) conv. */
@@ -512,6 +552,9 @@ model_t *model_new(const model_desc_t *desc, int max_batch, uint64_t seed) {
     memset(m->adam_m, 0, np * sizeof(float));
     memset(m->adam_v, 0, np * sizeof(float));
     memset(m->acts, 0, na * sizeof(float));
+    m->rec_cap = rec_max(m);
+    m->rec = gb_xmalloc_aligned(m->rec_cap);
+    memset(m->rec, 0, m->rec_cap);
     G->p = m->params; D->p = m->params + G->np;
     G->g = m->grads; D->g = m->grads + G->np;
     G->am = m->adam_m; D->am = m->adam_m + G->np;
@@ -567,6 +610,7 @@ void model_free(model_t *m) {
     free(m->bufs);
     free(m->ema);
     free(m->acts);
+    free(m->rec);
     free(m->tab);
     free(m->names);
     free(m);
@@ -598,9 +642,16 @@ void model_ema_reset(model_t *m) {
 #define BN_MOMENTUM 0.1f /* running-statistics momentum of training-mode BN (PyTorch's) */
 #define BN_EPS 1e-5f      /* BN's epsilon (PyTorch's) */
 
-/* g_forward is defined below. */
+/* g_forward is defined below; view_t is explained there. */
+typedef struct view view_t;
+struct view {
+    int n0, N, mb;
+    int train;
+    float momentum;
+    double *stat;
+};
 static const float *g_forward(model_t *m, const float *p, float *b, const float *z, const int32_t *labels,
-                              int N, int train, float momentum);
+                              const view_t *v);
 
 void model_ema_restat(model_t *m, int batches, uint64_t seed) {
     ASSERT(batches >= 1);
@@ -619,7 +670,8 @@ void model_ema_restat(model_t *m, int batches, uint64_t seed) {
         /* momentum 1/(k+1): the running statistics become the plain
          * average of the batches' statistics (the first batch replaces
          * whatever was there) */
-        g_forward(m, m->ema, eb, z, labels, N, 1, 1.0f / (float)(k + 1));
+        const view_t v = {0, N, 0, 1, 1.0f / (float)(k + 1), NULL};
+        g_forward(m, m->ema, eb, z, labels, &v);
     }
     free(z);
     free(labels);
@@ -645,129 +697,167 @@ static int labels_ok(const model_t *m, const int32_t *labels, int N) {
     return 1;
 }
 
-/* Batch norm of one stage's convolution output s->out into s->act: batch
- * statistics (saved for backward) and a running-statistics update when
- * train, the running statistics otherwise. p: the net's parameters, b: its
- * buffers. */
-static void stage_bn_forward(stage_t *s, int N, const float *p, float *b, int train, float momentum) {
-    bn_t bn = {N, s->K, s->OH * s->OW, BN_EPS, momentum};
-    if (train)
-        bn_forward_train(&bn, s->out, p + s->gamma_off, p + s->beta_off, s->act, s->mean, s->rstd,
+/* Where a forward/backward pass works: samples [n0, n0+N) of the
+ * activation buffers (a micro-batch of the step, or the whole batch with
+ * n0 = 0), BN saved statistics in slot mb, and, for training-mode BN, a
+ * statistics record (stat: the batch statistics go there and the running
+ * statistics are left alone) or none (stat NULL: the running statistics are
+ * updated with momentum at once). A micro-batch always lands at the same
+ * offset whichever process computes it, so every process runs the same
+ * arithmetic on the same alignment. */
+
+static inline const int32_t *lab_at(const int32_t *labels, int n0) { return labels ? labels + n0 : NULL; }
+
+/* Batch norm of one stage's convolution output s->out into s->act (both at
+ * v's samples). p: the net's parameters, b: its buffers. */
+static void stage_bn_forward(stage_t *s, const view_t *v, const float *p, float *b) {
+    bn_t bn = {v->N, s->K, s->OH * s->OW, BN_EPS, v->momentum};
+    size_t off = (size_t)v->n0 * stage_out(s);
+    float *mean = s->mean + (size_t)v->mb * s->K, *rstd = s->rstd + (size_t)v->mb * s->K;
+    if (v->train && v->stat)
+        bn_forward_train_stats(&bn, s->out + off, p + s->gamma_off, p + s->beta_off, s->act + off, mean, rstd,
+                               v->stat + s->stat_off, v->stat + s->stat_off + s->K);
+    else if (v->train)
+        bn_forward_train(&bn, s->out + off, p + s->gamma_off, p + s->beta_off, s->act + off, mean, rstd,
                          b + s->rm_off, b + s->rv_off);
     else
-        bn_forward_eval(&bn, s->out, p + s->gamma_off, p + s->beta_off, b + s->rm_off, b + s->rv_off, s->act);
+        bn_forward_eval(&bn, s->out + off, p + s->gamma_off, p + s->beta_off, b + s->rm_off, b + s->rv_off,
+                        s->act + off);
 }
 
-/* G forward on N latent vectors with parameters p and buffers b (the live
- * net or the EMA copy). train: batch statistics + running-stat update
- * with momentum (BN_MOMENTUM in training; model_ema_restat averages).
- * Returns the output (N,C,H,W), tanh applied. */
+/* Apply one pass's recorded batch statistics to net's running statistics
+ * (what the pass would have done with stat NULL). */
+static void net_stats_apply(net_t *n, const double *stat) {
+    bn_t bn = {0, 0, 0, BN_EPS, BN_MOMENTUM};
+    for (int i = 0; i < n->L; i++) {
+        const stage_t *s = &n->st[i];
+        if (s->bn)
+            bn_running_update(&bn, s->K, stat + s->stat_off, stat + s->stat_off + s->K, n->buf + s->rm_off,
+                              n->buf + s->rv_off);
+    }
+}
+
+/* G forward on v->N latent vectors z (the view's own, z[0] is sample
+ * v->n0) with parameters p and buffers b (the live net or the EMA copy).
+ * Returns the output (N,C,H,W) at the view's samples, tanh applied. */
 static const float *g_forward(model_t *m, const float *p, float *b, const float *z, const int32_t *labels,
-                              int N, int train, float momentum) {
+                              const view_t *v) {
     net_t *G = &m->net[MODEL_G];
+    const int N = v->N;
     const float *x = z;
     if (m->desc.conditional) {
         int Z = m->desc.z_dim, E = G->emb_dim;
-        embed_forward(N, E, p + G->embed_off, labels, m->gemb);
+        float *gemb = m->gemb + (size_t)v->n0 * E, *zin = m->zin_buf + (size_t)v->n0 * m->zin;
+        embed_forward(N, E, p + G->embed_off, labels, gemb);
         for (int n = 0; n < N; n++) {
-            memcpy(m->zin_buf + (size_t)n * m->zin, z + (size_t)n * Z, (size_t)Z * sizeof(float));
-            memcpy(m->zin_buf + (size_t)n * m->zin + Z, m->gemb + (size_t)n * E, (size_t)E * sizeof(float));
+            memcpy(zin + (size_t)n * m->zin, z + (size_t)n * Z, (size_t)Z * sizeof(float));
+            memcpy(zin + (size_t)n * m->zin + Z, gemb + (size_t)n * E, (size_t)E * sizeof(float));
         }
-        x = m->zin_buf;
+        x = zin;
     }
     for (int i = 0; i < G->L; i++) {
         stage_t *s = &G->st[i];
         conv_t cv;
         stage_conv(s, N, &cv);
-        convT2d_forward(&cv, x, p + s->w_off, NULL, s->out, m->ws);
+        size_t off = (size_t)v->n0 * stage_out(s);
+        convT2d_forward(&cv, x, p + s->w_off, NULL, s->out + off, m->ws);
         size_t cnt = (size_t)N * stage_out(s);
         if (s->bn) {
-            stage_bn_forward(s, N, p, b, train, momentum);
-            relu_forward(cnt, s->act, s->act);
+            stage_bn_forward(s, v, p, b);
+            relu_forward(cnt, s->act + off, s->act + off);
         } else {
-            tanh_forward(cnt, s->out, s->out);
+            tanh_forward(cnt, s->out + off, s->out + off);
         }
-        x = s->act;
+        x = s->act + off;
     }
-    return G->st[G->L - 1].out;
+    return G->st[G->L - 1].out + (size_t)v->n0 * m->img;
 }
 
-/* G backward from dfake (N,C,H,W) into G's gradient block (accumulated). */
-static void g_backward(model_t *m, const float *z, const int32_t *labels, int N, const float *dfake) {
+/* G backward from dfake (the view's N images) into grad, G's gradient
+ * (accumulated), after g_forward on the same view (its activations and BN
+ * slot must be intact). */
+static void g_backward(model_t *m, const float *z, const int32_t *labels, const view_t *v, const float *dfake,
+                       float *grad) {
     net_t *G = &m->net[MODEL_G];
+    const int N = v->N;
     const float *p = G->p;
     float *cur = m->pp[0], *oth = m->pp[1], *t;
     stage_t *last = &G->st[G->L - 1];
-    tanh_backward((size_t)N * m->img, last->out, dfake, cur);
+    tanh_backward((size_t)N * m->img, last->out + (size_t)v->n0 * m->img, dfake, cur);
     for (int i = G->L - 1; i >= 0; i--) {
         stage_t *s = &G->st[i];
         conv_t cv;
         stage_conv(s, N, &cv);
         if (s->bn) {
-            size_t cnt = (size_t)N * stage_out(s);
+            size_t cnt = (size_t)N * stage_out(s), off = (size_t)v->n0 * stage_out(s);
             bn_t bn = {N, s->K, s->OH * s->OW, BN_EPS, 0.1f};
-            relu_backward(cnt, s->act, cur, oth);
-            bn_backward(&bn, s->out, p + s->gamma_off, s->mean, s->rstd, oth, cur, G->g + s->gamma_off,
-                        G->g + s->beta_off);
+            relu_backward(cnt, s->act + off, cur, oth);
+            bn_backward(&bn, s->out + off, p + s->gamma_off, s->mean + (size_t)v->mb * s->K,
+                        s->rstd + (size_t)v->mb * s->K, oth, cur, grad + s->gamma_off, grad + s->beta_off);
         }
-        const float *x = i > 0 ? G->st[i - 1].act : (m->desc.conditional ? m->zin_buf : z);
+        const float *x = i > 0 ? G->st[i - 1].act + (size_t)v->n0 * stage_out(&G->st[i - 1])
+                               : (m->desc.conditional ? m->zin_buf + (size_t)v->n0 * m->zin : z);
         int need_dx = i > 0 || m->desc.conditional;
-        convT2d_backward(&cv, x, p + s->w_off, cur, need_dx ? oth : NULL, G->g + s->w_off, NULL, m->ws);
+        convT2d_backward(&cv, x, p + s->w_off, cur, need_dx ? oth : NULL, grad + s->w_off, NULL, m->ws);
         t = cur; cur = oth; oth = t;
     }
     if (m->desc.conditional) {
         /* cur = d(zin) (N, Z+E): the embedding part goes to G.embed */
         int Z = m->desc.z_dim, E = G->emb_dim;
+        float *gemb = m->gemb + (size_t)v->n0 * E;
         for (int n = 0; n < N; n++)
-            memcpy(m->gemb + (size_t)n * E, cur + (size_t)n * m->zin + Z, (size_t)E * sizeof(float));
-        embed_backward(N, E, labels, m->gemb, G->g + G->embed_off);
+            memcpy(gemb + (size_t)n * E, cur + (size_t)n * m->zin + Z, (size_t)E * sizeof(float));
+        embed_backward(N, E, labels, gemb, grad + G->embed_off);
     }
 }
 
-/* D forward on x (N,C,H,W); logits (N). */
-static void d_forward(model_t *m, const float *x, const int32_t *labels, int N, int train, float *logits) {
+/* D forward on x (the view's N images); logits (N). */
+static void d_forward(model_t *m, const float *x, const int32_t *labels, const view_t *v, float *logits) {
     net_t *D = &m->net[MODEL_D];
+    const int N = v->N;
     const float *p = D->p;
     float *b = D->buf;
     for (int i = 0; i < D->L; i++) {
         stage_t *s = &D->st[i];
         conv_t cv;
         stage_conv(s, N, &cv);
-        conv2d_forward(&cv, x, p + s->w_off, NULL, s->out, m->ws);
+        size_t off = (size_t)v->n0 * stage_out(s);
+        conv2d_forward(&cv, x, p + s->w_off, NULL, s->out + off, m->ws);
         size_t cnt = (size_t)N * stage_out(s);
-        if (s->bn) {
-            stage_bn_forward(s, N, p, b, train, BN_MOMENTUM);
-        }
-        if (i < D->L - 1) lrelu_forward(cnt, 0.2f, s->act, s->act);
-        x = s->act;
+        if (s->bn) stage_bn_forward(s, v, p, b);
+        if (i < D->L - 1) lrelu_forward(cnt, 0.2f, s->act + off, s->act + off);
+        x = s->act + off;
     }
     const stage_t *last = &D->st[D->L - 1];
-    memcpy(logits, last->out, (size_t)N * sizeof(float));
+    memcpy(logits, last->out + (size_t)v->n0 * stage_out(last), (size_t)N * sizeof(float));
     if (m->desc.conditional) {
         /* projection: logit += <embed[y], sum_hw h> */
         const stage_t *hs = &D->st[D->L - 2];
         int F = D->emb_dim, HW = hs->OH * hs->OW;
-        embed_forward(N, F, p + D->embed_off, labels, m->demb);
+        float *demb = m->demb + (size_t)v->n0 * F, *hsum = m->hsum + (size_t)v->n0 * F;
+        const float *act = hs->act + (size_t)v->n0 * stage_out(hs);
+        embed_forward(N, F, p + D->embed_off, labels, demb);
         for (int n = 0; n < N; n++) {
             double acc = 0;
             for (int c = 0; c < F; c++) {
-                const float *h = hs->act + ((size_t)n * F + c) * HW;
+                const float *h = act + ((size_t)n * F + c) * HW;
                 float sum = 0;
                 for (int k = 0; k < HW; k++) sum += h[k];
-                m->hsum[(size_t)n * F + c] = sum;
-                acc += (double)sum * m->demb[(size_t)n * F + c];
+                hsum[(size_t)n * F + c] = sum;
+                acc += (double)sum * demb[(size_t)n * F + c];
             }
             logits[n] += (float)acc;
         }
     }
 }
 
-/* D backward from dlogits (N) after d_forward on the same x. Parameter
- * gradients are accumulated when param_grads; dx (N,C,H,W) is written
- * when not NULL. */
-static void d_backward(model_t *m, const float *x, const int32_t *labels, int N, const float *dlogits,
-                       int param_grads, float *dx) {
+/* D backward from dlogits (N) after d_forward on the same x and view.
+ * Parameter gradients are accumulated into grad unless it is NULL; dx
+ * (N,C,H,W) is written when not NULL. */
+static void d_backward(model_t *m, const float *x, const int32_t *labels, const view_t *v, const float *dlogits,
+                       float *grad, float *dx) {
     net_t *D = &m->net[MODEL_D];
+    const int N = v->N;
     const float *p = D->p;
     float *cur = m->pp[0], *oth = m->pp[1], *t;
     memcpy(cur, dlogits, (size_t)N * sizeof(float));
@@ -775,83 +865,185 @@ static void d_backward(model_t *m, const float *x, const int32_t *labels, int N,
         stage_t *s = &D->st[i];
         conv_t cv;
         stage_conv(s, N, &cv);
-        size_t cnt = (size_t)N * stage_out(s);
+        size_t cnt = (size_t)N * stage_out(s), off = (size_t)v->n0 * stage_out(s);
         if (i < D->L - 1) {
-            lrelu_backward(cnt, 0.2f, s->act, cur, oth);
+            lrelu_backward(cnt, 0.2f, s->act + off, cur, oth);
             t = cur; cur = oth; oth = t;
         }
         if (s->bn) {
             bn_t bn = {N, s->K, s->OH * s->OW, BN_EPS, 0.1f};
-            bn_backward(&bn, s->out, p + s->gamma_off, s->mean, s->rstd, cur, oth,
-                        param_grads ? D->g + s->gamma_off : NULL, param_grads ? D->g + s->beta_off : NULL);
+            bn_backward(&bn, s->out + off, p + s->gamma_off, s->mean + (size_t)v->mb * s->K,
+                        s->rstd + (size_t)v->mb * s->K, cur, oth, grad ? grad + s->gamma_off : NULL,
+                        grad ? grad + s->beta_off : NULL);
             t = cur; cur = oth; oth = t;
         }
-        const float *xin = i > 0 ? D->st[i - 1].act : x;
+        const float *xin = i > 0 ? D->st[i - 1].act + (size_t)v->n0 * stage_out(&D->st[i - 1]) : x;
         float *dxin = i > 0 ? oth : dx;
-        conv2d_backward(&cv, xin, p + s->w_off, cur, dxin, param_grads ? D->g + s->w_off : NULL, NULL, m->ws);
+        conv2d_backward(&cv, xin, p + s->w_off, cur, dxin, grad ? grad + s->w_off : NULL, NULL, m->ws);
         if (i == D->L - 1 && m->desc.conditional) {
             /* projection: dh[n,c,:] += dl[n] e[y_n,c]; dembed[y_n] += dl[n] hsum[n] */
             const stage_t *hs = &D->st[D->L - 2];
             int F = D->emb_dim, HW = hs->OH * hs->OW;
+            float *demb = m->demb + (size_t)v->n0 * F, *hsum = m->hsum + (size_t)v->n0 * F;
             for (int n = 0; n < N; n++) {
                 float dl = dlogits[n];
                 for (int c = 0; c < F; c++) {
-                    float v = dl * m->demb[(size_t)n * F + c];
+                    float val = dl * demb[(size_t)n * F + c];
                     float *dh = oth + ((size_t)n * F + c) * HW;
-                    for (int k = 0; k < HW; k++) dh[k] += v;
+                    for (int k = 0; k < HW; k++) dh[k] += val;
                 }
             }
-            if (param_grads) {
-                for (size_t j = 0; j < (size_t)N * F; j++) m->hsum[j] *= dlogits[j / (size_t)F];
-                embed_backward(N, F, labels, m->hsum, D->g + D->embed_off);
+            if (grad) {
+                for (size_t j = 0; j < (size_t)N * F; j++) hsum[j] *= dlogits[j / (size_t)F];
+                embed_backward(N, F, labels, hsum, grad + D->embed_off);
             }
         }
         t = cur; cur = oth; oth = t;
     }
 }
 
-static float mean_sigmoid(const float *l, int N) {
+static double sum_sigmoid(const float *l, int N) {
     double s = 0;
     for (int i = 0; i < N; i++) s += 1.0 / (1.0 + exp(-(double)l[i]));
-    return (float)(s / N);
+    return s;
 }
 
 int model_train_step(model_t *m, const float *real, const int32_t *labels, int N, const float *z,
                      const int32_t *fake_labels, model_stats_t *stats) {
+    const model_split_t whole = {1, 0, 1, NULL, NULL};
+    return model_train_step_split(m, real, labels, N, z, fake_labels, &whole, stats);
+}
+
+/* The loss of one side on n logits; writes dlogits. which: 0 real (D
+ * step), 1 fake (D step), 2 fake (G step). */
+static float side_loss(const model_t *m, int which, int n, const float *l, float *dl) {
+    int hinge = m->desc.loss == MODEL_LOSS_HINGE;
+    switch (which) {
+    case 0: return hinge ? hinge_d_real((size_t)n, l, dl) : bce_logits((size_t)n, l, 1.0f, dl);
+    case 1: return hinge ? hinge_d_fake((size_t)n, l, dl) : bce_logits((size_t)n, l, 0.0f, dl);
+    default: return hinge ? hinge_g((size_t)n, l, dl) : bce_logits((size_t)n, l, 1.0f, dl);
+    }
+}
+
+/* acc = g_0 + g_1 + ... + g_{M-1} in that order (the gradient slot of
+ * each record), then * 1/M when M > 1: the same float operations whatever
+ * process computed which record. */
+static void fold_grads(float *acc, size_t np, const unsigned char *R, size_t stride, size_t goff, int M) {
+    memcpy(acc, R + goff, np * sizeof(float));
+    for (int j = 1; j < M; j++) {
+        const float *g = (const float *)(R + (size_t)j * stride + goff);
+        for (size_t i = 0; i < np; i++) acc[i] += g[i];
+    }
+    if (M > 1) {
+        const float inv = 1.0f / (float)M;
+        for (size_t i = 0; i < np; i++) acc[i] *= inv;
+    }
+}
+
+int model_train_step_split(model_t *m, const float *real, const int32_t *labels, int N, const float *z,
+                           const int32_t *fake_labels, const model_split_t *sp, model_stats_t *stats) {
     ASSERT(N >= 1 && N <= m->max_batch);
+    const int M = sp->M;
+    ASSERT(M >= 1 && N % M == 0 && sp->lo >= 0 && sp->lo < sp->hi && sp->hi <= M);
+    ASSERT(sp->gather || (sp->lo == 0 && sp->hi == M));
     if (!labels_ok(m, labels, N) || !labels_ok(m, fake_labels, N)) return GB_EFORMAT;
     net_t *G = &m->net[MODEL_G], *D = &m->net[MODEL_D];
-    int hinge = m->desc.loss == MODEL_LOSS_HINGE;
+    const int b = N / M, Z = m->desc.z_dim;
+    const size_t img = m->img;
     model_stats_t st;
     memset(&st, 0, sizeof st);
     m->last_n = N;
+    size_t r1 = rec_bytes(m, 1), r2 = rec_bytes(m, 2), g1 = rec_grad_off(m, 1), g2 = rec_grad_off(m, 2);
+    if ((size_t)M * GB_MAX(r1, r2) > m->rec_cap) {
+        free(m->rec);
+        m->rec_cap = (size_t)M * GB_MAX(r1, r2);
+        m->rec = gb_xmalloc_aligned(m->rec_cap);
+        memset(m->rec, 0, m->rec_cap);
+    }
+    unsigned char *R = m->rec;
+    view_t v = {0, b, 0, 1, BN_MOMENTUM, NULL};
 
-    /* 1. fake = G(z) */
-    const float *fake = g_forward(m, G->p, G->buf, z, fake_labels, N, 1, BN_MOMENTUM);
-
-    /* 2. D step */
-    memset(D->g, 0, D->np * sizeof(float));
-    d_forward(m, real, labels, N, 1, m->logit[0]);
-    float lr = hinge ? hinge_d_real((size_t)N, m->logit[0], m->dlogit) : bce_logits((size_t)N, m->logit[0], 1.0f, m->dlogit);
-    d_backward(m, real, labels, N, m->dlogit, 1, NULL);
-    d_forward(m, fake, fake_labels, N, 1, m->logit[1]);
-    float lf = hinge ? hinge_d_fake((size_t)N, m->logit[1], m->dlogit) : bce_logits((size_t)N, m->logit[1], 0.0f, m->dlogit);
-    d_backward(m, fake, fake_labels, N, m->dlogit, 1, NULL);
-    st.loss_d = lr + lf;
-    st.d_real = mean_sigmoid(m->logit[0], N);
-    st.d_fake = mean_sigmoid(m->logit[1], N);
+    /* 1-2. per micro-batch: fake = G(z); D on real, then on fake; D's
+     * gradient and every pass's BN statistics into the record */
+    for (int j = sp->lo; j < sp->hi; j++) {
+        unsigned char *rec = R + (size_t)j * r1;
+        double *sc = (double *)rec, *gst = sc + REC_SC, *dst_r = gst + G->nstat, *dst_f = dst_r + D->nstat;
+        float *gd = (float *)(rec + g1);
+        int n0 = j * b;
+        memset(gd, 0, D->np * sizeof(float));
+        v.n0 = n0;
+        v.mb = j;
+        v.stat = gst;
+        const float *fake = g_forward(m, G->p, G->buf, z + (size_t)n0 * Z, lab_at(fake_labels, n0), &v);
+        float *l0 = m->logit[0] + n0, *l1 = m->logit[1] + n0, *dl = m->dlogit + n0;
+        v.stat = dst_r;
+        d_forward(m, real + (size_t)n0 * img, lab_at(labels, n0), &v, l0);
+        float lr = side_loss(m, 0, b, l0, dl);
+        d_backward(m, real + (size_t)n0 * img, lab_at(labels, n0), &v, dl, gd, NULL);
+        v.stat = dst_f;
+        d_forward(m, fake, lab_at(fake_labels, n0), &v, l1);
+        float lf = side_loss(m, 1, b, l1, dl);
+        d_backward(m, fake, lab_at(fake_labels, n0), &v, dl, gd, NULL);
+        sc[0] = lr + lf;
+        sc[1] = sum_sigmoid(l0, b);
+        sc[2] = sum_sigmoid(l1, b);
+    }
+    if (sp->gather) {
+        int rc = sp->gather(sp->ctx, R, r1, M);
+        if (rc) return rc;
+    }
+    double s_loss = 0, s_real = 0, s_fake = 0;
+    for (int j = 0; j < M; j++) {
+        const double *sc = (const double *)(R + (size_t)j * r1), *gst = sc + REC_SC;
+        s_loss += sc[0];
+        s_real += sc[1];
+        s_fake += sc[2];
+        net_stats_apply(G, gst);
+        net_stats_apply(D, gst + G->nstat);
+        net_stats_apply(D, gst + G->nstat + D->nstat);
+    }
+    fold_grads(D->g, D->np, R, r1, g1, M);
+    st.loss_d = (float)(s_loss / M);
+    st.d_real = (float)(s_real / N);
+    st.d_fake = (float)(s_fake / N);
     st.grad_norm_d = (float)sqrt(nn_sumsq(D->np, D->g));
     if (!isfinite(st.loss_d) || !isfinite(st.grad_norm_d)) goto numeric;
     adam_begin(&m->adam[MODEL_D]);
     adam_update(&m->adam[MODEL_D], D->np, D->p, D->g, D->am, D->av);
 
-    /* 3. G step through the updated D */
-    memset(G->g, 0, G->np * sizeof(float));
-    d_forward(m, fake, fake_labels, N, 1, m->logit[2]);
-    st.loss_g = hinge ? hinge_g((size_t)N, m->logit[2], m->dlogit) : bce_logits((size_t)N, m->logit[2], 1.0f, m->dlogit);
-    st.d_fake_g = mean_sigmoid(m->logit[2], N);
-    d_backward(m, fake, fake_labels, N, m->dlogit, 0, m->dfake);
-    g_backward(m, z, fake_labels, N, m->dfake);
+    /* 3. G step through the updated D, per micro-batch; G's activations of
+     * micro-batch j are still those of its forward in 1 */
+    for (int j = sp->lo; j < sp->hi; j++) {
+        unsigned char *rec = R + (size_t)j * r2;
+        double *sc = (double *)rec;
+        float *gg = (float *)(rec + g2);
+        int n0 = j * b;
+        memset(gg, 0, G->np * sizeof(float));
+        v.n0 = n0;
+        v.mb = j;
+        v.stat = sc + REC_SC;
+        const float *fake = G->st[G->L - 1].out + (size_t)n0 * img;
+        float *l2 = m->logit[2] + n0, *dl = m->dlogit + n0, *dfake = m->dfake + (size_t)n0 * img;
+        d_forward(m, fake, lab_at(fake_labels, n0), &v, l2);
+        sc[0] = side_loss(m, 2, b, l2, dl);
+        sc[1] = sum_sigmoid(l2, b);
+        d_backward(m, fake, lab_at(fake_labels, n0), &v, dl, NULL, dfake);
+        g_backward(m, z + (size_t)n0 * Z, lab_at(fake_labels, n0), &v, dfake, gg);
+    }
+    if (sp->gather) {
+        int rc = sp->gather(sp->ctx, R, r2, M);
+        if (rc) return rc;
+    }
+    double s_lg = 0, s_fg = 0;
+    for (int j = 0; j < M; j++) {
+        const double *sc = (const double *)(R + (size_t)j * r2);
+        s_lg += sc[0];
+        s_fg += sc[1];
+        net_stats_apply(D, sc + REC_SC);
+    }
+    fold_grads(G->g, G->np, R, r2, g2, M);
+    st.loss_g = (float)(s_lg / M);
+    st.d_fake_g = (float)(s_fg / N);
     st.grad_norm_g = (float)sqrt(nn_sumsq(G->np, G->g));
     if (!isfinite(st.loss_g) || !isfinite(st.grad_norm_g)) goto numeric;
     adam_begin(&m->adam[MODEL_G]);
@@ -877,8 +1069,9 @@ int model_generate(model_t *m, const float *z, const int32_t *labels, int N, int
     float *b = use_ema ? m->ema + G->np : G->buf;
     for (int i0 = 0; i0 < N; i0 += m->max_batch) {
         int n = GB_MIN(m->max_batch, N - i0);
+        const view_t v = {0, n, 0, 0, BN_MOMENTUM, NULL};
         const float *y = g_forward(m, p, b, z + (size_t)i0 * m->desc.z_dim,
-                                   m->desc.conditional ? labels + i0 : NULL, n, 0, BN_MOMENTUM);
+                                   m->desc.conditional ? labels + i0 : NULL, &v);
         memcpy(out + (size_t)i0 * m->img, y, (size_t)n * m->img * sizeof(float));
     }
     return 0;
@@ -927,7 +1120,8 @@ int model_discriminate(model_t *m, const float *x, const int32_t *labels, int N,
     if (!labels_ok(m, labels, N)) return GB_EFORMAT;
     for (int i0 = 0; i0 < N; i0 += m->max_batch) {
         int n = GB_MIN(m->max_batch, N - i0);
-        d_forward(m, x + (size_t)i0 * m->img, m->desc.conditional ? labels + i0 : NULL, n, 0, logits + i0);
+        const view_t v = {0, n, 0, 0, BN_MOMENTUM, NULL};
+        d_forward(m, x + (size_t)i0 * m->img, m->desc.conditional ? labels + i0 : NULL, &v, logits + i0);
     }
     return 0;
 }

@@ -258,9 +258,52 @@ typedef struct {
  * restore a checkpoint.
  * After the call the GRAD.* tensors hold the gradients the two Adam steps
  * used, and model_fake / model_logits give the step's intermediate
- * outputs (for tests). */
+ * outputs (for tests). Same as model_train_step_split with M = 1. */
 int model_train_step(model_t *m, const float *real, const int32_t *labels, int N, const float *z,
                      const int32_t *fake_labels, model_stats_t *stats);
+
+/* ---- micro-batches and data parallelism ----------------------------------
+ * model_train_step_split runs the same step with the batch of N split into
+ * M micro-batches of b = N/M samples (micro-batch j = samples [j*b,
+ * (j+1)*b)), each a pure function of its inputs and the weights:
+ *   - BN in training mode uses the micro-batch's own statistics ("ghost
+ *     batch norm"); the running statistics take the M updates in
+ *     micro-batch order (G: 0..M-1; D: real_0, fake_0, real_1, fake_1, ...
+ *     then the G step's passes 0..M-1);
+ *   - each micro-batch's D gradient (real then fake pass) and G gradient
+ *     start from zero; the step's gradient is g_0 + g_1 + ... + g_{M-1}
+ *     summed in that order in float, then times 1/M (the loss is the mean
+ *     of the micro-batch losses, each a mean over b samples);
+ *   - losses and D(x) means are summed over micro-batches in order in
+ *     double.
+ * So the result does not depend on which process computed which
+ * micro-batch: a process computes micro-batches [lo, hi) and gather()
+ * brings the others' records (opaque bytes) into its record buffer;
+ * processes with the same thread count then fold identical records into
+ * identical weights. M = 1 with no gather is exactly model_train_step.
+ * Micro-batch j always uses the activation buffers at sample j*b, so the
+ * arithmetic (and OpenBLAS's memory alignment) is the same in every
+ * process. Why not an all-reduce: MPI's reduction order is not fixed,
+ * and float sums are not associative. */
+typedef struct {
+    int M;      /* micro-batches in the batch: 1..N, N % M == 0 */
+    int lo, hi; /* this caller computes micro-batches [lo, hi), 0 <= lo < hi <= M */
+    /* Collective: called twice per step by every process, with recs = M
+     * records of rec_bytes each, this caller's [lo, hi) filled. Must fill
+     * the other records with the bytes their owners computed (e.g. an
+     * MPI_Allgather in place when every process owns M/P consecutive
+     * records) and return 0, or an rc the step returns at once (the model
+     * is then partly updated: stop or reload). NULL: lo = 0, hi = M. */
+    int (*gather)(void *ctx, void *recs, size_t rec_bytes, int M);
+    void *ctx;
+} model_split_t;
+
+/* model_train_step with micro-batches (see above). The first call with a
+ * larger M than before allocates the records (M * a gradient's size); no
+ * other allocation. Only the caller's micro-batches of model_fake and
+ * model_logits are filled. Returns as model_train_step, or gather's rc. */
+int model_train_step_split(model_t *m, const float *real, const int32_t *labels, int N, const float *z,
+                           const int32_t *fake_labels, const model_split_t *sp, model_stats_t *stats);
 
 /* The last training step's G(z): (N, C, H, W) of that step's N; valid
  * until the next model_train_step or model_generate call. */

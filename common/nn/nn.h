@@ -83,6 +83,17 @@ typedef struct { int N, C, HW; float eps, momentum; } bn_t; /* eps 1e-5, momentu
  * run_mean/run_var may be NULL to skip the update. x, y (N,C,HW). */
 void bn_forward_train(const bn_t *b, const float *x, const float *gamma, const float *beta, float *y,
                       float *mean, float *rstd, float *run_mean, float *run_var);
+/* The same forward without touching the running statistics: each
+ * channel's batch mean and UNBIASED variance go to bmean/bvar (C doubles
+ * each), to be applied later with bn_running_update (micro-batches whose
+ * statistics are gathered from several processes, model.c). */
+void bn_forward_train_stats(const bn_t *b, const float *x, const float *gamma, const float *beta, float *y,
+                            float *mean, float *rstd, double *bmean, double *bvar);
+/* run = (1 - momentum) run + momentum * batch for C channels (b->momentum;
+ * b's other fields unused), exactly the update bn_forward_train makes;
+ * run_mean or run_var may be NULL to skip it. */
+void bn_running_update(const bn_t *b, int C, const double *bmean, const double *bvar, float *run_mean,
+                       float *run_var);
 /* Eval mode with the running statistics. */
 void bn_forward_eval(const bn_t *b, const float *x, const float *gamma, const float *beta,
                      const float *run_mean, const float *run_var, float *y);

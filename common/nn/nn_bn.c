@@ -76,8 +76,11 @@ static inline void row_dsums(const float *g, const float *x, int n, float mu, do
 
 #include <math.h>
 
-void bn_forward_train(const bn_t *b, const float *x, const float *gamma, const float *beta, float *y,
-                      float *mean, float *rstd, float *run_mean, float *run_var) {
+/* Training-mode forward (see bn_forward_train); the batch mean and
+ * unbiased variance of each channel go to bmean/bvar (double, may be NULL),
+ * and the running statistics are updated when run_mean/run_var are given. */
+static void bn_train_core(const bn_t *b, const float *x, const float *gamma, const float *beta, float *y,
+                          float *mean, float *rstd, float *run_mean, float *run_var, double *bmean, double *bvar) {
     const int N = b->N, C = b->C, HW = b->HW;
     const double M = (double)N * HW;
     ASSERT(M >= 1);
@@ -105,11 +108,29 @@ void bn_forward_train(const bn_t *b, const float *x, const float *gamma, const f
             float *yp = y + ((size_t)n * C + c) * HW;
             for (int i = 0; i < HW; i++) yp[i] = ((xp[i] - muf) - dmf) * scale + bc;
         }
-        if (run_mean) run_mean[c] = (float)((1.0 - b->momentum) * run_mean[c] + b->momentum * mu);
-        if (run_var) {
-            double unb = M > 1 ? ss / (M - 1) : var;
-            run_var[c] = (float)((1.0 - b->momentum) * run_var[c] + b->momentum * unb);
-        }
+        double unb = M > 1 ? ss / (M - 1) : var;
+        if (bmean) bmean[c] = mu;
+        if (bvar) bvar[c] = unb;
+        if (run_mean || run_var) bn_running_update(b, 1, &mu, &unb, run_mean ? run_mean + c : NULL,
+                                                   run_var ? run_var + c : NULL);
+    }
+}
+
+void bn_forward_train(const bn_t *b, const float *x, const float *gamma, const float *beta, float *y,
+                      float *mean, float *rstd, float *run_mean, float *run_var) {
+    bn_train_core(b, x, gamma, beta, y, mean, rstd, run_mean, run_var, NULL, NULL);
+}
+
+void bn_forward_train_stats(const bn_t *b, const float *x, const float *gamma, const float *beta, float *y,
+                            float *mean, float *rstd, double *bmean, double *bvar) {
+    bn_train_core(b, x, gamma, beta, y, mean, rstd, NULL, NULL, bmean, bvar);
+}
+
+void bn_running_update(const bn_t *b, int C, const double *bmean, const double *bvar, float *run_mean,
+                       float *run_var) {
+    for (int c = 0; c < C; c++) {
+        if (run_mean) run_mean[c] = (float)((1.0 - b->momentum) * run_mean[c] + b->momentum * bmean[c]);
+        if (run_var) run_var[c] = (float)((1.0 - b->momentum) * run_var[c] + b->momentum * bvar[c]);
     }
 }
 

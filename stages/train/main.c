@@ -48,11 +48,12 @@
 typedef struct {
     const char *in, *model, *ckpt_dir, *init_from, *metrics, *loss, *conditional, *run, *db;
     long long steps, epochs, ckpt_every, keep, log_every, threads, width, embed_dim, producers, window, window_mb;
+    long long micro; /* --micro-batches M */
     uint64_t seed;
     double lr_g, lr_d, beta1, beta2, ema;
     bool resume, print_start, fresh_if_damaged;
     bool seen_steps, seen_epochs, seen_lr_g, seen_lr_d, seen_beta1, seen_beta2, seen_ema, seen_width, seen_embed_dim,
-        seen_loss, seen_model, seen_seed, seen_threads;
+        seen_loss, seen_model, seen_seed, seen_threads, seen_micro;
 } opts_t;
 
 typedef struct {
@@ -83,6 +84,7 @@ typedef struct {
     model_stats_t last;
     char *cmdline;
     uint64_t trained;          /* steps trained by this process */
+    int model_sent;            /* MPI: the other ranks hold the current model */
 } trainer_t;
 
 
@@ -135,6 +137,7 @@ static int save_now(trainer_t *t) {
     t->pos.command_line = t->cmdline;
     t->pos.threads = nn_get_threads();
     t->pos.max_batch = model_max_batch(t->m);
+    t->pos.micro_batches = (int)t->o.micro;
     t->pos.db = &t->db;
     int rc = train_ckpt_save(t->o.ckpt_dir, (int)t->o.keep, t->m, &t->pos, path, sizeof path, dig);
     if (rc) {
@@ -265,6 +268,7 @@ static int build_model(trainer_t *t, const Gambar__Batch *b) {
         log_info("initialised from %s (fresh optimiser, step 0)", t->o.init_from);
     }
     apply_hyper(t, 0);
+    t->model_sent = 0;
     log_info("model %s %dx%dx%d width %d/%d z %d%s, loss %s, %zu G + %zu D parameters, batch capacity %d",
              model_family_name(d.family), d.channels, d.height, d.width, d.g_mult, d.d_mult, d.z_dim,
              cond ? " conditional" : "", model_loss_name(d.loss), model_param_count(t->m, MODEL_G),
@@ -279,10 +283,47 @@ static void grow_model(trainer_t *t, int n) {
     train_model_copy(nm, t->m);
     model_free(t->m);
     t->m = nm;
+    t->model_sent = 0;
     log_info("batch capacity grown to %d", n);
 }
 
 /* ---- one step --------------------------------------------------------------- */
+
+/* z and fake labels of step `step` (steps done before it) for N images:
+ * a pure function of the seed and the step, the same on every rank. */
+static void make_noise(const model_desc_t *d, uint64_t seed, uint64_t step, int N, float *z, int32_t *fake_labels) {
+    rng_t r;
+    rng_derive(&r, seed, step, TRAIN_Z_STREAM, 0, 0);
+    rng_normal_fill(&r, z, (size_t)N * (size_t)d->z_dim);
+    for (int i = 0; i < N; i++)
+        fake_labels[i] = d->conditional ? (int32_t)rng_below(&r, (uint64_t)d->num_classes) : 0;
+}
+
+/* This rank's share of M micro-batches. */
+static model_split_t my_split(int M) {
+    int k = M / tmpi_size();
+    model_split_t sp = {M, tmpi_rank() * k, (tmpi_rank() + 1) * k, tmpi_active() ? tmpi_gather : NULL, NULL};
+    return sp;
+}
+
+/* MPI, rank 0: send the model when the others do not have it yet, then
+ * the step's batch. */
+static void share_step(trainer_t *t, int N) {
+    if (!tmpi_active()) return;
+    tmpi_hdr_t h = {0, 0, 0, 0, 0};
+    if (!t->model_sent) {
+        h.cmd = TMPI_MODEL;
+        tmpi_bcast(&h, sizeof h, "command");
+        tmpi_send_model(t->m, t->o.seed, (int)t->o.micro);
+        t->model_sent = 1;
+    }
+    h.cmd = TMPI_STEP;
+    h.n = N;
+    h.step = t->pos.step;
+    tmpi_bcast(&h, sizeof h, "command");
+    tmpi_bcast(t->real, (size_t)N * model_image_floats(t->m) * sizeof(float), "batch images");
+    tmpi_bcast(t->labels, (size_t)N * sizeof(int32_t), "batch labels");
+}
 
 /* Train on batch b (checked, seq == pos.next_seq). Returns 0, or a fatal rc. */
 static int train_on(trainer_t *t, const Gambar__Batch *b) {
@@ -290,19 +331,22 @@ static int train_on(trainer_t *t, const Gambar__Batch *b) {
         int rc = build_model(t, b);
         if (rc) return rc;
     }
+    if (b->n % (uint32_t)t->o.micro != 0) {
+        log_error("batch seq %" PRIu64 " has %u images: not divisible into --micro-batches %lld", b->seq, b->n,
+                  t->o.micro);
+        return GB_EFORMAT;
+    }
     if ((int)b->n > model_max_batch(t->m)) grow_model(t, (int)b->n);
     ensure_buffers(t, (int)b->n);
     const model_desc_t *d = model_desc(t->m);
     int N = (int)b->n;
     train_batch_floats(b, t->real, t->labels);
-    rng_t r;
-    rng_derive(&r, t->o.seed, t->pos.step, TRAIN_Z_STREAM, 0, 0);
-    rng_normal_fill(&r, t->z, (size_t)N * (size_t)d->z_dim);
-    for (int i = 0; i < N; i++)
-        t->fake_labels[i] = d->conditional ? (int32_t)rng_below(&r, (uint64_t)d->num_classes) : 0;
+    make_noise(d, t->o.seed, t->pos.step, N, t->z, t->fake_labels);
+    share_step(t, N);
     model_stats_t s;
     uint64_t step = t->pos.step + 1;
-    int rc = model_train_step(t->m, t->real, t->labels, N, t->z, t->fake_labels, &s);
+    model_split_t sp = my_split((int)t->o.micro);
+    int rc = model_train_step_split(t->m, t->real, t->labels, N, t->z, t->fake_labels, &sp, &s);
     const char *bad = NULL;
     if (rc == 0 && !(isfinite(s.loss_d) && isfinite(s.loss_g) && isfinite(s.grad_norm_d) &&
                      isfinite(s.grad_norm_g)))
@@ -519,6 +563,22 @@ static int do_resume(trainer_t *t) {
         return rc;
     }
     t->o.seed = t->pos.seed;
+    if (t->o.seen_micro && t->pos.micro_batches != t->o.micro) {
+        log_error("--resume: %s was trained with --micro-batches %d, not %lld (a different M changes the "
+                  "maths; resume with the same M, any number of ranks dividing it)",
+                  path, t->pos.micro_batches, t->o.micro);
+        model_desc_release(&d);
+        ckpt_free(&ck);
+        return GB_EMISMATCH;
+    }
+    t->o.micro = t->pos.micro_batches;
+    if (t->o.micro % tmpi_size() != 0) {
+        log_error("--resume: %s uses --micro-batches %lld, which %d ranks do not divide", path, t->o.micro,
+                  tmpi_size());
+        model_desc_release(&d);
+        ckpt_free(&ck);
+        return GB_EMISMATCH;
+    }
     if (!ck->state || !ck->state->adam_g || !ck->state->adam_d) {
         log_error("checkpoint: optimizer state missing");
         rc = GB_ENOTFOUND;
@@ -539,6 +599,7 @@ static int do_resume(trainer_t *t) {
         return GB_EFORMAT;
     }
     apply_hyper(t, 1);
+    t->model_sent = 0;
     memcpy(t->ex.digest, t->pos.dataset_digest, DIGEST_LEN);
     t->ex.num_classes = t->pos.num_classes;
     t->ex.bpe = t->pos.bpe;
@@ -662,9 +723,66 @@ static int print_start_batch(const opts_t *o) {
     return 0;
 }
 
-int main(int argc, char **argv) {
-    static trainer_t T;
-    trainer_t *t = &T;
+/* MPI, ranks other than 0: follow rank 0's commands (train_mpi.c) until
+ * STOP. Opens no socket and touches no file. Returns the exit status. */
+static int worker_main(trainer_t *t) {
+    model_t *m = NULL;
+    uint64_t seed = 0;
+    int micro = 1, cap = 0;
+    float *real = NULL, *z = NULL;
+    int32_t *labels = NULL, *fake = NULL;
+    uint64_t steps = 0;
+    for (;;) {
+        tmpi_hdr_t h;
+        tmpi_bcast(&h, sizeof h, "command");
+        if (h.cmd == TMPI_STOP) break;
+        if (h.cmd == TMPI_MODEL) {
+            model_free(m);
+            m = tmpi_recv_model(&seed, &micro);
+            continue;
+        }
+        if (h.cmd != TMPI_STEP || !m || h.n < 1 || h.n > model_max_batch(m) || h.n % micro) {
+            log_error("rank %d: unexpected command %d from rank 0 (n %d)", tmpi_rank(), h.cmd, h.n);
+            model_free(m);
+            return GB_EXIT_FAIL;
+        }
+        if (h.n > cap) {
+            const model_desc_t *d = model_desc(m);
+            cap = model_max_batch(m);
+            free(real);
+            free(z);
+            free(labels);
+            free(fake);
+            real = xmalloc((size_t)cap * model_image_floats(m) * sizeof(float));
+            z = xmalloc((size_t)cap * (size_t)d->z_dim * sizeof(float));
+            labels = xmalloc((size_t)cap * sizeof(int32_t));
+            fake = xmalloc((size_t)cap * sizeof(int32_t));
+        }
+        tmpi_bcast(real, (size_t)h.n * model_image_floats(m) * sizeof(float), "batch images");
+        tmpi_bcast(labels, (size_t)h.n * sizeof(int32_t), "batch labels");
+        make_noise(model_desc(m), seed, h.step, h.n, z, fake);
+        model_split_t sp = my_split(micro);
+        /* a failing step (NaN) fails on rank 0 too, which then sends STOP */
+        (void)model_train_step_split(m, real, labels, h.n, z, fake, &sp, NULL);
+        steps++;
+    }
+    (void)t;
+    log_info("rank %d: %" PRIu64 " steps, %.1f ms per step in MPI calls", tmpi_rank(), steps,
+             steps ? 1e3 * tmpi_comm_seconds() / (double)steps : 0.0);
+    model_free(m);
+    free(real);
+    free(z);
+    free(labels);
+    free(fake);
+    return 0;
+}
+
+/* ---- the run, step by step ------------------------------------------------ */
+
+/* Defaults, the command line and its checks (usage errors exit 2); fills
+ * t->o and t->want. Returns -1 to go on, or the exit status of a command
+ * that is already done (--print-start-batch). */
+static int parse_options(trainer_t *t, int argc, char **argv) {
     opts_t *o = &t->o;
     o->ckpt_every = 1000;
     o->keep = 5;
@@ -682,6 +800,7 @@ int main(int argc, char **argv) {
     o->ema = 0.999;
     o->loss = "bce";
     o->conditional = "auto";
+    o->micro = 1;
     const cli_opt_t opts[] = {
         {"in", 'i', CLI_STR, &o->in, "ENDPOINT", "PULL Batch messages here (connects; '@' binds)", NULL},
         {"model", 'm', CLI_STR, &o->model, "NAME", "dcgan28, dcgan32 or dcgan64", &o->seen_model},
@@ -701,7 +820,10 @@ int main(int argc, char **argv) {
         {"log-every", 0, CLI_INT, &o->log_every, "N", "progress line and metrics every N steps (default 100)",
          NULL},
         {"seed", 's', CLI_U64, &o->seed, "S", "model initialisation and noise seed (default 1)", &o->seen_seed},
-        {"threads", 't', CLI_INT, &o->threads, "N", "OpenBLAS threads (default 0 = all cores)", &o->seen_threads},
+        {"threads", 't', CLI_INT, &o->threads, "N", "OpenBLAS threads (default 0 = all cores; per MPI rank)",
+         &o->seen_threads},
+        {"micro-batches", 0, CLI_INT, &o->micro, "M",
+         "split each batch into M micro-batches (default 1; MPI ranks must divide M)", &o->seen_micro},
         {"lr-g", 0, CLI_DBL, &o->lr_g, "X", "generator learning rate (default 2e-4)", &o->seen_lr_g},
         {"lr-d", 0, CLI_DBL, &o->lr_d, "X", "discriminator learning rate (default 2e-4)", &o->seen_lr_d},
         {"beta1", 0, CLI_DBL, &o->beta1, "X", "Adam beta1 (default 0.5)", &o->seen_beta1},
@@ -761,11 +883,14 @@ int main(int argc, char **argv) {
     t->fam_h = (uint32_t)t->want.height;
     t->fam_w = (uint32_t)t->want.width;
 
-    sig_install();
-    nn_set_threads((int)o->threads);
-    t->cmdline = join_argv(argc, argv);
-    t->pos.seed = o->seed;
-    t->held = xcalloc((size_t)o->window, sizeof *t->held);
+    if (o->micro < 1 || o->micro > TRAIN_MAX_BATCH) cli_usage_error(&spec, "--micro-batches must be 1..%d", TRAIN_MAX_BATCH);
+    return -1;
+}
+
+/* Resume, or check that a new run may start here; --db and --init-from.
+ * Returns 0 to train, -1 when there is nothing to do, or an exit status. */
+static int start_run(trainer_t *t) {
+    opts_t *o = &t->o;
     int rc = 0, status = 0;
 
     if (o->resume) {
@@ -789,33 +914,48 @@ int main(int argc, char **argv) {
     if (!rc && t->m && o->init_from)
         log_info("--init-from %s ignored: resuming the run in %s", o->init_from, o->ckpt_dir);
     if (!rc && !t->m && o->init_from) rc = do_init_from(t);
-    if (rc) {
-        if (!status) status = exit_for(rc);
-        goto out;
-    }
+    if (rc) return status ? status : exit_for(rc);
     if (t->m) {
         t->fam_h = (uint32_t)model_desc(t->m)->height;
         t->fam_w = (uint32_t)model_desc(t->m)->width;
     }
     if (done_by_target(t)) {
         log_info("already at step %" PRIu64 ": nothing to do", t->pos.step);
-        goto out;
+        return -1;
+    }
+    if (o->micro % tmpi_size() != 0) { /* e.g. --resume of an empty folder with the default M = 1 */
+        log_error("--micro-batches %lld: the %d MPI ranks must divide it", o->micro, tmpi_size());
+        return GB_EXIT_USAGE;
     }
 
+    return 0;
+}
+
+/* The --in PULL and --metrics PUB sockets (rank 0 only). Returns 0 or an
+ * exit status. */
+static int open_sockets(trainer_t *t) {
+    opts_t *o = &t->o;
+    int rc;
     t->ctx = zmq_ctx_new();
     rc = wire_conn_open(t->ctx, ZMQ_PULL, o->in, 0, WIRE_MAX_BATCH_BYTES, 8, "--in", &t->pull);
     if (!rc && o->metrics) rc = wire_open(t->ctx, ZMQ_PUB, o->metrics, 1, WIRE_MAX_SMALL_BYTES, 10000, &t->pub);
-    if (rc) {
-        status = GB_EXIT_PEER;
-        goto out;
-    }
+    if (rc) return GB_EXIT_PEER;
     log_info("waiting for batches on %s (next seq %" PRIu64 ")", o->in, t->pos.next_seq);
     t->t_start = t->log_t = gb_now();
     t->log_step = t->pos.step;
 
+    return 0;
+}
+
+/* Receive, check, order and train until a target, the end of the stream,
+ * a signal or a fatal error. Sets *why (1 target, 2 end of stream, 3
+ * signal); returns 0 or an exit status. */
+static int receive_and_train(trainer_t *t, int *why) {
+    opts_t *o = &t->o;
+    int rc, status = 0;
     static const ProtobufCMessageDescriptor *const accepted[] = {&gambar__batch__descriptor,
                                                                  &gambar__end_of_stream__descriptor};
-    int stop_reason = 0; /* 1 target, 2 end of stream, 3 signal */
+    int stop_reason = 0;
     while (!stop_reason) {
         if (sig_stop_requested()) { stop_reason = 3; break; }
         /* A held batch may be next. */
@@ -865,6 +1005,14 @@ int main(int argc, char **argv) {
         }
         if (done_by_target(t)) stop_reason = 1;
     }
+    *why = stop_reason;
+    return status;
+}
+
+/* After the loop: the last progress line and checkpoint, the stopping
+ * line, the drop report. Returns the exit status. */
+static int finish_run(trainer_t *t, int stop_reason, int status) {
+    int rc;
     if (!status) {
         if (stop_reason == 3)
             log_info("stop requested (signal %d): checkpointing step %" PRIu64, sig_stop_requested(), t->pos.step);
@@ -889,7 +1037,19 @@ int main(int argc, char **argv) {
     drop_report(&t->drops);
     if (t->pub) pub_metric(t, "dropped_messages_total", (double)drop_total(&t->drops));
 
-out:
+    return status;
+}
+
+/* Tell the other ranks to stop, free everything; returns status. */
+static int release(trainer_t *t, int status) {
+    opts_t *o = &t->o;
+    if (tmpi_active()) {
+        tmpi_hdr_t h = {TMPI_STOP, 0, status, 0, 0};
+        tmpi_bcast(&h, sizeof h, "command");
+        log_info("MPI: %d ranks, --micro-batches %lld: %.1f ms per step in MPI calls on rank 0", tmpi_size(),
+                 o->micro, t->trained ? 1e3 * tmpi_comm_seconds() / (double)t->trained : 0.0);
+    }
+    tmpi_finalize();
     for (long long i = 0; t->held && i < o->window; i++) wire_msg_destroy(&t->held[i]);
     free(t->held);
     wire_conn_close(&t->pull);
@@ -905,4 +1065,39 @@ out:
     free(t->fake_labels);
     free(t->cmdline);
     return status;
+}
+
+int main(int argc, char **argv) {
+    static trainer_t T;
+    trainer_t *t = &T;
+    const opts_t *o = &t->o;
+    int status = parse_options(t, argc, argv);
+    if (status >= 0) return status;
+    if (tmpi_init(&argc, &argv)) return GB_EXIT_PEER;
+    if (o->micro % tmpi_size() != 0 && !o->resume) {
+        if (tmpi_rank() == 0)
+            log_error("--micro-batches %lld: the %d MPI ranks must divide it", o->micro, tmpi_size());
+        tmpi_finalize();
+        return GB_EXIT_USAGE;
+    }
+    sig_install();
+    nn_set_threads((int)o->threads);
+    if (tmpi_rank() != 0) {
+        int wst = worker_main(t);
+        tmpi_finalize();
+        return wst;
+    }
+    t->cmdline = join_argv(argc, argv);
+    t->pos.seed = o->seed;
+    t->held = xcalloc((size_t)o->window, sizeof *t->held);
+    status = start_run(t);
+    if (status == 0) status = open_sockets(t);
+    if (status == 0) {
+        int why = 0;
+        status = receive_and_train(t, &why);
+        status = finish_run(t, why, status);
+    } else if (status < 0) {
+        status = 0;
+    }
+    return release(t, status);
 }

@@ -5,7 +5,8 @@
  *   train_ckpt.c   turns a model plus the training position into a
  *                  checkpoint and back;
  *   train_db.c     reads --db: the dataset digest, class names and the
- *                  provenance notes checkpoints carry.
+ *                  provenance notes checkpoints carry;
+ *   train_mpi.c    the MPI glue when started by mpirun (data parallelism).
  * main.c holds the options, the sockets and the loop. */
 #ifndef GB_TRAIN_H
 #define GB_TRAIN_H
@@ -139,6 +140,7 @@ typedef struct {
     uint32_t num_classes;     /* of the dataset */
     uint32_t c, h, w;         /* image shape of the stream */
     int max_batch;            /* the model's batch capacity */
+    int micro_batches;        /* M of --micro-batches (1 = whole batches) */
     uint8_t parent_digest[DIGEST_LEN];
     int have_parent;
     const char *command_line; /* borrowed */
@@ -163,5 +165,41 @@ void train_model_copy(model_t *dst, model_t *src);
 /* Non-zero when every parameter, buffer and EMA tensor of m is finite;
  * otherwise *bad (may be NULL) names the first bad tensor. */
 int train_model_finite(const model_t *m, const char **bad);
+
+/* ---- MPI (train_mpi.c) ------------------------------------------------------ */
+
+/* Commands rank 0 broadcasts before each piece of work (see train_mpi.c). */
+enum { TMPI_MODEL = 1, TMPI_STEP = 2, TMPI_STOP = 3 };
+typedef struct {
+    int32_t cmd;
+    int32_t n;       /* STEP: images in the batch */
+    int32_t status;  /* STOP: rank 0's exit status */
+    int32_t pad;
+    uint64_t step;   /* STEP: steps done before this one */
+} tmpi_hdr_t;
+
+/* MPI_Init when started by mpirun (OMPI_COMM_WORLD_SIZE set), else
+ * nothing (size 1, rank 0). Returns 0 or GB_EPEER (logged). */
+int tmpi_init(int *argc, char ***argv);
+/* Non-zero when running on more than one rank. */
+int tmpi_active(void);
+int tmpi_rank(void);
+int tmpi_size(void);
+/* Seconds spent in MPI calls so far (this rank). */
+double tmpi_comm_seconds(void);
+void tmpi_finalize(void);
+/* MPI_Bcast from rank 0 of bytes at buf; no-op on one rank. A failure
+ * logs "rank R: MPI_Bcast (what) failed: ...; a peer rank died?" and
+ * exits 6. */
+void tmpi_bcast(void *buf, size_t bytes, const char *what);
+/* model_split_t.gather: MPI_Allgather in place, M/size records per rank
+ * (rank r owns micro-batches [r*M/size, (r+1)*M/size)). Exits 6 on
+ * failure; returns 0. */
+int tmpi_gather(void *ctx, void *recs, size_t rec_bytes, int M);
+/* Rank 0: broadcast m's description, capacity, every state tensor, Adam
+ * and EMA settings, the run's seed and M. The others: receive them into a
+ * new model (exit on failure). */
+void tmpi_send_model(model_t *m, uint64_t seed, int micro);
+model_t *tmpi_recv_model(uint64_t *seed, int *micro);
 
 #endif

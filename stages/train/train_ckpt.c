@@ -83,6 +83,7 @@ int train_ckpt_save(const char *dir, int keep, model_t *m, const train_pos_t *p,
     st->next_batch_seq = p->next_seq;
     st->wall_time_trained = p->wall_trained;
     st->threads = (uint32_t)p->threads;
+    st->micro_batches = (uint32_t)p->micro_batches;
     if (p->have_dataset) ck->dataset_digest = ckpt_builder_bytes(b, p->dataset_digest, DIGEST_LEN);
     if (p->have_parent) ck->parent_digest = ckpt_builder_bytes(b, p->parent_digest, DIGEST_LEN);
     ck->command_line = ckpt_builder_strdup(b, p->command_line);
@@ -111,6 +112,7 @@ int train_ckpt_pos(const Gambar__Checkpoint *ck, train_pos_t *p) {
     p->seed = st->seed;
     p->wall_trained = st->wall_time_trained;
     p->threads = (int)st->threads;
+    p->micro_batches = st->micro_batches ? (int)st->micro_batches : 1;
     if (ck->dataset_digest.len == DIGEST_LEN) {
         memcpy(p->dataset_digest, ck->dataset_digest.data, DIGEST_LEN);
         p->have_dataset = 1;
