@@ -122,7 +122,8 @@ GAMBAR_TEST_MARK=1 gambar-run "$Q" --run-dir "$TMP/f" $SMALL --set train.ranks=2
     >"$TMP/f.out" 2>"$TMP/f.err"; rc=$?
 [ $rc -eq 0 ] && ok "fake: ranks = 2 run exits 0" || notok "fake: ranks = 2 run exits 0" "rc=$rc $(tail -20 "$TMP/f.err")"
 tr '\n' ' ' <"$TMP/fake.argv" >"$TMP/fake.line"
-grep -q "^--mca odls_base_sigkill_timeout 30 -np 2 -x GAMBAR_IN -x GAMBAR_METRICS -x GAMBAR_STAGE .* -x GAMBAR_CURVE_KEYS .*-x GAMBAR_TEST_MARK $GAMBAR_BIN/gambar-train --model dcgan28 " "$TMP/fake.line" \
+grep -q "^--mca odls_base_sigkill_timeout 30 -np 2 -x GAMBAR_IN -x GAMBAR_METRICS -x GAMBAR_STAGE .* $GAMBAR_BIN/gambar-train --model dcgan28 " "$TMP/fake.line" \
+    && grep -q -- "-x GAMBAR_CURVE_KEYS .*gambar-train " "$TMP/fake.line" && grep -q -- "-x GAMBAR_TEST_MARK .*gambar-train " "$TMP/fake.line" \
     && ok "fake: mpirun got -np 2, -x for the stage's and gambar-run's GAMBAR_* variables, then gambar-train" \
     || notok "fake: mpirun argv" "$(cat "$TMP/fake.line")"
 if [ "$(id -u)" = 0 ]; then
