@@ -1077,10 +1077,14 @@ static void pl_link_mpi(pipeline_t *pl, pl_ctx_t *c, pl_sec_t *s, pl_stage_t *st
                 st->hostfile = xstrdup(h);
             }
             struct stat sb;
-            if (c->o->check_programs &&
-                (access(st->hostfile, R_OK) != 0 || stat(st->hostfile, &sb) != 0 || !S_ISREG(sb.st_mode)))
-                pl_err(pl, kv->line, "[%s] hosts: hostfile '%s' cannot be read: %s", s->name, st->hostfile,
-                       errno && access(st->hostfile, R_OK) != 0 ? strerror(errno) : "not a regular file");
+            const char *why = NULL;
+            if (!c->o->check_programs)
+                why = NULL;
+            else if (access(st->hostfile, R_OK) != 0 || stat(st->hostfile, &sb) != 0)
+                why = strerror(errno);
+            else if (!S_ISREG(sb.st_mode))
+                why = "not a regular file";
+            if (why) pl_err(pl, kv->line, "[%s] hosts: hostfile '%s' cannot be read: %s", s->name, st->hostfile, why);
         }
         free(h);
     }
