@@ -10,8 +10,9 @@
 #            with -np 1): argv, -x of gambar-run's GAMBAR_* variables,
 #            the run-as-root variables, the run completes;
 #   A        pipelines/quick.ini with ranks = 1 under the real mpirun:
-#            exits 0 with a final checkpoint, then Ctrl-C mid-run: 130,
-#            nothing left running;
+#            exits 0 with a final checkpoint; T the same with the
+#            channels on tcp:// (CURVE); A2 Ctrl-C mid-run: 130, a valid
+#            checkpoint, no rank nor mpirun left;
 #   B        ranks = 2 --micro-batches 4 under the real mpirun (skipped
 #            while gambar-train has no --micro-batches).
 . "$(dirname "$0")/lib.sh"
@@ -151,6 +152,17 @@ grep -q "^--- gambar-run: start 1, pid [0-9]*: $MPIRUN --mca odls_base_sigkill_t
     || notok "A: train log" "$(grep -v 'info: step' "$TMP/a/logs/train.log" | head)"
 ckpt_diff "$A" "$(last_ckpt "$TMP/f")" >"$TMP/diff" 2>&1 && ok "A: same checkpoint as the fake-mpirun run" || notok "A: same checkpoint" "$(head -3 "$TMP/diff")"
 [ -z "$(mine "$TMP/a")" ] && ok "A: nothing left running" || notok "A: left running" "$(mine "$TMP/a")"
+
+# --- T: the trainer's channels on tcp:// (CURVE, as for stages on other hosts)
+PB=$(free_port); PM=$(free_port)
+{ sed '/^batches = gambar.Batch$/d; /^metrics = gambar.Metric$/d' "$Q"
+  printf '[channel batches]\ntype = gambar.Batch\nendpoint = tcp://127.0.0.1:%s\n' "$PB"
+  printf '[channel metrics]\ntype = gambar.Metric\nendpoint = tcp://127.0.0.1:%s\n' "$PM"; } >"$TMP/tcp.ini"
+gambar-run "$TMP/tcp.ini" --run-dir "$TMP/t" $SMALL --set train.ranks=1 >"$TMP/t.out" 2>"$TMP/t.err"; rc=$?
+[ $rc -eq 0 ] && grep -q -- "-np 1 .*gambar-train .*--in >tcp://127.0.0.1:$PB --metrics @tcp://127.0.0.1:$PM" "$TMP/t/logs/train.log" \
+    && ckpt_diff "$(last_ckpt "$TMP/t")" "$(last_ckpt "$TMP/a")" >/dev/null 2>&1 \
+    && ok "T: tcp:// channels (CURVE keys passed with -x): same final checkpoint" \
+    || notok "T: tcp:// channels" "rc=$rc $(grep '^---' "$TMP/t/logs/train.log") $(tail -20 "$TMP/t.err")"
 
 # --- A2: Ctrl-C mid-run
 gambar-run "$Q" --run-dir "$TMP/c" $SMALL --set train.ranks=1 --set train.args="--model dcgan28 --width 8 --epochs 3 --db \${db} --ckpt-dir \${ckpt} --resume --ckpt-every 5 --seed 1 --threads 1" >"$TMP/c.out" 2>"$TMP/c.err" &

@@ -7,6 +7,8 @@
  *   [channel NAME]    type = gambar.Batch, endpoint = tcp://... (optional)
  *   [channels]        NAME = gambar.Batch (short form, default endpoint)
  *   [STAGE]           command, args, opt.NAME, after, type, replicas, ...
+ *                     (ranks = N, hosts, mpirun, mpirun_args: a gambar-train
+ *                     stage started as "mpirun ... -np N gambar-train ...")
  * The format is described with a worked example in pipelines/README.md.
  *
  * Processing is in three steps so every error can name file, line and key

@@ -18,7 +18,12 @@
  * stages that take their start batch from it (start_batch_from), first,
  * with --start-batch asked from `gambar-train --resume
  * --print-start-batch --ckpt-dir DIR`, so the data stream continues at
- * exactly the batch the checkpoint needs. */
+ * exactly the batch the checkpoint needs.
+ *
+ * A trainer with ranks = N is one child, mpirun (its argv is in the plan):
+ * it is signalled, restarted and judged by its exit status like any
+ * stage; mpirun passes the stop signal on to the ranks (each in its own
+ * process group). --print-start-batch is asked of gambar-train itself. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
