@@ -74,7 +74,8 @@ static const char *const pl_types[] = {"gambar.Batch",        "gambar.EndOfStrea
 static const char *const pl_stage_keys[] = {
     "command", "args",    "after",         "type",         "replicas",         "restart",
     "start_retries", "stop_signal", "stop_timeout", "environment", "host", "restart_args",
-    "start_batch_from", "optional", "out", "metrics", "serve", "in", "sample"};
+    "start_batch_from", "optional", "out", "metrics", "serve", "in", "sample",
+    "ranks", "hosts", "mpirun", "mpirun_args"};
 #define PL_NSTAGE_KEYS ((int)(sizeof pl_stage_keys / sizeof pl_stage_keys[0]))
 
 /* ------------------------------------------------------------------ */
@@ -988,6 +989,13 @@ static void pl_read_stage(pipeline_t *pl, pl_ctx_t *c, pl_sec_t *s, pl_stage_t *
             st->host = pl_expand(c, v, line, "host");
         } else if (!strcmp(key, "after") || !strcmp(key, "start_batch_from")) {
             /* resolved once every stage is known */
+        } else if (!strcmp(key, "ranks")) {
+            if (pl_parse_int(v, 1, PL_MAX_RANKS, &n))
+                pl_err(pl, line, "[%s] ranks: '%s' is not a number from 1 to %d", s->name, v, PL_MAX_RANKS);
+            else
+                st->ranks = (int)n;
+        } else if (!strcmp(key, "hosts") || !strcmp(key, "mpirun") || !strcmp(key, "mpirun_args")) {
+            /* checked with the program, in pl_link_mpi */
         } else if (!strcmp(key, "args") || !strcmp(key, "environment") || !strcmp(key, "restart_args")) {
             /* per replica, below */
         } else if (!strncmp(key, "opt.", 4)) {
@@ -1007,6 +1015,79 @@ static void pl_read_stage(pipeline_t *pl, pl_ctx_t *c, pl_sec_t *s, pl_stage_t *
     }
     if (!restart_set) st->restart = st->kind == PL_SERVICE ? PL_RESTART_ON_FAILURE : PL_RESTART_NO;
     if (!pl_find_kv(s, "command")) pl_err(pl, s->line, "[%s]: missing 'command' (a gambar stage name or a program path)", s->name);
+}
+
+/* The mpirun keys of a stage (ranks, hosts, mpirun, mpirun_args): on a
+ * gambar-train stage only, ranks required with the others, not with
+ * replicas; mpirun found and the hostfile readable when programs are
+ * checked. Sets st->ranks (0 when not under mpirun), mpirun, hostfile. */
+static void pl_link_mpi(pipeline_t *pl, pl_ctx_t *c, pl_sec_t *s, pl_stage_t *st) {
+    pl_kv_t *first = NULL;
+    for (int k = 0; k < s->nkv && !first; k++)
+        if (!strcmp(s->kv[k].key, "ranks") || !strcmp(s->kv[k].key, "hosts") || !strcmp(s->kv[k].key, "mpirun") ||
+            !strcmp(s->kv[k].key, "mpirun_args"))
+            first = &s->kv[k];
+    if (!first) return;
+    c->stage = st->name;
+    c->replica = 0;
+    c->replicas = st->replicas;
+    pl_kv_t *rk = pl_find_kv(s, "ranks");
+    if (!st->command) {
+        st->ranks = 0;
+        return; /* missing command: reported */
+    }
+    if (st->gambar < 0 || strcmp(pl_table[st->gambar].program, "gambar-train")) {
+        pl_err(pl, first->line, "[%s] %s: only a gambar-train stage can run under mpirun (this stage runs '%s')",
+               s->name, first->key, st->command);
+        st->ranks = 0;
+        return;
+    }
+    if (!rk) {
+        pl_err(pl, first->line, "[%s] %s: needs 'ranks = N' (how many processes mpirun starts)", s->name, first->key);
+        return;
+    }
+    if (!st->ranks) return; /* bad value: reported */
+    if (st->replicas > 1)
+        pl_err(pl, rk->line, "[%s] ranks: cannot be combined with replicas = %d (mpirun starts the ranks)", s->name,
+               st->replicas);
+    pl_kv_t *kv = pl_find_kv(s, "mpirun");
+    char *cmd = kv ? pl_expand(c, kv->val, kv->line, "mpirun") : xstrdup("mpirun");
+    if (!cmd) return;
+    if (!*cmd) pl_err(pl, kv->line, "[%s] mpirun: empty", s->name);
+    if (*cmd && c->o->check_programs) {
+        const char *why = "";
+        st->mpirun = pl_find_program(cmd, NULL, &why);
+        if (!st->mpirun)
+            pl_err(pl, kv ? kv->line : rk->line, "[%s] %s: mpirun '%s' %s (install Open MPI's openmpi-bin, or "
+                   "give its path as mpirun = PATH)", s->name, kv ? "mpirun" : "ranks", cmd,
+                   strcmp(why, "not found in the gambar bin folder nor on PATH") ? why : "not found on PATH");
+    }
+    if (!st->mpirun) st->mpirun = xstrdup(cmd);
+    free(cmd);
+    kv = pl_find_kv(s, "hosts");
+    if (kv) {
+        char *h = pl_expand(c, kv->val, kv->line, "hosts");
+        if (h && !*h) pl_err(pl, kv->line, "[%s] hosts: empty (an Open MPI hostfile)", s->name);
+        if (h && *h) {
+            if (h[0] != '/') {
+                size_t n = strlen(c->file_dir) + strlen(h) + 2;
+                st->hostfile = xmalloc(n);
+                snprintf(st->hostfile, n, "%s/%s", c->file_dir, h);
+            } else {
+                st->hostfile = xstrdup(h);
+            }
+            struct stat sb;
+            const char *why = NULL;
+            if (!c->o->check_programs)
+                why = NULL;
+            else if (access(st->hostfile, R_OK) != 0 || stat(st->hostfile, &sb) != 0)
+                why = strerror(errno);
+            else if (!S_ISREG(sb.st_mode))
+                why = "not a regular file";
+            if (why) pl_err(pl, kv->line, "[%s] hosts: hostfile '%s' cannot be read: %s", s->name, st->hostfile, why);
+        }
+        free(h);
+    }
 }
 
 /* Second pass over a stage: dependencies, channels, program, argv. */
@@ -1121,6 +1202,57 @@ static void pl_link_stage(pipeline_t *pl, pl_ctx_t *c, pl_sec_t *s, pl_stage_t *
         if (r >= 0 && !pl_find_kv(s, pl_roles[r]))
             pl_err(pl, s->kv[k].line, "[%s] %s: no '%s' key to go with it", s->name, s->kv[k].key, pl_roles[r]);
     }
+    pl_link_mpi(pl, c, s, st);
+}
+
+/* Put the mpirun command before an instance's argv: "MPIRUN [--hostfile
+ * F] [mpirun_args] --mca odls_base_sigkill_timeout T -np N -x NAME ...".
+ * -x NAME for each variable of the stage's environment (mpirun forwards
+ * only those to ranks on other hosts; gambar-run adds its own GAMBAR_*
+ * ones when it starts the stage); T = stop_timeout, so that ranks given
+ * SIGTERM by mpirun (it forwards gambar-run's stop signal) have as long to
+ * write their checkpoint as any stage (Open MPI's default is 1 s). */
+static void pl_inst_launcher(pipeline_t *pl, pl_ctx_t *c, pl_sec_t *s, pl_stage_t *st, pl_inst_t *in) {
+    pl_inst_t pre = {0};
+    pl_inst_arg(&pre, st->mpirun ? st->mpirun : "mpirun");
+    if (st->hostfile) {
+        pl_inst_arg(&pre, "--hostfile");
+        pl_inst_arg(&pre, st->hostfile);
+    }
+    pl_kv_t *kv = pl_find_kv(s, "mpirun_args");
+    if (kv) {
+        char **w;
+        int n;
+        if (pl_split_words(kv->val, &w, &n)) {
+            if (!c->quiet) pl_err(pl, kv->line, "[%s] mpirun_args: unbalanced quotes", s->name);
+        } else {
+            for (int i = 0; i < n; i++) {
+                char *e = pl_expand(c, w[i], kv->line, "mpirun_args");
+                if (e) pl_inst_arg(&pre, e);
+                free(e);
+            }
+            pl_free_strv(w, n);
+        }
+    }
+    char num[32];
+    snprintf(num, sizeof num, "%.0f", st->stop_timeout < 1 ? 1.0 : st->stop_timeout + 0.499);
+    pl_inst_arg(&pre, "--mca");
+    pl_inst_arg(&pre, "odls_base_sigkill_timeout");
+    pl_inst_arg(&pre, num);
+    snprintf(num, sizeof num, "%d", st->ranks);
+    pl_inst_arg(&pre, "-np");
+    pl_inst_arg(&pre, num);
+    for (int i = 0; i < in->nenv; i++) {
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)strcspn(in->env[i], "="), in->env[i]);
+        pl_inst_arg(&pre, "-x");
+        pl_inst_arg(&pre, name);
+    }
+    st->launch_argc = pre.argc;
+    for (int i = 0; i < in->argc; i++) pl_inst_arg(&pre, in->argv[i]);
+    pl_free_strv(in->argv, in->argc);
+    in->argv = pre.argv;
+    in->argc = pre.argc;
 }
 
 /* Third pass: argv and environment of each replica (channels bound). */
@@ -1220,6 +1352,7 @@ static void pl_build_instances(pipeline_t *pl, pl_ctx_t *c, pl_sec_t *s, pl_stag
                 pl_split_words(pl_table[st->gambar].restart_args, &st->restart_args, &st->nrestart_args);
             }
         }
+        if (st->ranks) pl_inst_launcher(pl, c, s, st, in);
     }
     c->quiet = 0;
 }
@@ -1429,6 +1562,7 @@ void pl_print_plan(const pipeline_t *pl, FILE *f) {
         if (st->start_batch_from >= 0) fprintf(f, ", start batch from %s", pl->stages[st->start_batch_from].name);
         if (st->optional) fprintf(f, ", optional");
         if (st->host) fprintf(f, ", host %s", st->host);
+        if (st->ranks) fprintf(f, ", %d ranks under mpirun", st->ranks);
         fprintf(f, ")\n");
         for (int r = 0; r < st->replicas; r++) {
             fprintf(f, "    %s", st->replicas > 1 ? "" : "");
@@ -1476,10 +1610,10 @@ void pl_print_plan_json(const pipeline_t *pl, FILE *f) {
         fprintf(f, "%s\n{\"name\":", k ? "," : "");
         json_str(f, st->name);
         fprintf(f, ",\"type\":\"%s\",\"restart\":\"%s\",\"replicas\":%d,\"start_retries\":%d,"
-                   "\"stop_signal\":\"%s\",\"stop_timeout\":%s,\"optional\":%s,\"after\":[",
+                   "\"stop_signal\":\"%s\",\"stop_timeout\":%s,\"optional\":%s,\"ranks\":%d,\"after\":[",
                 st->kind == PL_JOB ? "job" : "service", pl_restart_name(st->restart), st->replicas,
                 st->start_retries, pl_signal_name(st->stop_signal), json_num_fmt(st->stop_timeout, num),
-                st->optional ? "true" : "false");
+                st->optional ? "true" : "false", st->ranks);
         for (int i = 0; i < st->nafter; i++) {
             if (i) fputc(',', f);
             json_str(f, pl->stages[st->after[i]].name);
@@ -1592,6 +1726,8 @@ void pl_free(pipeline_t *pl) {
         free(st->host);
         free(st->after);
         free(st->ckpt_dir);
+        free(st->mpirun);
+        free(st->hostfile);
         for (int u = 0; u < st->nuses; u++) {
             free(st->uses[u].role);
             free(st->uses[u].chans);

@@ -7,6 +7,8 @@
  *   [channel NAME]    type = gambar.Batch, endpoint = tcp://... (optional)
  *   [channels]        NAME = gambar.Batch (short form, default endpoint)
  *   [STAGE]           command, args, opt.NAME, after, type, replicas, ...
+ *                     (ranks = N, hosts, mpirun, mpirun_args: a gambar-train
+ *                     stage started as "mpirun ... -np N gambar-train ...")
  * The format is described with a worked example in pipelines/README.md.
  *
  * Processing is in three steps so every error can name file, line and key
@@ -33,6 +35,7 @@
 #define PL_MAX_SECTIONS 128
 #define PL_MAX_KEYS 512      /* per section */
 #define PL_MAX_REPLICAS 64
+#define PL_MAX_RANKS 256    /* ranks = N under mpirun */
 #define PL_MAX_ERRORS 32
 #define PL_MAX_VALUE 65536   /* one value, continuation lines included */
 
@@ -106,6 +109,13 @@ typedef struct {
     int start_batch_from; /* stage index or -1: gets --start-batch K from it */
     char *ckpt_dir;       /* this stage's --ckpt-dir value (NULL = none) */
     pl_inst_t *inst;      /* replicas instances */
+    /* Under mpirun (ranks = N on a gambar-train stage; 0 = not): argv is
+     * "MPIRUN [--hostfile F] [mpirun_args] --mca ... -np N -x NAME ...
+     * PROGRAM ARGS"; launch_argc is the index of PROGRAM in it. */
+    int ranks;
+    char *mpirun;         /* resolved path of mpirun */
+    char *hostfile;       /* absolute or relative to the pipeline file's folder */
+    int launch_argc;
 } pl_stage_t;
 
 typedef struct {

@@ -18,7 +18,12 @@
  * stages that take their start batch from it (start_batch_from), first,
  * with --start-batch asked from `gambar-train --resume
  * --print-start-batch --ckpt-dir DIR`, so the data stream continues at
- * exactly the batch the checkpoint needs. */
+ * exactly the batch the checkpoint needs.
+ *
+ * A trainer with ranks = N is one child, mpirun (its argv is in the plan):
+ * it is signalled, restarted and judged by its exit status like any
+ * stage; mpirun passes the stop signal on to the ranks (each in its own
+ * process group). --print-start-batch is asked of gambar-train itself. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -287,6 +292,45 @@ static int has_arg(char **argv, const char *a) {
     return 0;
 }
 
+/* A stage under mpirun (ranks = N): mpirun forwards to the ranks on other
+ * hosts only the variables named with -x. The plan names the stage's own
+ * environment; add "-x NAME" for every other GAMBAR_* variable gambar-run
+ * passes on (GAMBAR_CURVE_KEYS, log settings, ...), before the program
+ * (argv[st->launch_argc]). Returns the new argv (argv freed, *argc
+ * updated); *words gets the new strings, for mpi_free_x. */
+static char **mpi_forward_env(const pl_stage_t *st, const pl_inst_t *pi, char **argv, int *argc, char ***words) {
+    int n = 0;
+    for (int i = 0; environ[i]; i++) n += !strncmp(environ[i], "GAMBAR_", 7);
+    char **out = xcalloc((size_t)(*argc + 2 * n + 1), sizeof(char *));
+    char **w = xcalloc((size_t)n + 1, sizeof(char *));
+    int k = 0, nw = 0;
+    for (int i = 0; i < st->launch_argc && i < *argc; i++) out[k++] = argv[i];
+    for (int i = 0; environ[i]; i++) {
+        if (strncmp(environ[i], "GAMBAR_", 7)) continue;
+        size_t kl = strcspn(environ[i], "=");
+        int own = 0;
+        for (int j = 0; j < pi->nenv; j++)
+            if (!strncmp(pi->env[j], environ[i], kl + 1)) own = 1;
+        if (own) continue;
+        w[nw] = xmalloc(kl + 1);
+        memcpy(w[nw], environ[i], kl);
+        w[nw][kl] = 0;
+        out[k++] = "-x";
+        out[k++] = w[nw++];
+    }
+    for (int i = st->launch_argc; i < *argc; i++) out[k++] = argv[i];
+    out[k] = NULL;
+    free(argv);
+    *argc = k;
+    *words = w;
+    return out;
+}
+
+static void mpi_free_x(char **w) {
+    for (int i = 0; w && w[i]; i++) free(w[i]);
+    free(w);
+}
+
 /* Fork and exec one instance. restart: add the stage's restart_args.
  * Returns 0 or -1 (reported). */
 static int inst_start(run_t *R, inst_t *in, int restart) {
@@ -327,7 +371,9 @@ static int inst_start(run_t *R, inst_t *in, int restart) {
     /* environment: ours, overridden by the stage's */
     int ne = 0;
     while (environ[ne]) ne++;
-    char **envp = xcalloc((size_t)(ne + pi->nenv + 1), sizeof(char *));
+    char **mpi_x = NULL; /* "-x NAME" words added under mpirun */
+    if (st->ranks) argv = mpi_forward_env(st, pi, argv, &argc, &mpi_x);
+    char **envp = xcalloc((size_t)(ne + pi->nenv + 3), sizeof(char *));
     int k = 0;
     for (int i = 0; i < ne; i++) {
         size_t kl = strcspn(environ[i], "=");
@@ -337,6 +383,11 @@ static int inst_start(run_t *R, inst_t *in, int restart) {
         if (!over) envp[k++] = environ[i];
     }
     for (int j = 0; j < pi->nenv; j++) envp[k++] = pi->env[j];
+    if (st->ranks && getuid() == 0) {
+        /* mpirun refuses to run as root without these */
+        envp[k++] = "OMPI_ALLOW_RUN_AS_ROOT=1";
+        envp[k++] = "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1";
+    }
     envp[k] = NULL;
 
     if (in->logfd < 0) {
@@ -352,6 +403,7 @@ static int inst_start(run_t *R, inst_t *in, int restart) {
         free(owned);
         free(argv);
         free(envp);
+        mpi_free_x(mpi_x);
         return -1;
     }
     pid_t me = getpid();
@@ -364,6 +416,7 @@ static int inst_start(run_t *R, inst_t *in, int restart) {
         free(owned);
         free(argv);
         free(envp);
+        mpi_free_x(mpi_x);
         return -1;
     }
     if (pid == 0) {
@@ -419,6 +472,7 @@ static int inst_start(run_t *R, inst_t *in, int restart) {
     free(owned);
     free(argv);
     free(envp);
+    mpi_free_x(mpi_x);
     return 0;
 }
 
