@@ -53,6 +53,9 @@ typedef struct {
     bool group;                   /* default batch: may grow while a commit is in flight */
     uint64_t handed;              /* examples handed to commits so far (store_count once they land) */
     uint64_t base;                /* store_count at open: stored = store_count - base once committed */
+    ing_capfile_t *capf;          /* --captions for an IDX source, or NULL */
+    ing_caps_t caps;              /* the current image's captions */
+    ing_capstat_t capst;          /* captions refused or changed */
 } ing_run_t;
 
 /* Append s to buf[0..o) (capacity cap > o, NUL-terminated) as far as it
@@ -108,7 +111,8 @@ static int ing_commit(ing_run_t *r, bool wait) {
 /* Store one decoded image unless it is a duplicate. Returns 0 or a fatal
  * store error. */
 static int ing_put(ing_run_t *r, const uint8_t sha[DIGEST_LEN], uint8_t *px, uint32_t w, uint32_t h,
-                   uint32_t c, int32_t label, const char *uri, const char *relpath, const char *shown) {
+                   uint32_t c, int32_t label, const char *uri, const char *relpath, const char *shown,
+                   const ing_caps_t *caps) {
     uint64_t idx;
     int rc = store_find_sha(r->st, sha, &idx);
     if (rc == 0) {
@@ -141,6 +145,8 @@ static int ing_put(ing_run_t *r, const uint8_t sha[DIGEST_LEN], uint8_t *px, uin
     ex.source_sha256.len = DIGEST_LEN;
     ex.license = me ? me->license : (char *)"";
     ex.attribution = me ? me->attribution : (char *)"";
+    ex.n_captions = caps->n;
+    ex.captions = (char **)caps->ptr;
     rc = store_add(r->st, &ex);
     if (rc) return r->fatal = rc;
     r->stored++;
@@ -238,7 +244,8 @@ static int run_folder(ing_run_t *r, const char *src, uint64_t limit, int threads
             log_debug("%s: in the opt-out list (not stored)", abs);
         } else {
             make_uri(uri, 3 * PATH_MAX + 64, "file", abs, NULL);
-            ing_put(r, it->sha, it->px, w, h, c, ing_list_label(&l, i), uri, rel, abs);
+            ing_cap_sidecar(abs, &r->caps, &r->capst);
+            ing_put(r, it->sha, it->px, w, h, c, ing_list_label(&l, i), uri, rel, abs, &r->caps);
         }
         ing_pipe_release(p, i);
         progress_update(&pg, i + 1);
@@ -284,6 +291,12 @@ static int run_idx(ing_run_t *r, const char *prefix, uint64_t limit, uint32_t w,
         int label;
         rc = idx_next(&x, buf, &label);
         if (rc) { progress_clear(&pg); ing_reject(r, ING_R_CORRUPT, x.images_path, "file cut short; stopping"); break; }
+        /* the captions file's line for record i, read whatever becomes of the record */
+        r->caps.n = 0;
+        if (r->capf && (rc = ing_capfile_next(r->capf, &r->caps, &r->capst))) {
+            r->fatal = rc;
+            break;
+        }
         snprintf(frag, sizeof frag, "#%llu", (unsigned long long)i);
         snprintf(shown, sizeof shown, "%s%s", x.images_path, frag);
         uint8_t sha[DIGEST_LEN];
@@ -316,7 +329,7 @@ static int run_idx(ing_run_t *r, const char *prefix, uint64_t limit, uint32_t w,
             img_free(&out);
         }
         make_uri(uri, sizeof uri, "idx", x.prefix_abs, frag);
-        ing_put(r, sha, px, w, h, c, label, uri, "*", shown);
+        ing_put(r, sha, px, w, h, c, label, uri, "*", shown, &r->caps);
         progress_update(&pg, i + 1);
     }
     progress_clear(&pg);
@@ -363,6 +376,13 @@ static int write_json(const char *path, const ing_run_t *r, uint64_t count, cons
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    const Gambar__DatasetInfo *fi = store_info(r->st);
+    fprintf(f, "},\n  \"captions\": {\"examples_with_captions\": %llu, \"captions_total\": %llu, "
+               "\"invalid_utf8\": %llu, \"truncated\": %llu, \"dropped_over_max\": %llu, "
+               "\"unreadable_files\": %llu",
+            (unsigned long long)(fi ? fi->examples_with_captions : 0), (unsigned long long)(fi ? fi->captions_total : 0),
+            (unsigned long long)r->capst.invalid, (unsigned long long)r->capst.truncated,
+            (unsigned long long)r->capst.dropped, (unsigned long long)r->capst.unreadable);
     fprintf(f, "},\n  \"dataset_count\": %llu,\n  \"dataset_digest\": \"%s\",\n  \"seconds\": %.3f,\n"
                "  \"cpu_seconds\": %.3f,\n  \"images_per_s\": %.1f,\n  \"peak_rss_mib\": %.1f,\n"
                "  \"interrupted\": %s\n}\n",
@@ -391,7 +411,7 @@ static bool parse_size(const char *s, uint32_t *w, uint32_t *h) {
 /* The command line, checked; the shape fields are filled in further by
  * open_dataset. */
 typedef struct {
-    const char *source, *db, *size, *manifest, *optout_path, *json;
+    const char *source, *db, *size, *manifest, *optout_path, *json, *captions;
     long long channels, threads, max_dim, batch;
     uint64_t limit, max_bytes;
     uint32_t w, h;                /* target size, 0 = not decided yet */
@@ -415,6 +435,8 @@ static void parse_options(int argc, char **argv, ing_opts_t *o) {
         {"max-bytes", 0, CLI_U64, &o->max_bytes, "N", "decoded-size budget per image (64 MiB)", NULL},
         {"batch", 0, CLI_INT, &o->batch, "N", "examples per transaction (default: about 8 MiB)", NULL},
         {"json", 0, CLI_STR, &o->json, "FILE", "also write the summary as JSON", NULL},
+        {"captions", 0, CLI_STR, &o->captions, "FILE",
+         "IDX source: line i holds record i's captions, separated by '|' ('#' lines skipped)", NULL},
     };
     cli_spec_t spec = {
         .prog = "gambar-ingest",
@@ -442,6 +464,8 @@ static void parse_options(int argc, char **argv, ing_opts_t *o) {
         o->threads = nc > 0 ? nc : 1;
     }
     o->is_idx = strncmp(o->source, "idx:", 4) == 0;
+    if (o->captions && !o->is_idx)
+        cli_usage_error(&spec, "--captions is for an idx: source (a folder's captions are NAME.txt files)");
 }
 
 /* The run's counters and batching policy, before anything is opened. */
@@ -546,6 +570,16 @@ static int run_source(const ing_opts_t *o, ing_run_t *r, const ing_shaset_t *opt
                  o->channels, o->is_idx ? 1 : o->threads);
     else
         log_info("ingesting %s into %s, %lld thread(s)", o->source, o->db, o->threads);
+    if (o->is_idx && o->captions) {
+        ing_capfile_t cf;
+        int rc = ing_capfile_open(o->captions, &cf);
+        if (rc) return rc;
+        r->capf = &cf;
+        rc = run_idx(r, o->source + 4, o->limit, o->w, o->h, (uint32_t)o->channels, optout, interrupted);
+        r->capf = NULL;
+        ing_capfile_close(&cf);
+        return rc;
+    }
     if (o->is_idx)
         return run_idx(r, o->source + 4, o->limit, o->w, o->h, (uint32_t)o->channels, optout, interrupted);
     return run_folder(r, o->source, o->limit, (int)o->threads, o->w, o->h, (uint32_t)o->channels,
@@ -596,6 +630,14 @@ static int report_summary(const ing_opts_t *o, ing_run_t *r, double secs, bool i
              (unsigned long long)r->rejected[ING_R_NOT_PNG], (unsigned long long)r->rejected[ING_R_CORRUPT],
              (unsigned long long)r->rejected[ING_R_TOO_LARGE], (unsigned long long)r->rejected[ING_R_OVER_BUDGET],
              (unsigned long long)r->rejected[ING_R_UNREADABLE]);
+    if (fi && (fi->captions_total || r->capst.invalid || r->capst.truncated || r->capst.dropped ||
+               r->capst.unreadable))
+        log_info("captions: %llu example(s) with captions, %llu caption(s) in the dataset; this run: %llu invalid "
+                 "UTF-8 skipped, %llu cut to %d bytes, %llu over %d per image dropped, %llu caption file(s) "
+                 "unreadable", (unsigned long long)fi->examples_with_captions,
+                 (unsigned long long)fi->captions_total, (unsigned long long)r->capst.invalid,
+                 (unsigned long long)r->capst.truncated, ING_CAP_MAX_BYTES, (unsigned long long)r->capst.dropped,
+                 ING_CAP_MAX_N, (unsigned long long)r->capst.unreadable);
     log_info("dataset %s: %llu example(s), digest %.16s...; %.2f s, %.0f files/s, peak RSS %.1f MiB", o->db,
              (unsigned long long)store_count(r->st), dh, secs, secs > 0 ? done / secs : 0.0, rss);
     if (o->json) {
