@@ -56,6 +56,11 @@ typedef struct {
     uint64_t count;
     int h, w, c;
     uint32_t num_classes;
+    /* captions, when the dataset has any (cap_first == NULL: none):
+     * example i's are cap_text[cap_first[i] .. cap_first[i+1]) */
+    uint64_t *cap_first;  /* count + 1 */
+    char **cap_text;      /* pointers into cap_arena */
+    char *cap_arena;
     uint8_t digest[DIGEST_LEN];
     uint64_t d64;
     /* stream parameters */
@@ -91,6 +96,7 @@ typedef struct {
     uint8_t *data;        /* batch*c*h*w*elem bytes */
     int32_t *labels;      /* batch */
     uint64_t *indices;    /* batch */
+    char **captions;      /* batch, when the dataset has captions */
 } builder_t;
 
 /* Build the producer's k-th batch and pack it into slot (growing its
@@ -113,6 +119,11 @@ static void build_batch(const aug_ctx_t *ctx, builder_t *b, uint64_t k, slot_t *
         else aug_to_u8(b->x, chw, b->data + i * chw);
         b->labels[i] = ctx->labels[ix];
         b->indices[i] = ix;
+        if (ctx->cap_first) {
+            uint64_t first = ctx->cap_first[ix], n = ctx->cap_first[ix + 1] - first;
+            b->captions[i] = n ? ctx->cap_text[first + aug_caption_pick(ctx->seed, ctx->d64, epoch, ix, (uint32_t)n)]
+                               : (char *)"";
+        }
     }
     Gambar__Batch m = GAMBAR__BATCH__INIT;
     m.seq = g;
@@ -133,6 +144,10 @@ static void build_batch(const aug_ctx_t *ctx, builder_t *b, uint64_t k, slot_t *
     m.seed = ctx->seed;
     m.batches_per_epoch = (uint32_t)bpe;
     m.num_classes = ctx->num_classes;
+    if (ctx->cap_first) {
+        m.n_captions = ctx->batch;
+        m.captions = b->captions;
+    }
     size_t need = gambar__batch__get_packed_size(&m);
     if (need > slot->cap) {
         /* Sizes vary only by a few varint bytes: grow with headroom so
@@ -156,6 +171,7 @@ static void *worker_main(void *arg) {
     b.data = gb_xmalloc_aligned(chw * ctx->batch * (ctx->f32 ? 4 : 1));
     b.labels = xmalloc(ctx->batch * sizeof *b.labels);
     b.indices = xmalloc(ctx->batch * sizeof *b.indices);
+    b.captions = xcalloc(ctx->batch, sizeof *b.captions);
     for (uint64_t k = (uint64_t)wa->id; k < ctx->total; k += (uint64_t)ctx->nworkers) {
         slot_t *slot = &ctx->slots[k % (uint64_t)ctx->nslots];
         pthread_mutex_lock(&ctx->mu);
@@ -177,6 +193,7 @@ static void *worker_main(void *arg) {
     free(b.data);
     free(b.labels);
     free(b.indices);
+    free(b.captions);
     return NULL;
 }
 
@@ -332,6 +349,54 @@ static int parse_shard(const char *s, uint64_t *i, uint64_t *n) {
     return 0;
 }
 
+/* Copy every example's captions into ctx (one arena; total is
+ * DatasetInfo.captions_total, checked against what is found). Returns 0
+ * or an rc (logged). */
+static int load_captions(const char *path, store_t *st, aug_ctx_t *ctx, uint64_t total) {
+    ctx->cap_first = xmalloc((ctx->count + 1) * sizeof *ctx->cap_first);
+    ctx->cap_text = xmalloc(total * sizeof *ctx->cap_text);
+    size_t len = 0, cap = 1 << 16;
+    char *arena = xmalloc(cap);
+    uint64_t k = 0;
+    size_t *offs = xmalloc(total * sizeof *offs);
+    int rc = 0;
+    for (uint64_t i = 0; i < ctx->count && !rc; i++) {
+        ctx->cap_first[i] = k;
+        Gambar__Example *ex = NULL;
+        rc = store_get(st, i, &ex);
+        if (rc) {
+            log_error("dataset %s: example %llu: %s", path, (unsigned long long)i, err_str(rc));
+            break;
+        }
+        if (ex->n_captions > total - k) {
+            log_error("dataset %s: more captions than DatasetInfo.captions_total (%llu) says", path,
+                      (unsigned long long)total);
+            rc = GB_ECORRUPT;
+        }
+        for (size_t j = 0; !rc && j < ex->n_captions; j++) {
+            size_t n = strlen(ex->captions[j]) + 1;
+            if (len + n > cap) {
+                while (len + n > cap) cap *= 2;
+                arena = xrealloc(arena, cap);
+            }
+            memcpy(arena + len, ex->captions[j], n);
+            offs[k++] = len;
+            len += n;
+        }
+        gambar__example__free_unpacked(ex, NULL);
+    }
+    ctx->cap_first[ctx->count] = k;
+    if (!rc && k != total) {
+        log_error("dataset %s: %llu captions found, DatasetInfo.captions_total says %llu", path,
+                  (unsigned long long)k, (unsigned long long)total);
+        rc = GB_ECORRUPT;
+    }
+    for (uint64_t j = 0; j < k; j++) ctx->cap_text[j] = arena + offs[j];
+    free(offs);
+    ctx->cap_arena = arena;
+    return rc == GB_ENOTFOUND ? GB_ECORRUPT : rc;
+}
+
 /* Open the dataset and build the pixel-pointer table. Returns 0 or an rc
  * (logged). */
 static int load_dataset(const char *path, store_t **st, aug_ctx_t *ctx) {
@@ -384,6 +449,7 @@ static int load_dataset(const char *path, store_t **st, aug_ctx_t *ctx) {
         }
         if ((i & 4095) == 0 && sig_stop_requested()) return GB_EINTR;
     }
+    if (info->captions_total) return load_captions(path, *st, ctx, info->captions_total);
     return 0;
 }
 
@@ -631,6 +697,9 @@ static void run_teardown(aug_run_t *r) {
     }
     free(ctx->px);
     free(ctx->labels);
+    free(ctx->cap_first);
+    free(ctx->cap_text);
+    free(ctx->cap_arena);
     store_close(&r->st);
 }
 
