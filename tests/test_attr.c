@@ -20,7 +20,7 @@ static void t_empty(void) {
     uint8_t px[W * H] = {0};
     attr_t a;
     attr_measure(px, W, H, 1, ATTR_INK_THR, &a);
-    CHECK(a.ink == 0 && a.brightness == 0 && a.width == 0 && a.height == 0 && a.fill == 0);
+    CHECK(a.ink == 0 && a.brightness == 0 && a.width == 0 && a.box_width == 0 && a.height == 0 && a.fill == 0);
     /* below the threshold is background */
     memset(px, ATTR_INK_THR, sizeof px);
     attr_measure(px, W, H, 1, ATTR_INK_THR, &a);
@@ -32,7 +32,7 @@ static void t_solid_rect(void) {
     rect(px, 4, 18, 2, 9, 200); /* 14 wide, 7 high */
     attr_t a;
     attr_measure(px, W, H, 1, ATTR_INK_THR, &a);
-    CHECKF(near(a.width, 14.0 / W), "width %g", a.width);
+    CHECKF(near(a.width, 14.0 / W) && near(a.box_width, 14.0 / W), "width %g", a.width);
     CHECKF(near(a.height, 7.0 / H), "height %g", a.height);
     CHECKF(near(a.fill, 1.0), "fill %g", a.fill);
     CHECKF(near(a.brightness, 200.0 / 255), "brightness %g", a.brightness);
@@ -68,6 +68,19 @@ static void t_brightness_of_object(void) {
     CHECKF(near(a.brightness, (9 * 250.0 + 50) / 10 / 255), "brightness %g", a.brightness);
 }
 
+/* width is the mean row span: an L shape (a 2-wide shaft of 8 rows on a
+ * 12-wide sole of 2 rows) is as wide as its box only at the sole. */
+static void t_width_mean_span(void) {
+    uint8_t px[W * H] = {0};
+    rect(px, 2, 4, 2, 10, 150);  /* shaft: rows 2..9, columns 2..3 */
+    rect(px, 2, 14, 10, 12, 150); /* sole: rows 10..11, columns 2..13 */
+    attr_t a;
+    attr_measure(px, W, H, 1, ATTR_INK_THR, &a);
+    CHECKF(near(a.box_width, 12.0 / W), "box_width %g", a.box_width);
+    CHECKF(near(a.width, (8 * 2 + 2 * 12) / 10.0 / W), "width %g", a.width);
+    CHECKF(near(a.fill, (16 + 24) / 120.0), "fill %g", a.fill);
+}
+
 static void t_rgb(void) {
     uint8_t px[W * H * 3] = {0};
     /* one pixel (90, 90, 90) = gray 90; one (255, 0, 0) = gray 85 */
@@ -75,7 +88,7 @@ static void t_rgb(void) {
     px[3 * 5] = 255;
     attr_t a;
     attr_measure(px, W, H, 3, ATTR_INK_THR, &a);
-    CHECKF(near(a.width, 6.0 / W), "width %g", a.width);
+    CHECKF(near(a.box_width, 6.0 / W) && near(a.width, 6.0 / W), "width %g", a.width);
     CHECKF(near(a.brightness, (90 + 85) / 2.0 / 255), "brightness %g", a.brightness);
     CHECKF(near(a.fill, 2.0 / 6), "fill %g", a.fill);
 }
@@ -104,6 +117,7 @@ int main(void) {
     RUN(t_solid_rect);
     RUN(t_outline);
     RUN(t_brightness_of_object);
+    RUN(t_width_mean_span);
     RUN(t_rgb);
     RUN(t_tercile_quantile);
     return test_done();

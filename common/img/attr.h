@@ -15,7 +15,11 @@
  *   brightness mean value of the ink pixels / 255, in [0, 1]
  *              (0 when there is no ink): how light the object is, not
  *              the background
- *   width     bounding-box width of the ink / w, in [0, 1] (the box spans
+ *   width     mean over the rows holding ink of the row's span (first to
+ *              last ink pixel, inclusive) / w, in [0, 1]: how wide the
+ *              object is on average; unlike the box it tells a shoe's
+ *              narrow shaft from its wide sole
+ *   box_width bounding-box width of the ink / w, in [0, 1] (the box spans
  *              the first to the last column holding ink)
  *   height    bounding-box height of the ink / h
  *   fill      ink pixels / bounding-box area, in [0, 1]: near 1 for a
@@ -32,7 +36,8 @@
 typedef struct {
     double ink;        /* ink fraction of the image */
     double brightness; /* mean ink value / 255 */
-    double width;      /* ink bounding-box width / image width */
+    double width;      /* mean span of the ink rows / image width */
+    double box_width;  /* ink bounding-box width / image width */
     double height;     /* ink bounding-box height / image height */
     double fill;       /* ink pixels / bounding-box pixels */
 } attr_t;
