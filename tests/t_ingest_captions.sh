@@ -1,5 +1,6 @@
 #!/bin/sh
-# Captions (issue 10): NAME.txt sidecars and --captions FILE for IDX
+# Captions (issue 10): NAME.txt sidecars, the --manifest caption column
+# and --captions FILE for IDX
 # sources reach Example.captions checked (UTF-8, 256-byte cap at a
 # character boundary, at most 16 per image), counted in the summary,
 # --json and DatasetInfo; datasets without captions still read the same;
@@ -17,6 +18,7 @@ idx2png "$FASHION/train" "$SRC" --limit 40 >/dev/null 2>&1 || { notok "idx2png";
 find "$SRC" -name '*.png' | LC_ALL=C sort >"$TMP/files"
 fa=$(sed -n 1p "$TMP/files"); fb=$(sed -n 2p "$TMP/files"); fc=$(sed -n 3p "$TMP/files")
 fd=$(sed -n 4p "$TMP/files"); fe=$(sed -n 5p "$TMP/files")
+ff=$(sed -n 6p "$TMP/files"); fg=$(sed -n 7p "$TMP/files")
 # a: BOM, CRLF, a blank line, spaces around
 printf '\357\273\277a dark boot\r\n\r\n  boot, dark  \r\n' >"${fa%.png}.txt"
 # b: one good line, one invalid UTF-8 line (line 2), one overlong encoding (line 3)
@@ -28,7 +30,7 @@ for i in $(seq 1 20); do echo "caption $i"; done >"${fd%.png}.txt"
 # e: only invalid (one line): no caption at all; 2 + 1 = 3 invalid in all
 printf '\377\376\n' >"${fe%.png}.txt"
 
-check_exit "folder with sidecars: exit 0" 0 gambar-ingest --source "$SRC" --db "$TMP/db" --json "$TMP/j.json" 2>"$TMP/err"
+check_exit "folder with sidecars: exit 0" 0 gambar-ingest --source "$SRC" --db "$TMP/db" --json "$TMP/j.json"
 dbinfo "$TMP/db" --example 0 >"$TMP/e0"
 check "sidecar: BOM, CR, blank line and spaces dropped" \
     [ "$(field ex_ncaptions "$TMP/e0")" = 2 -a "$(sed -n 's/^ex_caption //p' "$TMP/e0" | paste -sd'#' -)" = "a dark boot#boot, dark" ]
@@ -54,6 +56,24 @@ check "DatasetInfo counts: 4 examples with captions, 2+1+1+16 captions" \
 check "summary line counts captions" grep -q "captions: 4 example(s) with captions, 20 caption(s) in the dataset; this run: 3 invalid UTF-8 skipped, 1 cut to 256 bytes, 4 over 16 per image dropped" "$TMP/err"
 check "--json counts captions" [ "$(json examples_with_captions "$TMP/j.json")" = 4 -a "$(json captions_total "$TMP/j.json")" = 20 \
     -a "$(json invalid_utf8 "$TMP/j.json")" = 3 -a "$(json truncated "$TMP/j.json")" = 1 -a "$(json dropped_over_max "$TMP/j.json")" = 4 ]
+
+# (check_exit keeps the stderr of its command in $TMP/err.)
+# --manifest caption column: '|' separates captions, added after the sidecar's; quoted commas kept.
+relf=${ff#"$SRC"/}
+relg=${fg#"$SRC"/}
+printf 'path,license,attribution,caption\n%s,CC0,someone,"one, with comma|two"\n%s,CC0,x\n"*",MIT,,"never used"\n%s,CC0,,"bad \377|ok"\n' \
+    "$relf" "$relg" "${fa#"$SRC"/}" >"$TMP/man.csv"
+check_exit "manifest with a caption column: exit 0" 0 gambar-ingest --source "$SRC" --db "$TMP/dbm" --manifest "$TMP/man.csv"
+dbinfo "$TMP/dbm" --example 5 >"$TMP/m5"
+check "manifest: caption cell split at '|', quoted comma kept" \
+    [ "$(sed -n 's/^ex_caption //p' "$TMP/m5" | paste -sd'#' -)" = "one, with comma#two" -a "$(field ex_license "$TMP/m5")" = CC0 ]
+dbinfo "$TMP/dbm" --example 0 >"$TMP/m0"
+check "manifest: its captions follow the sidecar's" \
+    [ "$(sed -n 's/^ex_caption //p' "$TMP/m0" | paste -sd'#' -)" = "a dark boot#boot, dark#ok" ]
+check "manifest: bad UTF-8 named by manifest file and line 5" grep -qF "$TMP/man.csv:5: caption is not valid UTF-8" "$TMP/err"
+dbinfo "$TMP/dbm" --example 6 >"$TMP/m6"
+check "manifest: no caption column, and the '*' entry's caption, give none" \
+    [ "$(field ex_ncaptions "$TMP/m6")" = 0 -a "$(field ex_license "$TMP/m6")" = CC0 ]
 
 # Captions do not change what an image is: the same folder without sidecars has the same digest.
 mkdir -p "$TMP/plain" && cp -r "$SRC" "$TMP/plain/" && find "$TMP/plain" -name '*.txt' -delete
@@ -98,7 +118,7 @@ check "captions: brightness words balanced per class on t10k ($bal)" [ "$bal" = 
 check "captions: class names appear (record 0 of t10k is an ankle boot)" \
     sh -c "grep -v '^#' '$TMP/c5.txt' | head -n 1 | grep -q 'boot'"
 
-check_exit "idx + --captions: exit 0" 0 gambar-ingest --source "idx:$FASHION/t10k" --db "$TMP/dbi" --limit 200 --captions "$TMP/c5.txt" --json "$TMP/ji.json" 2>"$TMP/erri"
+check_exit "idx + --captions: exit 0" 0 gambar-ingest --source "idx:$FASHION/t10k" --db "$TMP/dbi" --limit 200 --captions "$TMP/c5.txt" --json "$TMP/ji.json"
 dbinfo "$TMP/dbi" >"$TMP/ii"
 check "idx: 200 examples with 4 captions each" [ "$(field examples_with_captions "$TMP/ii")" = 200 -a "$(field captions_total "$TMP/ii")" = 800 ]
 dbinfo "$TMP/dbi" --example 7 >"$TMP/ei7"

@@ -85,6 +85,8 @@ void ing_shaset_free(ing_shaset_t *s);
 typedef struct {
     char *path;         /* relative to the source root, or "*" (default) */
     char *license, *attribution;
+    char *caption;      /* the caption cell, raw: captions separated by '|' ("" = none) */
+    unsigned long line; /* where the record starts, for messages */
     bool used;
 } ing_manent_t;
 
@@ -96,7 +98,7 @@ typedef struct {
     ing_manent_t *dflt; /* the "*" entry, or NULL */
 } ing_manifest_t;
 
-/* Parse a manifest CSV "path,license,attribution" (RFC 4180 quoting:
+/* Parse a manifest CSV "path,license,attribution[,caption]" (RFC 4180 quoting:
  * fields in double quotes may hold commas, newlines and "" for a quote;
  * an optional header line starting with "path," is skipped). Absolute
  * paths under root_abs are made relative to it. Returns 0, an errno or

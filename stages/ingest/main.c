@@ -43,6 +43,7 @@ typedef struct {
     store_t *st;
     ing_manifest_t man;
     bool have_man;
+    const char *man_path;         /* --manifest, for messages */
     const char *desc;             /* DatasetInfo.source text for this run */
     uint64_t batch_n;             /* commit after this many staged examples */
     size_t batch_bytes;           /* ... or this many staged bytes */
@@ -112,7 +113,7 @@ static int ing_commit(ing_run_t *r, bool wait) {
  * store error. */
 static int ing_put(ing_run_t *r, const uint8_t sha[DIGEST_LEN], uint8_t *px, uint32_t w, uint32_t h,
                    uint32_t c, int32_t label, const char *uri, const char *relpath, const char *shown,
-                   const ing_caps_t *caps) {
+                   ing_caps_t *caps) {
     uint64_t idx;
     int rc = store_find_sha(r->st, sha, &idx);
     if (rc == 0) {
@@ -145,6 +146,9 @@ static int ing_put(ing_run_t *r, const uint8_t sha[DIGEST_LEN], uint8_t *px, uin
     ex.source_sha256.len = DIGEST_LEN;
     ex.license = me ? me->license : (char *)"";
     ex.attribution = me ? me->attribution : (char *)"";
+    /* the manifest's caption cell adds to the sidecar's (not the "*" entry's: it would caption every file) */
+    if (me && me->caption[0] && me != r->man.dflt)
+        ing_cap_parse(me->caption, strlen(me->caption), '|', r->man_path, me->line, caps, &r->capst);
     ex.n_captions = caps->n;
     ex.captions = (char **)caps->ptr;
     rc = store_add(r->st, &ex);
@@ -427,7 +431,7 @@ static void parse_options(int argc, char **argv, ing_opts_t *o) {
         {"size", 0, CLI_STR, &o->size, "WxH", "target size (default: the dataset's, else the images' own)", NULL},
         {"channels", 0, CLI_INT, &o->channels, "1|3", "1 gray or 3 RGB (default: the dataset's, else the images')",
          NULL},
-        {"manifest", 0, CLI_STR, &o->manifest, "FILE", "CSV path,license,attribution", NULL},
+        {"manifest", 0, CLI_STR, &o->manifest, "FILE", "CSV path,license,attribution[,caption]", NULL},
         {"optout", 0, CLI_STR, &o->optout_path, "FILE", "SHA-256 hex per line: never store these", NULL},
         {"limit", 0, CLI_U64, &o->limit, "N", "only the first N files/records (0 = all)", NULL},
         {"threads", 'j', CLI_INT, &o->threads, "N", "decode threads (default: number of CPUs)", NULL},
@@ -501,6 +505,7 @@ static int load_lists(const ing_opts_t *o, ing_run_t *r, ing_shaset_t *optout) {
         if (o->is_idx || !realpath(o->source, root_abs)) snprintf(root_abs, sizeof root_abs, "%s", o->source);
         if ((rc = ing_manifest_load(o->manifest, root_abs, &r->man))) return rc;
         r->have_man = true;
+        r->man_path = o->manifest;
     }
     return 0;
 }
