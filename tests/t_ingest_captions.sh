@@ -49,6 +49,7 @@ check "more than 16: 16 kept, in order" \
 check "more than 16: message" grep -q "more than 16 captions for one image" "$TMP/err"
 dbinfo "$TMP/db" --example 4 >"$TMP/e4"
 dbinfo "$TMP/db" --example 5 >"$TMP/e5"
+check "the .txt sidecars are not counted as ignored files" sh -c "grep -q \": 5 .txt file(s): the captions of the .png\" \"$TMP/err\" && ! grep -q \"not ending in .png ignored\" \"$TMP/err\""
 check "all-invalid sidecar and no sidecar: no captions" [ "$(field ex_ncaptions "$TMP/e4")" = 0 -a "$(field ex_ncaptions "$TMP/e5")" = 0 ]
 dbinfo "$TMP/db" >"$TMP/i"
 check "DatasetInfo counts: 4 examples with captions, 2+1+1+16 captions" \

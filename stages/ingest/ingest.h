@@ -39,7 +39,8 @@ typedef struct {
     size_t ndirs, dircap;
     char **classes;     /* nclasses sorted top-level folder names */
     size_t nclasses;
-    uint64_t other;     /* files skipped because they do not end in .png */
+    uint64_t other;     /* files skipped: not .png and not a caption sidecar */
+    uint64_t txt;       /* NAME.txt beside NAME.png: caption sidecars (ingest_cap.c) */
 } ing_list_t;
 
 /* List root. Returns 0, or an errno with the reason logged (root missing

@@ -194,6 +194,8 @@ static int run_folder(ing_run_t *r, const char *src, uint64_t limit, int threads
         }
     }
     if (l.other) log_info("%s: %llu file(s) not ending in .png ignored", src, (unsigned long long)l.other);
+    if (l.txt) log_info("%s: %llu .txt file(s): the captions of the .png file(s) of the same name", src,
+                        (unsigned long long)l.txt);
     if (!l.n) log_warn("%s: no .png files found", src);
     size_t n = l.n;
     if (limit && limit < n) n = (size_t)limit;
