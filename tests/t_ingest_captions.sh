@@ -19,8 +19,8 @@ find "$SRC" -name '*.png' | LC_ALL=C sort >"$TMP/files"
 fa=$(sed -n 1p "$TMP/files"); fb=$(sed -n 2p "$TMP/files"); fc=$(sed -n 3p "$TMP/files")
 fd=$(sed -n 4p "$TMP/files"); fe=$(sed -n 5p "$TMP/files")
 ff=$(sed -n 6p "$TMP/files"); fg=$(sed -n 7p "$TMP/files")
-# a: BOM, CRLF, a blank line, spaces around
-printf '\357\273\277a dark boot\r\n\r\n  boot, dark  \r\n' >"${fa%.png}.txt"
+# a: BOM, CRLF, a blank line, spaces around, a lone CR inside
+printf '\357\273\277a dark\rboot\r\n\r\n  boot, dark  \r\n' >"${fa%.png}.txt"
 # b: one good line, one invalid UTF-8 line (line 2), one overlong encoding (line 3)
 printf 'good one\nbad \377 here\nover \300\257 long\n' >"${fb%.png}.txt"
 # c: 300 bytes: 255 'x' then 'é' (2 bytes) straddling byte 256, then more
@@ -32,7 +32,7 @@ printf '\377\376\n' >"${fe%.png}.txt"
 
 check_exit "folder with sidecars: exit 0" 0 gambar-ingest --source "$SRC" --db "$TMP/db" --json "$TMP/j.json"
 dbinfo "$TMP/db" --example 0 >"$TMP/e0"
-check "sidecar: BOM, CR, blank line and spaces dropped" \
+check "sidecar: BOM, CR, blank line and spaces dropped, inner CR a space" \
     [ "$(field ex_ncaptions "$TMP/e0")" = 2 -a "$(sed -n 's/^ex_caption //p' "$TMP/e0" | paste -sd'#' -)" = "a dark boot#boot, dark" ]
 dbinfo "$TMP/db" --example 1 >"$TMP/e1"
 check "sidecar: invalid UTF-8 lines skipped, the good one kept" \

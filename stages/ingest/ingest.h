@@ -136,7 +136,8 @@ bool ing_cap_utf8_valid(const char *s, size_t n);
 
 /* Append the captions of buf[0..n) to caps: separated by newlines and by
  * sep (pass '\n' for none); a leading BOM is skipped, CR before LF,
- * spaces and tabs around each caption are dropped, empty ones ignored.
+ * spaces and tabs around each caption are dropped (a CR inside one becomes
+ * a space), empty ones ignored.
  * Invalid UTF-8 is skipped, an over-long caption cut at a character
  * boundary, captions beyond ING_CAP_MAX_N dropped: each logged as
  * "shown:LINE: ..." (line = the first line's number) and counted in st. */

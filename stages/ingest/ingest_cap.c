@@ -75,6 +75,8 @@ static void cap_add(ing_caps_t *caps, ing_capstat_t *st, const char *s, size_t n
     }
     memcpy(caps->text[caps->n], s, n);
     caps->text[caps->n][n] = 0;
+    for (char *p = caps->text[caps->n]; *p; p++)
+        if (*p == '\r') *p = ' '; /* a CR inside a line: the dataset promises none */
     caps->ptr[caps->n] = caps->text[caps->n];
     caps->n++;
 }
