@@ -61,6 +61,7 @@ typedef struct {
     uint64_t *cap_first;  /* count + 1 */
     char **cap_text;      /* pointers into cap_arena */
     char *cap_arena;
+    size_t cap_max;       /* longest caption, bytes (sizes the Batch) */
     uint8_t digest[DIGEST_LEN];
     uint64_t d64;
     /* stream parameters */
@@ -375,6 +376,7 @@ static int load_captions(const char *path, store_t *st, aug_ctx_t *ctx, uint64_t
         }
         for (size_t j = 0; !rc && j < ex->n_captions; j++) {
             size_t n = strlen(ex->captions[j]) + 1;
+            if (n - 1 > ctx->cap_max) ctx->cap_max = n - 1;
             if (len + n > cap) {
                 while (len + n > cap) cap *= 2;
                 arena = xrealloc(arena, cap);
@@ -547,7 +549,9 @@ static void plan_stream(const aug_opts_t *o, aug_ctx_t *ctx) {
         cli_usage_error(&aug_prog, "--batch %lld is larger than the dataset (%llu examples)", o->batch,
                         (unsigned long long)ctx->count);
     size_t elem = o->f32 ? 4 : 1;
-    if ((uint64_t)o->batch * ctx->c * ctx->h * ctx->w * elem > WIRE_MAX_BATCH_BYTES - 65536)
+    /* pixels, plus per image the longest caption and its field header */
+    uint64_t per_image = (uint64_t)ctx->c * ctx->h * ctx->w * elem + (ctx->cap_first ? ctx->cap_max + 3 : 0);
+    if ((uint64_t)o->batch * per_image > WIRE_MAX_BATCH_BYTES - 65536)
         cli_usage_error(&aug_prog, "--batch %lld: a batch would exceed the %zu MiB message limit", o->batch,
                         WIRE_MAX_BATCH_BYTES >> 20);
     ctx->batch = (uint32_t)o->batch;
