@@ -147,6 +147,7 @@ sink s1 --epochs 3 --seed 1
 sink s1b --epochs 3 --seed 1
 sink s2 --epochs 3 --seed 2
 sink tail --epochs 3 --seed 1 --start-batch 13
+sink thr --epochs 3 --seed 1 --threads 3
 caps() { grep '"seq"' "$TMP/$1.jsonl" | jq -c '[.seq, .indices, .captions]'; }
 check "augment: every image of every batch has a caption (36 batches)" \
     [ "$(grep '"seq"' "$TMP/s1.jsonl" | jq -s 'length == 36 and all(.[]; (.captions | length) == 16 and all(.captions[]; length > 0))')" = true ]
@@ -156,6 +157,7 @@ check "augment: each caption is one of that example's" sh -c '
         dbinfo "'"$TMP"'/dbi" --example "$ix" | grep -qxF "ex_caption $cap" || exit 1
     done'
 check "augment: same seed, same captions" [ "$(caps s1)" = "$(caps s1b)" ]
+check "augment: 3 builder threads, same captions" [ "$(caps s1)" = "$(caps thr)" ]
 check "augment: another seed picks other captions" [ "$(caps s1)" != "$(caps s2)" ]
 # The draw depends on (seed, epoch, index): an example shows more than one of its captions across epochs.
 multi=$(grep '"seq"' "$TMP/s1.jsonl" | jq -r '.indices as $i | .captions | to_entries[] | "\($i[.key])\t\(.value)"' |
