@@ -53,6 +53,7 @@ typedef struct {
     size_t nclasses;
     uint64_t *class_counts; /* nclasses entries */
     uint64_t count, unlabelled, optouts, dups;
+    uint64_t with_captions, captions; /* Examples with a caption, captions in all */
     uint8_t digest[DIGEST_LEN];
     char **lic;          /* nlic owned license strings */
     uint64_t *lic_count; /* parallel to lic */
@@ -179,6 +180,8 @@ static void state_view(const st_state_t *st, Gambar__DatasetInfo *v, Gambar__Lic
     v->unlabelled_count = st->unlabelled;
     v->n_class_counts = st->nclasses;
     v->class_counts = st->class_counts;
+    v->examples_with_captions = st->with_captions;
+    v->captions_total = st->captions;
 }
 
 static void store_refresh_view(store_t *s) {
@@ -226,6 +229,8 @@ static int state_load(const char *path, const void *data, size_t n, st_state_t *
     st->unlabelled = in->unlabelled_count;
     st->optouts = in->optout_count;
     st->dups = in->duplicate_count;
+    st->with_captions = in->examples_with_captions;
+    st->captions = in->captions_total;
     memcpy(st->digest, in->digest.data, DIGEST_LEN);
     st->nlic = in->n_licenses;
     st->lic = xcalloc(st->nlic + 1, sizeof(char *));
@@ -844,7 +849,6 @@ int store_add(store_t *s, Gambar__Example *ex) {
     Gambar__Example t = *ex;
     t.index = w->count + s->stage.n;
     t.label_name = ex->label >= 0 ? w->classes[ex->label] : (char *)"";
-    if (!t.caption) t.caption = (char *)"";
     if (!t.source_uri) t.source_uri = (char *)"";
     if (!t.license) t.license = (char *)"";
     if (!t.attribution) t.attribution = (char *)"";
@@ -872,6 +876,8 @@ int store_add(store_t *s, Gambar__Example *ex) {
     ex->index = t.index;
 
     if (!w->h) { w->h = ex->height; w->w = ex->width; w->c = ex->channels; }
+    if (ex->n_captions) w->with_captions++;
+    w->captions += ex->n_captions;
     if (ex->label >= 0) w->class_counts[ex->label]++;
     else w->unlabelled++;
     size_t li = 0;

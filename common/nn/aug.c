@@ -311,6 +311,13 @@ void aug_batch_rng(rng_t *r, uint64_t seed, uint64_t d64, uint64_t epoch, uint64
     rng_derive(r, seed, d64, epoch, b, AUG_STREAM_BATCH);
 }
 
+uint32_t aug_caption_pick(uint64_t seed, uint64_t d64, uint64_t epoch, uint64_t index, uint32_t n) {
+    if (n < 2) return 0;
+    rng_t r;
+    rng_derive(&r, seed, d64, epoch, index, AUG_STREAM_CAPTION);
+    return (uint32_t)rng_below(&r, n);
+}
+
 /* Shard batches per full epoch. */
 static uint64_t plan_per_epoch(const aug_plan_t *p) {
     return p->bpe > p->shard_i ? (p->bpe - p->shard_i + p->shard_n - 1) / p->shard_n : 0;

@@ -17,6 +17,11 @@
  *          that order with one generator rng_derive(seed, d64, e, b,
  *          AUG_STREAM_BATCH); the ops run in the order given, each drawing
  *          its random numbers unconditionally.
+ *   caption: when the dataset has captions, the image of dataset index
+ *          ix in epoch e carries Example.captions[k] with k =
+ *          aug_caption_pick(seed, d64, e, ix, n_captions): its own stream,
+ *          rng_derive(seed, d64, e, ix, AUG_STREAM_CAPTION), so the choice
+ *          depends neither on the batch nor on the augmentations.
  *   shard I of N takes the batches with b % N == I; every shard computes
  *          the same permutation, so together the shards cover an epoch
  *          exactly once.
@@ -35,6 +40,7 @@
 #define AUG_MAX_OPS 16         /* ops in one --ops list */
 #define AUG_STREAM_PERM 1      /* rng_derive's last coordinate for permutations */
 #define AUG_STREAM_BATCH 2     /* ... and for a batch's augmentation draws */
+#define AUG_STREAM_CAPTION 3   /* ... and for an image's caption choice */
 
 typedef enum {
     AUG_FLIP,      /* horizontal flip with probability p1 (default 0.5) */
@@ -83,6 +89,10 @@ void aug_to_u8(const float *x, size_t n, uint8_t *out);  /* rounded, clamped to 
 
 /* The epoch permutation: perm[0..count) = a shuffle of 0..count-1. */
 void aug_epoch_perm(uint64_t seed, uint64_t d64, uint64_t epoch, uint64_t *perm, uint64_t count);
+
+/* Which of an example's n captions it carries in epoch: 0..n-1, or 0
+ * when n is 0. A pure function of its arguments. */
+uint32_t aug_caption_pick(uint64_t seed, uint64_t d64, uint64_t epoch, uint64_t index, uint32_t n);
 
 /* The generator for batch b (index within the epoch) of epoch. */
 void aug_batch_rng(rng_t *r, uint64_t seed, uint64_t d64, uint64_t epoch, uint64_t b);

@@ -56,6 +56,12 @@ typedef struct {
     uint64_t count;
     int h, w, c;
     uint32_t num_classes;
+    /* captions, when the dataset has any (cap_first == NULL: none):
+     * example i's are cap_text[cap_first[i] .. cap_first[i+1]) */
+    uint64_t *cap_first;  /* count + 1 */
+    char **cap_text;      /* pointers into cap_arena */
+    char *cap_arena;
+    size_t cap_max;       /* longest caption, bytes (sizes the Batch) */
     uint8_t digest[DIGEST_LEN];
     uint64_t d64;
     /* stream parameters */
@@ -91,6 +97,7 @@ typedef struct {
     uint8_t *data;        /* batch*c*h*w*elem bytes */
     int32_t *labels;      /* batch */
     uint64_t *indices;    /* batch */
+    char **captions;      /* batch, when the dataset has captions */
 } builder_t;
 
 /* Build the producer's k-th batch and pack it into slot (growing its
@@ -113,6 +120,11 @@ static void build_batch(const aug_ctx_t *ctx, builder_t *b, uint64_t k, slot_t *
         else aug_to_u8(b->x, chw, b->data + i * chw);
         b->labels[i] = ctx->labels[ix];
         b->indices[i] = ix;
+        if (ctx->cap_first) {
+            uint64_t first = ctx->cap_first[ix], n = ctx->cap_first[ix + 1] - first;
+            b->captions[i] = n ? ctx->cap_text[first + aug_caption_pick(ctx->seed, ctx->d64, epoch, ix, (uint32_t)n)]
+                               : (char *)"";
+        }
     }
     Gambar__Batch m = GAMBAR__BATCH__INIT;
     m.seq = g;
@@ -133,6 +145,10 @@ static void build_batch(const aug_ctx_t *ctx, builder_t *b, uint64_t k, slot_t *
     m.seed = ctx->seed;
     m.batches_per_epoch = (uint32_t)bpe;
     m.num_classes = ctx->num_classes;
+    if (ctx->cap_first) {
+        m.n_captions = ctx->batch;
+        m.captions = b->captions;
+    }
     size_t need = gambar__batch__get_packed_size(&m);
     if (need > slot->cap) {
         /* Sizes vary only by a few varint bytes: grow with headroom so
@@ -156,6 +172,7 @@ static void *worker_main(void *arg) {
     b.data = gb_xmalloc_aligned(chw * ctx->batch * (ctx->f32 ? 4 : 1));
     b.labels = xmalloc(ctx->batch * sizeof *b.labels);
     b.indices = xmalloc(ctx->batch * sizeof *b.indices);
+    b.captions = xcalloc(ctx->batch, sizeof *b.captions);
     for (uint64_t k = (uint64_t)wa->id; k < ctx->total; k += (uint64_t)ctx->nworkers) {
         slot_t *slot = &ctx->slots[k % (uint64_t)ctx->nslots];
         pthread_mutex_lock(&ctx->mu);
@@ -177,6 +194,7 @@ static void *worker_main(void *arg) {
     free(b.data);
     free(b.labels);
     free(b.indices);
+    free(b.captions);
     return NULL;
 }
 
@@ -332,6 +350,55 @@ static int parse_shard(const char *s, uint64_t *i, uint64_t *n) {
     return 0;
 }
 
+/* Copy every example's captions into ctx (one arena; total is
+ * DatasetInfo.captions_total, checked against what is found). Returns 0
+ * or an rc (logged). */
+static int load_captions(const char *path, store_t *st, aug_ctx_t *ctx, uint64_t total) {
+    ctx->cap_first = xmalloc((ctx->count + 1) * sizeof *ctx->cap_first);
+    ctx->cap_text = xmalloc(total * sizeof *ctx->cap_text);
+    size_t len = 0, cap = 1 << 16;
+    char *arena = xmalloc(cap);
+    uint64_t k = 0;
+    size_t *offs = xmalloc(total * sizeof *offs);
+    int rc = 0;
+    for (uint64_t i = 0; i < ctx->count && !rc; i++) {
+        ctx->cap_first[i] = k;
+        Gambar__Example *ex = NULL;
+        rc = store_get(st, i, &ex);
+        if (rc) {
+            log_error("dataset %s: example %llu: %s", path, (unsigned long long)i, err_str(rc));
+            break;
+        }
+        if (ex->n_captions > total - k) {
+            log_error("dataset %s: more captions than DatasetInfo.captions_total (%llu) says", path,
+                      (unsigned long long)total);
+            rc = GB_ECORRUPT;
+        }
+        for (size_t j = 0; !rc && j < ex->n_captions; j++) {
+            size_t n = strlen(ex->captions[j]) + 1;
+            if (n - 1 > ctx->cap_max) ctx->cap_max = n - 1;
+            if (len + n > cap) {
+                while (len + n > cap) cap *= 2;
+                arena = xrealloc(arena, cap);
+            }
+            memcpy(arena + len, ex->captions[j], n);
+            offs[k++] = len;
+            len += n;
+        }
+        gambar__example__free_unpacked(ex, NULL);
+    }
+    ctx->cap_first[ctx->count] = k;
+    if (!rc && k != total) {
+        log_error("dataset %s: %llu captions found, DatasetInfo.captions_total says %llu", path,
+                  (unsigned long long)k, (unsigned long long)total);
+        rc = GB_ECORRUPT;
+    }
+    for (uint64_t j = 0; j < k; j++) ctx->cap_text[j] = arena + offs[j];
+    free(offs);
+    ctx->cap_arena = arena;
+    return rc == GB_ENOTFOUND ? GB_ECORRUPT : rc;
+}
+
 /* Open the dataset and build the pixel-pointer table. Returns 0 or an rc
  * (logged). */
 static int load_dataset(const char *path, store_t **st, aug_ctx_t *ctx) {
@@ -384,6 +451,7 @@ static int load_dataset(const char *path, store_t **st, aug_ctx_t *ctx) {
         }
         if ((i & 4095) == 0 && sig_stop_requested()) return GB_EINTR;
     }
+    if (info->captions_total) return load_captions(path, *st, ctx, info->captions_total);
     return 0;
 }
 
@@ -395,28 +463,46 @@ static void block_stop_signals(sigset_t *old) {
     pthread_sigmask(SIG_BLOCK, &set, old);
 }
 
-int main(int argc, char **argv) {
-    const char *db = NULL, *out = NULL, *ops_spec = "flip,translate", *shard = "0/1", *dtype = "f32";
-    long long batch = 0, epochs = 1, hwm = 8, threads = 1, linger_ms = 30000;
-    uint64_t seed = 0, start = 0;
-    bool forever = false, epochs_seen = false;
+/* ---------------------------------------------------- the run, by steps */
+
+/* The command line, checked. */
+typedef struct {
+    const char *db, *out, *ops_spec, *shard, *dtype;
+    long long batch, epochs, hwm, threads, linger_ms;
+    uint64_t seed, start;
+    uint64_t shard_i, shard_n;    /* --shard I/N */
+    bool forever;
+    int f32;                      /* --dtype f32 */
+} aug_opts_t;
+
+/* Usage errors found after parsing (against the dataset) name the
+ * program only, as cli_usage_error does. */
+static const cli_spec_t aug_prog = {.prog = "gambar-augment"};
+
+/* Parse and check the options, and --ops into ctx->ops; exits with
+ * status 2 on a usage error. */
+static void parse_options(int argc, char **argv, aug_opts_t *o, aug_ctx_t *ctx) {
+    *o = (aug_opts_t){.ops_spec = "flip,translate", .shard = "0/1", .dtype = "f32", .epochs = 1, .hwm = 8,
+                      .threads = 1, .linger_ms = 30000};
+    bool epochs_seen = false;
     const cli_opt_t opts[] = {
-        {"db", 0, CLI_STR, &db, "PATH", "dataset folder (LMDB, from gambar-ingest)", NULL},
-        {"out", 'o', CLI_STR, &out, "ENDPOINT", "where to PUSH batches ('@' bind, '>' connect; default bind)", NULL},
-        {"batch", 'b', CLI_INT, &batch, "N", "images per batch (1..65536)", NULL},
-        {"ops", 0, CLI_STR, &ops_spec, "LIST",
+        {"db", 0, CLI_STR, &o->db, "PATH", "dataset folder (LMDB, from gambar-ingest)", NULL},
+        {"out", 'o', CLI_STR, &o->out, "ENDPOINT", "where to PUSH batches ('@' bind, '>' connect; default bind)",
+         NULL},
+        {"batch", 'b', CLI_INT, &o->batch, "N", "images per batch (1..65536)", NULL},
+        {"ops", 0, CLI_STR, &o->ops_spec, "LIST",
          "augmentations in order: flip[:P] translate[:PX] crop[:PAD] jitter[:B,C] cutout[:SIZE] none "
          "(default flip,translate)", NULL},
-        {"epochs", 'e', CLI_INT, &epochs, "N", "epochs in the whole stream (default 1)", &epochs_seen},
-        {"forever", 0, CLI_FLAG, &forever, NULL, "never stop (until SIGINT/SIGTERM)", NULL},
-        {"seed", 's', CLI_U64, &seed, "S", "seed of shuffles and augmentations (default 0)", NULL},
-        {"shard", 0, CLI_STR, &shard, "I/N", "send only the batches b of each epoch with b % N == I (default 0/1)",
-         NULL},
-        {"start-batch", 0, CLI_U64, &start, "K", "start at global batch index K (resume)", NULL},
-        {"dtype", 0, CLI_STR, &dtype, "u8|f32", "pixel type on the wire (default f32, scaled to [-1,1])", NULL},
-        {"hwm", 0, CLI_INT, &hwm, "N", "send high-water mark in messages (default 8)", NULL},
-        {"threads", 'j', CLI_INT, &threads, "N", "batch-building threads (1..16, default 1)", NULL},
-        {"linger", 0, CLI_INT, &linger_ms, "MS",
+        {"epochs", 'e', CLI_INT, &o->epochs, "N", "epochs in the whole stream (default 1)", &epochs_seen},
+        {"forever", 0, CLI_FLAG, &o->forever, NULL, "never stop (until SIGINT/SIGTERM)", NULL},
+        {"seed", 's', CLI_U64, &o->seed, "S", "seed of shuffles and augmentations (default 0)", NULL},
+        {"shard", 0, CLI_STR, &o->shard, "I/N",
+         "send only the batches b of each epoch with b % N == I (default 0/1)", NULL},
+        {"start-batch", 0, CLI_U64, &o->start, "K", "start at global batch index K (resume)", NULL},
+        {"dtype", 0, CLI_STR, &o->dtype, "u8|f32", "pixel type on the wire (default f32, scaled to [-1,1])", NULL},
+        {"hwm", 0, CLI_INT, &o->hwm, "N", "send high-water mark in messages (default 8)", NULL},
+        {"threads", 'j', CLI_INT, &o->threads, "N", "batch-building threads (1..16, default 1)", NULL},
+        {"linger", 0, CLI_INT, &o->linger_ms, "MS",
          "how long to wait at the end for a live consumer to take queued messages (default 30000)", NULL},
         WIRE_SEC_CLI_OPTS,
     };
@@ -432,170 +518,211 @@ int main(int argc, char **argv) {
     };
     int pos = cli_parse(&spec, argc, argv);
     if (pos < argc) cli_usage_error(&spec, "unexpected argument '%s'", argv[pos]);
-    if (!db) cli_usage_error(&spec, "--db PATH is required");
-    if (!out) cli_usage_error(&spec, "--out ENDPOINT is required");
-    wire_sec_init(&spec, (const char *const[]){out}, 1);
-    if (batch < 1 || batch > 65536) cli_usage_error(&spec, "--batch must be 1..65536 (got %lld)", batch);
-    if (forever && epochs_seen) cli_usage_error(&spec, "--epochs and --forever exclude each other");
-    if (!forever && (epochs < 1 || epochs > UINT32_MAX))
-        cli_usage_error(&spec, "--epochs must be 1..%u (got %lld)", UINT32_MAX, epochs);
-    if (hwm < 1 || hwm > 100000) cli_usage_error(&spec, "--hwm must be 1..100000 (got %lld)", hwm);
-    if (threads < 1 || threads > 16) cli_usage_error(&spec, "--threads must be 1..16 (got %lld)", threads);
-    if (linger_ms < 0 || linger_ms > 3600000) cli_usage_error(&spec, "--linger must be 0..3600000 ms");
-    int f32;
-    if (strcmp(dtype, "f32") == 0) f32 = 1;
-    else if (strcmp(dtype, "u8") == 0) f32 = 0;
-    else cli_usage_error(&spec, "--dtype must be u8 or f32 (got '%s')", dtype);
-    uint64_t shard_i, shard_n;
-    if (parse_shard(shard, &shard_i, &shard_n) != 0)
-        cli_usage_error(&spec, "--shard '%s' is not I/N with 0 <= I < N <= 65536", shard);
-    aug_ctx_t ctx;
-    memset(&ctx, 0, sizeof ctx);
+    if (!o->db) cli_usage_error(&spec, "--db PATH is required");
+    if (!o->out) cli_usage_error(&spec, "--out ENDPOINT is required");
+    wire_sec_init(&spec, (const char *const[]){o->out}, 1);
+    if (o->batch < 1 || o->batch > 65536) cli_usage_error(&spec, "--batch must be 1..65536 (got %lld)", o->batch);
+    if (o->forever && epochs_seen) cli_usage_error(&spec, "--epochs and --forever exclude each other");
+    if (!o->forever && (o->epochs < 1 || o->epochs > UINT32_MAX))
+        cli_usage_error(&spec, "--epochs must be 1..%u (got %lld)", UINT32_MAX, o->epochs);
+    if (o->hwm < 1 || o->hwm > 100000) cli_usage_error(&spec, "--hwm must be 1..100000 (got %lld)", o->hwm);
+    if (o->threads < 1 || o->threads > 16)
+        cli_usage_error(&spec, "--threads must be 1..16 (got %lld)", o->threads);
+    if (o->linger_ms < 0 || o->linger_ms > 3600000) cli_usage_error(&spec, "--linger must be 0..3600000 ms");
+    if (strcmp(o->dtype, "f32") == 0) o->f32 = 1;
+    else if (strcmp(o->dtype, "u8") == 0) o->f32 = 0;
+    else cli_usage_error(&spec, "--dtype must be u8 or f32 (got '%s')", o->dtype);
+    if (parse_shard(o->shard, &o->shard_i, &o->shard_n) != 0)
+        cli_usage_error(&spec, "--shard '%s' is not I/N with 0 <= I < N <= 65536", o->shard);
     char why[256];
-    if (aug_parse(ops_spec, &ctx.ops, why, sizeof why) != 0) cli_usage_error(&spec, "--ops: %s", why);
-    sig_install();
+    if (aug_parse(o->ops_spec, &ctx->ops, why, sizeof why) != 0) cli_usage_error(&spec, "--ops: %s", why);
+}
 
-    int rc = 0, exit_code = GB_EXIT_OK;
-    store_t *st = NULL;
-    void *zctx = NULL, *sock = NULL;
-    peers_t pe = {NULL, 0, 0, 0};
-    pthread_t tid[16];
-    worker_arg_t wargs[16];
-    int nstarted = 0, mu_init = 0;
-    uint64_t nsent = 0;
-
-    rc = load_dataset(db, &st, &ctx);
-    if (rc != 0) goto fail;
-    if (aug_check_shape(&ctx.ops, ctx.h, ctx.w, why, sizeof why) != 0) cli_usage_error(&spec, "--ops: %s", why);
-    if ((uint64_t)batch > ctx.count)
-        cli_usage_error(&spec, "--batch %lld is larger than the dataset (%llu examples)", batch,
-                        (unsigned long long)ctx.count);
-    size_t elem = f32 ? 4 : 1;
-    if ((uint64_t)batch * ctx.c * ctx.h * ctx.w * elem > WIRE_MAX_BATCH_BYTES - 65536)
-        cli_usage_error(&spec, "--batch %lld: a batch would exceed the %zu MiB message limit", batch,
+/* Check the options against the loaded dataset and fill in the stream
+ * plan (ctx->batch, plan, total, ...); exits with status 2 on a usage
+ * error. Logs the plan. */
+static void plan_stream(const aug_opts_t *o, aug_ctx_t *ctx) {
+    char why[256];
+    if (aug_check_shape(&ctx->ops, ctx->h, ctx->w, why, sizeof why) != 0)
+        cli_usage_error(&aug_prog, "--ops: %s", why);
+    if ((uint64_t)o->batch > ctx->count)
+        cli_usage_error(&aug_prog, "--batch %lld is larger than the dataset (%llu examples)", o->batch,
+                        (unsigned long long)ctx->count);
+    size_t elem = o->f32 ? 4 : 1;
+    /* pixels, plus per image the longest caption and its field header */
+    uint64_t per_image = (uint64_t)ctx->c * ctx->h * ctx->w * elem + (ctx->cap_first ? ctx->cap_max + 3 : 0);
+    if ((uint64_t)o->batch * per_image > WIRE_MAX_BATCH_BYTES - 65536)
+        cli_usage_error(&aug_prog, "--batch %lld: a batch would exceed the %zu MiB message limit", o->batch,
                         WIRE_MAX_BATCH_BYTES >> 20);
-    ctx.batch = (uint32_t)batch;
-    ctx.f32 = f32;
-    ctx.seed = seed;
-    ctx.plan.bpe = ctx.count / (uint64_t)batch;
-    if (ctx.plan.bpe > UINT32_MAX) cli_usage_error(&spec, "--batch %lld gives too many batches per epoch", batch);
-    ctx.plan.shard_i = shard_i;
-    ctx.plan.shard_n = shard_n;
-    ctx.plan.start = start;
-    ctx.plan.epochs = forever ? 0 : (uint64_t)epochs;
-    if (shard_i >= ctx.plan.bpe)
-        cli_usage_error(&spec, "--shard %s gets no batches: an epoch has only %llu", shard,
-                        (unsigned long long)ctx.plan.bpe);
-    if (!forever && (uint64_t)epochs > UINT64_MAX / ctx.plan.bpe)
-        cli_usage_error(&spec, "--epochs %lld is too large", epochs);
-    ctx.total = aug_plan_total(&ctx.plan);
+    ctx->batch = (uint32_t)o->batch;
+    ctx->f32 = o->f32;
+    ctx->seed = o->seed;
+    ctx->plan.bpe = ctx->count / (uint64_t)o->batch;
+    if (ctx->plan.bpe > UINT32_MAX)
+        cli_usage_error(&aug_prog, "--batch %lld gives too many batches per epoch", o->batch);
+    ctx->plan.shard_i = o->shard_i;
+    ctx->plan.shard_n = o->shard_n;
+    ctx->plan.start = o->start;
+    ctx->plan.epochs = o->forever ? 0 : (uint64_t)o->epochs;
+    if (o->shard_i >= ctx->plan.bpe)
+        cli_usage_error(&aug_prog, "--shard %s gets no batches: an epoch has only %llu", o->shard,
+                        (unsigned long long)ctx->plan.bpe);
+    if (!o->forever && (uint64_t)o->epochs > UINT64_MAX / ctx->plan.bpe)
+        cli_usage_error(&aug_prog, "--epochs %lld is too large", o->epochs);
+    ctx->total = aug_plan_total(&ctx->plan);
     char opsbuf[512];
-    aug_format(&ctx.ops, opsbuf, sizeof opsbuf);
+    aug_format(&ctx->ops, opsbuf, sizeof opsbuf);
     char dhex[DIGEST_HEX_LEN + 1];
-    digest_hex(ctx.digest, DIGEST_LEN, dhex);
+    digest_hex(ctx->digest, DIGEST_LEN, dhex);
     log_info("dataset %s: %llu examples %dx%dx%d, digest %.16s; batch %u, %llu batches/epoch (drop_last), "
              "shard %llu/%llu, seed %llu, ops %s, dtype %s; sending %s%llu batches from global index %llu",
-             db, (unsigned long long)ctx.count, ctx.h, ctx.w, ctx.c, dhex, ctx.batch,
-             (unsigned long long)ctx.plan.bpe, (unsigned long long)shard_i, (unsigned long long)shard_n,
-             (unsigned long long)seed, opsbuf, dtype, forever ? "forever, " : "",
-             forever ? 0ULL : (unsigned long long)ctx.total, (unsigned long long)start);
+             o->db, (unsigned long long)ctx->count, ctx->h, ctx->w, ctx->c, dhex, ctx->batch,
+             (unsigned long long)ctx->plan.bpe, (unsigned long long)o->shard_i, (unsigned long long)o->shard_n,
+             (unsigned long long)o->seed, opsbuf, o->dtype, o->forever ? "forever, " : "",
+             o->forever ? 0ULL : (unsigned long long)ctx->total, (unsigned long long)o->start);
+}
 
-    /* ZeroMQ's I/O threads and the builders must not take SIGINT/SIGTERM:
-     * the main thread's polls notice the flag within 100 ms. */
+/* Everything a run holds, released by run_teardown. */
+typedef struct {
+    aug_ctx_t ctx;
+    store_t *st;
+    void *zctx, *sock;
+    peers_t pe;
+    pthread_t tid[16];
+    worker_arg_t wargs[16];
+    int nstarted, mu_init;
+    uint64_t nsent;       /* batches sent */
+} aug_run_t;
+
+/* Create the ZeroMQ context and the ring, and start the builders.
+ * ZeroMQ's I/O threads and the builders must not take SIGINT/SIGTERM:
+ * the main thread's polls notice the flag within 100 ms. Returns 0 or an
+ * rc (logged). */
+static int start_builders(aug_run_t *r, int threads) {
+    aug_ctx_t *ctx = &r->ctx;
     sigset_t oldmask;
     block_stop_signals(&oldmask);
-    zctx = zmq_ctx_new();
-    ASSERT(zctx);
-    ctx.nworkers = (int)threads;
-    ctx.nslots = 2 * (int)threads + 2;
-    ctx.slots = xcalloc((size_t)ctx.nslots, sizeof *ctx.slots);
-    pthread_mutex_init(&ctx.mu, NULL);
-    pthread_cond_init(&ctx.cv_ready, NULL);
-    pthread_cond_init(&ctx.cv_free, NULL);
-    mu_init = 1;
-    for (int i = 0; i < ctx.nworkers; i++) {
-        wargs[i].ctx = &ctx;
-        wargs[i].id = i;
-        if (pthread_create(&tid[i], NULL, worker_main, &wargs[i]) != 0) {
-            pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
+    r->zctx = zmq_ctx_new();
+    ASSERT(r->zctx);
+    ctx->nworkers = threads;
+    ctx->nslots = 2 * threads + 2;
+    ctx->slots = xcalloc((size_t)ctx->nslots, sizeof *ctx->slots);
+    pthread_mutex_init(&ctx->mu, NULL);
+    pthread_cond_init(&ctx->cv_ready, NULL);
+    pthread_cond_init(&ctx->cv_free, NULL);
+    r->mu_init = 1;
+    int rc = 0;
+    for (int i = 0; i < ctx->nworkers; i++) {
+        r->wargs[i].ctx = ctx;
+        r->wargs[i].id = i;
+        if (pthread_create(&r->tid[i], NULL, worker_main, &r->wargs[i]) != 0) {
             log_error("cannot start a builder thread");
             rc = EAGAIN;
-            goto fail;
+            break;
         }
-        nstarted++;
+        r->nstarted++;
     }
     pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
+    return rc;
+}
 
-    rc = wire_open(zctx, ZMQ_PUSH, out, 1, WIRE_MAX_BATCH_BYTES, (int)hwm, &sock);
-    if (rc != 0) {
-        exit_code = GB_EXIT_PEER;
-        goto fail;
-    }
+/* Open the PUSH socket on out and its connection monitor. Returns 0 or
+ * an rc (logged by wire_open). */
+static int open_output(aug_run_t *r, const char *out, int hwm) {
+    int rc = wire_open(r->zctx, ZMQ_PUSH, out, 1, WIRE_MAX_BATCH_BYTES, hwm, &r->sock);
+    if (rc != 0) return rc;
     /* inproc has no connection events: its peers stay unknown. */
     const char *ep = out[0] == '@' || out[0] == '>' ? out + 1 : out;
-    pe.connect = out[0] == '>';
-    pe.known = !pe.connect;
+    r->pe.connect = out[0] == '>';
+    r->pe.known = !r->pe.connect;
     if (strncmp(ep, "inproc://", 9) != 0 &&
-        zmq_socket_monitor(sock, AUG_MON_ENDPOINT, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) ==
-            0) {
-        pe.mon = zmq_socket(zctx, ZMQ_PAIR);
-        if (pe.mon && zmq_connect(pe.mon, AUG_MON_ENDPOINT) != 0) {
-            zmq_close(pe.mon);
-            pe.mon = NULL;
+        zmq_socket_monitor(r->sock, AUG_MON_ENDPOINT,
+                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) == 0) {
+        r->pe.mon = zmq_socket(r->zctx, ZMQ_PAIR);
+        if (r->pe.mon && zmq_connect(r->pe.mon, AUG_MON_ENDPOINT) != 0) {
+            zmq_close(r->pe.mon);
+            r->pe.mon = NULL;
         }
     }
+    return 0;
+}
 
+/* Send the batches in k order until the last or a stop request, and log
+ * how it went. Returns 0 (*exit_code set to GB_EXIT_INTERRUPTED after a
+ * signal) or a send error (logged). */
+static int send_batches(aug_run_t *r, const char *out, int *exit_code) {
     double t0 = gb_now();
-    for (uint64_t k = 0; k < ctx.total; k++) {
-        slot_t *slot = wait_ready(&ctx, k);
+    for (uint64_t k = 0; k < r->ctx.total; k++) {
+        slot_t *slot = wait_ready(&r->ctx, k);
         if (!slot) break;
-        rc = send_polled(sock, &pe, "gambar.Batch", slot->buf, slot->len, -1, 0);
+        int rc = send_polled(r->sock, &r->pe, "gambar.Batch", slot->buf, slot->len, -1, 0);
         if (rc == GB_EINTR) break;
         if (rc != 0) {
             log_error("sending batch to %s: %s", out, zmq_strerror(rc));
-            exit_code = GB_EXIT_PEER;
-            goto fail;
+            return rc;
         }
-        release_slot(&ctx, slot);
-        nsent++;
+        release_slot(&r->ctx, slot);
+        r->nsent++;
     }
     double dt = gb_now() - t0;
-    rc = 0;
     if (sig_stop_requested()) {
-        exit_code = GB_EXIT_INTERRUPTED;
-        log_info("interrupted by signal %d after %llu batches", sig_stop_requested(), (unsigned long long)nsent);
+        *exit_code = GB_EXIT_INTERRUPTED;
+        log_info("interrupted by signal %d after %llu batches", sig_stop_requested(), (unsigned long long)r->nsent);
     } else {
-        log_info("sent %llu batches in %.2f s (%.0f batches/s)", (unsigned long long)nsent, dt,
-                 dt > 0 ? (double)nsent / dt : 0.0);
+        log_info("sent %llu batches in %.2f s (%.0f batches/s)", (unsigned long long)r->nsent, dt,
+                 dt > 0 ? (double)r->nsent / dt : 0.0);
     }
+    return 0;
+}
 
-    exit_code = send_end(sock, &pe, out, shard_i, shard_n, nsent, exit_code, linger_ms);
+/* Stop and join the builders, close the sockets and the dataset. */
+static void run_teardown(aug_run_t *r) {
+    aug_ctx_t *ctx = &r->ctx;
+    if (r->mu_init) {
+        pthread_mutex_lock(&ctx->mu);
+        ctx->stop = 1;
+        pthread_cond_broadcast(&ctx->cv_free);
+        pthread_mutex_unlock(&ctx->mu);
+    }
+    for (int i = 0; i < r->nstarted; i++) pthread_join(r->tid[i], NULL);
+    if (r->pe.mon) {
+        zmq_socket_monitor(r->sock, NULL, 0);
+        zmq_close(r->pe.mon);
+    }
+    wire_close(&r->sock);
+    if (r->zctx) zmq_ctx_term(r->zctx);
+    if (ctx->slots)
+        for (int i = 0; i < ctx->nslots; i++) free(ctx->slots[i].buf);
+    free(ctx->slots);
+    if (r->mu_init) {
+        pthread_mutex_destroy(&ctx->mu);
+        pthread_cond_destroy(&ctx->cv_ready);
+        pthread_cond_destroy(&ctx->cv_free);
+    }
+    free(ctx->px);
+    free(ctx->labels);
+    free(ctx->cap_first);
+    free(ctx->cap_text);
+    free(ctx->cap_arena);
+    store_close(&r->st);
+}
 
-fail:
+int main(int argc, char **argv) {
+    aug_opts_t o;
+    aug_run_t r;
+    memset(&r, 0, sizeof r);
+    parse_options(argc, argv, &o, &r.ctx);
+    sig_install();
+    int exit_code = GB_EXIT_OK;
+    int rc = load_dataset(o.db, &r.st, &r.ctx);
+    if (rc == 0) {
+        plan_stream(&o, &r.ctx);
+        rc = start_builders(&r, (int)o.threads);
+    }
+    if (rc == 0 && (rc = open_output(&r, o.out, (int)o.hwm)) != 0) exit_code = GB_EXIT_PEER;
+    if (rc == 0 && (rc = send_batches(&r, o.out, &exit_code)) != 0) exit_code = GB_EXIT_PEER;
+    if (rc == 0) exit_code = send_end(r.sock, &r.pe, o.out, o.shard_i, o.shard_n, r.nsent, exit_code, o.linger_ms);
     if (rc != 0 && exit_code == GB_EXIT_OK) exit_code = err_exit_code(rc);
-    if (mu_init) {
-        pthread_mutex_lock(&ctx.mu);
-        ctx.stop = 1;
-        pthread_cond_broadcast(&ctx.cv_free);
-        pthread_mutex_unlock(&ctx.mu);
-    }
-    for (int i = 0; i < nstarted; i++) pthread_join(tid[i], NULL);
-    if (pe.mon) {
-        zmq_socket_monitor(sock, NULL, 0);
-        zmq_close(pe.mon);
-    }
-    wire_close(&sock);
-    if (zctx) zmq_ctx_term(zctx);
-    if (ctx.slots)
-        for (int i = 0; i < ctx.nslots; i++) free(ctx.slots[i].buf);
-    free(ctx.slots);
-    if (mu_init) {
-        pthread_mutex_destroy(&ctx.mu);
-        pthread_cond_destroy(&ctx.cv_ready);
-        pthread_cond_destroy(&ctx.cv_free);
-    }
-    free(ctx.px);
-    free(ctx.labels);
-    store_close(&st);
+    run_teardown(&r);
     return exit_code;
 }

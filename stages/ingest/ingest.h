@@ -10,6 +10,7 @@
 #include "img.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,7 +39,8 @@ typedef struct {
     size_t ndirs, dircap;
     char **classes;     /* nclasses sorted top-level folder names */
     size_t nclasses;
-    uint64_t other;     /* files skipped because they do not end in .png */
+    uint64_t other;     /* files skipped: not .png and not a caption sidecar */
+    uint64_t txt;       /* NAME.txt beside NAME.png: caption sidecars (ingest_cap.c) */
 } ing_list_t;
 
 /* List root. Returns 0, or an errno with the reason logged (root missing
@@ -84,6 +86,8 @@ void ing_shaset_free(ing_shaset_t *s);
 typedef struct {
     char *path;         /* relative to the source root, or "*" (default) */
     char *license, *attribution;
+    char *caption;      /* the caption cell, raw: captions separated by '|' ("" = none) */
+    unsigned long line; /* where the record starts, for messages */
     bool used;
 } ing_manent_t;
 
@@ -95,7 +99,7 @@ typedef struct {
     ing_manent_t *dflt; /* the "*" entry, or NULL */
 } ing_manifest_t;
 
-/* Parse a manifest CSV "path,license,attribution" (RFC 4180 quoting:
+/* Parse a manifest CSV "path,license,attribution[,caption]" (RFC 4180 quoting:
  * fields in double quotes may hold commas, newlines and "" for a quote;
  * an optional header line starting with "path," is skipped). Absolute
  * paths under root_abs are made relative to it. Returns 0, an errno or
@@ -104,6 +108,64 @@ int ing_manifest_load(const char *path, const char *root_abs, ing_manifest_t *m)
 /* The entry for relpath, else the "*" entry, else NULL. Marks it used. */
 const ing_manent_t *ing_manifest_find(ing_manifest_t *m, const char *relpath);
 void ing_manifest_free(ing_manifest_t *m);
+
+/* ---- captions (ingest_cap.c) ---- */
+
+#define ING_CAP_MAX_BYTES 256     /* longest caption stored, bytes of UTF-8 */
+#define ING_CAP_MAX_N 16          /* captions stored per image */
+#define ING_CAP_SIDECAR_MAX 16384 /* a larger NAME.txt is not read */
+
+/* One image's captions: n checked, NUL-terminated texts; ptr[i] points
+ * to text[i] (the form Example.captions wants). */
+typedef struct {
+    size_t n;
+    char text[ING_CAP_MAX_N][ING_CAP_MAX_BYTES + 1];
+    char *ptr[ING_CAP_MAX_N];
+} ing_caps_t;
+
+/* What the checks refused or changed, for the summary. */
+typedef struct {
+    uint64_t invalid;    /* captions skipped: not valid UTF-8 */
+    uint64_t truncated;  /* captions cut to ING_CAP_MAX_BYTES */
+    uint64_t dropped;    /* captions beyond ING_CAP_MAX_N for one image */
+    uint64_t unreadable; /* sidecar files that could not be read (or too large) */
+} ing_capstat_t;
+
+/* True when s[0..n) is valid UTF-8 (RFC 3629) without NUL bytes. */
+bool ing_cap_utf8_valid(const char *s, size_t n);
+
+/* Append the captions of buf[0..n) to caps: separated by newlines and by
+ * sep (pass '\n' for none); a leading BOM is skipped, CR before LF,
+ * spaces and tabs around each caption are dropped (a CR inside one becomes
+ * a space), empty ones ignored.
+ * Invalid UTF-8 is skipped, an over-long caption cut at a character
+ * boundary, captions beyond ING_CAP_MAX_N dropped: each logged as
+ * "shown:LINE: ..." (line = the first line's number) and counted in st. */
+void ing_cap_parse(const char *buf, size_t n, char sep, const char *shown, unsigned long line, ing_caps_t *caps,
+                   ing_capstat_t *st);
+
+/* The captions of png_path's sidecar (same path, ".png" replaced by
+ * ".txt"): caps->n = 0 when there is none. An unreadable or too large
+ * sidecar is logged, counted in st and gives no captions. Returns 0. */
+int ing_cap_sidecar(const char *png_path, ing_caps_t *caps, ing_capstat_t *st);
+
+/* The --captions file of an IDX source: line i (not counting lines that
+ * start with '#') holds the captions of record i, separated by '|'. */
+typedef struct {
+    FILE *f;
+    const char *path;  /* borrowed */
+    char *line;        /* getline buffer */
+    size_t cap;
+    unsigned long ln;  /* lines read */
+    bool ended;        /* the file ended (said once) */
+} ing_capfile_t;
+
+/* Open path. Returns 0 or an errno (logged). */
+int ing_capfile_open(const char *path, ing_capfile_t *cf);
+/* The next record's captions into caps (none once the file has ended,
+ * said in one warning). Returns 0 or EIO (logged). */
+int ing_capfile_next(ing_capfile_t *cf, ing_caps_t *caps, ing_capstat_t *st);
+void ing_capfile_close(ing_capfile_t *cf);
 
 /* ---- decode pipeline (ingest_pipe.c) ---- */
 

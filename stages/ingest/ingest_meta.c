@@ -125,16 +125,18 @@ static void man_rehash(ing_manifest_t *m) {
     }
 }
 
-/* Read one CSV record of up to 3 fields from f. Returns the number of
+#define MAN_FIELDS 4 /* path, license, attribution, caption */
+
+/* Read one CSV record of up to MAN_FIELDS fields from f. Returns the number of
  * fields (0 at EOF), or -1 for a malformed record (unclosed quote, text
  * after a closing quote, too many fields). *ln counts physical lines. */
 static int csv_record(FILE *f, char **fld, size_t *flen, size_t *fcap, unsigned long *ln) {
     int c = getc(f);
     if (c == EOF) return 0;
     int nf = 0;
-    for (int i = 0; i < 3; i++) flen[i] = 0;
+    for (int i = 0; i < MAN_FIELDS; i++) flen[i] = 0;
     for (;;) {
-        if (nf == 3) return -1;
+        if (nf == MAN_FIELDS) return -1;
         bool quoted = false;
         size_t *L = &flen[nf];
         if (c == '"') { quoted = true; c = getc(f); }
@@ -176,8 +178,8 @@ int ing_manifest_load(const char *path, const char *root_abs, ing_manifest_t *m)
         log_error("--manifest %s: cannot read: %s", path, strerror(rc));
         return rc;
     }
-    char *fld[3] = {0};
-    size_t flen[3], fcap[3] = {0};
+    char *fld[MAN_FIELDS] = {0};
+    size_t flen[MAN_FIELDS], fcap[MAN_FIELDS] = {0};
     unsigned long ln = 1;
     int rc = 0, nf;
     size_t rlen = root_abs ? strlen(root_abs) : 0;
@@ -187,7 +189,7 @@ int ing_manifest_load(const char *path, const char *root_abs, ing_manifest_t *m)
         if (nf == 0) break;
         if (nf < 0) {
             log_error("--manifest %s:%lu: malformed CSV record (unclosed quote, text after a quote "
-                      "or more than 3 fields)", path, at);
+                      "or more than 4 fields)", path, at);
             rc = GB_EFORMAT;
             break;
         }
@@ -214,6 +216,8 @@ int ing_manifest_load(const char *path, const char *root_abs, ing_manifest_t *m)
         e->path = xstrdup(p);
         e->license = xstrdup(nf > 1 ? fld[1] : "");
         e->attribution = xstrdup(nf > 2 ? fld[2] : "");
+        e->caption = xstrdup(nf > 3 ? fld[3] : "");
+        e->line = at;
         e->used = false;
         if ((m->n) * 2 >= m->tcap) man_rehash(m);
         else {
@@ -222,7 +226,7 @@ int ing_manifest_load(const char *path, const char *root_abs, ing_manifest_t *m)
             *slot = (uint32_t)m->n;
         }
     }
-    for (int i = 0; i < 3; i++) free(fld[i]);
+    for (int i = 0; i < MAN_FIELDS; i++) free(fld[i]);
     fclose(f);
     if (rc) {
         ing_manifest_free(m);
@@ -244,6 +248,7 @@ void ing_manifest_free(ing_manifest_t *m) {
         free(m->e[i].path);
         free(m->e[i].license);
         free(m->e[i].attribution);
+        free(m->e[i].caption);
     }
     free(m->e);
     free(m->tab);

@@ -27,6 +27,20 @@ static bool ends_png(const char *name) {
     return n > 4 && strcasecmp(name + n - 4, ".png") == 0;
 }
 
+/* A caption sidecar: NAME.txt right after NAME.png in the sorted listing
+ * (last_png holds the previous PNG's name, or ""). Other .txt files are
+ * ignored like any other file. */
+static bool is_sidecar(const char *name, const char *last_png) {
+    size_t n = strlen(name);
+    return n > 4 && strcmp(name + n - 4, ".txt") == 0 && strlen(last_png) == n &&
+           strncmp(name, last_png, n - 4) == 0;
+}
+
+static void note_png(char *last_png, size_t cap, const char *name) {
+    if (strlen(name) < cap) strcpy(last_png, name);
+    else last_png[0] = 0;
+}
+
 static uint32_t list_add_dir(ing_list_t *l, const char *rel, int32_t label) {
     if (l->ndirs == l->dircap) {
         l->dircap = l->dircap ? l->dircap * 2 : 64;
@@ -131,6 +145,7 @@ static void walk(const char *root, const char *rel, int32_t label, int depth, in
     }
     uint32_t dir = list_add_dir(l, rel, label);
     size_t rlen = strlen(rel);
+    char last_png[NAME_MAX + 1] = "";
     for (size_t i = 0; i < n; i++) {
         char sub[PATH_MAX];
         const char *name = names[i] + 1;
@@ -145,6 +160,9 @@ static void walk(const char *root, const char *rel, int32_t label, int depth, in
             else log_warn("%s/%s: nested too deeply (skipped)", root, sub);
         } else if (ends_png(name)) {
             list_push(l, dir, name);
+            note_png(last_png, sizeof last_png, name);
+        } else if (is_sidecar(name, last_png)) {
+            l->txt++;
         } else {
             l->other++;
         }
@@ -177,6 +195,7 @@ int ing_list_folder(const char *root, ing_list_t *l) {
     for (size_t i = 0; i < n; i++)
         if (names[i][0] == 'd') l->classes[l->nclasses++] = xstrdup(names[i] + 1);
     size_t ci = 0;
+    char last_png[NAME_MAX + 1] = "";
     uint32_t rootdir = list_add_dir(l, "", -1);
     for (size_t i = 0; i < n; i++) {
         if (names[i][0] == 'd') {
@@ -184,6 +203,9 @@ int ing_list_folder(const char *root, ing_list_t *l) {
             ci++;
         } else if (ends_png(names[i] + 1)) {
             list_push(l, rootdir, names[i] + 1);
+            note_png(last_png, sizeof last_png, names[i] + 1);
+        } else if (is_sidecar(names[i] + 1, last_png)) {
+            l->txt++;
         } else {
             l->other++;
         }

@@ -43,6 +43,7 @@ typedef struct {
     store_t *st;
     ing_manifest_t man;
     bool have_man;
+    const char *man_path;         /* --manifest, for messages */
     const char *desc;             /* DatasetInfo.source text for this run */
     uint64_t batch_n;             /* commit after this many staged examples */
     size_t batch_bytes;           /* ... or this many staged bytes */
@@ -53,6 +54,9 @@ typedef struct {
     bool group;                   /* default batch: may grow while a commit is in flight */
     uint64_t handed;              /* examples handed to commits so far (store_count once they land) */
     uint64_t base;                /* store_count at open: stored = store_count - base once committed */
+    ing_capfile_t *capf;          /* --captions for an IDX source, or NULL */
+    ing_caps_t caps;              /* the current image's captions */
+    ing_capstat_t capst;          /* captions refused or changed */
 } ing_run_t;
 
 /* Append s to buf[0..o) (capacity cap > o, NUL-terminated) as far as it
@@ -108,7 +112,8 @@ static int ing_commit(ing_run_t *r, bool wait) {
 /* Store one decoded image unless it is a duplicate. Returns 0 or a fatal
  * store error. */
 static int ing_put(ing_run_t *r, const uint8_t sha[DIGEST_LEN], uint8_t *px, uint32_t w, uint32_t h,
-                   uint32_t c, int32_t label, const char *uri, const char *relpath, const char *shown) {
+                   uint32_t c, int32_t label, const char *uri, const char *relpath, const char *shown,
+                   ing_caps_t *caps) {
     uint64_t idx;
     int rc = store_find_sha(r->st, sha, &idx);
     if (rc == 0) {
@@ -141,6 +146,11 @@ static int ing_put(ing_run_t *r, const uint8_t sha[DIGEST_LEN], uint8_t *px, uin
     ex.source_sha256.len = DIGEST_LEN;
     ex.license = me ? me->license : (char *)"";
     ex.attribution = me ? me->attribution : (char *)"";
+    /* the manifest's caption cell adds to the sidecar's (not the "*" entry's: it would caption every file) */
+    if (me && me->caption[0] && me != r->man.dflt)
+        ing_cap_parse(me->caption, strlen(me->caption), '|', r->man_path, me->line, caps, &r->capst);
+    ex.n_captions = caps->n;
+    ex.captions = (char **)caps->ptr;
     rc = store_add(r->st, &ex);
     if (rc) return r->fatal = rc;
     r->stored++;
@@ -184,6 +194,8 @@ static int run_folder(ing_run_t *r, const char *src, uint64_t limit, int threads
         }
     }
     if (l.other) log_info("%s: %llu file(s) not ending in .png ignored", src, (unsigned long long)l.other);
+    if (l.txt) log_info("%s: %llu .txt file(s): the captions of the .png file(s) of the same name", src,
+                        (unsigned long long)l.txt);
     if (!l.n) log_warn("%s: no .png files found", src);
     size_t n = l.n;
     if (limit && limit < n) n = (size_t)limit;
@@ -238,7 +250,8 @@ static int run_folder(ing_run_t *r, const char *src, uint64_t limit, int threads
             log_debug("%s: in the opt-out list (not stored)", abs);
         } else {
             make_uri(uri, 3 * PATH_MAX + 64, "file", abs, NULL);
-            ing_put(r, it->sha, it->px, w, h, c, ing_list_label(&l, i), uri, rel, abs);
+            ing_cap_sidecar(abs, &r->caps, &r->capst);
+            ing_put(r, it->sha, it->px, w, h, c, ing_list_label(&l, i), uri, rel, abs, &r->caps);
         }
         ing_pipe_release(p, i);
         progress_update(&pg, i + 1);
@@ -284,6 +297,12 @@ static int run_idx(ing_run_t *r, const char *prefix, uint64_t limit, uint32_t w,
         int label;
         rc = idx_next(&x, buf, &label);
         if (rc) { progress_clear(&pg); ing_reject(r, ING_R_CORRUPT, x.images_path, "file cut short; stopping"); break; }
+        /* the captions file's line for record i, read whatever becomes of the record */
+        r->caps.n = 0;
+        if (r->capf && (rc = ing_capfile_next(r->capf, &r->caps, &r->capst))) {
+            r->fatal = rc;
+            break;
+        }
         snprintf(frag, sizeof frag, "#%llu", (unsigned long long)i);
         snprintf(shown, sizeof shown, "%s%s", x.images_path, frag);
         uint8_t sha[DIGEST_LEN];
@@ -316,7 +335,7 @@ static int run_idx(ing_run_t *r, const char *prefix, uint64_t limit, uint32_t w,
             img_free(&out);
         }
         make_uri(uri, sizeof uri, "idx", x.prefix_abs, frag);
-        ing_put(r, sha, px, w, h, c, label, uri, "*", shown);
+        ing_put(r, sha, px, w, h, c, label, uri, "*", shown, &r->caps);
         progress_update(&pg, i + 1);
     }
     progress_clear(&pg);
@@ -363,6 +382,13 @@ static int write_json(const char *path, const ing_run_t *r, uint64_t count, cons
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    const Gambar__DatasetInfo *fi = store_info(r->st);
+    fprintf(f, "},\n  \"captions\": {\"examples_with_captions\": %llu, \"captions_total\": %llu, "
+               "\"invalid_utf8\": %llu, \"truncated\": %llu, \"dropped_over_max\": %llu, "
+               "\"unreadable_files\": %llu",
+            (unsigned long long)(fi ? fi->examples_with_captions : 0), (unsigned long long)(fi ? fi->captions_total : 0),
+            (unsigned long long)r->capst.invalid, (unsigned long long)r->capst.truncated,
+            (unsigned long long)r->capst.dropped, (unsigned long long)r->capst.unreadable);
     fprintf(f, "},\n  \"dataset_count\": %llu,\n  \"dataset_digest\": \"%s\",\n  \"seconds\": %.3f,\n"
                "  \"cpu_seconds\": %.3f,\n  \"images_per_s\": %.1f,\n  \"peak_rss_mib\": %.1f,\n"
                "  \"interrupted\": %s\n}\n",
@@ -386,23 +412,37 @@ static bool parse_size(const char *s, uint32_t *w, uint32_t *h) {
     return true;
 }
 
-int main(int argc, char **argv) {
-    const char *source = NULL, *db = NULL, *size = NULL, *manifest = NULL, *optout_path = NULL, *json = NULL;
-    long long channels = 0, threads = 0, max_dim = 16384, batch = 0;
-    uint64_t limit = 0, max_bytes = ING_DEFAULT_MAX_BYTES;
+/* ---- the run, step by step (main) ---- */
+
+/* The command line, checked; the shape fields are filled in further by
+ * open_dataset. */
+typedef struct {
+    const char *source, *db, *size, *manifest, *optout_path, *json, *captions;
+    long long channels, threads, max_dim, batch;
+    uint64_t limit, max_bytes;
+    uint32_t w, h;                /* target size, 0 = not decided yet */
+    bool is_idx;                  /* source is idx:PREFIX */
+} ing_opts_t;
+
+/* Parse and check the options; exits with status 2 on a usage error. */
+static void parse_options(int argc, char **argv, ing_opts_t *o) {
+    *o = (ing_opts_t){.max_dim = 16384, .max_bytes = ING_DEFAULT_MAX_BYTES};
     cli_opt_t opts[] = {
-        {"source", 's', CLI_STR, &source, "SRC", "a folder (ImageFolder layout) or idx:PREFIX", NULL},
-        {"db", 'd', CLI_STR, &db, "PATH", "dataset folder (created if missing)", NULL},
-        {"size", 0, CLI_STR, &size, "WxH", "target size (default: the dataset's, else the images' own)", NULL},
-        {"channels", 0, CLI_INT, &channels, "1|3", "1 gray or 3 RGB (default: the dataset's, else the images')", NULL},
-        {"manifest", 0, CLI_STR, &manifest, "FILE", "CSV path,license,attribution", NULL},
-        {"optout", 0, CLI_STR, &optout_path, "FILE", "SHA-256 hex per line: never store these", NULL},
-        {"limit", 0, CLI_U64, &limit, "N", "only the first N files/records (0 = all)", NULL},
-        {"threads", 'j', CLI_INT, &threads, "N", "decode threads (default: number of CPUs)", NULL},
-        {"max-dim", 0, CLI_INT, &max_dim, "N", "reject images wider or taller than N (16384)", NULL},
-        {"max-bytes", 0, CLI_U64, &max_bytes, "N", "decoded-size budget per image (64 MiB)", NULL},
-        {"batch", 0, CLI_INT, &batch, "N", "examples per transaction (default: about 8 MiB)", NULL},
-        {"json", 0, CLI_STR, &json, "FILE", "also write the summary as JSON", NULL},
+        {"source", 's', CLI_STR, &o->source, "SRC", "a folder (ImageFolder layout) or idx:PREFIX", NULL},
+        {"db", 'd', CLI_STR, &o->db, "PATH", "dataset folder (created if missing)", NULL},
+        {"size", 0, CLI_STR, &o->size, "WxH", "target size (default: the dataset's, else the images' own)", NULL},
+        {"channels", 0, CLI_INT, &o->channels, "1|3", "1 gray or 3 RGB (default: the dataset's, else the images')",
+         NULL},
+        {"manifest", 0, CLI_STR, &o->manifest, "FILE", "CSV path,license,attribution[,caption]", NULL},
+        {"optout", 0, CLI_STR, &o->optout_path, "FILE", "SHA-256 hex per line: never store these", NULL},
+        {"limit", 0, CLI_U64, &o->limit, "N", "only the first N files/records (0 = all)", NULL},
+        {"threads", 'j', CLI_INT, &o->threads, "N", "decode threads (default: number of CPUs)", NULL},
+        {"max-dim", 0, CLI_INT, &o->max_dim, "N", "reject images wider or taller than N (16384)", NULL},
+        {"max-bytes", 0, CLI_U64, &o->max_bytes, "N", "decoded-size budget per image (64 MiB)", NULL},
+        {"batch", 0, CLI_INT, &o->batch, "N", "examples per transaction (default: about 8 MiB)", NULL},
+        {"json", 0, CLI_STR, &o->json, "FILE", "also write the summary as JSON", NULL},
+        {"captions", 0, CLI_STR, &o->captions, "FILE",
+         "IDX source: line i holds record i's captions, separated by '|' ('#' lines skipped)", NULL},
     };
     cli_spec_t spec = {
         .prog = "gambar-ingest",
@@ -416,167 +456,249 @@ int main(int argc, char **argv) {
     };
     int pos = cli_parse(&spec, argc, argv);
     if (pos < argc) cli_usage_error(&spec, "unexpected argument '%s'", argv[pos]);
-    if (!source) cli_usage_error(&spec, "--source is required");
-    if (!db) cli_usage_error(&spec, "--db is required");
-    uint32_t w = 0, h = 0;
-    if (size && !parse_size(size, &w, &h)) cli_usage_error(&spec, "--size: '%s' is not WxH (1..4096)", size);
-    if (channels && channels != 1 && channels != 3) cli_usage_error(&spec, "--channels must be 1 or 3");
-    if (threads < 0 || threads > 256) cli_usage_error(&spec, "--threads must be 0..256");
-    if (max_dim < 1 || max_dim > 1000000) cli_usage_error(&spec, "--max-dim must be 1..1000000");
-    if (batch < 0) cli_usage_error(&spec, "--batch must not be negative");
-    if (max_bytes < 1024) cli_usage_error(&spec, "--max-bytes must be at least 1024");
-    if (!threads) {
+    if (!o->source) cli_usage_error(&spec, "--source is required");
+    if (!o->db) cli_usage_error(&spec, "--db is required");
+    if (o->size && !parse_size(o->size, &o->w, &o->h))
+        cli_usage_error(&spec, "--size: '%s' is not WxH (1..4096)", o->size);
+    if (o->channels && o->channels != 1 && o->channels != 3) cli_usage_error(&spec, "--channels must be 1 or 3");
+    if (o->threads < 0 || o->threads > 256) cli_usage_error(&spec, "--threads must be 0..256");
+    if (o->max_dim < 1 || o->max_dim > 1000000) cli_usage_error(&spec, "--max-dim must be 1..1000000");
+    if (o->batch < 0) cli_usage_error(&spec, "--batch must not be negative");
+    if (o->max_bytes < 1024) cli_usage_error(&spec, "--max-bytes must be at least 1024");
+    if (!o->threads) {
         long nc = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = nc > 0 ? nc : 1;
+        o->threads = nc > 0 ? nc : 1;
     }
-    sig_install();
-    double t0 = gb_now();
-    int rc = 0, status = GB_EXIT_OK;
-    bool interrupted = false, is_idx = strncmp(source, "idx:", 4) == 0;
-    ing_shaset_t optout = {0};
-    ing_run_t r = {.batch_n = batch ? (uint64_t)batch : ING_DEFAULT_BATCH_N, .batch_bytes = ING_DEFAULT_BATCH_BYTES,
-                   .desc = source};
-    if (batch) r.batch_bytes = SIZE_MAX;
-    r.group = !batch;
-    /* DatasetInfo.source names the source absolutely. */
-    char desc[PATH_MAX + 8];
-    if (is_idx) {
+    o->is_idx = strncmp(o->source, "idx:", 4) == 0;
+    if (o->captions && !o->is_idx)
+        cli_usage_error(&spec, "--captions is for an idx: source (a folder's captions are NAME.txt files)");
+}
+
+/* The run's counters and batching policy, before anything is opened. */
+static void run_init(const ing_opts_t *o, ing_run_t *r) {
+    *r = (ing_run_t){.batch_n = o->batch ? (uint64_t)o->batch : ING_DEFAULT_BATCH_N,
+                     .batch_bytes = ING_DEFAULT_BATCH_BYTES,
+                     .desc = o->source};
+    if (o->batch) r->batch_bytes = SIZE_MAX;
+    r->group = !o->batch;
+}
+
+/* DatasetInfo.source names the source absolutely: desc[0..cap). */
+static void describe_source(const ing_opts_t *o, char *desc, size_t cap) {
+    if (o->is_idx) {
         char dir[PATH_MAX];
-        const char *pre = source + 4, *slash = strrchr(pre, '/');
+        const char *pre = o->source + 4, *slash = strrchr(pre, '/');
         snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - pre) : 1, slash ? pre : ".");
         char absdir[PATH_MAX];
-        if (slash == pre || !realpath(dir, absdir)) snprintf(desc, sizeof desc, "%s", source);
-        else snprintf(desc, sizeof desc, "idx:%s/%s", absdir, slash ? slash + 1 : pre);
+        if (slash == pre || !realpath(dir, absdir)) snprintf(desc, cap, "%s", o->source);
+        else snprintf(desc, cap, "idx:%s/%s", absdir, slash ? slash + 1 : pre);
     } else {
         char abs[PATH_MAX];
-        snprintf(desc, sizeof desc, "%s", realpath(source, abs) ? abs : source);
+        snprintf(desc, cap, "%s", realpath(o->source, abs) ? abs : o->source);
     }
-    r.desc = desc;
-    if (optout_path && (rc = ing_optout_load(optout_path, &optout))) goto out;
-    if (manifest) {
+}
+
+/* Load --optout and --manifest. Returns 0 or an rc (logged). */
+static int load_lists(const ing_opts_t *o, ing_run_t *r, ing_shaset_t *optout) {
+    int rc;
+    if (o->optout_path && (rc = ing_optout_load(o->optout_path, optout))) return rc;
+    if (o->manifest) {
         char root_abs[PATH_MAX];
-        if (is_idx || !realpath(source, root_abs)) snprintf(root_abs, sizeof root_abs, "%s", source);
-        if ((rc = ing_manifest_load(manifest, root_abs, &r.man))) goto out;
-        r.have_man = true;
+        if (o->is_idx || !realpath(o->source, root_abs)) snprintf(root_abs, sizeof root_abs, "%s", o->source);
+        if ((rc = ing_manifest_load(o->manifest, root_abs, &r->man))) return rc;
+        r->have_man = true;
+        r->man_path = o->manifest;
     }
-    /* Check the source before creating anything. */
-    if (is_idx) {
-        idx_t x;
-        if ((rc = idx_open(source + 4, &x))) goto out;
-        idx_close(&x);
-    } else {
-        struct stat sst;
-        if (stat(source, &sst) != 0 || !S_ISDIR(sst.st_mode)) {
-            rc = stat(source, &sst) != 0 ? errno : ENOTDIR;
-            if (rc == ENOTDIR) log_error("%s: the source is not a folder (use idx:PREFIX for IDX files)", source);
-            else log_error("%s: cannot read the source folder: %s", source, strerror(rc));
-            goto out;
-        }
-    }
-    if ((rc = store_open(db, STORE_CREATE, &r.st))) goto out;
-    r.handed = r.base = store_count(r.st);
+    return 0;
+}
 
-    /* Shape: the dataset's, else --size/--channels, else the defaults. */
-    const Gambar__DatasetInfo *info = store_info(r.st);
-    bool have_shape = info && info->height;
-    if (have_shape) {
-        if ((size && (w != info->width || h != info->height)) || (channels && (uint32_t)channels != info->channels)) {
-            log_error("%s: the dataset holds %ux%u images with %u channel(s); --size/--channels differ", db,
+/* Check the source before creating anything. Returns 0 or an rc (logged). */
+static int check_source(const ing_opts_t *o) {
+    if (o->is_idx) {
+        idx_t x;
+        int rc = idx_open(o->source + 4, &x);
+        if (!rc) idx_close(&x);
+        return rc;
+    }
+    struct stat sst;
+    if (stat(o->source, &sst) != 0 || !S_ISDIR(sst.st_mode)) {
+        int rc = stat(o->source, &sst) != 0 ? errno : ENOTDIR;
+        if (rc == ENOTDIR) log_error("%s: the source is not a folder (use idx:PREFIX for IDX files)", o->source);
+        else log_error("%s: cannot read the source folder: %s", o->source, strerror(rc));
+        return rc;
+    }
+    return 0;
+}
+
+/* Open (or create) the dataset and settle the shape: the dataset's, else
+ * --size/--channels, else the defaults (o->w/h/channels updated; a folder
+ * without them gets its files' own shape, decided in run_folder from
+ * their headers before anything is stored, ingest_shape.c). Returns 0 or
+ * an rc (logged). */
+static int open_dataset(ing_opts_t *o, ing_run_t *r) {
+    int rc = store_open(o->db, STORE_CREATE, &r->st);
+    if (rc) return rc;
+    r->handed = r->base = store_count(r->st);
+    const Gambar__DatasetInfo *info = store_info(r->st);
+    if (info && info->height) {
+        if ((o->size && (o->w != info->width || o->h != info->height)) ||
+            (o->channels && (uint32_t)o->channels != info->channels)) {
+            log_error("%s: the dataset holds %ux%u images with %u channel(s); --size/--channels differ", o->db,
                       info->width, info->height, info->channels);
-            rc = GB_EMISMATCH;
-            goto out;
+            return GB_EMISMATCH;
         }
-        w = info->width, h = info->height;
-        channels = info->channels;
+        o->w = info->width, o->h = info->height;
+        o->channels = info->channels;
     }
-    if (!w && is_idx) {
+    if (!o->w && o->is_idx) {
         idx_t x;
-        if ((rc = idx_open(source + 4, &x))) goto out;
-        w = x.w, h = x.h;
+        if ((rc = idx_open(o->source + 4, &x))) return rc;
+        o->w = x.w, o->h = x.h;
         idx_close(&x);
     }
-    /* a folder without them: its files' own shape, decided in run_folder
-     * from their headers before anything is stored (ingest_shape.c) */
-    if (!channels && is_idx) channels = 1;
+    if (!o->channels && o->is_idx) o->channels = 1;
+    return 0;
+}
 
-    if (optout.n) {
-        uint64_t stored_already = 0, idx;
-        for (size_t i = 0; i < optout.n; i++)
-            if (store_find_sha(r.st, optout.sha[i], &idx) == 0) stored_already++;
-        if (stored_already)
-            log_warn("%s: %llu example(s) stored by an earlier run are in the opt-out list; they cannot be "
-                     "removed in place (re-ingest into a new dataset)", db, (unsigned long long)stored_already);
+/* Opt-outs cannot remove what an earlier run stored: say so. */
+static void warn_stored_optouts(const ing_opts_t *o, const ing_run_t *r, const ing_shaset_t *optout) {
+    uint64_t stored_already = 0, idx;
+    for (size_t i = 0; i < optout->n; i++)
+        if (store_find_sha(r->st, optout->sha[i], &idx) == 0) stored_already++;
+    if (stored_already)
+        log_warn("%s: %llu example(s) stored by an earlier run are in the opt-out list; they cannot be "
+                 "removed in place (re-ingest into a new dataset)", o->db, (unsigned long long)stored_already);
+}
+
+/* Announce the run and ingest the source. Returns 0 or the source's rc. */
+static int run_source(const ing_opts_t *o, ing_run_t *r, const ing_shaset_t *optout, bool *interrupted) {
+    if (o->w && o->channels)
+        log_info("ingesting %s into %s as %ux%u, %lld channel(s), %lld thread(s)", o->source, o->db, o->w, o->h,
+                 o->channels, o->is_idx ? 1 : o->threads);
+    else
+        log_info("ingesting %s into %s, %lld thread(s)", o->source, o->db, o->threads);
+    if (o->is_idx && o->captions) {
+        ing_capfile_t cf;
+        int rc = ing_capfile_open(o->captions, &cf);
+        if (rc) return rc;
+        r->capf = &cf;
+        rc = run_idx(r, o->source + 4, o->limit, o->w, o->h, (uint32_t)o->channels, optout, interrupted);
+        r->capf = NULL;
+        ing_capfile_close(&cf);
+        return rc;
     }
-    if (w && channels)
-        log_info("ingesting %s into %s as %ux%u, %lld channel(s), %lld thread(s)", source, db, w, h, channels,
-                 is_idx ? 1 : threads);
-    else
-        log_info("ingesting %s into %s, %lld thread(s)", source, db, threads);
-    if (is_idx)
-        rc = run_idx(&r, source + 4, limit, w, h, (uint32_t)channels, &optout, &interrupted);
-    else
-        rc = run_folder(&r, source, limit, (int)threads, w, h, (uint32_t)channels, (uint32_t)max_dim,
-                        (size_t)max_bytes, &optout, &interrupted);
-    /* Commit what is staged, also after an interrupt or a source error. */
-    if (!r.fatal && r.st) {
-        if (store_staged(r.st) || r.d_optouts || r.d_dups) {
-            ing_commit(&r, true);
+    if (o->is_idx)
+        return run_idx(r, o->source + 4, o->limit, o->w, o->h, (uint32_t)o->channels, optout, interrupted);
+    return run_folder(r, o->source, o->limit, (int)o->threads, o->w, o->h, (uint32_t)o->channels,
+                      (uint32_t)o->max_dim, (size_t)o->max_bytes, optout, interrupted);
+}
+
+/* Commit what is staged, also after an interrupt or a source error
+ * (source_rc). Returns the run's rc: source_rc, else a store error. */
+static int commit_rest(const ing_opts_t *o, ing_run_t *r, int rc) {
+    if (!r->fatal && r->st) {
+        if (store_staged(r->st) || r->d_optouts || r->d_dups) {
+            ing_commit(r, true);
         } else {
-            int frc = store_flush(r.st);
-            if (frc) r.fatal = frc;
-            else if (!rc && !store_info(r.st)) ing_commit(&r, true);
+            int frc = store_flush(r->st);
+            if (frc) r->fatal = frc;
+            else if (!rc && !store_info(r->st)) ing_commit(r, true);
         }
     }
-    if (r.fatal) {
-        log_error("%s: ingest stopped: %s; the %llu example(s) committed before are intact", db,
-                  err_str(r.fatal), (unsigned long long)store_count(r.st));
-        if (!rc) rc = r.fatal;
+    if (r->fatal) {
+        log_error("%s: ingest stopped: %s; the %llu example(s) committed before are intact", o->db,
+                  err_str(r->fatal), (unsigned long long)store_count(r->st));
+        if (!rc) rc = r->fatal;
     }
-out:;
-    double secs = gb_now() - t0, rss = peak_rss_mib();
-    if (r.st) {
-        /* The summary counts what is in the dataset, not what was staged:
-         * a failed commit drops its batch (and what was staged after). */
-        uint64_t committed = store_count(r.st) - r.base;
-        if (committed < r.stored) {
-            log_error("%s: %llu example(s) were decoded but never committed (lost with the failed "
-                      "transaction; run again to store them)", db, (unsigned long long)(r.stored - committed));
-            r.stored = committed;
+    return rc;
+}
+
+/* The summary lines and --json, from what is in the dataset. Returns rc,
+ * or the --json write error when rc was 0. */
+static int report_summary(const ing_opts_t *o, ing_run_t *r, double secs, bool interrupted, int rc) {
+    double rss = peak_rss_mib();
+    if (!r->st) return rc;
+    /* The summary counts what is in the dataset, not what was staged:
+     * a failed commit drops its batch (and what was staged after). */
+    uint64_t committed = store_count(r->st) - r->base;
+    if (committed < r->stored) {
+        log_error("%s: %llu example(s) were decoded but never committed (lost with the failed "
+                  "transaction; run again to store them)", o->db, (unsigned long long)(r->stored - committed));
+        r->stored = committed;
+    }
+    const Gambar__DatasetInfo *fi = store_info(r->st);
+    char dh[DIGEST_HEX_LEN + 1] = "";
+    if (fi && fi->digest.len == DIGEST_LEN) digest_hex(fi->digest.data, DIGEST_LEN, dh);
+    uint64_t done = r->stored + r->already + r->dups + r->optouts + r->nrejected;
+    log_info("%s: %llu stored, %llu already present, %llu duplicate(s), %llu opted out, %llu rejected "
+             "(not_png %llu, corrupt %llu, too_large %llu, over_budget %llu, unreadable %llu)",
+             interrupted ? "interrupted" : "done", (unsigned long long)r->stored, (unsigned long long)r->already,
+             (unsigned long long)r->dups, (unsigned long long)r->optouts, (unsigned long long)r->nrejected,
+             (unsigned long long)r->rejected[ING_R_NOT_PNG], (unsigned long long)r->rejected[ING_R_CORRUPT],
+             (unsigned long long)r->rejected[ING_R_TOO_LARGE], (unsigned long long)r->rejected[ING_R_OVER_BUDGET],
+             (unsigned long long)r->rejected[ING_R_UNREADABLE]);
+    if (fi && (fi->captions_total || r->capst.invalid || r->capst.truncated || r->capst.dropped ||
+               r->capst.unreadable))
+        log_info("captions: %llu example(s) with captions, %llu caption(s) in the dataset; this run: %llu invalid "
+                 "UTF-8 skipped, %llu cut to %d bytes, %llu over %d per image dropped, %llu caption file(s) "
+                 "unreadable", (unsigned long long)fi->examples_with_captions,
+                 (unsigned long long)fi->captions_total, (unsigned long long)r->capst.invalid,
+                 (unsigned long long)r->capst.truncated, ING_CAP_MAX_BYTES, (unsigned long long)r->capst.dropped,
+                 ING_CAP_MAX_N, (unsigned long long)r->capst.unreadable);
+    log_info("dataset %s: %llu example(s), digest %.16s...; %.2f s, %.0f files/s, peak RSS %.1f MiB", o->db,
+             (unsigned long long)store_count(r->st), dh, secs, secs > 0 ? done / secs : 0.0, rss);
+    if (o->json) {
+        int jrc = write_json(o->json, r, store_count(r->st), dh, secs, rss, interrupted);
+        if (jrc) {
+            log_error("--json %s: cannot write: %s", o->json, strerror(jrc));
+            if (!rc) rc = jrc;
         }
-        const Gambar__DatasetInfo *fi = store_info(r.st);
-        char dh[DIGEST_HEX_LEN + 1] = "";
-        if (fi && fi->digest.len == DIGEST_LEN) digest_hex(fi->digest.data, DIGEST_LEN, dh);
-        uint64_t done = r.stored + r.already + r.dups + r.optouts + r.nrejected;
-        log_info("%s: %llu stored, %llu already present, %llu duplicate(s), %llu opted out, %llu rejected "
-                 "(not_png %llu, corrupt %llu, too_large %llu, over_budget %llu, unreadable %llu)",
-                 interrupted ? "interrupted" : "done", (unsigned long long)r.stored, (unsigned long long)r.already,
-                 (unsigned long long)r.dups, (unsigned long long)r.optouts, (unsigned long long)r.nrejected,
-                 (unsigned long long)r.rejected[ING_R_NOT_PNG], (unsigned long long)r.rejected[ING_R_CORRUPT],
-                 (unsigned long long)r.rejected[ING_R_TOO_LARGE],
-                 (unsigned long long)r.rejected[ING_R_OVER_BUDGET],
-                 (unsigned long long)r.rejected[ING_R_UNREADABLE]);
-        log_info("dataset %s: %llu example(s), digest %.16s...; %.2f s, %.0f files/s, peak RSS %.1f MiB", db,
-                 (unsigned long long)store_count(r.st), dh, secs, secs > 0 ? done / secs : 0.0, rss);
-        if (json) {
-            int jrc = write_json(json, &r, store_count(r.st), dh, secs, rss, interrupted);
-            if (jrc) {
-                log_error("--json %s: cannot write: %s", json, strerror(jrc));
-                if (!rc) rc = jrc;
-            }
-        }
     }
-    if (r.have_man) {
-        size_t unused = 0;
-        for (size_t i = 0; i < r.man.n; i++) unused += !r.man.e[i].used;
-        if (unused && !rc && !interrupted && !limit)
-            log_info("--manifest: %zu entr%s matched no stored file", unused, unused == 1 ? "y" : "ies");
+    return rc;
+}
+
+/* Manifest entries that matched nothing, after a complete run. */
+static void report_manifest_unused(const ing_opts_t *o, const ing_run_t *r, bool interrupted, int rc) {
+    if (!r->have_man) return;
+    size_t unused = 0;
+    for (size_t i = 0; i < r->man.n; i++) unused += !r->man.e[i].used;
+    if (unused && !rc && !interrupted && !o->limit)
+        log_info("--manifest: %zu entr%s matched no stored file", unused, unused == 1 ? "y" : "ies");
+}
+
+/* The process exit status (see the README's table). */
+static int exit_status(const ing_run_t *r, int rc, bool interrupted) {
+    if (interrupted) return GB_EXIT_INTERRUPTED;
+    if (rc) return err_exit_code(rc);
+    if (r->nrejected) return GB_EXIT_DATA;
+    return GB_EXIT_OK;
+}
+
+int main(int argc, char **argv) {
+    ing_opts_t o;
+    parse_options(argc, argv, &o);
+    sig_install();
+    double t0 = gb_now();
+    bool interrupted = false;
+    ing_shaset_t optout = {0};
+    ing_run_t r;
+    run_init(&o, &r);
+    char desc[PATH_MAX + 8];
+    describe_source(&o, desc, sizeof desc);
+    r.desc = desc;
+    int rc = load_lists(&o, &r, &optout);
+    if (!rc) rc = check_source(&o);
+    if (!rc) rc = open_dataset(&o, &r);
+    if (!rc) {
+        if (optout.n) warn_stored_optouts(&o, &r, &optout);
+        rc = run_source(&o, &r, &optout, &interrupted);
+        rc = commit_rest(&o, &r, rc);
     }
+    rc = report_summary(&o, &r, gb_now() - t0, interrupted, rc);
+    report_manifest_unused(&o, &r, interrupted, rc);
     int crc = store_close(&r.st); /* the final sync: logged with the folder */
     if (crc && !rc) rc = crc;
     ing_manifest_free(&r.man);
     ing_shaset_free(&optout);
-    if (interrupted) status = GB_EXIT_INTERRUPTED;
-    else if (rc) status = err_exit_code(rc);
-    else if (r.nrejected) status = GB_EXIT_DATA;
-    return status;
+    return exit_status(&r, rc, interrupted);
 }

@@ -6,7 +6,7 @@
  * epoch/seq consistency, per-producer order when there is one producer).
  * Prints JSON lines on stdout: one per batch with --digests (seq, epoch,
  * n and a SHA-256 over data, labels and indices; --indices adds the
- * dataset indices), then one summary line. Tests compare these lines
+ * dataset indices and the captions, if any), then one summary line. Tests compare these lines
  * across runs; the benchmark uses --count-only, which skips decoding
  * batches so the sink is never the bottleneck.
  *
@@ -53,6 +53,7 @@ static void check_batch(sink_t *s, const Gambar__Batch *b, int one_producer) {
     if (b->data.len != (size_t)b->n * b->c * b->h * b->w * elem) bad(s, seq, "data length is not n*c*h*w*elem");
     if (b->n_labels != b->n) bad(s, seq, "labels count is not n");
     if (b->n_indices != b->n) bad(s, seq, "indices count is not n");
+    if (b->n_captions && b->n_captions != b->n) bad(s, seq, "captions count is neither 0 nor n");
     if (b->dataset_digest.len != DIGEST_LEN) bad(s, seq, "dataset_digest is not 32 bytes");
     if (b->batches_per_epoch == 0) bad(s, seq, "batches_per_epoch is 0");
     else if (b->epoch != seq / b->batches_per_epoch) bad(s, seq, "epoch != seq / batches_per_epoch");
@@ -125,6 +126,19 @@ static void print_batch(const Gambar__Batch *b, int with_indices) {
         printf(",\"indices\":[");
         for (size_t i = 0; i < b->n_indices; i++) printf("%s%llu", i ? "," : "", (unsigned long long)b->indices[i]);
         printf("]");
+        if (b->n_captions) {
+            printf(",\"captions\":[");
+            for (size_t i = 0; i < b->n_captions; i++) {
+                printf("%s\"", i ? "," : "");
+                for (const unsigned char *p = (const unsigned char *)b->captions[i]; *p; p++) {
+                    if (*p == '"' || *p == '\\') printf("\\%c", *p);
+                    else if (*p < 0x20) printf("\\u%04x", *p);
+                    else putchar(*p);
+                }
+                printf("\"");
+            }
+            printf("]");
+        }
     }
     printf("}\n");
 }

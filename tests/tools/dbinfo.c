@@ -7,7 +7,8 @@
  * (comma-joined), class_counts, unlabelled, optouts, duplicates, license
  * LICENSE COUNT (one per license), source. With --example N: ex_index,
  * ex_label, ex_label_name, ex_uri, ex_sha256, ex_license,
- * ex_attribution, ex_pixels_sha256. --verify runs store_verify and
+ * ex_attribution, ex_pixels_sha256, ex_ncaptions, one ex_caption per caption.
+ * Also examples_with_captions, captions_total. --verify runs store_verify and
  * prints "verify ok" or exits 1. Exit 1 when the dataset cannot be
  * opened. */
 #include "base.h"
@@ -48,6 +49,8 @@ int main(int argc, char **argv) {
             printf("license %s %llu\n", in->licenses[i]->license[0] ? in->licenses[i]->license : "-",
                    (unsigned long long)in->licenses[i]->count);
         printf("source %s\n", in->source);
+        printf("examples_with_captions %llu\ncaptions_total %llu\n", (unsigned long long)in->examples_with_captions,
+               (unsigned long long)in->captions_total);
     } else {
         printf("count 0\n");
     }
@@ -67,6 +70,8 @@ int main(int argc, char **argv) {
                    "ex_attribution %s\nex_pixels_sha256 %s\n",
                    (unsigned long long)ex->index, ex->label, ex->label_name, ex->source_uri, sh, ex->license,
                    ex->attribution, ph);
+            printf("ex_ncaptions %zu\n", ex->n_captions);
+            for (size_t i = 0; i < ex->n_captions; i++) printf("ex_caption %s\n", ex->captions[i]);
             gambar__example__free_unpacked(ex, NULL);
         }
     }
