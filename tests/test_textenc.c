@@ -22,7 +22,9 @@
  *     ablation shows the test can fail); runs are bit-for-bit repeatable;
  *   - the checkpoint round trip (file written and read back) giving the
  *     same outputs bit for bit, and refusals of bad checkpoints;
- *   - unknown-word reporting. */
+ *   - unknown-word reporting;
+ *   - the fuzz harness (tests/fuzz/fuzz_textenc.c, its invariants) on its
+ *     seeds and on thousands of mutations of them. */
 #include "base.h"
 #include "ckpt.h"
 #include "err.h"
@@ -32,6 +34,11 @@
 #include "test.h"
 #include "textenc.h"
 
+#define LLVMFuzzerTestOneInput fuzz_textenc_one
+#include "fuzz/fuzz_textenc.c"
+#undef LLVMFuzzerTestOneInput
+
+#include <dirent.h>
 #include <math.h>
 
 /* ---- helpers ------------------------------------------------------------------ */
@@ -702,6 +709,81 @@ static void test_errors(void) {
     CHECK(tenc_desc_check(&b, err, sizeof err) == 0);
 }
 
+/* ---- the fuzz harness's invariants on seeds and mutations ----------------------------- */
+
+static int replay_seeds(uint8_t seeds[][256], size_t *lens, int max) {
+    const char *root = getenv("GAMBAR_ROOT");
+    char dir[1024], f[2048];
+    snprintf(dir, sizeof dir, "%s/tests/fuzz/seeds/fuzz_textenc", root && *root ? root : ".");
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && n < max) {
+        if (de->d_name[0] == '.') continue;
+        snprintf(f, sizeof f, "%s/%.900s", dir, de->d_name);
+        FILE *fp = fopen(f, "rb");
+        if (!fp) continue;
+        lens[n] = fread(seeds[n], 1, 256, fp);
+        fclose(fp);
+        uint8_t *exact = xmalloc(lens[n] ? lens[n] : 1); /* exact size: ASan sees overreads */
+        memcpy(exact, seeds[n], lens[n]);
+        fuzz_textenc_one(exact, lens[n]);
+        free(exact);
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static void test_fuzz_mutations(void) {
+    static uint8_t seeds[16][256];
+    size_t lens[16];
+    int ns = replay_seeds(seeds, lens, 16);
+    CHECKF(ns >= 3, "%d seeds (run from the repository root or set GAMBAR_ROOT)", ns);
+    if (ns < 1) return;
+    /* bytes that matter to the tokenizer, to splice in */
+    static const char *const pieces[] = {"'", "\xe2\x80\x99", "\xc2\xa0", "\xc3\xa9", "\xf0\x9f\x91\x95", "\xed\xa0\x80",
+                                         "\xc0\xaf", "\xff", "\xe2\x82", "-", " ", "A", "\0"};
+    rng_t r;
+    rng_seed(&r, 99);
+    uint8_t m[600];
+    int ok_n = 0, bad_n = 0;
+    for (int it = 0; it < 20000; it++) {
+        int k = (int)rng_below(&r, (uint64_t)ns);
+        size_t len = lens[k];
+        memcpy(m, seeds[k], len);
+        int edits = 1 + (int)rng_below(&r, 6);
+        for (int e = 0; e < edits; e++) {
+            size_t at = len ? (size_t)rng_below(&r, len) : 0;
+            switch (rng_below(&r, 4)) {
+            case 0: if (len) m[at] = (uint8_t)rng_u64(&r); break;
+            case 1: if (len) m[at] ^= (uint8_t)(1u << rng_below(&r, 8)); break;
+            case 2: len = at; break;
+            default: {
+                const char *p = pieces[rng_below(&r, ARRAY_LEN(pieces))];
+                size_t pl = *p ? strlen(p) : 1;
+                if (len + pl <= sizeof m) {
+                    memmove(m + at + pl, m + at, len - at);
+                    memcpy(m + at, p, pl);
+                    len += pl;
+                }
+            }
+            }
+        }
+        uint8_t *exact = xmalloc(len ? len : 1);
+        memcpy(exact, m, len);
+        fuzz_textenc_one(exact, len);
+        tenc_tokens_t t;
+        char err[128];
+        if (len && tenc_tokenize((const char *)exact + 1, len - 1, 32, &t, err, sizeof err) == 0) ok_n++;
+        else bad_n++;
+        free(exact);
+    }
+    printf("# fuzz mutations: %d valid texts, %d refused or empty inputs\n", ok_n, bad_n);
+    CHECK(ok_n > 1000 && bad_n > 1000);
+}
+
 int main(void) {
     log_init("test_textenc");
     RUN(test_fnv_vectors);
@@ -716,5 +798,6 @@ int main(void) {
     RUN(test_ckpt_roundtrip);
     RUN(test_unknown_words);
     RUN(test_errors);
+    RUN(test_fuzz_mutations);
     return test_done();
 }
