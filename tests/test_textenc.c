@@ -681,6 +681,8 @@ static void test_errors(void) {
     tenc_t *e = mkenc(&d, 2, 1);
     float y[3 * 3];
     char err[128];
+    const char *nul[2] = {NULL, "dark"};
+    CHECK(tenc_forward(e, nul, 2, y, err, sizeof err) == 0 && tenc_info(e, 0)->empty && !tenc_info(e, 1)->empty);
     const char *texts[3] = {"ok", "bad \xc3", "ok"};
     CHECK(tenc_forward(e, texts, 3, y, err, sizeof err) == GB_ETOOBIG);
     CHECK(tenc_forward(e, texts, 2, y, err, sizeof err) == GB_EFORMAT && strstr(err, "text 1") &&

@@ -340,8 +340,9 @@ int tenc_desc_check(const tenc_desc_t *d, char *err, size_t errlen) {
             return gb_errf(err, errlen, GB_EFORMAT, "text encoder vocabulary word %d has %zu bytes (1..%d)", i,
                            len, TENC_MAX_WORD);
         char why[96];
-        if (tenc_tokenize(w, len, 2, &tok, why, sizeof why) != 0 || tok.n != 1 || tok.len[0] != len ||
-            memcmp(tok.word[0], w, len) != 0)
+        if (tenc_tokenize(w, len, 2, &tok, why, sizeof why) != 0)
+            return gb_errf(err, errlen, GB_EFORMAT, "text encoder vocabulary word %d: %s", i, why);
+        if (tok.n != 1 || tok.len[0] != len || memcmp(tok.word[0], w, len) != 0)
             return gb_errf(err, errlen, GB_EFORMAT,
                            "text encoder vocabulary word %d '%.*s' is not one token of the tokenizer", i,
                            (int)GB_MIN(len, 64), w);
@@ -486,7 +487,8 @@ int tenc_forward(tenc_t *e, const char *const *texts, int n, float *out, char *e
     const float *W = P + e->off[P_PROJ_W], *bias = P + e->off[P_PROJ_B];
     for (int i = 0; i < n; i++) {
         char why[128];
-        if (tenc_tokenize(texts[i], strlen(texts[i]), T, &e->tok, why, sizeof why) != 0)
+        const char *text = texts[i] ? texts[i] : "";
+        if (tenc_tokenize(text, strlen(text), T, &e->tok, why, sizeof why) != 0)
             return gb_errf(err, errlen, GB_EFORMAT, "text %d: %s", i, why);
         tenc_info_t *inf = &e->info[i];
         int32_t *ids = e->ids + (size_t)i * T, *bis = e->bis + (size_t)i * T;

@@ -207,7 +207,8 @@ int tenc_out_dim(const tenc_t *e);
  * V + fnv1a % B when out of the vocabulary (*known = false). */
 int tenc_word_id(const tenc_t *e, const char *word, size_t len, bool *known);
 
-/* Encode texts[0..n) (NUL-terminated UTF-8, n <= max_batch) into
+/* Encode texts[0..n) (NUL-terminated UTF-8; NULL counts as "";
+ * n <= max_batch) into
  * out[n * D_out], and keep what tenc_backward needs (until the next
  * tenc_forward). Returns 0; GB_ETOOBIG when n > max_batch; GB_EFORMAT when
  * a text is not valid UTF-8 (err names its index and byte offset; out is
@@ -219,7 +220,10 @@ const tenc_info_t *tenc_info(const tenc_t *e, int i);
 
 /* Backward of the last tenc_forward: given dout[n * D_out] = dL/dy,
  * ADD dL/dparams into the gradient block (so several losses can
- * accumulate; clear with tenc_zero_grad). */
+ * accumulate; clear with tenc_zero_grad). A text's vector used several
+ * times (in a matching and in a mismatching pair of GAN-CLS, in an
+ * interpolation) needs one forward: add the dL/dy of every use into its
+ * row of dout, then call this once. */
 void tenc_backward(tenc_t *e, const float *dout);
 void tenc_zero_grad(tenc_t *e);
 
