@@ -164,6 +164,10 @@ ProtobufCBinaryData ckpt_builder_bytes(ckpt_builder_t *b, const void *data, size
     return d;
 }
 
+void *ckpt_builder_alloc(ckpt_builder_t *b, size_t n) {
+    return b_own(b, xcalloc(1, n ? n : 1));
+}
+
 void ckpt_add_class_name(ckpt_builder_t *b, const char *name) {
     B_GROW(b->model.class_names, b->model.n_class_names, b->cap_classes);
     b->model.class_names[b->model.n_class_names++] = ckpt_builder_strdup(b, name);

@@ -84,6 +84,11 @@ char *ckpt_builder_strdup(ckpt_builder_t *b, const char *s);
  * (dataset_digest, parent_digest). */
 ProtobufCBinaryData ckpt_builder_bytes(ckpt_builder_t *b, const void *data, size_t n);
 
+/* n zeroed bytes owned by the builder (freed by ckpt_builder_destroy),
+ * for sub-messages and pointer arrays hung off the message (e.g. the
+ * TextEncoderDesc, common/io/tencck.c). Never returns NULL. */
+void *ckpt_builder_alloc(ckpt_builder_t *b, size_t n);
+
 /* Append a class name to model->class_names (copied). Does not touch
  * model->num_classes. */
 void ckpt_add_class_name(ckpt_builder_t *b, const char *name);
