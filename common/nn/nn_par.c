@@ -24,7 +24,9 @@ static int par_started;      /* helper threads created */
 static int par_active;       /* helpers taking part (threads - 1) */
 static uint64_t par_gen;     /* job generation */
 static int par_pending;      /* helpers still running the current job */
-static int par_nparts;
+static int par_nparts;        /* parts of the current job */
+static int par_jobhelpers;    /* helpers taking part in the current job */
+static int par_parts = 1;     /* threads asked for: every job's part count */
 static nn_par_fn par_fn;
 static void *par_ctx;
 static pthread_t par_th[NN_PAR_MAX];
@@ -39,7 +41,7 @@ static void *par_main(void *arg) {
     for (;;) {
         while (par_gen == seen) pthread_cond_wait(&par_go, &par_mu);
         seen = par_gen;
-        if (idx + 1 >= par_nparts) continue; /* not part of this job */
+        if (idx >= par_jobhelpers) continue; /* not part of this job */
         nn_par_fn fn = par_fn;
         void *ctx = par_ctx;
         int nparts = par_nparts;
@@ -85,30 +87,42 @@ void nn_par_set_threads(int threads) {
         par_started++;
     }
     par_active = want < par_started ? want : par_started;
+    __atomic_store_n(&par_parts, want + 1, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&par_mu);
     pthread_mutex_unlock(&par_busy);
 }
 
+/* Parts lo..nparts-1 on the calling thread, in order. */
+static void par_run_here(nn_par_fn fn, void *ctx, int lo, int nparts) {
+    for (int p = lo; p < nparts; p++) fn(ctx, p, nparts);
+}
+
 void nn_par_run(nn_par_fn fn, void *ctx) {
+    /* The part count is the thread count asked for, whoever runs the
+     * parts: results must not depend on whether the pool was free. */
+    int nparts = __atomic_load_n(&par_parts, __ATOMIC_RELAXED);
     if (pthread_mutex_trylock(&par_busy) != 0) { /* another thread is dispatching */
-        fn(ctx, 0, 1);
+        par_run_here(fn, ctx, 0, nparts);
         return;
     }
-    if (par_active == 0) { /* read under par_busy, which guards its writes */
+    nparts = par_parts; /* read again under par_busy, which guards its writes */
+    int helpers = par_active < nparts - 1 ? par_active : nparts - 1;
+    if (helpers == 0) {
         pthread_mutex_unlock(&par_busy);
-        fn(ctx, 0, 1);
+        par_run_here(fn, ctx, 0, nparts);
         return;
     }
     pthread_mutex_lock(&par_mu);
-    int nparts = par_active + 1;
     par_fn = fn;
     par_ctx = ctx;
     par_nparts = nparts;
-    par_pending = par_active;
+    par_jobhelpers = helpers;
+    par_pending = helpers;
     par_gen++;
     pthread_cond_broadcast(&par_go);
     pthread_mutex_unlock(&par_mu);
     fn(ctx, 0, nparts);
+    par_run_here(fn, ctx, helpers + 1, nparts); /* parts of helpers that failed to start */
     pthread_mutex_lock(&par_mu);
     while (par_pending > 0) pthread_cond_wait(&par_done, &par_mu);
     pthread_mutex_unlock(&par_mu);
