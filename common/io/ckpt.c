@@ -46,6 +46,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -294,6 +295,30 @@ int ckpt_get_tensor(const Gambar__Checkpoint *ck, const char *name, const int64_
     int64_t n = ckpt_tensor_numel(t);
     ASSERT(t->data.len == (size_t)n * 4); /* checked by ckpt_load */
     if (n) floats_le_copy(dst, t->data.data, (size_t)n);
+    return 0;
+}
+
+int ckpt_tensor_check(const Gambar__Tensor *st, const char *name, const char *who, const int64_t *shape, int ndim,
+                      size_t n, bool finite, char *err, size_t errlen) {
+    if (!st) return gb_errf(err, errlen, GB_ENOTFOUND, "checkpoint has no tensor %s", name);
+    bool same = st->n_shape == (size_t)ndim && st->data.len == n * sizeof(float);
+    for (int i = 0; same && i < ndim; i++) same = st->shape[i] == shape[i];
+    if (!same) {
+        char want[256], have[256];
+        shape_str(shape, (size_t)ndim, want, sizeof want);
+        shape_str(st->shape, st->n_shape, have, sizeof have);
+        return gb_errf(err, errlen, GB_EMISMATCH, "tensor %s: %s needs shape %s, the checkpoint has %s (%zu bytes)",
+                       name, who, want, have, st->data.len);
+    }
+    if (!finite) return 0;
+    const uint8_t *p = st->data.data;
+    for (size_t i = 0; i < n; i++) {
+        float v;
+        memcpy(&v, p + i * sizeof v, sizeof v); /* the payload need not be aligned */
+        if (!isfinite(v))
+            return gb_errf(err, errlen, GB_ENUMERIC, "tensor %s holds a non-finite value (%s) at index %zu of %zu",
+                           name, isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf", i, n);
+    }
     return 0;
 }
 

@@ -47,6 +47,7 @@
 
 #include "checkpoint.pb-c.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -204,6 +205,15 @@ const Gambar__Tensor *ckpt_tensor(const Gambar__Checkpoint *ck, const char *name
  * shape). */
 int ckpt_get_tensor(const Gambar__Checkpoint *ck, const char *name, const int64_t *shape,
                     int ndim, float *dst);
+
+/* Check a stored tensor against what its user (`who`, e.g. "the model")
+ * needs: present (GB_ENOTFOUND), shape[0..ndim) and n floats
+ * (GB_EMISMATCH, both shapes named), and, when finite, every value finite
+ * (GB_ENUMERIC, naming NaN/+Inf/-Inf and the first bad index). st may be
+ * NULL. The message names the tensor `name`; err gets it. Allocates
+ * nothing. */
+int ckpt_tensor_check(const Gambar__Tensor *st, const char *name, const char *who, const int64_t *shape, int ndim,
+                      size_t n, bool finite, char *err, size_t errlen);
 
 /* Number of float32 elements of t (product of its shape). */
 int64_t ckpt_tensor_numel(const Gambar__Tensor *t);

@@ -72,32 +72,6 @@ void modelck_store(const model_t *m, ckpt_builder_t *b) {
     }
 }
 
-/* Check that the stored tensor has exactly t's shape. */
-static int shape_ok(const Gambar__Tensor *st, const model_tensor_t *t) {
-    if ((int)st->n_shape != t->ndim) return 0;
-    for (int k = 0; k < t->ndim; k++)
-        if (st->shape[k] != t->shape[k]) return 0;
-    return st->data.len == t->n * sizeof(float);
-}
-
-static void shape_str(char *buf, size_t n, const int64_t *shape, size_t ndim) {
-    size_t off = 0;
-    buf[0] = 0;
-    for (size_t k = 0; k < ndim && off < n; k++)
-        off += (size_t)snprintf(buf + off, n - off, "%s%lld", k ? "x" : "", (long long)shape[k]);
-}
-
-/* Index of the first NaN/Inf among the n stored floats of st, or -1. */
-static long long first_nonfinite(const Gambar__Tensor *st, size_t n) {
-    const uint8_t *p = st->data.data;
-    for (size_t i = 0; i < n; i++) {
-        float v;
-        memcpy(&v, p + i * sizeof v, sizeof v); /* the payload need not be aligned */
-        if (!isfinite(v)) return (long long)i;
-    }
-    return -1;
-}
-
 static void copy_le(float *dst, const Gambar__Tensor *st, size_t n) {
     /* Stored little-endian; every target gambar runs on is little-endian. */
     memcpy(dst, st->data.data, n * sizeof(float));
@@ -116,23 +90,10 @@ static int transfer(model_t *m, const Gambar__Checkpoint *ck, int kinds_mask, in
             if (!st && t->kind == MODEL_T_EMA && ema_fallback) {
                 st = ckpt_tensor(ck, t->name + 4); /* "EMA.G.x" -> "G.x" */
             }
-            if (!st) return gb_errf(err, errlen, GB_ENOTFOUND, "checkpoint has no tensor %s", t->name);
-            if (!shape_ok(st, t)) {
-                char a[96], b[96];
-                shape_str(a, sizeof a, t->shape, (size_t)t->ndim);
-                shape_str(b, sizeof b, st->shape, st->n_shape);
-                return gb_errf(err, errlen, GB_EMISMATCH, "tensor %s: the model needs shape %s, the checkpoint has %s",
-                            t->name, a, b);
-            }
             if (pass == 0) {
-                long long bad = first_nonfinite(st, t->n);
-                if (bad >= 0) {
-                    float v;
-                    memcpy(&v, (const uint8_t *)st->data.data + (size_t)bad * sizeof v, sizeof v);
-                    return gb_errf(err, errlen, GB_ENUMERIC,
-                                   "tensor %s holds a non-finite value (%s) at index %lld of %zu", st->name,
-                                   isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf", bad, t->n);
-                }
+                int rc = ckpt_tensor_check(st, st ? st->name : t->name, "the model", t->shape, t->ndim, t->n, true,
+                                           err, errlen);
+                if (rc != 0) return rc;
             }
             if (pass == 1) copy_le(t->data, st, t->n);
         }

@@ -71,24 +71,6 @@ void tencck_store(const tenc_t *e, bool with_opt, ckpt_builder_t *b) {
     }
 }
 
-/* Index of the first NaN/Inf among the n stored floats of st, or -1. */
-static long long first_nonfinite(const Gambar__Tensor *st, size_t n) {
-    const uint8_t *p = st->data.data;
-    for (size_t i = 0; i < n; i++) {
-        float v;
-        memcpy(&v, p + i * sizeof v, sizeof v); /* the payload need not be aligned */
-        if (!isfinite(v)) return (long long)i;
-    }
-    return -1;
-}
-
-static bool shape_ok(const Gambar__Tensor *st, const tenc_tensor_t *t) {
-    if (st->n_shape != (size_t)t->ndim) return false;
-    for (int k = 0; k < t->ndim; k++)
-        if (st->shape[k] != t->shape[k]) return false;
-    return st->data.len == t->n * sizeof(float);
-}
-
 int tencck_load(const Gambar__Checkpoint *ck, int max_batch, bool with_opt, tenc_t **out, char *err,
                 size_t errlen) {
     *out = NULL;
@@ -107,24 +89,8 @@ int tencck_load(const Gambar__Checkpoint *ck, int max_batch, bool with_opt, tenc
             if (t->kind == TENC_T_GRAD || (t->kind != TENC_T_PARAM && !with_opt)) continue;
             const Gambar__Tensor *st = ckpt_tensor(ck, t->name);
             if (pass == 0) {
-                if (!st) {
-                    rc = gb_errf(err, errlen, GB_ENOTFOUND, "checkpoint has no tensor %s", t->name);
-                    goto fail;
-                }
-                if (!shape_ok(st, t)) {
-                    rc = gb_errf(err, errlen, GB_EMISMATCH,
-                                 "tensor %s: the text encoder needs %lld x %lld (%d dims), the checkpoint has "
-                                 "%zu dims and %zu bytes",
-                                 t->name, (long long)t->shape[0], (long long)(t->ndim > 1 ? t->shape[1] : 1),
-                                 t->ndim, st->n_shape, st->data.len);
-                    goto fail;
-                }
-                long long bad = first_nonfinite(st, t->n);
-                if (bad >= 0) {
-                    rc = gb_errf(err, errlen, GB_ENUMERIC, "tensor %s holds a non-finite value at index %lld of %zu",
-                                 t->name, bad, t->n);
-                    goto fail;
-                }
+                rc = ckpt_tensor_check(st, t->name, "the text encoder", t->shape, t->ndim, t->n, true, err, errlen);
+                if (rc != 0) goto fail;
             } else {
                 /* Stored little-endian; every target gambar runs on is little-endian. */
                 memcpy(t->data, st->data.data, t->n * sizeof(float));
