@@ -21,6 +21,7 @@
 #include "log.h"
 #include "modelck.h"
 #include "rng.h"
+#include "tencck.h"
 #include "train.h"
 
 #include <inttypes.h>
@@ -60,16 +61,20 @@ static int get_note_u64(const Gambar__Checkpoint *ck, const char *key, uint64_t 
 int train_ckpt_save(const char *dir, int keep, model_t *m, const train_pos_t *p, char *path_out,
                     size_t path_len, uint8_t digest_out[DIGEST_LEN]) {
     const char *bad = NULL;
-    if (!train_model_finite(m, &bad)) {
+    if (!train_model_finite(m, &bad) || (p->tenc && !train_text_finite(p->tenc, &bad))) {
         log_error("refusing to checkpoint step %" PRIu64 ": tensor %s holds NaN/Inf", p->step, bad);
         return GB_ENUMERIC;
     }
     /* EMA.G's BN statistics measured with the EMA weights (model.h): what
-     * the sampler and evaluator use; the next step overwrites them. */
-    model_ema_restat(m, TRAIN_RESTAT_BATCHES, p->seed * 0x9E3779B97F4A7C15ull + p->step);
+     * the sampler and evaluator use; the next step overwrites them. A text
+     * model draws its conditions from the last step's sentence vectors. */
+    uint64_t rs = p->seed * 0x9E3779B97F4A7C15ull + p->step;
+    if (model_desc(m)->text_dim == 0) model_ema_restat(m, TRAIN_RESTAT_BATCHES, rs);
+    else if (p->n_pool > 0) model_ema_restat_text(m, TRAIN_RESTAT_BATCHES, rs, p->text_pool, p->n_pool);
     ckpt_builder_t *b = ckpt_builder_new();
     Gambar__Checkpoint *ck = ckpt_builder_msg(b);
     modelck_store(m, b); /* description, every non-gradient tensor, Adam state, EMA decay */
+    if (p->tenc) tencck_store(p->tenc, true, b); /* vocabulary, T.*, its Adam state and moments */
 
     Gambar__TrainState *st = ck->state;
     st->step = p->step;
