@@ -7,7 +7,8 @@
 #     checkpoint equals a straight run's (every tensor, the encoder's too);
 #   - bad input: a dataset without captions exits 3 naming the reason;
 #     no --db, --micro-batches 2 or --init-from exit 2; resuming a text run
-#     without --conditional text stays a text run.
+#     without --conditional text stays a text run; gambar-sample refuses a
+#     text checkpoint cleanly (exit 3) until it learns prompts.
 . "$(dirname "$0")/lib.sh"
 
 S=24
@@ -49,6 +50,11 @@ check_exit text_ckpt_differs_over_steps 1 ckpt_diff "$TMP/a/ckpt-0000000016.gck"
 # the encoder's tensors are in the file (names as checkpoint.proto lists them)
 ckpt_tool dump "$TMP/a/ckpt-0000000024.gck" >"$TMP/a.dump" 2>/dev/null
 check text_ckpt_tensor_names sh -c "grep -q 'T.embed.weight' '$TMP/a.dump' && grep -q 'OPT.T.v.proj.bias' '$TMP/a.dump' && grep -q 'G.text.weight' '$TMP/a.dump' && grep -q 'D.text.weight' '$TMP/a.dump'"
+
+# until gambar-sample learns prompts (issue 10 item 5) it refuses a text
+# checkpoint by name instead of aborting on a missing label
+check_exit text_ckpt_sampler_refuses_cleanly 3 gambar-sample --ckpt "$TMP/a/ckpt-0000000024.gck" --out "$TMP/s.png" -n 1
+check text_ckpt_sampler_says_why grep -q "text-conditional model" "$TMP/err"
 
 # --- SIGKILL after step 8's checkpoint, then --resume: bit-exact ---
 aug 0
