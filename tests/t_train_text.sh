@@ -49,6 +49,9 @@ check text_ckpt_not_class_model grep -qx "conditional=0" "$TMP/a.info"
 check_exit text_ckpt_differs_over_steps 1 ckpt_diff "$TMP/a/ckpt-0000000016.gck" "$TMP/a/ckpt-0000000024.gck"
 # the encoder's tensors are in the file (names as checkpoint.proto lists them)
 ckpt_tool dump "$TMP/a/ckpt-0000000024.gck" >"$TMP/a.dump" 2>/dev/null
+check text_ckpt_dump_text_dim grep -qx "model.text_dim 32" "$TMP/a.dump"
+python3 "$(dirname "$0")/tools/ckpt_read.py" "$TMP/a/ckpt-0000000024.gck" >"$TMP/a.pydump" 2>&1
+check text_ckpt_independent_reader_agrees cmp -s "$TMP/a.dump" "$TMP/a.pydump"
 check text_ckpt_tensor_names sh -c "grep -q 'T.embed.weight' '$TMP/a.dump' && grep -q 'OPT.T.v.proj.bias' '$TMP/a.dump' && grep -q 'G.text.weight' '$TMP/a.dump' && grep -q 'D.text.weight' '$TMP/a.dump'"
 
 # until gambar-sample learns prompts (issue 10 item 5) it refuses a text
