@@ -88,6 +88,13 @@ check_exit text_init_from_exit2 2 $TR --init-from "$TMP/a/ckpt-0000000024.gck" -
     --ckpt-dir "$TMP/n4"
 check_exit conditional_bad_value_exit2 2 gambar-train --model dcgan28 --conditional words --in "ipc://$TMP/x" \
     --ckpt-dir "$TMP/n5"
+# a stream without captions into a text run: every batch dropped as
+# bad_labels, named; the run ends with exit 3 (no usable batch)
+batch_source --synthetic-count 64 --batch 8 --epochs 1 --seed 7 --out "ipc://$TMP/nc.sock" 2>/dev/null &
+sp=$!
+check_exit text_stream_without_captions_exit3 3 $TR --in "ipc://$TMP/nc.sock" --ckpt-dir "$TMP/n6" --steps 4
+kill $sp 2>/dev/null; wait $sp 2>/dev/null
+check text_stream_without_captions_named grep -q "bad_labels.*no captions, but the model is text-conditional" "$TMP/err"
 # --conditional text on a folder of class-model checkpoints: refused
 mkdir -p "$TMP/cls"
 batch_source --synthetic-count 64 --batch 8 --epochs 1 --seed 7 --out "ipc://$TMP/c.sock" 2>/dev/null &
