@@ -299,6 +299,32 @@ static void fd_case(model_family_t f, model_loss_t loss) {
     tb_free(&b);
 }
 
+/* GAN-INT on: G's loss has the interpolation term; G's parameters, dtext_g
+ * and the encoder through dtext_g still match finite differences, and the
+ * term changes loss_g. */
+static void test_fd_text_gan_int(void) {
+    tb_t b;
+    tb_init(&b, MODEL_DCGAN28, MODEL_LOSS_BCE);
+    int threads = nn_get_threads();
+    nn_set_threads(1);
+    model_adam(b.m, MODEL_D)->lr = 0.0f;
+    snap_t s;
+    snap_take(&s, b.m);
+    float off = text_loss(&b, MODEL_G);
+    snap_restore(&s, b.m);
+    model_set_text_interp(b.m, 1.0f);
+    CHECK(model_text_interp(b.m) == 1.0f);
+    float on = text_loss(&b, MODEL_G);
+    snap_restore(&s, b.m);
+    CHECKF(fabsf(on - off) > 1e-3f, "GAN-INT does not change loss_g (%g vs %g)", (double)on, (double)off);
+    snap_free(&s);
+    fd_params(&b, MODEL_G);
+    fd_text(&b, MODEL_G, 0);
+    fd_text(&b, MODEL_G, 1);
+    nn_set_threads(threads);
+    tb_free(&b);
+}
+
 static void test_fd_text_dcgan28_bce(void) { fd_case(MODEL_DCGAN28, MODEL_LOSS_BCE); }
 static void test_fd_text_dcgan32_hinge(void) { fd_case(MODEL_DCGAN32, MODEL_LOSS_HINGE); }
 
@@ -418,5 +444,6 @@ int main(void) {
     RUN(test_text_determinism);
     RUN(test_fd_text_dcgan28_bce);
     RUN(test_fd_text_dcgan32_hinge);
+    RUN(test_fd_text_gan_int);
     return test_done();
 }

@@ -87,6 +87,9 @@ struct model {
     float *tmis;                     /* text: (N, T) the mismatched texts */
     float *dtmis;                    /* text: (N, T) their gradient */
     float *hdl;                      /* text: (N, F) scratch, hsum * dlogit */
+    float *tint_g, *tint_d;          /* text, GAN-INT: (N, T) interpolated texts of G and of D */
+    float *dtint;                    /* text, GAN-INT: (N, T) gradient of G's */
+    float interp;                    /* text: weight of the GAN-INT term of loss_g (0 = off) */
     float *pp[2];                    /* gradient ping-pong, max activation size */
     float *dfake;                    /* (N, C, H, W) gradient of loss_g w.r.t. fake */
     float *logit[4];                 /* (N) real, fake (D step), fake (G step), real+mismatched (text) */
@@ -489,6 +492,9 @@ static size_t carve_acts(model_t *m, float *base) {
         TAKE(m->tmis, (size_t)N * T);
         TAKE(m->dtmis, (size_t)N * T);
         TAKE(m->hdl, (size_t)N * F);
+        TAKE(m->tint_g, (size_t)N * T);
+        TAKE(m->tint_d, (size_t)N * T);
+        TAKE(m->dtint, (size_t)N * T);
         TAKE(m->dlogit2, N);
     }
     TAKE(m->pp[0], (size_t)N * maxact);
@@ -1262,6 +1268,37 @@ int model_train_step_text(model_t *m, const float *real, const float *text, cons
     st.d_fake_g = (float)(sum_sigmoid(l2, N) / N);
     d_backward(m, fake, NULL, text, NULL, &v, dl, NULL, NULL, m->dfake, NULL, NULL);
     g_backward(m, z, NULL, text_g, &v, m->dfake, G->g, dtext_g);
+    if (m->interp > 0) {
+        /* GAN-INT: G also draws from the midpoints of each caption and its
+         * mismatched one, and is scored by D on those pairs (D does not
+         * train on them); the same z. G's midpoint comes from text_g, D's
+         * from text, so each gradient keeps its owner (model.h). */
+        for (int i = 0; i < N; i++) {
+            const float *a = text_g + (size_t)i * T, *b = text_g + (size_t)mismatch[i] * T;
+            const float *c = text + (size_t)i * T, *d = text + (size_t)mismatch[i] * T;
+            for (int k = 0; k < T; k++) {
+                m->tint_g[(size_t)i * T + k] = 0.5f * (a[k] + b[k]);
+                m->tint_d[(size_t)i * T + k] = 0.5f * (c[k] + d[k]);
+            }
+        }
+        const float *fi = g_forward(m, G->p, G->buf, z, NULL, m->tint_g, &v);
+        float *lint = m->dlogit2; /* free after the D step */
+        d_forward(m, fi, NULL, m->tint_d, NULL, &v, lint, NULL);
+        float li = side_loss(m, 2, N, lint, dl);
+        for (int i = 0; i < N; i++) dl[i] *= m->interp;
+        d_backward(m, fi, NULL, m->tint_d, NULL, &v, dl, NULL, NULL, m->dfake, NULL, NULL);
+        g_backward(m, z, NULL, m->tint_g, &v, m->dfake, G->g, dtext_g ? m->dtint : NULL);
+        if (dtext_g)
+            for (int i = 0; i < N; i++) {
+                float *a = dtext_g + (size_t)i * T, *b = dtext_g + (size_t)mismatch[i] * T;
+                const float *g = m->dtint + (size_t)i * T;
+                for (int k = 0; k < T; k++) {
+                    a[k] += 0.5f * g[k];
+                    b[k] += 0.5f * g[k];
+                }
+            }
+        st.loss_g += m->interp * li;
+    }
     st.grad_norm_g = (float)sqrt(nn_sumsq(G->np, G->g));
     if (!isfinite(st.loss_g) || !isfinite(st.grad_norm_g)) goto numeric;
     adam_begin(&m->adam[MODEL_G]);
@@ -1276,6 +1313,13 @@ numeric:
     if (stats) *stats = st;
     return GB_ENUMERIC;
 }
+
+void model_set_text_interp(model_t *m, float weight) {
+    ASSERT(m->cond == COND_TEXT && weight >= 0 && isfinite(weight));
+    m->interp = weight;
+}
+
+float model_text_interp(const model_t *m) { return m->interp; }
 
 int model_generate_text(model_t *m, const float *z, const float *text, int N, int use_ema, float *out) {
     ASSERT(N >= 1);

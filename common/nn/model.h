@@ -371,6 +371,20 @@ int model_train_step_text(model_t *m, const float *real, const float *text, cons
                           const float *z, const float *text_g, float *dtext_d, float *dtext_g,
                           model_stats_t *stats);
 
+/* GAN-INT (Reed et al. 2016, section 4.3), off (0) by default: with
+ * weight w > 0, step 3 of model_train_step_text also makes
+ * fake_int = G(z, (text_g[i] + text_g[mismatch[i]]) / 2) (the same z; one
+ * more training-mode G pass, so G's running statistics take one more
+ * update, and D's one more) and adds
+ * w * L_G(D(fake_int, (text[i] + text[mismatch[i]]) / 2)) to loss_g; D
+ * does not train on these pairs. dtext_g then includes that term's
+ * gradient through G (half to each of the two rows). Costs one more G
+ * forward and backward and one D forward and backward per step. A setting,
+ * not model state: a caller that resumes must set it again. w >= 0 and
+ * finite; text models only (ASSERT). */
+void model_set_text_interp(model_t *m, float weight);
+float model_text_interp(const model_t *m);
+
 /* ---- inference ----------------------------------------------------------- */
 /* Generate N >= 1 images (any N: processed in chunks of max_batch) into
  * out (N, C, H, W) in [-1, 1], with BN in eval mode (running statistics;
