@@ -8,7 +8,8 @@
 #   - bad input: a dataset without captions exits 3 naming the reason;
 #     no --db, --micro-batches 2 or --init-from exit 2; resuming a text run
 #     without --conditional text stays a text run; gambar-sample refuses a
-#     text checkpoint cleanly (exit 3) until it learns prompts.
+#     text checkpoint cleanly (exit 3) until it learns prompts;
+#   - --gan-int: changes the model, persists across --resume (bit-exact).
 . "$(dirname "$0")/lib.sh"
 
 S=24
@@ -75,6 +76,29 @@ kill $sp 2>/dev/null; wait $sp 2>/dev/null
 check text_resume_exit0 test $rc -eq 0
 check text_resume_resumed grep -q "resuming from .*: step \(8\|16\)," "$TMP/b.log"
 check text_resume_bit_exact ckpt_diff "$TMP/a/ckpt-0000000024.gck" "$TMP/b/ckpt-0000000024.gck"
+
+# --- GAN-INT (--gan-int 1): changes the run; the weight travels in the
+# checkpoint, so a resume without the option is still bit-exact ---
+aug 0
+$TR --gan-int 1 --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/g" --ckpt-every 8 --steps 16 2>"$TMP/g.log"
+rc=$?
+kill $sp 2>/dev/null; wait $sp 2>/dev/null
+check gan_int_run_exit0 test $rc -eq 0
+check gan_int_logged grep -q "GAN-INT on (weight 1)" "$TMP/g.log"
+check_exit gan_int_changes_the_model 1 ckpt_diff "$TMP/a/ckpt-0000000016.gck" "$TMP/g/ckpt-0000000016.gck"
+mkdir -p "$TMP/g2"
+cp "$TMP/g/ckpt-0000000008.gck" "$TMP/g2/"
+aug 8
+gambar-train --threads 1 --log-every 8 --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/g2" --ckpt-every 8 --steps 16 \
+    --resume 2>>"$TMP/g.log"
+rc=$?
+kill $sp 2>/dev/null; wait $sp 2>/dev/null
+check gan_int_resume_exit0 test $rc -eq 0
+check gan_int_resume_bit_exact ckpt_diff "$TMP/g/ckpt-0000000016.gck" "$TMP/g2/ckpt-0000000016.gck"
+check_exit gan_int_other_weight_on_resume_exit3 3 gambar-train --gan-int 0.5 --resume --in "ipc://$TMP/none.sock" \
+    --ckpt-dir "$TMP/g2"
+check_exit gan_int_without_text_exit2 2 gambar-train --model dcgan28 --gan-int 1 --in "ipc://$TMP/none.sock" \
+    --ckpt-dir "$TMP/n7"
 
 # --- bad input ---
 check_exit text_dataset_without_captions_exit3 3 $TR --db "$TMP/nocap" --in "ipc://$TMP/none.sock" --ckpt-dir "$TMP/n"

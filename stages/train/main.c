@@ -51,9 +51,10 @@ typedef struct {
     long long micro; /* --micro-batches M */
     uint64_t seed;
     double lr_g, lr_d, beta1, beta2, ema;
+    double gan_int; /* --gan-int W: GAN-INT weight of a text run (0 = off) */
     bool resume, print_start, fresh_if_damaged;
     bool seen_steps, seen_epochs, seen_lr_g, seen_lr_d, seen_beta1, seen_beta2, seen_ema, seen_width, seen_embed_dim,
-        seen_loss, seen_model, seen_seed, seen_threads, seen_micro;
+        seen_loss, seen_model, seen_seed, seen_threads, seen_micro, seen_gan_int;
 } opts_t;
 
 typedef struct {
@@ -151,6 +152,7 @@ static int save_now(trainer_t *t) {
     t->pos.tenc = t->text ? t->tt.enc : NULL;
     t->pos.text_pool = t->tt.vec;
     t->pos.n_pool = t->text ? t->tt.n_last : 0;
+    t->pos.gan_int = t->text ? model_text_interp(t->m) : 0;
     int rc = train_ckpt_save(t->o.ckpt_dir, (int)t->o.keep, t->m, &t->pos, path, sizeof path, dig);
     if (rc) {
         log_error("checkpoint at step %" PRIu64 " not written: %s", t->pos.step, err_str(rc));
@@ -269,6 +271,7 @@ static int build_model(trainer_t *t, const Gambar__Batch *b) {
     if (t->text) {
         int rc = train_text_new(&t->tt, t->vocab, t->n_vocab, cap, t->o.seed);
         if (rc) return rc;
+        model_set_text_interp(t->m, (float)t->o.gan_int);
         tenc_vocab_free(t->vocab, t->n_vocab);
         t->vocab = NULL;
     }
@@ -304,8 +307,9 @@ static int build_model(trainer_t *t, const Gambar__Batch *b) {
              model_param_count(t->m, MODEL_G), model_param_count(t->m, MODEL_D), cap);
     if (t->text)
         log_info("text encoder: vocabulary %d words, sentence vectors of %d, %zu parameters; G projects them to "
-                 "%d, D to its last feature map",
-                 t->n_vocab, d.text_dim, tenc_param_count(t->tt.enc), d.embed_dim);
+                 "%d, D to its last feature map; GAN-INT %s (weight %g)",
+                 t->n_vocab, d.text_dim, tenc_param_count(t->tt.enc), d.embed_dim, t->o.gan_int > 0 ? "on" : "off",
+                 t->o.gan_int);
     return 0;
 }
 
@@ -314,6 +318,7 @@ static void grow_model(trainer_t *t, int n) {
     model_t *nm = model_new(model_desc(t->m), n, t->o.seed);
     ASSERT(nm);
     train_model_copy(nm, t->m);
+    if (t->text) model_set_text_interp(nm, model_text_interp(t->m));
     model_free(t->m);
     t->m = nm;
     if (t->text) train_text_grow(&t->tt, n);
@@ -606,6 +611,10 @@ static int do_resume(trainer_t *t) {
         log_error("--resume: %s holds a %s model, not a text-conditional one (--conditional text)", path,
                   d.conditional ? "class-conditional" : "unconditional");
         rc = GB_EMISMATCH;
+    } else if (t->o.seen_gan_int && d.text_dim == 0) {
+        log_error("--resume: --gan-int is for text runs; %s holds a %s model", path,
+                  d.conditional ? "class-conditional" : "unconditional");
+        rc = GB_EMISMATCH;
     } else if (t->o.seen_seed && t->pos.seed != t->o.seed) {
         log_error("--resume: %s was trained with --seed %" PRIu64 ", not %" PRIu64, path, t->pos.seed, t->o.seed);
         rc = GB_EMISMATCH;
@@ -648,6 +657,14 @@ static int do_resume(trainer_t *t) {
     if (!rc && d.text_dim > 0) {
         rc = train_text_load(&t->tt, ck, t->pos.max_batch, d.text_dim);
         t->text = rc == 0;
+        if (!rc && t->o.seen_gan_int && t->o.gan_int != t->pos.gan_int) {
+            log_error("--resume: %s was trained with --gan-int %g, not %g (it changes the maths)", path,
+                      t->pos.gan_int, t->o.gan_int);
+            model_desc_release(&d);
+            ckpt_free(&ck);
+            return GB_EMISMATCH;
+        }
+        if (!rc) model_set_text_interp(t->m, (float)t->pos.gan_int);
     }
     if (rc) {
         log_error("--resume: %s does not match its own model description", path);
@@ -893,6 +910,9 @@ static int parse_options(trainer_t *t, int argc, char **argv) {
          "class-conditional model (auto: when the data has labels); text: conditioned on the captions "
          "(GAN-CLS; needs --db)",
          NULL},
+        {"gan-int", 0, CLI_DBL, &o->gan_int, "W",
+         "text runs: GAN-INT, G also learns from caption midpoints, weight W (default 0 = off; Reed et al. use 1)",
+         &o->seen_gan_int},
         {"embed-dim", 0, CLI_INT, &o->embed_dim, "N",
          "conditional: width of G's class embedding (default z size / 10 = 10)", &o->seen_embed_dim},
         {"producers", 0, CLI_INT, &o->producers, "N", "stop after N EndOfStream messages (default 1)", NULL},
@@ -937,6 +957,9 @@ static int parse_options(trainer_t *t, int argc, char **argv) {
         cli_usage_error(&spec, "--conditional text: --micro-batches %lld is not supported yet (text models train "
                         "whole batches in one process: use --micro-batches 1 and no mpirun)", o->micro);
     if (t->text && o->init_from) cli_usage_error(&spec, "--conditional text: --init-from is not supported yet");
+    if (!(o->gan_int >= 0 && o->gan_int <= 100)) cli_usage_error(&spec, "--gan-int must be in [0, 100]");
+    if (o->seen_gan_int && !t->text && !o->resume)
+        cli_usage_error(&spec, "--gan-int is for text runs (--conditional text)");
     model_loss_t loss;
     if (model_loss_parse(o->loss, &loss) != 0) cli_usage_error(&spec, "--loss must be bce or hinge");
     model_family_t fam = MODEL_DCGAN28;

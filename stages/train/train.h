@@ -156,6 +156,7 @@ typedef struct {
                                  statistics are re-estimated with (the last step's);
                                  n_pool 0: not re-estimated */
     int n_pool;
+    double gan_int;           /* text models: the GAN-INT weight (note train.gan_int) */
 } train_pos_t;
 
 /* Save model m and position p to dir (keeping `keep` checkpoints), after

@@ -13,7 +13,8 @@
  *
  * Items of the position that checkpoint.proto has no field for (the
  * stream's batches_per_epoch, num_classes and image shape, the model's
- * batch capacity) go in notes with a "train." prefix. */
+ * batch capacity, a text run's GAN-INT weight) go in notes with a
+ * "train." prefix. */
 #include "base.h"
 #include "ckpt.h"
 #include "cli.h"
@@ -100,6 +101,11 @@ int train_ckpt_save(const char *dir, int keep, model_t *m, const train_pos_t *p,
     set_note_u64(b, "train.h", p->h);
     set_note_u64(b, "train.w", p->w);
     set_note_u64(b, "train.max_batch", (uint64_t)p->max_batch);
+    if (p->tenc) {
+        char gi[32];
+        snprintf(gi, sizeof gi, "%.17g", p->gan_int);
+        ckpt_set_note(b, "train.gan_int", gi);
+    }
     train_db_notes(p->db, b);
 
     int rc = ckpt_save(dir, ck, keep, path_out, path_len, digest_out);
@@ -140,6 +146,15 @@ int train_ckpt_pos(const Gambar__Checkpoint *ck, train_pos_t *p) {
     p->h = (uint32_t)v[3];
     p->w = (uint32_t)v[4];
     p->max_batch = (int)v[5];
+    const char *gi = ckpt_note(ck, "train.gan_int"); /* text runs; absent = 0 */
+    if (gi && *gi) {
+        char *end = NULL;
+        p->gan_int = strtod(gi, &end);
+        if (*end || !(p->gan_int >= 0 && p->gan_int <= 100)) {
+            log_error("checkpoint: note train.gan_int '%s' is bad", gi);
+            return GB_EFORMAT;
+        }
+    }
     if (p->max_batch < 1 || p->max_batch > TRAIN_MAX_BATCH || !p->have_dataset || p->bpe == 0) {
         log_error("checkpoint: training position is incomplete (max_batch %d, dataset %s, bpe %u)",
                   p->max_batch, p->have_dataset ? "set" : "missing", p->bpe);
