@@ -279,7 +279,8 @@ typedef struct {
  * [0, num_classes) for conditional models, ignored (may be NULL) otherwise.
  * Inputs are borrowed for the call only. stats may be NULL.
  * Returns 0; GB_EFORMAT (nothing done) when a label is missing or out of
- * range; GB_ENUMERIC when a loss or gradient is NaN/Inf: then
+ * range, or m is a text model (model_train_step_text); GB_ENUMERIC when
+ * a loss or gradient is NaN/Inf: then
  * nothing is updated by the failing optimizer step (the D step may already
  * have been applied when the G step fails) and the caller should stop or
  * restore a checkpoint.
@@ -390,7 +391,8 @@ float model_text_interp(const model_t *m);
  * out (N, C, H, W) in [-1, 1], with BN in eval mode (running statistics;
  * nothing in the model changes). use_ema: 1 = EMA.G weights, 0 = G.
  * z (N, Z); labels N ints in [0, num_classes) when conditional, else
- * ignored. Returns 0, or GB_EFORMAT when a label is out of range. */
+ * ignored. Returns 0, or GB_EFORMAT when a label is out of range or m is
+ * a text model (model_generate_text). */
 int model_generate(model_t *m, const float *z, const int32_t *labels, int N, int use_ema, float *out);
 
 /* Text models: model_generate with sentence vectors text (N, T) instead
@@ -448,7 +450,7 @@ void model_gen_layers(const model_t *m, int use_ema, model_gen_t *out);
 
 /* D logits for N >= 1 images x (N, C, H, W) with BN in eval mode; nothing
  * in the model changes. labels as for model_generate. Returns 0 or
- * GB_EFORMAT (label out of range). */
+ * GB_EFORMAT (label out of range; a text model: model_discriminate_text). */
 int model_discriminate(model_t *m, const float *x, const int32_t *labels, int N, float *logits);
 
 /* ---- texts ------------------------------------------------------------------ */
