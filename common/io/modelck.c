@@ -28,6 +28,9 @@ int modelck_desc(const Gambar__ModelDesc *md, model_desc_t *out, char *err, size
     out->conditional = md->conditional ? 1 : 0;
     out->num_classes = (int)md->num_classes;
     out->embed_dim = (int)md->embed_dim;
+    if (md->text_dim > MODEL_MAX_Z)
+        return gb_errf(err, errlen, GB_EFORMAT, "text_dim %u: must be at most %d", md->text_dim, MODEL_MAX_Z);
+    out->text_dim = (int)md->text_dim;
     if (md->loss && *md->loss && model_loss_parse(md->loss, &out->loss) != 0)
         return gb_errf(err, errlen, GB_EFORMAT, "unknown loss '%s'", md->loss);
     if (md->n_class_names > 0) {
@@ -56,6 +59,7 @@ void modelck_store(const model_t *m, ckpt_builder_t *b) {
     md->conditional = d->conditional != 0;
     md->num_classes = (uint32_t)d->num_classes;
     md->embed_dim = (uint32_t)d->embed_dim;
+    md->text_dim = (uint32_t)d->text_dim;
     md->loss = ckpt_builder_strdup(b, model_loss_name(d->loss));
     if (d->class_names)
         for (int i = 0; i < d->num_classes; i++) ckpt_add_class_name(b, d->class_names[i]);

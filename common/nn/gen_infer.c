@@ -123,6 +123,10 @@ int ginfer_new(const model_t *m, int use_ema, ginfer_t **out, char *err, size_t 
     *out = NULL;
     model_gen_t mg;
     model_gen_layers(m, use_ema, &mg);
+    if (mg.text_dim)
+        return gb_errf(err, errlen, GB_EUNSUPPORTED,
+                       "a text-conditional model (its input is a sentence vector, not a label): this generator "
+                       "takes labels; use model_generate_text");
     ginfer_t *g = xcalloc(1, sizeof *g);
     g->Z = mg.z_dim;
     g->E = mg.embed_dim;

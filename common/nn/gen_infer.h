@@ -35,7 +35,8 @@ typedef struct ginfer_ws ginfer_ws_t; /* one thread's scratch */
  * model_generate). Copies the weights: later changes to m do not reach
  * the plan. Returns 0, or GB_EFORMAT with the reason in err when the
  * layer shapes are not ones the kernels handle (a first layer on a 1x1
- * input, then kernel-4 stride-2 padding-1 layers). */
+ * input, then kernel-4 stride-2 padding-1 layers), or GB_EUNSUPPORTED for
+ * a text-conditional model (model.h: not yet handled here). */
 int ginfer_new(const model_t *m, int use_ema, ginfer_t **out, char *err, size_t errlen);
 void ginfer_free(ginfer_t *g); /* NULL-safe */
 int ginfer_z_dim(const ginfer_t *g);

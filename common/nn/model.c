@@ -30,6 +30,7 @@
 #include "err.h"
 #include "model.h"
 #include "rng.h"
+#include "textenc.h"
 
 #include <math.h>
 
@@ -57,8 +58,9 @@ typedef struct {
     int L;                           /* number of stages */
     stage_t st[MODEL_MAX_STAGES];
     int has_embed;
+    int has_text;                    /* text model: <net>.text.weight (emb_dim, T) */
     int emb_dim;                     /* G: E; D: F (channels of the last hidden map) */
-    size_t embed_off;                /* in the net's parameter slice */
+    size_t embed_off;                /* in the net's parameter slice (class table or text projection) */
     size_t np, nb;                   /* parameter and buffer counts */
     size_t nstat;                    /* doubles of one pass's BN batch statistics */
     float *p, *g, *am, *av, *buf;    /* this net's slices of the blocks */
@@ -68,6 +70,8 @@ struct model {
     model_desc_t desc;
     int max_batch;
     int zin;                         /* G input channels: Z (+ E) */
+    int cond;                        /* 0 none, COND_CLASS, COND_TEXT */
+    int tdim;                        /* T of a text model, else 0 */
     size_t img;                      /* C*H*W */
     net_t net[2];
     adam_t adam[2];
@@ -79,10 +83,18 @@ struct model {
     float *gemb;                     /* (N, E) label embeddings / their gradients */
     float *hsum;                     /* (N, F) D's last hidden map summed over space */
     float *demb;                     /* (N, F) D embeddings / their gradients */
+    float *demb2;                    /* text: (N, F) D projection of the mismatched texts */
+    float *tmis;                     /* text: (N, T) the mismatched texts */
+    float *dtmis;                    /* text: (N, T) their gradient */
+    float *hdl;                      /* text: (N, F) scratch, hsum * dlogit */
+    float *tint_g, *tint_d;          /* text, GAN-INT: (N, T) interpolated texts of G and of D */
+    float *dtint;                    /* text, GAN-INT: (N, T) gradient of G's */
+    float interp;                    /* text: weight of the GAN-INT term of loss_g (0 = off) */
     float *pp[2];                    /* gradient ping-pong, max activation size */
     float *dfake;                    /* (N, C, H, W) gradient of loss_g w.r.t. fake */
-    float *logit[3];                 /* (N) real, fake (D step), fake (G step) */
+    float *logit[4];                 /* (N) real, fake (D step), fake (G step), real+mismatched (text) */
     float *dlogit;                   /* (N) */
+    float *dlogit2;                  /* (N) text: of the mismatched logits */
     float *ws;                       /* convolution workspace */
     int last_n;
     /* micro-batch records (model_train_step_split): M records of
@@ -94,6 +106,9 @@ struct model {
     model_tensor_t *tab;
     char (*names)[MODEL_NAME_MAX];
 };
+
+#define COND_CLASS 1
+#define COND_TEXT 2
 
 /* ======================= descriptions ======================= */
 
@@ -164,7 +179,14 @@ int model_desc_check(const model_desc_t *d, char *err, size_t errlen) {
     if (d->z_dim < 1 || d->z_dim > MODEL_MAX_Z) DESC_FAIL("model z_dim %d: must be in 1..%d", d->z_dim, MODEL_MAX_Z);
     if ((unsigned)d->loss > MODEL_LOSS_HINGE) DESC_FAIL("model loss %d: unknown", (int)d->loss);
     if (d->conditional != 0 && d->conditional != 1) DESC_FAIL("model conditional %d: must be 0 or 1", d->conditional);
-    if (d->conditional) {
+    if (d->text_dim < 0 || d->text_dim > MODEL_MAX_Z)
+        DESC_FAIL("model text_dim %d: must be in 0..%d", d->text_dim, MODEL_MAX_Z);
+    if (d->text_dim > 0) {
+        if (d->conditional) DESC_FAIL("text model (text_dim %d): conditional must be 0 (no class labels)", d->text_dim);
+        if (d->num_classes != 0) DESC_FAIL("text model num_classes %d: must be 0", d->num_classes);
+        if (d->embed_dim < 1 || d->embed_dim > MODEL_MAX_Z)
+            DESC_FAIL("text model embed_dim %d: must be in 1..%d", d->embed_dim, MODEL_MAX_Z);
+    } else if (d->conditional) {
         if (d->num_classes < 1 || d->num_classes > MODEL_MAX_CLASSES)
             DESC_FAIL("conditional model num_classes %d: must be in 1..%d", d->num_classes, MODEL_MAX_CLASSES);
         if (d->embed_dim < 1 || d->embed_dim > MODEL_MAX_Z)
@@ -284,7 +306,8 @@ typedef struct {
     int ndim;
     int64_t shape[4];
     size_t off;
-    int init; /* 0 conv weight, 1 gamma, 2 beta, 3 running mean, 4 running var, 5 G embed, 6 D embed */
+    int init; /* 0 conv weight, 1 gamma, 2 beta, 3 running mean, 4 running var, 5 G embed, 6 D embed,
+                 7 G text, 8 D text */
 } tdesc_t;
 
 static int net_tensors(const model_t *m, model_net_t which, int buffers, tdesc_t *out) {
@@ -327,6 +350,15 @@ static int net_tensors(const model_t *m, model_net_t which, int buffers, tdesc_t
         t->shape[1] = n->emb_dim;
         t->off = n->embed_off;
         t->init = which == MODEL_G ? 5 : 6;
+    }
+    if (!buffers && n->has_text) {
+        tdesc_t *t = &out[k++];
+        snprintf(t->name, sizeof t->name, "text.weight");
+        t->ndim = 2;
+        t->shape[0] = n->emb_dim;
+        t->shape[1] = m->tdim;
+        t->off = n->embed_off;
+        t->init = which == MODEL_G ? 7 : 8;
     }
     return k;
 }
@@ -406,6 +438,10 @@ static void assign_offsets(model_t *m) {
             n->embed_off = po;
             po += (size_t)m->desc.num_classes * n->emb_dim;
         }
+        if (n->has_text) {
+            n->embed_off = po;
+            po += (size_t)n->emb_dim * m->tdim;
+        }
         n->np = po;
         n->nb = bo;
     }
@@ -444,16 +480,27 @@ static size_t carve_acts(model_t *m, float *base) {
         }
     }
     int E = m->net[MODEL_G].emb_dim, F = m->net[MODEL_D].emb_dim;
-    if (m->desc.conditional) {
+    if (m->cond) {
         TAKE(m->zin_buf, (size_t)N * m->zin);
         TAKE(m->gemb, (size_t)N * E);
         TAKE(m->hsum, (size_t)N * F);
         TAKE(m->demb, (size_t)N * F);
     }
+    if (m->cond == COND_TEXT) {
+        int T = m->tdim;
+        TAKE(m->demb2, (size_t)N * F);
+        TAKE(m->tmis, (size_t)N * T);
+        TAKE(m->dtmis, (size_t)N * T);
+        TAKE(m->hdl, (size_t)N * F);
+        TAKE(m->tint_g, (size_t)N * T);
+        TAKE(m->tint_d, (size_t)N * T);
+        TAKE(m->dtint, (size_t)N * T);
+        TAKE(m->dlogit2, N);
+    }
     TAKE(m->pp[0], (size_t)N * maxact);
     TAKE(m->pp[1], (size_t)N * maxact);
     TAKE(m->dfake, (size_t)N * m->img);
-    for (int i = 0; i < 3; i++) TAKE(m->logit[i], N);
+    for (int i = 0; i < 4; i++) TAKE(m->logit[i], N);
     TAKE(m->dlogit, N);
     TAKE(m->ws, ws);
 #undef TAKE
@@ -465,13 +512,18 @@ static size_t carve_acts(model_t *m, float *base) {
 static void model_layout(model_t *m, int max_batch) {
     const model_desc_t *desc = &m->desc;
     m->max_batch = max_batch;
-    m->zin = desc->z_dim + (desc->conditional ? desc->embed_dim : 0);
+    m->cond = desc->text_dim > 0 ? COND_TEXT : desc->conditional ? COND_CLASS : 0;
+    m->tdim = desc->text_dim;
+    m->zin = desc->z_dim + (m->cond ? desc->embed_dim : 0);
     m->img = (size_t)desc->channels * desc->height * desc->width;
     family_layout(desc, m->zin, &m->net[MODEL_G], &m->net[MODEL_D]);
-    if (desc->conditional) {
-        m->net[MODEL_G].has_embed = 1;
+    if (m->cond) {
+        int text = m->cond == COND_TEXT;
+        m->net[MODEL_G].has_embed = !text;
+        m->net[MODEL_G].has_text = text;
         m->net[MODEL_G].emb_dim = desc->embed_dim;
-        m->net[MODEL_D].has_embed = 1;
+        m->net[MODEL_D].has_embed = !text;
+        m->net[MODEL_D].has_text = text;
     }
     assign_offsets(m);
 }
@@ -528,7 +580,8 @@ double model_step_flop(const model_desc_t *desc) {
     /* model_train_step: G forward; D forward x3; D backward with weight
      * gradients x2 (no dx of the image); D backward to the image without
      * weight gradients; G backward (dx of z only when conditional). */
-    double macs = g + 3 * d + 2 * (d + d - d_dx0) + d + (g + g - (desc->conditional ? 0 : g_dx0));
+    int cond = desc->conditional || desc->text_dim > 0;
+    double macs = g + 3 * d + 2 * (d + d - d_dx0) + d + (g + g - (cond ? 0 : g_dx0));
     return 2 * macs;
 }
 
@@ -590,6 +643,7 @@ model_t *model_new(const model_desc_t *desc, int max_batch, uint64_t seed) {
                     case 3: p[j] = 0.0f; break;
                     case 4: p[j] = 1.0f; break;
                     case 5: p[j] = rng_normal(&r); break;
+                    case 7: p[j] = rng_normal(&r) / sqrtf((float)m->tdim); break;
                     default: p[j] = 0.02f * rng_normal(&r); break;
                     }
                 }
@@ -651,10 +705,11 @@ struct view {
     double *stat;
 };
 static const float *g_forward(model_t *m, const float *p, float *b, const float *z, const int32_t *labels,
-                              const view_t *v);
+                              const float *text, const view_t *v);
 
 void model_ema_restat(model_t *m, int batches, uint64_t seed) {
     ASSERT(batches >= 1);
+    ASSERT(m->cond != COND_TEXT); /* model_ema_restat_text */
     const net_t *G = &m->net[MODEL_G];
     if (!G->nb) return;
     int N = m->max_batch, Z = m->desc.z_dim;
@@ -671,10 +726,32 @@ void model_ema_restat(model_t *m, int batches, uint64_t seed) {
          * average of the batches' statistics (the first batch replaces
          * whatever was there) */
         const view_t v = {0, N, 0, 1, 1.0f / (float)(k + 1), NULL};
-        g_forward(m, m->ema, eb, z, labels, &v);
+        g_forward(m, m->ema, eb, z, labels, NULL, &v);
     }
     free(z);
     free(labels);
+}
+
+void model_ema_restat_text(model_t *m, int batches, uint64_t seed, const float *pool, int n_pool) {
+    ASSERT(batches >= 1 && m->cond == COND_TEXT && n_pool >= 1 && pool);
+    const net_t *G = &m->net[MODEL_G];
+    if (!G->nb) return;
+    int N = m->max_batch, Z = m->desc.z_dim, T = m->tdim;
+    float *z = gb_xmalloc_aligned((size_t)N * (size_t)Z * sizeof(float));
+    float *text = gb_xmalloc_aligned((size_t)N * (size_t)T * sizeof(float));
+    float *eb = m->ema + G->np;
+    rng_t r;
+    rng_seed(&r, seed);
+    for (int k = 0; k < batches; k++) {
+        rng_normal_fill(&r, z, (size_t)N * (size_t)Z);
+        for (int n = 0; n < N; n++)
+            memcpy(text + (size_t)n * T, pool + (size_t)rng_below(&r, (uint64_t)n_pool) * T,
+                   (size_t)T * sizeof(float));
+        const view_t v = {0, N, 0, 1, 1.0f / (float)(k + 1), NULL};
+        g_forward(m, m->ema, eb, z, NULL, text, &v);
+    }
+    free(z);
+    free(text);
 }
 
 const float *model_fake(const model_t *m) {
@@ -683,13 +760,14 @@ const float *model_fake(const model_t *m) {
 }
 
 const float *model_logits(const model_t *m, int which) {
-    ASSERT(which >= 0 && which < 3);
+    ASSERT(which >= 0 && which < 3 + (m->cond == COND_TEXT));
     return m->logit[which];
 }
 
 /* ======================= forward / backward ======================= */
 
 static int labels_ok(const model_t *m, const int32_t *labels, int N) {
+    if (m->cond == COND_TEXT) return 0; /* the *_text calls */
     if (!m->desc.conditional) return 1;
     if (!labels) return 0;
     for (int i = 0; i < N; i++)
@@ -737,18 +815,51 @@ static void net_stats_apply(net_t *n, const double *stat) {
     }
 }
 
+/* Text projection: out[n,k] = sum_t W[k,t] x[n,t], W (K, T), x (N, T),
+ * out (N, K). Plain loops in a fixed order (small; no BLAS, so no thread
+ * count dependence). */
+static void text_proj(int N, int K, int T, const float *W, const float *x, float *out) {
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++) {
+            const float *w = W + (size_t)k * T, *xn = x + (size_t)n * T;
+            float acc = 0;
+            for (int t = 0; t < T; t++) acc += w[t] * xn[t];
+            out[(size_t)n * K + k] = acc;
+        }
+}
+
+/* Backward of text_proj from dout (N, K): dW += dout^T x when dW is not
+ * NULL, dx += dout W when dx is not NULL. */
+static void text_proj_backward(int N, int K, int T, const float *W, const float *x, const float *dout, float *dW,
+                               float *dx) {
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++) {
+            float g = dout[(size_t)n * K + k];
+            const float *xn = x + (size_t)n * T, *w = W + (size_t)k * T;
+            if (dW) {
+                float *dw = dW + (size_t)k * T;
+                for (int t = 0; t < T; t++) dw[t] += g * xn[t];
+            }
+            if (dx) {
+                float *dxn = dx + (size_t)n * T;
+                for (int t = 0; t < T; t++) dxn[t] += g * w[t];
+            }
+        }
+}
+
 /* G forward on v->N latent vectors z (the view's own, z[0] is sample
  * v->n0) with parameters p and buffers b (the live net or the EMA copy).
  * Returns the output (N,C,H,W) at the view's samples, tanh applied. */
 static const float *g_forward(model_t *m, const float *p, float *b, const float *z, const int32_t *labels,
-                              const view_t *v) {
+                              const float *text, const view_t *v) {
     net_t *G = &m->net[MODEL_G];
     const int N = v->N;
     const float *x = z;
-    if (m->desc.conditional) {
+    if (m->cond) {
         int Z = m->desc.z_dim, E = G->emb_dim;
         float *gemb = m->gemb + (size_t)v->n0 * E, *zin = m->zin_buf + (size_t)v->n0 * m->zin;
-        embed_forward(N, E, p + G->embed_off, labels, gemb);
+        if (m->cond == COND_TEXT) text_proj(N, E, m->tdim, p + G->embed_off, text, gemb);
+        else embed_forward(N, E, p + G->embed_off, labels, gemb);
         for (int n = 0; n < N; n++) {
             memcpy(zin + (size_t)n * m->zin, z + (size_t)n * Z, (size_t)Z * sizeof(float));
             memcpy(zin + (size_t)n * m->zin + Z, gemb + (size_t)n * E, (size_t)E * sizeof(float));
@@ -776,8 +887,8 @@ static const float *g_forward(model_t *m, const float *p, float *b, const float 
 /* G backward from dfake (the view's N images) into grad, G's gradient
  * (accumulated), after g_forward on the same view (its activations and BN
  * slot must be intact). */
-static void g_backward(model_t *m, const float *z, const int32_t *labels, const view_t *v, const float *dfake,
-                       float *grad) {
+static void g_backward(model_t *m, const float *z, const int32_t *labels, const float *text, const view_t *v,
+                       const float *dfake, float *grad, float *dtext) {
     net_t *G = &m->net[MODEL_G];
     const int N = v->N;
     const float *p = G->p;
@@ -796,23 +907,32 @@ static void g_backward(model_t *m, const float *z, const int32_t *labels, const 
                         s->rstd + (size_t)v->mb * s->K, oth, cur, grad + s->gamma_off, grad + s->beta_off);
         }
         const float *x = i > 0 ? G->st[i - 1].act + (size_t)v->n0 * stage_out(&G->st[i - 1])
-                               : (m->desc.conditional ? m->zin_buf + (size_t)v->n0 * m->zin : z);
-        int need_dx = i > 0 || m->desc.conditional;
+                               : (m->cond ? m->zin_buf + (size_t)v->n0 * m->zin : z);
+        int need_dx = i > 0 || m->cond;
         convT2d_backward(&cv, x, p + s->w_off, cur, need_dx ? oth : NULL, grad + s->w_off, NULL, m->ws);
         t = cur; cur = oth; oth = t;
     }
-    if (m->desc.conditional) {
-        /* cur = d(zin) (N, Z+E): the embedding part goes to G.embed */
+    if (m->cond) {
+        /* cur = d(zin) (N, Z+E): the embedding part goes to G.embed (or
+         * G.text and the text) */
         int Z = m->desc.z_dim, E = G->emb_dim;
         float *gemb = m->gemb + (size_t)v->n0 * E;
         for (int n = 0; n < N; n++)
             memcpy(gemb + (size_t)n * E, cur + (size_t)n * m->zin + Z, (size_t)E * sizeof(float));
-        embed_backward(N, E, labels, gemb, grad + G->embed_off);
+        if (m->cond == COND_TEXT) {
+            if (dtext) memset(dtext, 0, (size_t)N * m->tdim * sizeof(float));
+            text_proj_backward(N, E, m->tdim, p + G->embed_off, text, gemb, grad + G->embed_off, dtext);
+        } else {
+            embed_backward(N, E, labels, gemb, grad + G->embed_off);
+        }
     }
 }
 
-/* D forward on x (the view's N images); logits (N). */
-static void d_forward(model_t *m, const float *x, const int32_t *labels, const view_t *v, float *logits) {
+/* D forward on x (the view's N images); logits (N). Text models: text
+ * (N, T) is each image's text; with text2 (N, T) also logits2 (N), the
+ * same images with the other texts (the features are computed once). */
+static void d_forward(model_t *m, const float *x, const int32_t *labels, const float *text, const float *text2,
+                      const view_t *v, float *logits, float *logits2) {
     net_t *D = &m->net[MODEL_D];
     const int N = v->N;
     const float *p = D->p;
@@ -830,37 +950,51 @@ static void d_forward(model_t *m, const float *x, const int32_t *labels, const v
     }
     const stage_t *last = &D->st[D->L - 1];
     memcpy(logits, last->out + (size_t)v->n0 * stage_out(last), (size_t)N * sizeof(float));
-    if (m->desc.conditional) {
-        /* projection: logit += <embed[y], sum_hw h> */
+    if (text2) memcpy(logits2, logits, (size_t)N * sizeof(float));
+    if (m->cond) {
+        /* projection: logit += <embed[y], sum_hw h> (text: <W_d c, sum_hw h>) */
         const stage_t *hs = &D->st[D->L - 2];
         int F = D->emb_dim, HW = hs->OH * hs->OW;
         float *demb = m->demb + (size_t)v->n0 * F, *hsum = m->hsum + (size_t)v->n0 * F;
+        float *demb2 = text2 ? m->demb2 + (size_t)v->n0 * F : NULL;
         const float *act = hs->act + (size_t)v->n0 * stage_out(hs);
-        embed_forward(N, F, p + D->embed_off, labels, demb);
+        if (m->cond == COND_TEXT) {
+            text_proj(N, F, m->tdim, p + D->embed_off, text, demb);
+            if (text2) text_proj(N, F, m->tdim, p + D->embed_off, text2, demb2);
+        } else {
+            embed_forward(N, F, p + D->embed_off, labels, demb);
+        }
         for (int n = 0; n < N; n++) {
-            double acc = 0;
+            double acc = 0, acc2 = 0;
             for (int c = 0; c < F; c++) {
                 const float *h = act + ((size_t)n * F + c) * HW;
                 float sum = 0;
                 for (int k = 0; k < HW; k++) sum += h[k];
                 hsum[(size_t)n * F + c] = sum;
                 acc += (double)sum * demb[(size_t)n * F + c];
+                if (demb2) acc2 += (double)sum * demb2[(size_t)n * F + c];
             }
             logits[n] += (float)acc;
+            if (demb2) logits2[n] += (float)acc2;
         }
     }
 }
 
-/* D backward from dlogits (N) after d_forward on the same x and view.
+/* D backward from dlogits (N) after d_forward on the same x and view
+ * (with text2: from dlogits and dlogits2, the two logits' gradients).
  * Parameter gradients are accumulated into grad unless it is NULL; dx
- * (N,C,H,W) is written when not NULL. */
-static void d_backward(model_t *m, const float *x, const int32_t *labels, const view_t *v, const float *dlogits,
-                       float *grad, float *dx) {
+ * (N,C,H,W) is written when not NULL. Text models: the gradients of the
+ * texts are ADDED to dtext (and dtext2) when not NULL. */
+static void d_backward(model_t *m, const float *x, const int32_t *labels, const float *text, const float *text2,
+                       const view_t *v, const float *dlogits, const float *dlogits2, float *grad, float *dx,
+                       float *dtext, float *dtext2) {
     net_t *D = &m->net[MODEL_D];
     const int N = v->N;
     const float *p = D->p;
     float *cur = m->pp[0], *oth = m->pp[1], *t;
     memcpy(cur, dlogits, (size_t)N * sizeof(float));
+    if (text2)
+        for (int n = 0; n < N; n++) cur[n] += dlogits2[n];
     for (int i = D->L - 1; i >= 0; i--) {
         stage_t *s = &D->st[i];
         conv_t cv;
@@ -880,20 +1014,32 @@ static void d_backward(model_t *m, const float *x, const int32_t *labels, const 
         const float *xin = i > 0 ? D->st[i - 1].act + (size_t)v->n0 * stage_out(&D->st[i - 1]) : x;
         float *dxin = i > 0 ? oth : dx;
         conv2d_backward(&cv, xin, p + s->w_off, cur, dxin, grad ? grad + s->w_off : NULL, NULL, m->ws);
-        if (i == D->L - 1 && m->desc.conditional) {
+        if (i == D->L - 1 && m->cond) {
             /* projection: dh[n,c,:] += dl[n] e[y_n,c]; dembed[y_n] += dl[n] hsum[n] */
             const stage_t *hs = &D->st[D->L - 2];
             int F = D->emb_dim, HW = hs->OH * hs->OW;
             float *demb = m->demb + (size_t)v->n0 * F, *hsum = m->hsum + (size_t)v->n0 * F;
+            float *demb2 = text2 ? m->demb2 + (size_t)v->n0 * F : NULL;
             for (int n = 0; n < N; n++) {
-                float dl = dlogits[n];
+                float dl = dlogits[n], dl2 = demb2 ? dlogits2[n] : 0.0f;
                 for (int c = 0; c < F; c++) {
                     float val = dl * demb[(size_t)n * F + c];
+                    if (demb2) val += dl2 * demb2[(size_t)n * F + c];
                     float *dh = oth + ((size_t)n * F + c) * HW;
                     for (int k = 0; k < HW; k++) dh[k] += val;
                 }
             }
-            if (grad) {
+            if (m->cond == COND_TEXT) {
+                /* logit = <W c, hsum>: dW += (dl hsum) c^T, dc += W^T (dl hsum) */
+                float *hdl = m->hdl + (size_t)v->n0 * F, *gw = grad ? grad + D->embed_off : NULL;
+                for (int pass = 0; pass < (text2 ? 2 : 1); pass++) {
+                    const float *dlp = pass ? dlogits2 : dlogits;
+                    float *dtp = pass ? dtext2 : dtext;
+                    if (!gw && !dtp) continue;
+                    for (size_t j = 0; j < (size_t)N * F; j++) hdl[j] = hsum[j] * dlp[j / (size_t)F];
+                    text_proj_backward(N, F, m->tdim, p + D->embed_off, pass ? text2 : text, hdl, gw, dtp);
+                }
+            } else if (grad) {
                 for (size_t j = 0; j < (size_t)N * F; j++) hsum[j] *= dlogits[j / (size_t)F];
                 embed_backward(N, F, labels, hsum, grad + D->embed_off);
             }
@@ -974,16 +1120,16 @@ int model_train_step_split(model_t *m, const float *real, const int32_t *labels,
         v.n0 = n0;
         v.mb = j;
         v.stat = gst;
-        const float *fake = g_forward(m, G->p, G->buf, z + (size_t)n0 * Z, lab_at(fake_labels, n0), &v);
+        const float *fake = g_forward(m, G->p, G->buf, z + (size_t)n0 * Z, lab_at(fake_labels, n0), NULL, &v);
         float *l0 = m->logit[0] + n0, *l1 = m->logit[1] + n0, *dl = m->dlogit + n0;
         v.stat = dst_r;
-        d_forward(m, real + (size_t)n0 * img, lab_at(labels, n0), &v, l0);
+        d_forward(m, real + (size_t)n0 * img, lab_at(labels, n0), NULL, NULL, &v, l0, NULL);
         float lr = side_loss(m, 0, b, l0, dl);
-        d_backward(m, real + (size_t)n0 * img, lab_at(labels, n0), &v, dl, gd, NULL);
+        d_backward(m, real + (size_t)n0 * img, lab_at(labels, n0), NULL, NULL, &v, dl, NULL, gd, NULL, NULL, NULL);
         v.stat = dst_f;
-        d_forward(m, fake, lab_at(fake_labels, n0), &v, l1);
+        d_forward(m, fake, lab_at(fake_labels, n0), NULL, NULL, &v, l1, NULL);
         float lf = side_loss(m, 1, b, l1, dl);
-        d_backward(m, fake, lab_at(fake_labels, n0), &v, dl, gd, NULL);
+        d_backward(m, fake, lab_at(fake_labels, n0), NULL, NULL, &v, dl, NULL, gd, NULL, NULL, NULL);
         sc[0] = lr + lf;
         sc[1] = sum_sigmoid(l0, b);
         sc[2] = sum_sigmoid(l1, b);
@@ -1024,11 +1170,11 @@ int model_train_step_split(model_t *m, const float *real, const int32_t *labels,
         v.stat = sc + REC_SC;
         const float *fake = G->st[G->L - 1].out + (size_t)n0 * img;
         float *l2 = m->logit[2] + n0, *dl = m->dlogit + n0, *dfake = m->dfake + (size_t)n0 * img;
-        d_forward(m, fake, lab_at(fake_labels, n0), &v, l2);
+        d_forward(m, fake, lab_at(fake_labels, n0), NULL, NULL, &v, l2, NULL);
         sc[0] = side_loss(m, 2, b, l2, dl);
         sc[1] = sum_sigmoid(l2, b);
-        d_backward(m, fake, lab_at(fake_labels, n0), &v, dl, NULL, dfake);
-        g_backward(m, z + (size_t)n0 * Z, lab_at(fake_labels, n0), &v, dfake, gg);
+        d_backward(m, fake, lab_at(fake_labels, n0), NULL, NULL, &v, dl, NULL, NULL, dfake, NULL, NULL);
+        g_backward(m, z + (size_t)n0 * Z, lab_at(fake_labels, n0), NULL, &v, dfake, gg, NULL);
     }
     if (sp->gather) {
         int rc = sp->gather(sp->ctx, R, r2, M);
@@ -1059,6 +1205,162 @@ numeric:
     return GB_ENUMERIC;
 }
 
+/* ======================= text models ======================= */
+
+int model_train_step_text(model_t *m, const float *real, const float *text, const int32_t *mismatch, int N,
+                          const float *z, const float *text_g, float *dtext_d, float *dtext_g,
+                          model_stats_t *stats) {
+    if (m->cond != COND_TEXT || N < 2 || !text || !text_g || !mismatch) return GB_EFORMAT;
+    ASSERT(N <= m->max_batch);
+    for (int i = 0; i < N; i++)
+        if (mismatch[i] < 0 || mismatch[i] >= N || mismatch[i] == i) return GB_EFORMAT;
+    net_t *G = &m->net[MODEL_G], *D = &m->net[MODEL_D];
+    const int T = m->tdim;
+    model_stats_t st;
+    memset(&st, 0, sizeof st);
+    m->last_n = N;
+    /* whole batch, training mode, running statistics updated by each pass
+     * (G, D real, D fake, D fake of the G step) */
+    const view_t v = {0, N, 0, 1, BN_MOMENTUM, NULL};
+    float *l0 = m->logit[0], *l1 = m->logit[1], *l2 = m->logit[2], *l3 = m->logit[3];
+    float *dl = m->dlogit, *dl2 = m->dlogit2;
+
+    /* 1. fake = G(z, text_g) */
+    const float *fake = g_forward(m, G->p, G->buf, z, NULL, text_g, &v);
+
+    /* 2. D step: (real, text) and (real, mismatched) from one pass, then
+     * (fake, text) */
+    for (int i = 0; i < N; i++)
+        memcpy(m->tmis + (size_t)i * T, text + (size_t)mismatch[i] * T, (size_t)T * sizeof(float));
+    memset(D->g, 0, D->np * sizeof(float));
+    if (dtext_d) {
+        memset(dtext_d, 0, (size_t)N * T * sizeof(float));
+        memset(m->dtmis, 0, (size_t)N * T * sizeof(float));
+    }
+    d_forward(m, real, NULL, text, m->tmis, &v, l0, l3);
+    float lr = side_loss(m, 0, N, l0, dl);
+    float lm = side_loss(m, 1, N, l3, dl2);
+    for (int i = 0; i < N; i++) dl2[i] *= 0.5f;
+    d_backward(m, real, NULL, text, m->tmis, &v, dl, dl2, D->g, NULL, dtext_d, dtext_d ? m->dtmis : NULL);
+    d_forward(m, fake, NULL, text, NULL, &v, l1, NULL);
+    float lf = side_loss(m, 1, N, l1, dl);
+    for (int i = 0; i < N; i++) dl[i] *= 0.5f;
+    d_backward(m, fake, NULL, text, NULL, &v, dl, NULL, D->g, NULL, dtext_d, NULL);
+    if (dtext_d)
+        for (int i = 0; i < N; i++) {
+            float *dst = dtext_d + (size_t)mismatch[i] * T;
+            const float *src = m->dtmis + (size_t)i * T;
+            for (int k = 0; k < T; k++) dst[k] += src[k];
+        }
+    st.loss_d = lr + 0.5f * (lm + lf);
+    st.d_real = (float)(sum_sigmoid(l0, N) / N);
+    st.d_mismatch = (float)(sum_sigmoid(l3, N) / N);
+    st.d_fake = (float)(sum_sigmoid(l1, N) / N);
+    st.grad_norm_d = (float)sqrt(nn_sumsq(D->np, D->g));
+    if (!isfinite(st.loss_d) || !isfinite(st.grad_norm_d)) goto numeric;
+    adam_begin(&m->adam[MODEL_D]);
+    adam_update(&m->adam[MODEL_D], D->np, D->p, D->g, D->am, D->av);
+
+    /* 3. G step through the updated D */
+    memset(G->g, 0, G->np * sizeof(float));
+    d_forward(m, fake, NULL, text, NULL, &v, l2, NULL);
+    st.loss_g = side_loss(m, 2, N, l2, dl);
+    st.d_fake_g = (float)(sum_sigmoid(l2, N) / N);
+    d_backward(m, fake, NULL, text, NULL, &v, dl, NULL, NULL, m->dfake, NULL, NULL);
+    g_backward(m, z, NULL, text_g, &v, m->dfake, G->g, dtext_g);
+    if (m->interp > 0) {
+        /* GAN-INT: G also draws from the midpoints of each caption and its
+         * mismatched one, and is scored by D on those pairs (D does not
+         * train on them); the same z. G's midpoint comes from text_g, D's
+         * from text, so each gradient keeps its owner (model.h). */
+        for (int i = 0; i < N; i++) {
+            const float *a = text_g + (size_t)i * T, *b = text_g + (size_t)mismatch[i] * T;
+            const float *c = text + (size_t)i * T, *d = text + (size_t)mismatch[i] * T;
+            for (int k = 0; k < T; k++) {
+                m->tint_g[(size_t)i * T + k] = 0.5f * (a[k] + b[k]);
+                m->tint_d[(size_t)i * T + k] = 0.5f * (c[k] + d[k]);
+            }
+        }
+        const float *fi = g_forward(m, G->p, G->buf, z, NULL, m->tint_g, &v);
+        float *lint = m->dlogit2; /* free after the D step */
+        d_forward(m, fi, NULL, m->tint_d, NULL, &v, lint, NULL);
+        float li = side_loss(m, 2, N, lint, dl);
+        for (int i = 0; i < N; i++) dl[i] *= m->interp;
+        d_backward(m, fi, NULL, m->tint_d, NULL, &v, dl, NULL, NULL, m->dfake, NULL, NULL);
+        g_backward(m, z, NULL, m->tint_g, &v, m->dfake, G->g, dtext_g ? m->dtint : NULL);
+        if (dtext_g)
+            for (int i = 0; i < N; i++) {
+                float *a = dtext_g + (size_t)i * T, *b = dtext_g + (size_t)mismatch[i] * T;
+                const float *g = m->dtint + (size_t)i * T;
+                for (int k = 0; k < T; k++) {
+                    a[k] += 0.5f * g[k];
+                    b[k] += 0.5f * g[k];
+                }
+            }
+        st.loss_g += m->interp * li;
+    }
+    st.grad_norm_g = (float)sqrt(nn_sumsq(G->np, G->g));
+    if (!isfinite(st.loss_g) || !isfinite(st.grad_norm_g)) goto numeric;
+    adam_begin(&m->adam[MODEL_G]);
+    adam_update(&m->adam[MODEL_G], G->np, G->p, G->g, G->am, G->av);
+
+    /* 4. EMA */
+    ema_update(G->np, m->ema_decay, m->ema, G->p);
+    if (G->nb) memcpy(m->ema + G->np, G->buf, G->nb * sizeof(float));
+    if (stats) *stats = st;
+    return 0;
+numeric:
+    if (stats) *stats = st;
+    return GB_ENUMERIC;
+}
+
+void model_set_text_interp(model_t *m, float weight) {
+    ASSERT(m->cond == COND_TEXT && weight >= 0 && isfinite(weight));
+    m->interp = weight;
+}
+
+float model_text_interp(const model_t *m) { return m->interp; }
+
+int model_generate_text(model_t *m, const float *z, const float *text, int N, int use_ema, float *out) {
+    ASSERT(N >= 1);
+    if (m->cond != COND_TEXT || !text) return GB_EFORMAT;
+    net_t *G = &m->net[MODEL_G];
+    const float *p = use_ema ? m->ema : G->p;
+    float *b = use_ema ? m->ema + G->np : G->buf;
+    for (int i0 = 0; i0 < N; i0 += m->max_batch) {
+        int n = GB_MIN(m->max_batch, N - i0);
+        const view_t v = {0, n, 0, 0, BN_MOMENTUM, NULL};
+        const float *y = g_forward(m, p, b, z + (size_t)i0 * m->desc.z_dim, NULL, text + (size_t)i0 * m->tdim, &v);
+        memcpy(out + (size_t)i0 * m->img, y, (size_t)n * m->img * sizeof(float));
+    }
+    return 0;
+}
+
+int model_discriminate_text(model_t *m, const float *x, const float *text, int N, float *logits) {
+    ASSERT(N >= 1);
+    if (m->cond != COND_TEXT || !text) return GB_EFORMAT;
+    for (int i0 = 0; i0 < N; i0 += m->max_batch) {
+        int n = GB_MIN(m->max_batch, N - i0);
+        const view_t v = {0, n, 0, 0, BN_MOMENTUM, NULL};
+        d_forward(m, x + (size_t)i0 * m->img, NULL, text + (size_t)i0 * m->tdim, NULL, &v, logits + i0, NULL);
+    }
+    return 0;
+}
+
+int model_encode_texts(struct tenc *e, const char *const *texts, int n, float *out, char *err, size_t errlen) {
+    int B = tenc_max_batch(e), D = tenc_out_dim(e);
+    for (int i0 = 0; i0 < n; i0 += B) {
+        int k = GB_MIN(B, n - i0);
+        char why[256];
+        int rc = tenc_forward(e, texts + i0, k, out + (size_t)i0 * D, why, sizeof why);
+        if (rc) {
+            if (err && errlen) snprintf(err, errlen, "texts %d..%d: %s", i0, i0 + k - 1, why);
+            return rc;
+        }
+    }
+    return 0;
+}
+
 /* ======================= inference ======================= */
 
 int model_generate(model_t *m, const float *z, const int32_t *labels, int N, int use_ema, float *out) {
@@ -1071,7 +1373,7 @@ int model_generate(model_t *m, const float *z, const int32_t *labels, int N, int
         int n = GB_MIN(m->max_batch, N - i0);
         const view_t v = {0, n, 0, 0, BN_MOMENTUM, NULL};
         const float *y = g_forward(m, p, b, z + (size_t)i0 * m->desc.z_dim,
-                                   m->desc.conditional ? labels + i0 : NULL, &v);
+                                   m->desc.conditional ? labels + i0 : NULL, NULL, &v);
         memcpy(out + (size_t)i0 * m->img, y, (size_t)n * m->img * sizeof(float));
     }
     return 0;
@@ -1106,7 +1408,9 @@ void model_gen_layers(const model_t *m, int use_ema, model_gen_t *out) {
         }
     }
     out->z_dim = m->desc.z_dim;
-    out->embed_dim = G->has_embed ? G->emb_dim : 0;
+    out->embed_dim = m->cond ? G->emb_dim : 0;
+    out->text_dim = G->has_text ? m->tdim : 0;
+    out->text_weight = G->has_text ? p + G->embed_off : NULL;
     out->num_classes = G->has_embed ? m->desc.num_classes : 0;
     out->embed = G->has_embed ? p + G->embed_off : NULL;
     out->bn_eps = BN_EPS;
@@ -1121,7 +1425,8 @@ int model_discriminate(model_t *m, const float *x, const int32_t *labels, int N,
     for (int i0 = 0; i0 < N; i0 += m->max_batch) {
         int n = GB_MIN(m->max_batch, N - i0);
         const view_t v = {0, n, 0, 0, BN_MOMENTUM, NULL};
-        d_forward(m, x + (size_t)i0 * m->img, m->desc.conditional ? labels + i0 : NULL, &v, logits + i0);
+        d_forward(m, x + (size_t)i0 * m->img, m->desc.conditional ? labels + i0 : NULL, NULL, NULL, &v, logits + i0,
+                  NULL);
     }
     return 0;
 }

@@ -36,20 +36,40 @@
  *      positions, logit(x, y) = final_conv(x) + <D.embed.weight[y], h(x)>,
  *      D.embed.weight (num_classes, F).
  *
+ * TEXT-CONDITIONAL MODELS (text_dim T > 0, conditional 0, num_classes 0,
+ * embed_dim E > 0; GAN-CLS, Reed et al. 2016, issue 10): the condition is
+ * a sentence vector c (T floats, from a text encoder, textenc.h) instead of
+ * a label.
+ *   G: e = G.text.weight c, G.text.weight (E, T), concatenated after z as
+ *      for class models (the first ConvT input is [z, e], Z+E channels).
+ *   D: the projection discriminator again, with the class row replaced by a
+ *      projection of the text: logit(x, c) = final_conv(x) +
+ *      <D.text.weight c, h(x)>, D.text.weight (F, T). Why projection and
+ *      not concatenation before the last layer: h(x) does not depend on
+ *      the text, so the matching-aware loss needs no extra convolutions -
+ *      the (real, mismatched text) logit reuses the (real, matching text)
+ *      pass's features, and the D step costs what a class model's costs.
+ *   No biases: the encoder's own linear layer has one.
+ *   The matching-aware D loss (model_train_step_text) is
+ *     L(D(x, c), real) + 0.5 L(D(x, c_mis), fake) + 0.5 L(D(G(z, c), c), fake)
+ *   with c_mis the caption vector of another image of the batch.
+ *
  * TENSOR NAMES (as proto/checkpoint.proto prescribes): layers are numbered
  * by their position in the sequence above, counting activations, like a
  * PyTorch nn.Sequential named "net": dcgan28 G is net_0 ConvT, net_1 BN,
  * net_2 ReLU, net_3 ConvT, net_4 BN, net_5 ReLU, net_6 ConvT; dcgan28 D is
  * net_0 Conv, net_1 lrelu, net_2 Conv, net_3 BN, net_4 lrelu, net_5 Conv.
  *   G.net_0.weight, G.net_1.weight (gamma), G.net_1.bias (beta),
- *   G.net_1.running_mean, G.net_1.running_var, ..., G.embed.weight,
+ *   G.net_1.running_mean, G.net_1.running_var, ..., G.embed.weight
+ *   (class models), G.text.weight / D.text.weight (text models),
  *   D.*, EMA.G.* (EMA copy of every G parameter and buffer),
  *   OPT.G.m.net_0.weight, OPT.G.v.net_0.weight, OPT.D.m.*, OPT.D.v.*,
  *   GRAD.G.*, GRAD.D.* (gradients; not checkpoint state).
  *
  * INITIALISATION (model_new, from rng_seed(seed), tensors in table order):
  * conv weights N(0, 0.02), BN gamma N(1, 0.02), beta 0, running mean 0,
- * running var 1, G.embed N(0, 1), D.embed N(0, 0.02); EMA = G; Adam
+ * running var 1, G.embed N(0, 1), D.embed N(0, 0.02), G.text
+ * N(0, 1/T), D.text N(0, 0.02); EMA = G; Adam
  * moments 0, t = 0.
  *
  * Threads: the convolutions run on OpenBLAS threads (nn_set_threads()).
@@ -100,7 +120,12 @@ typedef struct {
     char **class_names; /* num_classes strings, or NULL (names unknown); see
                            model_desc_copy for ownership */
     int embed_dim;      /* E, G's label embedding width (default
-                           model_default_embed_dim(z_dim)) */
+                           model_default_embed_dim(z_dim)); for text models
+                           the width of G's projection of the text */
+    int text_dim;       /* T > 0: text-conditional (then conditional and
+                           num_classes are 0, embed_dim >= 1), T =
+                           length of the sentence vectors, 1..MODEL_MAX_Z;
+                           0: not a text model */
     model_loss_t loss;
 } model_desc_t;
 
@@ -234,6 +259,8 @@ typedef struct {
     float d_fake_g;    /* mean sigmoid(D(G(z))) in the G step (updated D) */
     float grad_norm_d; /* L2 norm of all D parameter gradients (D step) */
     float grad_norm_g; /* L2 norm of all G parameter gradients (G step) */
+    float d_mismatch;  /* text models: mean sigmoid(D(x, mismatched text))
+                          in the D step; 0 otherwise */
 } model_stats_t;
 
 /* One training step on a batch of N (1..max_batch) images, in the golden
@@ -252,7 +279,8 @@ typedef struct {
  * [0, num_classes) for conditional models, ignored (may be NULL) otherwise.
  * Inputs are borrowed for the call only. stats may be NULL.
  * Returns 0; GB_EFORMAT (nothing done) when a label is missing or out of
- * range; GB_ENUMERIC when a loss or gradient is NaN/Inf: then
+ * range, or m is a text model (model_train_step_text); GB_ENUMERIC when
+ * a loss or gradient is NaN/Inf: then
  * nothing is updated by the failing optimizer step (the D step may already
  * have been applied when the G step fails) and the caller should stop or
  * restore a checkpoint.
@@ -309,16 +337,79 @@ int model_train_step_split(model_t *m, const float *real, const int32_t *labels,
  * until the next model_train_step or model_generate call. */
 const float *model_fake(const model_t *m);
 /* The last training step's D logits (N of them): which = 0 real pass,
- * 1 fake pass of the D step, 2 fake pass of the G step. */
+ * 1 fake pass of the D step, 2 fake pass of the G step, 3 (text models)
+ * real images with the mismatched texts in the D step. */
 const float *model_logits(const model_t *m, int which);
+
+/* ---- text-conditional training (text_dim > 0) ----------------------------
+ * One GAN-CLS step on N (2..max_batch) real images, M = 1 (no
+ * micro-batches yet: the trainer refuses --micro-batches > 1 for text):
+ *   1. fake = G(z, text_g), G in training mode;
+ *   2. D step: one training-mode D pass on real gives the logits of
+ *      (real, text) and of (real, text[mismatch[i]]) (same features, two
+ *      projections); one pass on fake with text. loss_d =
+ *      L(real,text; real) + 0.5 L(real,mis; fake) + 0.5 L(fake,text; fake)
+ *      (L = BCE or hinge as for class models); Adam step on D;
+ *   3. G step: loss_g = L_G(D(fake, text)) with the updated D, gradients
+ *      through D into G; Adam step on G; 4. EMA.
+ * text (N, T): the sentence vector of each real image's caption (what D
+ * pairs with real image i and fake i); text_g (N, T): G's condition for
+ * fake i (the trainer passes text again; GAN-INT would interpolate);
+ * mismatch: N indices in [0, N) with mismatch[i] != i.
+ * Gradients for the text encoder (who owns which path: D's loss trains
+ * the encoder through D's projection, G's loss through G's input):
+ *   dtext_d (N, T) = d loss_d / d text, the fake held fixed (it is
+ *     detached in the D step, as for D's weights); mismatched rows are
+ *     added back to the row they came from;
+ *   dtext_g (N, T) = d loss_g / d text_g, through G only (D's projection
+ *     of text in the G step is D's, not G's to move).
+ * Both are overwritten; the caller adds them for tenc_backward. Inputs are
+ * borrowed for the call. stats may be NULL.
+ * Returns 0; GB_EFORMAT (nothing done) when m is not a text model, N < 2
+ * or a mismatch index is out of range or equal to its own; GB_ENUMERIC as
+ * model_train_step. Allocates nothing. */
+int model_train_step_text(model_t *m, const float *real, const float *text, const int32_t *mismatch, int N,
+                          const float *z, const float *text_g, float *dtext_d, float *dtext_g,
+                          model_stats_t *stats);
+
+/* GAN-INT (Reed et al. 2016, section 4.3), off (0) by default: with
+ * weight w > 0, step 3 of model_train_step_text also makes
+ * fake_int = G(z, (text_g[i] + text_g[mismatch[i]]) / 2) (the same z; one
+ * more training-mode G pass, so G's running statistics take one more
+ * update, and D's one more) and adds
+ * w * L_G(D(fake_int, (text[i] + text[mismatch[i]]) / 2)) to loss_g; D
+ * does not train on these pairs. dtext_g then includes that term's
+ * gradient through G (half to each of the two rows). Costs one more G
+ * forward and backward and one D forward and backward per step. A setting,
+ * not model state: a caller that resumes must set it again. w >= 0 and
+ * finite; text models only (ASSERT). */
+void model_set_text_interp(model_t *m, float weight);
+float model_text_interp(const model_t *m);
 
 /* ---- inference ----------------------------------------------------------- */
 /* Generate N >= 1 images (any N: processed in chunks of max_batch) into
  * out (N, C, H, W) in [-1, 1], with BN in eval mode (running statistics;
  * nothing in the model changes). use_ema: 1 = EMA.G weights, 0 = G.
  * z (N, Z); labels N ints in [0, num_classes) when conditional, else
- * ignored. Returns 0, or GB_EFORMAT when a label is out of range. */
+ * ignored. Returns 0, or GB_EFORMAT when a label is out of range or m is
+ * a text model (model_generate_text). */
 int model_generate(model_t *m, const float *z, const int32_t *labels, int N, int use_ema, float *out);
+
+/* Text models: model_generate with sentence vectors text (N, T) instead
+ * of labels (e.g. from model_encode_texts). Same contract otherwise;
+ * GB_EFORMAT when m is not a text model. */
+int model_generate_text(model_t *m, const float *z, const float *text, int N, int use_ema, float *out);
+
+/* Text models: D logits for N images x paired with sentence vectors text
+ * (N, T), BN in eval mode; nothing changes. GB_EFORMAT when m is not a
+ * text model. */
+int model_discriminate_text(model_t *m, const float *x, const float *text, int N, float *logits);
+
+/* Text models: model_ema_restat with the condition of each latent drawn
+ * uniformly from the n_pool >= 1 sentence vectors pool (n_pool, T) (the
+ * trainer passes its last batch's). Same contract as model_ema_restat,
+ * which a text model refuses (ASSERT). */
+void model_ema_restat_text(model_t *m, int batches, uint64_t seed, const float *pool, int n_pool);
 
 /* The generator's layer list as model.c lays it out, for inference code
  * that computes G in its own arithmetic (gen_infer.h): shapes and
@@ -343,6 +434,9 @@ typedef struct {
     model_gen_layer_t layer[MODEL_GEN_MAX_LAYERS];
     int z_dim, embed_dim, num_classes;       /* embed_dim 0: unconditional */
     const float *embed;                      /* (num_classes, embed_dim), or NULL */
+    int text_dim;                            /* T of a text model, else 0 */
+    const float *text_weight;                /* text models: (embed_dim, T), the
+                                                first layer's input is [z, W c] */
     float bn_eps;                            /* BN's epsilon */
     int channels, height, width;             /* the image */
 } model_gen_t;
@@ -356,7 +450,16 @@ void model_gen_layers(const model_t *m, int use_ema, model_gen_t *out);
 
 /* D logits for N >= 1 images x (N, C, H, W) with BN in eval mode; nothing
  * in the model changes. labels as for model_generate. Returns 0 or
- * GB_EFORMAT (label out of range). */
+ * GB_EFORMAT (label out of range; a text model: model_discriminate_text). */
 int model_discriminate(model_t *m, const float *x, const int32_t *labels, int N, float *logits);
+
+/* ---- texts ------------------------------------------------------------------ */
+struct tenc; /* textenc.h */
+/* Sentence vectors of n >= 0 texts (NUL-terminated UTF-8; NULL = "") with
+ * encoder e, in chunks of its max_batch, into out (n, tenc_out_dim(e)):
+ * what model_generate_text / model_discriminate_text take. Changes the
+ * encoder's saved forward state (as tenc_forward does), nothing else.
+ * Returns 0, or GB_EFORMAT (invalid UTF-8: err names the text's index). */
+int model_encode_texts(struct tenc *e, const char *const *texts, int n, float *out, char *err, size_t errlen);
 
 #endif

@@ -51,9 +51,10 @@ typedef struct {
     long long micro; /* --micro-batches M */
     uint64_t seed;
     double lr_g, lr_d, beta1, beta2, ema;
+    double gan_int; /* --gan-int W: GAN-INT weight of a text run (0 = off) */
     bool resume, print_start, fresh_if_damaged;
     bool seen_steps, seen_epochs, seen_lr_g, seen_lr_d, seen_beta1, seen_beta2, seen_ema, seen_width, seen_embed_dim,
-        seen_loss, seen_model, seen_seed, seen_threads, seen_micro;
+        seen_loss, seen_model, seen_seed, seen_threads, seen_micro, seen_gan_int;
 } opts_t;
 
 typedef struct {
@@ -85,6 +86,10 @@ typedef struct {
     char *cmdline;
     uint64_t trained;          /* steps trained by this process */
     int model_sent;            /* MPI: the other ranks hold the current model */
+    int text;                  /* a text-conditional run (--conditional text, or resumed from one) */
+    train_text_t tt;           /* its text encoder and buffers */
+    char **vocab;              /* a new text run: the vocabulary from --db until the encoder exists */
+    int n_vocab;
 } trainer_t;
 
 
@@ -119,6 +124,11 @@ static void log_progress(trainer_t *t) {
     pub_metric(t, "d_fake", s->d_fake);
     pub_metric(t, "grad_norm_d", s->grad_norm_d);
     pub_metric(t, "grad_norm_g", s->grad_norm_g);
+    if (t->text) {
+        log_info("step %" PRIu64 ": D(x, mismatched caption) %.3f (D(x, its caption) %.3f)", t->pos.step,
+                 (double)s->d_mismatch, (double)s->d_real);
+        pub_metric(t, "d_mismatch", s->d_mismatch);
+    }
     pub_metric(t, "images_per_second", ips);
     pub_metric(t, "dropped_messages_total", (double)drop_total(&t->drops));
     t->log_t = now;
@@ -139,6 +149,10 @@ static int save_now(trainer_t *t) {
     t->pos.max_batch = model_max_batch(t->m);
     t->pos.micro_batches = (int)t->o.micro;
     t->pos.db = &t->db;
+    t->pos.tenc = t->text ? t->tt.enc : NULL;
+    t->pos.text_pool = t->tt.vec;
+    t->pos.n_pool = t->text ? t->tt.n_last : 0;
+    t->pos.gan_int = t->text ? model_text_interp(t->m) : 0;
     int rc = train_ckpt_save(t->o.ckpt_dir, (int)t->o.keep, t->m, &t->pos, path, sizeof path, dig);
     if (rc) {
         log_error("checkpoint at step %" PRIu64 " not written: %s", t->pos.step, err_str(rc));
@@ -194,6 +208,12 @@ static void apply_hyper(trainer_t *t, int resumed) {
     if (!resumed || o->seen_beta1) ag->beta1 = ad->beta1 = (float)o->beta1;
     if (!resumed || o->seen_beta2) ag->beta2 = ad->beta2 = (float)o->beta2;
     if (!resumed || o->seen_ema) model_set_ema_decay(t->m, (float)o->ema);
+    if (t->tt.enc) { /* the encoder learns at D's rate (it is trained by both, like a shared layer) */
+        adam_t *at = tenc_adam(t->tt.enc);
+        if (!resumed || o->seen_lr_d) at->lr = (float)o->lr_d;
+        if (!resumed || o->seen_beta1) at->beta1 = (float)o->beta1;
+        if (!resumed || o->seen_beta2) at->beta2 = (float)o->beta2;
+    }
     if (resumed && (o->seen_lr_g || o->seen_lr_d || o->seen_beta1 || o->seen_beta2 || o->seen_ema))
         log_info("resumed run: optimiser/EMA options given on the command line override the checkpoint's");
 }
@@ -205,6 +225,7 @@ static void apply_hyper(trainer_t *t, int resumed) {
  * carries a label (a conditional model cannot train on unlabelled images:
  * it rejects batches with label -1). */
 static int decide_conditional(const trainer_t *t, const Gambar__Batch *b) {
+    if (t->text) return 0; /* conditioned on captions, not labels */
     if (strcmp(t->o.conditional, "yes") == 0) return 1;
     if (strcmp(t->o.conditional, "no") == 0) return 0;
     if (b->num_classes == 0 || b->n_labels != b->n) return 0;
@@ -227,6 +248,10 @@ static int build_model(trainer_t *t, const Gambar__Batch *b) {
     if (!cond) d.embed_dim = 0;
     else if (d.embed_dim <= 0) d.embed_dim = model_default_embed_dim(d.z_dim);
     d.class_names = NULL;
+    if (t->text) {
+        d.text_dim = TRAIN_TEXT_DIM;
+        d.embed_dim = t->o.seen_embed_dim ? (int)t->o.embed_dim : model_default_embed_dim(d.z_dim);
+    }
     if (cond && t->db.n_classes == (size_t)d.num_classes) d.class_names = t->db.class_names;
     else if (cond && t->db.n_classes)
         log_warn("--db names %zu classes but the batches have %d: the checkpoint will carry no class names",
@@ -243,6 +268,13 @@ static int build_model(trainer_t *t, const Gambar__Batch *b) {
         return GB_EMISMATCH;
     }
     t->ex.conditional = cond;
+    if (t->text) {
+        int rc = train_text_new(&t->tt, t->vocab, t->n_vocab, cap, t->o.seed);
+        if (rc) return rc;
+        model_set_text_interp(t->m, (float)t->o.gan_int);
+        tenc_vocab_free(t->vocab, t->n_vocab);
+        t->vocab = NULL;
+    }
     if (t->init) {
         const Gambar__ModelDesc *pm = t->init->model;
         if ((int)pm->channels != d.channels || (pm->conditional != 0) != (cond != 0) ||
@@ -271,8 +303,13 @@ static int build_model(trainer_t *t, const Gambar__Batch *b) {
     t->model_sent = 0;
     log_info("model %s %dx%dx%d width %d/%d z %d%s, loss %s, %zu G + %zu D parameters, batch capacity %d",
              model_family_name(d.family), d.channels, d.height, d.width, d.g_mult, d.d_mult, d.z_dim,
-             cond ? " conditional" : "", model_loss_name(d.loss), model_param_count(t->m, MODEL_G),
-             model_param_count(t->m, MODEL_D), cap);
+             cond ? " conditional" : t->text ? " text-conditional" : "", model_loss_name(d.loss),
+             model_param_count(t->m, MODEL_G), model_param_count(t->m, MODEL_D), cap);
+    if (t->text)
+        log_info("text encoder: vocabulary %d words, sentence vectors of %d, %zu parameters; G projects them to "
+                 "%d, D to its last feature map; GAN-INT %s (weight %g)",
+                 t->n_vocab, d.text_dim, tenc_param_count(t->tt.enc), d.embed_dim, t->o.gan_int > 0 ? "on" : "off",
+                 t->o.gan_int);
     return 0;
 }
 
@@ -281,8 +318,10 @@ static void grow_model(trainer_t *t, int n) {
     model_t *nm = model_new(model_desc(t->m), n, t->o.seed);
     ASSERT(nm);
     train_model_copy(nm, t->m);
+    if (t->text) model_set_text_interp(nm, model_text_interp(t->m));
     model_free(t->m);
     t->m = nm;
+    if (t->text) train_text_grow(&t->tt, n);
     t->model_sent = 0;
     log_info("batch capacity grown to %d", n);
 }
@@ -291,12 +330,15 @@ static void grow_model(trainer_t *t, int n) {
 
 /* z and fake labels of step `step` (steps done before it) for N images:
  * a pure function of the seed and the step, the same on every rank. */
-static void make_noise(const model_desc_t *d, uint64_t seed, uint64_t step, int N, float *z, int32_t *fake_labels) {
+static void make_noise(const model_desc_t *d, uint64_t seed, uint64_t step, int N, float *z, int32_t *fake_labels,
+                       int32_t *mismatch) {
     rng_t r;
     rng_derive(&r, seed, step, TRAIN_Z_STREAM, 0, 0);
     rng_normal_fill(&r, z, (size_t)N * (size_t)d->z_dim);
     for (int i = 0; i < N; i++)
         fake_labels[i] = d->conditional ? (int32_t)rng_below(&r, (uint64_t)d->num_classes) : 0;
+    /* text models: each image's mismatched caption, after z (train_text.c) */
+    if (mismatch) train_text_mismatch(&r, N, mismatch);
 }
 
 /* This rank's share of M micro-batches. */
@@ -336,22 +378,34 @@ static int train_on(trainer_t *t, const Gambar__Batch *b) {
                   t->o.micro);
         return GB_EFORMAT;
     }
+    if (t->text && b->n < 2) {
+        log_error("batch seq %" PRIu64 " has %u image: text-conditional training needs at least 2 per batch (the "
+                  "mismatched caption comes from another image)",
+                  b->seq, b->n);
+        return GB_EFORMAT;
+    }
     if ((int)b->n > model_max_batch(t->m)) grow_model(t, (int)b->n);
     ensure_buffers(t, (int)b->n);
     const model_desc_t *d = model_desc(t->m);
     int N = (int)b->n;
     train_batch_floats(b, t->real, t->labels);
-    make_noise(d, t->o.seed, t->pos.step, N, t->z, t->fake_labels);
-    share_step(t, N);
+    make_noise(d, t->o.seed, t->pos.step, N, t->z, t->fake_labels, t->text ? t->tt.mis : NULL);
     model_stats_t s;
     uint64_t step = t->pos.step + 1;
-    model_split_t sp = my_split((int)t->o.micro);
-    int rc = model_train_step_split(t->m, t->real, t->labels, N, t->z, t->fake_labels, &sp, &s);
+    int rc;
+    if (t->text) { /* one process, M = 1 (parse_options refuses the rest) */
+        rc = train_text_step(&t->tt, t->m, b, t->real, t->z, &s);
+    } else {
+        share_step(t, N);
+        model_split_t sp = my_split((int)t->o.micro);
+        rc = model_train_step_split(t->m, t->real, t->labels, N, t->z, t->fake_labels, &sp, &s);
+    }
     const char *bad = NULL;
     if (rc == 0 && !(isfinite(s.loss_d) && isfinite(s.loss_g) && isfinite(s.grad_norm_d) &&
                      isfinite(s.grad_norm_g)))
         rc = GB_ENUMERIC;
     if (rc == 0 && !train_model_finite(t->m, &bad)) rc = GB_ENUMERIC;
+    if (rc == 0 && t->text && !train_text_finite(t->tt.enc, &bad)) rc = GB_ENUMERIC;
     if (rc) {
         if (rc == GB_ENUMERIC)
             log_error("numeric failure at step %" PRIu64 " (batch seq %" PRIu64 "): loss_d %g loss_g %g "
@@ -553,6 +607,14 @@ static int do_resume(trainer_t *t) {
     } else if (t->o.seen_embed_dim && d.conditional && d.embed_dim != t->o.embed_dim) {
         log_error("--resume: %s has class embedding width %d, not %lld", path, d.embed_dim, t->o.embed_dim);
         rc = GB_EMISMATCH;
+    } else if (strcmp(t->o.conditional, "text") == 0 && d.text_dim == 0) {
+        log_error("--resume: %s holds a %s model, not a text-conditional one (--conditional text)", path,
+                  d.conditional ? "class-conditional" : "unconditional");
+        rc = GB_EMISMATCH;
+    } else if (t->o.seen_gan_int && d.text_dim == 0) {
+        log_error("--resume: --gan-int is for text runs; %s holds a %s model", path,
+                  d.conditional ? "class-conditional" : "unconditional");
+        rc = GB_EMISMATCH;
     } else if (t->o.seen_seed && t->pos.seed != t->o.seed) {
         log_error("--resume: %s was trained with --seed %" PRIu64 ", not %" PRIu64, path, t->pos.seed, t->o.seed);
         rc = GB_EMISMATCH;
@@ -592,6 +654,18 @@ static int do_resume(trainer_t *t) {
         }
         if (rc) log_error("checkpoint: %s", why);
     }
+    if (!rc && d.text_dim > 0) {
+        rc = train_text_load(&t->tt, ck, t->pos.max_batch, d.text_dim);
+        t->text = rc == 0;
+        if (!rc && t->o.seen_gan_int && t->o.gan_int != t->pos.gan_int) {
+            log_error("--resume: %s was trained with --gan-int %g, not %g (it changes the maths)", path,
+                      t->pos.gan_int, t->o.gan_int);
+            model_desc_release(&d);
+            ckpt_free(&ck);
+            return GB_EMISMATCH;
+        }
+        if (!rc) model_set_text_interp(t->m, (float)t->pos.gan_int);
+    }
     if (rc) {
         log_error("--resume: %s does not match its own model description", path);
         model_desc_release(&d);
@@ -609,6 +683,7 @@ static int do_resume(trainer_t *t) {
     t->ex.w = t->pos.w;
     t->ex.have_shape = 1;
     t->ex.conditional = d.conditional;
+    t->ex.text = t->text;
     int thr = nn_get_threads();
     if (t->pos.threads && t->pos.threads != thr)
         log_warn("--resume: the checkpoint was trained with %d threads, this run uses %d: the result may "
@@ -760,7 +835,7 @@ static int worker_main(trainer_t *t) {
         }
         tmpi_bcast(real, (size_t)h.n * model_image_floats(m) * sizeof(float), "batch images");
         tmpi_bcast(labels, (size_t)h.n * sizeof(int32_t), "batch labels");
-        make_noise(model_desc(m), seed, h.step, h.n, z, fake);
+        make_noise(model_desc(m), seed, h.step, h.n, z, fake, NULL);
         model_split_t sp = my_split(micro);
         /* a failing step (NaN) fails on rank 0 too, which then sends STOP */
         (void)model_train_step_split(m, real, labels, h.n, z, fake, &sp, NULL);
@@ -831,8 +906,13 @@ static int parse_options(trainer_t *t, int argc, char **argv) {
         {"ema", 0, CLI_DBL, &o->ema, "X", "EMA decay of the generator (default 0.999)", &o->seen_ema},
         {"loss", 0, CLI_STR, &o->loss, "bce|hinge", "adversarial loss (default bce)", &o->seen_loss},
         {"width", 'w', CLI_INT, &o->width, "N", "base width of G and D (default 32)", &o->seen_width},
-        {"conditional", 0, CLI_STR, &o->conditional, "auto|yes|no",
-         "class-conditional model (auto: when the data has labels)", NULL},
+        {"conditional", 0, CLI_STR, &o->conditional, "auto|yes|no|text",
+         "class-conditional model (auto: when the data has labels); text: conditioned on the captions "
+         "(GAN-CLS; needs --db)",
+         NULL},
+        {"gan-int", 0, CLI_DBL, &o->gan_int, "W",
+         "text runs: GAN-INT, G also learns from caption midpoints, weight W (default 0 = off; Reed et al. use 1)",
+         &o->seen_gan_int},
         {"embed-dim", 0, CLI_INT, &o->embed_dim, "N",
          "conditional: width of G's class embedding (default z size / 10 = 10)", &o->seen_embed_dim},
         {"producers", 0, CLI_INT, &o->producers, "N", "stop after N EndOfStream messages (default 1)", NULL},
@@ -869,8 +949,17 @@ static int parse_options(trainer_t *t, int argc, char **argv) {
     if (!(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1))
         cli_usage_error(&spec, "--beta1/--beta2 must be in [0, 1)");
     if (!(o->ema >= 0 && o->ema < 1)) cli_usage_error(&spec, "--ema must be in [0, 1)");
-    if (strcmp(o->conditional, "auto") && strcmp(o->conditional, "yes") && strcmp(o->conditional, "no"))
-        cli_usage_error(&spec, "--conditional must be auto, yes or no");
+    if (strcmp(o->conditional, "auto") && strcmp(o->conditional, "yes") && strcmp(o->conditional, "no") &&
+        strcmp(o->conditional, "text"))
+        cli_usage_error(&spec, "--conditional must be auto, yes, no or text");
+    t->text = strcmp(o->conditional, "text") == 0;
+    if (t->text && o->micro != 1)
+        cli_usage_error(&spec, "--conditional text: --micro-batches %lld is not supported yet (text models train "
+                        "whole batches in one process: use --micro-batches 1 and no mpirun)", o->micro);
+    if (t->text && o->init_from) cli_usage_error(&spec, "--conditional text: --init-from is not supported yet");
+    if (!(o->gan_int >= 0 && o->gan_int <= 100)) cli_usage_error(&spec, "--gan-int must be in [0, 100]");
+    if (o->seen_gan_int && !t->text && !o->resume)
+        cli_usage_error(&spec, "--gan-int is for text runs (--conditional text)");
     model_loss_t loss;
     if (model_loss_parse(o->loss, &loss) != 0) cli_usage_error(&spec, "--loss must be bce or hinge");
     model_family_t fam = MODEL_DCGAN28;
@@ -908,7 +997,14 @@ static int start_run(trainer_t *t) {
         rc = GB_EFORMAT;
         status = GB_EXIT_USAGE;
     }
+    if (!rc && t->text && !t->m && !o->db) {
+        log_error("--conditional text: a new run needs --db (the vocabulary is built from the dataset's captions)");
+        rc = GB_EFORMAT;
+        status = GB_EXIT_USAGE;
+    }
     if (!rc && o->db) rc = use_db(t);
+    if (!rc && t->text && !t->m) rc = train_text_vocab(o->db, &t->vocab, &t->n_vocab, NULL);
+    t->ex.text = t->text;
     if (!rc && !o->db && !t->m)
         log_info("no --db: the checkpoints will carry no class names, and licences will be unknown");
     if (!rc && t->m && o->init_from)
@@ -922,6 +1018,10 @@ static int start_run(trainer_t *t) {
     if (done_by_target(t)) {
         log_info("already at step %" PRIu64 ": nothing to do", t->pos.step);
         return -1;
+    }
+    if (t->text && tmpi_size() > 1) {
+        log_error("text-conditional training runs in one process: not under mpirun (%d ranks) yet", tmpi_size());
+        return GB_EXIT_USAGE;
     }
     if (o->micro % tmpi_size() != 0) { /* e.g. --resume of an empty folder with the default M = 1 */
         log_error("--micro-batches %lld: the %d MPI ranks must divide it", o->micro, tmpi_size());
@@ -1058,6 +1158,8 @@ static int release(trainer_t *t, int status) {
     ckpt_free(&t->init);
     train_db_free(&t->db);
     model_free(t->m);
+    train_text_free(&t->tt);
+    tenc_vocab_free(t->vocab, t->n_vocab);
     model_desc_release(&t->want);
     free(t->real);
     free(t->z);

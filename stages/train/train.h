@@ -6,7 +6,9 @@
  *                  checkpoint and back;
  *   train_db.c     reads --db: the dataset digest, class names and the
  *                  provenance notes checkpoints carry;
- *   train_mpi.c    the MPI glue when started by mpirun (data parallelism).
+ *   train_mpi.c    the MPI glue when started by mpirun (data parallelism);
+ *   train_text.c   text-conditional training: the text encoder, its
+ *                  vocabulary and the GAN-CLS step.
  * main.c holds the options, the sockets and the loop. */
 #ifndef GB_TRAIN_H
 #define GB_TRAIN_H
@@ -16,7 +18,9 @@
 #include "dataset.pb-c.h"
 #include "digest.h"
 #include "model.h"
+#include "rng.h"
 #include "stream.pb-c.h"
+#include "textenc.h"
 #include "wire.h"
 
 #include <stddef.h>
@@ -75,6 +79,7 @@ typedef struct {
     int have_shape;
     uint32_t c, h, w;
     int conditional;          /* labels must be in [0, num_classes) */
+    int text;                 /* every image needs a caption (valid UTF-8) */
 } train_expect_t;
 
 /* Check b's structure and contents against ex. Returns 0 when it can be
@@ -145,6 +150,13 @@ typedef struct {
     int have_parent;
     const char *command_line; /* borrowed */
     const train_db_t *db;     /* borrowed; its notes are saved (may be NULL) */
+    const tenc_t *tenc;       /* borrowed; text models: the text encoder, saved with
+                                 its Adam state (NULL otherwise) */
+    const float *text_pool;   /* text models: sentence vectors (n_pool, T) the EMA
+                                 statistics are re-estimated with (the last step's);
+                                 n_pool 0: not re-estimated */
+    int n_pool;
+    double gan_int;           /* text models: the GAN-INT weight (note train.gan_int) */
 } train_pos_t;
 
 /* Save model m and position p to dir (keeping `keep` checkpoints), after
@@ -165,6 +177,45 @@ void train_model_copy(model_t *dst, model_t *src);
 /* Non-zero when every parameter, buffer and EMA tensor of m is finite;
  * otherwise *bad (may be NULL) names the first bad tensor. */
 int train_model_finite(const model_t *m, const char **bad);
+
+/* ---- text (train_text.c) ----------------------------------------------------- */
+
+#define TRAIN_TEXT_DIM 32 /* T: length of the sentence vectors of a new text run */
+
+/* The text encoder of a text run and its per-batch buffers (cap texts). */
+typedef struct {
+    tenc_t *enc;
+    int cap;
+    float *vec, *dtd, *dtg; /* (cap, T): the step's sentence vectors and their two gradients */
+    int32_t *mis;           /* (cap): the step's mismatched caption of each image */
+    const char **caps;      /* (cap): the batch's captions, borrowed */
+    int n_last;             /* rows of vec from the last step (0: none yet) */
+} train_text_t;
+
+/* The vocabulary of the captions of the dataset at path (every caption of
+ * every Example, words seen at least twice, at most 20000): *vocab (free
+ * with tenc_vocab_free) of *n words, *n_captions counted. Returns 0, or
+ * GB_EMISMATCH (logged, naming path) when the dataset has no captions or a
+ * caption is not valid UTF-8, or the store's rc. */
+int train_text_vocab(const char *path, char ***vocab, int *n, uint64_t *n_captions);
+/* A new encoder for vocab (copied), out_dim TRAIN_TEXT_DIM, initialised
+ * from seed; buffers for cap texts. Returns 0 or tenc_new's rc (logged). */
+int train_text_new(train_text_t *tt, char *const *vocab, int n, int cap, uint64_t seed);
+/* The encoder stored in ck with its Adam state (a resumed run), checked to
+ * make text_dim vectors. Returns 0 or an rc (logged). */
+int train_text_load(train_text_t *tt, const Gambar__Checkpoint *ck, int cap, int text_dim);
+/* Grow to cap texts (weights and Adam state kept); no-op when not larger. */
+void train_text_grow(train_text_t *tt, int cap);
+void train_text_free(train_text_t *tt);
+/* mis[0..N) = a random N-cycle from r (mis[i] != i), N >= 2. */
+void train_text_mismatch(rng_t *r, int N, int32_t *mis);
+/* One GAN-CLS step on batch b (checked; captions present), with real (its
+ * pixels as floats), z, and tt->mis already drawn: encode, model step,
+ * encoder backward and Adam step. Returns 0, GB_ENUMERIC or an rc. */
+int train_text_step(train_text_t *tt, model_t *m, const Gambar__Batch *b, const float *real, const float *z,
+                    model_stats_t *s);
+/* Non-zero when every state tensor of e is finite (else *bad names one). */
+int train_text_finite(const tenc_t *e, const char **bad);
 
 /* ---- MPI (train_mpi.c) ------------------------------------------------------ */
 

@@ -117,6 +117,18 @@ int train_batch_check(const Gambar__Batch *b, const train_expect_t *ex, char *wh
             return reject(why, len, DROP_DATASET, "batches_per_epoch %u, the run's stream has %u",
                           b->batches_per_epoch, ex->bpe);
     }
+    if (b->n_captions != 0 && b->n_captions != b->n)
+        return reject(why, len, DROP_SIZE, "%zu captions for %u images", b->n_captions, b->n);
+    if (ex->text && b->n_captions != b->n)
+        return reject(why, len, DROP_LABELS, "no captions, but the model is text-conditional");
+    if (ex->text)
+        for (size_t i = 0; i < b->n_captions; i++) {
+            tenc_tokens_t tok;
+            char e[128];
+            const char *c = b->captions[i] ? b->captions[i] : "";
+            if (tenc_tokenize(c, strlen(c), TENC_MAX_TOKENS, &tok, e, sizeof e) != 0)
+                return reject(why, len, DROP_LABELS, "caption of image %zu: %s", i, e);
+        }
     if (ex->conditional && b->n_labels != b->n)
         return reject(why, len, DROP_LABELS, "no labels, but the model is class-conditional");
     for (size_t i = 0; i < b->n_labels; i++) {

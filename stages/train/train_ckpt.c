@@ -13,7 +13,8 @@
  *
  * Items of the position that checkpoint.proto has no field for (the
  * stream's batches_per_epoch, num_classes and image shape, the model's
- * batch capacity) go in notes with a "train." prefix. */
+ * batch capacity, a text run's GAN-INT weight) go in notes with a
+ * "train." prefix. */
 #include "base.h"
 #include "ckpt.h"
 #include "cli.h"
@@ -21,6 +22,7 @@
 #include "log.h"
 #include "modelck.h"
 #include "rng.h"
+#include "tencck.h"
 #include "train.h"
 
 #include <inttypes.h>
@@ -60,16 +62,20 @@ static int get_note_u64(const Gambar__Checkpoint *ck, const char *key, uint64_t 
 int train_ckpt_save(const char *dir, int keep, model_t *m, const train_pos_t *p, char *path_out,
                     size_t path_len, uint8_t digest_out[DIGEST_LEN]) {
     const char *bad = NULL;
-    if (!train_model_finite(m, &bad)) {
+    if (!train_model_finite(m, &bad) || (p->tenc && !train_text_finite(p->tenc, &bad))) {
         log_error("refusing to checkpoint step %" PRIu64 ": tensor %s holds NaN/Inf", p->step, bad);
         return GB_ENUMERIC;
     }
     /* EMA.G's BN statistics measured with the EMA weights (model.h): what
-     * the sampler and evaluator use; the next step overwrites them. */
-    model_ema_restat(m, TRAIN_RESTAT_BATCHES, p->seed * 0x9E3779B97F4A7C15ull + p->step);
+     * the sampler and evaluator use; the next step overwrites them. A text
+     * model draws its conditions from the last step's sentence vectors. */
+    uint64_t rs = p->seed * 0x9E3779B97F4A7C15ull + p->step;
+    if (model_desc(m)->text_dim == 0) model_ema_restat(m, TRAIN_RESTAT_BATCHES, rs);
+    else if (p->n_pool > 0) model_ema_restat_text(m, TRAIN_RESTAT_BATCHES, rs, p->text_pool, p->n_pool);
     ckpt_builder_t *b = ckpt_builder_new();
     Gambar__Checkpoint *ck = ckpt_builder_msg(b);
     modelck_store(m, b); /* description, every non-gradient tensor, Adam state, EMA decay */
+    if (p->tenc) tencck_store(p->tenc, true, b); /* vocabulary, T.*, its Adam state and moments */
 
     Gambar__TrainState *st = ck->state;
     st->step = p->step;
@@ -95,6 +101,11 @@ int train_ckpt_save(const char *dir, int keep, model_t *m, const train_pos_t *p,
     set_note_u64(b, "train.h", p->h);
     set_note_u64(b, "train.w", p->w);
     set_note_u64(b, "train.max_batch", (uint64_t)p->max_batch);
+    if (p->tenc) {
+        char gi[32];
+        snprintf(gi, sizeof gi, "%.17g", p->gan_int);
+        ckpt_set_note(b, "train.gan_int", gi);
+    }
     train_db_notes(p->db, b);
 
     int rc = ckpt_save(dir, ck, keep, path_out, path_len, digest_out);
@@ -135,6 +146,15 @@ int train_ckpt_pos(const Gambar__Checkpoint *ck, train_pos_t *p) {
     p->h = (uint32_t)v[3];
     p->w = (uint32_t)v[4];
     p->max_batch = (int)v[5];
+    const char *gi = ckpt_note(ck, "train.gan_int"); /* text runs; absent = 0 */
+    if (gi && *gi) {
+        char *end = NULL;
+        p->gan_int = strtod(gi, &end);
+        if (*end || !(p->gan_int >= 0 && p->gan_int <= 100)) {
+            log_error("checkpoint: note train.gan_int '%s' is bad", gi);
+            return GB_EFORMAT;
+        }
+    }
     if (p->max_batch < 1 || p->max_batch > TRAIN_MAX_BATCH || !p->have_dataset || p->bpe == 0) {
         log_error("checkpoint: training position is incomplete (max_batch %d, dataset %s, bpe %u)",
                   p->max_batch, p->have_dataset ? "set" : "missing", p->bpe);

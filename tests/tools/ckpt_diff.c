@@ -10,7 +10,11 @@
  *                            next_batch_seq, adam_g_t, adam_d_t, seed,
  *                            threads, tensors, dataset_digest,
  *                            parent_digest, digest (of the file), family,
- *                            g_mult, conditional, num_classes.
+ *                            g_mult, conditional, num_classes, text_dim,
+ *                            text_vocab (words of the text encoder, -1
+ *                            when the checkpoint has none), text_adam_t.
+ * The comparison includes the text encoder's description (vocabulary,
+ * sizes) and Adam state when either file has one.
  * Tensors are compared by their bytes, so -0.0 vs 0.0 and NaN payloads
  * count as differences: "bit-identical" means exactly that. Fields that
  * legitimately differ between an interrupted and a straight run
@@ -45,6 +49,9 @@ static int info(const char *path) {
            s->step, s->epoch, s->next_batch_seq, s->adam_g ? s->adam_g->t : 0, s->adam_d ? s->adam_d->t : 0,
            s->seed, s->threads, ck->n_tensors, h1, h2, h3, ck->model->family, ck->model->g_mult,
            (int)ck->model->conditional, ck->model->num_classes, s->adam_d ? (double)s->adam_d->lr : 0.0);
+    const Gambar__TextEncoderDesc *te = ck->text_encoder;
+    printf("text_dim=%u\ntext_vocab=%ld\ntext_adam_t=%" PRIu64 "\n", ck->model->text_dim,
+           te ? (long)te->n_vocab : -1L, te && te->adam ? te->adam->t : 0);
     ckpt_free(&ck);
     return 0;
 }
@@ -81,6 +88,18 @@ int main(int argc, char **argv) {
     if (a->dataset_digest.len != b->dataset_digest.len ||
         memcmp(a->dataset_digest.data, b->dataset_digest.data, a->dataset_digest.len) != 0) {
         printf("dataset digest differs\n");
+        diffs++;
+    }
+    const Gambar__TextEncoderDesc *ea = a->text_encoder, *eb = b->text_encoder;
+    int tsame = (!ea) == (!eb);
+    if (tsame && ea) {
+        tsame = ea->n_vocab == eb->n_vocab && ea->hash_buckets == eb->hash_buckets &&
+                ea->bigram_buckets == eb->bigram_buckets && ea->embed_dim == eb->embed_dim &&
+                ea->out_dim == eb->out_dim && ea->max_tokens == eb->max_tokens && adam_eq(ea->adam, eb->adam);
+        for (size_t i = 0; tsame && i < ea->n_vocab; i++) tsame = strcmp(ea->vocab[i], eb->vocab[i]) == 0;
+    }
+    if (!tsame) {
+        printf("text encoder description or Adam state differs\n");
         diffs++;
     }
     if (a->n_tensors != b->n_tensors) {

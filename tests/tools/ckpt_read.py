@@ -104,7 +104,7 @@ def repeated_fixed64(wt, v):
 # s (string), y (bytes), f (float), d (double), i64 (int64).
 MODEL = {1: ("family", "s"), 2: ("height", "u"), 3: ("width", "u"), 4: ("channels", "u"),
          5: ("g_mult", "u"), 6: ("d_mult", "u"), 7: ("z_dim", "u"), 8: ("conditional", "b"),
-         9: ("num_classes", "u"), 11: ("embed_dim", "u"), 12: ("loss", "s")}
+         9: ("num_classes", "u"), 11: ("embed_dim", "u"), 12: ("loss", "s"), 13: ("text_dim", "u")}
 ADAM = {1: ("t", "u"), 2: ("lr", "f"), 3: ("beta1", "f"), 4: ("beta2", "f"), 5: ("eps", "f")}
 STATE = {1: ("step", "u"), 2: ("epoch", "u"), 3: ("batches_seen", "u"), 4: ("images_seen", "u"),
          7: ("ema_decay", "f"), 8: ("seed", "u"), 10: ("next_batch_seq", "u"),
@@ -228,6 +228,8 @@ def dump(ck):
     for c in m.get("class_names", []):
         p("model.class_name %s" % c)
     p("model.embed_dim %d\nmodel.loss %s" % (m["embed_dim"], m["loss"]))
+    if m["text_dim"]:
+        p("model.text_dim %d" % m["text_dim"])
     s = ck["state"]
     for k in ("step", "epoch", "batches_seen", "images_seen"):
         p("state.%s %d" % (k, s[k]))

@@ -1,0 +1,11 @@
+#!/bin/sh
+# train_text.sh - training speed of a text-conditional DCGAN-28 (GAN-CLS
+# step with the text encoder) next to the class-conditional one, steps
+# alternating (width 32, batch 64, all cores); see
+# tests/tools/bench_train_text.c. Extra arguments go to the tool.
+TOOLS=${GAMBAR_TOOLS:-build/tools}
+if [ ! -x "$TOOLS/bench_train_text" ]; then
+    echo "train_text.sh: $TOOLS/bench_train_text not built (run make)" >&2
+    exit 1
+fi
+exec "$TOOLS/bench_train_text" "$@"

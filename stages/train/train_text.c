@@ -1,0 +1,213 @@
+/* train_text.c - text-conditional training (--conditional text, GAN-CLS;
+ * issue 10): the text encoder the trainer owns next to the model, its
+ * vocabulary, and the step that ties the two together.
+ *
+ * WHERE THE VOCABULARY COMES FROM. A new text run reads every caption of
+ * --db once at start (train_text_vocab) and keeps the words seen at least
+ * TT_MIN_COUNT times. Why --db and not the first batches: the vocabulary
+ * is then a function of the dataset alone (tenc_counter_vocab does not
+ * depend on the order), not of which images the first batches happened to
+ * draw, so two runs on the same data agree; and it is stored in the
+ * checkpoint (TextEncoderDesc.vocab), so --resume never reads it again and
+ * resumes bit-exactly without --db.
+ *
+ * ONE STEP (train_text_step): the batch's captions (one per image, drawn
+ * by gambar-augment) -> tenc_forward -> sentence vectors c; the
+ * mismatched caption of image i is that of image mis[i], a random cyclic
+ * permutation (Sattolo: no image keeps its own) drawn from the step's
+ * noise generator after z (main.c make_noise), so a resumed run draws the
+ * same; model_train_step_text(real, c, mis, z, c); the encoder's gradient
+ * is dtext_d + dtext_g (D's loss through D's projection, G's loss through
+ * G's input; model.h) -> tenc_backward -> one Adam step over its block.
+ * The encoder is updated after D and G, from the vectors both used.
+ *
+ * Nothing here allocates per step: the buffers grow with the batch
+ * capacity (train_text_grow). */
+#include "base.h"
+#include "err.h"
+#include "log.h"
+#include "store.h"
+#include "tencck.h"
+#include "train.h"
+
+#include <inttypes.h>
+#include <math.h>
+
+#define TT_MIN_COUNT 2        /* a word seen once is hashed (a bucket shared with other rare words) */
+#define TT_MAX_VOCAB 20000
+#define TT_HASH_BUCKETS 1024
+#define TT_BIGRAM_BUCKETS 4096
+#define TT_EMBED_DIM 32
+#define TT_MAX_TOKENS 32
+
+int train_text_vocab(const char *path, char ***vocab, int *n, uint64_t *n_captions) {
+    *vocab = NULL;
+    *n = 0;
+    store_t *s = NULL;
+    int rc = store_open(path, STORE_RDONLY, &s);
+    if (rc) {
+        log_error("--db %s: cannot open the dataset: %s", path, err_str(rc));
+        return rc;
+    }
+    const Gambar__DatasetInfo *info = store_info(s);
+    uint64_t count = info ? info->count : 0, caps = 0;
+    if (!info || info->captions_total == 0) {
+        log_error("--conditional text: dataset %s has no captions (give gambar-ingest NAME.txt files next to the "
+                  "images or a caption column in --manifest; gambar-ingest(1))",
+                  path);
+        store_close(&s);
+        return GB_EMISMATCH;
+    }
+    tenc_counter_t *c = tenc_counter_new(TT_MAX_TOKENS);
+    char why[256];
+    for (uint64_t i = 0; i < count && !rc; i++) {
+        Gambar__Example *ex = NULL;
+        rc = store_get(s, i, &ex);
+        if (rc) {
+            log_error("--db %s: example %" PRIu64 ": %s", path, i, err_str(rc));
+            break;
+        }
+        for (size_t k = 0; k < ex->n_captions && !rc; k++) {
+            if (tenc_counter_add(c, ex->captions[k], why, sizeof why) != 0) {
+                log_error("--db %s: example %" PRIu64 " caption %zu: %s", path, i, k, why);
+                rc = GB_EMISMATCH;
+            }
+            caps++;
+        }
+        gambar__example__free_unpacked(ex, NULL);
+    }
+    store_close(&s);
+    if (!rc) {
+        tenc_counter_vocab(c, TT_MIN_COUNT, TT_MAX_VOCAB, vocab, n);
+        log_info("--db %s: %" PRIu64 " captions, %zu distinct words, vocabulary of %d (seen at least %d times)", path,
+                 caps, tenc_counter_distinct(c), *n, TT_MIN_COUNT);
+    }
+    tenc_counter_free(&c);
+    if (n_captions) *n_captions = caps;
+    return rc ? (rc == GB_EMISMATCH ? rc : GB_EMISMATCH) : 0;
+}
+
+/* (Re)allocate the per-batch buffers for cap texts. */
+static void tt_buffers(train_text_t *tt, int cap) {
+    int T = tenc_out_dim(tt->enc);
+    free(tt->vec);
+    free(tt->dtd);
+    free(tt->dtg);
+    free(tt->mis);
+    free(tt->caps);
+    tt->vec = xcalloc((size_t)cap * T, sizeof(float));
+    tt->dtd = xcalloc((size_t)cap * T, sizeof(float));
+    tt->dtg = xcalloc((size_t)cap * T, sizeof(float));
+    tt->mis = xcalloc((size_t)cap, sizeof(int32_t));
+    tt->caps = xcalloc((size_t)cap, sizeof(char *));
+    tt->cap = cap;
+    tt->n_last = 0;
+}
+
+int train_text_new(train_text_t *tt, char *const *vocab, int n, int cap, uint64_t seed) {
+    memset(tt, 0, sizeof *tt);
+    tenc_desc_t d = {(const char *const *)vocab, n,       TT_HASH_BUCKETS, TT_BIGRAM_BUCKETS, TT_EMBED_DIM,
+                     TRAIN_TEXT_DIM,             TT_MAX_TOKENS, TENC_ACT_TANH, TENC_TOKENIZER_VERSION};
+    char why[256];
+    /* the encoder's own stream: not the model's initialisation, not the noise */
+    int rc = tenc_new(&d, cap, seed * 0x9E3779B97F4A7C15ull + 0x54, &tt->enc, why, sizeof why);
+    if (rc) {
+        log_error("text encoder: %s", why);
+        return rc;
+    }
+    tt_buffers(tt, cap);
+    return 0;
+}
+
+int train_text_load(train_text_t *tt, const Gambar__Checkpoint *ck, int cap, int text_dim) {
+    memset(tt, 0, sizeof *tt);
+    char why[256];
+    int rc = tencck_load(ck, cap, true, &tt->enc, why, sizeof why);
+    if (rc) {
+        log_error("checkpoint: text encoder: %s", why);
+        return rc;
+    }
+    if (tenc_out_dim(tt->enc) != text_dim) {
+        log_error("checkpoint: the text encoder makes vectors of %d, the model takes %d", tenc_out_dim(tt->enc),
+                  text_dim);
+        tenc_free(&tt->enc);
+        return GB_EMISMATCH;
+    }
+    tt_buffers(tt, cap);
+    return 0;
+}
+
+void train_text_grow(train_text_t *tt, int cap) {
+    if (!tt->enc || cap <= tt->cap) return;
+    tenc_desc_t d;
+    tenc_to_desc(tt->enc, &d);
+    tenc_t *ne = NULL;
+    char why[256];
+    int rc = tenc_new(&d, cap, 0, &ne, why, sizeof why);
+    ASSERT(rc == 0);
+    for (int i = 0; i < tenc_tensor_count(ne); i++) {
+        const tenc_tensor_t *s = tenc_tensor(tt->enc, i), *t = tenc_tensor(ne, i);
+        ASSERT(s->n == t->n);
+        if (s->kind != TENC_T_GRAD) memcpy(t->data, s->data, s->n * sizeof(float));
+    }
+    *tenc_adam(ne) = *tenc_adam(tt->enc);
+    tenc_free(&tt->enc);
+    tt->enc = ne;
+    tt_buffers(tt, cap);
+}
+
+void train_text_free(train_text_t *tt) {
+    tenc_free(&tt->enc);
+    free(tt->vec);
+    free(tt->dtd);
+    free(tt->dtg);
+    free(tt->mis);
+    free(tt->caps);
+    memset(tt, 0, sizeof *tt);
+}
+
+void train_text_mismatch(rng_t *r, int N, int32_t *mis) {
+    /* Sattolo's algorithm: a uniformly random N-cycle, so mis[i] != i */
+    for (int i = 0; i < N; i++) mis[i] = i;
+    for (int i = N - 1; i > 0; i--) {
+        int j = (int)rng_below(r, (uint64_t)i);
+        int32_t t = mis[i];
+        mis[i] = mis[j];
+        mis[j] = t;
+    }
+}
+
+int train_text_step(train_text_t *tt, model_t *m, const Gambar__Batch *b, const float *real, const float *z,
+                    model_stats_t *s) {
+    int N = (int)b->n, T = tenc_out_dim(tt->enc);
+    ASSERT(N <= tt->cap && b->n_captions == b->n);
+    for (int i = 0; i < N; i++) tt->caps[i] = b->captions[i];
+    char why[256];
+    int rc = tenc_forward(tt->enc, tt->caps, N, tt->vec, why, sizeof why);
+    if (rc) {
+        log_error("batch seq %" PRIu64 ": captions: %s", b->seq, why);
+        return rc;
+    }
+    tt->n_last = N;
+    rc = model_train_step_text(m, real, tt->vec, tt->mis, N, z, tt->vec, tt->dtd, tt->dtg, s);
+    if (rc) return rc;
+    for (size_t i = 0; i < (size_t)N * T; i++) tt->dtd[i] += tt->dtg[i];
+    tenc_zero_grad(tt->enc);
+    tenc_backward(tt->enc, tt->dtd);
+    double gn = nn_sumsq(tenc_param_count(tt->enc), tenc_grads(tt->enc));
+    if (!isfinite(gn)) return GB_ENUMERIC;
+    tenc_adam_step(tt->enc);
+    return 0;
+}
+
+int train_text_finite(const tenc_t *e, const char **bad) {
+    for (int i = 0; i < tenc_tensor_count(e); i++) {
+        const tenc_tensor_t *t = tenc_tensor(e, i);
+        if (t->kind == TENC_T_GRAD) continue;
+        if (!nn_all_finite(t->n, t->data)) {
+            if (bad) *bad = t->name;
+            return 0;
+        }
+    }
+    return 1;
+}
