@@ -1054,6 +1054,25 @@ static double sum_sigmoid(const float *l, int N) {
     return s;
 }
 
+/* The update that ends each net's part of a training step: the L2 norm
+ * of net `which`'s gradients into *norm, then one Adam step. Returns
+ * GB_ENUMERIC, without updating, when loss or the norm is not finite. */
+static int net_adam_step(model_t *m, int which, float loss, float *norm) {
+    net_t *n = &m->net[which];
+    *norm = (float)sqrt(nn_sumsq(n->np, n->g));
+    if (!isfinite(loss) || !isfinite(*norm)) return GB_ENUMERIC;
+    adam_begin(&m->adam[which]);
+    adam_update(&m->adam[which], n->np, n->p, n->g, n->am, n->av);
+    return 0;
+}
+
+/* G's exponential moving average after its update; buffers are copied. */
+static void ema_step(model_t *m) {
+    const net_t *G = &m->net[MODEL_G];
+    ema_update(G->np, m->ema_decay, m->ema, G->p);
+    if (G->nb) memcpy(m->ema + G->np, G->buf, G->nb * sizeof(float));
+}
+
 int model_train_step(model_t *m, const float *real, const int32_t *labels, int N, const float *z,
                      const int32_t *fake_labels, model_stats_t *stats) {
     const model_split_t whole = {1, 0, 1, NULL, NULL};
@@ -1152,10 +1171,7 @@ int model_train_step_split(model_t *m, const float *real, const int32_t *labels,
     st.loss_d = (float)(s_loss / M);
     st.d_real = (float)(s_real / N);
     st.d_fake = (float)(s_fake / N);
-    st.grad_norm_d = (float)sqrt(nn_sumsq(D->np, D->g));
-    if (!isfinite(st.loss_d) || !isfinite(st.grad_norm_d)) goto numeric;
-    adam_begin(&m->adam[MODEL_D]);
-    adam_update(&m->adam[MODEL_D], D->np, D->p, D->g, D->am, D->av);
+    if (net_adam_step(m, MODEL_D, st.loss_d, &st.grad_norm_d)) goto numeric;
 
     /* 3. G step through the updated D, per micro-batch; G's activations of
      * micro-batch j are still those of its forward in 1 */
@@ -1190,14 +1206,10 @@ int model_train_step_split(model_t *m, const float *real, const int32_t *labels,
     fold_grads(G->g, G->np, R, r2, g2, M);
     st.loss_g = (float)(s_lg / M);
     st.d_fake_g = (float)(s_fg / N);
-    st.grad_norm_g = (float)sqrt(nn_sumsq(G->np, G->g));
-    if (!isfinite(st.loss_g) || !isfinite(st.grad_norm_g)) goto numeric;
-    adam_begin(&m->adam[MODEL_G]);
-    adam_update(&m->adam[MODEL_G], G->np, G->p, G->g, G->am, G->av);
+    if (net_adam_step(m, MODEL_G, st.loss_g, &st.grad_norm_g)) goto numeric;
 
     /* 4. EMA */
-    ema_update(G->np, m->ema_decay, m->ema, G->p);
-    if (G->nb) memcpy(m->ema + G->np, G->buf, G->nb * sizeof(float));
+    ema_step(m);
     if (stats) *stats = st;
     return 0;
 numeric:
@@ -1256,10 +1268,7 @@ int model_train_step_text(model_t *m, const float *real, const float *text, cons
     st.d_real = (float)(sum_sigmoid(l0, N) / N);
     st.d_mismatch = (float)(sum_sigmoid(l3, N) / N);
     st.d_fake = (float)(sum_sigmoid(l1, N) / N);
-    st.grad_norm_d = (float)sqrt(nn_sumsq(D->np, D->g));
-    if (!isfinite(st.loss_d) || !isfinite(st.grad_norm_d)) goto numeric;
-    adam_begin(&m->adam[MODEL_D]);
-    adam_update(&m->adam[MODEL_D], D->np, D->p, D->g, D->am, D->av);
+    if (net_adam_step(m, MODEL_D, st.loss_d, &st.grad_norm_d)) goto numeric;
 
     /* 3. G step through the updated D */
     memset(G->g, 0, G->np * sizeof(float));
@@ -1299,14 +1308,10 @@ int model_train_step_text(model_t *m, const float *real, const float *text, cons
             }
         st.loss_g += m->interp * li;
     }
-    st.grad_norm_g = (float)sqrt(nn_sumsq(G->np, G->g));
-    if (!isfinite(st.loss_g) || !isfinite(st.grad_norm_g)) goto numeric;
-    adam_begin(&m->adam[MODEL_G]);
-    adam_update(&m->adam[MODEL_G], G->np, G->p, G->g, G->am, G->av);
+    if (net_adam_step(m, MODEL_G, st.loss_g, &st.grad_norm_g)) goto numeric;
 
     /* 4. EMA */
-    ema_update(G->np, m->ema_decay, m->ema, G->p);
-    if (G->nb) memcpy(m->ema + G->np, G->buf, G->nb * sizeof(float));
+    ema_step(m);
     if (stats) *stats = st;
     return 0;
 numeric:
