@@ -44,6 +44,10 @@ int sctx_open(sctx_t *c, const char *path, char *err, size_t errlen) {
         rc = gb_errf(err, errlen, rc, "checkpoint %s: %s", path, why);
         goto fail;
     }
+    if (ginfer_text_dim(c->gen)) {
+        rc = gb_errf(err, errlen, GB_EUNSUPPORTED, "checkpoint %s: a text-conditional model: not handled yet", path);
+        goto fail;
+    }
     /* GAMBAR_SAMPLE_PORTABLE=1 forces the portable kernels (tests compare) */
     const char *port = getenv("GAMBAR_SAMPLE_PORTABLE");
     if (port && strcmp(port, "1") == 0) ginfer_set_portable(c->gen, 1);
