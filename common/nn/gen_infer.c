@@ -138,7 +138,7 @@ int ginfer_new(const model_t *m, int use_ema, ginfer_t **out, char *err, size_t 
     g->H = mg.height;
     g->W = mg.width;
     int rc = 0;
-    if (g->E) {
+    if (g->E && mg.embed) { /* class models; a text model has G.text instead */
         g->embed = xmalloc((size_t)g->ncls * g->E * sizeof(float));
         memcpy(g->embed, mg.embed, (size_t)g->ncls * g->E * sizeof(float));
     }
