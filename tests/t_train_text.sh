@@ -7,8 +7,8 @@
 #     checkpoint equals a straight run's (every tensor, the encoder's too);
 #   - bad input: a dataset without captions exits 3 naming the reason;
 #     no --db, --micro-batches 2 or --init-from exit 2; resuming a text run
-#     without --conditional text stays a text run; gambar-sample refuses a
-#     text checkpoint cleanly (exit 3) until it learns prompts;
+#     without --conditional text stays a text run; gambar-sample without
+#     --prompt refuses a text checkpoint cleanly (exit 2);
 #   - --gan-int: changes the model, persists across --resume (bit-exact).
 . "$(dirname "$0")/lib.sh"
 
@@ -55,10 +55,10 @@ python3 "$(dirname "$0")/tools/ckpt_read.py" "$TMP/a/ckpt-0000000024.gck" >"$TMP
 check text_ckpt_independent_reader_agrees cmp -s "$TMP/a.dump" "$TMP/a.pydump"
 check text_ckpt_tensor_names sh -c "grep -q 'T.embed.weight' '$TMP/a.dump' && grep -q 'OPT.T.v.proj.bias' '$TMP/a.dump' && grep -q 'G.text.weight' '$TMP/a.dump' && grep -q 'D.text.weight' '$TMP/a.dump'"
 
-# until gambar-sample learns prompts (issue 10 item 5) it refuses a text
-# checkpoint by name instead of aborting on a missing label
-check_exit text_ckpt_sampler_refuses_cleanly 3 gambar-sample --ckpt "$TMP/a/ckpt-0000000024.gck" --out "$TMP/s.png" -n 1
-check text_ckpt_sampler_says_why grep -q "text-conditional model" "$TMP/err"
+# gambar-sample on a text checkpoint without a prompt: a usage error naming
+# the reason, not an abort on a missing label (tests/t_sample_text.sh samples)
+check_exit text_ckpt_sampler_refuses_cleanly 2 gambar-sample --ckpt "$TMP/a/ckpt-0000000024.gck" --out "$TMP/s.png" -n 1
+check text_ckpt_sampler_says_why grep -q "is text-conditional: give --prompt" "$TMP/err"
 
 # --- SIGKILL after step 8's checkpoint, then --resume: bit-exact ---
 aug 0

@@ -217,11 +217,100 @@ static void test_to_u8(void) {
     CHECKF(bad == 0, "%d of 256 values change on u8 -> float -> u8", bad);
 }
 
+/* text models (GAN-CLS): the condition is a sentence vector c, G's input
+ * [z, G.text.weight c]; ginfer_forward_text = model_generate_text to float
+ * rounding, each image a function of its own z and c only */
+static void test_text_model(void) {
+    model_desc_t d;
+    model_desc_default(&d, MODEL_DCGAN28);
+    d.g_mult = d.d_mult = 6;
+    d.z_dim = 20;
+    d.text_dim = 12;
+    d.embed_dim = 5;
+    const int T = 12, Z = 20;
+    model_t *m = model_new(&d, 4, 31);
+    ASSERT(m);
+    model_set_ema_decay(m, 0);
+    size_t img = model_image_floats(m);
+    float *real = xmalloc(4 * img * sizeof(float)), z4[4 * 20], t4[4 * 12], dtd[4 * 12], dtg[4 * 12];
+    rng_t r;
+    rng_seed(&r, 32);
+    for (size_t i = 0; i < 4 * img; i++) real[i] = (float)(rng_uniform_d(&r) * 2 - 1);
+    rng_normal_fill(&r, z4, 4 * 20);
+    rng_normal_fill(&r, t4, 4 * 12);
+    int32_t mis[4] = {1, 2, 3, 0};
+    CHECK(model_train_step_text(m, real, t4, mis, 4, z4, t4, dtd, dtg, NULL) == 0);
+    model_ema_restat_text(m, 2, 33, t4, 4);
+    ginfer_t *g = NULL;
+    char err[256] = "";
+    CHECKF(ginfer_new(m, 1, &g, err, sizeof err) == 0, "ginfer_new on a text model: %s", err);
+    if (!g) {
+        model_free(m);
+        free(real);
+        return;
+    }
+    CHECK(ginfer_text_dim(g) == T && ginfer_z_dim(g) == Z);
+    const int n = 9;
+    size_t P = ginfer_image_floats(g);
+    float *z = xmalloc((size_t)n * Z * sizeof(float)), *c = xmalloc((size_t)n * T * sizeof(float));
+    rng_seed(&r, 34);
+    rng_normal_fill(&r, z, (size_t)n * Z);
+    rng_normal_fill(&r, c, (size_t)n * T);
+    float *a = xmalloc(n * P * sizeof(float)), *b = xmalloc(n * P * sizeof(float)), *o = xmalloc(n * P * sizeof(float));
+    ginfer_ws_t *w = ginfer_ws_new(g, n, 0);
+    ginfer_forward_text(g, w, z, c, n, a);
+    CHECK(model_generate_text(m, z, c, n, 1, b) == 0);
+    const int HW = d.height * d.width;
+    double maxd = 0, maxv = 0;
+    for (int i = 0; i < n; i++)
+        for (int p = 0; p < HW; p++) {
+            double ref = b[(size_t)i * P + p];
+            maxd = fmax(maxd, fabs(a[(size_t)i * P + p] - ref));
+            maxv = fmax(maxv, fabs(ref));
+        }
+    CHECKF(maxd <= 1e-5 && maxv > 0.01, "text: max |ginfer - model_generate_text| %g (max |x| %g)", maxd, maxv);
+    /* the text matters: another c, another image */
+    ginfer_ws_t *w1 = ginfer_ws_new(g, 1, 0);
+    ginfer_forward_text(g, w1, z, c + T, 1, o);
+    CHECK(memcmp(o, a, P * sizeof(float)) != 0);
+    /* alone = in the batch; portable kernels; threads */
+    int diff = 0;
+    for (int i = 0; i < n; i++) {
+        ginfer_forward_text(g, w1, z + (size_t)i * Z, c + (size_t)i * T, 1, o);
+        diff += memcmp(o, a + (size_t)i * P, P * sizeof(float)) != 0;
+    }
+    CHECKF(diff == 0, "text: %d of %d images differ alone vs in a batch", diff, n);
+    ginfer_set_portable(g, 1);
+    ginfer_forward_text(g, w, z, c, n, o);
+    ginfer_set_portable(g, 0);
+    CHECK(memcmp(a, o, n * P * sizeof(float)) == 0);
+    memset(o, 0, n * P * sizeof(float));
+    nn_set_threads(2);
+    ginfer_generate_text(g, z, c, n, o);
+    nn_set_threads(1);
+    CHECK(memcmp(a, o, n * P * sizeof(float)) == 0);
+    /* the live G */
+    ginfer_t *gl = NULL;
+    CHECK(ginfer_new(m, 0, &gl, err, sizeof err) == 0);
+    ginfer_forward_text(gl, w, z, c, n, a);
+    CHECK(model_generate_text(m, z, c, n, 0, b) == 0);
+    maxd = 0;
+    for (size_t k = 0; k < n * P; k++) maxd = fmax(maxd, fabs(a[k] - b[k]));
+    CHECKF(maxd <= 1e-5, "text, live G: max difference %g", maxd);
+    ginfer_free(gl);
+    ginfer_ws_free(w);
+    ginfer_ws_free(w1);
+    ginfer_free(g);
+    free(a), free(b), free(o), free(z), free(c), free(real);
+    model_free(m);
+}
+
 int main(void) {
     nn_set_threads(1);
     RUN(test_layers_view);
     RUN(test_matches_model);
     RUN(test_snapshot);
+    RUN(test_text_model);
     RUN(test_to_u8);
     return test_done();
 }

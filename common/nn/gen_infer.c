@@ -21,8 +21,12 @@
  *   --check-model, tests/test_gen_infer.c). 8-bit pixels are
  *   ginfer_to_u8 of the image.
  *
+ *   Text models: the first layer's input is [z, e] with e = W c (W =
+ *   G.text.weight (E, T), c the image's sentence vector), each e_k an fmaf
+ *   chain acc = fma(W[k][t], c[t], acc) from acc = 0 over t in order.
+ *
  * Layers: the first transposed convolution maps the 1x1 input (z, plus
- * the class embedding) to k0 x k0 and is a plain product (N, Zin) x
+ * the class embedding or the text projection) to k0 x k0 and is a plain product (N, Zin) x
  * (Zin, k0*k0*K). Every later one (kernel 4, stride 2, padding 1) is
  * split by output parity (sub-pixel form): output (2i+py, 2j+px) sums
  * exactly four input pixels (i+dy, j+dx) with fixed kernel taps, i.e. a
@@ -81,6 +85,8 @@ typedef struct {
 struct ginfer {
     int L, Z, E, zin, ncls, C, H, W;
     float *embed;       /* (ncls, E) */
+    int T;              /* text models: sentence vector length, else 0 */
+    float *tw;          /* text models: (E, T), G's projection of the text */
     sg_layer_t ly[SG_MAX_LAYERS];
     int avx2;
     int maxcin;         /* widest Cinp (zero row length) */
@@ -123,10 +129,6 @@ int ginfer_new(const model_t *m, int use_ema, ginfer_t **out, char *err, size_t 
     *out = NULL;
     model_gen_t mg;
     model_gen_layers(m, use_ema, &mg);
-    if (mg.text_dim)
-        return gb_errf(err, errlen, GB_EUNSUPPORTED,
-                       "a text-conditional model (its input is a sentence vector, not a label): this generator "
-                       "takes labels; use model_generate_text");
     ginfer_t *g = xcalloc(1, sizeof *g);
     g->Z = mg.z_dim;
     g->E = mg.embed_dim;
@@ -136,9 +138,16 @@ int ginfer_new(const model_t *m, int use_ema, ginfer_t **out, char *err, size_t 
     g->H = mg.height;
     g->W = mg.width;
     int rc = 0;
-    if (g->E) {
+    if (g->E && mg.embed) { /* class models; a text model has G.text instead */
         g->embed = xmalloc((size_t)g->ncls * g->E * sizeof(float));
         memcpy(g->embed, mg.embed, (size_t)g->ncls * g->E * sizeof(float));
+    }
+    if (mg.text_dim) {
+        g->T = mg.text_dim;
+        g->ncls = 0;
+        g->embed = NULL;
+        g->tw = xmalloc((size_t)g->E * g->T * sizeof(float));
+        memcpy(g->tw, mg.text_weight, (size_t)g->E * g->T * sizeof(float));
     }
     int cin = g->zin, h = 1;
     if (mg.L < 2 || mg.L > SG_MAX_LAYERS) {
@@ -260,10 +269,12 @@ void ginfer_free(ginfer_t *g) {
         free(g->ly[i].shift);
     }
     free(g->embed);
+    free(g->tw);
     free(g);
 }
 
 int ginfer_z_dim(const ginfer_t *g) { return g->Z; }
+int ginfer_text_dim(const ginfer_t *g) { return g->T; }
 
 void ginfer_set_portable(ginfer_t *g, int portable) {
     g->avx2 = !portable && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -707,20 +718,45 @@ static void layer_forward(const ginfer_t *g, ginfer_ws_t *w, int li, const float
     }
 }
 
-static void make_zin(const ginfer_t *g, ginfer_ws_t *w, const float *z, const int32_t *labels, int n) {
+/* The first layer's input rows [z, e]: e = embed[label], or for text
+ * models e = W c computed as gambar-g1 says (an fmaf chain per component,
+ * over the text in order from 0: a pure function of the image's own c). */
+static void make_zin(const ginfer_t *g, ginfer_ws_t *w, const float *z, const int32_t *labels, const float *text,
+                     int n) {
     for (int i = 0; i < n; i++) {
         float *row = w->zin + (size_t)i * g->zin;
         memcpy(row, z + (size_t)i * g->Z, (size_t)g->Z * sizeof(float));
-        if (g->E) {
+        if (g->T) {
+            ASSERT(text);
+            const float *c = text + (size_t)i * g->T;
+            for (int k = 0; k < g->E; k++) {
+                const float *wk = g->tw + (size_t)k * g->T;
+                float acc = 0.0f;
+                for (int t = 0; t < g->T; t++) acc = fmaf(wk[t], c[t], acc);
+                row[g->Z + k] = acc;
+            }
+        } else if (g->E) {
             ASSERT(labels && labels[i] >= 0 && labels[i] < g->ncls);
             memcpy(row + g->Z, g->embed + (size_t)labels[i] * g->E, (size_t)g->E * sizeof(float));
         }
     }
 }
 
+static void forward_zin(const ginfer_t *g, ginfer_ws_t *w, int n, float *out);
+
 void ginfer_forward(const ginfer_t *g, ginfer_ws_t *w, const float *z, const int32_t *labels, int n, float *out) {
-    ASSERT(n >= 1 && n <= w->nmax);
-    make_zin(g, w, z, labels, n);
+    ASSERT(n >= 1 && n <= w->nmax && !g->T);
+    make_zin(g, w, z, labels, NULL, n);
+    forward_zin(g, w, n, out);
+}
+
+void ginfer_forward_text(const ginfer_t *g, ginfer_ws_t *w, const float *z, const float *text, int n, float *out) {
+    ASSERT(n >= 1 && n <= w->nmax && g->T && text);
+    make_zin(g, w, z, NULL, text, n);
+    forward_zin(g, w, n, out);
+}
+
+static void forward_zin(const ginfer_t *g, ginfer_ws_t *w, int n, float *out) {
     const float *in = w->zin;
     for (int i = 0; i < g->L; i++) {
         layer_forward(g, w, i, in, n);
@@ -798,6 +834,7 @@ typedef struct {
     const ginfer_t *g;
     const float *z;
     const int32_t *labels;
+    const float *text;
     int n;
     float *out;
 } gi_par_t;
@@ -811,15 +848,25 @@ static void generate_part(void *ctx, int part, int nparts) {
     size_t P = ginfer_image_floats(a->g);
     for (int i0 = lo; i0 < hi; i0 += GI_CHUNK) {
         int n = GB_MIN(GI_CHUNK, hi - i0);
-        ginfer_forward(a->g, w, a->z + (size_t)i0 * a->g->Z, a->labels ? a->labels + i0 : NULL, n,
-                       a->out + (size_t)i0 * P);
+        if (a->g->T)
+            ginfer_forward_text(a->g, w, a->z + (size_t)i0 * a->g->Z, a->text + (size_t)i0 * a->g->T, n,
+                                a->out + (size_t)i0 * P);
+        else
+            ginfer_forward(a->g, w, a->z + (size_t)i0 * a->g->Z, a->labels ? a->labels + i0 : NULL, n,
+                           a->out + (size_t)i0 * P);
     }
     ginfer_ws_free(w);
 }
 
 void ginfer_generate(const ginfer_t *g, const float *z, const int32_t *labels, int n, float *out) {
-    ASSERT(n >= 1);
-    gi_par_t a = {g, z, g->E ? labels : NULL, n, out};
+    ASSERT(n >= 1 && !g->T);
+    gi_par_t a = {g, z, g->E ? labels : NULL, NULL, n, out};
+    nn_par_run(generate_part, &a);
+}
+
+void ginfer_generate_text(const ginfer_t *g, const float *z, const float *text, int n, float *out) {
+    ASSERT(n >= 1 && g->T && text);
+    gi_par_t a = {g, z, NULL, text, n, out};
     nn_par_run(generate_part, &a);
 }
 

@@ -35,11 +35,15 @@ typedef struct ginfer_ws ginfer_ws_t; /* one thread's scratch */
  * model_generate). Copies the weights: later changes to m do not reach
  * the plan. Returns 0, or GB_EFORMAT with the reason in err when the
  * layer shapes are not ones the kernels handle (a first layer on a 1x1
- * input, then kernel-4 stride-2 padding-1 layers), or GB_EUNSUPPORTED for
- * a text-conditional model (model.h: not yet handled here). */
+ * input, then kernel-4 stride-2 padding-1 layers). A text-conditional
+ * model (model.h, text_dim > 0) is accepted: its plan generates with
+ * ginfer_forward_text / ginfer_generate_text only (ginfer_text_dim > 0);
+ * ginfer_forward / ginfer_generate are for the others (ASSERT). */
 int ginfer_new(const model_t *m, int use_ema, ginfer_t **out, char *err, size_t errlen);
 void ginfer_free(ginfer_t *g); /* NULL-safe */
 int ginfer_z_dim(const ginfer_t *g);
+/* T, the sentence vector length of a text model's plan; 0 otherwise. */
+int ginfer_text_dim(const ginfer_t *g);
 /* Image floats per sample: H * W * C. */
 size_t ginfer_image_floats(const ginfer_t *g);
 /* Use the portable kernels (1) or the AVX2 ones when the CPU has them
@@ -59,12 +63,19 @@ void ginfer_ws_free(ginfer_ws_t *w);
  * computed in and whichever kernels (AVX2 or portable) run it. */
 void ginfer_forward(const ginfer_t *g, ginfer_ws_t *w, const float *z, const int32_t *labels, int n, float *out);
 
+/* Text models: ginfer_forward with text (n, T), image i's sentence vector
+ * (e.g. from model_encode_texts), instead of labels. The same promise:
+ * each image depends only on its own z and c. */
+void ginfer_forward_text(const ginfer_t *g, ginfer_ws_t *w, const float *z, const float *text, int n, float *out);
+
 /* G(z) for any n >= 1 images, split over the nn threads (nn_set_threads):
  * the same bits as ginfer_forward, whatever the thread count. Allocates
  * its scratch. */
 void ginfer_generate(const ginfer_t *g, const float *z, const int32_t *labels, int n, float *out);
+/* Text models: ginfer_generate with text (n, T) instead of labels. */
+void ginfer_generate_text(const ginfer_t *g, const float *z, const float *text, int n, float *out);
 
-/* After ginfer_forward(z, labels, n) with the same w (made with
+/* After ginfer_forward(z, labels, n) (or ginfer_forward_text) with the same w (made with
  * backward = 1): the gradient of sum(out * dout) with respect to z, dz
  * (n, Z), dout (n, H, W, C). Deterministic for a given batch, not batch
  * independent (it goes through cblas_sgemm). */

@@ -101,6 +101,11 @@ static int gen_from_ckpt(eval_ctx_t *e, const char *path, eval_result_t *r, floa
         status = GB_EXIT_DATA;
         goto done;
     }
+    if (ginfer_text_dim(gen)) { /* its images need captions: issue 10 item 6 */
+        log_error("checkpoint %s: a text-conditional model: gambar-eval does not evaluate these yet", path);
+        status = GB_EXIT_DATA;
+        goto done;
+    }
     /* image i is gambar-sample's image of image_seed(i) (class (*req)[i]):
      * the same latent contract, generator and 8-bit pixels */
     size_t n = r->n, img = (size_t)e->C * e->H * e->W;

@@ -40,6 +40,8 @@
 
 typedef struct {
     const char *ckpt, *out, *cls, *prompt, *grid, *interp, *from, *inspect, *reproduce, *serve, *follow;
+    const char *iprompt_a, *iprompt_b; /* --interpolate-prompts A B STEPS */
+    int isteps;
     long long check_model, n, threads, variations, fit_iters, fit_starts, compression;
     uint64_t seed;
     double truncation, sigma;
@@ -92,6 +94,7 @@ typedef struct {
 static void image_name(const job_t *j, int i, char *buf, size_t len) {
     if (j->mode == JOB_SEED) snprintf(buf, len, "img-%" PRIu64 ".png", j->seed + (uint64_t)i);
     else if (j->mode == JOB_INTERP) snprintf(buf, len, "interp-%" PRIu64 "-%" PRIu64 "-%d.png", j->ia, j->ib, i);
+    else if (j->mode == JOB_TEXT_INTERP) snprintf(buf, len, "interp-prompts-%" PRIu64 "-%d.png", j->seed, i);
     else if (i == 0) snprintf(buf, len, "recon.png");
     else snprintf(buf, len, "var-%d.png", i);
 }
@@ -351,6 +354,8 @@ static void emit(const sctx_t *c, const job_t *j, const opts_t *o) {
         char path[4096];
         if (j->mode == JOB_INTERP)
             snprintf(path, sizeof path, "%s/grid-interp-%" PRIu64 "-%" PRIu64 ".png", o->out, j->ia, j->ib);
+        else if (j->mode == JOB_TEXT_INTERP)
+            snprintf(path, sizeof path, "%s/grid-interp-prompts-%" PRIu64 ".png", o->out, j->seed);
         else
             snprintf(path, sizeof path, "%s/grid-%" PRIu64 ".png", o->out, j->seed);
         write_one(path, &p, &im, compression);
@@ -420,6 +425,9 @@ static int do_reproduce(const opts_t *o) {
     char err[512];
     int rc = job_from_prov(&c, &p, &j, &index, &zb, &lb, err, sizeof err);
     if (rc) die(GB_EXIT_DATA, "%s: cannot reproduce: %s", o->reproduce, err);
+    float *tb;
+    rc = job_encode(&c, &j, &tb, err, sizeof err);
+    if (rc) die(GB_EXIT_DATA, "%s: cannot reproduce: %s", o->reproduce, err);
     size_t P = ginfer_image_floats(c.gen);
     img_t im;
     uint8_t *px = NULL;
@@ -474,6 +482,7 @@ static int do_reproduce(const opts_t *o) {
     free(imgs);
     free(zb);
     free(lb);
+    free(tb);
     prov_free(&p);
     sctx_close(&c);
     return status;
@@ -586,6 +595,40 @@ static int do_from_image(sctx_t *c, const opts_t *o, int cls) {
     return 0;
 }
 
+/* Text models: one warning line naming the prompt's words the encoder
+ * never saw (they share hashed buckets with rare words: their effect is
+ * a guess), and one when the prompt has no words or too many. */
+static void warn_words(sctx_t *c, const char *text) {
+    tenc_tokens_t *u = xmalloc(sizeof *u);
+    char err[256];
+    if (tenc_unknown_words(c->tenc, text, u, err, sizeof err) == 0) {
+        if (u->n) {
+            char line[4096];
+            size_t o = 0;
+            for (int i = 0; i < u->n && o + 8 < sizeof line; i++) {
+                int w = snprintf(line + o, sizeof line - o, "%s\"%s\"", i ? ", " : "", u->word[i]);
+                if (w < 0) break;
+                o += (size_t)w;
+            }
+            if (o >= sizeof line) o = sizeof line - 1;
+            line[o] = 0;
+            log_warn("prompt \"%s\": %d word%s the model never saw in training (its text encoder hashes %s, so %s "
+                     "effect is a guess): %s", text, u->n, u->n == 1 ? "" : "s", u->n == 1 ? "it" : "them",
+                     u->n == 1 ? "its" : "their", line);
+        }
+        tenc_tokens_t *all = xmalloc(sizeof *all);
+        tenc_desc_t d;
+        tenc_to_desc(c->tenc, &d);
+        if (tenc_tokenize(text, strlen(text), d.max_tokens, all, err, sizeof err) == 0) {
+            if (!all->n) log_warn("prompt \"%s\" has no words: the images are conditioned on the empty text", text);
+            if (all->truncated)
+                log_warn("prompt \"%s\": only its first %d words are used (the encoder's limit)", text, d.max_tokens);
+        }
+        free(all);
+    }
+    free(u);
+}
+
 static int do_generate(const opts_t *o) {
     if (!o->ckpt) cli_usage_error(&g_spec, "--ckpt FILE is required");
     if (!o->out) cli_usage_error(&g_spec, "--out DIR or --out FILE.png is required");
@@ -618,6 +661,20 @@ static int do_generate(const opts_t *o) {
         j.mode = JOB_INTERP;
         parse_interp(o->interp, &j.ia, &j.ib, &j.n);
     }
+    if (o->iprompt_a) {
+        if (o->n_seen) cli_usage_error(&g_spec, "--n and --interpolate-prompts are exclusive (STEPS is the count)");
+        if (o->interp || o->prompt || o->cls || o->from)
+            cli_usage_error(&g_spec, "--interpolate-prompts is exclusive with --interpolate, --prompt, --class and "
+                            "--from-image");
+        j.mode = JOB_TEXT_INTERP;
+        j.prompt = o->iprompt_a;
+        j.prompt_b = o->iprompt_b;
+        j.n = o->isteps;
+        if (!o->grid) { /* a row of STEPS images */
+            j.rows = 1;
+            j.cols = j.n;
+        }
+    }
     if (j.rows && j.n > j.rows * j.cols)
         cli_usage_error(&g_spec, "--grid %dx%d holds %d images, fewer than the %d asked for", j.rows, j.cols,
                         j.rows * j.cols, j.n);
@@ -626,14 +683,34 @@ static int do_generate(const opts_t *o) {
                         j.n);
     sctx_t c;
     open_ckpt(&c, o->ckpt);
-    if (o->cls || o->prompt) {
+    float *tb = NULL;
+    if (c.T) {
+        if (o->cls)
+            die(GB_EXIT_USAGE, "--class: the model in %s is text-conditional: it has no classes; describe the image "
+                "with --prompt TEXT", o->ckpt);
+        if (!o->prompt && !o->iprompt_a)
+            die(GB_EXIT_USAGE, "the model in %s is text-conditional: give --prompt TEXT (or --interpolate-prompts A B "
+                "STEPS); --prompt \"\" samples with the empty text", o->ckpt);
+        if (o->from) die(GB_EXIT_USAGE, "--from-image is not available for text-conditional models");
         char err[2048];
-        int rc = sample_resolve_class(&c, o->cls, o->prompt, &j.class_index, err, sizeof err);
-        if (rc) die(GB_EXIT_USAGE, "%s: %s", o->cls ? "--class" : "--prompt", err);
+        int rc = job_encode(&c, &j, &tb, err, sizeof err);
+        if (rc) die(GB_EXIT_USAGE, "%s: %s", o->iprompt_a ? "--interpolate-prompts" : "--prompt", err);
+        warn_words(&c, j.prompt);
+        if (j.mode == JOB_TEXT_INTERP) warn_words(&c, j.prompt_b);
+    } else {
+        if (o->iprompt_a)
+            die(GB_EXIT_USAGE, "--interpolate-prompts: the model in %s is not text-conditional (use --interpolate "
+                "A:B:STEPS between seeds)", o->ckpt);
+        if (o->cls || o->prompt) {
+            char err[2048];
+            int rc = sample_resolve_class(&c, o->cls, o->prompt, &j.class_index, err, sizeof err);
+            if (rc) die(GB_EXIT_USAGE, "%s: %s", o->cls ? "--class" : "--prompt", err);
+        }
     }
     int status = 0;
     if (o->from) status = do_from_image(&c, o, j.class_index);
     else emit(&c, &j, o);
+    free(tb);
     sctx_close(&c);
     return status;
 }
@@ -653,11 +730,22 @@ static int do_check_model(const opts_t *o) {
     j.n = n;
     j.seed = o->seed;
     j.class_index = -1;
+    j.prompt = o->prompt; /* text models: the condition (NULL: the empty text) */
+    float *tb, *tv = NULL;
+    char err[512];
+    if (job_encode(&c, &j, &tb, err, sizeof err)) die(GB_EXIT_USAGE, "--prompt: %s", err);
     float *a = generate_all(&c, &j), *b = xmalloc((size_t)n * P * sizeof(float));
     float *z = xmalloc((size_t)n * c.Z * sizeof(float));
     int32_t *lab = xmalloc((size_t)n * sizeof(int32_t));
     for (int i = 0; i < n; i++) job_latent(&c, &j, i, z + (size_t)i * c.Z, &lab[i]);
-    int rc = model_generate(c.model, z, c.ncls ? lab : NULL, n, 1, b);
+    int rc;
+    if (c.T) {
+        tv = xmalloc((size_t)n * c.T * sizeof(float));
+        for (int i = 0; i < n; i++) job_text(&c, &j, i, tv + (size_t)i * c.T);
+        rc = model_generate_text(c.model, z, tv, n, 1, b);
+    } else {
+        rc = model_generate(c.model, z, c.ncls ? lab : NULL, n, 1, b);
+    }
     ASSERT(rc == 0);
     double maxd = 0, maxv = 0, var = 0, mean = 0;
     for (int i = 0; i < n; i++)
@@ -681,7 +769,7 @@ static int do_check_model(const opts_t *o) {
     int port_same = memcmp(a, p, (size_t)n * P * sizeof(float)) == 0, single_diff = 0;
     ginfer_ws_t *w1 = ginfer_ws_new(c.gen, 1, 0);
     for (int i = 0; i < n; i++) {
-        ginfer_forward(c.gen, w1, z + (size_t)i * c.Z, c.ncls ? lab + i : NULL, 1, p);
+        job_generate(&c, &j, w1, i, i + 1, p);
         if (memcmp(p, a + (size_t)i * P, P * sizeof(float)) != 0) single_diff++;
     }
     ginfer_ws_free(w1);
@@ -692,6 +780,8 @@ static int do_check_model(const opts_t *o) {
     free(b);
     free(z);
     free(lab);
+    free(tv);
+    free(tb);
     sctx_close(&c);
     return maxd <= 1e-3 * maxv + 1e-6 && port_same && !single_diff ? 0 : GB_EXIT_DATA;
 }
@@ -712,7 +802,10 @@ int main(int argc, char **argv) {
         {"n", 'n', CLI_INT, &o.n, "N", "number of images (default 1; with --grid RxC: R*C)", &o.n_seen},
         {"seed", 's', CLI_U64, &o.seed, "S", "base seed: image i uses seed S+i (default 0)", &o.seed_seen},
         {"class", 0, CLI_STR, &o.cls, "NAME|INDEX", "class by name (case-insensitive) or index", NULL},
-        {"prompt", 0, CLI_STR, &o.prompt, "TEXT", "class named inside a text, e.g. \"an ankle boot\"", NULL},
+        {"prompt", 0, CLI_STR, &o.prompt, "TEXT",
+         "text models: the description to draw; class models: a class named inside it, e.g. \"an ankle boot\"", NULL},
+        {"interpolate-prompts", 0, CLI_STR, &o.iprompt_a, "A B STEPS",
+         "text models: one latent (--seed), the text moving linearly from A to B in STEPS images (a row)", NULL},
         {"truncation", 't', CLI_DBL, &o.truncation, "X", "resample latent components with |z| > X (0 = off)", NULL},
         {"grid", 'g', CLI_STR, &o.grid, "RxC", "also (or, with --out FILE.png, only) write a grid image", NULL},
         {"interpolate", 0, CLI_STR, &o.interp, "A:B:STEPS", "spherical interpolation between seeds A and B", NULL},
@@ -748,6 +841,18 @@ int main(int argc, char **argv) {
         "See gambar-sample(1) for the provenance keys and the class-matching rules.",
     };
     int pos = cli_parse(&g_spec, argc, argv);
+    if (o.iprompt_a) { /* its B and STEPS are the two positional arguments */
+        if (argc - pos != 2)
+            cli_usage_error(&g_spec, "--interpolate-prompts takes three arguments: \"A\" \"B\" STEPS");
+        o.iprompt_b = argv[pos];
+        char *e;
+        errno = 0;
+        long st = strtol(argv[pos + 1], &e, 10);
+        if (e == argv[pos + 1] || *e || errno || st < 2 || st > 10000)
+            cli_usage_error(&g_spec, "--interpolate-prompts: STEPS '%s' must be a number in 2..10000", argv[pos + 1]);
+        o.isteps = (int)st;
+        pos = argc;
+    }
     if (pos < argc) cli_usage_error(&g_spec, "unexpected argument '%s'", argv[pos]);
     int modes = !!o.inspect + !!o.reproduce + !!o.serve;
     if (modes > 1) cli_usage_error(&g_spec, "--inspect, --reproduce and --serve are exclusive");

@@ -11,6 +11,7 @@
 #include "img.h"
 #include "model.h"
 #include "prov.h"
+#include "textenc.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -48,7 +49,9 @@ typedef struct {
     model_t *model;              /* rebuilt with modelck_load */
     ginfer_t *gen;
     const model_desc_t *desc;
-    int Z, C, H, W, ncls;        /* ncls 0 = unconditional */
+    int Z, C, H, W, ncls;        /* ncls 0 = unconditional (or text) */
+    int T;                       /* text models: sentence vector length; else 0 */
+    tenc_t *tenc;                /* text models: the checkpoint's text encoder */
     char dataset_digest[65];     /* hex, or "unknown" */
     const char *license;         /* notes["license_summary"] or "unknown" */
     const char *source;          /* notes["dataset_source"] or "unknown" */
@@ -60,6 +63,12 @@ typedef struct {
 int sctx_open(sctx_t *c, const char *path, char *err, size_t errlen);
 void sctx_close(sctx_t *c);
 
+/* Text models: the sentence vector of text (T floats) from the
+ * checkpoint's encoder (deterministic: the same text, the same bits).
+ * Not thread-safe (the encoder keeps its last forward). Returns 0, or
+ * GB_EFORMAT (not valid UTF-8) with the reason in err. */
+int sctx_encode(sctx_t *c, const char *text, float *out, char *err, size_t errlen);
+
 /* The class named by name (an index, or a name: case-insensitive, letters
  * and digits only, any '/'-separated part of a class name matches) or by
  * prompt (the longest class name, or part, whose letters and digits equal
@@ -69,14 +78,21 @@ void sctx_close(sctx_t *c);
 int sample_resolve_class(const sctx_t *c, const char *name, const char *prompt, int *idx, char *err,
                          size_t errlen);
 
-typedef enum { JOB_SEED = 0, JOB_INTERP = 1, JOB_EXPLICIT = 2 } job_mode_t;
+/* TEXT_INTERP (text models): one latent, gambar-z1(seed), and image i's
+ * sentence vector (1 - t) c(prompt) + t c(prompt_b), t = i / (n - 1),
+ * computed in double and rounded to float (so image 0 is exactly the
+ * --prompt image of seed, and image n-1 that of prompt_b). */
+typedef enum { JOB_SEED = 0, JOB_INTERP = 1, JOB_EXPLICIT = 2, JOB_TEXT_INTERP = 3 } job_mode_t;
 
 typedef struct {
     job_mode_t mode;
     int n;                   /* images */
     uint64_t seed;           /* SEED: image i uses seed + i; EXPLICIT: the fit's seed */
     int class_index;         /* >= 0: every image; -1: seed % classes (conditional) or none */
-    const char *prompt;      /* recorded when given (may be NULL) */
+    const char *prompt;      /* recorded when given (may be NULL); text models: the text */
+    const char *prompt_b;    /* TEXT_INTERP: the other end's text */
+    const float *text;       /* text models: (2, T) the sentence vectors of prompt
+                                and prompt_b (job_encode) */
     double truncation;       /* 0 = none */
     uint64_t ia, ib;         /* INTERP: seeds of the ends */
     const float *z;          /* EXPLICIT: (n, Z) latents */
@@ -86,6 +102,12 @@ typedef struct {
     int rows, cols;          /* grid shape; 0 = no grid */
 } job_t;
 
+/* Text models: encode j->prompt (and j->prompt_b) into a new buffer
+ * *tbuf (free it) and point j->text at it; other models: *tbuf = NULL.
+ * Returns 0 or GB_EFORMAT (a text is not valid UTF-8; err says which). */
+int job_encode(sctx_t *c, job_t *j, float **tbuf, char *err, size_t errlen);
+/* Text models: image i's sentence vector (T floats). */
+void job_text(const sctx_t *c, const job_t *j, int i, float *t);
 /* Latent and label of image i (label -1 when unconditional). */
 void job_latent(const sctx_t *c, const job_t *j, int i, float *z, int32_t *label);
 /* The provenance record of image i, or of the grid (i = -1). */

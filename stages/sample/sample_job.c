@@ -12,6 +12,7 @@
 #include "err.h"
 #include "log.h"
 #include "modelck.h"
+#include "tencck.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -44,6 +45,18 @@ int sctx_open(sctx_t *c, const char *path, char *err, size_t errlen) {
         rc = gb_errf(err, errlen, rc, "checkpoint %s: %s", path, why);
         goto fail;
     }
+    c->T = ginfer_text_dim(c->gen);
+    if (c->T) {
+        rc = tencck_load(c->ck, 1, false, &c->tenc, why, sizeof why);
+        if (!rc && tenc_out_dim(c->tenc) != c->T)
+            rc = gb_errf(why, sizeof why, GB_EMISMATCH, "its text encoder makes %d-float sentence vectors, the "
+                         "generator takes %d", tenc_out_dim(c->tenc), c->T);
+        if (rc) {
+            rc = gb_errf(err, errlen, rc, "checkpoint %s: a text-conditional model whose text encoder cannot be "
+                         "loaded: %s", path, why);
+            goto fail;
+        }
+    }
     /* GAMBAR_SAMPLE_PORTABLE=1 forces the portable kernels (tests compare) */
     const char *port = getenv("GAMBAR_SAMPLE_PORTABLE");
     if (port && strcmp(port, "1") == 0) ginfer_set_portable(c->gen, 1);
@@ -66,10 +79,17 @@ fail:
 }
 
 void sctx_close(sctx_t *c) {
+    tenc_free(&c->tenc);
     ginfer_free(c->gen);
     model_free(c->model);
     ckpt_free(&c->ck);
     memset(c, 0, sizeof *c);
+}
+
+int sctx_encode(sctx_t *c, const char *text, float *out, char *err, size_t errlen) {
+    ASSERT(c->tenc);
+    const char *t[1] = {text};
+    return model_encode_texts(c->tenc, t, 1, out, err, errlen);
 }
 
 /* ---- classes ------------------------------------------------------------ */
@@ -225,6 +245,10 @@ void job_latent(const sctx_t *c, const job_t *j, int i, float *z, int32_t *label
         prov_latent_z1(image_seed(j, i), c->Z, j->truncation, z);
         return;
     }
+    if (j->mode == JOB_TEXT_INTERP) {
+        prov_latent_z1(j->seed, c->Z, j->truncation, z);
+        return;
+    }
     /* spherical interpolation, t = i / (steps - 1), in double */
     float *a = xmalloc((size_t)c->Z * 2 * sizeof(float)), *b = a + c->Z;
     prov_latent_z1(j->ia, c->Z, j->truncation, a);
@@ -247,12 +271,57 @@ void job_latent(const sctx_t *c, const job_t *j, int i, float *z, int32_t *label
     free(a);
 }
 
+int job_encode(sctx_t *c, job_t *j, float **tbuf, char *err, size_t errlen) {
+    *tbuf = NULL;
+    if (!c->T) return 0;
+    float *t = xcalloc((size_t)2 * c->T, sizeof(float));
+    char why[256];
+    int rc = sctx_encode(c, j->prompt ? j->prompt : "", t, why, sizeof why);
+    if (rc) {
+        free(t);
+        return gb_errf(err, errlen, rc, "prompt '%s': %s", j->prompt ? j->prompt : "", why);
+    }
+    if (j->mode == JOB_TEXT_INTERP) {
+        rc = sctx_encode(c, j->prompt_b ? j->prompt_b : "", t + c->T, why, sizeof why);
+        if (rc) {
+            free(t);
+            return gb_errf(err, errlen, rc, "prompt '%s': %s", j->prompt_b ? j->prompt_b : "", why);
+        }
+    } else {
+        memcpy(t + c->T, t, (size_t)c->T * sizeof(float));
+    }
+    j->text = t;
+    *tbuf = t;
+    return 0;
+}
+
+/* TEXT_INTERP's t of image i */
+static double text_t(const job_t *j, int i) { return j->n > 1 ? (double)i / (double)(j->n - 1) : 0.0; }
+
+void job_text(const sctx_t *c, const job_t *j, int i, float *t) {
+    ASSERT(c->T && j->text);
+    const float *a = j->text, *b = j->text + c->T;
+    if (j->mode != JOB_TEXT_INTERP) {
+        memcpy(t, a, (size_t)c->T * sizeof(float));
+        return;
+    }
+    double u = text_t(j, i);
+    for (int k = 0; k < c->T; k++) t[k] = (float)((1.0 - u) * a[k] + u * b[k]);
+}
+
 void job_generate(const sctx_t *c, const job_t *j, ginfer_ws_t *w, int i0, int i1, float *out) {
     int n = i1 - i0;
     float *z = xmalloc((size_t)n * c->Z * sizeof(float));
     int32_t *lab = xmalloc((size_t)n * sizeof(int32_t));
     for (int i = 0; i < n; i++) job_latent(c, j, i0 + i, z + (size_t)i * c->Z, &lab[i]);
-    ginfer_forward(c->gen, w, z, c->ncls ? lab : NULL, n, out);
+    if (c->T) {
+        float *t = xmalloc((size_t)n * c->T * sizeof(float));
+        for (int i = 0; i < n; i++) job_text(c, j, i0 + i, t + (size_t)i * c->T);
+        ginfer_forward_text(c->gen, w, z, t, n, out);
+        free(t);
+    } else {
+        ginfer_forward(c->gen, w, z, c->ncls ? lab : NULL, n, out);
+    }
     free(z);
     free(lab);
 }
@@ -282,6 +351,7 @@ void job_grid(const sctx_t *c, const job_t *j, const float *imgs, img_t *out) {
 static const char *mode_name(const job_t *j, int i) {
     if (j->mode == JOB_SEED) return "seed";
     if (j->mode == JOB_INTERP) return "interpolate";
+    if (j->mode == JOB_TEXT_INTERP) return "interpolate-prompts";
     return i >= 0 && j->kinds ? j->kinds[i] : "from-image";
 }
 
@@ -293,25 +363,34 @@ void job_prov(const sctx_t *c, const job_t *j, int i, const char *created, prov_
     prov_set(p, "gambar:checkpoint_digest", "%s", c->digest_hex);
     prov_set(p, "gambar:checkpoint_step", "%" PRIu64, c->step);
     prov_set(p, "gambar:model_family", "%s", model_family_name(c->desc->family));
-    prov_set(p, "gambar:model", "%s %dx%dx%d z_dim=%d g_mult=%d classes=%d", model_family_name(c->desc->family),
-             c->C, c->H, c->W, c->Z, c->desc->g_mult, c->ncls);
+    if (c->T)
+        prov_set(p, "gambar:model", "%s %dx%dx%d z_dim=%d g_mult=%d classes=0 text_dim=%d",
+                 model_family_name(c->desc->family), c->C, c->H, c->W, c->Z, c->desc->g_mult, c->T);
+    else
+        prov_set(p, "gambar:model", "%s %dx%dx%d z_dim=%d g_mult=%d classes=%d", model_family_name(c->desc->family),
+                 c->C, c->H, c->W, c->Z, c->desc->g_mult, c->ncls);
     prov_set(p, "gambar:z_method", "%s", PROV_Z_METHOD);
     prov_set(p, "gambar:generator", "%s", GINFER_METHOD);
     prov_set(p, "gambar:kind", "%s", i < 0 ? "grid" : "image");
     prov_set(p, "gambar:mode", "%s", mode_name(j, i));
     if (j->mode == JOB_SEED) prov_set(p, "gambar:seed", "%" PRIu64, i < 0 ? j->seed : image_seed(j, i));
     if (j->mode == JOB_SEED && i >= 0) prov_set(p, "gambar:base_seed", "%" PRIu64, j->seed);
-    if (j->mode == JOB_EXPLICIT) prov_set(p, "gambar:seed", "%" PRIu64, j->seed);
+    if (j->mode == JOB_EXPLICIT || j->mode == JOB_TEXT_INTERP) prov_set(p, "gambar:seed", "%" PRIu64, j->seed);
     int lab = c->ncls ? (i >= 0 ? image_label(c, j, i) : j->class_index) : -1;
     if (c->ncls && i < 0 && j->mode == JOB_INTERP) lab = image_label(c, j, 0);
     prov_set(p, "gambar:class_index", "%d", lab);
     prov_set(p, "gambar:class_name", "%s", lab >= 0 && class_name(c, lab) ? class_name(c, lab) : "");
     prov_set(p, "gambar:class_rule", "%s",
-             !c->ncls ? "none" : j->mode == JOB_EXPLICIT ? "fitted" : j->class_index >= 0 ? "given" : "seed-mod-classes");
+             c->T ? "text" : !c->ncls ? "none" : j->mode == JOB_EXPLICIT ? "fitted" : j->class_index >= 0 ? "given" : "seed-mod-classes");
     prov_set(p, "gambar:prompt", "%s", j->prompt ? j->prompt : "");
     prov_set(p, "gambar:truncation", "%.17g", j->truncation);
     if (j->mode == JOB_INTERP) {
         prov_set(p, "gambar:interpolation", "slerp %" PRIu64 ":%" PRIu64 ":%d", j->ia, j->ib, j->n);
+    }
+    if (j->mode == JOB_TEXT_INTERP) {
+        prov_set(p, "gambar:prompt_b", "%s", j->prompt_b ? j->prompt_b : "");
+        prov_set(p, "gambar:interpolation", "text-linear %d", j->n);
+        if (i >= 0) prov_set(p, "gambar:text_t", "%.17g", text_t(j, i));
     }
     if (j->mode == JOB_EXPLICIT && i >= 0) {
         char *hex = xmalloc((size_t)c->Z * 8 + 1);
@@ -388,6 +467,12 @@ int job_from_prov(const sctx_t *c, const prov_t *p, job_t *j, int *index, float 
         return gb_errf(err, errlen, GB_EMISMATCH, "the image has no class but the checkpoint's model is conditional");
     if (!c->ncls && cls >= 0)
         return gb_errf(err, errlen, GB_EMISMATCH, "the image has a class but the checkpoint's model is unconditional");
+    if (c->T && !(rule && strcmp(rule, "text") == 0 && j->prompt))
+        return gb_errf(err, errlen, GB_EMISMATCH, "the image was not made from a prompt but the checkpoint's model is "
+                       "text-conditional");
+    if (!c->T && rule && strcmp(rule, "text") == 0)
+        return gb_errf(err, errlen, GB_EMISMATCH, "the image was made from a prompt by a text-conditional model, but "
+                       "the checkpoint's model is not one");
     *index = -1;
     if (!grid) {
         if ((rc = need_int(p, "gambar:index", 0, j->n - 1, &v, err, errlen))) return rc;
@@ -412,6 +497,15 @@ int job_from_prov(const sctx_t *c, const prov_t *p, job_t *j, int *index, float 
         int steps = 0;
         if (!ip || sscanf(ip, "slerp %" SCNu64 ":%" SCNu64 ":%d", &j->ia, &j->ib, &steps) != 3 || steps != j->n)
             return gb_errf(err, errlen, GB_EFORMAT, "provenance key gambar:interpolation is missing or invalid");
+    } else if (strcmp(mode, "interpolate-prompts") == 0) {
+        j->mode = JOB_TEXT_INTERP;
+        const char *ip = prov_get(p, "gambar:interpolation");
+        int steps = 0, used = 0;
+        j->prompt_b = prov_get(p, "gambar:prompt_b");
+        if ((rc = need_u64(p, "gambar:seed", &j->seed, err, errlen))) return rc;
+        if (!ip || sscanf(ip, "text-linear %d%n", &steps, &used) != 1 || ip[used] || steps != j->n || !j->prompt_b)
+            return gb_errf(err, errlen, GB_EFORMAT, "provenance keys gambar:interpolation / gambar:prompt_b are "
+                           "missing or invalid");
     } else if (strcmp(mode, "from-image") == 0 || strcmp(mode, "variation") == 0) {
         if (grid) return gb_errf(err, errlen, GB_EFORMAT, "explicit-latent grids are not made by this version");
         j->mode = JOB_EXPLICIT;

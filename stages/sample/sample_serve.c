@@ -153,7 +153,17 @@ static int handle(sctx_t *c, ginfer_ws_t *w, const Gambar__SampleRequest *rq, Ga
     j.truncation = (float)tr;
     j.class_index = -1;
     const char *cn = rq->class_name && *rq->class_name ? rq->class_name : NULL;
-    if (cn) {
+    float *tb = NULL;
+    if (c->T) {
+        /* a text model: class_name carries the prompt */
+        if (!cn) {
+            snprintf(err, errlen, "the model is text-conditional: put the prompt in class_name");
+            return GB_EUNSUPPORTED;
+        }
+        j.prompt = cn;
+        int rc = job_encode(c, &j, &tb, err, errlen);
+        if (rc) return rc;
+    } else if (cn) {
         int rc = sample_resolve_class(c, cn, NULL, &j.class_index, err, errlen);
         if (rc == GB_ENOTFOUND) {
             /* not a name: maybe a prompt; on failure keep the first reason,
@@ -217,6 +227,7 @@ static int handle(sctx_t *c, ginfer_ws_t *w, const Gambar__SampleRequest *rq, Ga
     }
     free(px);
     free(imgs);
+    free(tb);
     if (rc) return rc;
     rep->ok = true;
     rep->n_png = *npng;
