@@ -114,3 +114,8 @@ void nn_par_run(nn_par_fn fn, void *ctx) {
     pthread_mutex_unlock(&par_mu);
     pthread_mutex_unlock(&par_busy);
 }
+
+void nn_par_run_sized(size_t work, nn_par_fn fn, void *ctx) {
+    if (work < NN_PAR_MIN_WORK) fn(ctx, 0, 1);
+    else nn_par_run(fn, ctx);
+}
