@@ -22,6 +22,7 @@ static pthread_cond_t par_go = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t par_done = PTHREAD_COND_INITIALIZER;
 static int par_started;      /* helper threads created */
 static int par_active;       /* helpers taking part (threads - 1) */
+static int par_split = 1;    /* parts per job: the thread count asked for (atomic reads) */
 static uint64_t par_gen;     /* job generation */
 static int par_pending;      /* helpers still running the current job */
 static int par_nparts;
@@ -51,14 +52,14 @@ static void *par_main(void *arg) {
     return NULL;
 }
 
-/* A forked child has none of the helpers: run everything on its caller
+/* A forked child has none of the helpers: run every part on its caller
  * until it calls nn_set_threads() again. */
 static void par_atfork_child(void) {
     pthread_mutex_init(&par_mu, NULL);
     pthread_mutex_init(&par_busy, NULL);
     pthread_cond_init(&par_go, NULL);
     pthread_cond_init(&par_done, NULL);
-    par_started = par_active = par_pending = 0;
+    par_started = par_active = par_pending = 0; /* par_split stays: same bits */
 }
 
 static pthread_once_t par_once = PTHREAD_ONCE_INIT;
@@ -85,22 +86,32 @@ void nn_par_set_threads(int threads) {
         par_started++;
     }
     par_active = want < par_started ? want : par_started;
+    __atomic_store_n(&par_split, want + 1, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&par_mu);
     pthread_mutex_unlock(&par_busy);
 }
 
+/* All parts of a job on the calling thread, in part order. A job runs
+ * with the same split whether or not helpers take it, because the split
+ * can change results (a GEMM's column blocks, nn_blas.c): a thread that
+ * finds the pool busy (several models trained in one process) must get
+ * the bits the pool would have given it. */
+static void par_run_here(nn_par_fn fn, void *ctx, int nparts) {
+    for (int p = 0; p < nparts; p++) fn(ctx, p, nparts);
+}
+
 void nn_par_run(nn_par_fn fn, void *ctx) {
     if (pthread_mutex_trylock(&par_busy) != 0) { /* another thread is dispatching */
-        fn(ctx, 0, 1);
+        par_run_here(fn, ctx, __atomic_load_n(&par_split, __ATOMIC_RELAXED));
         return;
     }
-    if (par_active == 0) { /* read under par_busy, which guards its writes */
+    int nparts = par_split; /* read under par_busy, which guards its writes */
+    if (par_active == 0 || par_active + 1 != nparts) { /* no helpers (or fewer than asked for) */
         pthread_mutex_unlock(&par_busy);
-        fn(ctx, 0, 1);
+        par_run_here(fn, ctx, nparts);
         return;
     }
     pthread_mutex_lock(&par_mu);
-    int nparts = par_active + 1;
     par_fn = fn;
     par_ctx = ctx;
     par_nparts = nparts;

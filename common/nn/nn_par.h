@@ -13,9 +13,12 @@
 typedef void (*nn_par_fn)(void *ctx, int part, int nparts);
 
 /* Run fn(ctx, p, nparts) for p = 0..nparts-1, in parallel when helper
- * threads exist, and return when all parts are done. Without helpers, or
- * when another thread is already inside nn_par_run, runs fn(ctx, 0, 1).
- * Allocates nothing. fn must only write disjoint data per part. */
+ * threads exist, and return when all parts are done. nparts is the thread
+ * count of nn_par_set_threads, always: without helpers, or when another
+ * thread is already inside nn_par_run, the calling thread runs the parts
+ * one after another (so a job's split, and its results, depend only on
+ * the thread count). Allocates nothing. fn must only write disjoint data
+ * per part. */
 void nn_par_run(nn_par_fn fn, void *ctx);
 
 /* Start/stop helpers so that `threads` threads take part (1 = none);
