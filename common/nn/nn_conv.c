@@ -170,18 +170,122 @@ static void col2im_part(void *vp, int part, int nparts) {
     }
 }
 
+/* ---- the padded-plane path (most shapes) ----------------------------------
+ * The loops above walk each (kernel offset, sample) in rows of OW values
+ * with edge ranges, memsets and, for S > 1, a strided gather: for the 7x7
+ * and 14x14 maps of the DCGAN layers that is a few values per loop and the
+ * passes ran at a third of memory speed. Instead, one (sample, channel)
+ * plane at a time is copied into a zero-bordered (H+2P) x (W+2P) buffer
+ * on the stack, and each kernel offset's OH*OW values are one flat loop
+ * through a table of offsets into that buffer: no branches, no edges.
+ * col2im accumulates into such a plane in the same (kh, kw) order as the
+ * loops above, so every pixel gets the same sum, bit for bit. */
+
+#define PAD_MAX 4608  /* floats in the padded plane (up to 66 x 66 + slack) */
+#define TAB_MAX 16384 /* KH*KW*OH*OW offsets */
+
+static int conv_rows_only; /* nn_conv_use_rows(): the tests' reference */
+
+void nn_conv_use_rows(int on) {
+    conv_rows_only = on;
+}
+
+/* Whether shape u fits the padded-plane buffers (and the path is on). */
+static int pad_fits(const unfold_t *u) {
+    if (conv_rows_only) return 0;
+    size_t plane = (size_t)(u->H + 2 * u->P) * (u->W + 2 * u->P);
+    size_t tab = (size_t)u->KH * u->KW * u->OH * u->OW;
+    return plane <= PAD_MAX && tab <= TAB_MAX;
+}
+
+/* tab[(kh*KW + kw)*L + oh*OW + ow] = offset in the padded plane of the
+ * pixel that output (oh, ow) sees at kernel offset (kh, kw); all lie
+ * inside the plane since (OH-1)*S + KH <= H + 2P. */
+static void pad_table(const unfold_t *u, int *tab) {
+    const int PW = u->W + 2 * u->P, L = u->OH * u->OW;
+    for (int kh = 0; kh < u->KH; kh++)
+        for (int kw = 0; kw < u->KW; kw++) {
+            int *t = tab + (kh * u->KW + kw) * L;
+            for (int oh = 0; oh < u->OH; oh++)
+                for (int ow = 0; ow < u->OW; ow++) t[oh * u->OW + ow] = (oh * u->S + kh) * PW + ow * u->S + kw;
+        }
+}
+
+/* The interior of the padded plane pad <-> an H x W image plane. */
+static void pad_load(const unfold_t *u, const float *img, float *pad) {
+    const int PW = u->W + 2 * u->P;
+    for (int h = 0; h < u->H; h++)
+        memcpy(pad + (size_t)(h + u->P) * PW + u->P, img + (size_t)h * u->W, (size_t)u->W * sizeof(float));
+}
+
+static void pad_store(const unfold_t *u, const float *pad, float *img) {
+    const int PW = u->W + 2 * u->P;
+    for (int h = 0; h < u->H; h++)
+        memcpy(img + (size_t)h * u->W, pad + (size_t)(h + u->P) * PW + u->P, (size_t)u->W * sizeof(float));
+}
+
+static void im2col_pad_part(void *vp, int part, int nparts) {
+    const unfold_t *u = vp;
+    int tab[TAB_MAX];
+    float pad[PAD_MAX];
+    const int KK = u->KH * u->KW, L = u->OH * u->OW;
+    const size_t NL = (size_t)u->N * L, HW = (size_t)u->H * u->W;
+    int n0, n1;
+    nn_par_range(u->N, part, nparts, &n0, &n1);
+    pad_table(u, tab);
+    memset(pad, 0, (size_t)(u->H + 2 * u->P) * (u->W + 2 * u->P) * sizeof(float)); /* the border stays 0 */
+    for (int c = 0; c < u->C; c++)
+        for (int n = n0; n < n1; n++) {
+            pad_load(u, u->src + ((size_t)n * u->C + c) * HW, pad);
+            for (int kk = 0; kk < KK; kk++) {
+                float *r = u->dst + ((size_t)c * KK + kk) * NL + (size_t)n * L;
+                const int *t = tab + (size_t)kk * L;
+                for (int l = 0; l < L; l++) r[l] = pad[t[l]];
+            }
+        }
+}
+
+static void col2im_pad_part(void *vp, int part, int nparts) {
+    const unfold_t *u = vp;
+    int tab[TAB_MAX];
+    float pad[PAD_MAX];
+    const int KK = u->KH * u->KW, L = u->OH * u->OW;
+    const size_t NL = (size_t)u->N * L, HW = (size_t)u->H * u->W;
+    const size_t plane = (size_t)(u->H + 2 * u->P) * (u->W + 2 * u->P);
+    int n0, n1;
+    nn_par_range(u->N, part, nparts, &n0, &n1);
+    pad_table(u, tab);
+    memset(pad, 0, plane * sizeof(float)); /* init 0 leaves the border as it was */
+    for (int c = 0; c < u->C; c++)
+        for (int n = n0; n < n1; n++) {
+            float *img = u->dst + ((size_t)n * u->C + c) * HW;
+            if (u->init == 0) {
+                pad_load(u, img, pad);
+            } else {
+                const float v = u->init == 2 ? u->bias[c] : 0.0f;
+                for (size_t i = 0; i < plane; i++) pad[i] = v; /* the border is discarded */
+            }
+            for (int kk = 0; kk < KK; kk++) {
+                const float *r = u->src + ((size_t)c * KK + kk) * NL + (size_t)n * L;
+                const int *t = tab + (size_t)kk * L;
+                for (int l = 0; l < L; l++) pad[t[l]] += r[l];
+            }
+            pad_store(u, pad, img);
+        }
+}
+
 /* img (N,C,H,W) -> col (C*KH*KW, N*OH*OW), all elements written. */
 static void im2col(const float *img, int N, int C, int H, int W, int KH, int KW, int S, int P, int OH, int OW,
                    float *col) {
     unfold_t u = {img, col, NULL, 0, N, C, H, W, KH, KW, S, P, OH, OW};
-    nn_par_run(im2col_part, &u);
+    nn_par_run(pad_fits(&u) ? im2col_pad_part : im2col_part, &u);
 }
 
 /* img (N,C,H,W) = init (0: keep, 1: zeros, 2: bias[c]) + fold of col. */
 static void col2im(const float *col, int N, int C, int H, int W, int KH, int KW, int S, int P, int OH, int OW,
                    float *img, int init, const float *bias) {
     unfold_t u = {col, img, bias, init, N, C, H, W, KH, KW, S, P, OH, OW};
-    nn_par_run(col2im_part, &u);
+    nn_par_run(pad_fits(&u) ? col2im_pad_part : col2im_part, &u);
 }
 
 /* (A, B, L) -> (B, A, L): swap the two outer axes of a tensor. */

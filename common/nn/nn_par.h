@@ -31,6 +31,11 @@ void nn_par_set_threads(int threads);
 void nn_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
               float beta, float *C, int ldc);
 
+/* Test hook: 1 makes im2col/col2im use the row loops everywhere instead
+ * of the padded-plane path (nn_conv.c), the reference the tests compare
+ * that path with, bit for bit; 0 (the default) restores it. */
+void nn_conv_use_rows(int on);
+
 /* Passes touching fewer floats than this run on the calling thread: a
  * dispatch costs tens of microseconds, about what one core needs to
  * stream this many floats through a simple elementwise pass. */
