@@ -178,8 +178,7 @@ static void col2im_part(void *vp, int part, int nparts) {
  * plane at a time is copied into a zero-bordered (H+2P) x (W+2P) buffer
  * on the stack, and each kernel offset's OH*OW values are one flat loop
  * through a table of offsets into that buffer: no branches, no edges.
- * col2im accumulates into such a plane in the same (kh, kw) order as the
- * loops above, so every pixel gets the same sum, bit for bit. */
+ * col2im gathers per pixel instead (below). */
 
 #define PAD_MAX 4608  /* floats in the padded plane (up to 66 x 66 + slack) */
 #define TAB_MAX 16384 /* KH*KW*OH*OW offsets */
@@ -211,17 +210,11 @@ static void pad_table(const unfold_t *u, int *tab) {
         }
 }
 
-/* The interior of the padded plane pad <-> an H x W image plane. */
+/* Copy an H x W image plane into the interior of the padded plane pad. */
 static void pad_load(const unfold_t *u, const float *img, float *pad) {
     const int PW = u->W + 2 * u->P;
     for (int h = 0; h < u->H; h++)
         memcpy(pad + (size_t)(h + u->P) * PW + u->P, img + (size_t)h * u->W, (size_t)u->W * sizeof(float));
-}
-
-static void pad_store(const unfold_t *u, const float *pad, float *img) {
-    const int PW = u->W + 2 * u->P;
-    for (int h = 0; h < u->H; h++)
-        memcpy(img + (size_t)h * u->W, pad + (size_t)(h + u->P) * PW + u->P, (size_t)u->W * sizeof(float));
 }
 
 static void im2col_pad_part(void *vp, int part, int nparts) {
@@ -245,33 +238,64 @@ static void im2col_pad_part(void *vp, int part, int nparts) {
         }
 }
 
-static void col2im_pad_part(void *vp, int part, int nparts) {
+/* col2im the other way round: each image pixel gathers the (at most
+ * ceil(KH/S) * ceil(KW/S)) col entries that fold into it and is written
+ * once, instead of KH*KW read-modify-write passes. The entries are listed
+ * in increasing (kh, kw), the order in which the row loops add them, so
+ * each pixel gets the same sum, bit for bit. */
+
+/* Entries per pixel at most. */
+static int fold_per_pixel(const unfold_t *u) {
+    return ((u->KH + u->S - 1) / u->S) * ((u->KW + u->S - 1) / u->S);
+}
+
+/* Whether shape u fits the gather tables (offsets as int). */
+static int fold_fits(const unfold_t *u) {
+    if (conv_rows_only) return 0;
+    size_t HW = (size_t)u->H * u->W, NL = (size_t)u->N * u->OH * u->OW;
+    return HW <= PAD_MAX && HW * fold_per_pixel(u) <= TAB_MAX && (size_t)u->KH * u->KW * NL < INT32_MAX;
+}
+
+/* tab[p*T + i], i < cnt[p]: offsets kk*NL + l, from a (channel, sample)
+ * base of col, of the entries that fold into pixel p; T = fold_per_pixel. */
+static void fold_table(const unfold_t *u, int *tab, int *cnt) {
+    const int T = fold_per_pixel(u), L = u->OH * u->OW, NL = u->N * L;
+    memset(cnt, 0, (size_t)u->H * u->W * sizeof(int));
+    for (int kh = 0; kh < u->KH; kh++)
+        for (int kw = 0; kw < u->KW; kw++)
+            for (int oh = 0; oh < u->OH; oh++) {
+                int h = oh * u->S - u->P + kh;
+                if (h < 0 || h >= u->H) continue;
+                for (int ow = 0; ow < u->OW; ow++) {
+                    int w = ow * u->S - u->P + kw;
+                    if (w < 0 || w >= u->W) continue;
+                    int p = h * u->W + w;
+                    tab[p * T + cnt[p]++] = (kh * u->KW + kw) * NL + oh * u->OW + ow;
+                }
+            }
+}
+
+static void col2im_gather_part(void *vp, int part, int nparts) {
     const unfold_t *u = vp;
-    int tab[TAB_MAX];
-    float pad[PAD_MAX];
-    const int KK = u->KH * u->KW, L = u->OH * u->OW;
-    const size_t NL = (size_t)u->N * L, HW = (size_t)u->H * u->W;
-    const size_t plane = (size_t)(u->H + 2 * u->P) * (u->W + 2 * u->P);
+    int tab[TAB_MAX], cnt[PAD_MAX];
+    const int T = fold_per_pixel(u), KK = u->KH * u->KW, HW = u->H * u->W;
+    const size_t L = (size_t)u->OH * u->OW, NL = (size_t)u->N * L;
     int n0, n1;
     nn_par_range(u->N, part, nparts, &n0, &n1);
-    pad_table(u, tab);
-    memset(pad, 0, plane * sizeof(float)); /* init 0 leaves the border as it was */
-    for (int c = 0; c < u->C; c++)
+    fold_table(u, tab, cnt);
+    for (int c = 0; c < u->C; c++) {
+        const float start = u->init == 2 ? u->bias[c] : 0.0f;
         for (int n = n0; n < n1; n++) {
+            const float *base = u->src + (size_t)c * KK * NL + (size_t)n * L;
             float *img = u->dst + ((size_t)n * u->C + c) * HW;
-            if (u->init == 0) {
-                pad_load(u, img, pad);
-            } else {
-                const float v = u->init == 2 ? u->bias[c] : 0.0f;
-                for (size_t i = 0; i < plane; i++) pad[i] = v; /* the border is discarded */
+            for (int p = 0; p < HW; p++) {
+                float a = u->init == 0 ? img[p] : start;
+                const int *t = tab + (size_t)p * T;
+                for (int i = 0; i < cnt[p]; i++) a += base[t[i]];
+                img[p] = a;
             }
-            for (int kk = 0; kk < KK; kk++) {
-                const float *r = u->src + ((size_t)c * KK + kk) * NL + (size_t)n * L;
-                const int *t = tab + (size_t)kk * L;
-                for (int l = 0; l < L; l++) pad[t[l]] += r[l];
-            }
-            pad_store(u, pad, img);
         }
+    }
 }
 
 /* img (N,C,H,W) -> col (C*KH*KW, N*OH*OW), all elements written. */
@@ -285,7 +309,7 @@ static void im2col(const float *img, int N, int C, int H, int W, int KH, int KW,
 static void col2im(const float *col, int N, int C, int H, int W, int KH, int KW, int S, int P, int OH, int OW,
                    float *img, int init, const float *bias) {
     unfold_t u = {col, img, bias, init, N, C, H, W, KH, KW, S, P, OH, OW};
-    nn_par_run(pad_fits(&u) ? col2im_pad_part : col2im_part, &u);
+    nn_par_run(fold_fits(&u) ? col2im_gather_part : col2im_part, &u);
 }
 
 /* (A, B, L) -> (B, A, L): swap the two outer axes of a tensor. */
