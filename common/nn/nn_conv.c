@@ -23,10 +23,12 @@
  * (output 1x1, e.g. the discriminator's last layer) is linear_* with
  * IN = C*KH*KW, and a transposed conv of a 1x1 unpadded input (the
  * generator's first layer) is y (N, K*KH*KW) = x (N, C) · W (C, K*KH*KW).
- * im2col/col2im handle the padding by computing, once per kernel offset,
- * the range of output positions that land inside the image: the inner
- * loops have no branches (memcpy when S == 1). Nothing is allocated: the
- * caller's workspace holds col and the swapped copy. */
+ * im2col reads each (sample, channel) plane through a zero-bordered copy
+ * and a table of offsets, col2im gathers each pixel's entries in (kh, kw)
+ * order (the padded-plane path below); shapes too large for their stack
+ * tables use the row loops, which compute per kernel offset the range of
+ * output positions inside the image. Both give the same bits. Nothing is
+ * allocated: the caller's workspace holds col and the swapped copy. */
 #include "base.h"
 #include "nn.h"
 #include "nn_par.h"
