@@ -697,7 +697,7 @@ static void conv_run_all(int tr, const conv_t *c, const float *x, const float *w
     }
 }
 
-/* The padded-plane unfolding (nn_conv.c) gives the same bits as the row
+/* The table-driven im2col/col2im (nn_conv.c) give the same bits as the row
  * loops for random shapes (strides, paddings, kernels larger than the
  * input, 1x1 outputs), convolutions and transposed ones, with and without
  * bias, and at 1 and 2 threads: switching to it changed no result. */
@@ -729,7 +729,7 @@ static void unfold_paths_bitwise(void) {
         nn_conv_use_rows(0);
         conv_run_all(tr, &c, x, w, bias, dy, o2, ws);
         int eq = memcmp(o1, o2, nout * sizeof(float)) == 0;
-        CHECKF(eq, "%s N%d C%d %dx%d K%d k%dx%d s%d p%d: padded path differs", tr ? "convT" : "conv", N, C, H, W, K,
+        CHECKF(eq, "%s N%d C%d %dx%d K%d k%dx%d s%d p%d: table path differs", tr ? "convT" : "conv", N, C, H, W, K,
                KH, KW, S, P);
         same += eq;
         done++;

@@ -23,9 +23,9 @@
  * (output 1x1, e.g. the discriminator's last layer) is linear_* with
  * IN = C*KH*KW, and a transposed conv of a 1x1 unpadded input (the
  * generator's first layer) is y (N, K*KH*KW) = x (N, C) · W (C, K*KH*KW).
- * im2col reads each (sample, channel) plane through a zero-bordered copy
- * and a table of offsets, col2im gathers each pixel's entries in (kh, kw)
- * order (the padded-plane path below); shapes too large for their stack
+ * im2col reads each (sample, channel) plane through a table of offsets
+ * (padding reads a 0), col2im gathers each pixel's entries in (kh, kw)
+ * order (the table path below); shapes too large for their stack
  * tables use the row loops, which compute per kernel offset the range of
  * output positions inside the image. Both give the same bits. Nothing is
  * allocated: the caller's workspace holds col and the swapped copy. */
@@ -172,18 +172,18 @@ static void col2im_part(void *vp, int part, int nparts) {
     }
 }
 
-/* ---- the padded-plane path (most shapes) ----------------------------------
- * The loops above walk each (kernel offset, sample) in rows of OW values
- * with edge ranges, memsets and, for S > 1, a strided gather: for the 7x7
- * and 14x14 maps of the DCGAN layers that is a few values per loop and the
- * passes ran at a third of memory speed. Instead, one (sample, channel)
- * plane at a time is copied into a zero-bordered (H+2P) x (W+2P) buffer
- * on the stack, and each kernel offset's OH*OW values are one flat loop
- * through a table of offsets into that buffer: no branches, no edges.
- * col2im gathers per pixel instead (below). */
+/* ---- the table path (most shapes) ------------------------------------------
+ * The row loops above walk each (kernel offset, sample) in rows of OW
+ * values with edge ranges, memsets and, for S > 1, a strided gather: for
+ * the 7x7 and 14x14 maps of the DCGAN layers that is a few values per
+ * loop, and the passes ran at a fraction of memory speed. Instead, im2col
+ * copies one (sample, channel) plane at a time into a stack buffer that
+ * ends in a 0, and each kernel offset's OH*OW values are one flat loop
+ * through a table of offsets into that buffer (padding reads the 0): no
+ * branches, no edges. col2im gathers per pixel instead (below). */
 
-#define PAD_MAX 4608  /* floats in the padded plane (up to 66 x 66 + slack) */
-#define TAB_MAX 16384 /* KH*KW*OH*OW offsets */
+#define PLANE_MAX 4608 /* floats of one image plane (+ the 0) */
+#define TAB_MAX 16384  /* table entries */
 
 static int conv_rows_only; /* nn_conv_use_rows(): the tests' reference */
 
@@ -191,51 +191,48 @@ void nn_conv_use_rows(int on) {
     conv_rows_only = on;
 }
 
-/* Whether shape u fits the padded-plane buffers (and the path is on). */
-static int pad_fits(const unfold_t *u) {
+/* Whether im2col of shape u fits the table path (and the path is on). */
+static int unfold_fits(const unfold_t *u) {
     if (conv_rows_only) return 0;
-    size_t plane = (size_t)(u->H + 2 * u->P) * (u->W + 2 * u->P);
+    size_t plane = (size_t)u->H * u->W + 1;
     size_t tab = (size_t)u->KH * u->KW * u->OH * u->OW;
-    return plane <= PAD_MAX && tab <= TAB_MAX;
+    return plane <= PLANE_MAX && tab <= TAB_MAX;
 }
 
-/* tab[(kh*KW + kw)*L + oh*OW + ow] = offset in the padded plane of the
- * pixel that output (oh, ow) sees at kernel offset (kh, kw); all lie
- * inside the plane since (OH-1)*S + KH <= H + 2P. */
-static void pad_table(const unfold_t *u, int *tab) {
-    const int PW = u->W + 2 * u->P, L = u->OH * u->OW;
+/* tab[(kh*KW + kw)*L + oh*OW + ow] = offset in the plane buffer of the
+ * pixel that output (oh, ow) sees at kernel offset (kh, kw), or H*W (the
+ * 0 after the plane) when that falls in the padding. */
+static void unfold_table(const unfold_t *u, int *tab) {
+    const int L = u->OH * u->OW, HW = u->H * u->W;
     for (int kh = 0; kh < u->KH; kh++)
         for (int kw = 0; kw < u->KW; kw++) {
             int *t = tab + (kh * u->KW + kw) * L;
             for (int oh = 0; oh < u->OH; oh++)
-                for (int ow = 0; ow < u->OW; ow++) t[oh * u->OW + ow] = (oh * u->S + kh) * PW + ow * u->S + kw;
+                for (int ow = 0; ow < u->OW; ow++) {
+                    int h = oh * u->S - u->P + kh, w = ow * u->S - u->P + kw;
+                    int inside = h >= 0 && h < u->H && w >= 0 && w < u->W;
+                    t[oh * u->OW + ow] = inside ? h * u->W + w : HW;
+                }
         }
 }
 
-/* Copy an H x W image plane into the interior of the padded plane pad. */
-static void pad_load(const unfold_t *u, const float *img, float *pad) {
-    const int PW = u->W + 2 * u->P;
-    for (int h = 0; h < u->H; h++)
-        memcpy(pad + (size_t)(h + u->P) * PW + u->P, img + (size_t)h * u->W, (size_t)u->W * sizeof(float));
-}
-
-static void im2col_pad_part(void *vp, int part, int nparts) {
+static void im2col_tab_part(void *vp, int part, int nparts) {
     const unfold_t *u = vp;
     int tab[TAB_MAX];
-    float pad[PAD_MAX];
+    float plane[PLANE_MAX];
     const int KK = u->KH * u->KW, L = u->OH * u->OW;
     const size_t NL = (size_t)u->N * L, HW = (size_t)u->H * u->W;
     int n0, n1;
     nn_par_range(u->N, part, nparts, &n0, &n1);
-    pad_table(u, tab);
-    memset(pad, 0, (size_t)(u->H + 2 * u->P) * (u->W + 2 * u->P) * sizeof(float)); /* the border stays 0 */
+    unfold_table(u, tab);
+    plane[HW] = 0.0f;
     for (int c = 0; c < u->C; c++)
         for (int n = n0; n < n1; n++) {
-            pad_load(u, u->src + ((size_t)n * u->C + c) * HW, pad);
+            memcpy(plane, u->src + ((size_t)n * u->C + c) * HW, HW * sizeof(float));
             for (int kk = 0; kk < KK; kk++) {
                 float *r = u->dst + ((size_t)c * KK + kk) * NL + (size_t)n * L;
                 const int *t = tab + (size_t)kk * L;
-                for (int l = 0; l < L; l++) r[l] = pad[t[l]];
+                for (int l = 0; l < L; l++) r[l] = plane[t[l]];
             }
         }
 }
@@ -255,7 +252,7 @@ static int fold_per_pixel(const unfold_t *u) {
 static int fold_fits(const unfold_t *u) {
     if (conv_rows_only) return 0;
     size_t HW = (size_t)u->H * u->W, NL = (size_t)u->N * u->OH * u->OW;
-    return HW <= PAD_MAX && HW * fold_per_pixel(u) <= TAB_MAX && (size_t)u->KH * u->KW * NL < INT32_MAX;
+    return HW <= PLANE_MAX && HW * fold_per_pixel(u) <= TAB_MAX && (size_t)u->KH * u->KW * NL < INT32_MAX;
 }
 
 /* tab[p*T + i], i < cnt[p]: offsets kk*NL + l, from a (channel, sample)
@@ -279,7 +276,7 @@ static void fold_table(const unfold_t *u, int *tab, int *cnt) {
 
 static void col2im_gather_part(void *vp, int part, int nparts) {
     const unfold_t *u = vp;
-    int tab[TAB_MAX], cnt[PAD_MAX];
+    int tab[TAB_MAX], cnt[PLANE_MAX];
     const int T = fold_per_pixel(u), KK = u->KH * u->KW, HW = u->H * u->W;
     const size_t L = (size_t)u->OH * u->OW, NL = (size_t)u->N * L;
     int n0, n1;
@@ -304,7 +301,7 @@ static void col2im_gather_part(void *vp, int part, int nparts) {
 static void im2col(const float *img, int N, int C, int H, int W, int KH, int KW, int S, int P, int OH, int OW,
                    float *col) {
     unfold_t u = {img, col, NULL, 0, N, C, H, W, KH, KW, S, P, OH, OW};
-    nn_par_run(pad_fits(&u) ? im2col_pad_part : im2col_part, &u);
+    nn_par_run(unfold_fits(&u) ? im2col_tab_part : im2col_part, &u);
 }
 
 /* img (N,C,H,W) = init (0: keep, 1: zeros, 2: bias[c]) + fold of col. */

@@ -32,7 +32,7 @@ void nn_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, 
               float beta, float *C, int ldc);
 
 /* Test hook: 1 makes im2col/col2im use the row loops everywhere instead
- * of the padded-plane path (nn_conv.c), the reference the tests compare
+ * of the table path (nn_conv.c), the reference the tests compare
  * that path with, bit for bit; 0 (the default) restores it. */
 void nn_conv_use_rows(int on);
 
