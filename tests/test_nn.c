@@ -680,6 +680,108 @@ static void threads_knob(void) {
     free(x); free(w); free(y1); free(y2); free(ws);
 }
 
+/* One conv or convT shape run forward (with bias) and backward (dx, dw)
+ * into out, which gets y | dx | dw in that order. */
+static void conv_run_all(int tr, const conv_t *c, const float *x, const float *w, const float *b, const float *dy,
+                         float *out, float *ws) {
+    size_t nx = (size_t)c->N * c->C * c->H * c->W, ny = (size_t)c->N * c->K * c->OH * c->OW;
+    size_t nw = (size_t)c->K * c->C * c->KH * c->KW;
+    float *y = out, *dx = out + ny, *dw = out + ny + nx;
+    memset(dw, 0, nw * sizeof(float));
+    if (tr) {
+        convT2d_forward(c, x, w, b, y, ws);
+        convT2d_backward(c, x, w, dy, dx, dw, NULL, ws);
+    } else {
+        conv2d_forward(c, x, w, b, y, ws);
+        conv2d_backward(c, x, w, dy, dx, dw, NULL, ws);
+    }
+}
+
+/* The table-driven im2col/col2im (nn_conv.c) give the same bits as the row
+ * loops for random shapes (strides, paddings, kernels larger than the
+ * input, 1x1 outputs), convolutions and transposed ones, with and without
+ * bias, and at 1 and 2 threads: switching to it changed no result. */
+static void unfold_paths_bitwise(void) {
+    rng_t r;
+    rng_seed(&r, 21);
+    int done = 0, same = 0;
+    for (int it = 0; it < 80; it++) {
+        int tr = it & 1, threads = 1 + ((it >> 1) & 1);
+        int N = 1 + (int)rng_below(&r, 4), C = 1 + (int)rng_below(&r, 5), K = 1 + (int)rng_below(&r, 5);
+        int H = 1 + (int)rng_below(&r, 15), W = 1 + (int)rng_below(&r, 15);
+        int KH = 1 + (int)rng_below(&r, 5), KW = 1 + (int)rng_below(&r, 5);
+        int S = 1 + (int)rng_below(&r, 3), P = (int)rng_below(&r, 3);
+        conv_t c;
+        if ((tr ? convT_init(&c, N, C, H, W, K, KH, KW, S, P) : conv_init(&c, N, C, H, W, K, KH, KW, S, P)) != 0)
+            continue;
+        size_t nx = (size_t)N * C * H * W, ny = (size_t)N * K * c.OH * c.OW, nw = (size_t)K * C * KH * KW;
+        size_t nws = tr ? convT2d_ws_floats(&c) : conv2d_ws_floats(&c), nout = ny + nx + nw;
+        float *x = fnew(nx), *w = fnew(nw), *b = fnew((size_t)K), *dy = fnew(ny), *ws = fnew(nws + 1);
+        float *o1 = fnew(nout), *o2 = fnew(nout);
+        frand(&r, x, nx, 1);
+        frand(&r, w, nw, 1);
+        frand(&r, b, (size_t)K, 1);
+        frand(&r, dy, ny, 1);
+        const float *bias = rng_below(&r, 2) ? b : NULL;
+        nn_set_threads(threads);
+        nn_conv_use_rows(1);
+        conv_run_all(tr, &c, x, w, bias, dy, o1, ws);
+        nn_conv_use_rows(0);
+        conv_run_all(tr, &c, x, w, bias, dy, o2, ws);
+        int eq = memcmp(o1, o2, nout * sizeof(float)) == 0;
+        CHECKF(eq, "%s N%d C%d %dx%d K%d k%dx%d s%d p%d: table path differs", tr ? "convT" : "conv", N, C, H, W, K,
+               KH, KW, S, P);
+        same += eq;
+        done++;
+        free(x); free(w); free(b); free(dy); free(ws); free(o1); free(o2);
+    }
+    nn_set_threads(0);
+    CHECK(done >= 40 && same == done);
+}
+
+/* The passes split over the pool (batch norm by channels; activations,
+ * Adam and EMA by index ranges) give the same bits at 1, 2 and 3
+ * threads, on shapes large enough to be split. */
+static void layers_thread_bits(void) {
+    const int N = 6, C = 13, HW = 29 * 31;
+    const size_t n = (size_t)N * C * HW;
+    rng_t r;
+    rng_seed(&r, 31);
+    float *x = fnew(n), *dy = fnew(n), *g = fnew((size_t)C), *be = fnew((size_t)C);
+    frand(&r, x, n, 2);
+    frand(&r, dy, n, 1);
+    frand(&r, g, (size_t)C, 1);
+    frand(&r, be, (size_t)C, 1);
+    /* per run: y, dx, act fwd/bwd (4 kinds), adam p/m/v, ema | mean, rstd, rm, rv, dgamma, dbeta */
+    const size_t big = 10 * n, small = 6 * (size_t)C;
+    float *ref = fnew(big + small), *got = fnew(big + small);
+    for (int t = 1; t <= 3; t++) {
+        float *o = t == 1 ? ref : got;
+        memset(o, 0, (big + small) * sizeof(float));
+        float *y = o, *dx = o + n, *a = o + 2 * n, *p = o + 6 * n, *m = o + 7 * n, *v = o + 8 * n, *e = o + 9 * n;
+        float *mean = o + big, *rstd = mean + C, *rm = rstd + C, *rv = rm + C, *dg = rv + C, *db = dg + C;
+        nn_set_threads(t);
+        bn_t bn = {N, C, HW, 1e-5f, 0.1f};
+        for (int c = 0; c < C; c++) rv[c] = 1.0f;
+        bn_forward_train(&bn, x, g, be, y, mean, rstd, rm, rv);
+        bn_backward(&bn, x, g, mean, rstd, dy, dx, dg, db);
+        lrelu_forward(n, 0.2f, y, a);
+        lrelu_backward(n, 0.2f, a, dy, a + n);
+        tanh_forward(n, x, a + 2 * n);
+        sigmoid_backward(n, a + 2 * n, dy, a + 3 * n);
+        memcpy(p, x, n * sizeof(float));
+        adam_t ad = {2e-4f, 0.5f, 0.999f, 1e-8f, 0};
+        for (int s = 0; s < 2; s++) {
+            adam_begin(&ad);
+            adam_update(&ad, n, p, dy, m, v);
+        }
+        ema_update(n, 0.9f, e, p);
+        if (t > 1) CHECKF(memcmp(ref, got, (big + small) * sizeof(float)) == 0, "%d threads differ from 1", t);
+    }
+    nn_set_threads(0);
+    free(x); free(dy); free(g); free(be); free(ref); free(got);
+}
+
 /* nn_sgemm: with 2 threads OpenBLAS stays single-threaded (its spinning
  * workers would compete with the pool) and the split GEMM equals one
  * cblas_sgemm call for every transpose combination, split by columns
@@ -1213,6 +1315,8 @@ int main(void) {
     RUN(convT_fd_shapes);
     RUN(conv_random_vs_naive);
     RUN(threads_knob);
+    RUN(unfold_paths_bitwise);
+    RUN(layers_thread_bits);
     RUN(par_after_fork);
     RUN(linear_fd);
     RUN(bn_fd);

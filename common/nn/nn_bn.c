@@ -15,12 +15,16 @@
  * the compiler vectorises; a scalar double sum cannot be, as reordering it
  * changes the result), and only the per-row lane totals go into the double
  * channel sums: rows are short (HW <= a few thousand), so the float part
- * adds about 1e-7 relative error. */
+ * adds about 1e-7 relative error. Channels are independent, so every
+ * pass is split by channel ranges over the nn_par pool (nn_par.h): one
+ * thread computes a channel from start to end, in the serial order, so the
+ * results are the same bits whatever the thread count. */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic")
 #endif
 #include "base.h"
 #include "nn.h"
+#include "nn_par.h"
 
 /* sum p[i] over [0, n), 8 float lanes, total in double. */
 static inline double row_sum(const float *p, int n) {
@@ -76,44 +80,77 @@ static inline void row_dsums(const float *g, const float *x, int n, float mu, do
 
 #include <math.h>
 
-/* Training-mode forward (see bn_forward_train); the batch mean and
- * unbiased variance of each channel go to bmean/bvar (double, may be NULL),
- * and the running statistics are updated when run_mean/run_var are given. */
-static void bn_train_core(const bn_t *b, const float *x, const float *gamma, const float *beta, float *y,
-                          float *mean, float *rstd, float *run_mean, float *run_var, double *bmean, double *bvar) {
+/* One call's operands, shared by the channel-range parts below. Each
+ * channel is computed whole by one thread, in the same order as a serial
+ * loop would, so the split (and the thread count) cannot change a bit. */
+typedef struct {
+    const bn_t *b;
+    const float *x, *gamma, *beta, *dy, *mean_in, *rstd_in, *run_mean_in, *run_var_in;
+    float *y, *mean, *rstd, *run_mean, *run_var, *dx, *dgamma, *dbeta;
+    double *bmean, *bvar;
+} bn_job_t;
+
+/* Channels [c0, c1) of the part-th slice of C. */
+static inline void bn_part_range(const bn_job_t *j, int part, int nparts, int *c0, int *c1) {
+    nn_par_range(j->b->C, part, nparts, c0, c1);
+}
+
+/* Floats a pass over the tensor touches, for nn_par_run_sized. */
+static inline size_t bn_work(const bn_t *b) {
+    return (size_t)b->N * b->C * b->HW;
+}
+
+/* Training-mode forward of channel c (see bn_forward_train); its batch
+ * mean and unbiased variance go to bmean/bvar (double, may be NULL), and
+ * the running statistics are updated when run_mean/run_var are given. */
+static void bn_train_channel(const bn_job_t *j, int c) {
+    const bn_t *b = j->b;
     const int N = b->N, C = b->C, HW = b->HW;
     const double M = (double)N * HW;
-    ASSERT(M >= 1);
-    for (int c = 0; c < C; c++) {
-        double s = 0;
-        for (int n = 0; n < N; n++) s += row_sum(x + ((size_t)n * C + c) * HW, HW);
-        double mu = s / M;
-        /* Two-pass variance: free of cancellation. The deviations use the
-         * float mean; the (float - double) mean error e only adds e^2. */
-        const float muf = (float)mu;
-        double ss = 0;
-        for (int n = 0; n < N; n++) ss += row_sqdev(x + ((size_t)n * C + c) * HW, HW, muf);
-        double dm = mu - muf;
-        ss -= M * dm * dm;
-        if (ss < 0) ss = 0;
-        double var = ss / M;
-        double rs = 1.0 / sqrt(var + b->eps);
-        mean[c] = (float)mu;
-        rstd[c] = (float)rs;
-        /* (x - mean) first, with the mean as float + float remainder: with
-         * a large mean, x*scale + shift would cancel two big numbers. */
-        const float scale = (float)(gamma[c] * rs), bc = beta[c], dmf = (float)dm;
-        for (int n = 0; n < N; n++) {
-            const float *xp = x + ((size_t)n * C + c) * HW;
-            float *yp = y + ((size_t)n * C + c) * HW;
-            for (int i = 0; i < HW; i++) yp[i] = ((xp[i] - muf) - dmf) * scale + bc;
-        }
-        double unb = M > 1 ? ss / (M - 1) : var;
-        if (bmean) bmean[c] = mu;
-        if (bvar) bvar[c] = unb;
-        if (run_mean || run_var) bn_running_update(b, 1, &mu, &unb, run_mean ? run_mean + c : NULL,
-                                                   run_var ? run_var + c : NULL);
+    const float *x = j->x;
+    double s = 0;
+    for (int n = 0; n < N; n++) s += row_sum(x + ((size_t)n * C + c) * HW, HW);
+    double mu = s / M;
+    /* Two-pass variance: free of cancellation. The deviations use the
+     * float mean; the (float - double) mean error e only adds e^2. */
+    const float muf = (float)mu;
+    double ss = 0;
+    for (int n = 0; n < N; n++) ss += row_sqdev(x + ((size_t)n * C + c) * HW, HW, muf);
+    double dm = mu - muf;
+    ss -= M * dm * dm;
+    if (ss < 0) ss = 0;
+    double var = ss / M;
+    double rs = 1.0 / sqrt(var + b->eps);
+    j->mean[c] = (float)mu;
+    j->rstd[c] = (float)rs;
+    /* (x - mean) first, with the mean as float + float remainder: with
+     * a large mean, x*scale + shift would cancel two big numbers. */
+    const float scale = (float)(j->gamma[c] * rs), bc = j->beta[c], dmf = (float)dm;
+    for (int n = 0; n < N; n++) {
+        const float *xp = x + ((size_t)n * C + c) * HW;
+        float *yp = j->y + ((size_t)n * C + c) * HW;
+        for (int i = 0; i < HW; i++) yp[i] = ((xp[i] - muf) - dmf) * scale + bc;
     }
+    double unb = M > 1 ? ss / (M - 1) : var;
+    if (j->bmean) j->bmean[c] = mu;
+    if (j->bvar) j->bvar[c] = unb;
+    if (j->run_mean || j->run_var)
+        bn_running_update(b, 1, &mu, &unb, j->run_mean ? j->run_mean + c : NULL, j->run_var ? j->run_var + c : NULL);
+}
+
+static void bn_train_part(void *vp, int part, int nparts) {
+    const bn_job_t *j = vp;
+    int c0, c1;
+    bn_part_range(j, part, nparts, &c0, &c1);
+    for (int c = c0; c < c1; c++) bn_train_channel(j, c);
+}
+
+static void bn_train_core(const bn_t *b, const float *x, const float *gamma, const float *beta, float *y,
+                          float *mean, float *rstd, float *run_mean, float *run_var, double *bmean, double *bvar) {
+    ASSERT((double)b->N * b->HW >= 1);
+    bn_job_t j = {.b = b, .x = x, .gamma = gamma, .beta = beta, .y = y, .mean = mean, .rstd = rstd,
+                  .run_mean = run_mean, .run_var = run_var, .bmean = bmean, .bvar = bvar};
+    nn_par_run_sized(bn_work(b), bn_train_part, &j);
 }
 
 void bn_forward_train(const bn_t *b, const float *x, const float *gamma, const float *beta, float *y,
@@ -134,42 +171,63 @@ void bn_running_update(const bn_t *b, int C, const double *bmean, const double *
     }
 }
 
-void bn_forward_eval(const bn_t *b, const float *x, const float *gamma, const float *beta,
-                     const float *run_mean, const float *run_var, float *y) {
-    const int N = b->N, C = b->C, HW = b->HW;
-    for (int c = 0; c < C; c++) {
-        double rs = 1.0 / sqrt((double)run_var[c] + b->eps);
-        const float scale = (float)(gamma[c] * rs), bc = beta[c], mc = run_mean[c];
+static void bn_eval_part(void *vp, int part, int nparts) {
+    const bn_job_t *j = vp;
+    const int N = j->b->N, C = j->b->C, HW = j->b->HW;
+    int c0, c1;
+    bn_part_range(j, part, nparts, &c0, &c1);
+    for (int c = c0; c < c1; c++) {
+        double rs = 1.0 / sqrt((double)j->run_var_in[c] + j->b->eps);
+        const float scale = (float)(j->gamma[c] * rs), bc = j->beta[c], mc = j->run_mean_in[c];
         for (int n = 0; n < N; n++) {
-            const float *xp = x + ((size_t)n * C + c) * HW;
-            float *yp = y + ((size_t)n * C + c) * HW;
+            const float *xp = j->x + ((size_t)n * C + c) * HW;
+            float *yp = j->y + ((size_t)n * C + c) * HW;
             for (int i = 0; i < HW; i++) yp[i] = (xp[i] - mc) * scale + bc;
         }
     }
 }
 
+void bn_forward_eval(const bn_t *b, const float *x, const float *gamma, const float *beta,
+                     const float *run_mean, const float *run_var, float *y) {
+    bn_job_t j = {.b = b, .x = x, .gamma = gamma, .beta = beta, .run_mean_in = run_mean, .run_var_in = run_var,
+                  .y = y};
+    nn_par_run_sized(bn_work(b), bn_eval_part, &j);
+}
+
+/* Backward of channel c (see the formulas at the top). */
+static void bn_backward_channel(const bn_job_t *j, int c) {
+    const int N = j->b->N, C = j->b->C, HW = j->b->HW;
+    const double M = (double)N * HW;
+    const float mu = j->mean_in[c], rs = j->rstd_in[c];
+    double sdy = 0, sdyx = 0;
+    for (int n = 0; n < N; n++)
+        row_dsums(j->dy + ((size_t)n * C + c) * HW, j->x + ((size_t)n * C + c) * HW, HW, mu, &sdy, &sdyx);
+    sdyx *= rs; /* sum dy * xhat */
+    if (j->dbeta) j->dbeta[c] += (float)sdy;
+    if (j->dgamma) j->dgamma[c] += (float)sdyx;
+    if (!j->dx) return;
+    /* dx = k * (dy - sdy/M - xhat * sdyx/M), k = gamma*rstd */
+    const float k = j->gamma[c] * rs;
+    const float m1 = (float)(sdy / M);
+    const float m2 = (float)(sdyx / M) * rs;
+    for (int n = 0; n < N; n++) {
+        const float *xp = j->x + ((size_t)n * C + c) * HW;
+        const float *gp = j->dy + ((size_t)n * C + c) * HW;
+        float *dp = j->dx + ((size_t)n * C + c) * HW;
+        for (int i = 0; i < HW; i++) dp[i] = k * (gp[i] - m1 - (xp[i] - mu) * m2);
+    }
+}
+
+static void bn_backward_part(void *vp, int part, int nparts) {
+    const bn_job_t *j = vp;
+    int c0, c1;
+    bn_part_range(j, part, nparts, &c0, &c1);
+    for (int c = c0; c < c1; c++) bn_backward_channel(j, c);
+}
+
 void bn_backward(const bn_t *b, const float *x, const float *gamma, const float *mean, const float *rstd,
                  const float *dy, float *dx, float *dgamma, float *dbeta) {
-    const int N = b->N, C = b->C, HW = b->HW;
-    const double M = (double)N * HW;
-    for (int c = 0; c < C; c++) {
-        const float mu = mean[c], rs = rstd[c];
-        double sdy = 0, sdyx = 0;
-        for (int n = 0; n < N; n++)
-            row_dsums(dy + ((size_t)n * C + c) * HW, x + ((size_t)n * C + c) * HW, HW, mu, &sdy, &sdyx);
-        sdyx *= rs; /* sum dy * xhat */
-        if (dbeta) dbeta[c] += (float)sdy;
-        if (dgamma) dgamma[c] += (float)sdyx;
-        if (!dx) continue;
-        /* dx = k * (dy - sdy/M - xhat * sdyx/M), k = gamma*rstd */
-        const float k = gamma[c] * rs;
-        const float m1 = (float)(sdy / M);
-        const float m2 = (float)(sdyx / M) * rs;
-        for (int n = 0; n < N; n++) {
-            const float *xp = x + ((size_t)n * C + c) * HW;
-            const float *gp = dy + ((size_t)n * C + c) * HW;
-            float *dp = dx + ((size_t)n * C + c) * HW;
-            for (int i = 0; i < HW; i++) dp[i] = k * (gp[i] - m1 - (xp[i] - mu) * m2);
-        }
-    }
+    bn_job_t j = {.b = b, .x = x, .gamma = gamma, .mean_in = mean, .rstd_in = rstd, .dy = dy, .dx = dx,
+                  .dgamma = dgamma, .dbeta = dbeta};
+    nn_par_run_sized(bn_work(b), bn_backward_part, &j);
 }

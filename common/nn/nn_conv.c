@@ -23,10 +23,12 @@
  * (output 1x1, e.g. the discriminator's last layer) is linear_* with
  * IN = C*KH*KW, and a transposed conv of a 1x1 unpadded input (the
  * generator's first layer) is y (N, K*KH*KW) = x (N, C) · W (C, K*KH*KW).
- * im2col/col2im handle the padding by computing, once per kernel offset,
- * the range of output positions that land inside the image: the inner
- * loops have no branches (memcpy when S == 1). Nothing is allocated: the
- * caller's workspace holds col and the swapped copy. */
+ * im2col reads each (sample, channel) plane through a table of offsets
+ * (padding reads a 0), col2im gathers each pixel's entries in (kh, kw)
+ * order (the table path below); shapes too large for their stack
+ * tables use the row loops, which compute per kernel offset the range of
+ * output positions inside the image. Both give the same bits. Nothing is
+ * allocated: the caller's workspace holds col and the swapped copy. */
 #include "base.h"
 #include "nn.h"
 #include "nn_par.h"
@@ -170,18 +172,143 @@ static void col2im_part(void *vp, int part, int nparts) {
     }
 }
 
+/* ---- the table path (most shapes) ------------------------------------------
+ * The row loops above walk each (kernel offset, sample) in rows of OW
+ * values with edge ranges, memsets and, for S > 1, a strided gather: for
+ * the 7x7 and 14x14 maps of the DCGAN layers that is a few values per
+ * loop, and the passes ran at a fraction of memory speed. Instead, im2col
+ * copies one (sample, channel) plane at a time into a stack buffer that
+ * ends in a 0, and each kernel offset's OH*OW values are one flat loop
+ * through a table of offsets into that buffer (padding reads the 0): no
+ * branches, no edges. col2im gathers per pixel instead (below). */
+
+#define PLANE_MAX 4608 /* floats of one image plane (+ the 0) */
+#define TAB_MAX 16384  /* table entries */
+
+static int conv_rows_only; /* nn_conv_use_rows(): the tests' reference */
+
+void nn_conv_use_rows(int on) {
+    conv_rows_only = on;
+}
+
+/* Whether im2col of shape u fits the table path (and the path is on). */
+static int unfold_fits(const unfold_t *u) {
+    if (conv_rows_only) return 0;
+    size_t plane = (size_t)u->H * u->W + 1;
+    size_t tab = (size_t)u->KH * u->KW * u->OH * u->OW;
+    return plane <= PLANE_MAX && tab <= TAB_MAX;
+}
+
+/* tab[(kh*KW + kw)*L + oh*OW + ow] = offset in the plane buffer of the
+ * pixel that output (oh, ow) sees at kernel offset (kh, kw), or H*W (the
+ * 0 after the plane) when that falls in the padding. */
+static void unfold_table(const unfold_t *u, int *tab) {
+    const int L = u->OH * u->OW, HW = u->H * u->W;
+    for (int kh = 0; kh < u->KH; kh++)
+        for (int kw = 0; kw < u->KW; kw++) {
+            int *t = tab + (kh * u->KW + kw) * L;
+            for (int oh = 0; oh < u->OH; oh++)
+                for (int ow = 0; ow < u->OW; ow++) {
+                    int h = oh * u->S - u->P + kh, w = ow * u->S - u->P + kw;
+                    int inside = h >= 0 && h < u->H && w >= 0 && w < u->W;
+                    t[oh * u->OW + ow] = inside ? h * u->W + w : HW;
+                }
+        }
+}
+
+static void im2col_tab_part(void *vp, int part, int nparts) {
+    const unfold_t *u = vp;
+    int tab[TAB_MAX];
+    float plane[PLANE_MAX];
+    const int KK = u->KH * u->KW, L = u->OH * u->OW;
+    const size_t NL = (size_t)u->N * L, HW = (size_t)u->H * u->W;
+    int n0, n1;
+    nn_par_range(u->N, part, nparts, &n0, &n1);
+    unfold_table(u, tab);
+    plane[HW] = 0.0f;
+    for (int c = 0; c < u->C; c++)
+        for (int n = n0; n < n1; n++) {
+            memcpy(plane, u->src + ((size_t)n * u->C + c) * HW, HW * sizeof(float));
+            for (int kk = 0; kk < KK; kk++) {
+                float *r = u->dst + ((size_t)c * KK + kk) * NL + (size_t)n * L;
+                const int *t = tab + (size_t)kk * L;
+                for (int l = 0; l < L; l++) r[l] = plane[t[l]];
+            }
+        }
+}
+
+/* col2im the other way round: each image pixel gathers the (at most
+ * ceil(KH/S) * ceil(KW/S)) col entries that fold into it and is written
+ * once, instead of KH*KW read-modify-write passes. The entries are listed
+ * in increasing (kh, kw), the order in which the row loops add them, so
+ * each pixel gets the same sum, bit for bit. */
+
+/* Entries per pixel at most. */
+static int fold_per_pixel(const unfold_t *u) {
+    return ((u->KH + u->S - 1) / u->S) * ((u->KW + u->S - 1) / u->S);
+}
+
+/* Whether shape u fits the gather tables (offsets as int). */
+static int fold_fits(const unfold_t *u) {
+    if (conv_rows_only) return 0;
+    size_t HW = (size_t)u->H * u->W, NL = (size_t)u->N * u->OH * u->OW;
+    return HW <= PLANE_MAX && HW * fold_per_pixel(u) <= TAB_MAX && (size_t)u->KH * u->KW * NL < INT32_MAX;
+}
+
+/* tab[p*T + i], i < cnt[p]: offsets kk*NL + l, from a (channel, sample)
+ * base of col, of the entries that fold into pixel p; T = fold_per_pixel. */
+static void fold_table(const unfold_t *u, int *tab, int *cnt) {
+    const int T = fold_per_pixel(u), L = u->OH * u->OW, NL = u->N * L;
+    memset(cnt, 0, (size_t)u->H * u->W * sizeof(int));
+    for (int kh = 0; kh < u->KH; kh++)
+        for (int kw = 0; kw < u->KW; kw++)
+            for (int oh = 0; oh < u->OH; oh++) {
+                int h = oh * u->S - u->P + kh;
+                if (h < 0 || h >= u->H) continue;
+                for (int ow = 0; ow < u->OW; ow++) {
+                    int w = ow * u->S - u->P + kw;
+                    if (w < 0 || w >= u->W) continue;
+                    int p = h * u->W + w;
+                    tab[p * T + cnt[p]++] = (kh * u->KW + kw) * NL + oh * u->OW + ow;
+                }
+            }
+}
+
+static void col2im_gather_part(void *vp, int part, int nparts) {
+    const unfold_t *u = vp;
+    int tab[TAB_MAX], cnt[PLANE_MAX];
+    const int T = fold_per_pixel(u), KK = u->KH * u->KW, HW = u->H * u->W;
+    const size_t L = (size_t)u->OH * u->OW, NL = (size_t)u->N * L;
+    int n0, n1;
+    nn_par_range(u->N, part, nparts, &n0, &n1);
+    fold_table(u, tab, cnt);
+    for (int c = 0; c < u->C; c++) {
+        const float start = u->init == 2 ? u->bias[c] : 0.0f;
+        for (int n = n0; n < n1; n++) {
+            const float *base = u->src + (size_t)c * KK * NL + (size_t)n * L;
+            float *img = u->dst + ((size_t)n * u->C + c) * HW;
+            for (int p = 0; p < HW; p++) {
+                float a = u->init == 0 ? img[p] : start;
+                const int *t = tab + (size_t)p * T;
+                for (int i = 0; i < cnt[p]; i++) a += base[t[i]];
+                img[p] = a;
+            }
+        }
+    }
+}
+
 /* img (N,C,H,W) -> col (C*KH*KW, N*OH*OW), all elements written. */
 static void im2col(const float *img, int N, int C, int H, int W, int KH, int KW, int S, int P, int OH, int OW,
                    float *col) {
     unfold_t u = {img, col, NULL, 0, N, C, H, W, KH, KW, S, P, OH, OW};
-    nn_par_run(im2col_part, &u);
+    nn_par_run(unfold_fits(&u) ? im2col_tab_part : im2col_part, &u);
 }
 
 /* img (N,C,H,W) = init (0: keep, 1: zeros, 2: bias[c]) + fold of col. */
 static void col2im(const float *col, int N, int C, int H, int W, int KH, int KW, int S, int P, int OH, int OW,
                    float *img, int init, const float *bias) {
     unfold_t u = {col, img, bias, init, N, C, H, W, KH, KW, S, P, OH, OW};
-    nn_par_run(col2im_part, &u);
+    nn_par_run(fold_fits(&u) ? col2im_gather_part : col2im_part, &u);
 }
 
 /* (A, B, L) -> (B, A, L): swap the two outer axes of a tensor. */

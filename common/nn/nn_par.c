@@ -53,14 +53,14 @@ static void *par_main(void *arg) {
     return NULL;
 }
 
-/* A forked child has none of the helpers: run everything on its caller
+/* A forked child has none of the helpers: run every part on its caller
  * until it calls nn_set_threads() again. */
 static void par_atfork_child(void) {
     pthread_mutex_init(&par_mu, NULL);
     pthread_mutex_init(&par_busy, NULL);
     pthread_cond_init(&par_go, NULL);
     pthread_cond_init(&par_done, NULL);
-    par_started = par_active = par_pending = 0;
+    par_started = par_active = par_pending = 0; /* par_parts stays: same bits */
 }
 
 static pthread_once_t par_once = PTHREAD_ONCE_INIT;
@@ -127,4 +127,9 @@ void nn_par_run(nn_par_fn fn, void *ctx) {
     while (par_pending > 0) pthread_cond_wait(&par_done, &par_mu);
     pthread_mutex_unlock(&par_mu);
     pthread_mutex_unlock(&par_busy);
+}
+
+void nn_par_run_sized(size_t work, nn_par_fn fn, void *ctx) {
+    if (work < NN_PAR_MIN_WORK) fn(ctx, 0, 1);
+    else nn_par_run(fn, ctx);
 }

@@ -30,7 +30,9 @@
  *   train_dcgan28_gemm_shapes_sgemm_fraction (the same ratio with only the
  *     time inside the layers' GEMMs, nn_gemm_seconds: the ceiling the
  *     step's own GEMM shapes allow), train_dcgan28_gemm_time_share (median
- *     GEMM time / median step time)
+ *     GEMM time / median step time), train_dcgan28_gemm_ms and
+ *     train_dcgan28_nongemm_ms (medians over steps of the time inside and
+ *     outside the GEMMs: what the passes around them cost)
  * Usage: bench_train [--width N] [--batch N] [--steps N] [--warmup N]
  *                    [--threads N] [--images PATH | --synthetic] [--subset N] [--no-sgemm] */
 #include "base.h"
@@ -208,6 +210,7 @@ int main(int argc, char **argv) {
     double *step_s = xcalloc((size_t)steps, sizeof(double)), *gemm_s = xcalloc((size_t)steps, sizeof(double));
     double *gemm_only = xcalloc((size_t)steps, sizeof(double)), *gratio = xcalloc((size_t)steps, sizeof(double));
     double *ratio = xcalloc((size_t)steps, sizeof(double)), rss = -1, t_train = 0;
+    double *other = xcalloc((size_t)steps, sizeof(double));
     const double flop_per_image = model_step_flop(&d);
     const double probe_flop = 2.0 * PROBE_N * PROBE_N * (double)PROBE_N;
     probe_t pr = {0};
@@ -240,6 +243,7 @@ int main(int argc, char **argv) {
         int k = s - warmup;
         step_s[k] = gb_now() - ts;
         gemm_only[k] = nn_gemm_seconds() - gs;
+        other[k] = step_s[k] - gemm_only[k];
         t_train += step_s[k];
         if (!no_sgemm) {
             gemm_s[k] = probe_run(&pr, nn_get_threads());
@@ -264,8 +268,11 @@ int main(int argc, char **argv) {
         probe_free(&pr);
     }
     printf("bench: train_dcgan28_gemm_time_share %.3f\n", median(gemm_only, steps) / med);
+    printf("bench: train_dcgan28_gemm_ms %.2f ms\n", 1e3 * median(gemm_only, steps));
+    printf("bench: train_dcgan28_nongemm_ms %.2f ms\n", 1e3 * median(other, steps));
     printf("bench: train_dcgan28_peak_rss_mib %.1f MiB\n", rss);
     free(gemm_s);
+    free(other);
     free(gemm_only);
     free(gratio);
     free(ratio);
