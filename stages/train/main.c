@@ -41,9 +41,15 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <sys/resource.h>
 #include <zmq.h>
 
 #define TRAIN_Z_STREAM 0x7a /* rng_derive coordinate of the z/label stream */
+/* Batches libzmq may queue for us per producer (ZMQ_RCVHWM), besides the
+ * one being decoded and the one being trained: a step takes ~0.1 s, and the
+ * producer keeps its own queue (gambar-augment --hwm), so 2 is enough to
+ * never wait, and each queued f32 batch of 64 is 200 KB of our RSS. */
+#define TRAIN_RCVHWM 2
 
 typedef struct {
     const char *in, *model, *ckpt_dir, *init_from, *metrics, *loss, *conditional, *run, *db;
@@ -937,7 +943,7 @@ static int open_sockets(trainer_t *t) {
     opts_t *o = &t->o;
     int rc;
     t->ctx = zmq_ctx_new();
-    rc = wire_conn_open(t->ctx, ZMQ_PULL, o->in, 0, WIRE_MAX_BATCH_BYTES, 8, "--in", &t->pull);
+    rc = wire_conn_open(t->ctx, ZMQ_PULL, o->in, 0, WIRE_MAX_BATCH_BYTES, TRAIN_RCVHWM, "--in", &t->pull);
     if (!rc && o->metrics) rc = wire_open(t->ctx, ZMQ_PUB, o->metrics, 1, WIRE_MAX_SMALL_BYTES, 10000, &t->pub);
     if (rc) return GB_EXIT_PEER;
     log_info("waiting for batches on %s (next seq %" PRIu64 ")", o->in, t->pos.next_seq);
@@ -1009,6 +1015,13 @@ static int receive_and_train(trainer_t *t, int *why) {
     return status;
 }
 
+/* This process's peak resident set (VmHWM) in MiB: issue 11 bounds it to
+ * 64 MiB per rank for the default job (tests/t_train_rss.sh). */
+static double peak_rss_mib(void) {
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss / 1024.0 : 0.0;
+}
+
 /* After the loop: the last progress line and checkpoint, the stopping
  * line, the drop report. Returns the exit status. */
 static int finish_run(trainer_t *t, int stop_reason, int status) {
@@ -1031,8 +1044,9 @@ static int finish_run(trainer_t *t, int stop_reason, int status) {
             }
         }
         if (!status)
-            log_info("finished at step %" PRIu64 " (%s)", t->pos.step,
-                     stop_reason == 1 ? "target reached" : stop_reason == 2 ? "end of stream" : "stopped");
+            log_info("finished at step %" PRIu64 " (%s), peak RSS %.1f MiB", t->pos.step,
+                     stop_reason == 1 ? "target reached" : stop_reason == 2 ? "end of stream" : "stopped",
+                     peak_rss_mib());
     }
     drop_report(&t->drops);
     if (t->pub) pub_metric(t, "dropped_messages_total", (double)drop_total(&t->drops));
