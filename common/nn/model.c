@@ -264,7 +264,7 @@ static size_t stage_out(const stage_t *s) { return (size_t)s->K * s->OH * s->OW;
  * placement or the number of MPI ranks), so results stay bit-identical
  * between runs; weight gradients accumulate over the chunks (the conv
  * routines add into dw). */
-#define MODEL_WS_FLOATS ((size_t)1 << 20)
+#define MODEL_WS_FLOATS ((size_t)1 << 19) /* 2 MiB */
 
 static size_t stage_ws_floats(const stage_t *s, int N) {
     conv_t cv;
