@@ -45,11 +45,12 @@
 #include <zmq.h>
 
 #define TRAIN_Z_STREAM 0x7a /* rng_derive coordinate of the z/label stream */
-/* Batches libzmq may queue for us per producer (ZMQ_RCVHWM), besides the
- * one being decoded and the one being trained: a step takes ~0.1 s, and the
- * producer keeps its own queue (gambar-augment --hwm), so 2 is enough to
- * never wait, and each queued f32 batch of 64 is 200 KB of our RSS. */
-#define TRAIN_RCVHWM 2
+/* Batches libzmq may queue for us per producer (ZMQ_RCVHWM). Each queued
+ * f32 batch of 64 is 200 KB of our RSS, but do not lower it: with 2, a
+ * producer that sends its last batches and exits (batch_source, even with
+ * a 30 s linger) lost them in libzmq 4.3.4 and the trainer waited forever
+ * (t_dash_train.sh). */
+#define TRAIN_RCVHWM 8
 
 typedef struct {
     const char *in, *model, *ckpt_dir, *init_from, *metrics, *loss, *conditional, *run, *db;
