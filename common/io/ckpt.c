@@ -54,7 +54,6 @@
 #include <unistd.h>
 
 #define CKPT_MAX_HEADER 4096u         /* largest header size a reader accepts */
-#define CKPT_WRITE_CHUNK ((size_t)1 << 18) /* bytes per write(2) call (the staging buffer counts in the trainer's RSS) */
 
 /* ======================= Little-endian helpers ========================= */
 
