@@ -485,6 +485,7 @@ static int exit_for(int rc) {
 }
 
 static int dir_has_checkpoints(const char *dir);
+static double peak_rss_mib(void);
 
 /* Log, as one error, every ckpt-*.gck file of dir with the reason it
  * cannot be loaded (ckpt_find_latest found none valid). */
@@ -774,8 +775,8 @@ static int worker_main(trainer_t *t) {
         steps++;
     }
     (void)t;
-    log_info("rank %d: %" PRIu64 " steps, %.1f ms per step in MPI calls", tmpi_rank(), steps,
-             steps ? 1e3 * tmpi_comm_seconds() / (double)steps : 0.0);
+    log_info("rank %d: %" PRIu64 " steps, %.1f ms per step in MPI calls, peak RSS %.1f MiB", tmpi_rank(), steps,
+             steps ? 1e3 * tmpi_comm_seconds() / (double)steps : 0.0, peak_rss_mib());
     model_free(m);
     free(real);
     free(z);
