@@ -19,6 +19,11 @@ if [ ! -r "$FASHION/train-images-idx3-ubyte.gz" ] || ! command -v python3 >/dev/
     skip train_rss_resume "needs $FASHION and python3"
     rm -rf "$TMP"; exit 0
 fi
+if ldd "$GAMBAR_BIN/gambar-train" 2>/dev/null | grep -q 'libasan\|libubsan'; then
+    skip train_rss_new_run "sanitizer build: its shadow memory is not the trainer's"
+    skip train_rss_resume "sanitizer build"
+    rm -rf "$TMP"; exit 0
+fi
 t0=$(date +%s)
 if ! gambar-ingest --source "idx:$FASHION/train" --db "$TMP/db" 2>"$TMP/ingest.log"; then
     cat "$TMP/ingest.log" >&2; notok train_rss_dataset; rm -rf "$TMP"; exit 0
