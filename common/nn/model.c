@@ -10,8 +10,9 @@
  *   params  [G params | D params]      grads, adam_m, adam_v: same layout
  *   bufs    [G BN stats | D BN stats]  (running_mean, running_var)
  *   ema     [G params | G BN stats]
- *   acts    every activation, BN saved statistics, gradient ping-pong
- *           buffers and the convolution workspace, sized for max_batch.
+ *   acts    every activation, BN saved statistics and gradient ping-pong
+ *           buffers, sized for max_batch, and the convolution workspace,
+ *           sized for a chunk of images (stage_chunk).
  * Layers hold offsets into a net's parameter/buffer slice, not pointers,
  * so the same forward code runs on G's live weights or on the EMA copy.
  *
