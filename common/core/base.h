@@ -44,6 +44,14 @@ char *gb_xstrdup(const char *s, const char *file, int line);
 
 /* Aligned (64-byte) allocation for tensors; free with free(). */
 void *gb_xmalloc_aligned(size_t n);
+/* Zero n bytes of heap memory at p without making them resident: the
+ * whole pages inside are handed back to the kernel (madvise
+ * MADV_DONTNEED: they read as zeros and cost no RSS until written), the
+ * partial pages at the ends are cleared. For large buffers that a program
+ * allocates early and fills much later (a model's activations while a
+ * checkpoint is being loaded). p must come from malloc/gb_xmalloc_aligned
+ * (private anonymous memory). */
+void gb_zero_lazy(void *p, size_t n);
 
 /* Monotonic clock in seconds. */
 double gb_now(void);

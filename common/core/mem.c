@@ -5,7 +5,10 @@
 #include "base.h"
 #include "log.h"
 
+#include <stdint.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 _Noreturn void gb_assert_fail(const char *cond, const char *file, int line) {
     log_error("internal error: ASSERT(%s) failed at %s:%d", cond, file, line);
@@ -52,6 +55,17 @@ void *gb_xmalloc_aligned(size_t n) {
     size_t sz = (n + 63) & ~(size_t)63;
     if (posix_memalign(&p, 64, sz ? sz : 64) != 0) oom(n, __FILE__, __LINE__);
     return p;
+}
+
+void gb_zero_lazy(void *p, size_t n) {
+    uintptr_t a = (uintptr_t)p, e = a + n, pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = (a + pg - 1) & ~(pg - 1), hi = e & ~(pg - 1);
+    if (hi <= lo || madvise((void *)lo, hi - lo, MADV_DONTNEED) != 0) {
+        memset(p, 0, n);
+        return;
+    }
+    memset(p, 0, lo - a);
+    memset((void *)hi, 0, e - hi);
 }
 
 double gb_now(void) {

@@ -55,7 +55,6 @@
 #include <unistd.h>
 
 #define CKPT_MAX_HEADER 4096u         /* largest header size a reader accepts */
-#define CKPT_WRITE_CHUNK ((size_t)1 << 20) /* bytes per write(2) call */
 
 /* ======================= Little-endian helpers ========================= */
 

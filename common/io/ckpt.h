@@ -56,6 +56,8 @@
 #define CKPT_HEADER_SIZE 64u           /* header bytes written by this code */
 #define CKPT_MAX_FILE_BYTES ((uint64_t)8 << 30) /* larger files: GB_ETOOBIG */
 #define CKPT_MAX_DIMS 8                /* tensors with more dims are rejected */
+#define CKPT_WRITE_CHUNK ((size_t)1 << 18) /* bytes per write(2) call of a save (its staging buffer
+                                               counts in the trainer's RSS) */
 
 /* ---- building ---------------------------------------------------------- */
 

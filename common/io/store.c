@@ -335,6 +335,13 @@ static void store_touch(store_t *s, unsigned n) {
     madvise(s->mapaddr, s->mapsize, MADV_DONTNEED);
 }
 
+void store_release_pages(store_t *s) {
+    pthread_mutex_lock(&s->lock);
+    if (s->rdonly) store_find_map(s); /* a reader's map is not looked up on open */
+    if (s->mapaddr) madvise(s->mapaddr, s->mapsize, MADV_DONTNEED);
+    pthread_mutex_unlock(&s->lock);
+}
+
 /* Begin a read transaction, adopting a map grown by another process. */
 static int store_begin_read(store_t *s, MDB_txn **txn) {
     int mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);

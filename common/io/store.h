@@ -69,6 +69,14 @@ int store_get(store_t *s, uint64_t i, Gambar__Example **out);
  * the label. Returns 0 or as store_get. */
 int store_get_pixels(store_t *s, uint64_t i, const uint8_t **px, size_t *npx, int32_t *label);
 
+/* Drop the memory map's pages from this process's resident set: they
+ * stay in the page cache and fault back in on the next read, and pointers
+ * from store_get_pixels stay valid. A reader scanning a whole dataset once
+ * (gambar-train --db) calls it every few thousand examples so its peak RSS
+ * does not grow with the dataset. Either mode; nothing for a map it cannot
+ * find. */
+void store_release_pages(store_t *s);
+
 /* Index of the Example whose source SHA-256 is sha, or GB_ENOTFOUND.
  * For a writer this includes the staged (uncommitted) examples; a writer
  * answers most "not found" from an in-memory Bloom filter built on first

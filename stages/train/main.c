@@ -41,9 +41,16 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <sys/resource.h>
 #include <zmq.h>
 
 #define TRAIN_Z_STREAM 0x7a /* rng_derive coordinate of the z/label stream */
+/* Batches libzmq may queue for us per producer (ZMQ_RCVHWM). Each queued
+ * f32 batch of 64 is 200 KB of our RSS, but do not lower it: with 2, a
+ * producer that sends its last batches and exits (batch_source, even with
+ * a 30 s linger) lost them in libzmq 4.3.4 and the trainer waited forever
+ * (t_dash_train.sh). */
+#define TRAIN_RCVHWM 8
 
 typedef struct {
     const char *in, *model, *ckpt_dir, *init_from, *metrics, *loss, *conditional, *run, *db;
@@ -532,6 +539,7 @@ static int exit_for(int rc) {
 }
 
 static int dir_has_checkpoints(const char *dir);
+static double peak_rss_mib(void);
 
 /* Log, as one error, every ckpt-*.gck file of dir with the reason it
  * cannot be loaded (ckpt_find_latest found none valid). */
@@ -842,8 +850,8 @@ static int worker_main(trainer_t *t) {
         steps++;
     }
     (void)t;
-    log_info("rank %d: %" PRIu64 " steps, %.1f ms per step in MPI calls", tmpi_rank(), steps,
-             steps ? 1e3 * tmpi_comm_seconds() / (double)steps : 0.0);
+    log_info("rank %d: %" PRIu64 " steps, %.1f ms per step in MPI calls, peak RSS %.1f MiB", tmpi_rank(), steps,
+             steps ? 1e3 * tmpi_comm_seconds() / (double)steps : 0.0, peak_rss_mib());
     model_free(m);
     free(real);
     free(z);
@@ -1037,7 +1045,7 @@ static int open_sockets(trainer_t *t) {
     opts_t *o = &t->o;
     int rc;
     t->ctx = zmq_ctx_new();
-    rc = wire_conn_open(t->ctx, ZMQ_PULL, o->in, 0, WIRE_MAX_BATCH_BYTES, 8, "--in", &t->pull);
+    rc = wire_conn_open(t->ctx, ZMQ_PULL, o->in, 0, WIRE_MAX_BATCH_BYTES, TRAIN_RCVHWM, "--in", &t->pull);
     if (!rc && o->metrics) rc = wire_open(t->ctx, ZMQ_PUB, o->metrics, 1, WIRE_MAX_SMALL_BYTES, 10000, &t->pub);
     if (rc) return GB_EXIT_PEER;
     log_info("waiting for batches on %s (next seq %" PRIu64 ")", o->in, t->pos.next_seq);
@@ -1109,6 +1117,13 @@ static int receive_and_train(trainer_t *t, int *why) {
     return status;
 }
 
+/* This process's peak resident set (VmHWM) in MiB: issue 11 bounds it to
+ * 64 MiB per rank for the default job (tests/t_train_rss.sh). */
+static double peak_rss_mib(void) {
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss / 1024.0 : 0.0;
+}
+
 /* After the loop: the last progress line and checkpoint, the stopping
  * line, the drop report. Returns the exit status. */
 static int finish_run(trainer_t *t, int stop_reason, int status) {
@@ -1131,8 +1146,9 @@ static int finish_run(trainer_t *t, int stop_reason, int status) {
             }
         }
         if (!status)
-            log_info("finished at step %" PRIu64 " (%s)", t->pos.step,
-                     stop_reason == 1 ? "target reached" : stop_reason == 2 ? "end of stream" : "stopped");
+            log_info("finished at step %" PRIu64 " (%s), peak RSS %.1f MiB", t->pos.step,
+                     stop_reason == 1 ? "target reached" : stop_reason == 2 ? "end of stream" : "stopped",
+                     peak_rss_mib());
     }
     drop_report(&t->drops);
     if (t->pub) pub_metric(t, "dropped_messages_total", (double)drop_total(&t->drops));
