@@ -73,5 +73,34 @@ run "$TMP/ck" 30
 within train_rss_resume "$TMP/ck/ckpt-0000000030.gck"
 grep -q "resuming from .*ckpt-0000000020.gck" "$TMP/train.log" && ok train_rss_resumed || notok train_rss_resumed
 
+# Under mpirun every rank keeps the bound: 2 ranks, --micro-batches 4
+# (each rank holds its own micro-batches' gradients, not all M: 70 MiB
+# on rank 0 when the gradients were all-gathered). The figures are the
+# ranks' own log lines (getrusage RUSAGE_SELF ru_maxrss).
+if command -v mpirun >/dev/null 2>&1; then
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,tcp \
+        OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo
+    gambar-augment --db "$TMP/db" --batch 64 --ops flip --epochs 1 --seed 1 --out "ipc://$TMP/m.sock" \
+        2>>"$TMP/aug.log" &
+    ap=$!
+    timeout 300 mpirun --oversubscribe -np 2 "$GAMBAR_BIN/gambar-train" --in "ipc://$TMP/m.sock" --model dcgan28 \
+        --db "$TMP/db" --ckpt-dir "$TMP/mck" --ckpt-every 10 --steps 20 --seed 1 --threads 1 --micro-batches 4 \
+        --conditional auto --log-every 1000 2>"$TMP/mpi.log"
+    rc=$?
+    kill $ap 2>/dev/null; wait $ap 2>/dev/null
+    r0=$(sed -n 's/.*finished at step 20 (.*), peak RSS \([0-9.]*\) MiB$/\1/p' "$TMP/mpi.log")
+    r1=$(sed -n 's/.*rank 1: 20 steps, .*, peak RSS \([0-9.]*\) MiB$/\1/p' "$TMP/mpi.log")
+    echo "t_train_rss: mpirun -np 2 --micro-batches 4: peak RSS rank 0 ${r0:-none} MiB, rank 1 ${r1:-none} MiB" >&2
+    if [ "$rc" -eq 0 ] && [ -f "$TMP/mck/ckpt-0000000020.gck" ] && awk -v a="$r0" -v b="$r1" -v l="$LIMIT_MIB" \
+        'BEGIN { exit !(a != "" && b != "" && a > 16 && b > 16 && a <= l && b <= l) }'; then
+        ok train_rss_mpi_ranks
+    else
+        notok train_rss_mpi_ranks "exit $rc, rank 0 ${r0:-none} MiB, rank 1 ${r1:-none} MiB, limit $LIMIT_MIB MiB"
+        tail -5 "$TMP/mpi.log" >&2
+    fi
+else
+    skip train_rss_mpi_ranks "mpirun not installed (openmpi-bin)"
+fi
+
 echo "t_train_rss: $(( $(date +%s) - t0 )) s" >&2
 rm -rf "$TMP"

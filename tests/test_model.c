@@ -253,6 +253,13 @@ static void test_determinism(void) {
 typedef struct {
     pthread_barrier_t bar;
     unsigned char *shared;
+    /* the gradient sum passed along the "processes", as MPI_Send/Recv
+     * and MPI_Bcast would: turn = the process whose recv_prefix may read
+     * sum, MB_P = the total is there */
+    float *sum;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int turn;
 } mb_world_t;
 
 typedef struct {
@@ -274,10 +281,36 @@ static int mb_gather(void *ctx, void *recs, size_t rec_bytes, int M) {
     return 0;
 }
 
+static int mb_recv_prefix(void *ctx, float *acc, size_t n) {
+    mb_proc_t *p = ctx;
+    mb_world_t *w = p->w;
+    pthread_mutex_lock(&w->mu);
+    while (w->turn != p->rank) pthread_cond_wait(&w->cv, &w->mu);
+    memcpy(acc, w->sum, n * sizeof(float));
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+static int mb_share_sum(void *ctx, float *acc, size_t n) {
+    mb_proc_t *p = ctx;
+    mb_world_t *w = p->w;
+    pthread_mutex_lock(&w->mu);
+    memcpy(w->sum, acc, n * sizeof(float)); /* to the next one, or the total */
+    w->turn = p->rank + 1;
+    pthread_cond_broadcast(&w->cv);
+    while (w->turn != MB_P) pthread_cond_wait(&w->cv, &w->mu);
+    memcpy(acc, w->sum, n * sizeof(float));
+    pthread_mutex_unlock(&w->mu);
+    pthread_barrier_wait(&w->bar);
+    if (p->rank == 0) w->turn = 0;
+    pthread_barrier_wait(&w->bar);
+    return 0;
+}
+
 static void *mb_proc_run(void *arg) {
     mb_proc_t *p = arg;
     int k = p->M / MB_P;
-    model_split_t sp = {p->M, p->rank * k, (p->rank + 1) * k, mb_gather, p};
+    model_split_t sp = {p->M, p->rank * k, (p->rank + 1) * k, mb_gather, mb_recv_prefix, mb_share_sum, p};
     for (int s = 0; s < p->steps && !p->rc; s++)
         p->rc = model_train_step_split(p->m, p->real + (size_t)s * p->N * model_image_floats(p->m),
                                        p->labels, p->N, p->z + (size_t)s * p->N * model_desc(p->m)->z_dim,
@@ -315,7 +348,7 @@ static void mb_case(int conditional, model_loss_t loss) {
         labels[i] = i % 3;
         flabels[i] = (i * 5 + 2) % 3;
     }
-    model_split_t sp4 = {M, 0, M, NULL, NULL}, sp1 = {1, 0, 1, NULL, NULL};
+    model_split_t sp4 = {M, 0, M, NULL, NULL, NULL, NULL}, sp1 = {1, 0, 1, NULL, NULL, NULL, NULL};
     model_stats_t st4, st1;
     for (int s = 0; s < S; s++) {
         const float *rs = real + (size_t)s * N * img, *zs = z + (size_t)s * N * 12;
@@ -329,6 +362,10 @@ static void mb_case(int conditional, model_loss_t loss) {
     alarm(120);
     pthread_barrier_init(&w.bar, NULL, MB_P);
     w.shared = xmalloc((size_t)16 << 20);
+    w.sum = xmalloc((size_t)16 << 20);
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    w.turn = 0;
     mb_proc_t pr[MB_P];
     pthread_t th[MB_P];
     for (int r = 0; r < MB_P; r++) {
@@ -346,6 +383,7 @@ static void mb_case(int conditional, model_loss_t loss) {
     alarm(0);
     pthread_barrier_destroy(&w.bar);
     free(w.shared);
+    free(w.sum);
     free(real);
     free(z);
     model_free(one);

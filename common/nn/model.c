@@ -23,10 +23,14 @@
  *
  * Micro-batches (model_train_step_split, model.h): each step runs per
  * micro-batch on offset views of the same buffers (view_t), writes what
- * the micro-batch contributes (gradients, BN batch statistics, loss sums)
- * into its own record, and folds the records in micro-batch order; the
- * running statistics are applied from the records too, so a record is all
- * another process needs. A whole batch is the case M = 1. */
+ * the micro-batch contributes (BN batch statistics, loss sums) into its
+ * own record and its gradient into the running sum g_0 + g_1 + ... in
+ * micro-batch order; the running statistics are applied from the records
+ * too. Processes exchange the records (a few KiB) and pass the gradient
+ * sum along a chain in micro-batch order, so nobody holds M gradients:
+ * the first process folds as it goes (one spare gradient), the others
+ * keep their own until the sum before them arrives. A whole batch is the
+ * case M = 1. */
 #include "base.h"
 #include "err.h"
 #include "model.h"
@@ -102,6 +106,11 @@ struct model {
      * max(rec_bytes(1), rec_bytes(2)) bytes, grown on demand */
     unsigned char *rec;
     size_t rec_cap;
+    /* gradients of this process's micro-batches that cannot go straight
+     * into the nets' sum (see model_train_step_split): slots of
+     * grad_stride bytes, grown on demand */
+    unsigned char *gscr;
+    size_t gscr_cap;
     /* tensor table */
     int nt;
     model_tensor_t *tab;
@@ -579,26 +588,28 @@ static void model_layout(model_t *m, int max_batch) {
 }
 
 /* ---- micro-batch records --------------------------------------------------
- * What one micro-batch contributes to a step, as bytes a caller can move
- * between processes (model_split_t.gather). Phase 1 (the D step):
+ * What one micro-batch contributes to a step besides its gradient, as
+ * bytes a caller can move between processes (model_split_t.gather).
+ * Phase 1 (the D step):
  *   double sc[REC_SC]   loss_d of the micro-batch, sum of sigmoid(D(x)),
  *                       sum of sigmoid(D(G(z)))
  *   double G statistics (G->nstat), D statistics of the real pass, of the
  *                       fake pass (D->nstat each)
- *   float  D gradient (D->np), at a 64-byte aligned offset
  * Phase 2 (the G step): sc = loss_g, sum of sigmoid(D(G(z))); D statistics
- * of the G step's pass; float G gradient (G->np). Records are padded to
- * 64 bytes so every record's gradient has the same alignment. */
+ * of the G step's pass. Gradients travel apart (model_split_t.recv_prefix,
+ * share_sum); a spare gradient slot is grad_stride bytes, a multiple of
+ * 64, so every micro-batch's gradient but the first (computed in the
+ * net's own buffer) has the same alignment whoever computes it. */
 #define REC_SC 4
 static size_t round64(size_t b) { return (b + 63) & ~(size_t)63; }
-static size_t rec_grad_off(const model_t *m, int phase) {
+static size_t rec_bytes(const model_t *m, int phase) {
     const net_t *G = &m->net[MODEL_G], *D = &m->net[MODEL_D];
     return round64(sizeof(double) * (phase == 1 ? REC_SC + G->nstat + 2 * D->nstat : REC_SC + D->nstat));
 }
-static size_t rec_bytes(const model_t *m, int phase) {
-    return round64(rec_grad_off(m, phase) + sizeof(float) * m->net[phase == 1 ? MODEL_D : MODEL_G].np);
-}
 static size_t rec_max(const model_t *m) { return GB_MAX(rec_bytes(m, 1), rec_bytes(m, 2)); }
+static size_t grad_stride(const model_t *m) {
+    return round64(sizeof(float) * GB_MAX(m->net[MODEL_D].np, m->net[MODEL_G].np));
+}
 
 size_t model_memory_bytes(const model_desc_t *desc, int max_batch) {
     if (max_batch < 1 || model_desc_check(desc, NULL, 0) != 0) return 0;
@@ -717,6 +728,7 @@ void model_free(model_t *m) {
     free(m->ema);
     free(m->acts);
     free(m->rec);
+    free(m->gscr);
     free(m->tab);
     free(m->names);
     free(m);
@@ -1119,7 +1131,7 @@ static void ema_step(model_t *m) {
 
 int model_train_step(model_t *m, const float *real, const int32_t *labels, int N, const float *z,
                      const int32_t *fake_labels, model_stats_t *stats) {
-    const model_split_t whole = {1, 0, 1, NULL, NULL};
+    const model_split_t whole = {1, 0, 1, NULL, NULL, NULL, NULL};
     return model_train_step_split(m, real, labels, N, z, fake_labels, &whole, stats);
 }
 
@@ -1134,19 +1146,41 @@ static float side_loss(const model_t *m, int which, int n, const float *l, float
     }
 }
 
-/* acc = g_0 + g_1 + ... + g_{M-1} in that order (the gradient slot of
- * each record), then * 1/M when M > 1: the same float operations whatever
- * process computed which record. */
-static void fold_grads(float *acc, size_t np, const unsigned char *R, size_t stride, size_t goff, int M) {
-    memcpy(acc, R + goff, np * sizeof(float));
-    for (int j = 1; j < M; j++) {
-        const float *g = (const float *)(R + (size_t)j * stride + goff);
-        for (size_t i = 0; i < np; i++) acc[i] += g[i];
+static void grad_add(float *acc, const float *g, size_t np) {
+    for (size_t i = 0; i < np; i++) acc[i] += g[i];
+}
+
+/* Where micro-batch j's gradient is computed: the first micro-batch of
+ * the batch straight into the sum (the net's gradient buffer acc); the
+ * first process's others into one spare slot, added to the sum at once;
+ * another process's into a slot each, kept until the sum of the
+ * micro-batches before them arrives (fold_rest). */
+static float *grad_slot(model_t *m, const model_split_t *sp, int j, float *acc) {
+    if (j == 0) return acc;
+    return (float *)(m->gscr + (size_t)(sp->lo > 0 ? j - sp->lo : 0) * grad_stride(m));
+}
+
+/* The end of the sum g_0 + g_1 + ... + g_{M-1}, in that order, then
+ * * 1/M when M > 1: on a process after the first, the sum of the
+ * micro-batches before lo arrives and this process's gradients are added
+ * in order; then the process holding the last micro-batch shares the
+ * total. The same float operations whatever process computed which
+ * micro-batch (the first process added its own already, as it went). */
+static int fold_rest(model_t *m, const model_split_t *sp, float *acc, size_t np) {
+    if (sp->lo > 0) {
+        int rc = sp->recv_prefix(sp->ctx, acc, np);
+        if (rc) return rc;
+        for (int j = sp->lo; j < sp->hi; j++) grad_add(acc, grad_slot(m, sp, j, acc), np);
     }
-    if (M > 1) {
-        const float inv = 1.0f / (float)M;
+    if (sp->share_sum) {
+        int rc = sp->share_sum(sp->ctx, acc, np);
+        if (rc) return rc;
+    }
+    if (sp->M > 1) {
+        const float inv = 1.0f / (float)sp->M;
         for (size_t i = 0; i < np; i++) acc[i] *= inv;
     }
+    return 0;
 }
 
 int model_train_step_split(model_t *m, const float *real, const int32_t *labels, int N, const float *z,
@@ -1154,7 +1188,7 @@ int model_train_step_split(model_t *m, const float *real, const int32_t *labels,
     ASSERT(N >= 1 && N <= m->max_batch);
     const int M = sp->M;
     ASSERT(M >= 1 && N % M == 0 && sp->lo >= 0 && sp->lo < sp->hi && sp->hi <= M);
-    ASSERT(sp->gather || (sp->lo == 0 && sp->hi == M));
+    ASSERT(sp->gather ? sp->recv_prefix && sp->share_sum : sp->lo == 0 && sp->hi == M);
     if (!labels_ok(m, labels, N) || !labels_ok(m, fake_labels, N)) return GB_EFORMAT;
     net_t *G = &m->net[MODEL_G], *D = &m->net[MODEL_D];
     const int b = N / M, Z = m->desc.z_dim;
@@ -1162,26 +1196,31 @@ int model_train_step_split(model_t *m, const float *real, const int32_t *labels,
     model_stats_t st;
     memset(&st, 0, sizeof st);
     m->last_n = N;
-    size_t r1 = rec_bytes(m, 1), r2 = rec_bytes(m, 2), g1 = rec_grad_off(m, 1), g2 = rec_grad_off(m, 2);
+    size_t r1 = rec_bytes(m, 1), r2 = rec_bytes(m, 2);
     if ((size_t)M * GB_MAX(r1, r2) > m->rec_cap) {
         free(m->rec);
         m->rec_cap = (size_t)M * GB_MAX(r1, r2);
         m->rec = gb_xmalloc_aligned(m->rec_cap);
         memset(m->rec, 0, m->rec_cap);
     }
+    /* spare gradient slots (grad_slot): none for one micro-batch, one for
+     * the first process, one per micro-batch for the others (DCGAN-28,
+     * M = 4 on one process: 3.3 MiB where M whole gradients took 13) */
+    size_t nslot = (size_t)(sp->lo > 0 ? sp->hi - sp->lo : sp->hi - 1);
+    if (nslot * grad_stride(m) > m->gscr_cap) {
+        free(m->gscr);
+        m->gscr_cap = nslot * grad_stride(m);
+        m->gscr = gb_xmalloc_aligned(m->gscr_cap);
+    }
     unsigned char *R = m->rec;
     view_t v = {0, b, 0, 1, BN_MOMENTUM, NULL};
-    /* One micro-batch, no other process: its gradients go straight into
-     * the nets' (fold_grads would only copy them), and the records'
-     * gradient parts are never touched (3 MiB less RSS for DCGAN-28). */
-    const int direct = M == 1 && !sp->gather;
 
     /* 1-2. per micro-batch: fake = G(z); D on real, then on fake; D's
      * gradient and every pass's BN statistics into the record */
     for (int j = sp->lo; j < sp->hi; j++) {
         unsigned char *rec = R + (size_t)j * r1;
         double *sc = (double *)rec, *gst = sc + REC_SC, *dst_r = gst + G->nstat, *dst_f = dst_r + D->nstat;
-        float *gd = direct ? D->g : (float *)(rec + g1);
+        float *gd = grad_slot(m, sp, j, D->g);
         int n0 = j * b;
         memset(gd, 0, D->np * sizeof(float));
         v.n0 = n0;
@@ -1200,6 +1239,7 @@ int model_train_step_split(model_t *m, const float *real, const int32_t *labels,
         sc[0] = lr + lf;
         sc[1] = sum_sigmoid(l0, b);
         sc[2] = sum_sigmoid(l1, b);
+        if (sp->lo == 0 && j > 0) grad_add(D->g, gd, D->np);
     }
     if (sp->gather) {
         int rc = sp->gather(sp->ctx, R, r1, M);
@@ -1215,7 +1255,8 @@ int model_train_step_split(model_t *m, const float *real, const int32_t *labels,
         net_stats_apply(D, gst + G->nstat);
         net_stats_apply(D, gst + G->nstat + D->nstat);
     }
-    if (!direct) fold_grads(D->g, D->np, R, r1, g1, M);
+    int frc = fold_rest(m, sp, D->g, D->np);
+    if (frc) return frc;
     st.loss_d = (float)(s_loss / M);
     st.d_real = (float)(s_real / N);
     st.d_fake = (float)(s_fake / N);
@@ -1226,7 +1267,7 @@ int model_train_step_split(model_t *m, const float *real, const int32_t *labels,
     for (int j = sp->lo; j < sp->hi; j++) {
         unsigned char *rec = R + (size_t)j * r2;
         double *sc = (double *)rec;
-        float *gg = direct ? G->g : (float *)(rec + g2);
+        float *gg = grad_slot(m, sp, j, G->g);
         int n0 = j * b;
         memset(gg, 0, G->np * sizeof(float));
         v.n0 = n0;
@@ -1239,6 +1280,7 @@ int model_train_step_split(model_t *m, const float *real, const int32_t *labels,
         sc[1] = sum_sigmoid(l2, b);
         d_backward(m, fake, lab_at(fake_labels, n0), NULL, NULL, &v, dl, NULL, NULL, dfake, NULL, NULL);
         g_backward(m, z + (size_t)n0 * Z, lab_at(fake_labels, n0), NULL, &v, dfake, gg, NULL);
+        if (sp->lo == 0 && j > 0) grad_add(G->g, gg, G->np);
     }
     if (sp->gather) {
         int rc = sp->gather(sp->ctx, R, r2, M);
@@ -1251,7 +1293,8 @@ int model_train_step_split(model_t *m, const float *real, const int32_t *labels,
         s_fg += sc[1];
         net_stats_apply(D, sc + REC_SC);
     }
-    if (!direct) fold_grads(G->g, G->np, R, r2, g2, M);
+    frc = fold_rest(m, sp, G->g, G->np);
+    if (frc) return frc;
     st.loss_g = (float)(s_lg / M);
     st.d_fake_g = (float)(s_fg / N);
     if (net_adam_step(m, MODEL_G, st.loss_g, &st.grad_norm_g)) goto numeric;

@@ -305,14 +305,20 @@ int model_train_step(model_t *m, const float *real, const int32_t *labels, int N
  *   - losses and D(x) means are summed over micro-batches in order in
  *     double.
  * So the result does not depend on which process computed which
- * micro-batch: a process computes micro-batches [lo, hi) and gather()
- * brings the others' records (opaque bytes) into its record buffer;
- * processes with the same thread count then fold identical records into
- * identical weights. M = 1 with no gather is exactly model_train_step.
- * Micro-batch j always uses the activation buffers at sample j*b, so the
- * arithmetic (and OpenBLAS's memory alignment) is the same in every
- * process. Why not an all-reduce: MPI's reduction order is not fixed,
- * and float sums are not associative. */
+ * micro-batch: a process computes micro-batches [lo, hi); gather() brings
+ * the others' records (losses and BN statistics, opaque bytes) into its
+ * record buffer, and the gradient sum is a chain in micro-batch order:
+ * the process owning micro-batch 0 adds its own as it goes, every other
+ * process receives the sum of the micro-batches before lo
+ * (recv_prefix) and adds its own in order, and the process owning
+ * micro-batch M-1 shares the total (share_sum); processes with the same
+ * thread count then hold identical weights. No process holds M
+ * gradients: one spare on the first process, hi - lo on the others. M =
+ * 1 with no gather is exactly model_train_step. Micro-batch j always uses
+ * the activation buffers at sample j*b and the same gradient buffer
+ * alignment, so the arithmetic (and OpenBLAS's memory alignment) is the
+ * same in every process. Why not an all-reduce: MPI's reduction order is
+ * not fixed, and float sums are not associative. */
 typedef struct {
     int M;      /* micro-batches in the batch: 1..N, N % M == 0 */
     int lo, hi; /* this caller computes micro-batches [lo, hi), 0 <= lo < hi <= M */
@@ -321,15 +327,27 @@ typedef struct {
      * the other records with the bytes their owners computed (e.g. an
      * MPI_Allgather in place when every process owns M/P consecutive
      * records) and return 0, or an rc the step returns at once (the model
-     * is then partly updated: stop or reload). NULL: lo = 0, hi = M. */
+     * is then partly updated: stop or reload). NULL: lo = 0, hi = M, and
+     * the two calls below are not made. */
     int (*gather)(void *ctx, void *recs, size_t rec_bytes, int M);
+    /* Called twice per step (after gather) when lo > 0: fill acc[0..n)
+     * with what the owner of micro-batch lo-1 passed to its share_sum.
+     * Returns 0 or an rc as gather. */
+    int (*recv_prefix)(void *ctx, float *acc, size_t n);
+    /* Collective, called twice per step (after recv_prefix, if any) by
+     * every process: when hi < M, pass acc[0..n) to the owner of
+     * micro-batch hi (its recv_prefix); then set every process's acc to
+     * the acc of the owner of micro-batch M-1 (a broadcast). Returns 0 or
+     * an rc as gather. Required with gather. */
+    int (*share_sum)(void *ctx, float *acc, size_t n);
     void *ctx;
 } model_split_t;
 
 /* model_train_step with micro-batches (see above). The first call with a
- * larger M than before allocates the records (M * a gradient's size); no
- * other allocation. Only the caller's micro-batches of model_fake and
- * model_logits are filled. Returns as model_train_step, or gather's rc. */
+ * larger M (or a larger share) than before allocates the records (M times
+ * a few KiB) and the spare gradients (see above); no other allocation.
+ * Only the caller's micro-batches of model_fake and model_logits are
+ * filled. Returns as model_train_step, or a callback's rc. */
 int model_train_step_split(model_t *m, const float *real, const int32_t *labels, int N, const float *z,
                            const int32_t *fake_labels, const model_split_t *sp, model_stats_t *stats);
 

@@ -351,7 +351,12 @@ static void make_noise(const model_desc_t *d, uint64_t seed, uint64_t step, int 
 /* This rank's share of M micro-batches. */
 static model_split_t my_split(int M) {
     int k = M / tmpi_size();
-    model_split_t sp = {M, tmpi_rank() * k, (tmpi_rank() + 1) * k, tmpi_active() ? tmpi_gather : NULL, NULL};
+    model_split_t sp = {M, tmpi_rank() * k, (tmpi_rank() + 1) * k, NULL, NULL, NULL, NULL};
+    if (tmpi_active()) {
+        sp.gather = tmpi_gather;
+        sp.recv_prefix = tmpi_recv_prefix;
+        sp.share_sum = tmpi_share_sum;
+    }
     return sp;
 }
 

@@ -247,6 +247,12 @@ void tmpi_bcast(void *buf, size_t bytes, const char *what);
  * (rank r owns micro-batches [r*M/size, (r+1)*M/size)). Exits 6 on
  * failure; returns 0. */
 int tmpi_gather(void *ctx, void *recs, size_t rec_bytes, int M);
+/* model_split_t.recv_prefix: MPI_Recv of the gradient sum from rank - 1.
+ * model_split_t.share_sum: MPI_Send of acc to rank + 1 (all but the last
+ * rank), then MPI_Bcast from the last rank. Both exit 6 on failure and
+ * return 0. */
+int tmpi_recv_prefix(void *ctx, float *acc, size_t n);
+int tmpi_share_sum(void *ctx, float *acc, size_t n);
 /* Rank 0: broadcast m's description, capacity, every state tensor, Adam
  * and EMA settings, the run's seed and M. The others: receive them into a
  * new model (exit on failure). */

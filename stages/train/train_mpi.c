@@ -12,9 +12,13 @@
  *   STEP   step number, images and labels of one accepted global batch;
  *   STOP   the end (with rank 0's exit status).
  * Each rank derives z and fake labels for the whole batch from
- * rng_derive(seed, step) itself, computes its M/N micro-batches, and the
- * records are gathered in place (MPI_Allgather), so every rank folds the
- * same records in the same order (model.h, model_split_t).
+ * rng_derive(seed, step) itself and computes its M/N micro-batches; their
+ * records (losses, BN statistics) are gathered in place (MPI_Allgather)
+ * and the gradient sum goes along the ranks in order (MPI_Send/MPI_Recv
+ * rank r to r + 1, then MPI_Bcast from the last rank), so every rank
+ * makes the same float operations in the same order (model.h,
+ * model_split_t). Per rank and step that sends one gradient of each net
+ * where the Allgather of gradients moved M - M/N.
  *
  * Failure: MPI_ERRORS_RETURN on MPI_COMM_WORLD; every call is checked and
  * a failure logs "rank R: MPI_X (what) failed: REASON; a peer rank died?"
@@ -94,7 +98,42 @@ int tmpi_gather(void *ctx, void *recs, size_t rec_bytes, int M) {
     }
     double t0 = gb_now();
     int rc = MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, recs, (int)per, MPI_BYTE, MPI_COMM_WORLD);
-    if (rc != MPI_SUCCESS) mpi_fail("MPI_Allgather", "micro-batch gradients", rc);
+    if (rc != MPI_SUCCESS) mpi_fail("MPI_Allgather", "micro-batch records", rc);
+    g_comm += gb_now() - t0;
+    return 0;
+}
+
+#define TMPI_TAG_SUM 11 /* the gradient sum passed along the chain */
+
+static int count_of(size_t n, const char *what) {
+    if (n > (size_t)INT32_MAX) {
+        log_error("rank %d: %zu floats of %s: over MPI's int count", g_rank, n, what);
+        exit(GB_EXIT_FAIL);
+    }
+    return (int)n;
+}
+
+int tmpi_recv_prefix(void *ctx, float *acc, size_t n) {
+    (void)ctx;
+    double t0 = gb_now();
+    int rc = MPI_Recv(acc, count_of(n, "gradient sum"), MPI_FLOAT, g_rank - 1, TMPI_TAG_SUM, MPI_COMM_WORLD,
+                      MPI_STATUS_IGNORE);
+    if (rc != MPI_SUCCESS) mpi_fail("MPI_Recv", "gradient sum from the rank before", rc);
+    g_comm += gb_now() - t0;
+    return 0;
+}
+
+int tmpi_share_sum(void *ctx, float *acc, size_t n) {
+    (void)ctx;
+    if (!tmpi_active()) return 0;
+    double t0 = gb_now();
+    int cnt = count_of(n, "gradient sum");
+    if (g_rank < g_size - 1) {
+        int rc = MPI_Send(acc, cnt, MPI_FLOAT, g_rank + 1, TMPI_TAG_SUM, MPI_COMM_WORLD);
+        if (rc != MPI_SUCCESS) mpi_fail("MPI_Send", "gradient sum to the next rank", rc);
+    }
+    int rc = MPI_Bcast(acc, cnt, MPI_FLOAT, g_size - 1, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS) mpi_fail("MPI_Bcast", "gradient sum from the last rank", rc);
     g_comm += gb_now() - t0;
     return 0;
 }
