@@ -6,13 +6,16 @@
  * CHECK failures print file:line and the condition on stderr. main()
  * ends with `return test_done();`, which prints "N passed, N failed" and
  * returns non-zero when anything failed. Tests find their data through
- * test_golden_dir() and test_tmpdir(). */
+ * test_golden_dir() and test_tmpdir() (removed by test_done when all
+ * passed). */
 #ifndef GB_TEST_H
 #define GB_TEST_H
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int t_cur_failed, t_passed, t_failed, t_skipped;
@@ -66,8 +69,22 @@ static inline void t_run(const char *name, void (*fn)(void)) {
         return;          \
     } while (0)
 
+static char t_tmpdir[512]; /* test_tmpdir's folder, once made */
+
+static inline int t_rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb; (void)flag; (void)ftw;
+    return remove(path) != 0 ? -1 : 0;
+}
+
+/* Ends main(): the summary line; the temporary folder is removed when
+ * every test passed and kept (and named) when one failed. */
 static inline int test_done(void) {
     printf("%d passed, %d failed, %d skipped\n", t_passed, t_failed, t_skipped);
+    if (t_tmpdir[0]) {
+        if (t_failed) fprintf(stderr, "test files kept in %s\n", t_tmpdir);
+        else if (nftw(t_tmpdir, t_rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+            fprintf(stderr, "could not remove %s\n", t_tmpdir);
+    }
     return t_failed ? 1 : 0;
 }
 
@@ -79,12 +96,13 @@ static inline const char *test_golden_dir(void) {
 }
 
 /* A fresh temporary folder for this test program (created on first call,
- * under TMPDIR; not removed, so failures can be inspected). */
+ * under TMPDIR; test_done removes it unless a test failed, so failures
+ * can be inspected). */
 static inline const char *test_tmpdir(void) {
-    static char dir[512];
+    char *dir = t_tmpdir;
     if (!dir[0]) {
         const char *t = getenv("TMPDIR");
-        snprintf(dir, sizeof dir, "%s/gambar-test-XXXXXX", t && *t ? t : "/tmp");
+        snprintf(dir, sizeof t_tmpdir, "%s/gambar-test-XXXXXX", t && *t ? t : "/tmp");
         if (!mkdtemp(dir)) { perror("mkdtemp"); exit(2); }
     }
     return dir;
