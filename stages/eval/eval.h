@@ -83,6 +83,9 @@ typedef struct {
     char worst_dir[4096];   /* where the closest pairs went ("" = not written) */
     bool pairs_failed;      /* a closest-pair PNG asked for could not be written (logged) */
     double seconds;
+    bool text;              /* a text-conditional checkpoint: the text_* metrics are set */
+    char text_captions[4096];   /* text: the captions dataset of the prompts */
+    char text_thresholds[4200]; /* text: where the attribute cut points come from */
 } eval_result_t;
 
 /* eval_feat.c */

@@ -428,6 +428,9 @@ int eval_text_audit(eval_ctx_t *e, const eval_text_t *t, eval_result_t *r, const
     direction_pairs(e, t, np, pairs, moved);
 
     double cls = frac(g.cls_hit, g.cls_n);
+    r->text = true;
+    snprintf(r->text_captions, sizeof r->text_captions, "%s", d->path);
+    snprintf(r->text_thresholds, sizeof r->text_thresholds, "%s", d->th_source);
     eval_add(r, "text_class_accuracy", cls);
     eval_add(r, "text_class_accuracy_real", d->real_cls);
     eval_add(r, "text_class_accuracy_ratio", d->real_cls > 0 ? cls / d->real_cls : NAN);
