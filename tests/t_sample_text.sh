@@ -134,11 +134,16 @@ kill $SV; wait $SV 2>/dev/null
 $G --serve "@$EP" --ckpt "$CKC" 2>"$TMP/serve.err" &
 SV=$!
 sleep 0.5
-$G --ckpt "$CKC" --out "$TMP/cb.png" --prompt "a small b please" --seed 3 >/dev/null 2>&1
-check_exit "serve, class model: prompt" 0 sample_client "$EP" --seed 3 --prompt "a small b please" --out "$TMP/rc"
+$G --ckpt "$CKC" --out "$TMP/cb.png" --prompt "small b please" --seed 3 >/dev/null 2>&1
+check_exit "serve, class model: prompt" 0 sample_client "$EP" --seed 3 --prompt "small b please" --out "$TMP/rc"
 check "serve, class model: reply = the CLI image" test "$(png rawhash "$TMP/rc/reply-0.png")" = "$(png rawhash "$TMP/cb.png")"
-check "serve, class model: prompt recorded" test "$(key "$TMP/rc/reply-0.png" gambar:prompt)" = "a small b please"
+check "serve, class model: prompt recorded" test "$(key "$TMP/rc/reply-0.png" gambar:prompt)" = "small b please"
 check "serve, class model: class recorded as the CLI's" test "$(key "$TMP/rc/reply-0.png" gambar:class)" = "$(key "$TMP/cb.png" gambar:class)"
+check_exit "serve, class model: class_name still a class" 0 sample_client "$EP" --seed 3 --class b --out "$TMP/rcn"
+check "serve, class model: class_name b = the prompt's class" test "$(png rawhash "$TMP/rcn/reply-0.png")" = "$(png rawhash "$TMP/cb.png")"
+check_exit "serve, class model: old client's prompt in class_name" 0 sample_client "$EP" --seed 3 --class "small b please" --out "$TMP/rco"
+check "serve, class model: old client's prompt: same image" test "$(png rawhash "$TMP/rco/reply-0.png")" = "$(png rawhash "$TMP/cb.png")"
+check_exit "serve, class model: unknown class_name refused" 3 sample_client "$EP" --class zzz
 check_exit "serve, class model: prompt with no class refused" 3 sample_client "$EP" --prompt "nothing here"
 check "serve, class model: refusal lists the names" sh -c "grep -q '^error: ' '$TMP/out' && grep -q 'c' '$TMP/out'"
 kill $SV; wait $SV 2>/dev/null

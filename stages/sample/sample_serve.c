@@ -212,6 +212,18 @@ static int handle(sctx_t *c, ginfer_ws_t *w, const Gambar__SampleRequest *rq, Ga
         if (rc) return rc;
         j.prompt = pr;
     } else if (cn) {
+        int rc = sample_resolve_class(c, cn, NULL, &j.class_index, err, errlen);
+        if (rc == GB_ENOTFOUND) {
+            /* not a name: maybe a prompt (a client older than the prompt
+             * field); on failure keep the first reason, which lists the
+             * known names */
+            char e2[256];
+            if (sample_resolve_class(c, NULL, cn, &j.class_index, e2, sizeof e2) == 0) {
+                rc = 0;
+                j.prompt = cn;
+            }
+        }
+        if (rc) return rc;
     } else if (c->ncls && rq->class_index >= 0) {
         if (rq->class_index >= c->ncls) {
             snprintf(err, errlen, "class_index %d is out of range 0..%d", rq->class_index, c->ncls - 1);
