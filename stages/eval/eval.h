@@ -23,8 +23,8 @@
 
 typedef struct {
     const char *ckpt, *db, *features, *metrics, *json, *test_db, *follow, *out, *samples_db, *worst_dir, *run;
-    const char *cache_dir;
-    long long n, threads, epochs, mem_n, worst_n, follow_count, kid_subsets;
+    const char *cache_dir, *captions_db, *caption_thresholds;
+    long long n, threads, epochs, mem_n, worst_n, follow_count, kid_subsets, text_pairs;
     uint64_t seed;
     bool card, fit_features, no_cache;
 } eval_opts_t;
@@ -57,6 +57,7 @@ typedef struct {
     double classifier_accuracy; /* on --test-db, -1 when not given */
     store_t *test_db;
     void *zctx, *pub;           /* metrics PUB socket (NULL = none) */
+    struct eval_textdata *text; /* text models' captions and cut points (eval_text.c), loaded once; owned */
 } eval_ctx_t;
 
 /* One named scalar result, published and written to JSON. */
@@ -71,7 +72,7 @@ typedef struct {
     uint64_t step;
     uint32_t epoch;
     size_t n;               /* generated images evaluated */
-    eval_metric_t m[32];
+    eval_metric_t m[48];
     int nm;
     char *json_body;        /* the detail objects (bias, memorisation), JSON text; owned */
     int nclass;             /* classes of the bias audit (0 = none) */
@@ -82,6 +83,9 @@ typedef struct {
     char worst_dir[4096];   /* where the closest pairs went ("" = not written) */
     bool pairs_failed;      /* a closest-pair PNG asked for could not be written (logged) */
     double seconds;
+    bool text;              /* a text-conditional checkpoint: the text_* metrics are set */
+    char text_captions[4096];   /* text: the captions dataset of the prompts */
+    char text_thresholds[4200]; /* text: where the attribute cut points come from */
 } eval_result_t;
 
 /* eval_feat.c */
@@ -102,6 +106,33 @@ int eval_run(eval_ctx_t *e, const char *ckpt_path, const char *samples_db, eval_
 void eval_result_free(eval_result_t *r);
 /* Append a metric (name must be a literal or live as long as r). */
 void eval_add(eval_result_t *r, const char *name, double v);
+
+/* eval_text.c: text-conditional checkpoints (prompts from held-out
+ * captions, the text-image agreement audit; definitions in the file's
+ * header and the man page). */
+typedef struct eval_text eval_text_t;
+struct ginfer;
+/* Prompts for the n images of a text model whose generator is gen (taken:
+ * freed by eval_text_free, also on failure) and whose latents are z (n x
+ * Z, copied): captions from the captions dataset, their sentence vectors
+ * (ck's text encoder). Returns 0 and *out, or an exit status after
+ * logging (no captions, an encoder that cannot be loaded, ...). */
+int eval_text_prepare(eval_ctx_t *e, const char *ckpt_path, const Gambar__Checkpoint *ck, struct ginfer *gen,
+                      size_t n, const float *z, eval_text_t **out);
+/* The n x T sentence vectors of the prompts, and the generator. */
+const float *eval_text_vectors(const eval_text_t *t);
+const struct ginfer *eval_text_generator(const eval_text_t *t);
+/* Keep the 8-bit pixels of the generated images (hwc: n x img floats). */
+void eval_text_keep_pixels(eval_text_t *t, const float *hwc, size_t img);
+/* Prompt i and the class it names (-1: none or several). */
+const char *eval_text_prompt(const eval_text_t *t, size_t i);
+int eval_text_class(const eval_text_t *t, size_t i);
+/* The audit: metrics into r, the "text" JSON member into f. logits:
+ * the feature classifier's on the generated images. Returns 0 or an exit
+ * status (logged). */
+int eval_text_audit(eval_ctx_t *e, const eval_text_t *t, eval_result_t *r, const float *logits, FILE *f);
+void eval_text_free(eval_text_t *t); /* NULL-safe */
+void eval_text_ctx_free(eval_ctx_t *e);
 
 /* eval_out.c */
 /* Write the JSON report to path atomically. Returns 0 or an errno. */

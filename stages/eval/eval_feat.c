@@ -360,6 +360,7 @@ int eval_ctx_open(eval_ctx_t *e, const eval_opts_t *o) {
 }
 
 void eval_ctx_close(eval_ctx_t *e) {
+    eval_text_ctx_free(e);
     featnet_free(e->fn);
     free(e->real.feat), free(e->real.labels), free(e->real.mean), free(e->real.cov);
     store_close(&e->db);

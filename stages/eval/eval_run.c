@@ -60,7 +60,8 @@ void eval_result_free(eval_result_t *r) {
  * easy to remake. */
 static uint64_t image_seed(const eval_ctx_t *e, size_t i) { return (e->o->seed << 32) + (uint64_t)i; }
 
-static int gen_from_ckpt(eval_ctx_t *e, const char *path, eval_result_t *r, float **x, int32_t **req) {
+static int gen_from_ckpt(eval_ctx_t *e, const char *path, eval_result_t *r, float **x, int32_t **req,
+                         eval_text_t **tx) {
     char err[1024];
     int rc = ckpt_load(path, &r->ck, r->ck_digest);
     if (rc) {
@@ -101,19 +102,26 @@ static int gen_from_ckpt(eval_ctx_t *e, const char *path, eval_result_t *r, floa
         status = GB_EXIT_DATA;
         goto done;
     }
-    if (ginfer_text_dim(gen)) { /* its images need captions: issue 10 item 6 */
-        log_error("checkpoint %s: a text-conditional model: gambar-eval does not evaluate these yet", path);
-        status = GB_EXIT_DATA;
-        goto done;
-    }
-    /* image i is gambar-sample's image of image_seed(i) (class (*req)[i]):
-     * the same latent contract, generator and 8-bit pixels */
+    /* image i is gambar-sample's image of image_seed(i) (class (*req)[i],
+     * or for a text model the prompt eval_text_prompt(i)): the same latent
+     * contract, generator and 8-bit pixels */
     size_t n = r->n, img = (size_t)e->C * e->H * e->W;
     float *z = xmalloc(n * (size_t)d.z_dim * sizeof(float));
     for (size_t i = 0; i < n; i++) prov_latent_z1(image_seed(e, i), d.z_dim, 0, z + i * (size_t)d.z_dim);
     rng_t g;
     rng_derive(&g, e->o->seed, 0x6576616cULL, 0, 0, 0);
-    if (d.conditional) {
+    if (ginfer_text_dim(gen)) {
+        /* prompts from held-out captions (eval_text.c); the caption's class
+         * stands for the requested one in the bias audit (-1: none) */
+        status = eval_text_prepare(e, path, r->ck, gen, n, z, tx);
+        gen = NULL; /* the text audit's now */
+        if (status) {
+            free(z);
+            goto done;
+        }
+        *req = xmalloc(n * sizeof(int32_t));
+        for (size_t i = 0; i < n; i++) (*req)[i] = eval_text_class(*tx, i);
+    } else if (d.conditional) {
         /* classes requested in the training proportions, so the bias audit
          * compares like with like */
         *req = xmalloc(n * sizeof(int32_t));
@@ -130,7 +138,12 @@ static int gen_from_ckpt(eval_ctx_t *e, const char *path, eval_result_t *r, floa
         }
     }
     float *hwc = xmalloc(n * img * sizeof(float));
-    ginfer_generate(gen, z, *req, (int)n, hwc);
+    if (*tx) {
+        ginfer_generate_text(eval_text_generator(*tx), z, eval_text_vectors(*tx), (int)n, hwc);
+        eval_text_keep_pixels(*tx, hwc, img);
+    } else {
+        ginfer_generate(gen, z, *req, (int)n, hwc);
+    }
     free(z);
     if (!nn_all_finite(n * img, hwc)) {
         log_error("checkpoint %s: the generator produced NaN/Inf pixels", path);
@@ -197,9 +210,12 @@ static const char *class_name(const eval_ctx_t *e, int k) {
     return k >= 0 && k < (int)e->info->n_class_names ? e->info->class_names[k] : "?";
 }
 
-/* Bias audit into f (JSON object members), figures into r. */
+/* Bias audit into f (JSON object members), figures into r. req: the
+ * class asked for per image (NULL: unconditional; for a text model
+ * (text) the class its prompt names, -1 when none, which the per-class
+ * "requested" figures skip). */
 static void bias_audit(eval_ctx_t *e, eval_result_t *r, const float *feat, const float *logits, const int32_t *req,
-                       FILE *f) {
+                       bool text, FILE *f) {
     int K = e->fn_classes;
     size_t n = r->n;
     int32_t *pred = xmalloc(n * sizeof(int32_t));
@@ -281,7 +297,7 @@ static void bias_audit(eval_ctx_t *e, eval_result_t *r, const float *feat, const
         fprintf(f, "}%s\n", k + 1 < K ? "," : "");
     }
     fprintf(f, "    ]");
-    if (req) {
+    if (req && !text) { /* a text model's figure is text_class_accuracy */
         size_t hit = 0;
         for (size_t i = 0; i < n; i++) hit += pred[i] == req[i];
         double ca = (double)hit / (double)n;
@@ -340,10 +356,12 @@ static double median_of(const float *v, size_t n) {
 }
 
 /* from_ckpt: the images came from gen_from_ckpt (req: their classes, NULL
- * when unconditional), so each closest pair names the gambar-sample seed
- * and class that remake its generated image. */
+ * when unconditional; tx: a text model's prompts, else NULL), so each
+ * closest pair names the gambar-sample seed and class (or prompt) that
+ * remake its generated image. */
 static int memorisation_audit(eval_ctx_t *e, eval_result_t *r, const char *ckpt_path, int from_ckpt,
-                              const int32_t *req, const float *x, const float *feat, FILE *f) {
+                              const int32_t *req, const eval_text_t *tx, const float *x, const float *feat,
+                              FILE *f) {
     size_t n = r->n, img = (size_t)e->C * e->H * e->W;
     /* feature space: every generated image against every training image */
     float *fd = xmalloc(n * sizeof(float));
@@ -433,8 +451,13 @@ static int memorisation_audit(eval_ctx_t *e, eval_result_t *r, const char *ckpt_
         fprintf(f, "%s\n      {\"generated\": %zu, ", j ? "," : "", i);
         if (from_ckpt) {
             fprintf(f, "\"seed\": %llu, \"class_index\": ", (unsigned long long)image_seed(e, i));
-            if (req) fprintf(f, "%d, ", (int)req[i]);
+            if (req && req[i] >= 0) fprintf(f, "%d, ", (int)req[i]);
             else fputs("null, ", f);
+            if (tx) {
+                fputs("\"prompt\": ", f);
+                json_str(f, eval_text_prompt(tx, i));
+                fputs(", ", f);
+            }
         }
         fprintf(f, "\"train_index\": %llu, \"pixel_distance\": ", (unsigned long long)ti);
         json_num(f, pd[i]);
@@ -468,7 +491,8 @@ int eval_run(eval_ctx_t *e, const char *ckpt_path, const char *samples_db, eval_
     snprintf(r->source, sizeof r->source, "%s", samples_db ? samples_db : ckpt_path);
     float *x = NULL, *feat = NULL, *logits = NULL;
     int32_t *req = NULL;
-    int status = samples_db ? images_from_db(e, samples_db, r, &x) : gen_from_ckpt(e, ckpt_path, r, &x, &req);
+    eval_text_t *tx = NULL;
+    int status = samples_db ? images_from_db(e, samples_db, r, &x) : gen_from_ckpt(e, ckpt_path, r, &x, &req, &tx);
     if (status) goto fail;
     size_t n = r->n;
     int K = featnet_classes(e->fn);
@@ -508,18 +532,21 @@ int eval_run(eval_ctx_t *e, const char *ckpt_path, const char *samples_db, eval_
     size_t blen = 0;
     FILE *f = open_memstream(&body, &blen);
     ASSERT(f);
-    if (e->fn_classes) bias_audit(e, r, feat, logits, req, f);
+    if (e->fn_classes) bias_audit(e, r, feat, logits, req, tx != NULL, f);
     else fprintf(f, "  \"bias\": null,\n");
-    status = memorisation_audit(e, r, ckpt_path, !samples_db, req, x, feat, f);
+    if (tx) status = eval_text_audit(e, tx, r, logits, f);
+    if (!status) status = memorisation_audit(e, r, ckpt_path, !samples_db, req, tx, x, feat, f);
     fclose(f);
     r->json_body = body;
     if (status) goto fail;
     r->seconds = gb_now() - t0;
     eval_add(r, "eval_seconds", r->seconds);
     free(x), free(feat), free(logits), free(req);
+    eval_text_free(tx);
     return 0;
 fail:
     free(x), free(feat), free(logits), free(req);
+    eval_text_free(tx);
     eval_result_free(r);
     return status;
 }

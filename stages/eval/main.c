@@ -106,6 +106,7 @@ int main(int argc, char **argv) {
     o.mem_n = 2000;
     o.worst_n = 8;
     o.kid_subsets = 50;
+    o.text_pairs = 500;
     o.seed = 1;
     o.run = "";
     const cli_opt_t opts[] = {
@@ -134,16 +135,26 @@ int main(int argc, char **argv) {
         {"cache-dir", 0, CLI_STR, &o.cache_dir, "DIR", "cache folder (default: the dataset folder)", NULL},
         {"no-cache", 0, CLI_FLAG, &o.no_cache, NULL, "recompute real statistics, do not write them", NULL},
         {"run", 0, CLI_STR, &o.run, "NAME", "run name put in Metric messages", NULL},
+        {"captions-db", 0, CLI_STR, &o.captions_db, "PATH",
+         "text models: captioned held-out data whose captions are the prompts (default: --test-db, else --db)",
+         NULL},
+        {"caption-thresholds", 0, CLI_STR, &o.caption_thresholds, "FILE",
+         "text models: attribute cut points from this captions file's header (default: terciles of --db)", NULL},
+        {"text-pairs", 0, CLI_INT, &o.text_pairs, "N",
+         "text models: prompts whose attribute words are swapped for the direction figure (default 500)", NULL},
         WIRE_SEC_CLI_OPTS,
     };
     g_spec = (cli_spec_t){PROG,
                           "--db PATH (--ckpt FILE | --samples-db PATH | --follow ENDPOINT | --fit-features) [options]",
                           "Evaluate a generator against its training data: FID, KID, precision/recall in the "
                           "feature space of a classifier fitted on the data, a bias audit (class balance), a "
-                          "memorisation audit (nearest training images) and a model card.",
+                          "memorisation audit (nearest training images) and a model card. A text-conditional "
+                          "model is prompted with held-out captions and also gets a text-image agreement audit "
+                          "(class and attribute words checked on its images, with the real-data ceiling).",
                           opts, (int)ARRAY_LEN(opts),
-                          "Bad data (exit 3) includes a corrupt or mismatched checkpoint and unlabelled data "
-                          "where labels are needed."};
+                          "Bad data (exit 3) includes a corrupt or mismatched checkpoint, unlabelled data "
+                          "where labels are needed, and a text-conditional checkpoint with a captions dataset "
+                          "without captions."};
     int first = cli_parse(&g_spec, argc, argv);
     if (first < argc) cli_usage_error(&g_spec, "unexpected argument '%s'", argv[first]);
     if (!o.db) cli_usage_error(&g_spec, "--db PATH is required");
@@ -156,6 +167,10 @@ int main(int argc, char **argv) {
     if (o.mem_n < 0 || o.worst_n < 0 || o.worst_n > 1000) cli_usage_error(&g_spec, "--mem-n/--worst-n out of range");
     if (o.kid_subsets < 1 || o.kid_subsets > 10000) cli_usage_error(&g_spec, "--kid-subsets must be 1..10000");
     if (o.threads < 0 || o.threads > 1024) cli_usage_error(&g_spec, "--threads must be 0..1024");
+    if (o.text_pairs < 0 || o.text_pairs > 1000000) cli_usage_error(&g_spec, "--text-pairs must be 0..1000000");
+    if ((o.captions_db || o.caption_thresholds) && (o.samples_db || o.fit_features))
+        cli_usage_error(&g_spec, "--captions-db and --caption-thresholds are for text-conditional checkpoints "
+                                 "(--ckpt or --follow)");
     if (o.card && !o.ckpt && !o.follow) cli_usage_error(&g_spec, "--card needs --ckpt or --follow");
     if (o.out && !o.fit_features) cli_usage_error(&g_spec, "--out is for --fit-features");
     nn_set_threads((int)o.threads);

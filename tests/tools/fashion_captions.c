@@ -18,6 +18,7 @@
  *
  * The captions are synthetic: they say only what the measures say. */
 #include "attr.h"
+#include "capwords.h"
 #include "base.h"
 #include "cli.h"
 #include "err.h"
@@ -27,26 +28,9 @@
 
 #include <errno.h>
 
-#define NCLS 10
-#define NATTR 3 /* brightness, width, fill */
+#define NCLS CAPW_FASHION_K
+#define NATTR CAPW_NATTR /* brightness, width, fill */
 #define MAX_K 6
-
-static const char *const CLASS_NAME[NCLS] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                                             "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
-static const char *const CLASS_SYN[NCLS][3] = {
-    {"t-shirt", "top", "tee"},         {"pair of trousers", "pair of pants", "pair of slacks"},
-    {"pullover", "sweater", "jumper"}, {"dress", "frock", "gown"},
-    {"coat", "jacket", "overcoat"},    {"sandal", "open shoe", "strappy sandal"},
-    {"shirt", "button-up shirt", "blouse"}, {"sneaker", "trainer", "running shoe"},
-    {"bag", "handbag", "purse"},       {"ankle boot", "boot", "short boot"}};
-static const char *const ATTR_NAME[NATTR] = {"brightness", "width", "fill"};
-/* WORD[attribute][tercile][synonym]; "" = no word */
-static const char *const WORD[NATTR][3][3] = {
-    {{"dark", "dim", "deep-toned"}, {"mid-tone", "medium-toned", "grey"}, {"light", "pale", "bright"}},
-    {{"narrow", "slim", "thin"}, {"medium-width", "regular-width", "average-width"}, {"wide", "broad", "loose"}},
-    {{"outlined", "hollow", "open"}, {"", "", ""}, {"filled", "solid", "full"}}};
-
-static double measure(const attr_t *a, int k) { return k == 0 ? a->brightness : k == 1 ? a->width : a->fill; }
 
 static const char *article(const char *w) { return strchr("aeiouAEIOU", w[0]) ? "an" : "a"; }
 
@@ -101,23 +85,18 @@ int main(int argc, char **argv) {
         log_error("%s: no labels (or no records)", train);
         return GB_EXIT_DATA;
     }
-    /* per-class terciles over the training set */
-    double th[NCLS][NATTR][2] = {{{0}}};
-    double *vals = xmalloc(tr.n * sizeof *vals);
+    /* per-class terciles over the training set (capwords.h: eval reads
+     * them back from the header) */
+    capw_thr_t th[NCLS];
+    int32_t *lab = xmalloc(tr.n * sizeof *lab);
     attr_t *at = xmalloc(tr.n * sizeof *at);
     size_t rec = (size_t)tr.w * tr.h;
-    for (uint64_t i = 0; i < tr.n; i++) attr_measure(tr.px + i * rec, (int)tr.w, (int)tr.h, 1, ATTR_INK_THR, &at[i]);
-    for (int c = 0; c < NCLS; c++) {
-        for (int k = 0; k < NATTR; k++) {
-            size_t n = 0;
-            for (uint64_t i = 0; i < tr.n; i++)
-                if (tr.labels[i] == c) vals[n++] = measure(&at[i], k);
-            if (!n) continue;
-            th[c][k][0] = attr_quantile(vals, n, 1.0 / 3);
-            th[c][k][1] = attr_quantile(vals, n, 2.0 / 3);
-        }
+    for (uint64_t i = 0; i < tr.n; i++) {
+        attr_measure(tr.px + i * rec, (int)tr.w, (int)tr.h, 1, ATTR_INK_THR, &at[i]);
+        lab[i] = tr.labels[i];
     }
-    free(vals);
+    capw_thresholds(at, lab, tr.n, NCLS, th);
+    free(lab);
     free(at);
     idx_data_t im;
     uint32_t tw = tr.w, thh = tr.h;
@@ -140,12 +119,11 @@ int main(int argc, char **argv) {
     }
     fprintf(f, "# gambar synthetic Fashion-MNIST captions (scripts/fashion-captions.sh): one line per record of\n"
                "# %s, captions separated by '|'; words from common/img/attr.h measures (ink = value > %d)\n"
-               "# against per-class terciles of %s; seed %llu, %lld per image.\n"
-               "# thresholds: class | brightness t1 t2 | width t1 t2 | fill t1 t2\n",
+               "# against per-class terciles of %s; seed %llu, %lld per image.\n",
             images, ATTR_INK_THR, train, (unsigned long long)seed, per);
-    for (int c = 0; c < NCLS; c++)
-        fprintf(f, "# %-11s | %.4f %.4f | %.4f %.4f | %.4f %.4f\n", CLASS_NAME[c], th[c][0][0], th[c][0][1],
-                th[c][1][0], th[c][1][1], th[c][2][0], th[c][2][1]);
+    const char *names[NCLS];
+    for (int c = 0; c < NCLS; c++) names[c] = capw_fashion_class(c);
+    capw_thresholds_write(f, names, NCLS, th);
     uint64_t cnt[NCLS][NATTR][3] = {{{0}}}, ncls[NCLS] = {0};
     for (uint64_t i = 0; i < im.n; i++) {
         int c = im.labels[i];
@@ -157,7 +135,7 @@ int main(int argc, char **argv) {
         attr_measure(im.px + i * rec, (int)im.w, (int)im.h, 1, ATTR_INK_THR, &a);
         int ter[NATTR];
         for (int k = 0; k < NATTR; k++) {
-            ter[k] = attr_tercile(measure(&a, k), th[c][k][0], th[c][k][1]);
+            ter[k] = capw_tercile(&th[c], k, capw_measure(&a, k));
             cnt[c][k][ter[k]]++;
         }
         ncls[c]++;
@@ -170,10 +148,10 @@ int main(int argc, char **argv) {
             order[s] = t;
         }
         for (int j = 0; j < per; j++) {
-            const char *n = CLASS_SYN[c][rng_below(&r, 3)];
-            const char *b = WORD[0][ter[0]][rng_below(&r, 3)];
-            const char *w = WORD[1][ter[1]][rng_below(&r, 3)];
-            const char *fl = WORD[2][ter[2]][rng_below(&r, 3)];
+            const char *n = capw_fashion_syn(c, (int)rng_below(&r, 3));
+            const char *b = capw_word(0, ter[0], (int)rng_below(&r, 3));
+            const char *w = capw_word(1, ter[1], (int)rng_below(&r, 3));
+            const char *fl = capw_word(2, ter[2], (int)rng_below(&r, 3));
             char cap[256];
             phrase(cap, sizeof cap, order[j], n, b, w, fl);
             fprintf(f, "%s%s", j ? "|" : "", cap);
@@ -184,9 +162,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "fashion_captions: %llu records captioned; share of each word (tercile 0/1/2) per class:\n",
             (unsigned long long)im.n);
     for (int c = 0; c < NCLS; c++) {
-        fprintf(stderr, "  %-11s", CLASS_NAME[c]);
+        fprintf(stderr, "  %-11s", capw_fashion_class(c));
         for (int k = 0; k < NATTR; k++)
-            fprintf(stderr, "  %s %.2f/%.2f/%.2f", ATTR_NAME[k], ncls[c] ? (double)cnt[c][k][0] / ncls[c] : 0.0,
+            fprintf(stderr, "  %s %.2f/%.2f/%.2f", capw_attr_name(k), ncls[c] ? (double)cnt[c][k][0] / ncls[c] : 0.0,
                     ncls[c] ? (double)cnt[c][k][1] / ncls[c] : 0.0, ncls[c] ? (double)cnt[c][k][2] / ncls[c] : 0.0);
         fprintf(stderr, "\n");
     }
