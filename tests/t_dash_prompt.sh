@@ -6,6 +6,8 @@
 #     SampleRequest.prompt and records the prompt in its provenance ('+'
 #     and %20 are spaces, UTF-8 kept), and reproduces bit for bit;
 #   - unknown words come back named in the X-Gambar-Warning header;
+#   - --grid-prompt: the per-checkpoint grid is asked with a prompt (a
+#     text model refuses a grid without one);
 #   - bad input is a 400 with a clear message, checked before the sampler
 #     is asked: over 1024 bytes, not UTF-8, a NUL byte, prompt with class;
 #   - in headless Chromium (tests/dash_prompt.py): type a prompt, click
@@ -34,10 +36,21 @@ CK="$TMP/a/ckpt-0000000016.gck"
 SEP="ipc://$TMP/sample.ipc"
 gambar-sample --serve "@$SEP" --ckpt "$CK" 2>"$TMP/serve.err" &
 SP=$!
-check "dash starts" start_dash --metrics "ipc://$TMP/metrics.ipc" --sample "$SEP" --sample-timeout-ms 20000
+EP="ipc://$TMP/metrics.ipc"
+A="a dark wide shirt"
+check "dash starts" start_dash --metrics "$EP" --sample "$SEP" --sample-timeout-ms 20000 --grid-prompt "$A"
+
+# ---- --grid-prompt: the per-checkpoint grid of a text model ------------------------------------
+metric_pub --out "@$EP" --forever --interval-ms 50 --step-inc 10 --eval-every 10 >/dev/null 2>&1 &
+PP=$!
+check "grid-prompt: a checkpoint grid from the text model" wait_state "s['grid_version']>=1"
+kill $PP 2>/dev/null; wait $PP 2>/dev/null
+curl -s -o "$TMP/latest.png" --max-time 10 "$URL/samples/latest.png"
+check "grid-prompt: the grid records the prompt" test "$(key "$TMP/latest.png" gambar:prompt)" = "$A"
+check_exit "grid-prompt: not UTF-8 is a usage error" 2 gambar-dash --metrics "$EP" --http 127.0.0.1:0 --grid-prompt "$(printf 'a \377')"
+check "grid-prompt: says so" grep -q "grid-prompt: not valid UTF-8" "$TMP/err"
 
 # ---- the endpoint ------------------------------------------------------------------------
-A="a dark wide shirt"
 code=$(curl -s -o "$TMP/h.png" -w '%{http_code}' --max-time 30 "$URL/sample?prompt=a+dark%20wide+shirt&seed=7")
 check "http: prompt gives a PNG" sh -c "test '$code' = 200 && head -c 8 '$TMP/h.png' | od -An -c | grep -q 'P   N   G'"
 check "http: prompt recorded ('+' and %20 are spaces)" test "$(key "$TMP/h.png" gambar:prompt)" = "$A"

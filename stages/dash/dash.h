@@ -88,6 +88,10 @@ void dash_state_close(dash_state_t *s);
 bool dash_state_closing(dash_state_t *s);
 
 
+/* Offset of the first byte of s[0..n) that does not start a valid UTF-8
+ * sequence, or n when all of it is valid (s NUL-terminated at n). */
+size_t dash_utf8_bad_at(const char *s, size_t n);
+
 /* ---- dash_sample: sampler client ----------------------------------------- */
 
 typedef struct dash_sample dash_sample_t;

@@ -272,9 +272,7 @@ static enum MHD_Result serve_events(struct MHD_Connection *c, dash_state_t *st, 
 
 /* ---- /sample ---------------------------------------------------------------- */
 
-/* Offset of the first byte of s[0..n) that does not start a valid UTF-8
- * sequence, or n when all of it is valid (s is NUL-terminated at n). */
-static size_t utf8_bad_at(const char *s, size_t n) {
+size_t dash_utf8_bad_at(const char *s, size_t n) {
     size_t i = 0;
     while (i < n) {
         int k = json_utf8_len((const unsigned char *)s + i);
@@ -318,7 +316,7 @@ static enum MHD_Result serve_sample(struct MHD_Connection *c, dash_http_t *h) {
             return send_text(c, 400, "prompt: %zu bytes long, at most %d bytes (UTF-8)\n", plen, DASH_MAX_PROMPT);
         const char *nul = memchr(prompt, 0, plen);
         if (nul) return send_text(c, 400, "prompt: a NUL byte (%%00) at byte %zu is not allowed\n", (size_t)(nul - prompt));
-        size_t bad = utf8_bad_at(prompt, plen);
+        size_t bad = dash_utf8_bad_at(prompt, plen);
         if (bad < plen)
             return send_text(c, 400, "prompt: not valid UTF-8 (byte 0x%02X at byte %zu)\n", (unsigned char)prompt[bad],
                              bad);
