@@ -6,8 +6,10 @@ loop, so the tests only say what they look at.
   proc, port = cdp.browser(tmp)           # Chromium on 127.0.0.1, own profile in tmp
   async with cdp.Page(port, timeout) as pg:
       await pg.call("Page.navigate", url=...)
+      pg.events                           # the newest 1000 events (enabled domains)
 """
 import asyncio
+import collections
 import json
 import shutil
 import subprocess
@@ -45,10 +47,12 @@ def browser(tmp):
 class Page:
     """The browser's first page; call(method, **params) sends one DevTools
     command and returns its result (RuntimeError on an error reply; each
-    reply waited for at most `timeout` seconds)."""
+    reply waited for at most `timeout` seconds). The events that arrive
+    meanwhile are kept in `events` (the newest 1000)."""
 
     def __init__(self, port, timeout):
         self.port, self.timeout, self.n, self.ws, self._cm = port, timeout, 0, None, None
+        self.events = collections.deque(maxlen=1000)
 
     async def __aenter__(self):
         targets = json.load(urllib.request.urlopen("http://127.0.0.1:%d/json/list" % self.port, timeout=10))
@@ -70,3 +74,5 @@ class Page:
                 if "error" in msg:
                     raise RuntimeError("%s: %s" % (method, msg["error"]))
                 return msg["result"]
+            if "method" in msg:
+                self.events.append(msg)

@@ -10,7 +10,11 @@
 #   C  Ctrl-C to gambar-run: exit 130, no stage alive, a valid checkpoint;
 #      the same command on the same run folder then completes, bit-exact;
 #   D  SIGKILL to gambar-run: no stage alive 2 s later;
-#   E  pipelines/shards.ini: two augmenter replicas feed one trainer.
+#   E  pipelines/shards.ini: two augmenter replicas feed one trainer;
+#   F  pipelines/fashion-text.ini made small with --set (1000 captioned
+#      images, width 8, 1 epoch): synthetic captions -> ingest with
+#      captions -> augment -> train --conditional text -> evaluation with
+#      text-image agreement and the model card -> prompt grids; under 90 s.
 . "$(dirname "$0")/lib.sh"
 Q="$GAMBAR_ROOT/pipelines/quick.ini"
 if [ ! -d "$FASHION" ]; then skip t_run_e2e "no $FASHION"; exit 0; fi
@@ -116,4 +120,45 @@ grep -q -- "--shard 0/2 --out '\?>ipc://" "$TMP/e/logs/augment.0.log" && grep -q
     && grep -q "^augment.1 *| " "$TMP/e.err" && ok "E: replicas get \${replica}/\${replicas}, own logs and prefixes" || notok "E: replica logs"
 grep -q -- "--in @ipc://" "$TMP/e/logs/train.log" && grep -q "finished at step 186" "$TMP/e/logs/train.log" \
     && grep -q "dropped messages: 0" "$TMP/e/logs/train.log" && ok "E: the trainer binds and gets every batch" || notok "E: trainer" "$(grep -v "info: step\|checkpoint /" "$TMP/e/logs/train.log")"
+
+# --- F: the text-to-image pipeline, small
+TXT="$GAMBAR_ROOT/pipelines/fashion-text.ini"
+t0=$(date +%s)
+gambar-run "$TXT" --run-dir "$TMP/f" --set vars.images=1000 --set vars.test_images=300 --set vars.epochs=1 \
+    --set train.width=8 --set vars.threads=1 --set vars.eval_n=200 --set vars.follow_n=100 --set vars.text_pairs=50 \
+    --set vars.feature_epochs=1 --set vars.ckpt_every=8 --set vars.dash_port=0 >"$TMP/f.out" 2>"$TMP/f.err"; rc=$?
+t1=$(date +%s)
+echo "fashion-text.ini (small) took $((t1 - t0)) s" >&2
+[ $rc -eq 0 ] && ok "F: fashion-text.ini exits 0 ($((t1 - t0)) s)" || notok "F: fashion-text.ini exits 0" "rc=$rc $(grep gambar-run: "$TMP/f.err" | tail -20)"
+[ $((t1 - t0)) -lt 90 ] && ok "F: under 90 s" || notok "F: under 90 s" "$((t1 - t0)) s"
+head -1 "$TMP/f/captions/train-captions.txt" | grep -q "^# gambar synthetic Fashion-MNIST captions" \
+    && [ -s "$TMP/f/captions/t10k-captions.txt" ] && ok "F: synthetic captions written" || notok "F: captions" "$(ls "$TMP/f/captions")"
+grep -q "captions" "$TMP/f/logs/ingest.log" && grep -q -- "--conditional text" "$TMP/f/logs/train.log" \
+    && grep -q "finished at step 15" "$TMP/f/logs/train.log" && grep -q "mismatched caption" "$TMP/f/logs/train.log" \
+    && ok "F: ingest with captions, trainer text-conditional (GAN-CLS)" || notok "F: train" "$(tail -5 "$TMP/f/logs/train.log")"
+F=$(last_ckpt "$TMP/f")
+python3 - "$TMP/f/eval.json" <<'PY' && ok "F: evaluation: text-image agreement of 200 held-out prompts" || notok "F: eval.json text"
+import json, sys
+t = json.load(open(sys.argv[1]))["text"]
+assert t["prompts"] == 200 and t["captioned_examples"] == 300, t
+assert "train-captions.txt" in t["thresholds_source"], t["thresholds_source"]
+PY
+grep -q "^## Text-image agreement" "$F.card.md" && grep -q "^| class | " "$F.card.md" \
+    && ok "F: model card with the text-image agreement table" || notok "F: model card" "$F"
+insp() { gambar-sample --inspect "$1" | sed -n "s/^$2: //p"; }
+g=0
+for d in dark-ankle-boot:"a dark ankle boot" light-ankle-boot:"a light ankle boot" narrow-shirt:"a narrow filled shirt" \
+         wide-shirt:"a wide filled shirt"; do
+    [ "$(insp "$TMP/f/samples/${d%%:*}/grid-1.png" gambar:prompt)" = "${d#*:}" ] && g=$((g + 1))
+done
+[ $g -eq 4 ] && [ "$(insp "$TMP/f/samples/dark-ankle-boot/grid-1.png" gambar:grid)" = "4x8" ] \
+    && ok "F: a 4x8 grid per prompt, the prompt in its provenance" || notok "F: prompt grids" "$g of 4"
+pix() { python3 "$GAMBAR_ROOT/tests/png_tool.py" rawhash "$1"; }
+[ "$(pix "$TMP/f/samples/dark-ankle-boot/grid-1.png")" != "$(pix "$TMP/f/samples/light-ankle-boot/grid-1.png")" ] \
+    && ok "F: another prompt, other pixels" || notok "F: dark and light grids are identical"
+R="$TMP/f/samples/boot-to-sneaker/grid-interp-prompts-1.png"
+[ "$(insp "$R" gambar:prompt_b)" = "a light narrow sneaker" ] && gambar-sample --reproduce "$R" --ckpt "$F" 2>/dev/null | grep -qx identical \
+    && ok "F: a row between two prompts, reproducible" || notok "F: interpolate-prompts row" "$R"
+grep -q '"type":"checkpoint"' "$TMP/f/metrics.jsonl" && ! grep -q "no sample grid" "$TMP/f/logs/dash.log" && ok "F: the dashboard's checkpoint grids are asked with a prompt" \
+    || notok "F: dash grids" "$(grep "no sample grid" "$TMP/f/logs/dash.log" | head -3)"
 rm -rf "$TMP"

@@ -11,7 +11,11 @@
 #     with both prompts, --reproduce of the row and of one image;
 #   - usage errors (exit 2): no prompt, --class, --from-image, bad STEPS,
 #     --interpolate-prompts on a class model, a prompt that is not UTF-8;
-#   - --serve: class_name carries the prompt; the reply equals the CLI's.
+#   - --serve: SampleRequest.prompt carries the prompt (and class_name, as
+#     older clients send it, still does); the reply equals the CLI's;
+#     unknown words are named in SampleReply.warning and the log; a prompt
+#     with class_name, over 1024 bytes or not UTF-8 is refused; on a class
+#     model the prompt picks the class as the CLI's --prompt does.
 . "$(dirname "$0")/lib.sh"
 G=gambar-sample
 png() { python3 "$GAMBAR_ROOT/tests/png_tool.py" "$@"; }
@@ -105,6 +109,42 @@ check "serve: reply = the CLI image" test "$(png rawhash "$TMP/rep/reply-0.png")
 check "serve: prompt recorded" test "$(key "$TMP/rep/reply-1.png" gambar:prompt)" = "$A"
 check_exit "serve: reply reproduces" 0 $G --reproduce "$TMP/rep/reply-1.png" --ckpt "$CK"
 check_exit "serve: no prompt refused" 3 sample_client "$EP" --n 1
-check "serve: refusal says why" grep -q "text-conditional" "$TMP/out"
+check "serve: refusal says why" grep -q "text-conditional: put the text in prompt" "$TMP/out"
+check_exit "serve: prompt field" 0 sample_client "$EP" --n 2 --seed 7 --prompt "$A" --out "$TMP/rp"
+check "serve: prompt field: reply = the CLI image" test "$(png rawhash "$TMP/rp/reply-0.png")" = "$(png rawhash "$TMP/a.png")"
+check "serve: prompt field: recorded" test "$(key "$TMP/rp/reply-1.png" gambar:prompt)" = "$A"
+check "serve: known words: no warning" sh -c "! grep -q '^warning' '$TMP/out'"
+check_exit "serve: prompt field: grid" 0 sample_client "$EP" --n 4 --seed 7 --prompt "$A" --grid --out "$TMP/rg"
+check "serve: grid: prompt recorded" test "$(key "$TMP/rg/reply-0.png" gambar:prompt)" = "$A"
+check_exit "serve: grid reproduces" 0 $G --reproduce "$TMP/rg/reply-0.png" --ckpt "$CK"
+check_exit "serve: unknown words: still served" 0 sample_client "$EP" --seed 7 --prompt "a dark zorblax shirt qwop"
+check "serve: unknown words named in the reply" sh -c "grep '^warning: ' '$TMP/out' | grep 'never saw' | grep -q '\"zorblax\", \"qwop\"'"
+check "serve: unknown words named in the log" sh -c "grep 'never saw' '$TMP/serve.err' | grep -q '\"zorblax\", \"qwop\"'"
+check_exit "serve: prompt and class_name refused" 3 sample_client "$EP" --prompt "$A" --class "$A"
+check "serve: prompt and class_name: says why" grep -q "prompt or class_name, not both" "$TMP/out"
+long=$(head -c 1025 /dev/zero | tr '\0' a)
+check_exit "serve: 1025-byte prompt refused" 3 sample_client "$EP" --prompt "$long"
+check "serve: long prompt: says why" grep -q "prompt is 1025 bytes long: at most 1024" "$TMP/out"
+check_exit "serve: 1024-byte prompt served" 0 sample_client "$EP" --prompt "$(head -c 1024 /dev/zero | tr '\0' a)"
+check_exit "serve: prompt not UTF-8 refused" 3 sample_client "$EP" --prompt "$(printf 'a \377 shirt')"
+check "serve: not UTF-8: says where" grep -q "prompt is not valid UTF-8 (bad byte 0xff at offset 2)" "$TMP/out"
+check_exit "serve: still serving after the refusals" 0 sample_client "$EP" --seed 7 --prompt "$A"
+kill $SV; wait $SV 2>/dev/null
+# a class model: the prompt picks a class as --prompt does on the command line
+$G --serve "@$EP" --ckpt "$CKC" 2>"$TMP/serve.err" &
+SV=$!
+sleep 0.5
+$G --ckpt "$CKC" --out "$TMP/cb.png" --prompt "small b please" --seed 3 >/dev/null 2>&1
+check_exit "serve, class model: prompt" 0 sample_client "$EP" --seed 3 --prompt "small b please" --out "$TMP/rc"
+check "serve, class model: reply = the CLI image" test "$(png rawhash "$TMP/rc/reply-0.png")" = "$(png rawhash "$TMP/cb.png")"
+check "serve, class model: prompt recorded" test "$(key "$TMP/rc/reply-0.png" gambar:prompt)" = "small b please"
+check "serve, class model: class recorded as the CLI's" test "$(key "$TMP/rc/reply-0.png" gambar:class)" = "$(key "$TMP/cb.png" gambar:class)"
+check_exit "serve, class model: class_name still a class" 0 sample_client "$EP" --seed 3 --class b --out "$TMP/rcn"
+check "serve, class model: class_name b = the prompt's class" test "$(png rawhash "$TMP/rcn/reply-0.png")" = "$(png rawhash "$TMP/cb.png")"
+check_exit "serve, class model: old client's prompt in class_name" 0 sample_client "$EP" --seed 3 --class "small b please" --out "$TMP/rco"
+check "serve, class model: old client's prompt: same image" test "$(png rawhash "$TMP/rco/reply-0.png")" = "$(png rawhash "$TMP/cb.png")"
+check_exit "serve, class model: unknown class_name refused" 3 sample_client "$EP" --class zzz
+check_exit "serve, class model: prompt with no class refused" 3 sample_client "$EP" --prompt "nothing here"
+check "serve, class model: refusal lists the names" sh -c "grep -q '^error: ' '$TMP/out' && grep -q 'c' '$TMP/out'"
 kill $SV; wait $SV 2>/dev/null
 rm -rf "$TMP"

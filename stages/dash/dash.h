@@ -30,6 +30,7 @@
 #define DASH_EVENT_BYTES 6144    /* one event, at most: 8 labels of 127 bytes, each escaped */
 #define DASH_MAX_PNG ((size_t)32 << 20) /* sample grid files and replies */
 #define DASH_MAX_GRIDS 12        /* sample grids kept for the page's strip (newest) */
+#define DASH_MAX_PROMPT 1024     /* bytes of /sample's prompt (the sampler's own limit) */
 #define DASH_GRID_BYTES ((size_t)64 << 20) /* their PNG bytes, at most (the latest is always kept) */
 
 /* ---- dash_state: series store ------------------------------------------- */
@@ -87,6 +88,10 @@ void dash_state_close(dash_state_t *s);
 bool dash_state_closing(dash_state_t *s);
 
 
+/* Offset of the first byte of s[0..n) that does not start a valid UTF-8
+ * sequence, or n when all of it is valid (s NUL-terminated at n). */
+size_t dash_utf8_bad_at(const char *s, size_t n);
+
 /* ---- dash_sample: sampler client ----------------------------------------- */
 
 typedef struct dash_sample dash_sample_t;
@@ -110,6 +115,30 @@ int dash_sample_get(dash_sample_t *d, const char *class_name, uint64_t seed, uns
  * the images (SampleReply.step) in *step (may be NULL). */
 int dash_sample_get_step(dash_sample_t *d, const char *class_name, uint64_t seed, unsigned n, bool grid,
                          void **png, size_t *pnglen, uint64_t *step, char *err, size_t errlen);
+
+/* A request with every SampleRequest field the page can set. */
+typedef struct {
+    const char *class_name;  /* NULL or "": any class */
+    const char *prompt;      /* NULL or "": none (SampleRequest.prompt; the
+                                caller checked it: UTF-8, <= DASH_MAX_PROMPT) */
+    uint64_t seed;
+    unsigned n;
+    bool grid;
+} dash_sample_req_t;
+
+/* What came back: the first PNG (malloc'd, caller frees), the step of the
+ * checkpoint that made it, and the sampler's warning ("" none; cut to
+ * fit), e.g. the prompt's words a text model never saw. */
+typedef struct {
+    void *png;
+    size_t len;
+    uint64_t step;
+    char warning[1024];
+} dash_sample_rep_t;
+
+/* As dash_sample_get, for rq; fills *rep on success (returns 0). */
+int dash_sample_ask(dash_sample_t *d, const dash_sample_req_t *rq, dash_sample_rep_t *rep, char *err,
+                    size_t errlen);
 
 /* ---- dash_tb: TensorBoard event files ------------------------------------ */
 

@@ -23,9 +23,11 @@
 #include "dash.h"
 
 #include "err.h"
+#include "json.h"
 #include "log.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <microhttpd.h>
@@ -270,13 +272,56 @@ static enum MHD_Result serve_events(struct MHD_Connection *c, dash_state_t *st, 
 
 /* ---- /sample ---------------------------------------------------------------- */
 
+size_t dash_utf8_bad_at(const char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        int k = json_utf8_len((const unsigned char *)s + i);
+        if (!k || i + (size_t)k > n) return i;
+        i += (size_t)k;
+    }
+    return n;
+}
+
+/* s percent-encoded (all but A-Z a-z 0-9 - _ . ! ~ * ' ( ), as
+ * JavaScript's encodeURIComponent leaves them) into out, cut to fit. */
+static void pct_encode(const char *s, char *out, size_t len) {
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p && o + 4 <= len; p++) {
+        if (isalnum(*p) || strchr("-_.!~*'()", *p)) {
+            out[o++] = (char)*p;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[*p >> 4];
+            out[o++] = hex[*p & 15];
+        }
+    }
+    out[o] = 0;
+}
+
 static enum MHD_Result serve_sample(struct MHD_Connection *c, dash_http_t *h) {
     const char *cls = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "class");
     const char *seed_s = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "seed");
     const char *n_s = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "n");
+    const char *prompt = NULL;
+    size_t plen = 0;
+    if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, "prompt", 6, &prompt, &plen) != MHD_YES)
+        prompt = NULL;
     uint64_t seed = 0;
     unsigned long n = 1;
     if (cls && strlen(cls) > 256) return send_text(c, 400, "class: longer than 256 bytes\n");
+    if (prompt) {
+        /* checked here so the person reads why at once, whatever the sampler */
+        if (plen > DASH_MAX_PROMPT)
+            return send_text(c, 400, "prompt: %zu bytes long, at most %d bytes (UTF-8)\n", plen, DASH_MAX_PROMPT);
+        const char *nul = memchr(prompt, 0, plen);
+        if (nul) return send_text(c, 400, "prompt: a NUL byte (%%00) at byte %zu is not allowed\n", (size_t)(nul - prompt));
+        size_t bad = dash_utf8_bad_at(prompt, plen);
+        if (bad < plen)
+            return send_text(c, 400, "prompt: not valid UTF-8 (byte 0x%02X at byte %zu)\n", (unsigned char)prompt[bad],
+                             bad);
+        if (*prompt && cls && *cls) return send_text(c, 400, "give class or prompt, not both\n");
+    }
     if (seed_s) {
         char *end;
         errno = 0;
@@ -291,11 +336,26 @@ static enum MHD_Result serve_sample(struct MHD_Connection *c, dash_http_t *h) {
         if (!*n_s || *end || errno || n < 1 || n > SAMPLE_MAX_N)
             return send_text(c, 400, "n: '%.64s' is not a number 1..%d\n", n_s, SAMPLE_MAX_N);
     }
-    void *png = NULL;
-    size_t len = 0;
+    dash_sample_req_t rq = {cls, prompt, seed, (unsigned)n, n > 1};
+    dash_sample_rep_t rep;
     char err[512] = "";
-    int rc = dash_sample_get(h->o.sample, cls ? cls : "", seed, (unsigned)n, n > 1, &png, &len, err, sizeof err);
-    if (rc == 0) return send_owned(c, 200, "image/png", png, len);
+    int rc = dash_sample_ask(h->o.sample, &rq, &rep, err, sizeof err);
+    if (rc == 0) {
+        struct MHD_Response *r = MHD_create_response_from_buffer(rep.len, rep.png, MHD_RESPMEM_MUST_FREE);
+        if (!r) {
+            free(rep.png);
+            return MHD_NO;
+        }
+        common_headers(r, "image/png");
+        if (*rep.warning) { /* e.g. words a text model never saw; percent-encoded: a header is ASCII */
+            char enc[sizeof rep.warning * 3 + 1];
+            pct_encode(rep.warning, enc, sizeof enc);
+            MHD_add_response_header(r, "X-Gambar-Warning", enc);
+        }
+        enum MHD_Result ret = MHD_queue_response(c, 200, r);
+        MHD_destroy_response(r);
+        return ret;
+    }
     if (rc == GB_ENOTFOUND || rc == EAGAIN) return send_text(c, 503, "%s\n", err);
     if (rc == GB_EFORMAT) return send_text(c, 400, "%s\n", err);
     return send_text(c, 502, "%s\n", err);

@@ -51,6 +51,19 @@ int dash_sample_get(dash_sample_t *d, const char *class_name, uint64_t seed, uns
 
 int dash_sample_get_step(dash_sample_t *d, const char *class_name, uint64_t seed, unsigned n, bool grid,
                          void **png, size_t *pnglen, uint64_t *step, char *err, size_t errlen) {
+    dash_sample_req_t rq = {class_name, NULL, seed, n, grid};
+    dash_sample_rep_t rep;
+    int rc = dash_sample_ask(d, &rq, &rep, err, errlen);
+    if (rc) return rc;
+    *png = rep.png;
+    *pnglen = rep.len;
+    if (step) *step = rep.step;
+    return 0;
+}
+
+int dash_sample_ask(dash_sample_t *d, const dash_sample_req_t *q, dash_sample_rep_t *out, char *err,
+                    size_t errlen) {
+    memset(out, 0, sizeof *out);
     if (!d || !d->ep) {
         snprintf(err, errlen, "no sampler configured (start gambar-dash with --sample ENDPOINT)");
         return GB_ENOTFOUND;
@@ -66,11 +79,12 @@ int dash_sample_get_step(dash_sample_t *d, const char *class_name, uint64_t seed
         }
     }
     Gambar__SampleRequest rq = GAMBAR__SAMPLE_REQUEST__INIT;
-    rq.n = n;
-    rq.seed = seed;
-    rq.class_name = (char *)class_name;
+    rq.n = q->n;
+    rq.seed = q->seed;
+    rq.class_name = (char *)(q->class_name ? q->class_name : "");
+    rq.prompt = (char *)(q->prompt ? q->prompt : "");
     rq.class_index = -1;
-    rq.grid = grid;
+    rq.grid = q->grid;
     rc = wire_send(d->sock, &rq.base, ZMQ_DONTWAIT);
     if (rc) {
         snprintf(err, errlen, "sampler %s: cannot send the request: %s", d->ep, err_str(rc));
@@ -105,10 +119,11 @@ int dash_sample_get_step(dash_sample_t *d, const char *class_name, uint64_t seed
         rc = GB_EPEER;
         goto done;
     }
-    *png = xmalloc(rep->png[0].len);
-    memcpy(*png, rep->png[0].data, rep->png[0].len);
-    *pnglen = rep->png[0].len;
-    if (step) *step = rep->step;
+    out->png = xmalloc(rep->png[0].len);
+    memcpy(out->png, rep->png[0].data, rep->png[0].len);
+    out->len = rep->png[0].len;
+    out->step = rep->step;
+    snprintf(out->warning, sizeof out->warning, "%s", rep->warning ? rep->warning : "");
 done:
     wire_msg_destroy(&m);
     pthread_mutex_unlock(&d->mu);

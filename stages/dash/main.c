@@ -42,7 +42,7 @@
 #define RCV_HWM 10000
 
 typedef struct {
-    const char *metrics, *http, *sample, *jsonl, *tb, *samples_dir, *run;
+    const char *metrics, *http, *sample, *jsonl, *tb, *samples_dir, *run, *grid_prompt;
     long long history, sample_timeout, max_conns, max_per_ip, timeout_s, header_timeout_s, grid_n;
 } opts_t;
 
@@ -193,18 +193,20 @@ static void on_checkpoint(dash_t *d, const Gambar__CheckpointReady *c) {
      * same latents as training goes on; the sampler (gambar-sample --serve
      * --follow) has the checkpoint before it is announced, and its reply
      * says which step it used */
-    void *png = NULL;
-    size_t n = 0;
-    uint64_t step = c->step;
     char err[512];
-    if (dash_sample_get_step(d->sampler, "", 0, (unsigned)d->o.grid_n, true, &png, &n, &step, err, sizeof err)) {
+    dash_sample_req_t rq = {"", d->o.grid_prompt, 0, (unsigned)d->o.grid_n, true};
+    dash_sample_rep_t rep;
+    if (dash_sample_ask(d->sampler, &rq, &rep, err, sizeof err)) {
         log_info("no sample grid for step %" PRIu64 ": %s", c->step, err);
         return;
     }
     char src[600];
-    snprintf(src, sizeof src, "sampler, seeds 0..%lld", d->o.grid_n - 1);
-    new_grid(d, png, n, src, step);
-    free(png);
+    if (d->o.grid_prompt)
+        snprintf(src, sizeof src, "sampler, seeds 0..%lld, \"%.400s\"", d->o.grid_n - 1, d->o.grid_prompt);
+    else
+        snprintf(src, sizeof src, "sampler, seeds 0..%lld", d->o.grid_n - 1);
+    new_grid(d, rep.png, rep.len, src, rep.step);
+    free(rep.png);
 }
 
 /* ---- main ------------------------------------------------------------------- */
@@ -337,6 +339,8 @@ int main(int argc, char **argv) {
         {"history", 0, CLI_INT, &o->history, "N", "points kept per series for the page (default 2000)", NULL},
         {"grid-n", 0, CLI_INT, &o->grid_n, "N", "images in the grid asked of the sampler per checkpoint (default 16)",
          NULL},
+        {"grid-prompt", 0, CLI_STR, &o->grid_prompt, "TEXT",
+         "ask the per-checkpoint grid with this prompt (SampleRequest.prompt; text models need one)", NULL},
         {"max-conns", 0, CLI_INT, &o->max_conns, "N",
          "HTTP connections in all; past it the oldest unfinished request is shed (default 256)", NULL},
         {"max-conns-per-ip", 0, CLI_INT, &o->max_per_ip, "N",
@@ -364,6 +368,14 @@ int main(int argc, char **argv) {
     if (o->sample_timeout < 1 || o->sample_timeout > 600000)
         cli_usage_error(&spec, "--sample-timeout-ms %lld: out of range 1..600000", o->sample_timeout);
     if (o->grid_n < 1 || o->grid_n > 64) cli_usage_error(&spec, "--grid-n %lld: out of range 1..64", o->grid_n);
+    if (o->grid_prompt) {
+        size_t len = strlen(o->grid_prompt), bad = dash_utf8_bad_at(o->grid_prompt, len);
+        if (len > DASH_MAX_PROMPT)
+            cli_usage_error(&spec, "--grid-prompt: %zu bytes long, at most %d bytes", len, DASH_MAX_PROMPT);
+        if (bad < len)
+            cli_usage_error(&spec, "--grid-prompt: not valid UTF-8 (byte 0x%02X at byte %zu)",
+                            (unsigned char)o->grid_prompt[bad], bad);
+    }
     if (o->max_conns < 2 || o->max_conns > 10000) cli_usage_error(&spec, "--max-conns %lld: out of range 2..10000", o->max_conns);
     if (o->max_per_ip < 1 || o->max_per_ip > o->max_conns)
         cli_usage_error(&spec, "--max-conns-per-ip %lld: out of range 1..--max-conns", o->max_per_ip);

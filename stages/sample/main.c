@@ -595,38 +595,14 @@ static int do_from_image(sctx_t *c, const opts_t *o, int cls) {
     return 0;
 }
 
-/* Text models: one warning line naming the prompt's words the encoder
- * never saw (they share hashed buckets with rare words: their effect is
- * a guess), and one when the prompt has no words or too many. */
+/* Text models: the prompt's warnings (sample_prompt_warnings) as log
+ * lines: the words the encoder never saw named in one line, one when the
+ * prompt has no words or too many. */
 static void warn_words(sctx_t *c, const char *text) {
-    tenc_tokens_t *u = xmalloc(sizeof *u);
-    char err[256];
-    if (tenc_unknown_words(c->tenc, text, u, err, sizeof err) == 0) {
-        if (u->n) {
-            char line[4096];
-            size_t o = 0;
-            for (int i = 0; i < u->n && o + 8 < sizeof line; i++) {
-                int w = snprintf(line + o, sizeof line - o, "%s\"%s\"", i ? ", " : "", u->word[i]);
-                if (w < 0) break;
-                o += (size_t)w;
-            }
-            if (o >= sizeof line) o = sizeof line - 1;
-            line[o] = 0;
-            log_warn("prompt \"%s\": %d word%s the model never saw in training (its text encoder hashes %s, so %s "
-                     "effect is a guess): %s", text, u->n, u->n == 1 ? "" : "s", u->n == 1 ? "it" : "them",
-                     u->n == 1 ? "its" : "their", line);
-        }
-        tenc_tokens_t *all = xmalloc(sizeof *all);
-        tenc_desc_t d;
-        tenc_to_desc(c->tenc, &d);
-        if (tenc_tokenize(text, strlen(text), d.max_tokens, all, err, sizeof err) == 0) {
-            if (!all->n) log_warn("prompt \"%s\" has no words: the images are conditioned on the empty text", text);
-            if (all->truncated)
-                log_warn("prompt \"%s\": only its first %d words are used (the encoder's limit)", text, d.max_tokens);
-        }
-        free(all);
-    }
-    free(u);
+    sample_warn_t *w = xmalloc(sizeof *w);
+    sample_prompt_warnings(c, text, w);
+    for (int i = 0; i < w->n; i++) log_warn("%s", w->line[i]);
+    free(w);
 }
 
 static int do_generate(const opts_t *o) {

@@ -19,6 +19,8 @@
 #define SAMPLE_SOFTWARE "gambar-sample 0.1.0"
 #define SAMPLE_MAX_N 1000000           /* images per command */
 #define SAMPLE_SERVE_MAX_N 256         /* images per SampleRequest */
+#define SAMPLE_SERVE_MAX_PROMPT 1024   /* bytes of SampleRequest.prompt (and of
+                                          class_name taken as a prompt) */
 #define SAMPLE_BORDER 2                /* grid border in pixels */
 
 /* ---- fitting a latent to an image (sample_fit.c) ----------------------- */
@@ -77,6 +79,20 @@ int sctx_encode(sctx_t *c, const char *text, float *out, char *err, size_t errle
  * model) with a message in err listing the known names. */
 int sample_resolve_class(const sctx_t *c, const char *name, const char *prompt, int *idx, char *err,
                          size_t errlen);
+
+/* Text models: the warnings about a prompt's words, one line each, as
+ * both the command line (log lines) and serve mode (SampleReply.warning)
+ * give them: the words the encoder never saw (they share hashed buckets
+ * with rare words, so their effect is a guess), a prompt with no words,
+ * a prompt cut at the encoder's word limit. Other models, or text that
+ * is not valid UTF-8: none (w->n = 0). Lines longer than the buffer are
+ * cut. */
+#define SAMPLE_WARN_LINES 3
+typedef struct {
+    int n;
+    char line[SAMPLE_WARN_LINES][4608];
+} sample_warn_t;
+void sample_prompt_warnings(sctx_t *c, const char *text, sample_warn_t *w);
 
 /* TEXT_INTERP (text models): one latent, gambar-z1(seed), and image i's
  * sentence vector (1 - t) c(prompt) + t c(prompt_b), t = i / (n - 1),

@@ -271,6 +271,43 @@ void job_latent(const sctx_t *c, const job_t *j, int i, float *z, int32_t *label
     free(a);
 }
 
+void sample_prompt_warnings(sctx_t *c, const char *text, sample_warn_t *w) {
+    w->n = 0;
+    if (!c->tenc) return;
+    tenc_tokens_t *u = xmalloc(sizeof *u);
+    char err[256];
+    if (tenc_unknown_words(c->tenc, text, u, err, sizeof err) == 0) {
+        if (u->n) {
+            char list[2048];
+            size_t o = 0;
+            for (int i = 0; i < u->n && o + 8 < sizeof list; i++) {
+                int k = snprintf(list + o, sizeof list - o, "%s\"%s\"", i ? ", " : "", u->word[i]);
+                if (k < 0) break;
+                o += (size_t)k;
+            }
+            if (o >= sizeof list) o = sizeof list - 1;
+            list[o] = 0;
+            snprintf(w->line[w->n++], sizeof w->line[0],
+                     "prompt \"%s\": %d word%s the model never saw in training (its text encoder hashes %s, so %s "
+                     "effect is a guess): %s", text, u->n, u->n == 1 ? "" : "s", u->n == 1 ? "it" : "them",
+                     u->n == 1 ? "its" : "their", list);
+        }
+        tenc_tokens_t *all = xmalloc(sizeof *all);
+        tenc_desc_t d;
+        tenc_to_desc(c->tenc, &d);
+        if (tenc_tokenize(text, strlen(text), d.max_tokens, all, err, sizeof err) == 0) {
+            if (!all->n)
+                snprintf(w->line[w->n++], sizeof w->line[0],
+                         "prompt \"%s\" has no words: the images are conditioned on the empty text", text);
+            if (all->truncated)
+                snprintf(w->line[w->n++], sizeof w->line[0],
+                         "prompt \"%s\": only its first %d words are used (the encoder's limit)", text, d.max_tokens);
+        }
+        free(all);
+    }
+    free(u);
+}
+
 int job_encode(sctx_t *c, job_t *j, float **tbuf, char *err, size_t errlen) {
     *tbuf = NULL;
     if (!c->T) return 0;

@@ -26,6 +26,7 @@
 
 #include "base.h"
 #include "err.h"
+#include "json.h"
 #include "log.h"
 #include "sig.h"
 #include "stream.pb-c.h"
@@ -115,7 +116,7 @@ static void follow_check(follow_t *f, sctx_t *c, ginfer_ws_t **w) {
     log_info("now serving %s (step %llu)", c->path, (unsigned long long)c->step);
 }
 
-static log_limit_t lim_refused, lim_send;
+static log_limit_t lim_refused, lim_send, lim_words;
 
 static void reply_error(void *sock, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void reply_error(void *sock, const char *fmt, ...) {
@@ -132,9 +133,23 @@ static void reply_error(void *sock, const char *fmt, ...) {
     if (rc) log_warn_limited(&lim_send, "cannot send a reply: %s", err_str(rc));
 }
 
-/* Build the reply for one request. Returns 0, or fills err. */
+/* Offset of the first byte of s that does not start a valid UTF-8
+ * sequence, or strlen(s) when it is all valid. */
+static size_t prompt_bad_utf8(const char *s) {
+    size_t i = 0;
+    while (s[i]) {
+        int k = json_utf8_len((const unsigned char *)s + i);
+        if (!k) return i;
+        i += (size_t)k;
+    }
+    return i;
+}
+
+/* Build the reply for one request. Returns 0, or fills err. A text
+ * model's warnings about the prompt go into a new *warn (the caller
+ * frees it; NULL when there are none) and the log. */
 static int handle(sctx_t *c, ginfer_ws_t *w, const Gambar__SampleRequest *rq, Gambar__SampleReply *rep,
-                  ProtobufCBinaryData **pngs, size_t *npng, char *err, size_t errlen) {
+                  ProtobufCBinaryData **pngs, size_t *npng, char **warn, char *err, size_t errlen) {
     int n = rq->n == 0 ? 1 : (int)rq->n;
     if (rq->n > SAMPLE_SERVE_MAX_N) {
         snprintf(err, errlen, "n = %u is out of range 1..%d", rq->n, SAMPLE_SERVE_MAX_N);
@@ -153,21 +168,55 @@ static int handle(sctx_t *c, ginfer_ws_t *w, const Gambar__SampleRequest *rq, Ga
     j.truncation = (float)tr;
     j.class_index = -1;
     const char *cn = rq->class_name && *rq->class_name ? rq->class_name : NULL;
+    const char *pr = rq->prompt && *rq->prompt ? rq->prompt : NULL;
     float *tb = NULL;
+    if (cn && pr) {
+        snprintf(err, errlen, "give prompt or class_name, not both");
+        return GB_EFORMAT;
+    }
+    /* the text a text model is conditioned on: prompt, or class_name from
+     * a client older than the prompt field */
+    const char *text = pr ? pr : c->T ? cn : NULL;
+    if (text) {
+        const char *field = pr ? "prompt" : "class_name";
+        size_t len = strlen(text), bad = prompt_bad_utf8(text);
+        if (len > SAMPLE_SERVE_MAX_PROMPT) {
+            snprintf(err, errlen, "%s is %zu bytes long: at most %d", field, len, SAMPLE_SERVE_MAX_PROMPT);
+            return GB_EFORMAT;
+        }
+        if (bad < len) {
+            snprintf(err, errlen, "%s is not valid UTF-8 (bad byte 0x%02x at offset %zu)", field,
+                     (unsigned char)text[bad], bad);
+            return GB_EFORMAT;
+        }
+    }
     if (c->T) {
-        /* a text model: class_name carries the prompt */
-        if (!cn) {
-            snprintf(err, errlen, "the model is text-conditional: put the prompt in class_name");
+        if (!text) {
+            snprintf(err, errlen, "the model is text-conditional: put the text in prompt");
             return GB_EUNSUPPORTED;
         }
-        j.prompt = cn;
+        j.prompt = text;
         int rc = job_encode(c, &j, &tb, err, errlen);
         if (rc) return rc;
+        sample_warn_t *sw = xmalloc(sizeof *sw);
+        sample_prompt_warnings(c, text, sw);
+        size_t o = 0, cap = SAMPLE_WARN_LINES * sizeof sw->line[0] + 8;
+        if (sw->n) *warn = xmalloc(cap);
+        for (int i = 0; i < sw->n; i++) {
+            log_warn_limited(&lim_words, "request: %s", sw->line[i]);
+            o += (size_t)snprintf(*warn + o, cap - o, "%s%s", i ? "; " : "", sw->line[i]);
+        }
+        free(sw);
+    } else if (pr) {
+        int rc = sample_resolve_class(c, NULL, pr, &j.class_index, err, errlen);
+        if (rc) return rc;
+        j.prompt = pr;
     } else if (cn) {
         int rc = sample_resolve_class(c, cn, NULL, &j.class_index, err, errlen);
         if (rc == GB_ENOTFOUND) {
-            /* not a name: maybe a prompt; on failure keep the first reason,
-             * which lists the known names */
+            /* not a name: maybe a prompt (a client older than the prompt
+             * field); on failure keep the first reason, which lists the
+             * known names */
             char e2[256];
             if (sample_resolve_class(c, NULL, cn, &j.class_index, e2, sizeof e2) == 0) {
                 rc = 0;
@@ -235,6 +284,7 @@ static int handle(sctx_t *c, ginfer_ws_t *w, const Gambar__SampleRequest *rq, Ga
     rep->checkpoint_digest.data = c->digest;
     rep->checkpoint_digest.len = 32;
     rep->step = c->step;
+    if (*warn) rep->warning = *warn;
     return 0;
 }
 
@@ -284,10 +334,10 @@ int sample_serve(sctx_t *c, const char *endpoint, const char *follow_dir) {
         Gambar__SampleReply rep = GAMBAR__SAMPLE_REPLY__INIT;
         ProtobufCBinaryData *pngs = NULL;
         size_t npng = 0;
-        char err[2048];
+        char err[2048], *warn = NULL;
         int hr = GB_ENOTFOUND;
         if (!c->gen) snprintf(err, sizeof err, "no checkpoint in %s yet", follow_dir);
-        else hr = handle(c, w, (const Gambar__SampleRequest *)msg->msg, &rep, &pngs, &npng, err, sizeof err);
+        else hr = handle(c, w, (const Gambar__SampleRequest *)msg->msg, &rep, &pngs, &npng, &warn, err, sizeof err);
         if (hr) {
             reply_error(sock, "%s", err);
         } else {
@@ -297,6 +347,7 @@ int sample_serve(sctx_t *c, const char *endpoint, const char *follow_dir) {
         }
         for (size_t k = 0; k < npng; k++) free(pngs[k].data);
         free(pngs);
+        free(warn);
         wire_msg_destroy(&msg);
     }
     log_info("stopping: %llu requests served, %llu refused (%llu malformed), %llu replies not sent; "

@@ -752,13 +752,22 @@ static int do_init_from(trainer_t *t) {
     return 0;
 }
 
-/* --db: read the dataset. A new run takes its class names and notes; a
- * resumed run keeps the checkpoint's and only checks that the dataset is
- * the one it was trained on. Returns 0 or a fatal rc (GB_EMISMATCH: exit
- * 3). */
+/* --db: read the dataset. A new run takes its class names and notes (and,
+ * for a text model, the vocabulary of its captions, built in the same
+ * pass over the dataset); a resumed run keeps the checkpoint's and only
+ * checks that the dataset is the one it was trained on. Returns 0 or a
+ * fatal rc (GB_EMISMATCH: exit 3). */
 static int use_db(trainer_t *t) {
     train_db_t d;
-    int rc = train_db_read(t->o.db, &d);
+    train_vocab_t voc;
+    train_db_visitor_t vis;
+    bool need_vocab = t->text && !t->m;
+    if (need_vocab) train_vocab_init(&voc, t->o.db, &vis);
+    int rc = train_db_read(t->o.db, &d, need_vocab ? &vis : NULL);
+    if (need_vocab) {
+        if (!rc) train_vocab_finish(&voc, &t->vocab, &t->n_vocab, NULL);
+        train_vocab_free(&voc);
+    }
     if (rc) return rc;
     char dh[DIGEST_HEX_LEN + 1];
     digest_hex(d.digest, DIGEST_LEN, dh);
@@ -1016,7 +1025,6 @@ static int start_run(trainer_t *t) {
         status = GB_EXIT_USAGE;
     }
     if (!rc && o->db) rc = use_db(t);
-    if (!rc && t->text && !t->m) rc = train_text_vocab(o->db, &t->vocab, &t->n_vocab, NULL);
     t->ex.text = t->text;
     if (!rc && !o->db && !t->m)
         log_info("no --db: the checkpoints will carry no class names, and licences will be unknown");

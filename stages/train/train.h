@@ -112,13 +112,25 @@ typedef struct {
     char *note[TRAIN_DB_NOTES];     /* owned; NULL = not known */
 } train_db_t;
 
+/* Someone else's use of the same pass over the dataset (train_db_read):
+ * begin (may be NULL) sees the DatasetInfo before the scan, example (may
+ * be NULL) every Example in index order (borrowed for the call). A
+ * non-zero return stops the read and is returned (log the reason). */
+typedef struct {
+    int (*begin)(void *arg, const Gambar__DatasetInfo *info);
+    int (*example)(void *arg, uint64_t i, const Gambar__Example *ex);
+    void *arg;
+} train_db_visitor_t;
+
 /* Open the dataset at path read-only and fill db (release with
  * train_db_free): digest, class names, and the notes (license_summary from
  * DatasetInfo.licenses, largest count first, "" shown as "unknown", e.g.
  * "CC-BY-4.0: 120, unknown: 40"; attribution_count counts Examples with an
- * attribution, one pass over the store, omitted above 2M examples).
- * Returns 0, or GB_EMISMATCH / an rc with the reason logged naming path. */
-int train_db_read(const char *path, train_db_t *db);
+ * attribution, one pass over the store, omitted above 2M examples unless
+ * v has an example callback). v (may be NULL) is called in that same
+ * pass. Returns 0, v's rc, or GB_EMISMATCH / an rc with the reason logged
+ * naming path; on failure db is empty. */
+int train_db_read(const char *path, train_db_t *db, const train_db_visitor_t *v);
 /* Notes of a checkpoint (those present) and its dataset digest into db. */
 void train_db_from_ckpt(const Gambar__Checkpoint *ck, train_db_t *db);
 /* Set db's known notes on the checkpoint being built (nothing for NULL or
@@ -192,12 +204,22 @@ typedef struct {
     int n_last;             /* rows of vec from the last step (0: none yet) */
 } train_text_t;
 
-/* The vocabulary of the captions of the dataset at path (every caption of
- * every Example, words seen at least twice, at most 20000): *vocab (free
- * with tenc_vocab_free) of *n words, *n_captions counted. Returns 0, or
- * GB_EMISMATCH (logged, naming path) when the dataset has no captions or a
- * caption is not valid UTF-8, or the store's rc. */
-int train_text_vocab(const char *path, char ***vocab, int *n, uint64_t *n_captions);
+/* The vocabulary of the captions of a dataset (every caption of every
+ * Example, words seen at least twice, at most 20000), built during
+ * train_db_read's pass over it (the dataset is read once): init sets
+ * *vis (pass it to train_db_read, which then fails with GB_EMISMATCH,
+ * logged naming path, when the dataset has no captions or a caption is
+ * not valid UTF-8); after a successful read, finish gives *vocab (free
+ * with tenc_vocab_free) of *n words and *n_captions (may be NULL) and
+ * logs the counts; free always. */
+typedef struct {
+    const char *path;        /* borrowed, for messages */
+    tenc_counter_t *c;       /* owned */
+    uint64_t caps;
+} train_vocab_t;
+void train_vocab_init(train_vocab_t *v, const char *path, train_db_visitor_t *vis);
+void train_vocab_finish(train_vocab_t *v, char ***vocab, int *n, uint64_t *n_captions);
+void train_vocab_free(train_vocab_t *v);
 /* A new encoder for vocab (copied), out_dim TRAIN_TEXT_DIM, initialised
  * from seed; buffers for cap texts. Returns 0 or tenc_new's rc (logged). */
 int train_text_new(train_text_t *tt, char *const *vocab, int n, int cap, uint64_t seed);

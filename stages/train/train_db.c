@@ -7,7 +7,10 @@
  * The notes are kept as strings under their checkpoint note keys, so a
  * resumed run carries the checkpoint's notes forward unchanged without a
  * parse/format round trip. The dataset is opened read-only and closed
- * again before training starts: the trainer holds no LMDB reader slot. */
+ * again before training starts: the trainer holds no LMDB reader slot.
+ * Whoever else needs every Example at start (the text vocabulary,
+ * train_text.c) rides along as a visitor of the same pass, so a dataset
+ * of 60k captioned images is read once, not once per need. */
 #include "base.h"
 #include "err.h"
 #include "log.h"
@@ -65,7 +68,7 @@ char *train_license_summary(const Gambar__DatasetInfo *info) {
 #define TRAIN_DB_SCAN_MAX 2000000 /* examples scanned for attribution_count */
 #define TRAIN_DB_SCAN_RELEASE 2048 /* examples read between store_release_pages */
 
-int train_db_read(const char *path, train_db_t *db) {
+int train_db_read(const char *path, train_db_t *db, const train_db_visitor_t *v) {
     memset(db, 0, sizeof *db);
     store_t *s = NULL;
     int rc = store_open(path, STORE_RDONLY, &s);
@@ -90,9 +93,15 @@ int train_db_read(const char *path, train_db_t *db) {
     db->note[2] = train_license_summary(info);
     db->note[4] = fmt_u64(info->optout_count);
     db->note[5] = fmt_u64(info->duplicate_count);
+    if (v && v->begin && (rc = v->begin(v->arg, info)) != 0) {
+        store_close(&s);
+        train_db_free(db);
+        return rc;
+    }
     /* Attribution is per Example (DatasetInfo has no counter): one pass
-     * over the store, skipped for very large datasets. */
-    if (info->count <= TRAIN_DB_SCAN_MAX) {
+     * over the store, skipped for very large datasets unless a visitor
+     * needs every Example anyway (then the count comes with it). */
+    if (info->count <= TRAIN_DB_SCAN_MAX || (v && v->example)) {
         uint64_t n = info->count, with = 0;
         for (uint64_t i = 0; i < n; i++) {
             Gambar__Example *ex = NULL;
@@ -104,7 +113,13 @@ int train_db_read(const char *path, train_db_t *db) {
                 return GB_EMISMATCH;
             }
             if (ex->attribution && *ex->attribution) with++;
+            if (v && v->example) rc = v->example(v->arg, i, ex);
             gambar__example__free_unpacked(ex, NULL);
+            if (rc) {
+                store_close(&s);
+                train_db_free(db);
+                return rc;
+            }
             /* the pages read stay mapped: a 60k-image dataset would add
              * ~60 MiB to the trainer's peak RSS */
             if ((i + 1) % TRAIN_DB_SCAN_RELEASE == 0) store_release_pages(s);

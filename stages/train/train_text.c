@@ -3,7 +3,8 @@
  * vocabulary, and the step that ties the two together.
  *
  * WHERE THE VOCABULARY COMES FROM. A new text run reads every caption of
- * --db once at start (train_text_vocab) and keeps the words seen at least
+ * --db once at start (train_vocab_*, in the pass train_db_read makes over
+ * the dataset anyway, so it is read once) and keeps the words seen at least
  * TT_MIN_COUNT times. Why --db and not the first batches: the vocabulary
  * is then a function of the dataset alone (tenc_counter_vocab does not
  * depend on the order), not of which images the first batches happened to
@@ -40,52 +41,47 @@
 #define TT_EMBED_DIM 32
 #define TT_MAX_TOKENS 32
 
-int train_text_vocab(const char *path, char ***vocab, int *n, uint64_t *n_captions) {
-    *vocab = NULL;
-    *n = 0;
-    store_t *s = NULL;
-    int rc = store_open(path, STORE_RDONLY, &s);
-    if (rc) {
-        log_error("--db %s: cannot open the dataset: %s", path, err_str(rc));
-        return rc;
-    }
-    const Gambar__DatasetInfo *info = store_info(s);
-    uint64_t count = info ? info->count : 0, caps = 0;
-    if (!info || info->captions_total == 0) {
+/* train_db_visitor_t begin: a dataset without captions cannot train a text model */
+static int vocab_begin(void *arg, const Gambar__DatasetInfo *info) {
+    train_vocab_t *v = arg;
+    if (info->captions_total == 0) {
         log_error("--conditional text: dataset %s has no captions (give gambar-ingest NAME.txt files next to the "
                   "images or a caption column in --manifest; gambar-ingest(1))",
-                  path);
-        store_close(&s);
+                  v->path);
         return GB_EMISMATCH;
     }
-    tenc_counter_t *c = tenc_counter_new(TT_MAX_TOKENS);
-    char why[256];
-    for (uint64_t i = 0; i < count && !rc; i++) {
-        Gambar__Example *ex = NULL;
-        rc = store_get(s, i, &ex);
-        if (rc) {
-            log_error("--db %s: example %" PRIu64 ": %s", path, i, err_str(rc));
-            break;
-        }
-        for (size_t k = 0; k < ex->n_captions && !rc; k++) {
-            if (tenc_counter_add(c, ex->captions[k], why, sizeof why) != 0) {
-                log_error("--db %s: example %" PRIu64 " caption %zu: %s", path, i, k, why);
-                rc = GB_EMISMATCH;
-            }
-            caps++;
-        }
-        gambar__example__free_unpacked(ex, NULL);
-    }
-    store_close(&s);
-    if (!rc) {
-        tenc_counter_vocab(c, TT_MIN_COUNT, TT_MAX_VOCAB, vocab, n);
-        log_info("--db %s: %" PRIu64 " captions, %zu distinct words, vocabulary of %d (seen at least %d times)", path,
-                 caps, tenc_counter_distinct(c), *n, TT_MIN_COUNT);
-    }
-    tenc_counter_free(&c);
-    if (n_captions) *n_captions = caps;
-    return rc ? (rc == GB_EMISMATCH ? rc : GB_EMISMATCH) : 0;
+    return 0;
 }
+
+/* train_db_visitor_t example: count every caption's words */
+static int vocab_example(void *arg, uint64_t i, const Gambar__Example *ex) {
+    train_vocab_t *v = arg;
+    char why[256];
+    for (size_t k = 0; k < ex->n_captions; k++) {
+        v->caps++;
+        if (tenc_counter_add(v->c, ex->captions[k], why, sizeof why) != 0) {
+            log_error("--db %s: example %" PRIu64 " caption %zu: %s", v->path, i, k, why);
+            return GB_EMISMATCH;
+        }
+    }
+    return 0;
+}
+
+void train_vocab_init(train_vocab_t *v, const char *path, train_db_visitor_t *vis) {
+    v->path = path;
+    v->c = tenc_counter_new(TT_MAX_TOKENS);
+    v->caps = 0;
+    *vis = (train_db_visitor_t){vocab_begin, vocab_example, v};
+}
+
+void train_vocab_finish(train_vocab_t *v, char ***vocab, int *n, uint64_t *n_captions) {
+    tenc_counter_vocab(v->c, TT_MIN_COUNT, TT_MAX_VOCAB, vocab, n);
+    log_info("--db %s: %" PRIu64 " captions, %zu distinct words, vocabulary of %d (seen at least %d times)", v->path,
+             v->caps, tenc_counter_distinct(v->c), *n, TT_MIN_COUNT);
+    if (n_captions) *n_captions = v->caps;
+}
+
+void train_vocab_free(train_vocab_t *v) { tenc_counter_free(&v->c); }
 
 /* (Re)allocate the per-batch buffers for cap texts. */
 static void tt_buffers(train_text_t *tt, int cap) {

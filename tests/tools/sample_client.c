@@ -2,11 +2,12 @@
  * use). Sends one SampleRequest (or, with --garbage, a malformed message)
  * on a REQ socket and waits for the reply. Usage:
  *   sample_client ENDPOINT [--n N] [--seed S] [--class NAME]
- *                 [--class-index I] [--truncation X] [--grid]
+ *                 [--prompt TEXT] [--class-index I] [--truncation X] [--grid]
  *                 [--garbage bytes|type|frames|payload] [--out DIR]
  *                 [--timeout MS] [--repeat K]
  * ENDPOINT connects by default (">" implied). Prints "ok N png(s), step
- * K, digest HEX" or "error: TEXT" on stdout; with --out writes the PNGs
+ * K, digest HEX" (and "warning: TEXT" when the reply has one) or
+ * "error: TEXT" on stdout; with --out writes the PNGs
  * as DIR/reply-<i>.png. Exit 0 for an ok reply, 3 for an error reply,
  * 6 when no reply came within the timeout (default 10000 ms), 2 usage.
  * --repeat K sends the request K times, one after the other (a flood);
@@ -25,7 +26,7 @@
 
 static _Noreturn void usage(const char *m) {
     fprintf(stderr, "sample_client: %s\nusage: sample_client ENDPOINT [--n N] [--seed S] [--class NAME] "
-                    "[--class-index I] [--truncation X] [--grid] [--garbage KIND] [--out DIR] [--timeout MS] "
+                    "[--prompt TEXT] [--class-index I] [--truncation X] [--grid] [--garbage KIND] [--out DIR] [--timeout MS] "
                     "[--repeat K]\n",
             m);
     exit(GB_EXIT_USAGE);
@@ -71,6 +72,7 @@ static int exchange(void *s, const Gambar__SampleRequest *rq_, const char *garba
             char hex[65] = "";
             if (r->checkpoint_digest.len == 32) digest_hex(r->checkpoint_digest.data, 32, hex);
             if (print) printf("ok %zu png(s), step %llu, digest %s\n", r->n_png, (unsigned long long)r->step, hex);
+            if (print && r->warning && *r->warning) printf("warning: %s\n", r->warning);
             if (out) {
                 mkdir(out, 0755);
                 for (size_t i = 0; i < r->n_png; i++) {
@@ -103,6 +105,7 @@ int main(int argc, char **argv) {
         if (!strcmp(a, "--n")) rq.n = (uint32_t)strtoul(v, NULL, 10);
         else if (!strcmp(a, "--seed")) rq.seed = strtoull(v, NULL, 10);
         else if (!strcmp(a, "--class")) rq.class_name = (char *)v;
+        else if (!strcmp(a, "--prompt")) rq.prompt = (char *)v;
         else if (!strcmp(a, "--class-index")) rq.class_index = atoi(v);
         else if (!strcmp(a, "--truncation")) rq.truncation = strtof(v, NULL);
         else if (!strcmp(a, "--garbage")) garbage = v;

@@ -194,17 +194,28 @@
     });
   }
 
+  /* the Sample box: a prompt (free text; a text model is conditioned on
+   * it, a class model finds its class in it) or a class, and a seed; the
+   * sampler's PNG replaces the shown grid, and its warning (words the
+   * model never saw) is shown beside the button */
   function sampleForm() {
     $('sampleform').addEventListener('submit', (e) => {
       e.preventDefault();
       const q = new URLSearchParams({ n: '16', seed: $('sseed').value || '0' });
+      const prompt = $('sprompt').value;
+      if (prompt) q.set('prompt', prompt);
       if ($('sclass').value) q.set('class', $('sclass').value);
       $('serr').textContent = '';
+      $('swarn').textContent = '';
       fetch('/sample?' + q.toString()).then(async (r) => {
         if (!r.ok) { $('serr').textContent = (await r.text()).trim(); return; }
+        const w = r.headers.get('X-Gambar-Warning');
+        if (w) {
+          try { $('swarn').textContent = decodeURIComponent(w); } catch (err) { $('swarn').textContent = w; }
+        }
         const url = URL.createObjectURL(await r.blob());
         $('grid').src = url;
-        $('gridsrc').textContent = '(sampler, seed ' + q.get('seed') + ')';
+        $('gridsrc').textContent = '(sampler, seed ' + q.get('seed') + (prompt ? ', "' + prompt + '"' : '') + ')';
       }).catch((err) => { $('serr').textContent = String(err); });
     });
   }
