@@ -81,14 +81,15 @@ static inline void row_dsums(const float *g, const float *x, int n, float mu, do
 /* The same with dy replaced by act'(y) * dy (the activation's backward,
  * nn_act.c's formulas: relu dy*[y>0], lrelu dy*(y>0 ? 1 : alpha)), each
  * value computed as those passes compute it. */
-static inline float act_grad(int act, float alpha, float y, float d) {
+static inline __attribute__((always_inline)) float act_grad(int act, float alpha, float y, float d) {
     if (act == BN_ACT_RELU) return y > 0.0f ? d : 0.0f;
     float pos = y > 0.0f ? d : 0.0f, neg = y > 0.0f ? 0.0f : d;
     return pos + alpha * neg;
 }
 
-static inline void row_dsums_act(const float *g0, const float *y, const float *x, int n, float mu, int act,
-                                 float alpha, double *sg, double *sgx) {
+static inline __attribute__((always_inline)) void row_dsums_act(const float *g0, const float *y, const float *x,
+                                                                 int n, float mu, int act, float alpha, double *sg,
+                                                                 double *sgx) {
     float a[8] = {0}, b[8] = {0};
     int i = 0;
     for (; i + 8 <= n; i += 8)
@@ -255,7 +256,9 @@ static void bn_backward_channel(const bn_job_t *j, int c) {
     double sdy = 0, sdyx = 0;
     for (int n = 0; n < N; n++) {
         const size_t o = ((size_t)n * C + c) * HW;
-        if (act) row_dsums_act(j->dy + o, j->yact + o, j->x + o, HW, mu, act, alpha, &sdy, &sdyx);
+        /* constant act arguments: each call is its own vectorised loop */
+        if (act == BN_ACT_RELU) row_dsums_act(j->dy + o, j->yact + o, j->x + o, HW, mu, BN_ACT_RELU, 0, &sdy, &sdyx);
+        else if (act) row_dsums_act(j->dy + o, j->yact + o, j->x + o, HW, mu, BN_ACT_LRELU, alpha, &sdy, &sdyx);
         else row_dsums(j->dy + o, j->x + o, HW, mu, &sdy, &sdyx);
     }
     sdyx *= rs; /* sum dy * xhat */
@@ -270,9 +273,14 @@ static void bn_backward_channel(const bn_job_t *j, int c) {
         const float *xp = j->x + ((size_t)n * C + c) * HW;
         const float *gp = j->dy + ((size_t)n * C + c) * HW;
         float *dp = j->dx + ((size_t)n * C + c) * HW;
-        if (act) {
+        if (act == BN_ACT_RELU) {
             const float *yp = j->yact + ((size_t)n * C + c) * HW;
-            for (int i = 0; i < HW; i++) dp[i] = k * (act_grad(act, alpha, yp[i], gp[i]) - m1 - (xp[i] - mu) * m2);
+            for (int i = 0; i < HW; i++)
+                dp[i] = k * (act_grad(BN_ACT_RELU, 0, yp[i], gp[i]) - m1 - (xp[i] - mu) * m2);
+        } else if (act) {
+            const float *yp = j->yact + ((size_t)n * C + c) * HW;
+            for (int i = 0; i < HW; i++)
+                dp[i] = k * (act_grad(BN_ACT_LRELU, alpha, yp[i], gp[i]) - m1 - (xp[i] - mu) * m2);
         } else {
             for (int i = 0; i < HW; i++) dp[i] = k * (gp[i] - m1 - (xp[i] - mu) * m2);
         }
