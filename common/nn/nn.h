@@ -76,11 +76,11 @@ void linear_backward(int N, int IN, int OUT, const float *x, const float *w, con
 
 /* ---- batch norm (over N and spatial HW, per channel C) ----------------- */
 /* act: the activation that follows BN, fused into its passes (one pass
- * over the tensor less each way, and the same bits as the separate
- * relu and lrelu calls): BN_ACT_NONE (0, what {N, C, HW, eps, momentum}
- * initialisers leave), BN_ACT_RELU, BN_ACT_LRELU with slope alpha > 0.
- * With an activation, forward's y is the activation's output and backward
- * takes that output as y and the gradient w.r.t. it as dy. */
+ * over the tensor less each way, and the same bits as separate relu and
+ * lrelu calls): BN_ACT_NONE (0), BN_ACT_RELU, or BN_ACT_LRELU with slope
+ * alpha > 0. With an activation, forward's y is the activation's output,
+ * and backward (bn_backward_act) takes that output and the gradient
+ * w.r.t. it. */
 enum { BN_ACT_NONE, BN_ACT_RELU, BN_ACT_LRELU };
 typedef struct { int N, C, HW; float eps, momentum; int act; float alpha; } bn_t; /* eps 1e-5, momentum 0.1 */
 
