@@ -355,7 +355,7 @@ static void golden_bn_train(void) {
     float *rm = gload(cs, "running_mean", NULL, NULL, NULL), *rv = gload(cs, "running_var", NULL, NULL, NULL);
     float *oy = NULL, *odx = NULL, *odg = NULL, *odb = NULL, *mean = NULL, *rstd = NULL, *orm = NULL, *orv = NULL;
     if (!x || !g || !be || !y || !dy || !dx || !dg || !dbe || !rm || !rv || nd != 4) goto done;
-    bn_t b = {(int)xs[0], (int)xs[1], (int)(xs[2] * xs[3]), 1e-5f, 0.1f};
+    bn_t b = {(int)xs[0], (int)xs[1], (int)(xs[2] * xs[3]), 1e-5f, 0.1f, BN_ACT_NONE, 0.0f};
     CHECK(nc == (size_t)b.C);
     oy = fnew(nx); odx = fnew(nx); odg = fzero(nc); odb = fzero(nc);
     mean = fnew(nc); rstd = fnew(nc); orm = fzero(nc); orv = fnew(nc);
@@ -388,7 +388,7 @@ static void golden_bn_eval(void) {
     float *rm = gload(cs, "running_mean", NULL, NULL, NULL), *rv = gload(cs, "running_var", NULL, NULL, NULL);
     float *oy = NULL;
     if (!x || !g || !be || !y || !rm || !rv || nd != 4) goto done;
-    bn_t b = {(int)xs[0], (int)xs[1], (int)(xs[2] * xs[3]), 1e-5f, 0.1f};
+    bn_t b = {(int)xs[0], (int)xs[1], (int)(xs[2] * xs[3]), 1e-5f, 0.1f, BN_ACT_NONE, 0.0f};
     oy = fnew(nx);
     bn_forward_eval(&b, x, g, be, rm, rv, oy);
     golden_report(cs, "y", relerr(oy, y, nx), GOLDEN_TOL);
@@ -761,7 +761,7 @@ static void layers_thread_bits(void) {
         float *y = o, *dx = o + n, *a = o + 2 * n, *p = o + 6 * n, *m = o + 7 * n, *v = o + 8 * n, *e = o + 9 * n;
         float *mean = o + big, *rstd = mean + C, *rm = rstd + C, *rv = rm + C, *dg = rv + C, *db = dg + C;
         nn_set_threads(t);
-        bn_t bn = {N, C, HW, 1e-5f, 0.1f};
+        bn_t bn = {N, C, HW, 1e-5f, 0.1f, BN_ACT_NONE, 0.0f};
         for (int c = 0; c < C; c++) rv[c] = 1.0f;
         bn_forward_train(&bn, x, g, be, y, mean, rstd, rm, rv);
         bn_backward(&bn, x, g, mean, rstd, dy, dx, dg, db);
@@ -898,7 +898,7 @@ static void bn_fd(void) {
     for (size_t s = 0; s < ARRAY_LEN(shapes); s++) {
         int N = shapes[s][0], C = shapes[s][1], HW = shapes[s][2];
         size_t n = (size_t)N * C * HW;
-        bn_t b = {N, C, HW, 1e-5f, 0.1f};
+        bn_t b = {N, C, HW, 1e-5f, 0.1f, BN_ACT_NONE, 0.0f};
         float *x = fnew(n), *g = fnew(C), *be = fnew(C), *dy = fnew(n), *y = fnew(n), *dx = fnew(n);
         float *dg = fzero(C), *db = fzero(C), *mean = fnew(C), *rstd = fnew(C);
         double *xd = dnew(n), *gd = dnew(C), *bd = dnew(C), *rd = dnew(n), *yd = dnew(n);
@@ -946,7 +946,7 @@ static void bn_offset_mean(void) {
     f2d(x, xd, n);
     f2d(g, gd, C);
     f2d(b, bd, C);
-    bn_t bn = {N, C, HW, 1e-5f, 0.1f};
+    bn_t bn = {N, C, HW, 1e-5f, 0.1f, BN_ACT_NONE, 0.0f};
     bn_forward_train(&bn, x, g, b, y, mean, rstd, rm, rv);
     ref_bn_train(N, C, HW, 1e-5, xd, gd, bd, yd);
     double e = relerr_d(y, yd, n);
@@ -968,7 +968,7 @@ static void bn_offset_mean(void) {
 
 static void bn_running_unbiased(void) {
     /* 2 values per channel {1, 3}: mean 2, biased var 1, unbiased var 2. */
-    bn_t b = {2, 1, 1, 1e-5f, 0.1f};
+    bn_t b = {2, 1, 1, 1e-5f, 0.1f, BN_ACT_NONE, 0.0f};
     float x[2] = {1, 3}, g = 1, be = 0, y[2], mean, rstd, rm = 0, rv = 1;
     bn_forward_train(&b, x, &g, &be, y, &mean, &rstd, &rm, &rv);
     CHECK(fabsf(mean - 2) < 1e-6f);
@@ -976,6 +976,69 @@ static void bn_running_unbiased(void) {
     CHECK(fabsf(rm - 0.2f) < 1e-6f);
     CHECK(fabsf(rv - (0.9f + 0.1f * 2)) < 1e-6f);
     CHECK(fabsf(y[0] + 1) < 1e-4f && fabsf(y[1] - 1) < 1e-4f);
+}
+
+/* BN with a fused activation (bn_t.act) gives the bits of BN followed by
+ * the separate relu/lrelu passes, forward (train, train with recorded
+ * statistics, eval) and backward, at 1 and 2 threads; rows of odd length
+ * cover the vector lanes and the remainder. */
+static void bn_act_fused_bitwise(void) {
+    enum { N = 3, C = 5, HW = 45 };
+    const size_t n = (size_t)N * C * HW;
+    rng_t r;
+    rng_seed(&r, 47);
+    float *x = fnew(n), *dy = fnew(n), *g = fnew(C), *be = fnew(C), *rv = fnew(C), *rm = fnew(C);
+    float *y1 = fnew(n), *y2 = fnew(n), *t = fnew(n), *dx1 = fnew(n), *dx2 = fnew(n);
+    float m1[C], s1[C], m2[C], s2[C], dg1[C], db1[C], dg2[C], db2[C];
+    double bm1[C], bv1[C], bm2[C], bv2[C];
+    frand(&r, x, n, 2);
+    frand(&r, dy, n, 1);
+    frand(&r, g, C, 1);
+    frand(&r, be, C, 1);
+    frand(&r, rm, C, 1);
+    for (int c = 0; c < C; c++) rv[c] = 0.5f + (float)c;
+    for (int threads = 1; threads <= 2; threads++) {
+        nn_set_threads(threads);
+        for (int act = BN_ACT_RELU; act <= BN_ACT_LRELU; act++) {
+            const float alpha = act == BN_ACT_LRELU ? 0.2f : 0.0f;
+            bn_t plain = {N, C, HW, 1e-5f, 0.1f, BN_ACT_NONE, 0.0f}, fused = {N, C, HW, 1e-5f, 0.1f, act, alpha};
+            for (int mode = 0; mode < 3; mode++) {
+                if (mode == 0) {
+                    bn_forward_train_stats(&plain, x, g, be, y1, m1, s1, bm1, bv1);
+                    bn_forward_train_stats(&fused, x, g, be, y2, m2, s2, bm2, bv2);
+                    CHECK(memcmp(bm1, bm2, sizeof bm1) == 0 && memcmp(bv1, bv2, sizeof bv1) == 0);
+                } else if (mode == 1) {
+                    bn_forward_train(&plain, x, g, be, y1, m1, s1, NULL, NULL);
+                    bn_forward_train(&fused, x, g, be, y2, m2, s2, NULL, NULL);
+                } else {
+                    bn_forward_eval(&plain, x, g, be, rm, rv, y1);
+                    bn_forward_eval(&fused, x, g, be, rm, rv, y2);
+                }
+                if (act == BN_ACT_RELU) relu_forward(n, y1, y1);
+                else lrelu_forward(n, alpha, y1, y1);
+                CHECKF(memcmp(y1, y2, n * sizeof(float)) == 0, "act %d mode %d threads %d: forward", act, mode,
+                       threads);
+            }
+            /* y1 == y2: the activation's output from the training forward
+             * (mode 1 left m1/s1 == m2/s2) */
+            bn_forward_train(&plain, x, g, be, y1, m1, s1, NULL, NULL);
+            if (act == BN_ACT_RELU) relu_forward(n, y1, y1);
+            else lrelu_forward(n, alpha, y1, y1);
+            memset(dg1, 0, sizeof dg1); memset(db1, 0, sizeof db1);
+            memset(dg2, 0, sizeof dg2); memset(db2, 0, sizeof db2);
+            if (act == BN_ACT_RELU) relu_backward(n, y1, dy, t);
+            else lrelu_backward(n, alpha, y1, dy, t);
+            bn_backward(&plain, x, g, m1, s1, t, dx1, dg1, db1);
+            bn_backward_act(&fused, x, y1, g, m1, s1, dy, dx2, dg2, db2);
+            CHECKF(memcmp(dx1, dx2, n * sizeof(float)) == 0, "act %d threads %d: dx", act, threads);
+            CHECK(memcmp(dg1, dg2, sizeof dg1) == 0 && memcmp(db1, db2, sizeof db1) == 0);
+            memcpy(dx2, dy, n * sizeof(float)); /* in place: dx == dy */
+            bn_backward_act(&fused, x, y1, g, m1, s1, dx2, dx2, dg2, db2);
+            CHECK(memcmp(dx1, dx2, n * sizeof(float)) == 0);
+        }
+    }
+    nn_set_threads(0);
+    free(x); free(dy); free(g); free(be); free(rv); free(rm); free(y1); free(y2); free(t); free(dx1); free(dx2);
 }
 
 typedef struct { int N, D; const int32_t *lab; double *t, *r; } emb_ctx;
@@ -1164,6 +1227,26 @@ static void ema_and_reductions(void) {
     CHECK(fabsf(e[0] - 1.5f) < 1e-6f && fabsf(e[1] - 2) < 1e-6f && fabsf(e[2] - 2.5f) < 1e-6f);
     float x[5] = {1, -2, 3, 0, 0.5f};
     CHECK(fabs(nn_sumsq(5, x) - 14.25) < 1e-9);
+    {
+        /* long input: eight double lanes (i % 8) added in lane order, then
+         * the tail: the documented bits, close to a long double sum */
+        enum { LN = 1003 };
+        float *v = fnew(LN);
+        rng_t r;
+        rng_seed(&r, 61);
+        frand(&r, v, LN, 3);
+        double lane[8] = {0}, want = 0;
+        long double ref = 0;
+        for (int i = 0; i < LN; i++) ref += (long double)v[i] * v[i];
+        for (int i = 0; i + 8 <= LN; i += 8)
+            for (int j = 0; j < 8; j++) lane[j] += (double)v[i + j] * v[i + j];
+        for (int j = 0; j < 8; j++) want += lane[j];
+        for (int i = LN - LN % 8; i < LN; i++) want += (double)v[i] * v[i];
+        double got = nn_sumsq(LN, v);
+        CHECK(memcmp(&got, &want, sizeof got) == 0);
+        CHECK(fabsl(got - ref) < 1e-12L * ref);
+        free(v);
+    }
     CHECK(nn_all_finite(5, x));
     x[3] = INFINITY;
     CHECK(!nn_all_finite(5, x));
@@ -1322,6 +1405,7 @@ int main(void) {
     RUN(bn_fd);
     RUN(bn_offset_mean);
     RUN(bn_running_unbiased);
+    RUN(bn_act_fused_bitwise);
     RUN(embed_fd);
     RUN(losses_fd);
     RUN(adam_reference);

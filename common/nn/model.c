@@ -851,9 +851,10 @@ static int labels_ok(const model_t *m, const int32_t *labels, int N) {
 static inline const int32_t *lab_at(const int32_t *labels, int n0) { return labels ? labels + n0 : NULL; }
 
 /* Batch norm of one stage's convolution output s->out into s->act (both at
- * v's samples). p: the net's parameters, b: its buffers. */
-static void stage_bn_forward(stage_t *s, const view_t *v, const float *p, float *b) {
-    bn_t bn = {v->N, s->K, s->OH * s->OW, BN_EPS, v->momentum};
+ * v's samples), then the activation act (BN_ACT_*, LeakyReLU slope
+ * alpha) in the same pass. p: the net's parameters, b: its buffers. */
+static void stage_bn_forward(stage_t *s, const view_t *v, const float *p, float *b, int act, float alpha) {
+    bn_t bn = {v->N, s->K, s->OH * s->OW, BN_EPS, v->momentum, act, alpha};
     size_t off = (size_t)v->n0 * stage_out(s);
     float *mean = s->mean + (size_t)v->mb * s->K, *rstd = s->rstd + (size_t)v->mb * s->K;
     if (v->train && v->stat)
@@ -870,7 +871,7 @@ static void stage_bn_forward(stage_t *s, const view_t *v, const float *p, float 
 /* Apply one pass's recorded batch statistics to net's running statistics
  * (what the pass would have done with stat NULL). */
 static void net_stats_apply(net_t *n, const double *stat) {
-    bn_t bn = {0, 0, 0, BN_EPS, BN_MOMENTUM};
+    bn_t bn = {0, 0, 0, BN_EPS, BN_MOMENTUM, BN_ACT_NONE, 0.0f};
     for (int i = 0; i < n->L; i++) {
         const stage_t *s = &n->st[i];
         if (s->bn)
@@ -936,8 +937,7 @@ static const float *g_forward(model_t *m, const float *p, float *b, const float 
         stage_conv_forward(m, s, N, x, p + s->w_off, s->out + off);
         size_t cnt = (size_t)N * stage_out(s);
         if (s->bn) {
-            stage_bn_forward(s, v, p, b);
-            relu_forward(cnt, s->act + off, s->act + off);
+            stage_bn_forward(s, v, p, b, BN_ACT_RELU, 0.0f);
         } else {
             tanh_forward(cnt, s->out + off, s->out + off);
         }
@@ -960,11 +960,10 @@ static void g_backward(model_t *m, const float *z, const int32_t *labels, const 
     for (int i = G->L - 1; i >= 0; i--) {
         stage_t *s = &G->st[i];
         if (s->bn) {
-            size_t cnt = (size_t)N * stage_out(s), off = (size_t)v->n0 * stage_out(s);
-            bn_t bn = {N, s->K, s->OH * s->OW, BN_EPS, 0.1f};
-            relu_backward(cnt, s->act + off, cur, oth);
-            bn_backward(&bn, s->out + off, p + s->gamma_off, s->mean + (size_t)v->mb * s->K,
-                        s->rstd + (size_t)v->mb * s->K, oth, cur, grad + s->gamma_off, grad + s->beta_off);
+            size_t off = (size_t)v->n0 * stage_out(s);
+            bn_t bn = {N, s->K, s->OH * s->OW, BN_EPS, 0.1f, BN_ACT_RELU, 0.0f}; /* ReLU's backward too */
+            bn_backward_act(&bn, s->out + off, s->act + off, p + s->gamma_off, s->mean + (size_t)v->mb * s->K,
+                            s->rstd + (size_t)v->mb * s->K, cur, cur, grad + s->gamma_off, grad + s->beta_off);
         }
         const float *x = i > 0 ? G->st[i - 1].act + (size_t)v->n0 * stage_out(&G->st[i - 1])
                                : (m->cond ? m->zin_buf + (size_t)v->n0 * m->zin : z);
@@ -1002,8 +1001,9 @@ static void d_forward(model_t *m, const float *x, const int32_t *labels, const f
         size_t off = (size_t)v->n0 * stage_out(s);
         stage_conv_forward(m, s, N, x, p + s->w_off, s->out + off);
         size_t cnt = (size_t)N * stage_out(s);
-        if (s->bn) stage_bn_forward(s, v, p, b);
-        if (i < D->L - 1) lrelu_forward(cnt, 0.2f, s->act + off, s->act + off);
+        /* BN stages are hidden ones: LeakyReLU follows, fused into BN */
+        if (s->bn) stage_bn_forward(s, v, p, b, BN_ACT_LRELU, 0.2f);
+        else if (i < D->L - 1) lrelu_forward(cnt, 0.2f, s->act + off, s->act + off);
         x = s->act + off;
     }
     const stage_t *last = &D->st[D->L - 1];
@@ -1056,15 +1056,14 @@ static void d_backward(model_t *m, const float *x, const int32_t *labels, const 
     for (int i = D->L - 1; i >= 0; i--) {
         stage_t *s = &D->st[i];
         size_t cnt = (size_t)N * stage_out(s), off = (size_t)v->n0 * stage_out(s);
-        if (i < D->L - 1) {
-            lrelu_backward(cnt, 0.2f, s->act + off, cur, oth);
+        if (s->bn) { /* LeakyReLU and BN in one pass (d_forward) */
+            bn_t bn = {N, s->K, s->OH * s->OW, BN_EPS, 0.1f, BN_ACT_LRELU, 0.2f};
+            bn_backward_act(&bn, s->out + off, s->act + off, p + s->gamma_off, s->mean + (size_t)v->mb * s->K,
+                            s->rstd + (size_t)v->mb * s->K, cur, oth, grad ? grad + s->gamma_off : NULL,
+                            grad ? grad + s->beta_off : NULL);
             t = cur; cur = oth; oth = t;
-        }
-        if (s->bn) {
-            bn_t bn = {N, s->K, s->OH * s->OW, BN_EPS, 0.1f};
-            bn_backward(&bn, s->out + off, p + s->gamma_off, s->mean + (size_t)v->mb * s->K,
-                        s->rstd + (size_t)v->mb * s->K, cur, oth, grad ? grad + s->gamma_off : NULL,
-                        grad ? grad + s->beta_off : NULL);
+        } else if (i < D->L - 1) {
+            lrelu_backward(cnt, 0.2f, s->act + off, cur, oth);
             t = cur; cur = oth; oth = t;
         }
         const float *xin = i > 0 ? D->st[i - 1].act + (size_t)v->n0 * stage_out(&D->st[i - 1]) : x;

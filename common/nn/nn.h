@@ -75,7 +75,14 @@ void linear_backward(int N, int IN, int OUT, const float *x, const float *w, con
                      float *dw, float *db);
 
 /* ---- batch norm (over N and spatial HW, per channel C) ----------------- */
-typedef struct { int N, C, HW; float eps, momentum; } bn_t; /* eps 1e-5, momentum 0.1 */
+/* act: the activation that follows BN, fused into its passes (one pass
+ * over the tensor less each way, and the same bits as separate relu and
+ * lrelu calls): BN_ACT_NONE (0), BN_ACT_RELU, or BN_ACT_LRELU with slope
+ * alpha > 0. With an activation, forward's y is the activation's output,
+ * and backward (bn_backward_act) takes that output and the gradient
+ * w.r.t. it. */
+enum { BN_ACT_NONE, BN_ACT_RELU, BN_ACT_LRELU };
+typedef struct { int N, C, HW; float eps, momentum; int act; float alpha; } bn_t; /* eps 1e-5, momentum 0.1 */
 
 /* Training mode: normalise with the batch mean and biased variance; save
  * mean (C) and rstd = 1/sqrt(var+eps) (C) for backward; update running
@@ -97,9 +104,13 @@ void bn_running_update(const bn_t *b, int C, const double *bmean, const double *
 /* Eval mode with the running statistics. */
 void bn_forward_eval(const bn_t *b, const float *x, const float *gamma, const float *beta,
                      const float *run_mean, const float *run_var, float *y);
-/* Backward of the training mode. */
+/* Backward of the training mode (b->act must be BN_ACT_NONE). */
 void bn_backward(const bn_t *b, const float *x, const float *gamma, const float *mean, const float *rstd,
                  const float *dy, float *dx, float *dgamma, float *dbeta);
+/* The same through b->act: y is the activation's output, dy the gradient
+ * w.r.t. it. */
+void bn_backward_act(const bn_t *b, const float *x, const float *y, const float *gamma, const float *mean,
+                     const float *rstd, const float *dy, float *dx, float *dgamma, float *dbeta);
 
 /* ---- activations (elementwise over n values; in-place y == x allowed
  *      for forward; backward takes the forward OUTPUT y, and dx may alias

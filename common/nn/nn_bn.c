@@ -78,6 +78,56 @@ static inline void row_dsums(const float *g, const float *x, int n, float mu, do
     *sgx += s2;
 }
 
+/* The same with dy replaced by act'(y) * dy (the activation's backward,
+ * nn_act.c's formulas: relu dy*[y>0], lrelu dy*(y>0 ? 1 : alpha)), each
+ * value computed as those passes compute it. */
+static inline __attribute__((always_inline)) float act_grad(int act, float alpha, float y, float d) {
+    if (act == BN_ACT_RELU) return y > 0.0f ? d : 0.0f;
+    float pos = y > 0.0f ? d : 0.0f, neg = y > 0.0f ? 0.0f : d;
+    return pos + alpha * neg;
+}
+
+static inline __attribute__((always_inline)) void row_dsums_act(const float *g0, const float *y, const float *x,
+                                                                 int n, float mu, int act, float alpha, double *sg,
+                                                                 double *sgx) {
+    float a[8] = {0}, b[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) {
+            float g = act_grad(act, alpha, y[i + j], g0[i + j]);
+            a[j] += g;
+            b[j] += g * (x[i + j] - mu);
+        }
+    double s1 = 0, s2 = 0;
+    for (int j = 0; j < 8; j++) {
+        s1 += a[j];
+        s2 += b[j];
+    }
+    for (; i < n; i++) {
+        float g = act_grad(act, alpha, y[i], g0[i]);
+        s1 += g;
+        s2 += (double)g * ((double)x[i] - mu);
+    }
+    *sg += s1;
+    *sgx += s2;
+}
+
+/* y[i] = act(v[i]) for the forward, written as nn_act.c writes it. */
+static inline void row_act(float *y, int n, int act, float alpha) {
+    if (act == BN_ACT_RELU) {
+        for (int i = 0; i < n; i++) {
+            float v = y[i];
+            y[i] = v <= 0.0f ? 0.0f : v;
+        }
+    } else if (act == BN_ACT_LRELU) {
+        for (int i = 0; i < n; i++) {
+            float v = y[i];
+            float pos = v <= 0.0f ? 0.0f : v, neg = v <= 0.0f ? v : 0.0f;
+            y[i] = pos + alpha * neg;
+        }
+    }
+}
+
 #include <math.h>
 
 /* One call's operands, shared by the channel-range parts below. Each
@@ -85,7 +135,7 @@ static inline void row_dsums(const float *g, const float *x, int n, float mu, do
  * loop would, so the split (and the thread count) cannot change a bit. */
 typedef struct {
     const bn_t *b;
-    const float *x, *gamma, *beta, *dy, *mean_in, *rstd_in, *run_mean_in, *run_var_in;
+    const float *x, *gamma, *beta, *dy, *yact, *mean_in, *rstd_in, *run_mean_in, *run_var_in;
     float *y, *mean, *rstd, *run_mean, *run_var, *dx, *dgamma, *dbeta;
     double *bmean, *bvar;
 } bn_job_t;
@@ -130,6 +180,7 @@ static void bn_train_channel(const bn_job_t *j, int c) {
         const float *xp = x + ((size_t)n * C + c) * HW;
         float *yp = j->y + ((size_t)n * C + c) * HW;
         for (int i = 0; i < HW; i++) yp[i] = ((xp[i] - muf) - dmf) * scale + bc;
+        row_act(yp, HW, b->act, b->alpha);
     }
     double unb = M > 1 ? ss / (M - 1) : var;
     if (j->bmean) j->bmean[c] = mu;
@@ -183,6 +234,7 @@ static void bn_eval_part(void *vp, int part, int nparts) {
             const float *xp = j->x + ((size_t)n * C + c) * HW;
             float *yp = j->y + ((size_t)n * C + c) * HW;
             for (int i = 0; i < HW; i++) yp[i] = (xp[i] - mc) * scale + bc;
+            row_act(yp, HW, j->b->act, j->b->alpha);
         }
     }
 }
@@ -199,9 +251,16 @@ static void bn_backward_channel(const bn_job_t *j, int c) {
     const int N = j->b->N, C = j->b->C, HW = j->b->HW;
     const double M = (double)N * HW;
     const float mu = j->mean_in[c], rs = j->rstd_in[c];
+    const int act = j->b->act;
+    const float alpha = j->b->alpha;
     double sdy = 0, sdyx = 0;
-    for (int n = 0; n < N; n++)
-        row_dsums(j->dy + ((size_t)n * C + c) * HW, j->x + ((size_t)n * C + c) * HW, HW, mu, &sdy, &sdyx);
+    for (int n = 0; n < N; n++) {
+        const size_t o = ((size_t)n * C + c) * HW;
+        /* constant act arguments: each call is its own vectorised loop */
+        if (act == BN_ACT_RELU) row_dsums_act(j->dy + o, j->yact + o, j->x + o, HW, mu, BN_ACT_RELU, 0, &sdy, &sdyx);
+        else if (act) row_dsums_act(j->dy + o, j->yact + o, j->x + o, HW, mu, BN_ACT_LRELU, alpha, &sdy, &sdyx);
+        else row_dsums(j->dy + o, j->x + o, HW, mu, &sdy, &sdyx);
+    }
     sdyx *= rs; /* sum dy * xhat */
     if (j->dbeta) j->dbeta[c] += (float)sdy;
     if (j->dgamma) j->dgamma[c] += (float)sdyx;
@@ -214,7 +273,17 @@ static void bn_backward_channel(const bn_job_t *j, int c) {
         const float *xp = j->x + ((size_t)n * C + c) * HW;
         const float *gp = j->dy + ((size_t)n * C + c) * HW;
         float *dp = j->dx + ((size_t)n * C + c) * HW;
-        for (int i = 0; i < HW; i++) dp[i] = k * (gp[i] - m1 - (xp[i] - mu) * m2);
+        if (act == BN_ACT_RELU) {
+            const float *yp = j->yact + ((size_t)n * C + c) * HW;
+            for (int i = 0; i < HW; i++)
+                dp[i] = k * (act_grad(BN_ACT_RELU, 0, yp[i], gp[i]) - m1 - (xp[i] - mu) * m2);
+        } else if (act) {
+            const float *yp = j->yact + ((size_t)n * C + c) * HW;
+            for (int i = 0; i < HW; i++)
+                dp[i] = k * (act_grad(BN_ACT_LRELU, alpha, yp[i], gp[i]) - m1 - (xp[i] - mu) * m2);
+        } else {
+            for (int i = 0; i < HW; i++) dp[i] = k * (gp[i] - m1 - (xp[i] - mu) * m2);
+        }
     }
 }
 
@@ -227,7 +296,14 @@ static void bn_backward_part(void *vp, int part, int nparts) {
 
 void bn_backward(const bn_t *b, const float *x, const float *gamma, const float *mean, const float *rstd,
                  const float *dy, float *dx, float *dgamma, float *dbeta) {
-    bn_job_t j = {.b = b, .x = x, .gamma = gamma, .mean_in = mean, .rstd_in = rstd, .dy = dy, .dx = dx,
+    ASSERT(b->act == BN_ACT_NONE);
+    bn_backward_act(b, x, NULL, gamma, mean, rstd, dy, dx, dgamma, dbeta);
+}
+
+void bn_backward_act(const bn_t *b, const float *x, const float *y, const float *gamma, const float *mean,
+                     const float *rstd, const float *dy, float *dx, float *dgamma, float *dbeta) {
+    ASSERT(!b->act || y);
+    bn_job_t j = {.b = b, .x = x, .yact = y, .gamma = gamma, .mean_in = mean, .rstd_in = rstd, .dy = dy, .dx = dx,
                   .dgamma = dgamma, .dbeta = dbeta};
     nn_par_run_sized(bn_work(b), bn_backward_part, &j);
 }
