@@ -157,6 +157,8 @@ typedef struct {
                                  n_pool 0: not re-estimated */
     int n_pool;
     double gan_int;           /* text models: the GAN-INT weight (note train.gan_int) */
+    int text_from_g;          /* text models: G's loss trains the encoder too (note
+                                 train.text_grad "dg"; "d" or, old runs, absent: 0/1) */
 } train_pos_t;
 
 /* Save model m and position p to dir (keeping `keep` checkpoints), after
@@ -190,6 +192,7 @@ typedef struct {
     int32_t *mis;           /* (cap): the step's mismatched caption of each image */
     const char **caps;      /* (cap): the batch's captions, borrowed */
     int n_last;             /* rows of vec from the last step (0: none yet) */
+    int from_g;             /* 1: G's loss trains the encoder too (--text-grad dg), 0: D's only */
 } train_text_t;
 
 /* The vocabulary of the captions of the dataset at path (every caption of
@@ -199,11 +202,13 @@ typedef struct {
  * caption is not valid UTF-8, or the store's rc. */
 int train_text_vocab(const char *path, char ***vocab, int *n, uint64_t *n_captions);
 /* A new encoder for vocab (copied), out_dim TRAIN_TEXT_DIM, initialised
- * from seed; buffers for cap texts. Returns 0 or tenc_new's rc (logged). */
-int train_text_new(train_text_t *tt, char *const *vocab, int n, int cap, uint64_t seed);
+ * from seed; buffers for cap texts; from_g as train_text_t. Returns 0 or
+ * tenc_new's rc (logged). */
+int train_text_new(train_text_t *tt, char *const *vocab, int n, int cap, uint64_t seed, int from_g);
 /* The encoder stored in ck with its Adam state (a resumed run), checked to
- * make text_dim vectors. Returns 0 or an rc (logged). */
-int train_text_load(train_text_t *tt, const Gambar__Checkpoint *ck, int cap, int text_dim);
+ * make text_dim vectors; from_g as train_text_t. Returns 0 or an rc
+ * (logged). */
+int train_text_load(train_text_t *tt, const Gambar__Checkpoint *ck, int cap, int text_dim, int from_g);
 /* Grow to cap texts (weights and Adam state kept); no-op when not larger. */
 void train_text_grow(train_text_t *tt, int cap);
 void train_text_free(train_text_t *tt);
