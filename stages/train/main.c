@@ -220,10 +220,9 @@ static void apply_hyper(trainer_t *t, int resumed) {
     if (!resumed || o->seen_beta1) ag->beta1 = ad->beta1 = (float)o->beta1;
     if (!resumed || o->seen_beta2) ag->beta2 = ad->beta2 = (float)o->beta2;
     if (!resumed || o->seen_ema) model_set_ema_decay(t->m, (float)o->ema);
-    if (t->tt.enc) { /* the encoder learns at D's rate unless --lr-text says otherwise */
+    if (t->tt.enc) { /* its own rate (train_text.c: why faster than D's) */
         adam_t *at = tenc_adam(t->tt.enc);
-        if (o->seen_lr_text) at->lr = (float)o->lr_text;
-        else if (!resumed || o->seen_lr_d) at->lr = (float)o->lr_d;
+        if (!resumed || o->seen_lr_text) at->lr = (float)o->lr_text;
         if (!resumed || o->seen_beta1) at->beta1 = (float)o->beta1;
         if (!resumed || o->seen_beta2) at->beta2 = (float)o->beta2;
     }
@@ -905,6 +904,7 @@ static int parse_options(trainer_t *t, int argc, char **argv) {
     o->micro = 1;
     o->text_grad = "d";
     o->text_gain = 1;
+    o->lr_text = TRAIN_TEXT_LR;
     const cli_opt_t opts[] = {
         {"in", 'i', CLI_STR, &o->in, "ENDPOINT", "PULL Batch messages here (connects; '@' binds)", NULL},
         {"model", 'm', CLI_STR, &o->model, "NAME", "dcgan28, dcgan32 or dcgan64", &o->seen_model},
@@ -944,7 +944,7 @@ static int parse_options(trainer_t *t, int argc, char **argv) {
          &o->seen_gan_int},
         {"text-grad", 0, CLI_STR, &o->text_grad, "d|dg",
          "text runs: the text encoder learns from D's loss (d, default) or D's and G's (dg)", &o->seen_text_grad},
-        {"lr-text", 0, CLI_DBL, &o->lr_text, "X", "text runs: the text encoder's learning rate (default: --lr-d's)",
+        {"lr-text", 0, CLI_DBL, &o->lr_text, "X", "text runs: the text encoder's learning rate (default 1e-2)",
          &o->seen_lr_text},
         {"text-gain", 0, CLI_DBL, &o->text_gain, "X",
          "new text runs: G's text projection starts X times N(0, 1/T) (default 1)", &o->seen_text_gain},
