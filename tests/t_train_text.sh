@@ -16,8 +16,8 @@
 #     exits 3; without a text run or with a bad value exits 2.
 #   - --lr-text sets the encoder's learning rate (default 1e-2, kept in the
 #     checkpoint: a resume keeps a run's own);
-#     --text-gain changes the initial model; a resume without either is
-#     bit-exact.
+#     --text-gain changes the initial model (default sqrt(T)); a resume
+#     without either is bit-exact.
 . "$(dirname "$0")/lib.sh"
 
 S=24
@@ -156,6 +156,15 @@ gambar-train --threads 1 --log-every 8 --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP
 rc=$?
 kill $sp 2>/dev/null; wait $sp 2>/dev/null
 check lr_text_resume_bit_exact sh -c "[ $rc -eq 0 ] && ckpt_diff '$TMP/l/ckpt-0000000016.gck' '$TMP/l2/ckpt-0000000016.gck'"
+# the default gain is sqrt(T) (G's projection starts N(0, 1)): the same model as given explicitly
+aug 0
+$TR --text-gain 5.656854249492380 --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/q" --ckpt-every 8 --steps 8 2>"$TMP/q.log"
+kill $sp 2>/dev/null; wait $sp 2>/dev/null
+check text_gain_default_sqrt_t ckpt_diff "$TMP/a/ckpt-0000000008.gck" "$TMP/q/ckpt-0000000008.gck"
+aug 0
+$TR --text-gain 1 --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/q1" --ckpt-every 8 --steps 8 2>"$TMP/q.log"
+kill $sp 2>/dev/null; wait $sp 2>/dev/null
+check_exit text_gain_1_differs 1 ckpt_diff "$TMP/a/ckpt-0000000008.gck" "$TMP/q1/ckpt-0000000008.gck"
 check_exit text_gain_bad_value_exit2 2 $TR --text-gain 0 --in "ipc://$TMP/none.sock" --ckpt-dir "$TMP/n10"
 check_exit text_grad_bad_value_exit2 2 $TR --text-grad g --in "ipc://$TMP/none.sock" --ckpt-dir "$TMP/n9"
 

@@ -903,7 +903,7 @@ static int parse_options(trainer_t *t, int argc, char **argv) {
     o->conditional = "auto";
     o->micro = 1;
     o->text_grad = "d";
-    o->text_gain = 1;
+    o->text_gain = TRAIN_TEXT_GAIN;
     o->lr_text = TRAIN_TEXT_LR;
     const cli_opt_t opts[] = {
         {"in", 'i', CLI_STR, &o->in, "ENDPOINT", "PULL Batch messages here (connects; '@' binds)", NULL},
@@ -947,7 +947,7 @@ static int parse_options(trainer_t *t, int argc, char **argv) {
         {"lr-text", 0, CLI_DBL, &o->lr_text, "X", "text runs: the text encoder's learning rate (default 1e-2)",
          &o->seen_lr_text},
         {"text-gain", 0, CLI_DBL, &o->text_gain, "X",
-         "new text runs: G's text projection starts X times N(0, 1/T) (default 1)", &o->seen_text_gain},
+         "new text runs: G's text projection starts X times N(0, 1/T) (default sqrt(T) = 5.66: N(0, 1))", &o->seen_text_gain},
         {"embed-dim", 0, CLI_INT, &o->embed_dim, "N",
          "conditional: width of G's class embedding (default z size / 10 = 10)", &o->seen_embed_dim},
         {"producers", 0, CLI_INT, &o->producers, "N", "stop after N EndOfStream messages (default 1)", NULL},
