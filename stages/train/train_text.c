@@ -17,8 +17,9 @@
  * permutation (Sattolo: no image keeps its own) drawn from the step's
  * noise generator after z (main.c make_noise), so a resumed run draws the
  * same; model_train_step_text(real, c, mis, z, c); the encoder's gradient
- * is dtext_d + dtext_g (D's loss through D's projection, G's loss through
- * G's input; model.h) -> tenc_backward -> one Adam step over its block.
+ * is dtext_d (D's loss through D's projection), plus dtext_g (G's loss
+ * through G's input; model.h) with --text-grad dg -> tenc_backward -> one
+ * Adam step over its block.
  * The encoder is updated after D and G, from the vectors both used.
  *
  * WHICH LOSS TRAINS THE ENCODER (--text-grad, note train.text_grad). "d":
