@@ -14,7 +14,7 @@
 #     the model, persists across --resume (bit-exact); a checkpoint without
 #     the note (an older run) resumes as "dg"; another value on --resume
 #     exits 3; without a text run or with a bad value exits 2.
-#   - --lr-text sets the encoder's learning rate (default 1e-2, kept in the
+#   - --lr-text sets the encoder's learning rate (default 2e-3, kept in the
 #     checkpoint: a resume keeps a run's own);
 #     --text-gain changes the initial model (default sqrt(T)); a resume
 #     without either is bit-exact.
@@ -146,7 +146,7 @@ kill $sp 2>/dev/null; wait $sp 2>/dev/null
 check lr_text_run_exit0 test $rc -eq 0
 ckpt_diff --info "$TMP/l/ckpt-0000000016.gck" >"$TMP/l.info"
 check lr_text_in_ckpt grep -qx "text_adam_lr=0.001" "$TMP/l.info"
-check lr_text_default grep -qx "text_adam_lr=0.01" "$TMP/a.info"
+check lr_text_default grep -qx "text_adam_lr=0.002" "$TMP/a.info"
 check_exit text_gain_changes_the_model 1 ckpt_diff "$TMP/a/ckpt-0000000016.gck" "$TMP/l/ckpt-0000000016.gck"
 mkdir -p "$TMP/l2"
 cp "$TMP/l/ckpt-0000000008.gck" "$TMP/l2/"

@@ -944,7 +944,7 @@ static int parse_options(trainer_t *t, int argc, char **argv) {
          &o->seen_gan_int},
         {"text-grad", 0, CLI_STR, &o->text_grad, "d|dg",
          "text runs: the text encoder learns from D's loss (d, default) or D's and G's (dg)", &o->seen_text_grad},
-        {"lr-text", 0, CLI_DBL, &o->lr_text, "X", "text runs: the text encoder's learning rate (default 1e-2)",
+        {"lr-text", 0, CLI_DBL, &o->lr_text, "X", "text runs: the text encoder's learning rate (default 2e-3)",
          &o->seen_lr_text},
         {"text-gain", 0, CLI_DBL, &o->text_gain, "X",
          "new text runs: G's text projection starts X times N(0, 1/T) (default sqrt(T) = 5.66: N(0, 1))", &o->seen_text_gain},

@@ -183,7 +183,7 @@ int train_model_finite(const model_t *m, const char **bad);
 /* ---- text (train_text.c) ----------------------------------------------------- */
 
 #define TRAIN_TEXT_DIM 32 /* T: length of the sentence vectors of a new text run */
-#define TRAIN_TEXT_LR 1e-2 /* the text encoder's default learning rate (--lr-text; train_text.c) */
+#define TRAIN_TEXT_LR 2e-3 /* the text encoder's default learning rate (--lr-text; train_text.c) */
 #define TRAIN_TEXT_GAIN 5.656854249492380 /* sqrt(TRAIN_TEXT_DIM): G's text projection starts N(0, 1) (--text-gain) */
 
 /* The text encoder of a text run and its per-batch buffers (cap texts). */
