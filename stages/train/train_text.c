@@ -40,11 +40,12 @@
  * held-out captions the class explained 9% of the vectors' variance at
  * step 500 and 33% at 3000; at 1e-2, 65% by step 1500. Measured
  * (Fashion-MNIST, width 16; README, Text-image agreement): prompts drawn
- * in their class 0.29 -> 0.53 at 3000 steps with 2e-3 and G's projection
- * starting N(0, 1) (--text-gain, main.c; model_scale_text_init), FID 49 ->
- * 39. 1e-2 does as well on the class at 3000 steps, but with the larger
- * projection it costs diversity (recall 0.20 -> 0.03: the text outweighs
- * z), so the default is 2e-3.
+ * in their class 0.29 -> 0.49-0.53 at 3000 steps with 2e-3 and G's
+ * projection starting N(0, 1) (--text-gain, main.c;
+ * model_scale_text_init); FID unchanged within its run-to-run spread. 1e-2
+ * does as well on the class at 3000 steps, but with the larger projection
+ * it costs diversity (recall 0.20 -> 0.03: the text outweighs z), so the
+ * default is 2e-3.
  *
  * Nothing here allocates per step: the buffers grow with the batch
  * capacity (train_text_grow). */
