@@ -10,6 +10,14 @@
 #     without --conditional text stays a text run; gambar-sample without
 #     --prompt refuses a text checkpoint cleanly (exit 2);
 #   - --gan-int: changes the model, persists across --resume (bit-exact).
+#   - --text-grad: "d" (default) is in the checkpoint's note; "dg" changes
+#     the model, persists across --resume (bit-exact); a checkpoint without
+#     the note (an older run) resumes as "dg"; another value on --resume
+#     exits 3; without a text run or with a bad value exits 2.
+#   - --lr-text sets the encoder's learning rate (default 2e-3, kept in the
+#     checkpoint: a resume keeps a run's own);
+#     --text-gain changes the initial model (default sqrt(T)); a resume
+#     without either is bit-exact.
 . "$(dirname "$0")/lib.sh"
 
 S=24
@@ -99,6 +107,66 @@ check_exit gan_int_other_weight_on_resume_exit3 3 gambar-train --gan-int 0.5 --r
     --ckpt-dir "$TMP/g2"
 check_exit gan_int_without_text_exit2 2 gambar-train --model dcgan28 --gan-int 1 --in "ipc://$TMP/none.sock" \
     --ckpt-dir "$TMP/n7"
+
+# --- --text-grad: which losses train the encoder ---
+check text_grad_default_d_noted grep -qx "note train.text_grad=d" "$TMP/a.dump"
+check text_grad_default_logged grep -q "the encoder learns from D's loss (--text-grad d)" "$TMP/a.log"
+aug 0
+$TR --text-grad dg --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/t" --ckpt-every 8 --steps 16 2>"$TMP/t.log"
+rc=$?
+kill $sp 2>/dev/null; wait $sp 2>/dev/null
+check text_grad_dg_run_exit0 test $rc -eq 0
+check text_grad_dg_logged grep -q "D's and G's losses (--text-grad dg)" "$TMP/t.log"
+check_exit text_grad_dg_changes_the_model 1 ckpt_diff "$TMP/a/ckpt-0000000016.gck" "$TMP/t/ckpt-0000000016.gck"
+mkdir -p "$TMP/t2" "$TMP/t3"
+cp "$TMP/t/ckpt-0000000008.gck" "$TMP/t2/"
+# the same checkpoint without the note, as an older gambar-train wrote it
+ckpt_tool drop-note "$TMP/t/ckpt-0000000008.gck" "$TMP/t3" train.text_grad >/dev/null
+ckpt_tool dump "$TMP/t3/ckpt-0000000008.gck" >"$TMP/t3.dump" 2>/dev/null
+check text_grad_note_dropped sh -c "! grep -q train.text_grad '$TMP/t3.dump'"
+for d in t2 t3; do
+    aug 8
+    gambar-train --threads 1 --log-every 8 --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/$d" --ckpt-every 8 --steps 16 \
+        --resume 2>>"$TMP/t.log"
+    rc=$?
+    kill $sp 2>/dev/null; wait $sp 2>/dev/null
+    check text_grad_resume_${d}_exit0 test $rc -eq 0
+    check text_grad_resume_${d}_bit_exact ckpt_diff "$TMP/t/ckpt-0000000016.gck" "$TMP/$d/ckpt-0000000016.gck"
+done
+check_exit text_grad_other_on_resume_exit3 3 gambar-train --text-grad d --resume --in "ipc://$TMP/none.sock" \
+    --ckpt-dir "$TMP/t2"
+check text_grad_other_on_resume_message grep -q "was trained with --text-grad dg, not d" "$TMP/err"
+check_exit text_grad_without_text_exit2 2 gambar-train --model dcgan28 --text-grad d --in "ipc://$TMP/none.sock" \
+    --ckpt-dir "$TMP/n8"
+# --lr-text and --text-gain
+aug 0
+$TR --lr-text 1e-3 --text-gain 4 --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/l" --ckpt-every 8 --steps 16 2>"$TMP/l.log"
+rc=$?
+kill $sp 2>/dev/null; wait $sp 2>/dev/null
+check lr_text_run_exit0 test $rc -eq 0
+ckpt_diff --info "$TMP/l/ckpt-0000000016.gck" >"$TMP/l.info"
+check lr_text_in_ckpt grep -qx "text_adam_lr=0.001" "$TMP/l.info"
+check lr_text_default grep -qx "text_adam_lr=0.002" "$TMP/a.info"
+check_exit text_gain_changes_the_model 1 ckpt_diff "$TMP/a/ckpt-0000000016.gck" "$TMP/l/ckpt-0000000016.gck"
+mkdir -p "$TMP/l2"
+cp "$TMP/l/ckpt-0000000008.gck" "$TMP/l2/"
+aug 8
+gambar-train --threads 1 --log-every 8 --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/l2" --ckpt-every 8 --steps 16 \
+    --resume 2>>"$TMP/l.log"
+rc=$?
+kill $sp 2>/dev/null; wait $sp 2>/dev/null
+check lr_text_resume_bit_exact sh -c "[ $rc -eq 0 ] && ckpt_diff '$TMP/l/ckpt-0000000016.gck' '$TMP/l2/ckpt-0000000016.gck'"
+# the default gain is sqrt(T) (G's projection starts N(0, 1)): the same model as given explicitly
+aug 0
+$TR --text-gain 5.656854249492380 --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/q" --ckpt-every 8 --steps 8 2>"$TMP/q.log"
+kill $sp 2>/dev/null; wait $sp 2>/dev/null
+check text_gain_default_sqrt_t ckpt_diff "$TMP/a/ckpt-0000000008.gck" "$TMP/q/ckpt-0000000008.gck"
+aug 0
+$TR --text-gain 1 --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/q1" --ckpt-every 8 --steps 8 2>"$TMP/q.log"
+kill $sp 2>/dev/null; wait $sp 2>/dev/null
+check_exit text_gain_1_differs 1 ckpt_diff "$TMP/a/ckpt-0000000008.gck" "$TMP/q1/ckpt-0000000008.gck"
+check_exit text_gain_bad_value_exit2 2 $TR --text-gain 0 --in "ipc://$TMP/none.sock" --ckpt-dir "$TMP/n10"
+check_exit text_grad_bad_value_exit2 2 $TR --text-grad g --in "ipc://$TMP/none.sock" --ckpt-dir "$TMP/n9"
 
 # --- bad input ---
 check_exit text_dataset_without_captions_exit3 3 $TR --db "$TMP/nocap" --in "ipc://$TMP/none.sock" --ckpt-dir "$TMP/n"

@@ -437,8 +437,40 @@ static void test_text_determinism(void) {
     tb_free(&b);
 }
 
+/* model_scale_text_init: G.text.weight (live and EMA) times the gain,
+ * every other tensor as it was; the model then trains on. */
+static void test_text_init_gain(void) {
+    model_desc_t d = text_desc(MODEL_DCGAN28, MODEL_LOSS_BCE);
+    model_t *a = model_new(&d, N_IMG, 7), *b = model_new(&d, N_IMG, 7);
+    ASSERT(a && b);
+    model_scale_text_init(b, 3.0f);
+    int others_same = 1, scaled = 0;
+    for (int i = 0; i < model_tensor_count(a); i++) {
+        const model_tensor_t *ta = model_tensor(a, i), *tb = model_tensor(b, i);
+        if (strcmp(ta->name, "G.text.weight") == 0 || strcmp(ta->name, "EMA.G.text.weight") == 0) {
+            int ok = ta->n > 0;
+            for (size_t j = 0; j < ta->n; j++) ok &= tb->data[j] == 3.0f * ta->data[j] && ta->data[j] != 0;
+            scaled += ok;
+        } else if (memcmp(ta->data, tb->data, ta->n * sizeof(float)) != 0) {
+            fprintf(stderr, "    %s differs\n", ta->name);
+            others_same = 0;
+        }
+    }
+    CHECKF(scaled == 2, "G.text.weight and its EMA copy scaled (%d of 2)", scaled);
+    CHECK(others_same);
+    model_gen_t ga, gb;
+    model_gen_layers(a, 1, &ga);
+    model_gen_layers(b, 1, &gb);
+    int ema = 1;
+    for (int j = 0; j < ga.embed_dim * ga.text_dim; j++) ema &= gb.text_weight[j] == 3.0f * ga.text_weight[j];
+    CHECKF(ema, "the EMA copy of G.text.weight is scaled too");
+    model_free(a);
+    model_free(b);
+}
+
 int main(void) {
     nn_set_threads(0);
+    RUN(test_text_init_gain);
     RUN(test_text_shapes_and_refusals);
     RUN(test_loss_weights);
     RUN(test_text_determinism);

@@ -1416,6 +1416,14 @@ void model_set_text_interp(model_t *m, float weight) {
 
 float model_text_interp(const model_t *m) { return m->interp; }
 
+void model_scale_text_init(model_t *m, float gain) {
+    ASSERT(m->cond == COND_TEXT && gain > 0 && isfinite(gain));
+    net_t *G = &m->net[MODEL_G];
+    size_t n = (size_t)G->emb_dim * (size_t)m->tdim;
+    for (size_t i = 0; i < n; i++) G->p[G->embed_off + i] *= gain;
+    model_ema_reset(m);
+}
+
 int model_generate_text(model_t *m, const float *z, const float *text, int N, int use_ema, float *out) {
     ASSERT(N >= 1);
     if (m->cond != COND_TEXT || !text) return GB_EFORMAT;

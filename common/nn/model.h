@@ -402,6 +402,16 @@ int model_train_step_text(model_t *m, const float *real, const float *text, cons
  * not model state: a caller that resumes must set it again. w >= 0 and
  * finite; text models only (ASSERT). */
 void model_set_text_interp(model_t *m, float weight);
+
+/* Multiply G's text projection (G.text.weight, initialised N(0, 1/T)) by
+ * gain > 0, in the live G and its EMA copy: for a new run, before its
+ * first step (the weights then carry it, so a resumed run needs nothing).
+ * Why: the sentence vectors are small (rms about 0.2, their class part
+ * about 0.05), so W c enters G's first layer about ten times weaker than
+ * a class model's N(0, 1) embedding next to z's N(0, 1); a gain of
+ * sqrt(T) (N(0, 1) weights) brings it to z's scale. Text models only
+ * (ASSERT). */
+void model_scale_text_init(model_t *m, float gain);
 float model_text_interp(const model_t *m);
 
 /* ---- inference ----------------------------------------------------------- */

@@ -59,9 +59,13 @@ typedef struct {
     uint64_t seed;
     double lr_g, lr_d, beta1, beta2, ema;
     double gan_int; /* --gan-int W: GAN-INT weight of a text run (0 = off) */
+    const char *text_grad; /* --text-grad d|dg: which losses train the text encoder */
+    double lr_text;        /* --lr-text X: the text encoder's Adam learning rate */
+    double text_gain;      /* --text-gain X: G's text projection's initial scale */
     bool resume, print_start, fresh_if_damaged;
     bool seen_steps, seen_epochs, seen_lr_g, seen_lr_d, seen_beta1, seen_beta2, seen_ema, seen_width, seen_embed_dim,
-        seen_loss, seen_model, seen_seed, seen_threads, seen_micro, seen_gan_int;
+        seen_loss, seen_model, seen_seed, seen_threads, seen_micro, seen_gan_int,
+        seen_text_grad, seen_lr_text, seen_text_gain;
 } opts_t;
 
 typedef struct {
@@ -160,6 +164,7 @@ static int save_now(trainer_t *t) {
     t->pos.text_pool = t->tt.vec;
     t->pos.n_pool = t->text ? t->tt.n_last : 0;
     t->pos.gan_int = t->text ? model_text_interp(t->m) : 0;
+    t->pos.text_from_g = t->text ? t->tt.from_g : 0;
     int rc = train_ckpt_save(t->o.ckpt_dir, (int)t->o.keep, t->m, &t->pos, path, sizeof path, dig);
     if (rc) {
         log_error("checkpoint at step %" PRIu64 " not written: %s", t->pos.step, err_str(rc));
@@ -215,13 +220,13 @@ static void apply_hyper(trainer_t *t, int resumed) {
     if (!resumed || o->seen_beta1) ag->beta1 = ad->beta1 = (float)o->beta1;
     if (!resumed || o->seen_beta2) ag->beta2 = ad->beta2 = (float)o->beta2;
     if (!resumed || o->seen_ema) model_set_ema_decay(t->m, (float)o->ema);
-    if (t->tt.enc) { /* the encoder learns at D's rate (it is trained by both, like a shared layer) */
+    if (t->tt.enc) { /* its own rate (train_text.c: why faster than D's) */
         adam_t *at = tenc_adam(t->tt.enc);
-        if (!resumed || o->seen_lr_d) at->lr = (float)o->lr_d;
+        if (!resumed || o->seen_lr_text) at->lr = (float)o->lr_text;
         if (!resumed || o->seen_beta1) at->beta1 = (float)o->beta1;
         if (!resumed || o->seen_beta2) at->beta2 = (float)o->beta2;
     }
-    if (resumed && (o->seen_lr_g || o->seen_lr_d || o->seen_beta1 || o->seen_beta2 || o->seen_ema))
+    if (resumed && (o->seen_lr_g || o->seen_lr_d || o->seen_lr_text || o->seen_beta1 || o->seen_beta2 || o->seen_ema))
         log_info("resumed run: optimiser/EMA options given on the command line override the checkpoint's");
 }
 
@@ -276,9 +281,10 @@ static int build_model(trainer_t *t, const Gambar__Batch *b) {
     }
     t->ex.conditional = cond;
     if (t->text) {
-        int rc = train_text_new(&t->tt, t->vocab, t->n_vocab, cap, t->o.seed);
+        int rc = train_text_new(&t->tt, t->vocab, t->n_vocab, cap, t->o.seed, strcmp(t->o.text_grad, "dg") == 0);
         if (rc) return rc;
         model_set_text_interp(t->m, (float)t->o.gan_int);
+        if (t->o.text_gain != 1) model_scale_text_init(t->m, (float)t->o.text_gain);
         tenc_vocab_free(t->vocab, t->n_vocab);
         t->vocab = NULL;
     }
@@ -314,9 +320,9 @@ static int build_model(trainer_t *t, const Gambar__Batch *b) {
              model_param_count(t->m, MODEL_G), model_param_count(t->m, MODEL_D), cap);
     if (t->text)
         log_info("text encoder: vocabulary %d words, sentence vectors of %d, %zu parameters; G projects them to "
-                 "%d, D to its last feature map; GAN-INT %s (weight %g)",
+                 "%d, D to its last feature map; GAN-INT %s (weight %g); the encoder learns from %s",
                  t->n_vocab, d.text_dim, tenc_param_count(t->tt.enc), d.embed_dim, t->o.gan_int > 0 ? "on" : "off",
-                 t->o.gan_int);
+                 t->o.gan_int, t->tt.from_g ? "D's and G's losses (--text-grad dg)" : "D's loss (--text-grad d)");
     return 0;
 }
 
@@ -624,9 +630,9 @@ static int do_resume(trainer_t *t) {
         log_error("--resume: %s holds a %s model, not a text-conditional one (--conditional text)", path,
                   d.conditional ? "class-conditional" : "unconditional");
         rc = GB_EMISMATCH;
-    } else if (t->o.seen_gan_int && d.text_dim == 0) {
-        log_error("--resume: --gan-int is for text runs; %s holds a %s model", path,
-                  d.conditional ? "class-conditional" : "unconditional");
+    } else if ((t->o.seen_gan_int || t->o.seen_text_grad) && d.text_dim == 0) {
+        log_error("--resume: --%s is for text runs; %s holds a %s model", t->o.seen_gan_int ? "gan-int" : "text-grad",
+                  path, d.conditional ? "class-conditional" : "unconditional");
         rc = GB_EMISMATCH;
     } else if (t->o.seen_seed && t->pos.seed != t->o.seed) {
         log_error("--resume: %s was trained with --seed %" PRIu64 ", not %" PRIu64, path, t->pos.seed, t->o.seed);
@@ -668,8 +674,15 @@ static int do_resume(trainer_t *t) {
         if (rc) log_error("checkpoint: %s", why);
     }
     if (!rc && d.text_dim > 0) {
-        rc = train_text_load(&t->tt, ck, t->pos.max_batch, d.text_dim);
+        rc = train_text_load(&t->tt, ck, t->pos.max_batch, d.text_dim, t->pos.text_from_g);
         t->text = rc == 0;
+        if (!rc && t->o.seen_text_grad && (strcmp(t->o.text_grad, "dg") == 0) != t->pos.text_from_g) {
+            log_error("--resume: %s was trained with --text-grad %s, not %s (it changes the maths)", path,
+                      t->pos.text_from_g ? "dg" : "d", t->o.text_grad);
+            model_desc_release(&d);
+            ckpt_free(&ck);
+            return GB_EMISMATCH;
+        }
         if (!rc && t->o.seen_gan_int && t->o.gan_int != t->pos.gan_int) {
             log_error("--resume: %s was trained with --gan-int %g, not %g (it changes the maths)", path,
                       t->pos.gan_int, t->o.gan_int);
@@ -898,6 +911,9 @@ static int parse_options(trainer_t *t, int argc, char **argv) {
     o->loss = "bce";
     o->conditional = "auto";
     o->micro = 1;
+    o->text_grad = "d";
+    o->text_gain = TRAIN_TEXT_GAIN;
+    o->lr_text = TRAIN_TEXT_LR;
     const cli_opt_t opts[] = {
         {"in", 'i', CLI_STR, &o->in, "ENDPOINT", "PULL Batch messages here (connects; '@' binds)", NULL},
         {"model", 'm', CLI_STR, &o->model, "NAME", "dcgan28, dcgan32 or dcgan64", &o->seen_model},
@@ -935,6 +951,12 @@ static int parse_options(trainer_t *t, int argc, char **argv) {
         {"gan-int", 0, CLI_DBL, &o->gan_int, "W",
          "text runs: GAN-INT, G also learns from caption midpoints, weight W (default 0 = off; Reed et al. use 1)",
          &o->seen_gan_int},
+        {"text-grad", 0, CLI_STR, &o->text_grad, "d|dg",
+         "text runs: the text encoder learns from D's loss (d, default) or D's and G's (dg)", &o->seen_text_grad},
+        {"lr-text", 0, CLI_DBL, &o->lr_text, "X", "text runs: the text encoder's learning rate (default 2e-3)",
+         &o->seen_lr_text},
+        {"text-gain", 0, CLI_DBL, &o->text_gain, "X",
+         "new text runs: G's text projection starts X times N(0, 1/T) (default sqrt(T) = 5.66: N(0, 1))", &o->seen_text_gain},
         {"embed-dim", 0, CLI_INT, &o->embed_dim, "N",
          "conditional: width of G's class embedding (default z size / 10 = 10)", &o->seen_embed_dim},
         {"producers", 0, CLI_INT, &o->producers, "N", "stop after N EndOfStream messages (default 1)", NULL},
@@ -967,6 +989,8 @@ static int parse_options(trainer_t *t, int argc, char **argv) {
     if (o->producers < 1 || o->producers > 1024) cli_usage_error(&spec, "--producers must be 1..1024");
     if (o->window < 1 || o->window > 65536) cli_usage_error(&spec, "--reorder-window must be 1..65536");
     if (o->window_mb < 1 || o->window_mb > 1 << 20) cli_usage_error(&spec, "--reorder-mb must be 1..1048576");
+    if (!(o->text_gain > 0 && o->text_gain <= 1000)) cli_usage_error(&spec, "--text-gain must be in (0, 1000]");
+    if (o->seen_lr_text && !(o->lr_text > 0)) cli_usage_error(&spec, "--lr-text must be > 0");
     if (!(o->lr_g > 0) || !(o->lr_d > 0)) cli_usage_error(&spec, "learning rates must be > 0");
     if (!(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1))
         cli_usage_error(&spec, "--beta1/--beta2 must be in [0, 1)");
@@ -975,6 +999,9 @@ static int parse_options(trainer_t *t, int argc, char **argv) {
         strcmp(o->conditional, "text"))
         cli_usage_error(&spec, "--conditional must be auto, yes, no or text");
     t->text = strcmp(o->conditional, "text") == 0;
+    if (strcmp(o->text_grad, "d") && strcmp(o->text_grad, "dg")) cli_usage_error(&spec, "--text-grad must be d or dg");
+    if (o->seen_text_grad && !t->text && !o->resume)
+        cli_usage_error(&spec, "--text-grad is for text runs (--conditional text)");
     if (t->text && o->micro != 1)
         cli_usage_error(&spec, "--conditional text: --micro-batches %lld is not supported yet (text models train "
                         "whole batches in one process: use --micro-batches 1 and no mpirun)", o->micro);

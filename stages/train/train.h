@@ -169,6 +169,8 @@ typedef struct {
                                  n_pool 0: not re-estimated */
     int n_pool;
     double gan_int;           /* text models: the GAN-INT weight (note train.gan_int) */
+    int text_from_g;          /* text models: G's loss trains the encoder too (note
+                                 train.text_grad "dg"; "d" or, old runs, absent: 0/1) */
 } train_pos_t;
 
 /* Save model m and position p to dir (keeping `keep` checkpoints), after
@@ -193,6 +195,8 @@ int train_model_finite(const model_t *m, const char **bad);
 /* ---- text (train_text.c) ----------------------------------------------------- */
 
 #define TRAIN_TEXT_DIM 32 /* T: length of the sentence vectors of a new text run */
+#define TRAIN_TEXT_LR 2e-3 /* the text encoder's default learning rate (--lr-text; train_text.c) */
+#define TRAIN_TEXT_GAIN 5.656854249492380 /* sqrt(TRAIN_TEXT_DIM): G's text projection starts N(0, 1) (--text-gain) */
 
 /* The text encoder of a text run and its per-batch buffers (cap texts). */
 typedef struct {
@@ -202,6 +206,7 @@ typedef struct {
     int32_t *mis;           /* (cap): the step's mismatched caption of each image */
     const char **caps;      /* (cap): the batch's captions, borrowed */
     int n_last;             /* rows of vec from the last step (0: none yet) */
+    int from_g;             /* 1: G's loss trains the encoder too (--text-grad dg), 0: D's only */
 } train_text_t;
 
 /* The vocabulary of the captions of a dataset (every caption of every
@@ -221,11 +226,13 @@ void train_vocab_init(train_vocab_t *v, const char *path, train_db_visitor_t *vi
 void train_vocab_finish(train_vocab_t *v, char ***vocab, int *n, uint64_t *n_captions);
 void train_vocab_free(train_vocab_t *v);
 /* A new encoder for vocab (copied), out_dim TRAIN_TEXT_DIM, initialised
- * from seed; buffers for cap texts. Returns 0 or tenc_new's rc (logged). */
-int train_text_new(train_text_t *tt, char *const *vocab, int n, int cap, uint64_t seed);
+ * from seed; buffers for cap texts; from_g as train_text_t. Returns 0 or
+ * tenc_new's rc (logged). */
+int train_text_new(train_text_t *tt, char *const *vocab, int n, int cap, uint64_t seed, int from_g);
 /* The encoder stored in ck with its Adam state (a resumed run), checked to
- * make text_dim vectors. Returns 0 or an rc (logged). */
-int train_text_load(train_text_t *tt, const Gambar__Checkpoint *ck, int cap, int text_dim);
+ * make text_dim vectors; from_g as train_text_t. Returns 0 or an rc
+ * (logged). */
+int train_text_load(train_text_t *tt, const Gambar__Checkpoint *ck, int cap, int text_dim, int from_g);
 /* Grow to cap texts (weights and Adam state kept); no-op when not larger. */
 void train_text_grow(train_text_t *tt, int cap);
 void train_text_free(train_text_t *tt);

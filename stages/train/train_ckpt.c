@@ -105,6 +105,7 @@ int train_ckpt_save(const char *dir, int keep, model_t *m, const train_pos_t *p,
         char gi[32];
         snprintf(gi, sizeof gi, "%.17g", p->gan_int);
         ckpt_set_note(b, "train.gan_int", gi);
+        ckpt_set_note(b, "train.text_grad", p->text_from_g ? "dg" : "d");
     }
     train_db_notes(p->db, b);
 
@@ -154,6 +155,15 @@ int train_ckpt_pos(const Gambar__Checkpoint *ck, train_pos_t *p) {
             log_error("checkpoint: note train.gan_int '%s' is bad", gi);
             return GB_EFORMAT;
         }
+    }
+    const char *tg = ckpt_note(ck, "train.text_grad"); /* text runs; absent: written before the note, "dg" */
+    p->text_from_g = 1;
+    if (tg && *tg) {
+        if (strcmp(tg, "d") && strcmp(tg, "dg")) {
+            log_error("checkpoint: note train.text_grad '%s' is bad (d or dg)", tg);
+            return GB_EFORMAT;
+        }
+        p->text_from_g = strcmp(tg, "dg") == 0;
     }
     if (p->max_batch < 1 || p->max_batch > TRAIN_MAX_BATCH || !p->have_dataset || p->bpe == 0) {
         log_error("checkpoint: training position is incomplete (max_batch %d, dataset %s, bpe %u)",

@@ -12,7 +12,8 @@
  *                            parent_digest, digest (of the file), family,
  *                            g_mult, conditional, num_classes, text_dim,
  *                            text_vocab (words of the text encoder, -1
- *                            when the checkpoint has none), text_adam_t.
+ *                            when the checkpoint has none), text_adam_t,
+ *                            text_adam_lr.
  * The comparison includes the text encoder's description (vocabulary,
  * sizes) and Adam state when either file has one.
  * Tensors are compared by their bytes, so -0.0 vs 0.0 and NaN payloads
@@ -50,8 +51,8 @@ static int info(const char *path) {
            s->seed, s->threads, ck->n_tensors, h1, h2, h3, ck->model->family, ck->model->g_mult,
            (int)ck->model->conditional, ck->model->num_classes, s->adam_d ? (double)s->adam_d->lr : 0.0);
     const Gambar__TextEncoderDesc *te = ck->text_encoder;
-    printf("text_dim=%u\ntext_vocab=%ld\ntext_adam_t=%" PRIu64 "\n", ck->model->text_dim,
-           te ? (long)te->n_vocab : -1L, te && te->adam ? te->adam->t : 0);
+    printf("text_dim=%u\ntext_vocab=%ld\ntext_adam_t=%" PRIu64 "\ntext_adam_lr=%g\n", ck->model->text_dim,
+           te ? (long)te->n_vocab : -1L, te && te->adam ? te->adam->t : 0, te && te->adam ? (double)te->adam->lr : 0.0);
     ckpt_free(&ck);
     return 0;
 }

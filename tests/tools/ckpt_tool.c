@@ -14,6 +14,10 @@
  *       into OUT_DIR under the same step with ckpt_save: a checkpoint
  *       whose checksum is valid but whose weights are not finite (for the
  *       loaders' finiteness check); prints the new path.
+ *   ckpt_tool drop-note FILE OUT_DIR KEY
+ *       load FILE, rename its note KEY to "x" (as if it had not been
+ *       written: a checkpoint from before the note) and save it into
+ *       OUT_DIR under the same step; prints the new path.
  *   ckpt_tool bench DIR MB
  *       time ckpt_save and ckpt_load of an MB-megabyte checkpoint (best of
  *       3); prints "bench: NAME VALUE UNIT" lines.
@@ -264,6 +268,25 @@ static int poison(const char *in, const char *dir, const char *name, size_t idx,
     return rc;
 }
 
+static int drop_note(const char *in, const char *dir, const char *key) {
+    Gambar__Checkpoint *ck = NULL;
+    int rc = ckpt_load(in, &ck, NULL);
+    if (rc) return rc;
+    size_t i = 0;
+    while (i < ck->n_notes && strcmp(ck->notes[i]->key, key)) i++;
+    if (i == ck->n_notes) {
+        fprintf(stderr, "ckpt_tool: %s: no note %s\n", in, key);
+        ckpt_free(&ck);
+        return GB_ENOTFOUND;
+    }
+    strcpy(ck->notes[i]->key, "x"); /* in place: no longer than any key */
+    char path[4096];
+    rc = ckpt_save(dir, ck, 0, path, sizeof path, NULL);
+    if (!rc) printf("%s\n", path);
+    ckpt_free(&ck);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     log_init("ckpt_tool");
     if (argc < 3) usage();
@@ -283,6 +306,8 @@ int main(int argc, char **argv) {
         rc = dump(argv[2]);
     } else if (!strcmp(argv[1], "poison") && (argc == 6 || argc == 7)) {
         rc = poison(argv[2], argv[3], argv[4], strtoull(argv[5], NULL, 10), argc == 7 ? argv[6] : "nan");
+    } else if (!strcmp(argv[1], "drop-note") && argc == 5) {
+        rc = drop_note(argv[2], argv[3], argv[4]);
     } else if (!strcmp(argv[1], "bench-model") && (argc == 3 || argc == 4)) {
         rc = bench_model(argv[2], argc == 4 ? atoi(argv[3]) : 32);
     } else if (!strcmp(argv[1], "bench") && argc == 4) {
