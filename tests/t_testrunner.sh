@@ -18,7 +18,7 @@ static void test_skips(void) { SKIP("no gadget"); CHECK(0); }
 static void test_fails_before_skip(void) { CHECK(0); SKIP("too late"); }
 int main(void) { RUN(test_runs); RUN(test_skips); RUN(test_fails_before_skip); return test_done(); }
 X
-cc -I"$GAMBAR_ROOT/tests" -o "$R/build/tests/test_c" "$TMP/test_c.c" 2>"$TMP/cc.err" || cat "$TMP/cc.err" >&2
+cc -D_GNU_SOURCE -I"$GAMBAR_ROOT/tests" -o "$R/build/tests/test_c" "$TMP/test_c.c" 2>"$TMP/cc.err" || cat "$TMP/cc.err" >&2
 "$R/build/tests/test_c" >"$TMP/c.out" 2>/dev/null
 check "test.h: SKIP prints skip NAME (reason)" grep -qx 'skip test_skips (no gadget)' "$TMP/c.out"
 check "test.h: a CHECK failed before SKIP is a failure" grep -qx 'not ok test_fails_before_skip' "$TMP/c.out"

@@ -5,7 +5,9 @@
  * "skip NAME (reason)" when the test calls SKIP(reason);
  * CHECK failures print file:line and the condition on stderr. main()
  * ends with `return test_done();`, which prints "N passed, N failed" and
- * returns non-zero when anything failed. Tests find their data through
+ * returns non-zero when anything failed (compile with -D_GNU_SOURCE, as
+ * the Makefile does: test_done removes the temporary folder with nftw).
+ * Tests find their data through
  * test_golden_dir() and test_tmpdir() (removed by test_done when all
  * passed). */
 #ifndef GB_TEST_H
