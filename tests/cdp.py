@@ -44,6 +44,21 @@ def browser(tmp):
     sys.exit("chromium did not open its DevTools port")
 
 
+def run(tmp, drive):
+    """Start the browser, run the coroutine drive(port) to its end, stop the
+    browser whatever happened, and exit with drive's return value."""
+    proc, port = browser(tmp)
+    try:
+        rc = asyncio.run(drive(port))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    sys.exit(rc)
+
+
 class Page:
     """The browser's first page; call(method, **params) sends one DevTools
     command and returns its result (RuntimeError on an error reply; each

@@ -13,7 +13,6 @@ Exit 0 when both readings were taken, 1 otherwise (with the reason)."""
 import asyncio
 import base64
 import json
-import subprocess
 import sys
 import time
 
@@ -74,13 +73,4 @@ async def drive(port):
         return 0
 
 
-proc, port = cdp.browser(tmp)
-try:
-    rc = asyncio.run(drive(port))
-finally:
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-sys.exit(rc)
+cdp.run(tmp, drive)

@@ -108,13 +108,4 @@ async def drive(port):
         return 0
 
 
-proc, port = cdp.browser(tmp)
-try:
-    rc = asyncio.run(drive(port))
-finally:
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-sys.exit(rc)
+cdp.run(tmp, drive)

@@ -19,7 +19,6 @@ every prompt got an answer (image or error), 1 otherwise."""
 import asyncio
 import base64
 import json
-import subprocess
 import sys
 import time
 
@@ -112,13 +111,4 @@ async def drive(port):
         return rc
 
 
-proc, port = cdp.browser(tmp)
-try:
-    rc = asyncio.run(drive(port))
-finally:
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-sys.exit(rc)
+cdp.run(tmp, drive)

@@ -24,3 +24,23 @@ check_exit() {
 }
 # a free TCP port on 127.0.0.1 (best effort)
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+
+# tiny_text_model: a small text-conditional checkpoint for the tests that
+# need one (256 captioned t10k images, width 8, 16 steps of 16); prints
+# "ok text model trained" and sets CK to $TMP/a/ckpt-0000000016.gck, or
+# prints "not ok ..." with the cause and returns 1 (the caller exits).
+tiny_text_model() {
+    fashion_captions --train "$FASHION/train" --images "$FASHION/t10k" --seed 5 --out "$TMP/c.txt" 2>/dev/null ||
+        { notok fashion_captions; return 1; }
+    gambar-ingest -q --source "idx:$FASHION/t10k" --db "$TMP/db" --limit 256 --captions "$TMP/c.txt" \
+        2>"$TMP/ingest.err" || { notok ingest_captions; cat "$TMP/ingest.err" >&2; return 1; }
+    gambar-augment -q --db "$TMP/db" --out "ipc://$TMP/s.sock" --batch 16 --epochs 10 --seed 1 2>>"$TMP/aug.log" &
+    _tp=$!
+    gambar-train --model dcgan28 --width 8 --threads 1 --seed 3 --conditional text --db "$TMP/db" \
+        --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/a" --ckpt-every 16 --steps 16 2>"$TMP/train.log"
+    _trc=$?
+    kill $_tp 2>/dev/null; wait $_tp 2>/dev/null
+    CK="$TMP/a/ckpt-0000000016.gck"
+    if [ $_trc -eq 0 ] && [ -f "$CK" ]; then ok "text model trained"; return 0; fi
+    notok "text model trained"; cat "$TMP/train.log" >&2; return 1
+}

@@ -21,18 +21,7 @@ G=gambar-sample
 png() { python3 "$GAMBAR_ROOT/tests/png_tool.py" "$@"; }
 key() { $G --inspect "$1" | sed -n "s/^$2: //p"; }
 
-fashion_captions --train "$FASHION/train" --images "$FASHION/t10k" --seed 5 --out "$TMP/c.txt" 2>/dev/null ||
-    { notok fashion_captions; exit 0; }
-gambar-ingest -q --source "idx:$FASHION/t10k" --db "$TMP/db" --limit 256 --captions "$TMP/c.txt" 2>"$TMP/ingest.err" ||
-    { notok ingest_captions; cat "$TMP/ingest.err" >&2; exit 0; }
-gambar-augment -q --db "$TMP/db" --out "ipc://$TMP/s.sock" --batch 16 --epochs 10 --seed 1 2>>"$TMP/aug.log" &
-sp=$!
-gambar-train --model dcgan28 --width 8 --threads 1 --seed 3 --conditional text --db "$TMP/db" \
-    --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/a" --ckpt-every 16 --steps 16 2>"$TMP/train.log"
-rc=$?
-kill $sp 2>/dev/null; wait $sp 2>/dev/null
-CK="$TMP/a/ckpt-0000000016.gck"
-[ $rc -eq 0 ] && [ -f "$CK" ] && ok "text model trained" || { notok "text model trained"; cat "$TMP/train.log" >&2; exit 0; }
+tiny_text_model || exit 0
 
 A="a dark wide shirt"
 B="a light narrow trousers"
