@@ -17,11 +17,13 @@ LIMIT_MIB=64
 if [ ! -r "$FASHION/train-images-idx3-ubyte.gz" ] || ! command -v python3 >/dev/null; then
     skip train_rss_new_run "needs $FASHION and python3"
     skip train_rss_resume "needs $FASHION and python3"
+    skip train_rss_mpi_ranks "needs $FASHION and python3"
     rm -rf "$TMP"; exit 0
 fi
 if ldd "$GAMBAR_BIN/gambar-train" 2>/dev/null | grep -q 'libasan\|libubsan'; then
     skip train_rss_new_run "sanitizer build: its shadow memory is not the trainer's"
     skip train_rss_resume "sanitizer build"
+    skip train_rss_mpi_ranks "sanitizer build"
     rm -rf "$TMP"; exit 0
 fi
 t0=$(date +%s)
