@@ -34,6 +34,13 @@ aug() { # START
         2>>"$TMP/aug.log" &
     sp=$!
 }
+resume16() { # DIR LOG: resume the step-8 checkpoint in DIR to step 16; sets rc
+    aug 8
+    gambar-train --threads 1 --log-every 8 --in "ipc://$TMP/s.sock" --ckpt-dir "$1" --ckpt-every 8 --steps 16 \
+        --resume 2>>"$2"
+    rc=$?
+    kill $sp 2>/dev/null; wait $sp 2>/dev/null
+}
 wait_ckpt() { # DIR STEP
     i=0
     while [ $i -lt 400 ]; do
@@ -96,11 +103,7 @@ check gan_int_logged grep -q "GAN-INT on (weight 1)" "$TMP/g.log"
 check_exit gan_int_changes_the_model 1 ckpt_diff "$TMP/a/ckpt-0000000016.gck" "$TMP/g/ckpt-0000000016.gck"
 mkdir -p "$TMP/g2"
 cp "$TMP/g/ckpt-0000000008.gck" "$TMP/g2/"
-aug 8
-gambar-train --threads 1 --log-every 8 --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/g2" --ckpt-every 8 --steps 16 \
-    --resume 2>>"$TMP/g.log"
-rc=$?
-kill $sp 2>/dev/null; wait $sp 2>/dev/null
+resume16 "$TMP/g2" "$TMP/g.log"
 check gan_int_resume_exit0 test $rc -eq 0
 check gan_int_resume_bit_exact ckpt_diff "$TMP/g/ckpt-0000000016.gck" "$TMP/g2/ckpt-0000000016.gck"
 check_exit gan_int_other_weight_on_resume_exit3 3 gambar-train --gan-int 0.5 --resume --in "ipc://$TMP/none.sock" \
@@ -125,11 +128,7 @@ ckpt_tool drop-note "$TMP/t/ckpt-0000000008.gck" "$TMP/t3" train.text_grad >/dev
 ckpt_tool dump "$TMP/t3/ckpt-0000000008.gck" >"$TMP/t3.dump" 2>/dev/null
 check text_grad_note_dropped sh -c "! grep -q train.text_grad '$TMP/t3.dump'"
 for d in t2 t3; do
-    aug 8
-    gambar-train --threads 1 --log-every 8 --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/$d" --ckpt-every 8 --steps 16 \
-        --resume 2>>"$TMP/t.log"
-    rc=$?
-    kill $sp 2>/dev/null; wait $sp 2>/dev/null
+    resume16 "$TMP/$d" "$TMP/t.log"
     check text_grad_resume_${d}_exit0 test $rc -eq 0
     check text_grad_resume_${d}_bit_exact ckpt_diff "$TMP/t/ckpt-0000000016.gck" "$TMP/$d/ckpt-0000000016.gck"
 done
@@ -150,11 +149,7 @@ check lr_text_default grep -qx "text_adam_lr=0.002" "$TMP/a.info"
 check_exit text_gain_changes_the_model 1 ckpt_diff "$TMP/a/ckpt-0000000016.gck" "$TMP/l/ckpt-0000000016.gck"
 mkdir -p "$TMP/l2"
 cp "$TMP/l/ckpt-0000000008.gck" "$TMP/l2/"
-aug 8
-gambar-train --threads 1 --log-every 8 --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/l2" --ckpt-every 8 --steps 16 \
-    --resume 2>>"$TMP/l.log"
-rc=$?
-kill $sp 2>/dev/null; wait $sp 2>/dev/null
+resume16 "$TMP/l2" "$TMP/l.log"
 check lr_text_resume_bit_exact sh -c "[ $rc -eq 0 ] && ckpt_diff '$TMP/l/ckpt-0000000016.gck' '$TMP/l2/ckpt-0000000016.gck'"
 # the default gain is sqrt(T) (G's projection starts N(0, 1)): the same model as given explicitly
 aug 0
