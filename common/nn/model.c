@@ -311,31 +311,25 @@ static int stage_chunk(const stage_t *s) {
     return c;
 }
 
-/* Forward of stage s's convolution on N images x into y, chunk by chunk. */
+/* Forward of stage s's convolution on N images x into y, chunk by chunk
+ * (nn_conv.c: *_chunks). */
 static void stage_conv_forward(model_t *m, const stage_t *s, int N, const float *x, const float *w, float *y) {
-    const int c = stage_chunk(s);
-    const size_t in = (size_t)s->C * s->H * s->W, out = stage_out(s);
-    for (int n0 = 0; n0 < N; n0 += c) {
-        conv_t cv;
-        stage_conv(s, GB_MIN(c, N - n0), &cv);
-        if (s->transposed) convT2d_forward(&cv, x + n0 * in, w, NULL, y + n0 * out, m->ws);
-        else conv2d_forward(&cv, x + n0 * in, w, NULL, y + n0 * out, m->ws);
-    }
+    conv_t cv;
+    stage_conv(s, N, &cv);
+    const int c = GB_MIN(stage_chunk(s), N);
+    if (s->transposed) convT2d_forward_chunks(&cv, c, x, w, y, m->ws);
+    else conv2d_forward_chunks(&cv, c, x, w, y, m->ws);
 }
 
 /* Backward of stage s's convolution: dx (may be NULL) written, dw (may be
  * NULL) accumulated, chunk by chunk. */
 static void stage_conv_backward(model_t *m, const stage_t *s, int N, const float *x, const float *w,
                                 const float *dy, float *dx, float *dw) {
-    const int c = stage_chunk(s);
-    const size_t in = (size_t)s->C * s->H * s->W, out = stage_out(s);
-    for (int n0 = 0; n0 < N; n0 += c) {
-        conv_t cv;
-        stage_conv(s, GB_MIN(c, N - n0), &cv);
-        float *dxc = dx ? dx + n0 * in : NULL;
-        if (s->transposed) convT2d_backward(&cv, x + n0 * in, w, dy + n0 * out, dxc, dw, NULL, m->ws);
-        else conv2d_backward(&cv, x + n0 * in, w, dy + n0 * out, dxc, dw, NULL, m->ws);
-    }
+    conv_t cv;
+    stage_conv(s, N, &cv);
+    const int c = GB_MIN(stage_chunk(s), N);
+    if (s->transposed) convT2d_backward_chunks(&cv, c, x, w, dy, dx, dw, m->ws);
+    else conv2d_backward_chunks(&cv, c, x, w, dy, dx, dw, m->ws);
 }
 
 /* ======================= tensor table ======================= */

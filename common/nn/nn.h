@@ -29,8 +29,9 @@
  * use OpenBLAS's own threads and the other passes the calling thread. */
 void nn_set_threads(int n);
 int nn_get_threads(void);
-/* Wall seconds spent so far in the layers' GEMMs (all threads' calls
- * summed), for benchmarks that split a step into GEMM and other time. */
+/* Wall seconds spent so far in the layers' GEMMs (the calls of every
+ * thread but the pool's helpers, summed; nn_blas.c), for benchmarks that
+ * split a step into GEMM and other time. */
 double nn_gemm_seconds(void);
 
 /* ---- convolution and transposed convolution ---------------------------- */
@@ -67,6 +68,20 @@ void conv2d_backward(const conv_t *c, const float *x, const float *w, const floa
 void convT2d_forward(const conv_t *c, const float *x, const float *w, const float *b, float *y, float *ws);
 void convT2d_backward(const conv_t *c, const float *x, const float *w, const float *dy, float *dx,
                       float *dw, float *db, float *ws);
+
+/* The same four on a batch of c->N images in chunks of at most `chunk`
+ * images, with ws sized for one chunk (*_ws_floats of a chunk-sized
+ * shape): what a model with a small fixed workspace runs. Forward and the
+ * input gradient are per image, so each thread runs a contiguous range of
+ * the batch through the calls above in its own slice of ws (one hand-off
+ * per layer); weight gradients sum over images, chunk after chunk in
+ * order, so dw gets the same bits whatever the thread count. No bias. */
+void conv2d_forward_chunks(const conv_t *c, int chunk, const float *x, const float *w, float *y, float *ws);
+void conv2d_backward_chunks(const conv_t *c, int chunk, const float *x, const float *w, const float *dy, float *dx,
+                            float *dw, float *ws);
+void convT2d_forward_chunks(const conv_t *c, int chunk, const float *x, const float *w, float *y, float *ws);
+void convT2d_backward_chunks(const conv_t *c, int chunk, const float *x, const float *w, const float *dy, float *dx,
+                             float *dw, float *ws);
 
 /* ---- linear ----------------------------------------------------------- */
 /* x (N,IN), w (OUT,IN), b (OUT) or NULL, y (N,OUT): y = x w^T + b. */

@@ -65,7 +65,11 @@ static void gemm_part(void *vp, int part, int nparts) {
 }
 
 static pthread_mutex_t gemm_mu = PTHREAD_MUTEX_INITIALIZER;
-static double gemm_seconds; /* wall time inside nn_sgemm, for benchmarks; under gemm_mu */
+/* Wall time inside nn_sgemm, for benchmarks; under gemm_mu. GEMMs that
+ * pool helpers run inside a job (per-thread parts of a layer, nn_conv.c)
+ * are not added: the calling thread runs its own part's GEMMs at the same
+ * time, and those are. */
+static double gemm_seconds;
 
 void nn_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
               float beta, float *C, int ldc) {
@@ -74,6 +78,7 @@ void nn_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, 
     if (nn_threads <= 1 || (double)M * N * K < GEMM_SPLIT_MIN) gemm_part(&g, 0, 1);
     else nn_par_run(gemm_part, &g);
     double dt = gb_now() - t0;
+    if (nn_par_is_helper()) return; /* its twin runs on the timed thread */
     pthread_mutex_lock(&gemm_mu);
     gemm_seconds += dt;
     pthread_mutex_unlock(&gemm_mu);

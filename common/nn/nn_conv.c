@@ -471,3 +471,177 @@ void convT2d_backward(const conv_t *c, const float *x, const float *w, const flo
         if (N != 1) swap_nk(xc, C, N, HW, dx);
     }
 }
+
+/* ---- whole batches in chunks ------------------------------------------------
+ * A model keeps one workspace for a chunk of images (model.c). Splitting
+ * each pass of each chunk over the pool cost five hand-offs per chunk and
+ * layer (swap, im2col, GEMM, GEMM, col2im) and sent every pass's data
+ * from one core's cache to the other's. Instead:
+ * - forward and the input gradient (per image): thread p takes images
+ *   [lo, hi) of the batch (nn_par_range) and runs them through the calls
+ *   above, chunk/threads images at a time, in its own slice of the
+ *   workspace (nested nn_par_run calls run on that thread): one hand-off;
+ * - weight gradients (a sum over images): per chunk, the threads unfold
+ *   their images into the chunk's shared matrices, one split GEMM adds the
+ *   chunk into dw (so dw sums the chunks in order, the same bits at any
+ *   thread count), then each thread takes its images' input gradient from
+ *   those matrices: three hand-offs per chunk.
+ * Each output element is one single-threaded cblas_sgemm dot product over
+ * the same K, so the bits do not depend on how the images are grouped. */
+
+typedef struct {
+    conv_t c;          /* the whole batch */
+    int transposed, q; /* q: images per call and thread */
+    size_t per;        /* workspace floats per image */
+    const float *x, *w, *dy;
+    float *y, *dx, *ws;
+} per_image_t;
+
+/* Thread `part`'s images, q at a time in its slice of ws: the forward
+ * (dy NULL) or the input gradient. */
+static void per_image_part(void *vp, int part, int nparts) {
+    const per_image_t *j = vp;
+    const conv_t *c = &j->c;
+    const size_t in = (size_t)c->C * c->H * c->W, out = (size_t)c->K * c->OH * c->OW;
+    float *ws = j->ws + (size_t)part * j->q * j->per;
+    int lo, hi;
+    nn_par_range(c->N, part, nparts, &lo, &hi);
+    for (int n = lo; n < hi; n += j->q) {
+        conv_t cv = *c;
+        cv.N = hi - n < j->q ? hi - n : j->q;
+        if (!j->dy && j->transposed) convT2d_forward(&cv, j->x + n * in, j->w, NULL, j->y + n * out, ws);
+        else if (!j->dy) conv2d_forward(&cv, j->x + n * in, j->w, NULL, j->y + n * out, ws);
+        else if (j->transposed) convT2d_backward(&cv, NULL, j->w, j->dy + n * out, j->dx + n * in, NULL, NULL, ws);
+        else conv2d_backward(&cv, NULL, j->w, j->dy + n * out, j->dx + n * in, NULL, NULL, ws);
+    }
+}
+
+/* Run the per-image pass j over the pool when every thread gets at least
+ * one image of a chunk; else chunk by chunk on the calling thread's
+ * schedule (the calls split their own passes). */
+static void per_image_run(per_image_t *j, int chunk) {
+    const int parts = nn_par_parts();
+    const conv_t *c = &j->c;
+    conv_t one = *c;
+    one.N = 1;
+    j->per = j->transposed ? convT2d_ws_floats(&one) : conv2d_ws_floats(&one);
+    if (chunk >= parts && parts > 1 && c->N > 1) {
+        j->q = chunk / parts;
+        nn_par_run(per_image_part, j);
+        return;
+    }
+    j->q = chunk;
+    per_image_part(j, 0, 1);
+}
+
+void conv2d_forward_chunks(const conv_t *c, int chunk, const float *x, const float *w, float *y, float *ws) {
+    per_image_t j = {*c, 0, 0, 0, x, w, NULL, y, NULL, ws};
+    per_image_run(&j, chunk);
+}
+
+void convT2d_forward_chunks(const conv_t *c, int chunk, const float *x, const float *w, float *y, float *ws) {
+    per_image_t j = {*c, 1, 0, 0, x, w, NULL, y, NULL, ws};
+    per_image_run(&j, chunk);
+}
+
+/* One chunk's weight-gradient pass: the chunk's geometry and matrices. */
+typedef struct {
+    int transposed;
+    int N, C, H, W, K, KH, KW, S, P, OH, OW; /* the chunk (N images) */
+    const float *x, *w, *dy;                 /* at the chunk's first image */
+    float *dx;                               /* NULL: no input gradient */
+    float *col, *mat;                        /* conv: col, dY' (K, NL); convT: col of dy, X' (C, NHW) */
+} wgrad_t;
+
+/* Phase 1, thread `part`'s images: conv: dY' and col of x; convT: col of
+ * dy and X'. Columns of image n are [n*L, (n+1)*L) in both. */
+static void wgrad_unfold_part(void *vp, int part, int nparts) {
+    const wgrad_t *g = vp;
+    if (!g->transposed) {
+        const size_t L = (size_t)g->OH * g->OW;
+        swap_t q = {g->dy, g->mat, g->N, g->K, L};
+        swap_part(&q, part, nparts);
+        unfold_t u = {g->x, g->col, NULL, 0, g->N, g->C, g->H, g->W, g->KH, g->KW, g->S, g->P, g->OH, g->OW};
+        (unfold_fits(&u) ? im2col_tab_part : im2col_part)(&u, part, nparts);
+    } else {
+        const size_t HW = (size_t)g->H * g->W;
+        swap_t q = {g->x, g->mat, g->N, g->C, HW};
+        swap_part(&q, part, nparts);
+        unfold_t u = {g->dy, g->col, NULL, 0, g->N, g->K, g->OH, g->OW, g->KH, g->KW, g->S, g->P, g->H, g->W};
+        (unfold_fits(&u) ? im2col_tab_part : im2col_part)(&u, part, nparts);
+    }
+}
+
+/* Phase 3, thread `part`'s images: the input gradient from the chunk's
+ * matrices (after the dw GEMM, which read them). */
+static void wgrad_dx_part(void *vp, int part, int nparts) {
+    const wgrad_t *g = vp;
+    int n0, n1;
+    nn_par_range(g->N, part, nparts, &n0, &n1);
+    if (n0 >= n1) return;
+    if (!g->transposed) {
+        /* dcol (CKK, own columns) = W^T dY', over the own columns of col */
+        const int L = g->OH * g->OW, NL = g->N * L, CKK = g->C * g->KH * g->KW;
+        nn_sgemm(1, 0, CKK, (n1 - n0) * L, g->K, 1.0f, g->w, CKK, g->mat + (size_t)n0 * L, NL, 0.0f,
+                 g->col + (size_t)n0 * L, NL);
+        unfold_t u = {g->col, g->dx, NULL, 1, g->N, g->C, g->H, g->W, g->KH, g->KW, g->S, g->P, g->OH, g->OW};
+        (fold_fits(&u) ? col2im_gather_part : col2im_part)(&u, part, nparts);
+    } else {
+        /* dX' (C, own columns) = W col, into X' (read by the dw GEMM), then
+         * to (N, C, HW) */
+        const int HW = g->H * g->W, NHW = g->N * HW, KKK = g->K * g->KH * g->KW;
+        nn_sgemm(0, 0, g->C, (n1 - n0) * HW, KKK, 1.0f, g->w, KKK, g->col + (size_t)n0 * HW, NHW, 0.0f,
+                 g->mat + (size_t)n0 * HW, NHW);
+        for (int n = n0; n < n1; n++)
+            for (int ch = 0; ch < g->C; ch++)
+                memcpy(g->dx + ((size_t)n * g->C + ch) * HW, g->mat + (size_t)ch * NHW + (size_t)n * HW,
+                       (size_t)HW * sizeof(float));
+    }
+}
+
+static void backward_chunks(const conv_t *c, int transposed, int chunk, const float *x, const float *w,
+                            const float *dy, float *dx, float *dw, float *ws) {
+    const int dense = transposed ? convT_is_dense(c) : conv_is_dense(c);
+    const size_t in = (size_t)c->C * c->H * c->W, out = (size_t)c->K * c->OH * c->OW;
+    if (!dw && !dx) return;
+    if (!dw) { /* per image only */
+        per_image_t j = {*c, transposed, 0, 0, x, w, dy, NULL, dx, ws};
+        per_image_run(&j, chunk);
+        return;
+    }
+    for (int n0 = 0; n0 < c->N; n0 += chunk) {
+        conv_t cv = *c;
+        cv.N = c->N - n0 < chunk ? c->N - n0 : chunk;
+        float *dxc = dx ? dx + n0 * in : NULL;
+        if (dense || nn_par_parts() == 1) {
+            if (transposed) convT2d_backward(&cv, x + n0 * in, w, dy + n0 * out, dxc, dw, NULL, ws);
+            else conv2d_backward(&cv, x + n0 * in, w, dy + n0 * out, dxc, dw, NULL, ws);
+            continue;
+        }
+        const size_t L = (size_t)c->OH * c->OW, HW = (size_t)c->H * c->W;
+        wgrad_t g = {transposed, cv.N, c->C, c->H, c->W, c->K, c->KH, c->KW, c->S, c->P, c->OH, c->OW,
+                     x + n0 * in, w, dy + n0 * out, dxc, ws, NULL};
+        if (!transposed) {
+            const int CKK = c->C * c->KH * c->KW, NL = (int)(cv.N * L);
+            g.mat = ws + (size_t)CKK * NL;
+            nn_par_run(wgrad_unfold_part, &g);
+            nn_sgemm(0, 1, c->K, CKK, NL, 1.0f, g.mat, NL, g.col, NL, 1.0f, dw, CKK);
+        } else {
+            const int KKK = c->K * c->KH * c->KW, NHW = (int)(cv.N * HW);
+            g.mat = ws + (size_t)KKK * NHW;
+            nn_par_run(wgrad_unfold_part, &g);
+            nn_sgemm(0, 1, c->C, KKK, NHW, 1.0f, g.mat, NHW, g.col, NHW, 1.0f, dw, KKK);
+        }
+        if (dxc) nn_par_run(wgrad_dx_part, &g);
+    }
+}
+
+void conv2d_backward_chunks(const conv_t *c, int chunk, const float *x, const float *w, const float *dy, float *dx,
+                            float *dw, float *ws) {
+    backward_chunks(c, 0, chunk, x, w, dy, dx, dw, ws);
+}
+
+void convT2d_backward_chunks(const conv_t *c, int chunk, const float *x, const float *w, const float *dy, float *dx,
+                             float *dw, float *ws) {
+    backward_chunks(c, 1, chunk, x, w, dy, dx, dw, ws);
+}

@@ -31,9 +31,12 @@ static nn_par_fn par_fn;
 static void *par_ctx;
 static pthread_t par_th[NN_PAR_MAX];
 static uint64_t par_gen0[NN_PAR_MAX]; /* par_gen when helper i was created */
+static __thread int par_in_part;      /* this thread is running a part of a job */
+static __thread int par_helper;       /* this thread is one of the pool's helpers */
 
 static void *par_main(void *arg) {
     int idx = (int)(intptr_t)arg; /* helper idx runs part idx + 1 */
+    par_helper = 1;
     pthread_mutex_lock(&par_mu);
     /* Start from the generation at creation, not the current one: a job
      * published before this thread first took the lock is still ours. */
@@ -46,7 +49,9 @@ static void *par_main(void *arg) {
         void *ctx = par_ctx;
         int nparts = par_nparts;
         pthread_mutex_unlock(&par_mu);
+        par_in_part = 1;
         fn(ctx, idx + 1, nparts);
+        par_in_part = 0;
         pthread_mutex_lock(&par_mu);
         if (--par_pending == 0) pthread_cond_signal(&par_done);
     }
@@ -92,24 +97,42 @@ void nn_par_set_threads(int threads) {
     pthread_mutex_unlock(&par_busy);
 }
 
-/* Parts lo..nparts-1 on the calling thread, in order. */
-static void par_run_here(nn_par_fn fn, void *ctx, int lo, int nparts) {
-    for (int p = lo; p < nparts; p++) fn(ctx, p, nparts);
+/* Parts lo..hi-1 of nparts on the calling thread, in order. */
+static void par_run_here(nn_par_fn fn, void *ctx, int lo, int hi, int nparts) {
+    par_in_part = 1;
+    for (int p = lo; p < hi; p++) fn(ctx, p, nparts);
+    par_in_part = 0;
+}
+
+int nn_par_parts(void) {
+    return par_in_part ? 1 : __atomic_load_n(&par_parts, __ATOMIC_RELAXED);
+}
+
+int nn_par_inside(void) {
+    return par_in_part;
+}
+
+int nn_par_is_helper(void) {
+    return par_helper;
 }
 
 void nn_par_run(nn_par_fn fn, void *ctx) {
+    if (par_in_part) { /* nested in a part: that part is this job's thread */
+        fn(ctx, 0, 1);
+        return;
+    }
     /* The part count is the thread count asked for, whoever runs the
      * parts: results must not depend on whether the pool was free. */
     int nparts = __atomic_load_n(&par_parts, __ATOMIC_RELAXED);
     if (pthread_mutex_trylock(&par_busy) != 0) { /* another thread is dispatching */
-        par_run_here(fn, ctx, 0, nparts);
+        par_run_here(fn, ctx, 0, nparts, nparts);
         return;
     }
     nparts = par_parts; /* read again under par_busy, which guards its writes */
     int helpers = par_active < nparts - 1 ? par_active : nparts - 1;
     if (helpers == 0) {
         pthread_mutex_unlock(&par_busy);
-        par_run_here(fn, ctx, 0, nparts);
+        par_run_here(fn, ctx, 0, nparts, nparts);
         return;
     }
     pthread_mutex_lock(&par_mu);
@@ -121,8 +144,8 @@ void nn_par_run(nn_par_fn fn, void *ctx) {
     par_gen++;
     pthread_cond_broadcast(&par_go);
     pthread_mutex_unlock(&par_mu);
-    fn(ctx, 0, nparts);
-    par_run_here(fn, ctx, helpers + 1, nparts); /* parts of helpers that failed to start */
+    par_run_here(fn, ctx, 0, 1, nparts);
+    par_run_here(fn, ctx, helpers + 1, nparts, nparts); /* parts of helpers that failed to start */
     pthread_mutex_lock(&par_mu);
     while (par_pending > 0) pthread_cond_wait(&par_done, &par_mu);
     pthread_mutex_unlock(&par_mu);
@@ -130,6 +153,6 @@ void nn_par_run(nn_par_fn fn, void *ctx) {
 }
 
 void nn_par_run_sized(size_t work, nn_par_fn fn, void *ctx) {
-    if (work < NN_PAR_MIN_WORK) fn(ctx, 0, 1);
+    if (work < NN_PAR_MIN_WORK || par_in_part) fn(ctx, 0, 1);
     else nn_par_run(fn, ctx);
 }

@@ -17,9 +17,18 @@ typedef void (*nn_par_fn)(void *ctx, int part, int nparts);
  * thread count of nn_par_set_threads (1 before it), so results depend on
  * that count only: when another thread is already inside nn_par_run (or a
  * helper could not be started), the calling thread runs the parts that
- * have no helper itself, one after another. Allocates nothing. fn must
- * only write disjoint data per part. */
+ * have no helper itself, one after another. Called from inside a part
+ * (a job whose parts run whole layers on their own images, nn_conv.c),
+ * it runs fn(ctx, 0, 1) on the calling thread: that thread is the part.
+ * Allocates nothing. fn must only write disjoint data per part. */
 void nn_par_run(nn_par_fn fn, void *ctx);
+
+/* The part count of the next nn_par_run job (the thread count), 1 inside
+ * a part; whether the calling thread is running a part; whether it is one
+ * of the pool's helper threads (nn_sgemm times the other threads only). */
+int nn_par_parts(void);
+int nn_par_inside(void);
+int nn_par_is_helper(void);
 
 /* Start/stop helpers so that `threads` threads take part (1 = none);
  * called by nn_set_threads(). */
