@@ -3,7 +3,8 @@
  * layout swaps) would otherwise run on one core while the others idle;
  * nn_par_run() splits such a pass into nparts ranges, runs part 0 on the
  * calling thread and the rest on helper threads started once by
- * nn_set_threads() (threads - 1 of them). */
+ * nn_set_threads() (threads - 1 of them), which spin briefly between
+ * jobs and then sleep (nn_par.c says why). */
 #ifndef GB_NN_PAR_H
 #define GB_NN_PAR_H
 
