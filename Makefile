@@ -6,6 +6,7 @@
 #   make bench      print `bench: NAME VALUE UNIT` lines
 #   make asan       build with AddressSanitizer + UBSan into build/asan
 #   make test SANITIZE=1   the test suite under the sanitizers
+#   make tsan       test_nn (the nn_par.c pool) under ThreadSanitizer
 #   make fuzz FUZZ_SECONDS=N   run every libFuzzer harness for N seconds
 #   make install PREFIX=/usr/local DESTDIR=
 #
@@ -62,7 +63,7 @@ MANS       := $(patsubst %.scd,$(BUILD)/man/%,$(notdir $(MAN_SRC)))
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 
-.PHONY: all deps test run bench asan fuzz install clean man check-tests
+.PHONY: all deps test run bench asan tsan fuzz install clean man check-tests
 .SECONDARY:
 
 FAULTINJ   := $(BUILD)/tools/libfaultinj.so
@@ -139,6 +140,18 @@ test: deps
 
 asan:
 	@$(MAKE) --no-print-directory SANITIZE=1 all
+
+# test_nn under ThreadSanitizer (clang): its par_stress test and the
+# layer passes drive the nn_par.c pool; one command compiles the library
+# sources in. A report fails the run (exit 66). GAMBAR_GOLDEN as for
+# tests/run.sh.
+TSAN_BUILD := build/tsan
+tsan: $(PROTO_C)
+	@mkdir -p $(TSAN_BUILD)
+	clang -std=c11 -D_GNU_SOURCE -DGAMBAR_VERSION='"$(VERSION)"' -O1 -g $(WARN) -fsanitize=thread \
+	  -fno-omit-frame-pointer -pthread $(COMMON_INC) -I$(GEN) $(PKG_CFLAGS) -Wno-missing-prototypes \
+	  $(COMMON_SRC) $(PROTO_C) $(TESTLIB_SRC) tests/test_nn.c -o $(TSAN_BUILD)/test_nn $(PKG_LIBS) -lm
+	TSAN_OPTIONS=halt_on_error=1 GAMBAR_GOLDEN="$${GAMBAR_GOLDEN:-$$(cd .. && pwd)/shared/golden}" $(TSAN_BUILD)/test_nn
 
 run: deps
 	@$(MAKE) --no-print-directory all

@@ -28,8 +28,11 @@
 #include <cblas.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #define GOLDEN_TOL 1e-4
 
@@ -836,6 +839,191 @@ static void par_after_fork(void) {
     CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
 }
 
+/* ---- the pool under stress (nn_par.c) ------------------------------------- */
+
+#define PS_SLOTS 8
+
+/* One part's record, on its own cache line: parts write only their slot. */
+typedef struct {
+    _Alignas(64) long runs; /* times this part ran in the round */
+    long last;              /* the job number it last ran for */
+    int nparts;             /* the part count it was given */
+    int helper;             /* it ran on a pool helper (nn_par_is_helper) */
+    pthread_t who;          /* the thread that ran it */
+} ps_slot;
+
+typedef struct {
+    ps_slot s[PS_SLOTS];
+    long job;          /* number of the job being run (set by the caller) */
+    int busy_part;     /* part that busy-waits busy_ns first, -1 none */
+    long busy_ns;
+    atomic_int *entered, *release; /* contention case: part 0 hands over */
+} ps_ctx;
+
+static uint64_t ps_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void ps_busy(long ns) {
+    uint64_t t0 = ps_now_ns();
+    while (ps_now_ns() - t0 < (uint64_t)ns) {
+    }
+}
+
+static void ps_sleep_us(long us) {
+    struct timespec ts = {0, us * 1000};
+    nanosleep(&ts, NULL);
+}
+
+static void ps_part(void *vp, int part, int nparts) {
+    ps_ctx *q = vp;
+    if (q->entered && part == 0) { /* hold the pool until the other thread's job is done */
+        atomic_store(q->entered, 1);
+        uint64_t t0 = ps_now_ns();
+        while (!atomic_load(q->release) && ps_now_ns() - t0 < 5000000000u) ps_sleep_us(50);
+    }
+    if (part == q->busy_part) ps_busy(q->busy_ns);
+    if (part < 0 || part >= PS_SLOTS) return; /* the caller's checks see the missing slot */
+    ps_slot *s = &q->s[part];
+    s->nparts = nparts;
+    s->helper = nn_par_is_helper();
+    s->who = pthread_self();
+    s->last = q->job;
+    s->runs++;
+}
+
+/* Run job number `job` (the round's jobs are numbered 1, 2, ...) at
+ * `threads` threads; 0 when every part 0..threads-1 ran exactly once for
+ * it with nparts == threads and no other slot ran, else 1 (the first bad
+ * job of a round is printed by the caller's CHECKF). */
+static int ps_job(ps_ctx *q, long job, int threads, int busy_part, long busy_ns) {
+    q->job = job;
+    q->busy_part = busy_part;
+    q->busy_ns = busy_ns;
+    nn_par_run(ps_part, q);
+    int bad = 0;
+    for (int p = 0; p < PS_SLOTS; p++) {
+        const ps_slot *s = &q->s[p];
+        if (p < threads) bad |= s->runs != job || s->last != job || s->nparts != threads;
+        else bad |= s->runs != 0;
+    }
+    return bad;
+}
+
+typedef struct {
+    ps_ctx q;
+    int threads, jobs, bad;
+    atomic_int *entered, *release; /* contention case: wait for entered, set release */
+    int all_here;                  /* contention case: every part ran on this thread */
+} ps_thread_arg;
+
+static void *ps_thread(void *vp) {
+    ps_thread_arg *a = vp;
+    if (a->entered) {
+        while (!atomic_load(a->entered)) ps_sleep_us(20);
+        a->bad |= ps_job(&a->q, 1, a->threads, -1, 0);
+        a->all_here = 1;
+        for (int p = 0; p < a->threads; p++)
+            a->all_here &= pthread_equal(a->q.s[p].who, pthread_self()) && !a->q.s[p].helper;
+        atomic_store(a->release, 1);
+        return NULL;
+    }
+    for (long j = 1; j <= a->jobs; j++) a->bad |= ps_job(&a->q, j, a->threads, j % 7 == 3 ? 1 : -1, 20000);
+    return NULL;
+}
+
+/* Many thousands of nn_par_run jobs, each part writing only its own slot,
+ * every job checked for each part having run exactly once with the right
+ * part count: immediate jobs back to back (helpers and caller spinning),
+ * jobs after a 200 us sleep (longer than PAR_SPIN_NS, so helpers go to
+ * sleep on par_go and must be woken), jobs whose part 1 busy-waits 100 us
+ * (the caller ends its spin and sleeps on par_done) or part 0 does (the
+ * helpers finish first), at 2, 3, 1, 4, 2 and 4 threads again (helpers left
+ * out of jobs, then taken back). Then two threads calling nn_par_run at
+ * once: while one holds the pool, the other runs all parts itself; and
+ * both free-running. A lost wake-up hangs: alarm() kills the program. */
+static void par_stress(void) {
+    alarm(60);
+    static ps_ctx q;
+    const int rounds[] = {2, 3, 1, 4, 2, 4};
+    rng_t r;
+    rng_seed(&r, 77);
+    long total = 0;
+    for (size_t ri = 0; ri < sizeof rounds / sizeof rounds[0]; ri++) {
+        int t = rounds[ri];
+        nn_set_threads(t);
+        CHECK(nn_par_parts() == t);
+        memset(&q, 0, sizeof q);
+        long bad_job = 0, nbad = 0;
+        uint64_t t0 = ps_now_ns();
+        const long jobs = 1500;
+        for (long j = 1; j <= jobs; j++) {
+            /* kinds: 0 sleep, then immediate; 1, 2 part 1 / part 0 busy
+             * 100 us; 3 a random part busy 5 us; 4 sleep, then two
+             * immediate jobs; 5 sleep, then part 1 busy 100 us (a woken
+             * helper and a sleeping caller); 6..15 immediate */
+            int kind = (int)rng_below(&r, 16), busy = -1;
+            long ns = 0;
+            if (kind == 0 || kind == 4 || kind == 5) ps_sleep_us(200);
+            if (kind == 1 || kind == 5) busy = 1, ns = 100000;
+            else if (kind == 2) busy = 0, ns = 100000;
+            else if (kind == 3) busy = (int)rng_below(&r, (uint64_t)t), ns = 5000;
+            if (ps_job(&q, j, t, busy, ns)) nbad++, bad_job = bad_job ? bad_job : j;
+            if (kind == 4 && ps_job(&q, ++j, t, -1, 0)) nbad++, bad_job = bad_job ? bad_job : j;
+        }
+        CHECKF(nbad == 0, "%d threads: %ld of %ld jobs wrong, first job %ld", t, nbad, jobs, bad_job);
+        printf("# par_stress %d threads: %ld jobs %.2f s\n", t, jobs, (double)(ps_now_ns() - t0) * 1e-9);
+        fflush(stdout);
+        total += jobs;
+    }
+
+    /* One thread holds the pool (its part 0 waits) while another calls
+     * nn_par_run: the second must run every part itself, the first's
+     * helpers meanwhile finish their parts of the first job. */
+    nn_set_threads(3);
+    atomic_int entered = 0, release = 0;
+    static ps_thread_arg a;
+    memset(&a, 0, sizeof a);
+    a.threads = 3;
+    a.entered = &entered;
+    a.release = &release;
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, ps_thread, &a) == 0);
+    memset(&q, 0, sizeof q);
+    q.entered = &entered;
+    q.release = &release;
+    CHECK(ps_job(&q, 1, 3, -1, 0) == 0);
+    q.entered = q.release = NULL;
+    pthread_join(th, NULL);
+    CHECK(a.bad == 0);
+    CHECKF(a.all_here, "the second caller's parts ran on helpers");
+    int helped = 0;
+    for (int p = 1; p < 3; p++) helped += q.s[p].helper;
+    CHECKF(helped == 2, "the pool holder's parts 1, 2 ran on %d helpers", helped);
+
+    /* Both free-running: whichever finds the pool busy runs alone. */
+    for (int t = 2; t <= 3; t++) {
+        nn_set_threads(t);
+        memset(&a, 0, sizeof a);
+        memset(&q, 0, sizeof q);
+        a.threads = t;
+        a.jobs = 2000;
+        CHECK(pthread_create(&th, NULL, ps_thread, &a) == 0);
+        int bad = 0;
+        uint64_t t0 = ps_now_ns();
+        for (long j = 1; j <= 2000; j++) bad |= ps_job(&q, j, t, j % 5 == 1 ? 1 : -1, 20000);
+        pthread_join(th, NULL);
+        CHECKF(bad == 0 && a.bad == 0, "%d threads, two callers: jobs wrong (main %d, other %d)", t, bad, a.bad);
+        printf("# par_stress %d threads, two callers: 2 x 2000 jobs %.2f s\n", t, (double)(ps_now_ns() - t0) * 1e-9);
+        total += 4000;
+    }
+    alarm(0);
+    nn_set_threads(0);
+    printf("# par_stress %ld jobs\n", total);
+}
+
 /* ---- linear, batch norm, embedding, losses: reference + FD ------------------ */
 
 typedef struct { int N, IN, OUT; double *x, *w, *b, *r, *y; } lin_ctx;
@@ -1401,6 +1589,7 @@ int main(void) {
     RUN(unfold_paths_bitwise);
     RUN(layers_thread_bits);
     RUN(par_after_fork);
+    RUN(par_stress);
     RUN(linear_fd);
     RUN(bn_fd);
     RUN(bn_offset_mean);
