@@ -206,11 +206,15 @@ fuzz: deps $(FUZZ_BINS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/gambar/proto $(DESTDIR)$(PREFIX)/share/man/man1 \
-	  $(DESTDIR)$(PREFIX)/share/gambar/pipelines
+	  $(DESTDIR)$(PREFIX)/share/gambar/pipelines $(DESTDIR)$(PREFIX)/share/gambar/scripts $(DESTDIR)$(PREFIX)/lib/gambar
 	install -m 755 $(STAGE_BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 $(PROTOS) $(DESTDIR)$(PREFIX)/share/gambar/proto/
 	install -m 644 $(MANS) $(DESTDIR)$(PREFIX)/share/man/man1/
 	if ls pipelines/*.ini >/dev/null 2>&1; then install -m 644 pipelines/*.ini $(DESTDIR)$(PREFIX)/share/gambar/pipelines/; fi
+	# fashion-text.ini's captions step: ${file_dir}/../scripts/fashion-captions.sh,
+	# which finds its tool in ../../lib/gambar when installed
+	install -m 755 scripts/fashion-captions.sh $(DESTDIR)$(PREFIX)/share/gambar/scripts/
+	install -m 755 $(BUILD)/tools/fashion_captions $(DESTDIR)$(PREFIX)/lib/gambar/
 
 clean:
 	rm -rf build

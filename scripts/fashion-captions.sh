@@ -8,11 +8,14 @@
 # (common/img/attr.h) against per-class terciles of the training set, so
 # t10k is described on the training set's scale. Deterministic for a seed.
 #   DATADIR  default /usr/share/datasets/fashion-mnist (Debian's package)
-#   OUTDIR   default build/captions
+#   OUTDIR   default build/captions (give one when installed)
 #   SEED=0 PER_IMAGE=4
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# The tool: build/tools in a source tree; PREFIX/lib/gambar when installed
+# (this script in PREFIX/share/gambar/scripts, `make install`)
 TOOL="$ROOT/build/tools/fashion_captions"
+[ -x "$TOOL" ] || [ ! -x "$ROOT/../../lib/gambar/fashion_captions" ] || TOOL="$ROOT/../../lib/gambar/fashion_captions"
 DATA=${1:-/usr/share/datasets/fashion-mnist}
 OUT=${2:-$ROOT/build/captions}
 SEED=${SEED:-0}
