@@ -860,15 +860,9 @@ typedef struct {
     atomic_int *entered, *release; /* contention case: part 0 hands over */
 } ps_ctx;
 
-static uint64_t ps_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void ps_busy(long ns) {
-    uint64_t t0 = ps_now_ns();
-    while (ps_now_ns() - t0 < (uint64_t)ns) {
+    double t0 = gb_now();
+    while (gb_now() - t0 < ns * 1e-9) {
     }
 }
 
@@ -881,8 +875,8 @@ static void ps_part(void *vp, int part, int nparts) {
     ps_ctx *q = vp;
     if (q->entered && part == 0) { /* hold the pool until the other thread's job is done */
         atomic_store(q->entered, 1);
-        uint64_t t0 = ps_now_ns();
-        while (!atomic_load(q->release) && ps_now_ns() - t0 < 5000000000u) ps_sleep_us(50);
+        double t0 = gb_now();
+        while (!atomic_load(q->release) && gb_now() - t0 < 5.0) ps_sleep_us(50);
     }
     if (part == q->busy_part) ps_busy(q->busy_ns);
     if (part < 0 || part >= PS_SLOTS) return; /* the caller's checks see the missing slot */
@@ -957,7 +951,7 @@ static void par_stress(void) {
         CHECK(nn_par_parts() == t);
         memset(&q, 0, sizeof q);
         long bad_job = 0, nbad = 0;
-        uint64_t t0 = ps_now_ns();
+        double t0 = gb_now();
         const long jobs = 1500;
         for (long j = 1; j <= jobs; j++) {
             /* kinds: 0 sleep, then immediate; 1, 2 part 1 / part 0 busy
@@ -974,7 +968,7 @@ static void par_stress(void) {
             if (kind == 4 && ps_job(&q, ++j, t, -1, 0)) nbad++, bad_job = bad_job ? bad_job : j;
         }
         CHECKF(nbad == 0, "%d threads: %ld of %ld jobs wrong, first job %ld", t, nbad, jobs, bad_job);
-        printf("# par_stress %d threads: %ld jobs %.2f s\n", t, jobs, (double)(ps_now_ns() - t0) * 1e-9);
+        printf("# par_stress %d threads: %ld jobs %.2f s\n", t, jobs, gb_now() - t0);
         fflush(stdout);
         total += jobs;
     }
@@ -1012,11 +1006,11 @@ static void par_stress(void) {
         a.jobs = 2000;
         CHECK(pthread_create(&th, NULL, ps_thread, &a) == 0);
         int bad = 0;
-        uint64_t t0 = ps_now_ns();
+        double t0 = gb_now();
         for (long j = 1; j <= 2000; j++) bad |= ps_job(&q, j, t, j % 5 == 1 ? 1 : -1, 20000);
         pthread_join(th, NULL);
         CHECKF(bad == 0 && a.bad == 0, "%d threads, two callers: jobs wrong (main %d, other %d)", t, bad, a.bad);
-        printf("# par_stress %d threads, two callers: 2 x 2000 jobs %.2f s\n", t, (double)(ps_now_ns() - t0) * 1e-9);
+        printf("# par_stress %d threads, two callers: 2 x 2000 jobs %.2f s\n", t, gb_now() - t0);
         total += 4000;
     }
     alarm(0);

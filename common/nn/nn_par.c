@@ -21,7 +21,6 @@
 #include "nn_par.h"
 
 #include <pthread.h>
-#include <time.h>
 
 #define NN_PAR_MAX 64
 #define PAR_SPIN_NS 50000 /* spin this long before sleeping (either side) */
@@ -54,38 +53,34 @@ static inline void par_relax(void) {
 #endif
 }
 
-static uint64_t par_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+/* Whether a spin that began at *t0 (0: not read yet) has lasted
+ * PAR_SPIN_NS; called once per spin, it reads the clock every 64th. */
+static int par_spin_over(unsigned i, double *t0) {
+    if (i & 63) return 0;
+    double t = gb_now();
+    if (*t0 == 0) *t0 = t;
+    return t - *t0 > PAR_SPIN_NS * 1e-9;
 }
 
 /* Spin until *word differs from `old` (returns 1) or PAR_SPIN_NS passed
- * (returns 0); reads the clock every 64 spins only. */
+ * (returns 0). */
 static int par_spin_u64(const uint64_t *word, uint64_t old) {
-    uint64_t t0 = 0;
-    for (unsigned i = 1;; i++) {
+    double t0 = 0;
+    for (unsigned i = 1; !par_spin_over(i, &t0); i++) {
         if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != old) return 1;
         par_relax();
-        if ((i & 63) == 0) {
-            uint64_t t = par_now_ns();
-            if (t0 == 0) t0 = t;
-            else if (t - t0 > PAR_SPIN_NS) return 0;
-        }
     }
+    return 0;
 }
 
+/* The same until *word is 0. */
 static int par_spin_zero(const int *word) {
-    uint64_t t0 = 0;
-    for (unsigned i = 1;; i++) {
+    double t0 = 0;
+    for (unsigned i = 1; !par_spin_over(i, &t0); i++) {
         if (__atomic_load_n(word, __ATOMIC_ACQUIRE) == 0) return 1;
         par_relax();
-        if ((i & 63) == 0) {
-            uint64_t t = par_now_ns();
-            if (t0 == 0) t0 = t;
-            else if (t - t0 > PAR_SPIN_NS) return 0;
-        }
     }
+    return 0;
 }
 
 static void *par_main(void *arg) {
@@ -174,10 +169,6 @@ int nn_par_parts(void) {
     return par_in_part ? 1 : __atomic_load_n(&par_parts, __ATOMIC_RELAXED);
 }
 
-int nn_par_inside(void) {
-    return par_in_part;
-}
-
 int nn_par_is_helper(void) {
     return par_helper;
 }
@@ -225,6 +216,6 @@ void nn_par_run(nn_par_fn fn, void *ctx) {
 }
 
 void nn_par_run_sized(size_t work, nn_par_fn fn, void *ctx) {
-    if (work < NN_PAR_MIN_WORK || par_in_part) fn(ctx, 0, 1);
+    if (work < NN_PAR_MIN_WORK) fn(ctx, 0, 1);
     else nn_par_run(fn, ctx);
 }

@@ -25,10 +25,9 @@ typedef void (*nn_par_fn)(void *ctx, int part, int nparts);
 void nn_par_run(nn_par_fn fn, void *ctx);
 
 /* The part count of the next nn_par_run job (the thread count), 1 inside
- * a part; whether the calling thread is running a part; whether it is one
- * of the pool's helper threads (nn_sgemm times the other threads only). */
+ * a part; whether the calling thread is one of the pool's helper threads
+ * (nn_sgemm times the other threads only). */
 int nn_par_parts(void);
-int nn_par_inside(void);
 int nn_par_is_helper(void);
 
 /* Start/stop helpers so that `threads` threads take part (1 = none);
