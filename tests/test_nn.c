@@ -1322,6 +1322,79 @@ static void losses_fd(void) {
     CHECK(memcmp(d1, d2, sizeof d1) == 0);
 }
 
+/* contrast_cos against an independent double-precision formula and its
+ * finite differences, w.r.t. a and b; with a zero row and N = 1. */
+typedef struct { int N, F; double *a, *b; double tau; } ctr_ctx;
+
+static double ctr_obj(void *vp) {
+    ctr_ctx *q = vp;
+    double loss = 0;
+    for (int i = 0; i < q->N; i++) {
+        double na = 0, s[64];
+        for (int k = 0; k < q->F; k++) na += q->a[i * q->F + k] * q->a[i * q->F + k];
+        na = sqrt(na);
+        double mx = -INFINITY, se = 0;
+        for (int j = 0; j < q->N; j++) {
+            double nb = 0, d = 0;
+            for (int k = 0; k < q->F; k++) {
+                nb += q->b[j * q->F + k] * q->b[j * q->F + k];
+                d += q->a[i * q->F + k] * q->b[j * q->F + k];
+            }
+            s[j] = na > 1e-6 && nb > 1e-12 ? d / (na * sqrt(nb)) / q->tau : 0;
+            mx = fmax(mx, s[j]);
+        }
+        for (int j = 0; j < q->N; j++) se += exp(s[j] - mx);
+        loss += mx + log(se) - s[i];
+    }
+    return loss / q->N;
+}
+
+static void contrast_fd(void) {
+    rng_t r;
+    rng_seed(&r, 31);
+    enum { N = 7, F = 5 };
+    float a[N * F], b[N * F], da[N * F], db[N * F], da2[N * F];
+    double ad[N * F], bd[N * F];
+    float *ws = fnew(contrast_ws_floats(N, F));
+    for (int i = 0; i < N * F; i++) {
+        a[i] = rng_normal(&r);
+        b[i] = rng_normal(&r) + (i % F == 0 ? 1.0f : 0.0f);
+    }
+    for (int trial = 0; trial < 2; trial++) {
+        double tau = trial ? 0.1 : 1.0;
+        f2d(a, ad, N * F);
+        f2d(b, bd, N * F);
+        float v = contrast_cos(N, F, a, b, (float)tau, da, db, ws);
+        ctr_ctx q = {N, F, ad, bd, tau};
+        double ref = ctr_obj(&q);
+        double ea = fd_check(ctr_obj, &q, ad, N * F, da, N * F, 1e-5, &r);
+        double eb = fd_check(ctr_obj, &q, bd, N * F, db, N * F, 1e-5, &r);
+        printf("# FD contrast_cos tau %g: loss %.6f err %.3g grad a %.3g b %.3g\n", tau, v, fabs(v - ref), ea, eb);
+        CHECK(fabs(v - ref) < 1e-5 * fmax(1, fabs(ref)));
+        CHECK(ea < 1e-3 && eb < 1e-3);
+        /* NULL gradients skip, the loss and the other gradient unchanged */
+        CHECK(contrast_cos(N, F, a, b, (float)tau, da2, NULL, ws) == v);
+        CHECK(memcmp(da, da2, sizeof da) == 0);
+    }
+    /* scaling a row changes nothing (cosine); each image's own text at
+     * its row's direction gives a lower loss than a shuffled pairing */
+    float a3[N * F];
+    memcpy(a3, a, sizeof a3);
+    for (int k = 0; k < F; k++) a3[2 * F + k] *= 7.0f;
+    CHECK(fabsf(contrast_cos(N, F, a3, b, 0.1f, NULL, NULL, ws) - contrast_cos(N, F, a, b, 0.1f, NULL, NULL, ws)) <
+          1e-5f);
+    float lm = contrast_cos(N, F, a, a, 0.1f, NULL, NULL, ws), lx = contrast_cos(N, F, a, b, 0.1f, NULL, NULL, ws);
+    CHECK(lm < lx && lm < logf((float)N));
+    /* a zero row: finite loss, zero gradient for it; N = 1: loss 0 */
+    memset(a3 + 3 * F, 0, F * sizeof(float));
+    float vz = contrast_cos(N, F, a3, b, 0.1f, da, db, ws);
+    CHECK(isfinite(vz));
+    for (int k = 0; k < F; k++) CHECK(da[3 * F + k] == 0.0f);
+    CHECK(contrast_cos(1, F, a, b, 0.1f, da, db, ws) == 0.0f);
+    for (int k = 0; k < F; k++) CHECK(da[k] == 0.0f && db[k] == 0.0f);
+    free(ws);
+}
+
 /* The vectorised activation loops (nn_act.c) against scalar formulas on
  * an odd length (vector body + remainder), with zeros, NaN, and dx == dy. */
 static void act_vector_paths(void) {
@@ -1591,6 +1664,7 @@ int main(void) {
     RUN(bn_act_fused_bitwise);
     RUN(embed_fd);
     RUN(losses_fd);
+    RUN(contrast_fd);
     RUN(adam_reference);
     RUN(ema_and_reductions);
     RUN(npy_roundtrip);

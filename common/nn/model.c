@@ -95,6 +95,9 @@ struct model {
     float *tint_g, *tint_d;          /* text, GAN-INT: (N, T) interpolated texts of G and of D */
     float *dtint;                    /* text, GAN-INT: (N, T) gradient of G's */
     float interp;                    /* text: weight of the GAN-INT term of loss_g (0 = off) */
+    float contrast;                  /* text: weight of the contrastive terms (0 = off) */
+    float *cdh, *cde;                /* text, contrastive: (N, F) its gradients w.r.t. hsum, demb */
+    float *cws;                      /* text, contrastive: contrast_ws_floats(N, F) */
     float *pp[2];                    /* gradient ping-pong, max activation size */
     float *dfake;                    /* (N, C, H, W) gradient of loss_g w.r.t. fake */
     float *logit[4];                 /* (N) real, fake (D step), fake (G step), real+mismatched (text) */
@@ -549,6 +552,9 @@ static size_t carve_acts(model_t *m, float *base) {
         TAKE(m->tint_d, (size_t)N * T);
         TAKE(m->dtint, (size_t)N * T);
         TAKE(m->dlogit2, N);
+        TAKE(m->cdh, (size_t)N * F);
+        TAKE(m->cde, (size_t)N * F);
+        TAKE(m->cws, contrast_ws_floats(N, F));
     }
     TAKE(m->pp[0], (size_t)N * maxact);
     TAKE(m->pp[1], (size_t)N * maxact);
@@ -753,6 +759,13 @@ void model_ema_reset(model_t *m) {
 
 #define BN_MOMENTUM 0.1f /* running-statistics momentum of training-mode BN (PyTorch's) */
 #define BN_EPS 1e-5f      /* BN's epsilon (PyTorch's) */
+
+/* Extra gradients for d_backward's projection, from a loss on D's pooled
+ * features (text models' contrastive term): dh (N, F) w.r.t. hsum, de
+ * (N, F) w.r.t. D's projection of the texts; either may be NULL. */
+typedef struct {
+    const float *dh, *de;
+} dextra_t;
 
 /* g_forward is defined below; view_t is explained there. */
 typedef struct view view_t;
@@ -1039,7 +1052,7 @@ static void d_forward(model_t *m, const float *x, const int32_t *labels, const f
  * texts are ADDED to dtext (and dtext2) when not NULL. */
 static void d_backward(model_t *m, const float *x, const int32_t *labels, const float *text, const float *text2,
                        const view_t *v, const float *dlogits, const float *dlogits2, float *grad, float *dx,
-                       float *dtext, float *dtext2) {
+                       float *dtext, float *dtext2, const dextra_t *xg) {
     net_t *D = &m->net[MODEL_D];
     const int N = v->N;
     const float *p = D->p;
@@ -1074,6 +1087,7 @@ static void d_backward(model_t *m, const float *x, const int32_t *labels, const 
                 for (int c = 0; c < F; c++) {
                     float val = dl * demb[(size_t)n * F + c];
                     if (demb2) val += dl2 * demb2[(size_t)n * F + c];
+                    if (xg && xg->dh) val += xg->dh[(size_t)n * F + c];
                     float *dh = oth + ((size_t)n * F + c) * HW;
                     for (int k = 0; k < HW; k++) dh[k] += val;
                 }
@@ -1086,6 +1100,8 @@ static void d_backward(model_t *m, const float *x, const int32_t *labels, const 
                     float *dtp = pass ? dtext2 : dtext;
                     if (!gw && !dtp) continue;
                     for (size_t j = 0; j < (size_t)N * F; j++) hdl[j] = hsum[j] * dlp[j / (size_t)F];
+                    if (!pass && xg && xg->de)
+                        for (size_t j = 0; j < (size_t)N * F; j++) hdl[j] += xg->de[j];
                     text_proj_backward(N, F, m->tdim, p + D->embed_off, pass ? text2 : text, hdl, gw, dtp);
                 }
             } else if (grad) {
@@ -1224,11 +1240,11 @@ int model_train_step_split(model_t *m, const float *real, const int32_t *labels,
         v.stat = dst_r;
         d_forward(m, real + (size_t)n0 * img, lab_at(labels, n0), NULL, NULL, &v, l0, NULL);
         float lr = side_loss(m, 0, b, l0, dl);
-        d_backward(m, real + (size_t)n0 * img, lab_at(labels, n0), NULL, NULL, &v, dl, NULL, gd, NULL, NULL, NULL);
+        d_backward(m, real + (size_t)n0 * img, lab_at(labels, n0), NULL, NULL, &v, dl, NULL, gd, NULL, NULL, NULL, NULL);
         v.stat = dst_f;
         d_forward(m, fake, lab_at(fake_labels, n0), NULL, NULL, &v, l1, NULL);
         float lf = side_loss(m, 1, b, l1, dl);
-        d_backward(m, fake, lab_at(fake_labels, n0), NULL, NULL, &v, dl, NULL, gd, NULL, NULL, NULL);
+        d_backward(m, fake, lab_at(fake_labels, n0), NULL, NULL, &v, dl, NULL, gd, NULL, NULL, NULL, NULL);
         sc[0] = lr + lf;
         sc[1] = sum_sigmoid(l0, b);
         sc[2] = sum_sigmoid(l1, b);
@@ -1271,7 +1287,7 @@ int model_train_step_split(model_t *m, const float *real, const int32_t *labels,
         d_forward(m, fake, lab_at(fake_labels, n0), NULL, NULL, &v, l2, NULL);
         sc[0] = side_loss(m, 2, b, l2, dl);
         sc[1] = sum_sigmoid(l2, b);
-        d_backward(m, fake, lab_at(fake_labels, n0), NULL, NULL, &v, dl, NULL, NULL, dfake, NULL, NULL);
+        d_backward(m, fake, lab_at(fake_labels, n0), NULL, NULL, &v, dl, NULL, NULL, dfake, NULL, NULL, NULL);
         g_backward(m, z + (size_t)n0 * Z, lab_at(fake_labels, n0), NULL, &v, dfake, gg, NULL);
         if (sp->lo == 0 && j > 0) grad_add(G->g, gg, G->np);
     }
@@ -1302,6 +1318,20 @@ numeric:
 }
 
 /* ======================= text models ======================= */
+
+/* The contrastive loss on the pass d_forward just made (m->hsum: the
+ * images' pooled D features, m->demb: D's projection of their texts);
+ * its gradients times m->contrast into m->cdh (and into m->cde when
+ * with_text). Returns the unweighted loss. */
+static float contrast_scaled(model_t *m, int N, int with_text) {
+    int F = m->net[MODEL_D].emb_dim;
+    float lc = contrast_cos(N, F, m->hsum, m->demb, MODEL_CONTRAST_TAU, m->cdh, with_text ? m->cde : NULL, m->cws);
+    for (size_t j = 0; j < (size_t)N * F; j++) {
+        m->cdh[j] *= m->contrast;
+        if (with_text) m->cde[j] *= m->contrast;
+    }
+    return lc;
+}
 
 int model_train_step_text(model_t *m, const float *real, const float *text, const int32_t *mismatch, int N,
                           const float *z, const float *text_g, float *dtext_d, float *dtext_g,
@@ -1337,18 +1367,23 @@ int model_train_step_text(model_t *m, const float *real, const float *text, cons
     float lr = side_loss(m, 0, N, l0, dl);
     float lm = side_loss(m, 1, N, l3, dl2);
     for (int i = 0; i < N; i++) dl2[i] *= 0.5f;
-    d_backward(m, real, NULL, text, m->tmis, &v, dl, dl2, D->g, NULL, dtext_d, dtext_d ? m->dtmis : NULL);
+    /* contrastive: each real image's D features must pick its own caption
+     * out of the batch's (trains D and, through D's projection, the text) */
+    const dextra_t cx = {m->cdh, m->cde};
+    float lc = m->contrast > 0 ? contrast_scaled(m, N, 1) : 0.0f;
+    d_backward(m, real, NULL, text, m->tmis, &v, dl, dl2, D->g, NULL, dtext_d, dtext_d ? m->dtmis : NULL,
+               m->contrast > 0 ? &cx : NULL);
     d_forward(m, fake, NULL, text, NULL, &v, l1, NULL);
     float lf = side_loss(m, 1, N, l1, dl);
     for (int i = 0; i < N; i++) dl[i] *= 0.5f;
-    d_backward(m, fake, NULL, text, NULL, &v, dl, NULL, D->g, NULL, dtext_d, NULL);
+    d_backward(m, fake, NULL, text, NULL, &v, dl, NULL, D->g, NULL, dtext_d, NULL, NULL);
     if (dtext_d)
         for (int i = 0; i < N; i++) {
             float *dst = dtext_d + (size_t)mismatch[i] * T;
             const float *src = m->dtmis + (size_t)i * T;
             for (int k = 0; k < T; k++) dst[k] += src[k];
         }
-    st.loss_d = lr + 0.5f * (lm + lf);
+    st.loss_d = lr + 0.5f * (lm + lf) + m->contrast * lc;
     st.d_real = (float)(sum_sigmoid(l0, N) / N);
     st.d_mismatch = (float)(sum_sigmoid(l3, N) / N);
     st.d_fake = (float)(sum_sigmoid(l1, N) / N);
@@ -1359,7 +1394,15 @@ int model_train_step_text(model_t *m, const float *real, const float *text, cons
     d_forward(m, fake, NULL, text, NULL, &v, l2, NULL);
     st.loss_g = side_loss(m, 2, N, l2, dl);
     st.d_fake_g = (float)(sum_sigmoid(l2, N) / N);
-    d_backward(m, fake, NULL, text, NULL, &v, dl, NULL, NULL, m->dfake, NULL, NULL);
+    if (m->contrast > 0) {
+        /* contrastive on the fakes: G's image must pick its caption (only
+         * G learns from it: D's features and projection are held) */
+        const dextra_t gx = {m->cdh, NULL};
+        st.loss_g += m->contrast * contrast_scaled(m, N, 0);
+        d_backward(m, fake, NULL, text, NULL, &v, dl, NULL, NULL, m->dfake, NULL, NULL, &gx);
+    } else {
+        d_backward(m, fake, NULL, text, NULL, &v, dl, NULL, NULL, m->dfake, NULL, NULL, NULL);
+    }
     g_backward(m, z, NULL, text_g, &v, m->dfake, G->g, dtext_g);
     if (m->interp > 0) {
         /* GAN-INT: G also draws from the midpoints of each caption and its
@@ -1379,7 +1422,7 @@ int model_train_step_text(model_t *m, const float *real, const float *text, cons
         d_forward(m, fi, NULL, m->tint_d, NULL, &v, lint, NULL);
         float li = side_loss(m, 2, N, lint, dl);
         for (int i = 0; i < N; i++) dl[i] *= m->interp;
-        d_backward(m, fi, NULL, m->tint_d, NULL, &v, dl, NULL, NULL, m->dfake, NULL, NULL);
+        d_backward(m, fi, NULL, m->tint_d, NULL, &v, dl, NULL, NULL, m->dfake, NULL, NULL, NULL);
         g_backward(m, z, NULL, m->tint_g, &v, m->dfake, G->g, dtext_g ? m->dtint : NULL);
         if (dtext_g)
             for (int i = 0; i < N; i++) {
@@ -1409,6 +1452,13 @@ void model_set_text_interp(model_t *m, float weight) {
 }
 
 float model_text_interp(const model_t *m) { return m->interp; }
+
+void model_set_text_contrast(model_t *m, float weight) {
+    ASSERT(m->cond == COND_TEXT && weight >= 0 && isfinite(weight));
+    m->contrast = weight;
+}
+
+float model_text_contrast(const model_t *m) { return m->contrast; }
 
 void model_scale_text_init(model_t *m, float gain) {
     ASSERT(m->cond == COND_TEXT && gain > 0 && isfinite(gain));

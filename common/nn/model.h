@@ -414,6 +414,20 @@ void model_set_text_interp(model_t *m, float weight);
 void model_scale_text_init(model_t *m, float gain);
 float model_text_interp(const model_t *m);
 
+/* Text models: the image-text contrastive terms (XMC-GAN, Zhang et al.
+ * 2021) with weight w >= 0 (0, the default, = off). With D's pooled last
+ * hidden features h(x) and D's projection of the text W c (the two
+ * vectors of the projection logit), contrast_cos (nn.h, tau
+ * MODEL_CONTRAST_TAU) asks each image to pick its own caption out of the
+ * batch's by cosine similarity: in the D step on the real images (its
+ * gradient trains D, D's projection and the text), in the G step on the
+ * fakes (trains G only). loss_d and loss_g each add w times their term.
+ * It also sharpens what D's projection must tell apart: all N - 1 other
+ * captions at once rather than one mismatched caption. */
+#define MODEL_CONTRAST_TAU 0.1f
+void model_set_text_contrast(model_t *m, float weight);
+float model_text_contrast(const model_t *m);
+
 /* ---- inference ----------------------------------------------------------- */
 /* Generate N >= 1 images (any N: processed in chunks of max_batch) into
  * out (N, C, H, W) in [-1, 1], with BN in eval mode (running statistics;

@@ -156,6 +156,18 @@ float hinge_d_fake(size_t n, const float *logits, float *dlogits);
 /* Generator's hinge loss: -mean(l). */
 float hinge_g(size_t n, const float *logits, float *dlogits);
 
+/* Image-text contrastive loss (XMC-GAN's sentence term, Zhang et al.
+ * 2021): with cos_ij the cosine similarity of a_i (N, F, image features)
+ * and b_j (N, F, text features), the mean over i of the cross-entropy of
+ * softmax_j(cos_ij / tau) against j = i, i.e. each image must pick its
+ * own text out of the N. N >= 1, F >= 1, tau > 0; ws holds
+ * contrast_ws_floats(N, F) floats. da, db [=] the gradients w.r.t. a and
+ * b (either may be NULL). A row of norm below 1e-6 counts as zero: cosine
+ * 0 with everything, gradient 0. Deterministic: fixed loops, sums in
+ * double. */
+size_t contrast_ws_floats(int N, int F);
+float contrast_cos(int N, int F, const float *a, const float *b, float tau, float *da, float *db, float *ws);
+
 /* ---- optimisation ------------------------------------------------------ */
 typedef struct {
     float lr, beta1, beta2, eps; /* 2e-4, 0.5, 0.999, 1e-8 */

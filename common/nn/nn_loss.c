@@ -67,3 +67,83 @@ float hinge_g(size_t n, const float *logits, float *dlogits) {
     }
     return (float)(-s * inv);
 }
+
+/* ---- image-text contrastive loss (nn.h) ----------------------------------
+ * Normalised rows an = a / |a|, bn = b / |b|; S = an bn^T / tau;
+ * loss = mean_i (logsumexp_j S_ij - S_ii); G = (softmax(S) - I) / N is
+ * d loss / d S; d an_i = sum_j G_ij bn_j / tau, d bn_j = sum_i G_ij an_i /
+ * tau; through the normalisation d a_i = (d an_i - an_i <an_i, d an_i>) /
+ * |a_i| (the same for b). */
+#define CONTRAST_MIN_NORM 1e-6
+
+size_t contrast_ws_floats(int N, int F) { return 2 * (size_t)N * F + (size_t)N * N + 2 * (size_t)N; }
+
+/* rows of x (N, F) divided by their norms into xn; 1/norm into r */
+static void contrast_norm(int N, int F, const float *x, float *xn, float *r) {
+    for (int i = 0; i < N; i++) {
+        const float *xi = x + (size_t)i * F;
+        double s = 0;
+        for (int k = 0; k < F; k++) s += (double)xi[k] * xi[k];
+        double nrm = sqrt(s);
+        r[i] = nrm > CONTRAST_MIN_NORM ? (float)(1.0 / nrm) : 0.0f; /* a zero row: no direction, no gradient */
+        for (int k = 0; k < F; k++) xn[(size_t)i * F + k] = xi[k] * r[i];
+    }
+}
+
+/* dx_i = r_i (dx_i - xn_i <xn_i, dx_i>), in place: dx holds d xn on entry */
+static void contrast_unnorm(int N, int F, const float *xn, const float *r, float *dx) {
+    for (int i = 0; i < N; i++) {
+        float *d = dx + (size_t)i * F;
+        const float *u = xn + (size_t)i * F;
+        double dot = 0;
+        for (int k = 0; k < F; k++) dot += (double)u[k] * d[k];
+        for (int k = 0; k < F; k++) d[k] = r[i] * (float)(d[k] - u[k] * dot);
+    }
+}
+
+float contrast_cos(int N, int F, const float *a, const float *b, float tau, float *da, float *db, float *ws) {
+    ASSERT(N >= 1 && F >= 1 && tau > 0);
+    float *an = ws, *bn = an + (size_t)N * F, *S = bn + (size_t)N * F, *ra = S + (size_t)N * N, *rb = ra + N;
+    contrast_norm(N, F, a, an, ra);
+    contrast_norm(N, F, b, bn, rb);
+    double inv_tau = 1.0 / tau, loss = 0;
+    for (int i = 0; i < N; i++) {
+        float *row = S + (size_t)i * N;
+        double mx = -HUGE_VAL;
+        for (int j = 0; j < N; j++) {
+            const float *u = an + (size_t)i * F, *w = bn + (size_t)j * F;
+            double d = 0;
+            for (int k = 0; k < F; k++) d += (double)u[k] * w[k];
+            row[j] = (float)(d * inv_tau);
+            if (row[j] > mx) mx = row[j];
+        }
+        double se = 0;
+        for (int j = 0; j < N; j++) se += exp(row[j] - mx);
+        double lse = mx + log(se);
+        loss += lse - row[i];
+        for (int j = 0; j < N; j++) row[j] = (float)((exp(row[j] - lse) - (j == i)) / N);
+    }
+    if (da) {
+        for (int i = 0; i < N; i++) {
+            float *d = da + (size_t)i * F;
+            for (int k = 0; k < F; k++) {
+                double s = 0;
+                for (int j = 0; j < N; j++) s += (double)S[(size_t)i * N + j] * bn[(size_t)j * F + k];
+                d[k] = (float)(s * inv_tau);
+            }
+        }
+        contrast_unnorm(N, F, an, ra, da);
+    }
+    if (db) {
+        for (int j = 0; j < N; j++) {
+            float *d = db + (size_t)j * F;
+            for (int k = 0; k < F; k++) {
+                double s = 0;
+                for (int i = 0; i < N; i++) s += (double)S[(size_t)i * N + j] * an[(size_t)i * F + k];
+                d[k] = (float)(s * inv_tau);
+            }
+        }
+        contrast_unnorm(N, F, bn, rb, db);
+    }
+    return (float)(loss / N);
+}

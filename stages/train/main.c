@@ -59,13 +59,14 @@ typedef struct {
     uint64_t seed;
     double lr_g, lr_d, beta1, beta2, ema;
     double gan_int; /* --gan-int W: GAN-INT weight of a text run (0 = off) */
+    double contrast; /* --contrastive W: weight of a text run's contrastive terms (0 = off) */
     const char *text_grad; /* --text-grad d|dg: which losses train the text encoder */
     double lr_text;        /* --lr-text X: the text encoder's Adam learning rate */
     double text_gain;      /* --text-gain X: G's text projection's initial scale */
     bool resume, print_start, fresh_if_damaged;
     bool seen_steps, seen_epochs, seen_lr_g, seen_lr_d, seen_beta1, seen_beta2, seen_ema, seen_width, seen_embed_dim,
         seen_loss, seen_model, seen_seed, seen_threads, seen_micro, seen_gan_int,
-        seen_text_grad, seen_lr_text, seen_text_gain;
+        seen_contrast, seen_text_grad, seen_lr_text, seen_text_gain;
 } opts_t;
 
 typedef struct {
@@ -164,6 +165,7 @@ static int save_now(trainer_t *t) {
     t->pos.text_pool = t->tt.vec;
     t->pos.n_pool = t->text ? t->tt.n_last : 0;
     t->pos.gan_int = t->text ? model_text_interp(t->m) : 0;
+    t->pos.contrast = t->text ? model_text_contrast(t->m) : 0;
     t->pos.text_from_g = t->text ? t->tt.from_g : 0;
     int rc = train_ckpt_save(t->o.ckpt_dir, (int)t->o.keep, t->m, &t->pos, path, sizeof path, dig);
     if (rc) {
@@ -284,6 +286,7 @@ static int build_model(trainer_t *t, const Gambar__Batch *b) {
         int rc = train_text_new(&t->tt, t->vocab, t->n_vocab, cap, t->o.seed, strcmp(t->o.text_grad, "dg") == 0);
         if (rc) return rc;
         model_set_text_interp(t->m, (float)t->o.gan_int);
+        model_set_text_contrast(t->m, (float)t->o.contrast);
         if (t->o.text_gain != 1) model_scale_text_init(t->m, (float)t->o.text_gain);
         tenc_vocab_free(t->vocab, t->n_vocab);
         t->vocab = NULL;
@@ -320,9 +323,10 @@ static int build_model(trainer_t *t, const Gambar__Batch *b) {
              model_param_count(t->m, MODEL_G), model_param_count(t->m, MODEL_D), cap);
     if (t->text)
         log_info("text encoder: vocabulary %d words, sentence vectors of %d, %zu parameters; G projects them to "
-                 "%d, D to its last feature map; GAN-INT %s (weight %g); the encoder learns from %s",
+                 "%d, D to its last feature map; GAN-INT %s (weight %g); contrastive terms %s (weight %g); the "
+                 "encoder learns from %s",
                  t->n_vocab, d.text_dim, tenc_param_count(t->tt.enc), d.embed_dim, t->o.gan_int > 0 ? "on" : "off",
-                 t->o.gan_int, t->tt.from_g ? "D's and G's losses (--text-grad dg)" : "D's loss (--text-grad d)");
+                 t->o.gan_int, model_text_contrast(t->m) > 0 ? "on" : "off", model_text_contrast(t->m), t->tt.from_g ? "D's and G's losses (--text-grad dg)" : "D's loss (--text-grad d)");
     return 0;
 }
 
@@ -331,7 +335,10 @@ static void grow_model(trainer_t *t, int n) {
     model_t *nm = model_new(model_desc(t->m), n, t->o.seed);
     ASSERT(nm);
     train_model_copy(nm, t->m);
-    if (t->text) model_set_text_interp(nm, model_text_interp(t->m));
+    if (t->text) {
+        model_set_text_interp(nm, model_text_interp(t->m));
+        model_set_text_contrast(nm, model_text_contrast(t->m));
+    }
     model_free(t->m);
     t->m = nm;
     if (t->text) train_text_grow(&t->tt, n);
@@ -630,8 +637,9 @@ static int do_resume(trainer_t *t) {
         log_error("--resume: %s holds a %s model, not a text-conditional one (--conditional text)", path,
                   d.conditional ? "class-conditional" : "unconditional");
         rc = GB_EMISMATCH;
-    } else if ((t->o.seen_gan_int || t->o.seen_text_grad) && d.text_dim == 0) {
-        log_error("--resume: --%s is for text runs; %s holds a %s model", t->o.seen_gan_int ? "gan-int" : "text-grad",
+    } else if ((t->o.seen_gan_int || t->o.seen_contrast || t->o.seen_text_grad) && d.text_dim == 0) {
+        log_error("--resume: --%s is for text runs; %s holds a %s model",
+                  t->o.seen_gan_int ? "gan-int" : t->o.seen_contrast ? "contrastive" : "text-grad",
                   path, d.conditional ? "class-conditional" : "unconditional");
         rc = GB_EMISMATCH;
     } else if (t->o.seen_seed && t->pos.seed != t->o.seed) {
@@ -683,14 +691,20 @@ static int do_resume(trainer_t *t) {
             ckpt_free(&ck);
             return GB_EMISMATCH;
         }
-        if (!rc && t->o.seen_gan_int && t->o.gan_int != t->pos.gan_int) {
-            log_error("--resume: %s was trained with --gan-int %g, not %g (it changes the maths)", path,
-                      t->pos.gan_int, t->o.gan_int);
+        if (!rc && ((t->o.seen_gan_int && t->o.gan_int != t->pos.gan_int) ||
+                    (t->o.seen_contrast && t->o.contrast != t->pos.contrast))) {
+            int gi = t->o.seen_gan_int && t->o.gan_int != t->pos.gan_int;
+            log_error("--resume: %s was trained with --%s %g, not %g (it changes the maths)", path,
+                      gi ? "gan-int" : "contrastive", gi ? t->pos.gan_int : t->pos.contrast,
+                      gi ? t->o.gan_int : t->o.contrast);
             model_desc_release(&d);
             ckpt_free(&ck);
             return GB_EMISMATCH;
         }
-        if (!rc) model_set_text_interp(t->m, (float)t->pos.gan_int);
+        if (!rc) {
+            model_set_text_interp(t->m, (float)t->pos.gan_int);
+            model_set_text_contrast(t->m, (float)t->pos.contrast);
+        }
     }
     if (rc) {
         log_error("--resume: %s does not match its own model description", path);
@@ -951,6 +965,9 @@ static int parse_options(trainer_t *t, int argc, char **argv) {
         {"gan-int", 0, CLI_DBL, &o->gan_int, "W",
          "text runs: GAN-INT, G also learns from caption midpoints, weight W (default 0 = off; Reed et al. use 1)",
          &o->seen_gan_int},
+        {"contrastive", 0, CLI_DBL, &o->contrast, "W",
+         "text runs: image-text contrastive terms in D's and G's losses, weight W (default 0 = off; XMC-GAN uses 1)",
+         &o->seen_contrast},
         {"text-grad", 0, CLI_STR, &o->text_grad, "d|dg",
          "text runs: the text encoder learns from D's loss (d, default) or D's and G's (dg)", &o->seen_text_grad},
         {"lr-text", 0, CLI_DBL, &o->lr_text, "X", "text runs: the text encoder's learning rate (default 2e-3)",
@@ -1009,6 +1026,9 @@ static int parse_options(trainer_t *t, int argc, char **argv) {
     if (!(o->gan_int >= 0 && o->gan_int <= 100)) cli_usage_error(&spec, "--gan-int must be in [0, 100]");
     if (o->seen_gan_int && !t->text && !o->resume)
         cli_usage_error(&spec, "--gan-int is for text runs (--conditional text)");
+    if (!(o->contrast >= 0 && o->contrast <= 100)) cli_usage_error(&spec, "--contrastive must be in [0, 100]");
+    if (o->seen_contrast && !t->text && !o->resume)
+        cli_usage_error(&spec, "--contrastive is for text runs (--conditional text)");
     model_loss_t loss;
     if (model_loss_parse(o->loss, &loss) != 0) cli_usage_error(&spec, "--loss must be bce or hinge");
     model_family_t fam = MODEL_DCGAN28;

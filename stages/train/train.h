@@ -169,6 +169,8 @@ typedef struct {
                                  n_pool 0: not re-estimated */
     int n_pool;
     double gan_int;           /* text models: the GAN-INT weight (note train.gan_int) */
+    double contrast;          /* text models: the contrastive weight (note
+                                 train.contrastive; absent = 0) */
     int text_from_g;          /* text models: G's loss trains the encoder too (note
                                  train.text_grad "dg"; "d" or, old runs, absent: 0/1) */
 } train_pos_t;

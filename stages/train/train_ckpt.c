@@ -59,6 +59,21 @@ static int get_note_u64(const Gambar__Checkpoint *ck, const char *key, uint64_t 
     return 0;
 }
 
+/* A weight note in [0, 100] (GAN-INT, contrastive) into *w; absent or
+ * empty = 0. Returns nonzero, logged, when it is not such a number. */
+static int note_weight(const Gambar__Checkpoint *ck, const char *key, double *w) {
+    const char *s = ckpt_note(ck, key);
+    *w = 0;
+    if (!s || !*s) return 0;
+    char *end = NULL;
+    *w = strtod(s, &end);
+    if (*end || !(*w >= 0 && *w <= 100)) {
+        log_error("checkpoint: note %s '%s' is bad", key, s);
+        return 1;
+    }
+    return 0;
+}
+
 int train_ckpt_save(const char *dir, int keep, model_t *m, const train_pos_t *p, char *path_out,
                     size_t path_len, uint8_t digest_out[DIGEST_LEN]) {
     const char *bad = NULL;
@@ -105,6 +120,8 @@ int train_ckpt_save(const char *dir, int keep, model_t *m, const train_pos_t *p,
         char gi[32];
         snprintf(gi, sizeof gi, "%.17g", p->gan_int);
         ckpt_set_note(b, "train.gan_int", gi);
+        snprintf(gi, sizeof gi, "%.17g", p->contrast);
+        ckpt_set_note(b, "train.contrastive", gi);
         ckpt_set_note(b, "train.text_grad", p->text_from_g ? "dg" : "d");
     }
     train_db_notes(p->db, b);
@@ -147,15 +164,9 @@ int train_ckpt_pos(const Gambar__Checkpoint *ck, train_pos_t *p) {
     p->h = (uint32_t)v[3];
     p->w = (uint32_t)v[4];
     p->max_batch = (int)v[5];
-    const char *gi = ckpt_note(ck, "train.gan_int"); /* text runs; absent = 0 */
-    if (gi && *gi) {
-        char *end = NULL;
-        p->gan_int = strtod(gi, &end);
-        if (*end || !(p->gan_int >= 0 && p->gan_int <= 100)) {
-            log_error("checkpoint: note train.gan_int '%s' is bad", gi);
-            return GB_EFORMAT;
-        }
-    }
+    /* text runs; absent = 0 */
+    if (note_weight(ck, "train.gan_int", &p->gan_int) || note_weight(ck, "train.contrastive", &p->contrast))
+        return GB_EFORMAT;
     const char *tg = ckpt_note(ck, "train.text_grad"); /* text runs; absent: written before the note, "dg" */
     p->text_from_g = 1;
     if (tg && *tg) {
