@@ -325,6 +325,40 @@ static void test_fd_text_gan_int(void) {
     tb_free(&b);
 }
 
+/* Contrastive terms on (model_set_text_contrast): both losses change,
+ * and every gradient (D's and G's parameters, both texts, the encoder
+ * through both) still matches finite differences, so the terms' paths
+ * into D's features, D's projection, the texts and G are all right. */
+static void test_fd_text_contrastive(void) {
+    tb_t b;
+    tb_init(&b, MODEL_DCGAN28, MODEL_LOSS_BCE);
+    int threads = nn_get_threads();
+    nn_set_threads(1);
+    snap_t s;
+    snap_take(&s, b.m);
+    model_stats_t off, on;
+    CHECK(model_train_step_text(b.m, b.real, b.text, b.mis, N_IMG, b.z, b.text_g, b.dtd, b.dtg, &off) == 0);
+    snap_restore(&s, b.m);
+    model_set_text_contrast(b.m, 1.0f);
+    CHECK(model_text_contrast(b.m) == 1.0f);
+    CHECK(model_train_step_text(b.m, b.real, b.text, b.mis, N_IMG, b.z, b.text_g, b.dtd, b.dtg, &on) == 0);
+    snap_restore(&s, b.m);
+    CHECKF(on.loss_d - off.loss_d > 0.1f && on.loss_g - off.loss_g > 0.1f,
+           "the contrastive terms do not add to the losses (D %g vs %g, G %g vs %g)", (double)on.loss_d,
+           (double)off.loss_d, (double)on.loss_g, (double)off.loss_g);
+    CHECK(on.d_real == off.d_real && on.d_fake == off.d_fake); /* same logits: the terms only add */
+    snap_free(&s);
+    fd_params(&b, MODEL_D);
+    fd_text(&b, MODEL_D, 0);
+    fd_text(&b, MODEL_D, 1);
+    model_adam(b.m, MODEL_D)->lr = 0.0f;
+    fd_params(&b, MODEL_G);
+    fd_text(&b, MODEL_G, 0);
+    fd_text(&b, MODEL_G, 1);
+    nn_set_threads(threads);
+    tb_free(&b);
+}
+
 static void test_fd_text_dcgan28_bce(void) { fd_case(MODEL_DCGAN28, MODEL_LOSS_BCE); }
 static void test_fd_text_dcgan32_hinge(void) { fd_case(MODEL_DCGAN32, MODEL_LOSS_HINGE); }
 
@@ -477,5 +511,6 @@ int main(void) {
     RUN(test_fd_text_dcgan28_bce);
     RUN(test_fd_text_dcgan32_hinge);
     RUN(test_fd_text_gan_int);
+    RUN(test_fd_text_contrastive);
     return test_done();
 }
