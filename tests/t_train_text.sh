@@ -10,6 +10,8 @@
 #     without --conditional text stays a text run; gambar-sample without
 #     --prompt refuses a text checkpoint cleanly (exit 2);
 #   - --gan-int: changes the model, persists across --resume (bit-exact).
+#   - --contrastive: the same (note train.contrastive), another weight on
+#     --resume exits 3, without a text run or out of range exits 2.
 #   - --text-grad: "d" (default) is in the checkpoint's note; "dg" changes
 #     the model, persists across --resume (bit-exact); a checkpoint without
 #     the note (an older run) resumes as "dg"; another value on --resume
@@ -110,6 +112,30 @@ check_exit gan_int_other_weight_on_resume_exit3 3 gambar-train --gan-int 0.5 --r
     --ckpt-dir "$TMP/g2"
 check_exit gan_int_without_text_exit2 2 gambar-train --model dcgan28 --gan-int 1 --in "ipc://$TMP/none.sock" \
     --ckpt-dir "$TMP/n7"
+
+# --- contrastive terms (--contrastive 1): change the run; the weight is
+# the checkpoint's note train.contrastive, so a resume without the option
+# is still bit-exact, and another weight is refused ---
+aug 0
+$TR --contrastive 1 --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/k" --ckpt-every 8 --steps 16 2>"$TMP/k.log"
+rc=$?
+kill $sp 2>/dev/null; wait $sp 2>/dev/null
+check contrastive_run_exit0 test $rc -eq 0
+check contrastive_logged grep -q "contrastive terms on (weight 1)" "$TMP/k.log"
+check contrastive_off_by_default grep -q "contrastive terms off (weight 0)" "$TMP/a.log"
+check_exit contrastive_changes_the_model 1 ckpt_diff "$TMP/a/ckpt-0000000016.gck" "$TMP/k/ckpt-0000000016.gck"
+ckpt_tool dump "$TMP/k/ckpt-0000000008.gck" >"$TMP/k.dump" 2>/dev/null
+check contrastive_noted grep -qx "note train.contrastive=1" "$TMP/k.dump"
+mkdir -p "$TMP/k2"
+cp "$TMP/k/ckpt-0000000008.gck" "$TMP/k2/"
+resume16 "$TMP/k2" "$TMP/k.log"
+check contrastive_resume_bit_exact sh -c "[ $rc -eq 0 ] && ckpt_diff '$TMP/k/ckpt-0000000016.gck' '$TMP/k2/ckpt-0000000016.gck'"
+check_exit contrastive_other_weight_on_resume_exit3 3 gambar-train --contrastive 0.5 --resume \
+    --in "ipc://$TMP/none.sock" --ckpt-dir "$TMP/k2"
+check contrastive_other_weight_message grep -q "was trained with --contrastive 1, not 0.5" "$TMP/err"
+check_exit contrastive_without_text_exit2 2 gambar-train --model dcgan28 --contrastive 1 --in "ipc://$TMP/none.sock" \
+    --ckpt-dir "$TMP/n9"
+check_exit contrastive_out_of_range_exit2 2 $TR --contrastive -1 --in "ipc://$TMP/none.sock" --ckpt-dir "$TMP/n10"
 
 # --- --text-grad: which losses train the encoder ---
 check text_grad_default_d_noted grep -qx "note train.text_grad=d" "$TMP/a.dump"
