@@ -13,7 +13,10 @@
  * Prints `bench: NAME VALUE UNIT`:
  *   train_class_images_per_s, train_text_images_per_s,
  *   train_text_vs_class_speed (text / class; 1 = as fast).
- * Usage: bench_train_text [--width N] [--batch N] [--steps N] [--warmup N] [--threads N] */
+ * --contrastive W turns on the text model's contrastive terms
+ * (model_set_text_contrast), as gambar-train --contrastive W does.
+ * Usage: bench_train_text [--width N] [--batch N] [--steps N] [--warmup N] [--threads N]
+ *                         [--contrastive W] */
 #include "base.h"
 #include "model.h"
 #include "nn.h"
@@ -38,18 +41,23 @@ static const char *const CLS[] = {"t-shirt", "trouser", "pullover", "dress", "co
 
 int main(int argc, char **argv) {
     int width = 32, batch = 64, steps = 20, warmup = 3, threads = 0;
+    double contrast = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--width") == 0 && i + 1 < argc) width = atoi(argv[++i]);
         else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) batch = atoi(argv[++i]);
         else if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc) steps = atoi(argv[++i]);
         else if (strcmp(argv[i], "--warmup") == 0 && i + 1 < argc) warmup = atoi(argv[++i]);
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--contrastive") == 0 && i + 1 < argc) contrast = atof(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_train_text [--width N] [--batch N] [--steps N] [--warmup N] [--threads N]\n");
+            fprintf(stderr, "usage: bench_train_text [--width N] [--batch N] [--steps N] [--warmup N] [--threads N] "
+                            "[--contrastive W]\n");
             return 2;
         }
     }
-    if (width < 1 || width > MODEL_MAX_WIDTH || batch < 2 || steps < 1 || warmup < 0) return 2;
+    if (width < 1 || width > MODEL_MAX_WIDTH || batch < 2 || steps < 1 || warmup < 0 ||
+        !(contrast >= 0 && contrast <= 100))
+        return 2;
     nn_set_threads(threads);
 
     model_desc_t dc, dt;
@@ -63,6 +71,7 @@ int main(int argc, char **argv) {
     dt.embed_dim = dc.embed_dim;
     model_t *mc = model_new(&dc, batch, 1), *mt = model_new(&dt, batch, 1);
     ASSERT(mc && mt);
+    model_set_text_contrast(mt, (float)contrast);
 
     /* the captions and the encoder's vocabulary */
     int ncap = 512;
@@ -125,8 +134,8 @@ int main(int argc, char **argv) {
         }
     }
     double ic = batch / median(tc, steps), it = batch / median(tt, steps);
-    fprintf(stderr, "bench_train_text: %d steps each of batch %d, width %d, %d threads (alternating)\n", steps, batch,
-            width, nn_get_threads());
+    fprintf(stderr, "bench_train_text: %d steps each of batch %d, width %d, %d threads (alternating), contrastive %g\n",
+            steps, batch, width, nn_get_threads(), contrast);
     printf("bench: train_class_images_per_s %.1f images/s\n", ic);
     printf("bench: train_text_images_per_s %.1f images/s\n", it);
     printf("bench: train_text_vs_class_speed %.3f\n", it / ic);
