@@ -106,7 +106,7 @@ static void tb_init(tb_t *b, model_family_t f, model_loss_t loss) {
     model_desc_t d = text_desc(f, loss);
     b->m = model_new(&d, N_IMG, 7);
     ASSERT(b->m);
-    tenc_desc_t td = {VOCAB, (int)ARRAY_LEN(VOCAB), 8, 16, 6, T_DIM, 16, TENC_ACT_TANH, TENC_TOKENIZER_VERSION};
+    tenc_desc_t td = {VOCAB, (int)ARRAY_LEN(VOCAB), 8, 16, 6, T_DIM, 16, TENC_ACT_TANH, TENC_TOKENIZER_VERSION, 0};
     char err[256];
     ASSERT(tenc_new(&td, N_IMG, 5, &b->e, err, sizeof err) == 0);
     size_t img = model_image_floats(b->m);

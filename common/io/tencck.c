@@ -25,6 +25,10 @@ int tencck_desc(const Gambar__TextEncoderDesc *md, tenc_desc_t *out, char *err, 
     out->out_dim = (int)md->out_dim;
     out->max_tokens = (int)md->max_tokens;
     out->tokenizer_version = (int)md->tokenizer_version;
+    if (md->pair_window >= TENC_MAX_TOKENS)
+        return gb_errf(err, errlen, GB_EFORMAT, "text encoder pair_window %u (0..%d)", md->pair_window,
+                       TENC_MAX_TOKENS - 1);
+    out->pair_window = (int)md->pair_window;
     const char *act = md->activation ? md->activation : "";
     if (strcmp(act, "linear") == 0)
         out->act = TENC_ACT_LINEAR;
@@ -51,6 +55,7 @@ void tencck_store(const tenc_t *e, bool with_opt, ckpt_builder_t *b) {
     md->max_tokens = (uint32_t)d.max_tokens;
     md->activation = ckpt_builder_strdup(b, d.act == TENC_ACT_TANH ? "tanh" : "linear");
     md->tokenizer_version = (uint32_t)d.tokenizer_version;
+    md->pair_window = (uint32_t)d.pair_window;
     if (with_opt) {
         const adam_t *a = tenc_adam((tenc_t *)e); /* tenc_adam hands out the live state */
         Gambar__AdamState *as = ckpt_builder_alloc(b, sizeof *as);

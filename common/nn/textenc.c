@@ -25,6 +25,13 @@ uint64_t tenc_fnv1a(const void *p, size_t n) {
     return fnv_more(FNV_BASIS, p, n);
 }
 
+/* Word pairs of a text of n words, pairs at most window (0 = 1) apart. */
+static int pair_count(int n, int window) {
+    int w = window > 1 ? window : 1, c = 0;
+    for (int d = 1; d <= w; d++) c += n > d ? n - d : 0;
+    return c;
+}
+
 /* Bucket of the bigram (a, b): fnv1a(a || 0x00 || b) % nb. */
 static int bigram_bucket(const char *a, size_t na, const char *b, size_t nb, int buckets) {
     const unsigned char zero = 0;
@@ -285,7 +292,9 @@ struct tenc {
     int n;
     bool fwd_ok;
     int32_t *ids;      /* [max_batch][max_tokens] word ids */
-    int32_t *bis;      /* [max_batch][max_tokens] bigram buckets (n_tokens - 1 used) */
+    int32_t *bis;      /* [max_batch][max_pairs] pair buckets (npairs[i] used) */
+    int *npairs;       /* [max_batch] word pairs of each text */
+    int max_pairs;     /* pairs of a text of max_tokens words (tenc_pairs) */
     tenc_info_t *info; /* [max_batch] */
     float *s;          /* [max_batch][D_e] sentence vectors */
     float *y;          /* [max_batch][D_out] outputs */
@@ -315,6 +324,9 @@ int tenc_desc_check(const tenc_desc_t *d, char *err, size_t errlen) {
     if (d->hash_buckets < 1 || d->hash_buckets > TENC_MAX_BUCKETS)
         return gb_errf(err, errlen, GB_EFORMAT, "text encoder hash_buckets %d (1..%d)", d->hash_buckets,
                        TENC_MAX_BUCKETS);
+    if (d->pair_window < 0 || d->pair_window >= TENC_MAX_TOKENS)
+        return gb_errf(err, errlen, GB_EFORMAT, "text encoder pair_window %d (0..%d)", d->pair_window,
+                       TENC_MAX_TOKENS - 1);
     if (d->bigram_buckets < 1 || d->bigram_buckets > TENC_MAX_BUCKETS)
         return gb_errf(err, errlen, GB_EFORMAT, "text encoder bigram_buckets %d (1..%d)", d->bigram_buckets,
                        TENC_MAX_BUCKETS);
@@ -427,7 +439,9 @@ int tenc_new(const tenc_desc_t *d, int max_batch, uint64_t seed, tenc_t **out, c
     e->max_batch = max_batch;
     const size_t T = (size_t)d->max_tokens, B = (size_t)max_batch;
     e->ids = xcalloc(B * T, sizeof *e->ids);
-    e->bis = xcalloc(B * T, sizeof *e->bis);
+    e->max_pairs = pair_count((int)T, d->pair_window);
+    e->bis = xcalloc(B * (size_t)(e->max_pairs > 0 ? e->max_pairs : 1), sizeof *e->bis);
+    e->npairs = xcalloc(B, sizeof *e->npairs);
     e->info = xcalloc(B, sizeof *e->info);
     e->s = xcalloc(B * De, sizeof *e->s);
     e->y = xcalloc(B * Do, sizeof *e->y);
@@ -448,6 +462,7 @@ void tenc_free(tenc_t **pe) {
     for (int k = 0; k < N_KINDS; k++) free(e->block[k]);
     free(e->ids);
     free(e->bis);
+    free(e->npairs);
     free(e->info);
     free(e->s);
     free(e->y);
@@ -491,7 +506,7 @@ int tenc_forward(tenc_t *e, const char *const *texts, int n, float *out, char *e
         if (tenc_tokenize(text, strlen(text), T, &e->tok, why, sizeof why) != 0)
             return gb_errf(err, errlen, GB_EFORMAT, "text %d: %s", i, why);
         tenc_info_t *inf = &e->info[i];
-        int32_t *ids = e->ids + (size_t)i * T, *bis = e->bis + (size_t)i * T;
+        int32_t *ids = e->ids + (size_t)i * T, *bis = e->bis + (size_t)i * e->max_pairs;
         const int nt = e->tok.n;
         *inf = (tenc_info_t){.n_tokens = nt, .truncated = e->tok.truncated, .empty = nt == 0};
         for (int t = 0; t < nt; t++) {
@@ -499,9 +514,14 @@ int tenc_forward(tenc_t *e, const char *const *texts, int n, float *out, char *e
             ids[t] = tenc_word_id(e, e->tok.word[t], e->tok.len[t], &known);
             if (!known) inf->n_unknown++;
         }
-        for (int t = 0; t + 1 < nt; t++)
-            bis[t] = bigram_bucket(e->tok.word[t], e->tok.len[t], e->tok.word[t + 1], e->tok.len[t + 1],
-                                   e->d.bigram_buckets);
+        /* pairs by distance, then position: (0,1) (1,2) ... (0,2) (1,3) ... */
+        const int win = e->d.pair_window > 1 ? e->d.pair_window : 1;
+        int np = 0;
+        for (int dist = 1; dist <= win; dist++)
+            for (int t = 0; t + dist < nt; t++)
+                bis[np++] = bigram_bucket(e->tok.word[t], e->tok.len[t], e->tok.word[t + dist],
+                                          e->tok.len[t + dist], e->d.bigram_buckets);
+        e->npairs[i] = np;
         float *s = e->s + (size_t)i * De;
         memset(s, 0, (size_t)De * sizeof *s);
         if (nt > 0) {
@@ -509,11 +529,11 @@ int tenc_forward(tenc_t *e, const char *const *texts, int n, float *out, char *e
                 const float *row = Ew + (size_t)ids[t] * De;
                 for (int k = 0; k < De; k++) s[k] += row[k];
             }
-            for (int t = 0; t + 1 < nt; t++) {
+            for (int t = 0; t < np; t++) {
                 const float *row = Eb + (size_t)bis[t] * De;
                 for (int k = 0; k < De; k++) s[k] += row[k];
             }
-            const float inv = 1.0f / (float)(2 * nt - 1);
+            const float inv = 1.0f / (float)(nt + np);
             for (int k = 0; k < De; k++) s[k] *= inv;
         }
         float *y = e->y + (size_t)i * Do;
@@ -560,14 +580,15 @@ void tenc_backward(tenc_t *e, const float *dout) {
         }
         const int nt = e->info[i].n_tokens;
         if (nt == 0) continue;
-        const float inv = 1.0f / (float)(2 * nt - 1);
+        const int np = e->npairs[i];
+        const float inv = 1.0f / (float)(nt + np);
         for (int k = 0; k < De; k++) ds[k] *= inv;
-        const int32_t *ids = e->ids + (size_t)i * T, *bis = e->bis + (size_t)i * T;
+        const int32_t *ids = e->ids + (size_t)i * T, *bis = e->bis + (size_t)i * e->max_pairs;
         for (int t = 0; t < nt; t++) {
             float *row = gEw + (size_t)ids[t] * De;
             for (int k = 0; k < De; k++) row[k] += ds[k];
         }
-        for (int t = 0; t + 1 < nt; t++) {
+        for (int t = 0; t < np; t++) {
             float *row = gEb + (size_t)bis[t] * De;
             for (int k = 0; k < De; k++) row[k] += ds[k];
         }

@@ -46,9 +46,19 @@
  * 0x100000001b3) over the bytes of the lower-cased word. An out-of-vocabulary
  * word w has id V + fnv1a(w) % B. The bigram of consecutive kept words a, b
  * has bucket fnv1a(a || 0x00 || b) % B2 (NUL never occurs inside a word).
+ * With a pair window P > 1 (tenc_desc_t.pair_window) every ordered pair of
+ * kept words at most P apart (a at t, b at t + d, 1 <= d <= P) is hashed
+ * the same way: "photo of a dark top that is thin" then also has the
+ * pairs (top, thin) and (dark, top), so the encoder can give a class word
+ * and an attribute word a vector of their own wherever they stand. Why:
+ * in the synthetic captions an attribute means something per class ("thin"
+ * is a tank top for a top, a slim sheath for a dress), which a mean of
+ * single-word vectors cannot say and adjacent bigrams only say when the
+ * words touch.
  *
- * MODEL (V = vocabulary size, T = a text's kept words, n = |T|):
- *   s = (sum_{t<n} E_word[id_t] + sum_{t<n-1} E_bi[bucket(t,t+1)]) / (2n - 1)
+ * MODEL (V = vocabulary size, T = a text's kept words, n = |T|, Q = its
+ * word pairs: the n - 1 adjacent ones, or all within the pair window):
+ *   s = (sum_{t<n} E_word[id_t] + sum_{(t,u) in Q} E_bi[bucket(t,u)]) / (n + |Q|)
  *   y = act(W s + b)       act = identity (TENC_ACT_LINEAR) or tanh
  *   E_word (V + B, D_e), E_bi (B2, D_e), W (D_out, D_e), b (D_out).
  *   A text with no words (empty, only punctuation) has s = 0 (so y = act(b))
@@ -150,6 +160,8 @@ typedef struct {
     int max_tokens;           /* words kept per text, 1..TENC_MAX_TOKENS */
     tenc_act_t act;
     int tokenizer_version;    /* TENC_TOKENIZER_VERSION (others: GB_EUNSUPPORTED) */
+    int pair_window;          /* P, 0..TENC_MAX_TOKENS-1: word pairs up to P apart are
+                                 hashed (0 and 1: adjacent only, the first encoders') */
 } tenc_desc_t;
 
 /* Per-text facts from the last tenc_forward. */

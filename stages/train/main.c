@@ -60,13 +60,14 @@ typedef struct {
     double lr_g, lr_d, beta1, beta2, ema;
     double gan_int; /* --gan-int W: GAN-INT weight of a text run (0 = off) */
     double contrast; /* --contrastive W: weight of a text run's contrastive terms (0 = off) */
+    long long text_window; /* --text-window P: the encoder's word-pair window (new text runs) */
     const char *text_grad; /* --text-grad d|dg: which losses train the text encoder */
     double lr_text;        /* --lr-text X: the text encoder's Adam learning rate */
     double text_gain;      /* --text-gain X: G's text projection's initial scale */
     bool resume, print_start, fresh_if_damaged;
     bool seen_steps, seen_epochs, seen_lr_g, seen_lr_d, seen_beta1, seen_beta2, seen_ema, seen_width, seen_embed_dim,
         seen_loss, seen_model, seen_seed, seen_threads, seen_micro, seen_gan_int,
-        seen_contrast, seen_text_grad, seen_lr_text, seen_text_gain;
+        seen_contrast, seen_text_window, seen_text_grad, seen_lr_text, seen_text_gain;
 } opts_t;
 
 typedef struct {
@@ -283,7 +284,8 @@ static int build_model(trainer_t *t, const Gambar__Batch *b) {
     }
     t->ex.conditional = cond;
     if (t->text) {
-        int rc = train_text_new(&t->tt, t->vocab, t->n_vocab, cap, t->o.seed, strcmp(t->o.text_grad, "dg") == 0);
+        int rc = train_text_new(&t->tt, t->vocab, t->n_vocab, cap, t->o.seed, strcmp(t->o.text_grad, "dg") == 0,
+                                (int)t->o.text_window);
         if (rc) return rc;
         model_set_text_interp(t->m, (float)t->o.gan_int);
         model_set_text_contrast(t->m, (float)t->o.contrast);
@@ -321,12 +323,17 @@ static int build_model(trainer_t *t, const Gambar__Batch *b) {
              model_family_name(d.family), d.channels, d.height, d.width, d.g_mult, d.d_mult, d.z_dim,
              cond ? " conditional" : t->text ? " text-conditional" : "", model_loss_name(d.loss),
              model_param_count(t->m, MODEL_G), model_param_count(t->m, MODEL_D), cap);
-    if (t->text)
-        log_info("text encoder: vocabulary %d words, sentence vectors of %d, %zu parameters; G projects them to "
-                 "%d, D to its last feature map; GAN-INT %s (weight %g); contrastive terms %s (weight %g); the "
-                 "encoder learns from %s",
-                 t->n_vocab, d.text_dim, tenc_param_count(t->tt.enc), d.embed_dim, t->o.gan_int > 0 ? "on" : "off",
-                 t->o.gan_int, model_text_contrast(t->m) > 0 ? "on" : "off", model_text_contrast(t->m), t->tt.from_g ? "D's and G's losses (--text-grad dg)" : "D's loss (--text-grad d)");
+    if (t->text) {
+        tenc_desc_t ed;
+        tenc_to_desc(t->tt.enc, &ed);
+        log_info("text encoder: vocabulary %d words, word pairs up to %d apart, sentence vectors of %d, %zu "
+                 "parameters; G projects them to %d, D to its last feature map; GAN-INT %s (weight %g); "
+                 "contrastive terms %s (weight %g); the encoder learns from %s",
+                 t->n_vocab, ed.pair_window > 1 ? ed.pair_window : 1, d.text_dim, tenc_param_count(t->tt.enc),
+                 d.embed_dim, t->o.gan_int > 0 ? "on" : "off", t->o.gan_int,
+                 model_text_contrast(t->m) > 0 ? "on" : "off", model_text_contrast(t->m),
+                 t->tt.from_g ? "D's and G's losses (--text-grad dg)" : "D's loss (--text-grad d)");
+    }
     return 0;
 }
 
@@ -928,6 +935,7 @@ static int parse_options(trainer_t *t, int argc, char **argv) {
     o->text_grad = "d";
     o->text_gain = TRAIN_TEXT_GAIN;
     o->lr_text = TRAIN_TEXT_LR;
+    o->text_window = 1;
     const cli_opt_t opts[] = {
         {"in", 'i', CLI_STR, &o->in, "ENDPOINT", "PULL Batch messages here (connects; '@' binds)", NULL},
         {"model", 'm', CLI_STR, &o->model, "NAME", "dcgan28, dcgan32 or dcgan64", &o->seen_model},
@@ -965,6 +973,9 @@ static int parse_options(trainer_t *t, int argc, char **argv) {
         {"gan-int", 0, CLI_DBL, &o->gan_int, "W",
          "text runs: GAN-INT, G also learns from caption midpoints, weight W (default 0 = off; Reed et al. use 1)",
          &o->seen_gan_int},
+        {"text-window", 0, CLI_INT, &o->text_window, "P",
+         "new text runs: the encoder also hashes word pairs up to P words apart (default 1 = adjacent only)",
+         &o->seen_text_window},
         {"contrastive", 0, CLI_DBL, &o->contrast, "W",
          "text runs: image-text contrastive terms in D's and G's losses, weight W (default 0 = off; XMC-GAN uses 1)",
          &o->seen_contrast},
@@ -1027,6 +1038,10 @@ static int parse_options(trainer_t *t, int argc, char **argv) {
     if (o->seen_gan_int && !t->text && !o->resume)
         cli_usage_error(&spec, "--gan-int is for text runs (--conditional text)");
     if (!(o->contrast >= 0 && o->contrast <= 100)) cli_usage_error(&spec, "--contrastive must be in [0, 100]");
+    if (o->text_window < 1 || o->text_window >= TENC_MAX_TOKENS)
+        cli_usage_error(&spec, "--text-window must be in [1, %d]", TENC_MAX_TOKENS - 1);
+    if (o->seen_text_window && !t->text)
+        cli_usage_error(&spec, "--text-window is for new text runs (--conditional text)");
     if (o->seen_contrast && !t->text && !o->resume)
         cli_usage_error(&spec, "--contrastive is for text runs (--conditional text)");
     model_loss_t loss;

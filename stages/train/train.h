@@ -228,9 +228,11 @@ void train_vocab_init(train_vocab_t *v, const char *path, train_db_visitor_t *vi
 void train_vocab_finish(train_vocab_t *v, char ***vocab, int *n, uint64_t *n_captions);
 void train_vocab_free(train_vocab_t *v);
 /* A new encoder for vocab (copied), out_dim TRAIN_TEXT_DIM, initialised
- * from seed; buffers for cap texts; from_g as train_text_t. Returns 0 or
+ * from seed; buffers for cap texts; from_g as train_text_t; word pairs up
+ * to pair_window apart (textenc.h; 1 = adjacent only). Returns 0 or
  * tenc_new's rc (logged). */
-int train_text_new(train_text_t *tt, char *const *vocab, int n, int cap, uint64_t seed, int from_g);
+int train_text_new(train_text_t *tt, char *const *vocab, int n, int cap, uint64_t seed, int from_g,
+                   int pair_window);
 /* The encoder stored in ck with its Adam state (a resumed run), checked to
  * make text_dim vectors; from_g as train_text_t. Returns 0 or an rc
  * (logged). */

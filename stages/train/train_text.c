@@ -126,11 +126,16 @@ static void tt_buffers(train_text_t *tt, int cap) {
     tt->n_last = 0;
 }
 
-int train_text_new(train_text_t *tt, char *const *vocab, int n, int cap, uint64_t seed, int from_g) {
+int train_text_new(train_text_t *tt, char *const *vocab, int n, int cap, uint64_t seed, int from_g,
+                   int pair_window) {
     memset(tt, 0, sizeof *tt);
     tt->from_g = from_g;
-    tenc_desc_t d = {(const char *const *)vocab, n,       TT_HASH_BUCKETS, TT_BIGRAM_BUCKETS, TT_EMBED_DIM,
-                     TRAIN_TEXT_DIM,             TT_MAX_TOKENS, TENC_ACT_TANH, TENC_TOKENIZER_VERSION};
+    /* a wider pair window hashes several times the pairs: 4x the buckets,
+     * so that the class-and-attribute pairs rarely share one */
+    int buckets = pair_window > 1 ? 4 * TT_BIGRAM_BUCKETS : TT_BIGRAM_BUCKETS;
+    tenc_desc_t d = {(const char *const *)vocab, n,       TT_HASH_BUCKETS, buckets,      TT_EMBED_DIM,
+                     TRAIN_TEXT_DIM,             TT_MAX_TOKENS, TENC_ACT_TANH, TENC_TOKENIZER_VERSION,
+                     pair_window};
     char why[256];
     /* the encoder's own stream: not the model's initialisation, not the noise */
     int rc = tenc_new(&d, cap, seed * 0x9E3779B97F4A7C15ull + 0x54, &tt->enc, why, sizeof why);

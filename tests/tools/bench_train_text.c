@@ -92,7 +92,7 @@ int main(int argc, char **argv) {
     char **vocab = NULL;
     int nv = 0;
     tenc_counter_vocab(cnt, 2, 20000, &vocab, &nv);
-    tenc_desc_t td = {(const char *const *)vocab, nv, 1024, 4096, 32, 32, 32, TENC_ACT_TANH, TENC_TOKENIZER_VERSION};
+    tenc_desc_t td = {(const char *const *)vocab, nv, 1024, 4096, 32, 32, 32, TENC_ACT_TANH, TENC_TOKENIZER_VERSION, 0};
     tenc_t *enc = NULL;
     ASSERT(tenc_new(&td, batch, 4, &enc, err, sizeof err) == 0);
 
