@@ -257,6 +257,9 @@ static int ref_id(const char *w) {
     return K_V + (int)(ref_fnv(w, 0, NULL) % K_B);
 }
 
+/* The pair window the reference uses (textenc.h; 0 and 1: adjacent). */
+static int g_ref_window;
+
 /* y[K_N][K_DO] from the definitions, in double. */
 static void ref_forward(const refp_t *p, tenc_act_t act, double *y) {
     for (int i = 0; i < K_N; i++) {
@@ -266,11 +269,14 @@ static void ref_forward(const refp_t *p, tenc_act_t act, double *y) {
         double s[K_DE] = {0};
         for (int t = 0; t < n; t++)
             for (int k = 0; k < K_DE; k++) s[k] += p->Ew[ref_id(w[t]) * K_DE + k];
-        for (int t = 0; t + 1 < n; t++) {
-            int bkt = (int)(ref_fnv(w[t], 1, w[t + 1]) % K_B2);
-            for (int k = 0; k < K_DE; k++) s[k] += p->Eb[bkt * K_DE + k];
-        }
-        for (int k = 0; k < K_DE && n > 0; k++) s[k] /= (double)(2 * n - 1);
+        int npairs = 0;
+        for (int t = 0; t < n; t++)
+            for (int u = t + 1; u < n && u - t <= (g_ref_window > 1 ? g_ref_window : 1); u++) {
+                int bkt = (int)(ref_fnv(w[t], 1, w[u]) % K_B2);
+                for (int k = 0; k < K_DE; k++) s[k] += p->Eb[bkt * K_DE + k];
+                npairs++;
+            }
+        for (int k = 0; k < K_DE && n > 0; k++) s[k] /= (double)(n + npairs);
         for (int o = 0; o < K_DO; o++) {
             double z = p->b[o];
             for (int k = 0; k < K_DE; k++) z += p->W[o * K_DE + k] * s[k];
@@ -292,9 +298,10 @@ static double *params_d(tenc_t *e, refp_t *p) {
 }
 
 static void test_forward_reference(void) {
-    for (int a = 0; a < 2; a++) {
-        tenc_act_t act = a ? TENC_ACT_TANH : TENC_ACT_LINEAR;
+    for (int a = 0; a < 4; a++) {
+        tenc_act_t act = a & 1 ? TENC_ACT_TANH : TENC_ACT_LINEAR;
         tenc_desc_t d = mkdesc(k_vocab, K_V, K_B, K_B2, K_DE, K_DO, 32, act);
+        d.pair_window = g_ref_window = a < 2 ? 0 : 2; /* adjacent pairs, then pairs up to 2 apart */
         tenc_t *e = mkenc(&d, 8, 11);
         /* shapes of the table */
         const tenc_tensor_t *t = tenc_find(e, "T.embed.weight");
@@ -316,12 +323,13 @@ static void test_forward_reference(void) {
         ref_forward(&p, act, yr);
         double maxerr = 0;
         for (int i = 0; i < K_N * K_DO; i++) maxerr = fmax(maxerr, fabs(y[i] - yr[i]) / fmax(1.0, fabs(yr[i])));
-        printf("# forward %s max rel error vs double reference %.3g\n", a ? "tanh" : "linear", maxerr);
+        printf("# forward %s, pair window %d: max rel error vs double reference %.3g\n", a & 1 ? "tanh" : "linear",
+               d.pair_window, maxerr);
         CHECK(maxerr < 1e-5);
         /* the empty text is act(b) */
         for (int o = 0; o < K_DO; o++) {
             float bo = tenc_find(e, "T.proj.bias")->data[o];
-            CHECK(y[2 * K_DO + o] == (a ? tanhf(bo) : bo));
+            CHECK(y[2 * K_DO + o] == (a & 1 ? tanhf(bo) : bo));
         }
         CHECK(tenc_info(e, 2)->empty && tenc_info(e, 2)->n_tokens == 0);
         CHECK(!tenc_info(e, 0)->empty && tenc_info(e, 0)->n_tokens == 2 && tenc_info(e, 0)->n_unknown == 0);
@@ -332,15 +340,31 @@ static void test_forward_reference(void) {
         const char *one[1] = {k_texts[3]};
         CHECK(tenc_forward(e, one, 1, y2, err, sizeof err) == 0 &&
               memcmp(y2, y + 3 * K_DO, K_DO * sizeof(float)) == 0);
+        /* window 1 is window 0 (the first encoders'), bit for bit; window 2
+         * changes exactly the texts of 3 words or more */
+        tenc_desc_t d1 = d;
+        d1.pair_window = d.pair_window ? 1 : 0;
+        tenc_t *e1 = mkenc(&d1, 8, 11);
+        float y1[K_N * K_DO];
+        CHECK(tenc_forward(e1, k_texts, K_N, y1, err, sizeof err) == 0);
+        for (int i = 0; i < K_N; i++) {
+            int same = memcmp(y1 + i * K_DO, y + i * K_DO, K_DO * sizeof(float)) == 0;
+            int nw = tenc_info(e1, i)->n_tokens;
+            CHECKF(same == (d.pair_window < 2 || nw < 3), "text %d (%d words), windows %d and %d: same %d", i, nw,
+                   d1.pair_window, d.pair_window, same);
+        }
+        tenc_free(&e1);
         free(pd);
         tenc_free(&e);
     }
+    g_ref_window = 0;
 }
 
 static void test_backward_fd(void) {
-    for (int a = 0; a < 2; a++) {
-        tenc_act_t act = a ? TENC_ACT_TANH : TENC_ACT_LINEAR;
+    for (int a = 0; a < 4; a++) {
+        tenc_act_t act = a & 1 ? TENC_ACT_TANH : TENC_ACT_LINEAR;
         tenc_desc_t d = mkdesc(k_vocab, K_V, K_B, K_B2, K_DE, K_DO, 32, act);
+        d.pair_window = g_ref_window = a < 2 ? 1 : 3;
         tenc_t *e = mkenc(&d, 8, 5);
         rng_t r;
         rng_seed(&r, 77);
@@ -377,8 +401,8 @@ static void test_backward_fd(void) {
                 maxfd = fmax(maxfd, fabs(fd));
             }
             double rel = maxd / fmax(maxfd, 1e-12);
-            printf("# backward %s %s max|g-fd| %.3g, relative %.3g (%d untouched elements)\n",
-                   a ? "tanh" : "linear", t->name, maxd, rel, n_zero);
+            printf("# backward %s, pair window %d, %s max|g-fd| %.3g, relative %.3g (%d untouched elements)\n",
+                   a & 1 ? "tanh" : "linear", d.pair_window, t->name, maxd, rel, n_zero);
             CHECKF(rel < 1e-4, "%s relative error %g", t->name, rel);
             CHECKF(zero_bad == 0, "%s: %d untouched elements got a gradient", t->name, zero_bad);
             CHECK(maxfd > 0);
@@ -400,6 +424,7 @@ static void test_backward_fd(void) {
         free(pd);
         tenc_free(&e);
     }
+    g_ref_window = 0;
 }
 
 /* ---- learning -------------------------------------------------------------------- */
@@ -545,6 +570,7 @@ static void test_learn_order(void) {
 
 static void test_ckpt_roundtrip(void) {
     tenc_desc_t d = mkdesc(k_vocab, K_V, K_B, K_B2, K_DE, K_DO, 16, TENC_ACT_TANH);
+    d.pair_window = 3;
     tenc_t *e = mkenc(&d, 8, 3);
     float y[K_N * K_DO], y2[K_N * K_DO], dout[K_N * K_DO];
     char err[256];
@@ -569,7 +595,8 @@ static void test_ckpt_roundtrip(void) {
     CHECK(ckpt_load(path, &ck, NULL) == 0);
     if (!ck) return;
     CHECK(ck->text_encoder && ck->text_encoder->n_vocab == K_V &&
-          strcmp(ck->text_encoder->activation, "tanh") == 0 && ck->text_encoder->max_tokens == 16);
+          strcmp(ck->text_encoder->activation, "tanh") == 0 && ck->text_encoder->max_tokens == 16 &&
+          ck->text_encoder->pair_window == 3);
     CHECK(ckpt_tensor(ck, "T.embed.weight") && ckpt_tensor(ck, "OPT.T.m.bigram.weight") &&
           !ckpt_tensor(ck, "GRAD.T.proj.bias"));
     tenc_t *e2 = NULL;
@@ -586,7 +613,8 @@ static void test_ckpt_roundtrip(void) {
         }
         tenc_desc_t d2;
         tenc_to_desc(e2, &d2);
-        CHECK(d2.vocab_size == K_V && strcmp(d2.vocab[4], "coat") == 0 && d2.act == TENC_ACT_TANH);
+        CHECK(d2.vocab_size == K_V && strcmp(d2.vocab[4], "coat") == 0 && d2.act == TENC_ACT_TANH &&
+              d2.pair_window == 3);
         tenc_free(&e2);
     }
     /* without the optimizer: weights only, fresh moments */
@@ -707,6 +735,13 @@ static void test_errors(void) {
     b = mkdesc(vocab, 2, 8, 8, 4, 3, 32, TENC_ACT_LINEAR);
     b.tokenizer_version = 0;
     CHECK(tenc_desc_check(&b, err, sizeof err) == GB_EUNSUPPORTED);
+    b = mkdesc(vocab, 2, 8, 8, 4, 3, 32, TENC_ACT_LINEAR);
+    b.pair_window = -1;
+    CHECK(tenc_desc_check(&b, err, sizeof err) == GB_EFORMAT && strstr(err, "pair_window"));
+    b.pair_window = TENC_MAX_TOKENS;
+    CHECK(tenc_desc_check(&b, err, sizeof err) == GB_EFORMAT && strstr(err, "pair_window"));
+    b.pair_window = TENC_MAX_TOKENS - 1; /* every pair of the longest text */
+    CHECK(tenc_desc_check(&b, err, sizeof err) == 0);
     b = mkdesc(vocab, 2, 8, 8, 4, 3, 32, TENC_ACT_LINEAR);
     CHECK(tenc_desc_check(&b, err, sizeof err) == 0);
 }
