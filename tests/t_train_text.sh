@@ -12,6 +12,9 @@
 #   - --gan-int: changes the model, persists across --resume (bit-exact).
 #   - --contrastive: the same (note train.contrastive), another weight on
 #     --resume exits 3, without a text run or out of range exits 2.
+#   - --text-window: 1 = the default's bits; 6 changes the model and
+#     resumes bit-exactly (the window is in the encoder's description);
+#     another window on --resume exits 3; without text / out of range 2.
 #   - --text-grad: "d" (default) is in the checkpoint's note; "dg" changes
 #     the model, persists across --resume (bit-exact); a checkpoint without
 #     the note (an older run) resumes as "dg"; another value on --resume
@@ -136,6 +139,31 @@ check contrastive_other_weight_message grep -q "was trained with --contrastive 1
 check_exit contrastive_without_text_exit2 2 gambar-train --model dcgan28 --contrastive 1 --in "ipc://$TMP/none.sock" \
     --ckpt-dir "$TMP/n9"
 check_exit contrastive_out_of_range_exit2 2 $TR --contrastive -1 --in "ipc://$TMP/none.sock" --ckpt-dir "$TMP/n10"
+
+# --- --text-window: the encoder's word-pair window (its shape, kept in the
+# checkpoint's TextEncoderDesc.pair_window); 1 is the default's bits ---
+check text_window_default_logged grep -q "word pairs up to 1 apart" "$TMP/a.log"
+aug 0
+$TR --text-window 1 --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/w1" --ckpt-every 8 --steps 8 2>"$TMP/w1.log"
+kill $sp 2>/dev/null; wait $sp 2>/dev/null
+check text_window_1_is_default ckpt_diff "$TMP/a/ckpt-0000000008.gck" "$TMP/w1/ckpt-0000000008.gck"
+aug 0
+$TR --text-window 6 --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/w" --ckpt-every 8 --steps 16 2>"$TMP/w.log"
+rc=$?
+kill $sp 2>/dev/null; wait $sp 2>/dev/null
+check text_window_run_exit0 test $rc -eq 0
+check text_window_logged grep -q "word pairs up to 6 apart" "$TMP/w.log"
+check_exit text_window_changes_the_model 1 ckpt_diff "$TMP/a/ckpt-0000000016.gck" "$TMP/w/ckpt-0000000016.gck"
+mkdir -p "$TMP/w2"
+cp "$TMP/w/ckpt-0000000008.gck" "$TMP/w2/"
+resume16 "$TMP/w2" "$TMP/w.log"
+check text_window_resume_bit_exact sh -c "[ $rc -eq 0 ] && ckpt_diff '$TMP/w/ckpt-0000000016.gck' '$TMP/w2/ckpt-0000000016.gck'"
+check_exit text_window_other_on_resume_exit3 3 gambar-train --text-window 2 --resume --in "ipc://$TMP/none.sock" \
+    --ckpt-dir "$TMP/w2"
+check text_window_other_on_resume_message grep -q "hashes word pairs up to 6 apart, not 2" "$TMP/err"
+check_exit text_window_without_text_exit2 2 gambar-train --model dcgan28 --text-window 3 --in "ipc://$TMP/none.sock" \
+    --ckpt-dir "$TMP/n11"
+check_exit text_window_out_of_range_exit2 2 $TR --text-window 0 --in "ipc://$TMP/none.sock" --ckpt-dir "$TMP/n12"
 
 # --- --text-grad: which losses train the encoder ---
 check text_grad_default_d_noted grep -qx "note train.text_grad=d" "$TMP/a.dump"

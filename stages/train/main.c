@@ -644,9 +644,13 @@ static int do_resume(trainer_t *t) {
         log_error("--resume: %s holds a %s model, not a text-conditional one (--conditional text)", path,
                   d.conditional ? "class-conditional" : "unconditional");
         rc = GB_EMISMATCH;
-    } else if ((t->o.seen_gan_int || t->o.seen_contrast || t->o.seen_text_grad) && d.text_dim == 0) {
+    } else if ((t->o.seen_gan_int || t->o.seen_contrast || t->o.seen_text_grad || t->o.seen_text_window) &&
+               d.text_dim == 0) {
         log_error("--resume: --%s is for text runs; %s holds a %s model",
-                  t->o.seen_gan_int ? "gan-int" : t->o.seen_contrast ? "contrastive" : "text-grad",
+                  t->o.seen_gan_int     ? "gan-int"
+                  : t->o.seen_contrast  ? "contrastive"
+                  : t->o.seen_text_grad ? "text-grad"
+                                        : "text-window",
                   path, d.conditional ? "class-conditional" : "unconditional");
         rc = GB_EMISMATCH;
     } else if (t->o.seen_seed && t->pos.seed != t->o.seed) {
@@ -691,6 +695,15 @@ static int do_resume(trainer_t *t) {
     if (!rc && d.text_dim > 0) {
         rc = train_text_load(&t->tt, ck, t->pos.max_batch, d.text_dim, t->pos.text_from_g);
         t->text = rc == 0;
+        tenc_desc_t ed;
+        if (!rc) tenc_to_desc(t->tt.enc, &ed);
+        if (!rc && t->o.seen_text_window && (ed.pair_window > 1 ? ed.pair_window : 1) != t->o.text_window) {
+            log_error("--resume: %s's text encoder hashes word pairs up to %d apart, not %lld (--text-window is "
+                      "the encoder's shape)", path, ed.pair_window > 1 ? ed.pair_window : 1, t->o.text_window);
+            model_desc_release(&d);
+            ckpt_free(&ck);
+            return GB_EMISMATCH;
+        }
         if (!rc && t->o.seen_text_grad && (strcmp(t->o.text_grad, "dg") == 0) != t->pos.text_from_g) {
             log_error("--resume: %s was trained with --text-grad %s, not %s (it changes the maths)", path,
                       t->pos.text_from_g ? "dg" : "d", t->o.text_grad);
@@ -1040,7 +1053,7 @@ static int parse_options(trainer_t *t, int argc, char **argv) {
     if (!(o->contrast >= 0 && o->contrast <= 100)) cli_usage_error(&spec, "--contrastive must be in [0, 100]");
     if (o->text_window < 1 || o->text_window >= TENC_MAX_TOKENS)
         cli_usage_error(&spec, "--text-window must be in [1, %d]", TENC_MAX_TOKENS - 1);
-    if (o->seen_text_window && !t->text)
+    if (o->seen_text_window && !t->text && !o->resume)
         cli_usage_error(&spec, "--text-window is for new text runs (--conditional text)");
     if (o->seen_contrast && !t->text && !o->resume)
         cli_usage_error(&spec, "--contrastive is for text runs (--conditional text)");
