@@ -1240,7 +1240,8 @@ int model_train_step_split(model_t *m, const float *real, const int32_t *labels,
         v.stat = dst_r;
         d_forward(m, real + (size_t)n0 * img, lab_at(labels, n0), NULL, NULL, &v, l0, NULL);
         float lr = side_loss(m, 0, b, l0, dl);
-        d_backward(m, real + (size_t)n0 * img, lab_at(labels, n0), NULL, NULL, &v, dl, NULL, gd, NULL, NULL, NULL, NULL);
+        d_backward(m, real + (size_t)n0 * img, lab_at(labels, n0), NULL, NULL, &v, dl, NULL, gd, NULL, NULL, NULL,
+                   NULL);
         v.stat = dst_f;
         d_forward(m, fake, lab_at(fake_labels, n0), NULL, NULL, &v, l1, NULL);
         float lf = side_loss(m, 1, b, l1, dl);
