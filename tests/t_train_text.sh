@@ -46,6 +46,19 @@ resume16() { # DIR LOG: resume the step-8 checkpoint in DIR to step 16; sets rc
     rc=$?
     kill $sp 2>/dev/null; wait $sp 2>/dev/null
 }
+variant16() { # DIR LOG ARGS...: a straight 16-step run with ARGS into DIR; sets rc
+    _vd=$1 _vl=$2
+    shift 2
+    aug 0
+    $TR "$@" --in "ipc://$TMP/s.sock" --ckpt-dir "$_vd" --ckpt-every 8 --steps 16 2>"$_vl"
+    rc=$?
+    kill $sp 2>/dev/null; wait $sp 2>/dev/null
+}
+resume_copy() { # SRC DST LOG: SRC's step-8 checkpoint copied into DST, resumed to step 16; sets rc
+    mkdir -p "$2"
+    cp "$1/ckpt-0000000008.gck" "$2/"
+    resume16 "$2" "$3"
+}
 wait_ckpt() { # DIR STEP
     i=0
     while [ $i -lt 400 ]; do
@@ -99,16 +112,11 @@ check text_resume_bit_exact ckpt_diff "$TMP/a/ckpt-0000000024.gck" "$TMP/b/ckpt-
 
 # --- GAN-INT (--gan-int 1): changes the run; the weight travels in the
 # checkpoint, so a resume without the option is still bit-exact ---
-aug 0
-$TR --gan-int 1 --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/g" --ckpt-every 8 --steps 16 2>"$TMP/g.log"
-rc=$?
-kill $sp 2>/dev/null; wait $sp 2>/dev/null
+variant16 "$TMP/g" "$TMP/g.log" --gan-int 1
 check gan_int_run_exit0 test $rc -eq 0
 check gan_int_logged grep -q "GAN-INT on (weight 1)" "$TMP/g.log"
 check_exit gan_int_changes_the_model 1 ckpt_diff "$TMP/a/ckpt-0000000016.gck" "$TMP/g/ckpt-0000000016.gck"
-mkdir -p "$TMP/g2"
-cp "$TMP/g/ckpt-0000000008.gck" "$TMP/g2/"
-resume16 "$TMP/g2" "$TMP/g.log"
+resume_copy "$TMP/g" "$TMP/g2" "$TMP/g.log"
 check gan_int_resume_exit0 test $rc -eq 0
 check gan_int_resume_bit_exact ckpt_diff "$TMP/g/ckpt-0000000016.gck" "$TMP/g2/ckpt-0000000016.gck"
 check_exit gan_int_other_weight_on_resume_exit3 3 gambar-train --gan-int 0.5 --resume --in "ipc://$TMP/none.sock" \
@@ -119,19 +127,14 @@ check_exit gan_int_without_text_exit2 2 gambar-train --model dcgan28 --gan-int 1
 # --- contrastive terms (--contrastive 1): change the run; the weight is
 # the checkpoint's note train.contrastive, so a resume without the option
 # is still bit-exact, and another weight is refused ---
-aug 0
-$TR --contrastive 1 --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/k" --ckpt-every 8 --steps 16 2>"$TMP/k.log"
-rc=$?
-kill $sp 2>/dev/null; wait $sp 2>/dev/null
+variant16 "$TMP/k" "$TMP/k.log" --contrastive 1
 check contrastive_run_exit0 test $rc -eq 0
 check contrastive_logged grep -q "contrastive terms on (weight 1)" "$TMP/k.log"
 check contrastive_off_by_default grep -q "contrastive terms off (weight 0)" "$TMP/a.log"
 check_exit contrastive_changes_the_model 1 ckpt_diff "$TMP/a/ckpt-0000000016.gck" "$TMP/k/ckpt-0000000016.gck"
 ckpt_tool dump "$TMP/k/ckpt-0000000008.gck" >"$TMP/k.dump" 2>/dev/null
 check contrastive_noted grep -qx "note train.contrastive=1" "$TMP/k.dump"
-mkdir -p "$TMP/k2"
-cp "$TMP/k/ckpt-0000000008.gck" "$TMP/k2/"
-resume16 "$TMP/k2" "$TMP/k.log"
+resume_copy "$TMP/k" "$TMP/k2" "$TMP/k.log"
 check contrastive_resume_bit_exact sh -c "[ $rc -eq 0 ] && ckpt_diff '$TMP/k/ckpt-0000000016.gck' '$TMP/k2/ckpt-0000000016.gck'"
 check_exit contrastive_other_weight_on_resume_exit3 3 gambar-train --contrastive 0.5 --resume \
     --in "ipc://$TMP/none.sock" --ckpt-dir "$TMP/k2"
@@ -147,16 +150,11 @@ aug 0
 $TR --text-window 1 --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/w1" --ckpt-every 8 --steps 8 2>"$TMP/w1.log"
 kill $sp 2>/dev/null; wait $sp 2>/dev/null
 check text_window_1_is_default ckpt_diff "$TMP/a/ckpt-0000000008.gck" "$TMP/w1/ckpt-0000000008.gck"
-aug 0
-$TR --text-window 6 --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/w" --ckpt-every 8 --steps 16 2>"$TMP/w.log"
-rc=$?
-kill $sp 2>/dev/null; wait $sp 2>/dev/null
+variant16 "$TMP/w" "$TMP/w.log" --text-window 6
 check text_window_run_exit0 test $rc -eq 0
 check text_window_logged grep -q "word pairs up to 6 apart" "$TMP/w.log"
 check_exit text_window_changes_the_model 1 ckpt_diff "$TMP/a/ckpt-0000000016.gck" "$TMP/w/ckpt-0000000016.gck"
-mkdir -p "$TMP/w2"
-cp "$TMP/w/ckpt-0000000008.gck" "$TMP/w2/"
-resume16 "$TMP/w2" "$TMP/w.log"
+resume_copy "$TMP/w" "$TMP/w2" "$TMP/w.log"
 check text_window_resume_bit_exact sh -c "[ $rc -eq 0 ] && ckpt_diff '$TMP/w/ckpt-0000000016.gck' '$TMP/w2/ckpt-0000000016.gck'"
 check_exit text_window_other_on_resume_exit3 3 gambar-train --text-window 2 --resume --in "ipc://$TMP/none.sock" \
     --ckpt-dir "$TMP/w2"
@@ -168,10 +166,7 @@ check_exit text_window_out_of_range_exit2 2 $TR --text-window 0 --in "ipc://$TMP
 # --- --text-grad: which losses train the encoder ---
 check text_grad_default_d_noted grep -qx "note train.text_grad=d" "$TMP/a.dump"
 check text_grad_default_logged grep -q "the encoder learns from D's loss (--text-grad d)" "$TMP/a.log"
-aug 0
-$TR --text-grad dg --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/t" --ckpt-every 8 --steps 16 2>"$TMP/t.log"
-rc=$?
-kill $sp 2>/dev/null; wait $sp 2>/dev/null
+variant16 "$TMP/t" "$TMP/t.log" --text-grad dg
 check text_grad_dg_run_exit0 test $rc -eq 0
 check text_grad_dg_logged grep -q "D's and G's losses (--text-grad dg)" "$TMP/t.log"
 check_exit text_grad_dg_changes_the_model 1 ckpt_diff "$TMP/a/ckpt-0000000016.gck" "$TMP/t/ckpt-0000000016.gck"
@@ -192,18 +187,13 @@ check text_grad_other_on_resume_message grep -q "was trained with --text-grad dg
 check_exit text_grad_without_text_exit2 2 gambar-train --model dcgan28 --text-grad d --in "ipc://$TMP/none.sock" \
     --ckpt-dir "$TMP/n8"
 # --lr-text and --text-gain
-aug 0
-$TR --lr-text 1e-3 --text-gain 4 --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/l" --ckpt-every 8 --steps 16 2>"$TMP/l.log"
-rc=$?
-kill $sp 2>/dev/null; wait $sp 2>/dev/null
+variant16 "$TMP/l" "$TMP/l.log" --lr-text 1e-3 --text-gain 4
 check lr_text_run_exit0 test $rc -eq 0
 ckpt_diff --info "$TMP/l/ckpt-0000000016.gck" >"$TMP/l.info"
 check lr_text_in_ckpt grep -qx "text_adam_lr=0.001" "$TMP/l.info"
 check lr_text_default grep -qx "text_adam_lr=0.002" "$TMP/a.info"
 check_exit text_gain_changes_the_model 1 ckpt_diff "$TMP/a/ckpt-0000000016.gck" "$TMP/l/ckpt-0000000016.gck"
-mkdir -p "$TMP/l2"
-cp "$TMP/l/ckpt-0000000008.gck" "$TMP/l2/"
-resume16 "$TMP/l2" "$TMP/l.log"
+resume_copy "$TMP/l" "$TMP/l2" "$TMP/l.log"
 check lr_text_resume_bit_exact sh -c "[ $rc -eq 0 ] && ckpt_diff '$TMP/l/ckpt-0000000016.gck' '$TMP/l2/ckpt-0000000016.gck'"
 # the default gain is sqrt(T) (G's projection starts N(0, 1)): the same model as given explicitly
 aug 0

@@ -101,6 +101,20 @@ static void contrast_unnorm(int N, int F, const float *xn, const float *r, float
     }
 }
 
+/* out_r = sum_q S[r * sr + q * sq] y_q * scale for r < N (rows of F): the
+ * gradient of one side's directions from G = d loss / d S (sr = N, sq = 1)
+ * or its transpose (sr = 1, sq = N). */
+static void contrast_dir(int N, int F, const float *S, int sr, int sq, const float *y, double scale, float *out) {
+    for (int r = 0; r < N; r++) {
+        float *o = out + (size_t)r * F;
+        for (int k = 0; k < F; k++) {
+            double acc = 0;
+            for (int q = 0; q < N; q++) acc += (double)S[(size_t)r * sr + (size_t)q * sq] * y[(size_t)q * F + k];
+            o[k] = (float)(acc * scale);
+        }
+    }
+}
+
 float contrast_cos(int N, int F, const float *a, const float *b, float tau, float *da, float *db, float *ws) {
     ASSERT(N >= 1 && F >= 1 && tau > 0);
     float *an = ws, *bn = an + (size_t)N * F, *S = bn + (size_t)N * F, *ra = S + (size_t)N * N, *rb = ra + N;
@@ -124,25 +138,11 @@ float contrast_cos(int N, int F, const float *a, const float *b, float tau, floa
         for (int j = 0; j < N; j++) row[j] = (float)((exp(row[j] - lse) - (j == i)) / N);
     }
     if (da) {
-        for (int i = 0; i < N; i++) {
-            float *d = da + (size_t)i * F;
-            for (int k = 0; k < F; k++) {
-                double s = 0;
-                for (int j = 0; j < N; j++) s += (double)S[(size_t)i * N + j] * bn[(size_t)j * F + k];
-                d[k] = (float)(s * inv_tau);
-            }
-        }
+        contrast_dir(N, F, S, N, 1, bn, inv_tau, da); /* d an_i = sum_j G_ij bn_j / tau */
         contrast_unnorm(N, F, an, ra, da);
     }
     if (db) {
-        for (int j = 0; j < N; j++) {
-            float *d = db + (size_t)j * F;
-            for (int k = 0; k < F; k++) {
-                double s = 0;
-                for (int i = 0; i < N; i++) s += (double)S[(size_t)i * N + j] * an[(size_t)i * F + k];
-                d[k] = (float)(s * inv_tau);
-            }
-        }
+        contrast_dir(N, F, S, 1, N, an, inv_tau, db); /* d bn_j = sum_i G_ij an_i / tau */
         contrast_unnorm(N, F, bn, rb, db);
     }
     return (float)(loss / N);
