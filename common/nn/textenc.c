@@ -294,7 +294,7 @@ struct tenc {
     int32_t *ids;      /* [max_batch][max_tokens] word ids */
     int32_t *bis;      /* [max_batch][max_pairs] pair buckets (npairs[i] used) */
     int *npairs;       /* [max_batch] word pairs of each text */
-    int max_pairs;     /* pairs of a text of max_tokens words (tenc_pairs) */
+    int max_pairs;     /* pairs of a text of max_tokens words (pair_count) */
     tenc_info_t *info; /* [max_batch] */
     float *s;          /* [max_batch][D_e] sentence vectors */
     float *y;          /* [max_batch][D_out] outputs */
