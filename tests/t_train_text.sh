@@ -19,6 +19,10 @@
 #     the model, persists across --resume (bit-exact); a checkpoint without
 #     the note (an older run) resumes as "dg"; another value on --resume
 #     exits 3; without a text run or with a bad value exits 2.
+#   - --text-grad-g: weights G's gradient into the encoder (note
+#     train.text_g_weight): changes a dg run, 1 = dg's bits, resumes
+#     bit-exactly, another value on --resume exits 3; without dg or out of
+#     range exits 2.
 #   - --lr-text sets the encoder's learning rate (default 2e-3, kept in the
 #     checkpoint: a resume keeps a run's own);
 #     --text-gain changes the initial model (default sqrt(T)); a resume
@@ -186,6 +190,25 @@ check_exit text_grad_other_on_resume_exit3 3 gambar-train --text-grad d --resume
 check text_grad_other_on_resume_message grep -q "was trained with --text-grad dg, not d" "$TMP/err"
 check_exit text_grad_without_text_exit2 2 gambar-train --model dcgan28 --text-grad d --in "ipc://$TMP/none.sock" \
     --ckpt-dir "$TMP/n8"
+# --text-grad-g: G's gradient into the encoder weighted (note train.text_g_weight)
+variant16 "$TMP/tg" "$TMP/tg.log" --text-grad dg --text-grad-g 0.1
+check text_grad_g_run_exit0 test $rc -eq 0
+check text_grad_g_logged grep -q "G's gradient enters its step times 0.1" "$TMP/tg.log"
+check_exit text_grad_g_changes_the_model 1 ckpt_diff "$TMP/t/ckpt-0000000016.gck" "$TMP/tg/ckpt-0000000016.gck"
+ckpt_tool dump "$TMP/tg/ckpt-0000000008.gck" >"$TMP/tg.dump" 2>/dev/null
+check text_grad_g_noted grep -qx "note train.text_g_weight=0.10000000000000001" "$TMP/tg.dump"
+resume_copy "$TMP/tg" "$TMP/tg2" "$TMP/tg.log"
+check text_grad_g_resume_bit_exact sh -c "[ $rc -eq 0 ] && ckpt_diff '$TMP/tg/ckpt-0000000016.gck' '$TMP/tg2/ckpt-0000000016.gck'"
+check_exit text_grad_g_other_on_resume_exit3 3 gambar-train --text-grad-g 0.5 --resume --in "ipc://$TMP/none.sock" \
+    --ckpt-dir "$TMP/tg2"
+check text_grad_g_other_on_resume_message grep -q "was trained with --text-grad-g 0.1, not 0.5" "$TMP/err"
+aug 0
+$TR --text-grad dg --text-grad-g 1 --in "ipc://$TMP/s.sock" --ckpt-dir "$TMP/tg1" --ckpt-every 8 --steps 8 2>/dev/null
+kill $sp 2>/dev/null; wait $sp 2>/dev/null
+check text_grad_g_1_is_dg ckpt_diff "$TMP/t/ckpt-0000000008.gck" "$TMP/tg1/ckpt-0000000008.gck"
+check_exit text_grad_g_without_dg_exit2 2 $TR --text-grad-g 0.1 --in "ipc://$TMP/none.sock" --ckpt-dir "$TMP/n13"
+check_exit text_grad_g_out_of_range_exit2 2 $TR --text-grad dg --text-grad-g 0 --in "ipc://$TMP/none.sock" \
+    --ckpt-dir "$TMP/n14"
 # --lr-text and --text-gain
 variant16 "$TMP/l" "$TMP/l.log" --lr-text 1e-3 --text-gain 4
 check lr_text_run_exit0 test $rc -eq 0

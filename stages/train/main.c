@@ -63,11 +63,12 @@ typedef struct {
     long long text_window; /* --text-window P: the encoder's word-pair window (new text runs) */
     const char *text_grad; /* --text-grad d|dg: which losses train the text encoder */
     double lr_text;        /* --lr-text X: the text encoder's Adam learning rate */
+    double text_g;         /* --text-grad-g W: weight of G's gradient in the encoder's step (dg) */
     double text_gain;      /* --text-gain X: G's text projection's initial scale */
     bool resume, print_start, fresh_if_damaged;
     bool seen_steps, seen_epochs, seen_lr_g, seen_lr_d, seen_beta1, seen_beta2, seen_ema, seen_width, seen_embed_dim,
         seen_loss, seen_model, seen_seed, seen_threads, seen_micro, seen_gan_int,
-        seen_contrast, seen_text_window, seen_text_grad, seen_lr_text, seen_text_gain;
+        seen_contrast, seen_text_window, seen_text_grad, seen_text_g, seen_lr_text, seen_text_gain;
 } opts_t;
 
 typedef struct {
@@ -168,6 +169,7 @@ static int save_now(trainer_t *t) {
     t->pos.gan_int = t->text ? model_text_interp(t->m) : 0;
     t->pos.contrast = t->text ? model_text_contrast(t->m) : 0;
     t->pos.text_from_g = t->text ? t->tt.from_g : 0;
+    t->pos.text_g_weight = t->text ? t->tt.g_weight : 1;
     int rc = train_ckpt_save(t->o.ckpt_dir, (int)t->o.keep, t->m, &t->pos, path, sizeof path, dig);
     if (rc) {
         log_error("checkpoint at step %" PRIu64 " not written: %s", t->pos.step, err_str(rc));
@@ -287,6 +289,7 @@ static int build_model(trainer_t *t, const Gambar__Batch *b) {
         int rc = train_text_new(&t->tt, t->vocab, t->n_vocab, cap, t->o.seed, strcmp(t->o.text_grad, "dg") == 0,
                                 (int)t->o.text_window);
         if (rc) return rc;
+        t->tt.g_weight = t->o.text_g;
         model_set_text_interp(t->m, (float)t->o.gan_int);
         model_set_text_contrast(t->m, (float)t->o.contrast);
         if (t->o.text_gain != 1) model_scale_text_init(t->m, (float)t->o.text_gain);
@@ -333,6 +336,8 @@ static int build_model(trainer_t *t, const Gambar__Batch *b) {
                  d.embed_dim, t->o.gan_int > 0 ? "on" : "off", t->o.gan_int,
                  model_text_contrast(t->m) > 0 ? "on" : "off", model_text_contrast(t->m),
                  t->tt.from_g ? "D's and G's losses (--text-grad dg)" : "D's loss (--text-grad d)");
+    if (t->text && t->tt.from_g && t->tt.g_weight != 1)
+        log_info("text encoder: G's gradient enters its step times %g (--text-grad-g)", t->tt.g_weight);
     }
     return 0;
 }
@@ -644,12 +649,14 @@ static int do_resume(trainer_t *t) {
         log_error("--resume: %s holds a %s model, not a text-conditional one (--conditional text)", path,
                   d.conditional ? "class-conditional" : "unconditional");
         rc = GB_EMISMATCH;
-    } else if ((t->o.seen_gan_int || t->o.seen_contrast || t->o.seen_text_grad || t->o.seen_text_window) &&
+    } else if ((t->o.seen_gan_int || t->o.seen_contrast || t->o.seen_text_grad || t->o.seen_text_window ||
+                t->o.seen_text_g) &&
                d.text_dim == 0) {
         log_error("--resume: --%s is for text runs; %s holds a %s model",
                   t->o.seen_gan_int     ? "gan-int"
                   : t->o.seen_contrast  ? "contrastive"
                   : t->o.seen_text_grad ? "text-grad"
+                  : t->o.seen_text_g    ? "text-grad-g"
                                         : "text-window",
                   path, d.conditional ? "class-conditional" : "unconditional");
         rc = GB_EMISMATCH;
@@ -700,6 +707,14 @@ static int do_resume(trainer_t *t) {
         if (!rc && t->o.seen_text_window && (ed.pair_window > 1 ? ed.pair_window : 1) != t->o.text_window) {
             log_error("--resume: %s's text encoder hashes word pairs up to %d apart, not %lld (--text-window is "
                       "the encoder's shape)", path, ed.pair_window > 1 ? ed.pair_window : 1, t->o.text_window);
+            model_desc_release(&d);
+            ckpt_free(&ck);
+            return GB_EMISMATCH;
+        }
+        if (!rc) t->tt.g_weight = t->pos.text_g_weight;
+        if (!rc && t->o.seen_text_g && t->o.text_g != t->pos.text_g_weight) {
+            log_error("--resume: %s was trained with --text-grad-g %g, not %g (it changes the maths)", path,
+                      t->pos.text_g_weight, t->o.text_g);
             model_desc_release(&d);
             ckpt_free(&ck);
             return GB_EMISMATCH;
@@ -949,6 +964,7 @@ static int parse_options(trainer_t *t, int argc, char **argv) {
     o->text_gain = TRAIN_TEXT_GAIN;
     o->lr_text = TRAIN_TEXT_LR;
     o->text_window = 1;
+    o->text_g = 1;
     const cli_opt_t opts[] = {
         {"in", 'i', CLI_STR, &o->in, "ENDPOINT", "PULL Batch messages here (connects; '@' binds)", NULL},
         {"model", 'm', CLI_STR, &o->model, "NAME", "dcgan28, dcgan32 or dcgan64", &o->seen_model},
@@ -994,6 +1010,8 @@ static int parse_options(trainer_t *t, int argc, char **argv) {
          &o->seen_contrast},
         {"text-grad", 0, CLI_STR, &o->text_grad, "d|dg",
          "text runs: the text encoder learns from D's loss (d, default) or D's and G's (dg)", &o->seen_text_grad},
+        {"text-grad-g", 0, CLI_DBL, &o->text_g, "W",
+         "with --text-grad dg: G's gradient enters the text encoder's step times W (default 1)", &o->seen_text_g},
         {"lr-text", 0, CLI_DBL, &o->lr_text, "X", "text runs: the text encoder's learning rate (default 2e-3)",
          &o->seen_lr_text},
         {"text-gain", 0, CLI_DBL, &o->text_gain, "X",
@@ -1041,6 +1059,10 @@ static int parse_options(trainer_t *t, int argc, char **argv) {
         cli_usage_error(&spec, "--conditional must be auto, yes, no or text");
     t->text = strcmp(o->conditional, "text") == 0;
     if (strcmp(o->text_grad, "d") && strcmp(o->text_grad, "dg")) cli_usage_error(&spec, "--text-grad must be d or dg");
+    if (o->seen_text_g && !(o->text_g > 0 && o->text_g <= 100))
+        cli_usage_error(&spec, "--text-grad-g must be in (0, 100]");
+    if (o->seen_text_g && !o->resume && (!t->text || strcmp(o->text_grad, "dg")))
+        cli_usage_error(&spec, "--text-grad-g is for text runs with --text-grad dg");
     if (o->seen_text_grad && !t->text && !o->resume)
         cli_usage_error(&spec, "--text-grad is for text runs (--conditional text)");
     if (t->text && o->micro != 1)

@@ -171,6 +171,8 @@ typedef struct {
     double gan_int;           /* text models: the GAN-INT weight (note train.gan_int) */
     double contrast;          /* text models: the contrastive weight (note
                                  train.contrastive; absent = 0) */
+    double text_g_weight;     /* text models: --text-grad-g (note train.text_g_weight;
+                                 absent = 1) */
     int text_from_g;          /* text models: G's loss trains the encoder too (note
                                  train.text_grad "dg"; "d" or, old runs, absent: 0/1) */
 } train_pos_t;
@@ -209,6 +211,8 @@ typedef struct {
     const char **caps;      /* (cap): the batch's captions, borrowed */
     int n_last;             /* rows of vec from the last step (0: none yet) */
     int from_g;             /* 1: G's loss trains the encoder too (--text-grad dg), 0: D's only */
+    double g_weight;        /* from_g: G's gradient enters the encoder's step times this
+                               (--text-grad-g; 1 = as is); the caller sets it */
 } train_text_t;
 
 /* The vocabulary of the captions of a dataset (every caption of every

@@ -122,6 +122,8 @@ int train_ckpt_save(const char *dir, int keep, model_t *m, const train_pos_t *p,
         ckpt_set_note(b, "train.gan_int", gi);
         snprintf(gi, sizeof gi, "%.17g", p->contrast);
         ckpt_set_note(b, "train.contrastive", gi);
+        snprintf(gi, sizeof gi, "%.17g", p->text_g_weight);
+        ckpt_set_note(b, "train.text_g_weight", gi);
         ckpt_set_note(b, "train.text_grad", p->text_from_g ? "dg" : "d");
     }
     train_db_notes(p->db, b);
@@ -165,8 +167,11 @@ int train_ckpt_pos(const Gambar__Checkpoint *ck, train_pos_t *p) {
     p->w = (uint32_t)v[4];
     p->max_batch = (int)v[5];
     /* text runs; absent = 0 */
-    if (note_weight(ck, "train.gan_int", &p->gan_int) || note_weight(ck, "train.contrastive", &p->contrast))
+    if (note_weight(ck, "train.gan_int", &p->gan_int) || note_weight(ck, "train.contrastive", &p->contrast) ||
+        note_weight(ck, "train.text_g_weight", &p->text_g_weight))
         return GB_EFORMAT;
+    const char *gwn = ckpt_note(ck, "train.text_g_weight");
+    if (!gwn || !*gwn) p->text_g_weight = 1; /* written before the note: G's gradient as is */
     const char *tg = ckpt_note(ck, "train.text_grad"); /* text runs; absent: written before the note, "dg" */
     p->text_from_g = 1;
     if (tg && *tg) {

@@ -220,8 +220,10 @@ int train_text_step(train_text_t *tt, model_t *m, const Gambar__Batch *b, const 
     tt->n_last = N;
     rc = model_train_step_text(m, real, tt->vec, tt->mis, N, z, tt->vec, tt->dtd, tt->from_g ? tt->dtg : NULL, s);
     if (rc) return rc;
-    if (tt->from_g)
-        for (size_t i = 0; i < (size_t)N * T; i++) tt->dtd[i] += tt->dtg[i];
+    if (tt->from_g) {
+        const float gw = (float)tt->g_weight;
+        for (size_t i = 0; i < (size_t)N * T; i++) tt->dtd[i] += gw * tt->dtg[i];
+    }
     tenc_zero_grad(tt->enc);
     tenc_backward(tt->enc, tt->dtd);
     double gn = nn_sumsq(tenc_param_count(tt->enc), tenc_grads(tt->enc));
