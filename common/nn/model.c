@@ -1395,15 +1395,11 @@ int model_train_step_text(model_t *m, const float *real, const float *text, cons
     d_forward(m, fake, NULL, text, NULL, &v, l2, NULL);
     st.loss_g = side_loss(m, 2, N, l2, dl);
     st.d_fake_g = (float)(sum_sigmoid(l2, N) / N);
-    if (m->contrast > 0) {
-        /* contrastive on the fakes: G's image must pick its caption (only
-         * G learns from it: D's features and projection are held) */
-        const dextra_t gx = {m->cdh, NULL};
-        st.loss_g += m->contrast * contrast_scaled(m, N, 0);
-        d_backward(m, fake, NULL, text, NULL, &v, dl, NULL, NULL, m->dfake, NULL, NULL, &gx);
-    } else {
-        d_backward(m, fake, NULL, text, NULL, &v, dl, NULL, NULL, m->dfake, NULL, NULL, NULL);
-    }
+    /* contrastive on the fakes: G's image must pick its caption (only G
+     * learns from it: D's features and projection are held) */
+    const dextra_t gx = {m->cdh, NULL};
+    if (m->contrast > 0) st.loss_g += m->contrast * contrast_scaled(m, N, 0);
+    d_backward(m, fake, NULL, text, NULL, &v, dl, NULL, NULL, m->dfake, NULL, NULL, m->contrast > 0 ? &gx : NULL);
     g_backward(m, z, NULL, text_g, &v, m->dfake, G->g, dtext_g);
     if (m->interp > 0) {
         /* GAN-INT: G also draws from the midpoints of each caption and its

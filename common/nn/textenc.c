@@ -480,6 +480,10 @@ int tenc_max_batch(const tenc_t *e) {
     return e->max_batch;
 }
 
+int tenc_pair_window(const tenc_t *e) {
+    return e->d.pair_window > 1 ? e->d.pair_window : 1;
+}
+
 int tenc_out_dim(const tenc_t *e) {
     return e->d.out_dim;
 }
@@ -515,7 +519,7 @@ int tenc_forward(tenc_t *e, const char *const *texts, int n, float *out, char *e
             if (!known) inf->n_unknown++;
         }
         /* pairs by distance, then position: (0,1) (1,2) ... (0,2) (1,3) ... */
-        const int win = e->d.pair_window > 1 ? e->d.pair_window : 1;
+        const int win = tenc_pair_window(e);
         int np = 0;
         for (int dist = 1; dist <= win; dist++)
             for (int t = 0; t + dist < nt; t++)

@@ -214,6 +214,8 @@ void tenc_free(tenc_t **e);
 void tenc_to_desc(const tenc_t *e, tenc_desc_t *out);
 int tenc_max_batch(const tenc_t *e);
 int tenc_out_dim(const tenc_t *e);
+/* The pair window in effect: the description's, with 0 read as 1. */
+int tenc_pair_window(const tenc_t *e);
 
 /* Word id of a tokenizer-made word: its vocabulary index, or
  * V + fnv1a % B when out of the vocabulary (*known = false). */

@@ -287,9 +287,8 @@ static int build_model(trainer_t *t, const Gambar__Batch *b) {
     t->ex.conditional = cond;
     if (t->text) {
         int rc = train_text_new(&t->tt, t->vocab, t->n_vocab, cap, t->o.seed, strcmp(t->o.text_grad, "dg") == 0,
-                                (int)t->o.text_window);
+                                t->o.text_g, (int)t->o.text_window);
         if (rc) return rc;
-        t->tt.g_weight = t->o.text_g;
         model_set_text_interp(t->m, (float)t->o.gan_int);
         model_set_text_contrast(t->m, (float)t->o.contrast);
         if (t->o.text_gain != 1) model_scale_text_init(t->m, (float)t->o.text_gain);
@@ -327,12 +326,10 @@ static int build_model(trainer_t *t, const Gambar__Batch *b) {
              cond ? " conditional" : t->text ? " text-conditional" : "", model_loss_name(d.loss),
              model_param_count(t->m, MODEL_G), model_param_count(t->m, MODEL_D), cap);
     if (t->text) {
-        tenc_desc_t ed;
-        tenc_to_desc(t->tt.enc, &ed);
         log_info("text encoder: vocabulary %d words, word pairs up to %d apart, sentence vectors of %d, %zu "
                  "parameters; G projects them to %d, D to its last feature map; GAN-INT %s (weight %g); "
                  "contrastive terms %s (weight %g); the encoder learns from %s",
-                 t->n_vocab, ed.pair_window > 1 ? ed.pair_window : 1, d.text_dim, tenc_param_count(t->tt.enc),
+                 t->n_vocab, tenc_pair_window(t->tt.enc), d.text_dim, tenc_param_count(t->tt.enc),
                  d.embed_dim, t->o.gan_int > 0 ? "on" : "off", t->o.gan_int,
                  model_text_contrast(t->m) > 0 ? "on" : "off", model_text_contrast(t->m),
                  t->tt.from_g ? "D's and G's losses (--text-grad dg)" : "D's loss (--text-grad d)");
@@ -700,18 +697,15 @@ static int do_resume(trainer_t *t) {
         if (rc) log_error("checkpoint: %s", why);
     }
     if (!rc && d.text_dim > 0) {
-        rc = train_text_load(&t->tt, ck, t->pos.max_batch, d.text_dim, t->pos.text_from_g);
+        rc = train_text_load(&t->tt, ck, t->pos.max_batch, d.text_dim, t->pos.text_from_g, t->pos.text_g_weight);
         t->text = rc == 0;
-        tenc_desc_t ed;
-        if (!rc) tenc_to_desc(t->tt.enc, &ed);
-        if (!rc && t->o.seen_text_window && (ed.pair_window > 1 ? ed.pair_window : 1) != t->o.text_window) {
+        if (!rc && t->o.seen_text_window && tenc_pair_window(t->tt.enc) != t->o.text_window) {
             log_error("--resume: %s's text encoder hashes word pairs up to %d apart, not %lld (--text-window is "
-                      "the encoder's shape)", path, ed.pair_window > 1 ? ed.pair_window : 1, t->o.text_window);
+                      "the encoder's shape)", path, tenc_pair_window(t->tt.enc), t->o.text_window);
             model_desc_release(&d);
             ckpt_free(&ck);
             return GB_EMISMATCH;
         }
-        if (!rc) t->tt.g_weight = t->pos.text_g_weight;
         if (!rc && t->o.seen_text_g && t->o.text_g != t->pos.text_g_weight) {
             log_error("--resume: %s was trained with --text-grad-g %g, not %g (it changes the maths)", path,
                       t->pos.text_g_weight, t->o.text_g);

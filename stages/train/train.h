@@ -212,7 +212,7 @@ typedef struct {
     int n_last;             /* rows of vec from the last step (0: none yet) */
     int from_g;             /* 1: G's loss trains the encoder too (--text-grad dg), 0: D's only */
     double g_weight;        /* from_g: G's gradient enters the encoder's step times this
-                               (--text-grad-g; 1 = as is); the caller sets it */
+                               (--text-grad-g; 1 = as is) */
 } train_text_t;
 
 /* The vocabulary of the captions of a dataset (every caption of every
@@ -232,15 +232,16 @@ void train_vocab_init(train_vocab_t *v, const char *path, train_db_visitor_t *vi
 void train_vocab_finish(train_vocab_t *v, char ***vocab, int *n, uint64_t *n_captions);
 void train_vocab_free(train_vocab_t *v);
 /* A new encoder for vocab (copied), out_dim TRAIN_TEXT_DIM, initialised
- * from seed; buffers for cap texts; from_g as train_text_t; word pairs up
+ * from seed; buffers for cap texts; from_g and g_weight as train_text_t; word pairs up
  * to pair_window apart (textenc.h; 1 = adjacent only). Returns 0 or
  * tenc_new's rc (logged). */
 int train_text_new(train_text_t *tt, char *const *vocab, int n, int cap, uint64_t seed, int from_g,
-                   int pair_window);
+                   double g_weight, int pair_window);
 /* The encoder stored in ck with its Adam state (a resumed run), checked to
- * make text_dim vectors; from_g as train_text_t. Returns 0 or an rc
+ * make text_dim vectors; from_g and g_weight as train_text_t. Returns 0 or an rc
  * (logged). */
-int train_text_load(train_text_t *tt, const Gambar__Checkpoint *ck, int cap, int text_dim, int from_g);
+int train_text_load(train_text_t *tt, const Gambar__Checkpoint *ck, int cap, int text_dim, int from_g,
+                    double g_weight);
 /* Grow to cap texts (weights and Adam state kept); no-op when not larger. */
 void train_text_grow(train_text_t *tt, int cap);
 void train_text_free(train_text_t *tt);

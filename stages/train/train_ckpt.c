@@ -59,11 +59,12 @@ static int get_note_u64(const Gambar__Checkpoint *ck, const char *key, uint64_t 
     return 0;
 }
 
-/* A weight note in [0, 100] (GAN-INT, contrastive) into *w; absent or
- * empty = 0. Returns nonzero, logged, when it is not such a number. */
-static int note_weight(const Gambar__Checkpoint *ck, const char *key, double *w) {
+/* A weight note in [0, 100] (GAN-INT, contrastive, G's share of the
+ * encoder's gradient) into *w; absent or empty: dflt. Returns nonzero,
+ * logged, when it is not such a number. */
+static int note_weight(const Gambar__Checkpoint *ck, const char *key, double dflt, double *w) {
     const char *s = ckpt_note(ck, key);
-    *w = 0;
+    *w = dflt;
     if (!s || !*s) return 0;
     char *end = NULL;
     *w = strtod(s, &end);
@@ -166,12 +167,10 @@ int train_ckpt_pos(const Gambar__Checkpoint *ck, train_pos_t *p) {
     p->h = (uint32_t)v[3];
     p->w = (uint32_t)v[4];
     p->max_batch = (int)v[5];
-    /* text runs; absent = 0 */
-    if (note_weight(ck, "train.gan_int", &p->gan_int) || note_weight(ck, "train.contrastive", &p->contrast) ||
-        note_weight(ck, "train.text_g_weight", &p->text_g_weight))
+    /* text runs; absent (written before the note): off, and G's gradient as is */
+    if (note_weight(ck, "train.gan_int", 0, &p->gan_int) || note_weight(ck, "train.contrastive", 0, &p->contrast) ||
+        note_weight(ck, "train.text_g_weight", 1, &p->text_g_weight))
         return GB_EFORMAT;
-    const char *gwn = ckpt_note(ck, "train.text_g_weight");
-    if (!gwn || !*gwn) p->text_g_weight = 1; /* written before the note: G's gradient as is */
     const char *tg = ckpt_note(ck, "train.text_grad"); /* text runs; absent: written before the note, "dg" */
     p->text_from_g = 1;
     if (tg && *tg) {

@@ -127,9 +127,10 @@ static void tt_buffers(train_text_t *tt, int cap) {
 }
 
 int train_text_new(train_text_t *tt, char *const *vocab, int n, int cap, uint64_t seed, int from_g,
-                   int pair_window) {
+                   double g_weight, int pair_window) {
     memset(tt, 0, sizeof *tt);
     tt->from_g = from_g;
+    tt->g_weight = g_weight;
     /* a wider pair window hashes several times the pairs: 4x the buckets,
      * so that the class-and-attribute pairs rarely share one */
     int buckets = pair_window > 1 ? 4 * TT_BIGRAM_BUCKETS : TT_BIGRAM_BUCKETS;
@@ -147,9 +148,11 @@ int train_text_new(train_text_t *tt, char *const *vocab, int n, int cap, uint64_
     return 0;
 }
 
-int train_text_load(train_text_t *tt, const Gambar__Checkpoint *ck, int cap, int text_dim, int from_g) {
+int train_text_load(train_text_t *tt, const Gambar__Checkpoint *ck, int cap, int text_dim, int from_g,
+                    double g_weight) {
     memset(tt, 0, sizeof *tt);
     tt->from_g = from_g;
+    tt->g_weight = g_weight;
     char why[256];
     int rc = tencck_load(ck, cap, true, &tt->enc, why, sizeof why);
     if (rc) {
