@@ -359,6 +359,60 @@ static void test_fd_text_contrastive(void) {
     tb_free(&b);
 }
 
+/* Mode seeking on (model_set_text_modeseek): the term is the one model.h
+ * gives (loss_g at weight 2 minus loss_g at weight 1, the same fakes,
+ * against 1 / (lz + eps) computed here in double from model_fake and z),
+ * G's fakes h + i are drawn from caption i (dtext_g of rows h..2h-1 is
+ * zero) and every gradient - D's and G's parameters, both texts, the
+ * encoder through both (the paired rows' gradients folded back) - matches
+ * finite differences. */
+static void test_fd_text_modeseek(void) {
+    tb_t b;
+    tb_init(&b, MODEL_DCGAN28, MODEL_LOSS_BCE);
+    int threads = nn_get_threads();
+    nn_set_threads(1);
+    const int h = N_IMG / 2, Z = model_desc(b.m)->z_dim;
+    const size_t img = model_image_floats(b.m);
+    snap_t s;
+    snap_take(&s, b.m);
+    model_stats_t off, w1, w2;
+    CHECK(model_train_step_text(b.m, b.real, b.text, b.mis, N_IMG, b.z, b.text_g, b.dtd, b.dtg, &off) == 0);
+    snap_restore(&s, b.m);
+    model_set_text_modeseek(b.m, 1.0f);
+    CHECK(model_text_modeseek(b.m) == 1.0f);
+    CHECK(model_train_step_text(b.m, b.real, b.text, b.mis, N_IMG, b.z, b.text_g, b.dtd, b.dtg, &w1) == 0);
+    const float *fake = model_fake(b.m);
+    double sf = 0, sz = 0;
+    for (int i = 0; i < h; i++) {
+        for (size_t k = 0; k < img; k++) sf += fabs((double)fake[(h + i) * img + k] - fake[i * img + k]);
+        for (int j = 0; j < Z; j++) sz += fabs((double)b.z[(h + i) * Z + j] - b.z[i * Z + j]);
+    }
+    double want = 1.0 / ((sf / (h * (double)img)) / (sz / (h * (double)Z)) + MODEL_MODESEEK_EPS);
+    int zero_rows = 1;
+    for (size_t j = (size_t)h * T_DIM; j < (size_t)2 * h * T_DIM; j++) zero_rows &= b.dtg[j] == 0.0f;
+    CHECKF(zero_rows, "dtext_g has gradient in the rows the paired fakes do not draw from");
+    snap_restore(&s, b.m);
+    model_set_text_modeseek(b.m, 2.0f);
+    CHECK(model_train_step_text(b.m, b.real, b.text, b.mis, N_IMG, b.z, b.text_g, b.dtd, b.dtg, &w2) == 0);
+    snap_restore(&s, b.m);
+    double got = (double)w2.loss_g - w1.loss_g;
+    CHECKF(fabs(got - want) <= 1e-4 * want + 1e-5, "mode-seeking term %.7g, want 1/(lz+eps) = %.7g", got, want);
+    CHECKF(w1.loss_d != off.loss_d, "the D step still scores the fakes with their own captions (%g)",
+           (double)off.loss_d);
+    CHECK(w1.loss_d == w2.loss_d && w1.d_real == off.d_real); /* the weight is G's; the real pairs unchanged */
+    snap_free(&s);
+    model_set_text_modeseek(b.m, 1.0f);
+    fd_params(&b, MODEL_D);
+    fd_text(&b, MODEL_D, 0);
+    fd_text(&b, MODEL_D, 1);
+    model_adam(b.m, MODEL_D)->lr = 0.0f;
+    fd_params(&b, MODEL_G);
+    fd_text(&b, MODEL_G, 0);
+    fd_text(&b, MODEL_G, 1);
+    nn_set_threads(threads);
+    tb_free(&b);
+}
+
 static void test_fd_text_dcgan28_bce(void) { fd_case(MODEL_DCGAN28, MODEL_LOSS_BCE); }
 static void test_fd_text_dcgan32_hinge(void) { fd_case(MODEL_DCGAN32, MODEL_LOSS_HINGE); }
 
@@ -512,5 +566,6 @@ int main(void) {
     RUN(test_fd_text_dcgan32_hinge);
     RUN(test_fd_text_gan_int);
     RUN(test_fd_text_contrastive);
+    RUN(test_fd_text_modeseek);
     return test_done();
 }

@@ -98,6 +98,9 @@ struct model {
     float contrast;                  /* text: weight of the contrastive terms (0 = off) */
     float *cdh, *cde;                /* text, contrastive: (N, F) its gradients w.r.t. hsum, demb */
     float *cws;                      /* text, contrastive: contrast_ws_floats(N, F) */
+    float modeseek;                  /* text: weight of the mode-seeking term (0 = off) */
+    float *tms_g, *tms_d;            /* text, mode seeking: (N, T) the fakes' texts, halves paired */
+    float *dtms;                     /* text, mode seeking: (N, T) a gradient w.r.t. one of them */
     float *pp[2];                    /* gradient ping-pong, max activation size */
     float *dfake;                    /* (N, C, H, W) gradient of loss_g w.r.t. fake */
     float *logit[4];                 /* (N) real, fake (D step), fake (G step), real+mismatched (text) */
@@ -555,6 +558,9 @@ static size_t carve_acts(model_t *m, float *base) {
         TAKE(m->cdh, (size_t)N * F);
         TAKE(m->cde, (size_t)N * F);
         TAKE(m->cws, contrast_ws_floats(N, F));
+        TAKE(m->tms_g, (size_t)N * T);
+        TAKE(m->tms_d, (size_t)N * T);
+        TAKE(m->dtms, (size_t)N * T);
     }
     TAKE(m->pp[0], (size_t)N * maxact);
     TAKE(m->pp[1], (size_t)N * maxact);
@@ -1334,6 +1340,44 @@ static float contrast_scaled(model_t *m, int N, int with_text) {
     return lc;
 }
 
+/* Mode seeking: the fakes' texts, src (N, T) with row h + i replaced by
+ * row i for i < h, into dst. */
+static void pair_rows(float *dst, const float *src, int N, int T, int h) {
+    memcpy(dst, src, (size_t)N * T * sizeof(float));
+    memcpy(dst + (size_t)h * T, src, (size_t)h * T * sizeof(float));
+}
+
+/* Mode seeking: add the gradient w.r.t. the texts of the paired rows
+ * (g, as pair_rows made them) back to the rows they came from in dst. */
+static void unpair_add(float *dst, const float *g, int N, int T, int h) {
+    for (int i = 0; i < N; i++) {
+        float *d = dst + (size_t)(i >= h && i < 2 * h ? i - h : i) * T;
+        const float *src = g + (size_t)i * T;
+        for (int k = 0; k < T; k++) d[k] += src[k];
+    }
+}
+
+/* The mode-seeking term (model.h) on fakes i and h + i, i < h: returns
+ * 1 / (lz + eps) and adds m->modeseek times its gradient into dfake. */
+static float mode_seek(model_t *m, const float *fake, const float *z, int h, float *dfake) {
+    const size_t img = m->img;
+    const int Z = m->desc.z_dim;
+    double sf = 0, sz = 0;
+    for (size_t j = 0; j < (size_t)h * img; j++) sf += fabsf(fake[(size_t)h * img + j] - fake[j]);
+    for (size_t j = 0; j < (size_t)h * Z; j++) sz += fabsf(z[(size_t)h * Z + j] - z[j]);
+    const double df = sf / ((double)h * img), dz = sz / ((double)h * Z);
+    const double loss = 1.0 / (df / dz + MODEL_MODESEEK_EPS);
+    /* d(w loss)/d|f[h+i] - f[i]| for every element */
+    const float g = (float)(-m->modeseek * loss * loss / (dz * (double)h * (double)img));
+    for (size_t j = 0; j < (size_t)h * img; j++) {
+        float d = fake[(size_t)h * img + j] - fake[j];
+        float sg = d > 0 ? g : d < 0 ? -g : 0.0f;
+        dfake[(size_t)h * img + j] += sg;
+        dfake[j] -= sg;
+    }
+    return (float)loss;
+}
+
 int model_train_step_text(model_t *m, const float *real, const float *text, const int32_t *mismatch, int N,
                           const float *z, const float *text_g, float *dtext_d, float *dtext_g,
                           model_stats_t *stats) {
@@ -1351,9 +1395,19 @@ int model_train_step_text(model_t *m, const float *real, const float *text, cons
     const view_t v = {0, N, 0, 1, BN_MOMENTUM, NULL};
     float *l0 = m->logit[0], *l1 = m->logit[1], *l2 = m->logit[2], *l3 = m->logit[3];
     float *dl = m->dlogit, *dl2 = m->dlogit2;
+    /* mode seeking pairs fake h + i with fake i: the same caption (G's and
+     * D's), another z */
+    const int h = m->modeseek > 0 ? N / 2 : 0;
+    const float *tg = text_g, *tf = text;
+    if (h) {
+        pair_rows(m->tms_g, text_g, N, T, h);
+        pair_rows(m->tms_d, text, N, T, h);
+        tg = m->tms_g;
+        tf = m->tms_d;
+    }
 
-    /* 1. fake = G(z, text_g) */
-    const float *fake = g_forward(m, G->p, G->buf, z, NULL, text_g, &v);
+    /* 1. fake = G(z, tg) */
+    const float *fake = g_forward(m, G->p, G->buf, z, NULL, tg, &v);
 
     /* 2. D step: (real, text) and (real, mismatched) from one pass, then
      * (fake, text) */
@@ -1374,10 +1428,12 @@ int model_train_step_text(model_t *m, const float *real, const float *text, cons
     float lc = m->contrast > 0 ? contrast_scaled(m, N, 1) : 0.0f;
     d_backward(m, real, NULL, text, m->tmis, &v, dl, dl2, D->g, NULL, dtext_d, dtext_d ? m->dtmis : NULL,
                m->contrast > 0 ? &cx : NULL);
-    d_forward(m, fake, NULL, text, NULL, &v, l1, NULL);
+    d_forward(m, fake, NULL, tf, NULL, &v, l1, NULL);
     float lf = side_loss(m, 1, N, l1, dl);
     for (int i = 0; i < N; i++) dl[i] *= 0.5f;
-    d_backward(m, fake, NULL, text, NULL, &v, dl, NULL, D->g, NULL, dtext_d, NULL, NULL);
+    if (h && dtext_d) memset(m->dtms, 0, (size_t)N * T * sizeof(float));
+    d_backward(m, fake, NULL, tf, NULL, &v, dl, NULL, D->g, NULL, h && dtext_d ? m->dtms : dtext_d, NULL, NULL);
+    if (h && dtext_d) unpair_add(dtext_d, m->dtms, N, T, h);
     if (dtext_d)
         for (int i = 0; i < N; i++) {
             float *dst = dtext_d + (size_t)mismatch[i] * T;
@@ -1392,15 +1448,20 @@ int model_train_step_text(model_t *m, const float *real, const float *text, cons
 
     /* 3. G step through the updated D */
     memset(G->g, 0, G->np * sizeof(float));
-    d_forward(m, fake, NULL, text, NULL, &v, l2, NULL);
+    d_forward(m, fake, NULL, tf, NULL, &v, l2, NULL);
     st.loss_g = side_loss(m, 2, N, l2, dl);
     st.d_fake_g = (float)(sum_sigmoid(l2, N) / N);
     /* contrastive on the fakes: G's image must pick its caption (only G
      * learns from it: D's features and projection are held) */
     const dextra_t gx = {m->cdh, NULL};
     if (m->contrast > 0) st.loss_g += m->contrast * contrast_scaled(m, N, 0);
-    d_backward(m, fake, NULL, text, NULL, &v, dl, NULL, NULL, m->dfake, NULL, NULL, m->contrast > 0 ? &gx : NULL);
-    g_backward(m, z, NULL, text_g, &v, m->dfake, G->g, dtext_g);
+    d_backward(m, fake, NULL, tf, NULL, &v, dl, NULL, NULL, m->dfake, NULL, NULL, m->contrast > 0 ? &gx : NULL);
+    if (h) st.loss_g += m->modeseek * mode_seek(m, fake, z, h, m->dfake);
+    g_backward(m, z, NULL, tg, &v, m->dfake, G->g, h && dtext_g ? m->dtms : dtext_g);
+    if (h && dtext_g) {
+        memset(dtext_g, 0, (size_t)N * T * sizeof(float));
+        unpair_add(dtext_g, m->dtms, N, T, h);
+    }
     if (m->interp > 0) {
         /* GAN-INT: G also draws from the midpoints of each caption and its
          * mismatched one, and is scored by D on those pairs (D does not
@@ -1456,6 +1517,13 @@ void model_set_text_contrast(model_t *m, float weight) {
 }
 
 float model_text_contrast(const model_t *m) { return m->contrast; }
+
+void model_set_text_modeseek(model_t *m, float weight) {
+    ASSERT(m->cond == COND_TEXT && weight >= 0 && isfinite(weight));
+    m->modeseek = weight;
+}
+
+float model_text_modeseek(const model_t *m) { return m->modeseek; }
 
 void model_scale_text_init(model_t *m, float gain) {
     ASSERT(m->cond == COND_TEXT && gain > 0 && isfinite(gain));

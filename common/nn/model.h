@@ -428,6 +428,21 @@ float model_text_interp(const model_t *m);
 void model_set_text_contrast(model_t *m, float weight);
 float model_text_contrast(const model_t *m);
 
+/* Text models: the mode-seeking term (MSGAN, Mao et al. 2019) with weight
+ * w >= 0 (0, the default, = off). With h = N / 2, fake h + i is drawn
+ * from the caption of fake i (rows h + i of text_g, and of text where D
+ * scores the fakes, are replaced by rows i; the captions of rows h..2h-1
+ * are then not drawn, and their gradients dtext_* come back to rows i) with
+ * its own z, and loss_g adds w / (lz + MODEL_MODESEEK_EPS), where
+ *   lz = mean_{i<h,k} |fake[h+i,k] - fake[i,k]| / mean_{i<h,j} |z[h+i,j] - z[i,j]|:
+ * two draws of one caption must differ as their noise does. Why: when G's
+ * loss also trains the encoder (--text-grad dg) G learns to make each
+ * caption one image whatever z says (recall 0.04 measured); this prices
+ * that in, at no extra pass. The D step's real pairs keep every caption. */
+#define MODEL_MODESEEK_EPS 1e-5
+void model_set_text_modeseek(model_t *m, float weight);
+float model_text_modeseek(const model_t *m);
+
 /* ---- inference ----------------------------------------------------------- */
 /* Generate N >= 1 images (any N: processed in chunks of max_batch) into
  * out (N, C, H, W) in [-1, 1], with BN in eval mode (running statistics;

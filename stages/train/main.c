@@ -60,6 +60,7 @@ typedef struct {
     double lr_g, lr_d, beta1, beta2, ema;
     double gan_int; /* --gan-int W: GAN-INT weight of a text run (0 = off) */
     double contrast; /* --contrastive W: weight of a text run's contrastive terms (0 = off) */
+    double mode_seek; /* --mode-seek W: weight of a text run's mode-seeking term (0 = off) */
     long long text_window; /* --text-window P: the encoder's word-pair window (new text runs) */
     const char *text_grad; /* --text-grad d|dg: which losses train the text encoder */
     double lr_text;        /* --lr-text X: the text encoder's Adam learning rate */
@@ -68,7 +69,7 @@ typedef struct {
     bool resume, print_start, fresh_if_damaged;
     bool seen_steps, seen_epochs, seen_lr_g, seen_lr_d, seen_beta1, seen_beta2, seen_ema, seen_width, seen_embed_dim,
         seen_loss, seen_model, seen_seed, seen_threads, seen_micro, seen_gan_int,
-        seen_contrast, seen_text_window, seen_text_grad, seen_text_g, seen_lr_text, seen_text_gain;
+        seen_contrast, seen_mode_seek, seen_text_window, seen_text_grad, seen_text_g, seen_lr_text, seen_text_gain;
 } opts_t;
 
 typedef struct {
@@ -168,6 +169,7 @@ static int save_now(trainer_t *t) {
     t->pos.n_pool = t->text ? t->tt.n_last : 0;
     t->pos.gan_int = t->text ? model_text_interp(t->m) : 0;
     t->pos.contrast = t->text ? model_text_contrast(t->m) : 0;
+    t->pos.mode_seek = t->text ? model_text_modeseek(t->m) : 0;
     t->pos.text_from_g = t->text ? t->tt.from_g : 0;
     t->pos.text_g_weight = t->text ? t->tt.g_weight : 1;
     int rc = train_ckpt_save(t->o.ckpt_dir, (int)t->o.keep, t->m, &t->pos, path, sizeof path, dig);
@@ -291,6 +293,7 @@ static int build_model(trainer_t *t, const Gambar__Batch *b) {
         if (rc) return rc;
         model_set_text_interp(t->m, (float)t->o.gan_int);
         model_set_text_contrast(t->m, (float)t->o.contrast);
+        model_set_text_modeseek(t->m, (float)t->o.mode_seek);
         if (t->o.text_gain != 1) model_scale_text_init(t->m, (float)t->o.text_gain);
         tenc_vocab_free(t->vocab, t->n_vocab);
         t->vocab = NULL;
@@ -328,10 +331,11 @@ static int build_model(trainer_t *t, const Gambar__Batch *b) {
     if (t->text) {
         log_info("text encoder: vocabulary %d words, word pairs up to %d apart, sentence vectors of %d, %zu "
                  "parameters; G projects them to %d, D to its last feature map; GAN-INT %s (weight %g); "
-                 "contrastive terms %s (weight %g); the encoder learns from %s",
+                 "contrastive terms %s (weight %g); mode seeking %s (weight %g); the encoder learns from %s",
                  t->n_vocab, tenc_pair_window(t->tt.enc), d.text_dim, tenc_param_count(t->tt.enc),
                  d.embed_dim, t->o.gan_int > 0 ? "on" : "off", t->o.gan_int,
                  model_text_contrast(t->m) > 0 ? "on" : "off", model_text_contrast(t->m),
+                 model_text_modeseek(t->m) > 0 ? "on" : "off", model_text_modeseek(t->m),
                  t->tt.from_g ? "D's and G's losses (--text-grad dg)" : "D's loss (--text-grad d)");
     if (t->text && t->tt.from_g && t->tt.g_weight != 1)
         log_info("text encoder: G's gradient enters its step times %g (--text-grad-g)", t->tt.g_weight);
@@ -347,6 +351,7 @@ static void grow_model(trainer_t *t, int n) {
     if (t->text) {
         model_set_text_interp(nm, model_text_interp(t->m));
         model_set_text_contrast(nm, model_text_contrast(t->m));
+        model_set_text_modeseek(nm, model_text_modeseek(t->m));
     }
     model_free(t->m);
     t->m = nm;
@@ -646,12 +651,13 @@ static int do_resume(trainer_t *t) {
         log_error("--resume: %s holds a %s model, not a text-conditional one (--conditional text)", path,
                   d.conditional ? "class-conditional" : "unconditional");
         rc = GB_EMISMATCH;
-    } else if ((t->o.seen_gan_int || t->o.seen_contrast || t->o.seen_text_grad || t->o.seen_text_window ||
+    } else if ((t->o.seen_gan_int || t->o.seen_contrast || t->o.seen_mode_seek || t->o.seen_text_grad || t->o.seen_text_window ||
                 t->o.seen_text_g) &&
                d.text_dim == 0) {
         log_error("--resume: --%s is for text runs; %s holds a %s model",
                   t->o.seen_gan_int     ? "gan-int"
                   : t->o.seen_contrast  ? "contrastive"
+                  : t->o.seen_mode_seek ? "mode-seek"
                   : t->o.seen_text_grad ? "text-grad"
                   : t->o.seen_text_g    ? "text-grad-g"
                                         : "text-window",
@@ -720,19 +726,26 @@ static int do_resume(trainer_t *t) {
             ckpt_free(&ck);
             return GB_EMISMATCH;
         }
-        if (!rc && ((t->o.seen_gan_int && t->o.gan_int != t->pos.gan_int) ||
-                    (t->o.seen_contrast && t->o.contrast != t->pos.contrast))) {
-            int gi = t->o.seen_gan_int && t->o.gan_int != t->pos.gan_int;
-            log_error("--resume: %s was trained with --%s %g, not %g (it changes the maths)", path,
-                      gi ? "gan-int" : "contrastive", gi ? t->pos.gan_int : t->pos.contrast,
-                      gi ? t->o.gan_int : t->o.contrast);
-            model_desc_release(&d);
-            ckpt_free(&ck);
-            return GB_EMISMATCH;
-        }
+        /* the loss weights a text run keeps: another value on resume would change the maths */
+        const struct {
+            const char *opt;
+            bool seen;
+            double want, had;
+        } wt[] = {{"gan-int", t->o.seen_gan_int, t->o.gan_int, t->pos.gan_int},
+                  {"contrastive", t->o.seen_contrast, t->o.contrast, t->pos.contrast},
+                  {"mode-seek", t->o.seen_mode_seek, t->o.mode_seek, t->pos.mode_seek}};
+        for (size_t i = 0; !rc && i < ARRAY_LEN(wt); i++)
+            if (wt[i].seen && wt[i].want != wt[i].had) {
+                log_error("--resume: %s was trained with --%s %g, not %g (it changes the maths)", path, wt[i].opt,
+                          wt[i].had, wt[i].want);
+                model_desc_release(&d);
+                ckpt_free(&ck);
+                return GB_EMISMATCH;
+            }
         if (!rc) {
             model_set_text_interp(t->m, (float)t->pos.gan_int);
             model_set_text_contrast(t->m, (float)t->pos.contrast);
+            model_set_text_modeseek(t->m, (float)t->pos.mode_seek);
         }
     }
     if (rc) {
@@ -1002,6 +1015,10 @@ static int parse_options(trainer_t *t, int argc, char **argv) {
         {"contrastive", 0, CLI_DBL, &o->contrast, "W",
          "text runs: image-text contrastive terms in D's and G's losses, weight W (default 0 = off; XMC-GAN uses 1)",
          &o->seen_contrast},
+        {"mode-seek", 0, CLI_DBL, &o->mode_seek, "W",
+         "text runs: mode-seeking term in G's loss, pairs of fakes share a caption, weight W (default 0 = off; "
+         "MSGAN uses 1)",
+         &o->seen_mode_seek},
         {"text-grad", 0, CLI_STR, &o->text_grad, "d|dg",
          "text runs: the text encoder learns from D's loss (d, default) or D's and G's (dg)", &o->seen_text_grad},
         {"text-grad-g", 0, CLI_DBL, &o->text_g, "W",
@@ -1073,6 +1090,9 @@ static int parse_options(trainer_t *t, int argc, char **argv) {
         cli_usage_error(&spec, "--text-window is for new text runs (--conditional text)");
     if (o->seen_contrast && !t->text && !o->resume)
         cli_usage_error(&spec, "--contrastive is for text runs (--conditional text)");
+    if (!(o->mode_seek >= 0 && o->mode_seek <= 100)) cli_usage_error(&spec, "--mode-seek must be in [0, 100]");
+    if (o->seen_mode_seek && !t->text && !o->resume)
+        cli_usage_error(&spec, "--mode-seek is for text runs (--conditional text)");
     model_loss_t loss;
     if (model_loss_parse(o->loss, &loss) != 0) cli_usage_error(&spec, "--loss must be bce or hinge");
     model_family_t fam = MODEL_DCGAN28;

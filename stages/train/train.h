@@ -171,6 +171,8 @@ typedef struct {
     double gan_int;           /* text models: the GAN-INT weight (note train.gan_int) */
     double contrast;          /* text models: the contrastive weight (note
                                  train.contrastive; absent = 0) */
+    double mode_seek;         /* text models: the mode-seeking weight (note
+                                 train.mode_seek; absent = 0) */
     double text_g_weight;     /* text models: --text-grad-g (note train.text_g_weight;
                                  absent = 1) */
     int text_from_g;          /* text models: G's loss trains the encoder too (note

@@ -59,7 +59,7 @@ static int get_note_u64(const Gambar__Checkpoint *ck, const char *key, uint64_t 
     return 0;
 }
 
-/* A weight note in [0, 100] (GAN-INT, contrastive, G's share of the
+/* A weight note in [0, 100] (GAN-INT, contrastive, mode seeking, G's share of the
  * encoder's gradient) into *w; absent or empty: dflt. Returns nonzero,
  * logged, when it is not such a number. */
 static int note_weight(const Gambar__Checkpoint *ck, const char *key, double dflt, double *w) {
@@ -123,6 +123,8 @@ int train_ckpt_save(const char *dir, int keep, model_t *m, const train_pos_t *p,
         ckpt_set_note(b, "train.gan_int", gi);
         snprintf(gi, sizeof gi, "%.17g", p->contrast);
         ckpt_set_note(b, "train.contrastive", gi);
+        snprintf(gi, sizeof gi, "%.17g", p->mode_seek);
+        ckpt_set_note(b, "train.mode_seek", gi);
         snprintf(gi, sizeof gi, "%.17g", p->text_g_weight);
         ckpt_set_note(b, "train.text_g_weight", gi);
         ckpt_set_note(b, "train.text_grad", p->text_from_g ? "dg" : "d");
@@ -169,6 +171,7 @@ int train_ckpt_pos(const Gambar__Checkpoint *ck, train_pos_t *p) {
     p->max_batch = (int)v[5];
     /* text runs; absent (written before the note): off, and G's gradient as is */
     if (note_weight(ck, "train.gan_int", 0, &p->gan_int) || note_weight(ck, "train.contrastive", 0, &p->contrast) ||
+        note_weight(ck, "train.mode_seek", 0, &p->mode_seek) ||
         note_weight(ck, "train.text_g_weight", 1, &p->text_g_weight))
         return GB_EFORMAT;
     const char *tg = ckpt_note(ck, "train.text_grad"); /* text runs; absent: written before the note, "dg" */
