@@ -9,9 +9,11 @@
 #     no --db, --micro-batches 2 or --init-from exit 2; resuming a text run
 #     without --conditional text stays a text run; gambar-sample without
 #     --prompt refuses a text checkpoint cleanly (exit 2);
-#   - --gan-int: changes the model, persists across --resume (bit-exact).
-#   - --contrastive: the same (note train.contrastive), another weight on
-#     --resume exits 3, without a text run or out of range exits 2.
+#   - the loss weights --gan-int, --contrastive and --mode-seek: each
+#     changes the model, is the checkpoint's note (train.gan_int,
+#     train.contrastive, train.mode_seek) and persists across --resume
+#     (bit-exact); another weight on --resume exits 3, without a text run
+#     or out of range exits 2.
 #   - --text-window: 1 = the default's bits; 6 changes the model and
 #     resumes bit-exactly (the window is in the encoder's description);
 #     another window on --resume exits 3; without text / out of range 2.
@@ -114,38 +116,34 @@ check text_resume_exit0 test $rc -eq 0
 check text_resume_resumed grep -q "resuming from .*: step \(8\|16\)," "$TMP/b.log"
 check text_resume_bit_exact ckpt_diff "$TMP/a/ckpt-0000000024.gck" "$TMP/b/ckpt-0000000024.gck"
 
-# --- GAN-INT (--gan-int 1): changes the run; the weight travels in the
-# checkpoint, so a resume without the option is still bit-exact ---
-variant16 "$TMP/g" "$TMP/g.log" --gan-int 1
-check gan_int_run_exit0 test $rc -eq 0
-check gan_int_logged grep -q "GAN-INT on (weight 1)" "$TMP/g.log"
-check_exit gan_int_changes_the_model 1 ckpt_diff "$TMP/a/ckpt-0000000016.gck" "$TMP/g/ckpt-0000000016.gck"
-resume_copy "$TMP/g" "$TMP/g2" "$TMP/g.log"
-check gan_int_resume_exit0 test $rc -eq 0
-check gan_int_resume_bit_exact ckpt_diff "$TMP/g/ckpt-0000000016.gck" "$TMP/g2/ckpt-0000000016.gck"
-check_exit gan_int_other_weight_on_resume_exit3 3 gambar-train --gan-int 0.5 --resume --in "ipc://$TMP/none.sock" \
-    --ckpt-dir "$TMP/g2"
-check_exit gan_int_without_text_exit2 2 gambar-train --model dcgan28 --gan-int 1 --in "ipc://$TMP/none.sock" \
-    --ckpt-dir "$TMP/n7"
-
-# --- contrastive terms (--contrastive 1): change the run; the weight is
-# the checkpoint's note train.contrastive, so a resume without the option
-# is still bit-exact, and another weight is refused ---
-variant16 "$TMP/k" "$TMP/k.log" --contrastive 1
-check contrastive_run_exit0 test $rc -eq 0
-check contrastive_logged grep -q "contrastive terms on (weight 1)" "$TMP/k.log"
-check contrastive_off_by_default grep -q "contrastive terms off (weight 0)" "$TMP/a.log"
-check_exit contrastive_changes_the_model 1 ckpt_diff "$TMP/a/ckpt-0000000016.gck" "$TMP/k/ckpt-0000000016.gck"
-ckpt_tool dump "$TMP/k/ckpt-0000000008.gck" >"$TMP/k.dump" 2>/dev/null
-check contrastive_noted grep -qx "note train.contrastive=1" "$TMP/k.dump"
-resume_copy "$TMP/k" "$TMP/k2" "$TMP/k.log"
-check contrastive_resume_bit_exact sh -c "[ $rc -eq 0 ] && ckpt_diff '$TMP/k/ckpt-0000000016.gck' '$TMP/k2/ckpt-0000000016.gck'"
-check_exit contrastive_other_weight_on_resume_exit3 3 gambar-train --contrastive 0.5 --resume \
-    --in "ipc://$TMP/none.sock" --ckpt-dir "$TMP/k2"
-check contrastive_other_weight_message grep -q "was trained with --contrastive 1, not 0.5" "$TMP/err"
-check_exit contrastive_without_text_exit2 2 gambar-train --model dcgan28 --contrastive 1 --in "ipc://$TMP/none.sock" \
-    --ckpt-dir "$TMP/n9"
-check_exit contrastive_out_of_range_exit2 2 $TR --contrastive -1 --in "ipc://$TMP/none.sock" --ckpt-dir "$TMP/n10"
+# --- a loss weight kept in the checkpoint (weight_option TAG OPT LOGGED NOTE
+# DIR): --OPT 1 changes the run; the weight is the checkpoint's note NOTE,
+# so a resume without the option is still bit-exact, and another weight on
+# resume is refused (exit 3); without a text run or out of range exit 2 ---
+weight_option() {
+    wtag=$1 wopt=$2 wlog=$3 wnote=$4 wd=$TMP/$5
+    variant16 "$wd" "$wd.log" --$wopt 1
+    check ${wtag}_run_exit0 test $rc -eq 0
+    check ${wtag}_logged grep -q "$wlog on (weight 1)" "$wd.log"
+    check ${wtag}_off_by_default grep -q "$wlog off (weight 0)" "$TMP/a.log"
+    check_exit ${wtag}_changes_the_model 1 ckpt_diff "$TMP/a/ckpt-0000000016.gck" "$wd/ckpt-0000000016.gck"
+    ckpt_tool dump "$wd/ckpt-0000000008.gck" >"$wd.dump" 2>/dev/null
+    check ${wtag}_noted grep -qx "note $wnote=1" "$wd.dump"
+    resume_copy "$wd" "${wd}2" "$wd.log"
+    check ${wtag}_resume_bit_exact sh -c "[ $rc -eq 0 ] && ckpt_diff '$wd/ckpt-0000000016.gck' '${wd}2/ckpt-0000000016.gck'"
+    check_exit ${wtag}_other_weight_on_resume_exit3 3 gambar-train --$wopt 0.5 --resume \
+        --in "ipc://$TMP/none.sock" --ckpt-dir "${wd}2"
+    check ${wtag}_other_weight_message grep -q "was trained with --$wopt 1, not 0.5" "$TMP/err"
+    check_exit ${wtag}_without_text_exit2 2 gambar-train --model dcgan28 --$wopt 1 --in "ipc://$TMP/none.sock" \
+        --ckpt-dir "$TMP/n-$wtag"
+    check_exit ${wtag}_out_of_range_exit2 2 $TR --$wopt -1 --in "ipc://$TMP/none.sock" --ckpt-dir "$TMP/n-$wtag-r"
+}
+# GAN-INT (Reed et al.): G also learns from caption midpoints
+weight_option gan_int gan-int "GAN-INT" train.gan_int g
+# contrastive terms (XMC-GAN)
+weight_option contrastive contrastive "contrastive terms" train.contrastive k
+# mode seeking (MSGAN): pairs of fakes share a caption
+weight_option mode_seek mode-seek "mode seeking" train.mode_seek ms
 
 # --- --text-window: the encoder's word-pair window (its shape, kept in the
 # checkpoint's TextEncoderDesc.pair_window); 1 is the default's bits ---

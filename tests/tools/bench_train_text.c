@@ -14,9 +14,10 @@
  *   train_class_images_per_s, train_text_images_per_s,
  *   train_text_vs_class_speed (text / class; 1 = as fast).
  * --contrastive W turns on the text model's contrastive terms
- * (model_set_text_contrast), as gambar-train --contrastive W does.
+ * (model_set_text_contrast), as gambar-train --contrastive W does;
+ * --mode-seek W its mode-seeking term (model_set_text_modeseek).
  * Usage: bench_train_text [--width N] [--batch N] [--steps N] [--warmup N] [--threads N]
- *                         [--contrastive W] */
+ *                         [--contrastive W] [--mode-seek W] */
 #include "base.h"
 #include "model.h"
 #include "nn.h"
@@ -41,7 +42,7 @@ static const char *const CLS[] = {"t-shirt", "trouser", "pullover", "dress", "co
 
 int main(int argc, char **argv) {
     int width = 32, batch = 64, steps = 20, warmup = 3, threads = 0;
-    double contrast = 0;
+    double contrast = 0, modeseek = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--width") == 0 && i + 1 < argc) width = atoi(argv[++i]);
         else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) batch = atoi(argv[++i]);
@@ -49,14 +50,15 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--warmup") == 0 && i + 1 < argc) warmup = atoi(argv[++i]);
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) threads = atoi(argv[++i]);
         else if (strcmp(argv[i], "--contrastive") == 0 && i + 1 < argc) contrast = atof(argv[++i]);
+        else if (strcmp(argv[i], "--mode-seek") == 0 && i + 1 < argc) modeseek = atof(argv[++i]);
         else {
             fprintf(stderr, "usage: bench_train_text [--width N] [--batch N] [--steps N] [--warmup N] [--threads N] "
-                            "[--contrastive W]\n");
+                            "[--contrastive W] [--mode-seek W]\n");
             return 2;
         }
     }
     if (width < 1 || width > MODEL_MAX_WIDTH || batch < 2 || steps < 1 || warmup < 0 ||
-        !(contrast >= 0 && contrast <= 100))
+        !(contrast >= 0 && contrast <= 100) || !(modeseek >= 0 && modeseek <= 100))
         return 2;
     nn_set_threads(threads);
 
@@ -72,6 +74,7 @@ int main(int argc, char **argv) {
     model_t *mc = model_new(&dc, batch, 1), *mt = model_new(&dt, batch, 1);
     ASSERT(mc && mt);
     model_set_text_contrast(mt, (float)contrast);
+    model_set_text_modeseek(mt, (float)modeseek);
 
     /* the captions and the encoder's vocabulary */
     int ncap = 512;
@@ -134,8 +137,9 @@ int main(int argc, char **argv) {
         }
     }
     double ic = batch / median(tc, steps), it = batch / median(tt, steps);
-    fprintf(stderr, "bench_train_text: %d steps each of batch %d, width %d, %d threads (alternating), contrastive %g\n",
-            steps, batch, width, nn_get_threads(), contrast);
+    fprintf(stderr, "bench_train_text: %d steps each of batch %d, width %d, %d threads (alternating), contrastive %g, "
+            "mode seeking %g\n",
+            steps, batch, width, nn_get_threads(), contrast, modeseek);
     printf("bench: train_class_images_per_s %.1f images/s\n", ic);
     printf("bench: train_text_images_per_s %.1f images/s\n", it);
     printf("bench: train_text_vs_class_speed %.3f\n", it / ic);
