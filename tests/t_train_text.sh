@@ -9,9 +9,10 @@
 #     no --db, --micro-batches 2 or --init-from exit 2; resuming a text run
 #     without --conditional text stays a text run; gambar-sample without
 #     --prompt refuses a text checkpoint cleanly (exit 2);
-#   - the loss weights --gan-int, --contrastive and --mode-seek: each
-#     changes the model, is the checkpoint's note (train.gan_int,
-#     train.contrastive, train.mode_seek) and persists across --resume
+#   - the loss weights --gan-int, --contrastive, --mode-seek and
+#     --aux-class: each changes the model, is the checkpoint's note
+#     (train.gan_int, train.contrastive, train.mode_seek, train.aux_class;
+#     --aux-class also gives D its classifier) and persists across --resume
 #     (bit-exact); another weight on --resume exits 3, without a text run
 #     or out of range exits 2.
 #   - --text-window: 1 = the default's bits; 6 changes the model and
@@ -144,6 +145,9 @@ weight_option gan_int gan-int "GAN-INT" train.gan_int g
 weight_option contrastive contrastive "contrastive terms" train.contrastive k
 # mode seeking (MSGAN): pairs of fakes share a caption
 weight_option mode_seek mode-seek "mode seeking" train.mode_seek ms
+# auxiliary classifier (TAC-GAN): D learns the images' classes, G must draw its caption's
+weight_option aux_class aux-class "auxiliary classifier" train.aux_class ac
+check aux_class_in_model sh -c "grep -qx 'model.aux_classes 10' '$TMP/ac.dump' && grep -q 'D.aux.weight' '$TMP/ac.dump'"
 
 # --- --text-window: the encoder's word-pair window (its shape, kept in the
 # checkpoint's TextEncoderDesc.pair_window); 1 is the default's bits ---

@@ -239,7 +239,7 @@ static void test_text_model(void) {
     rng_normal_fill(&r, z4, 4 * 20);
     rng_normal_fill(&r, t4, 4 * 12);
     int32_t mis[4] = {1, 2, 3, 0};
-    CHECK(model_train_step_text(m, real, t4, mis, 4, z4, t4, dtd, dtg, NULL) == 0);
+    CHECK(model_train_step_text(m, real, NULL, t4, mis, 4, z4, t4, dtd, dtg, NULL) == 0);
     model_ema_restat_text(m, 2, 33, t4, 4);
     ginfer_t *g = NULL;
     char err[256] = "";

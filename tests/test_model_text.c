@@ -66,7 +66,7 @@ static void snap_free(snap_t *s) {
     free(s->data);
 }
 
-static model_desc_t text_desc(model_family_t f, model_loss_t loss) {
+static model_desc_t text_desc(model_family_t f, model_loss_t loss, int aux) {
     model_desc_t d;
     model_desc_default(&d, f);
     d.g_mult = d.d_mult = 4;
@@ -74,6 +74,7 @@ static model_desc_t text_desc(model_family_t f, model_loss_t loss) {
     d.loss = loss;
     d.text_dim = T_DIM;
     d.embed_dim = 5;
+    d.aux_classes = aux;
     return d;
 }
 
@@ -92,18 +93,21 @@ typedef struct {
     float text[N_IMG * T_DIM], text_g[N_IMG * T_DIM], c0[N_IMG * T_DIM];
     float dtd[N_IMG * T_DIM], dtg[N_IMG * T_DIM];
     int32_t mis[N_IMG];
+    int32_t lab[N_IMG]; /* classes of the real images, for the auxiliary classifier */
 } tb_t;
 
 static float text_loss(tb_t *b, model_net_t which) {
     model_stats_t st;
-    int rc = model_train_step_text(b->m, b->real, b->text, b->mis, N_IMG, b->z, b->text_g, b->dtd, b->dtg, &st);
+    int rc = model_train_step_text(b->m, b->real, b->lab, b->text, b->mis, N_IMG, b->z, b->text_g, b->dtd, b->dtg, &st);
     ASSERT(rc == 0);
     return which == MODEL_D ? st.loss_d : st.loss_g;
 }
 
-static void tb_init(tb_t *b, model_family_t f, model_loss_t loss) {
+/* aux > 0: a model with an auxiliary classifier over aux classes, on at
+ * weight 1 */
+static void tb_init(tb_t *b, model_family_t f, model_loss_t loss, int aux) {
     memset(b, 0, sizeof *b);
-    model_desc_t d = text_desc(f, loss);
+    model_desc_t d = text_desc(f, loss, aux);
     b->m = model_new(&d, N_IMG, 7);
     ASSERT(b->m);
     tenc_desc_t td = {VOCAB, (int)ARRAY_LEN(VOCAB), 8, 16, 6, T_DIM, 16, TENC_ACT_TANH, TENC_TOKENIZER_VERSION, 0};
@@ -118,6 +122,8 @@ static void tb_init(tb_t *b, model_family_t f, model_loss_t loss) {
     memcpy(b->text, b->c0, sizeof b->c0);
     memcpy(b->text_g, b->c0, sizeof b->c0);
     for (int i = 0; i < N_IMG; i++) b->mis[i] = (int32_t)((i + 3) % N_IMG);
+    for (int i = 0; i < N_IMG; i++) b->lab[i] = aux ? (int32_t)((i * 5 + 1) % aux) : -1;
+    if (aux) model_set_text_aux(b->m, 1.0f);
     /* a few ordinary steps first, so the check is not only at init */
     for (int i = 0; i < 2; i++) text_loss(b, MODEL_D);
     /* larger D text projection: make the projection term matter */
@@ -285,7 +291,7 @@ static void fd_text(tb_t *b, model_net_t net, int through_encoder) {
 
 static void fd_case(model_family_t f, model_loss_t loss) {
     tb_t b;
-    tb_init(&b, f, loss);
+    tb_init(&b, f, loss, 0);
     int threads = nn_get_threads();
     nn_set_threads(1);
     fd_params(&b, MODEL_D);
@@ -304,7 +310,7 @@ static void fd_case(model_family_t f, model_loss_t loss) {
  * term changes loss_g. */
 static void test_fd_text_gan_int(void) {
     tb_t b;
-    tb_init(&b, MODEL_DCGAN28, MODEL_LOSS_BCE);
+    tb_init(&b, MODEL_DCGAN28, MODEL_LOSS_BCE, 0);
     int threads = nn_get_threads();
     nn_set_threads(1);
     model_adam(b.m, MODEL_D)->lr = 0.0f;
@@ -331,17 +337,17 @@ static void test_fd_text_gan_int(void) {
  * into D's features, D's projection, the texts and G are all right. */
 static void test_fd_text_contrastive(void) {
     tb_t b;
-    tb_init(&b, MODEL_DCGAN28, MODEL_LOSS_BCE);
+    tb_init(&b, MODEL_DCGAN28, MODEL_LOSS_BCE, 0);
     int threads = nn_get_threads();
     nn_set_threads(1);
     snap_t s;
     snap_take(&s, b.m);
     model_stats_t off, on;
-    CHECK(model_train_step_text(b.m, b.real, b.text, b.mis, N_IMG, b.z, b.text_g, b.dtd, b.dtg, &off) == 0);
+    CHECK(model_train_step_text(b.m, b.real, NULL, b.text, b.mis, N_IMG, b.z, b.text_g, b.dtd, b.dtg, &off) == 0);
     snap_restore(&s, b.m);
     model_set_text_contrast(b.m, 1.0f);
     CHECK(model_text_contrast(b.m) == 1.0f);
-    CHECK(model_train_step_text(b.m, b.real, b.text, b.mis, N_IMG, b.z, b.text_g, b.dtd, b.dtg, &on) == 0);
+    CHECK(model_train_step_text(b.m, b.real, NULL, b.text, b.mis, N_IMG, b.z, b.text_g, b.dtd, b.dtg, &on) == 0);
     snap_restore(&s, b.m);
     CHECKF(on.loss_d - off.loss_d > 0.1f && on.loss_g - off.loss_g > 0.1f,
            "the contrastive terms do not add to the losses (D %g vs %g, G %g vs %g)", (double)on.loss_d,
@@ -368,7 +374,7 @@ static void test_fd_text_contrastive(void) {
  * finite differences. */
 static void test_fd_text_modeseek(void) {
     tb_t b;
-    tb_init(&b, MODEL_DCGAN28, MODEL_LOSS_BCE);
+    tb_init(&b, MODEL_DCGAN28, MODEL_LOSS_BCE, 0);
     int threads = nn_get_threads();
     nn_set_threads(1);
     const int h = N_IMG / 2, Z = model_desc(b.m)->z_dim;
@@ -376,11 +382,11 @@ static void test_fd_text_modeseek(void) {
     snap_t s;
     snap_take(&s, b.m);
     model_stats_t off, w1, w2;
-    CHECK(model_train_step_text(b.m, b.real, b.text, b.mis, N_IMG, b.z, b.text_g, b.dtd, b.dtg, &off) == 0);
+    CHECK(model_train_step_text(b.m, b.real, NULL, b.text, b.mis, N_IMG, b.z, b.text_g, b.dtd, b.dtg, &off) == 0);
     snap_restore(&s, b.m);
     model_set_text_modeseek(b.m, 1.0f);
     CHECK(model_text_modeseek(b.m) == 1.0f);
-    CHECK(model_train_step_text(b.m, b.real, b.text, b.mis, N_IMG, b.z, b.text_g, b.dtd, b.dtg, &w1) == 0);
+    CHECK(model_train_step_text(b.m, b.real, NULL, b.text, b.mis, N_IMG, b.z, b.text_g, b.dtd, b.dtg, &w1) == 0);
     const float *fake = model_fake(b.m);
     double sf = 0, sz = 0;
     for (int i = 0; i < h; i++) {
@@ -393,7 +399,7 @@ static void test_fd_text_modeseek(void) {
     CHECKF(zero_rows, "dtext_g has gradient in the rows the paired fakes do not draw from");
     snap_restore(&s, b.m);
     model_set_text_modeseek(b.m, 2.0f);
-    CHECK(model_train_step_text(b.m, b.real, b.text, b.mis, N_IMG, b.z, b.text_g, b.dtd, b.dtg, &w2) == 0);
+    CHECK(model_train_step_text(b.m, b.real, NULL, b.text, b.mis, N_IMG, b.z, b.text_g, b.dtd, b.dtg, &w2) == 0);
     snap_restore(&s, b.m);
     double got = (double)w2.loss_g - w1.loss_g;
     CHECKF(fabs(got - want) <= 1e-4 * want + 1e-5, "mode-seeking term %.7g, want 1/(lz+eps) = %.7g", got, want);
@@ -413,6 +419,79 @@ static void test_fd_text_modeseek(void) {
     tb_free(&b);
 }
 
+/* The auxiliary classifier (model_set_text_aux): its tensors are D's
+ * (D.aux.weight (A, F), D.aux.bias (A); G has none), it adds to both
+ * losses and nothing else (the same logits), a step refuses missing or
+ * out-of-range labels, and every gradient - D's parameters with the
+ * classifier's, G's, both texts, the encoder - matches finite
+ * differences; again for G with mode seeking on (the paired fakes take
+ * their caption's label). */
+static void test_fd_text_aux(void) {
+    tb_t b;
+    tb_init(&b, MODEL_DCGAN28, MODEL_LOSS_BCE, 3);
+    int threads = nn_get_threads();
+    nn_set_threads(1);
+    const model_tensor_t *aw = model_find(b.m, "D.aux.weight"), *ab = model_find(b.m, "D.aux.bias");
+    CHECK(aw && aw->ndim == 2 && aw->shape[0] == 3 && ab && ab->ndim == 1 && ab->shape[0] == 3);
+    CHECK(model_find(b.m, "GRAD.D.aux.weight") != NULL && model_find(b.m, "G.aux.weight") == NULL);
+    CHECK(model_text_aux(b.m) == 1.0f);
+    snap_t s;
+    snap_take(&s, b.m);
+    model_stats_t off, on;
+    model_set_text_aux(b.m, 0.0f);
+    CHECK(model_train_step_text(b.m, b.real, NULL, b.text, b.mis, N_IMG, b.z, b.text_g, b.dtd, b.dtg, &off) == 0);
+    snap_restore(&s, b.m);
+    model_set_text_aux(b.m, 1.0f);
+    CHECK(model_train_step_text(b.m, b.real, NULL, b.text, b.mis, N_IMG, b.z, b.text_g, b.dtd, b.dtg, &on) ==
+          GB_EFORMAT);
+    int32_t bad[N_IMG];
+    memcpy(bad, b.lab, sizeof bad);
+    bad[5] = 3;
+    CHECK(model_train_step_text(b.m, b.real, bad, b.text, b.mis, N_IMG, b.z, b.text_g, b.dtd, b.dtg, &on) ==
+          GB_EFORMAT);
+    bad[5] = -1;
+    CHECK(model_train_step_text(b.m, b.real, bad, b.text, b.mis, N_IMG, b.z, b.text_g, b.dtd, b.dtg, &on) ==
+          GB_EFORMAT);
+    CHECK(model_train_step_text(b.m, b.real, b.lab, b.text, b.mis, N_IMG, b.z, b.text_g, b.dtd, b.dtg, &on) == 0);
+    snap_restore(&s, b.m);
+    /* a 3-class cross-entropy near chance is about log 3 = 1.1 */
+    CHECKF(on.loss_d - off.loss_d > 0.3f && on.loss_g - off.loss_g > 0.3f,
+           "the classifier terms do not add to the losses (D %g vs %g, G %g vs %g)", (double)on.loss_d,
+           (double)off.loss_d, (double)on.loss_g, (double)off.loss_g);
+    CHECK(on.d_real == off.d_real && on.d_fake == off.d_fake && on.d_mismatch == off.d_mismatch);
+    snap_free(&s);
+    fd_params(&b, MODEL_D);
+    fd_text(&b, MODEL_D, 0);
+    fd_text(&b, MODEL_D, 1);
+    model_adam(b.m, MODEL_D)->lr = 0.0f;
+    fd_params(&b, MODEL_G);
+    fd_text(&b, MODEL_G, 0);
+    model_set_text_modeseek(b.m, 1.0f);
+    /* with D frozen, loss_g sees the labels only through the fakes: fake
+     * h + i takes the label of caption i, so the label of real h + i
+     * must not matter and that of real i must */
+    int32_t lab0[N_IMG];
+    memcpy(lab0, b.lab, sizeof lab0);
+    snap_take(&s, b.m);
+    float g0 = text_loss(&b, MODEL_G);
+    snap_restore(&s, b.m);
+    b.lab[N_IMG / 2] = (b.lab[N_IMG / 2] + 1) % 3;
+    float g1 = text_loss(&b, MODEL_G);
+    snap_restore(&s, b.m);
+    b.lab[0] = (b.lab[0] + 1) % 3;
+    float g2 = text_loss(&b, MODEL_G);
+    snap_restore(&s, b.m);
+    memcpy(b.lab, lab0, sizeof lab0);
+    snap_free(&s);
+    CHECKF(g1 == g0, "mode seeking: fake h takes the label of real h (%g vs %g), not of its caption's", (double)g1,
+           (double)g0);
+    CHECKF(g2 != g0, "mode seeking: the label of caption 0 does not reach fakes 0 and h (%g)", (double)g0);
+    fd_params(&b, MODEL_G);
+    fd_text(&b, MODEL_G, 1);
+    nn_set_threads(threads);
+    tb_free(&b);
+}
+
 static void test_fd_text_dcgan28_bce(void) { fd_case(MODEL_DCGAN28, MODEL_LOSS_BCE); }
 static void test_fd_text_dcgan32_hinge(void) { fd_case(MODEL_DCGAN32, MODEL_LOSS_HINGE); }
 
@@ -424,9 +503,9 @@ static void test_fd_text_dcgan32_hinge(void) { fd_case(MODEL_DCGAN32, MODEL_LOSS
  * mode up to BN statistics, so compare the step's logits instead). */
 static void test_loss_weights(void) {
     tb_t b;
-    tb_init(&b, MODEL_DCGAN28, MODEL_LOSS_BCE);
+    tb_init(&b, MODEL_DCGAN28, MODEL_LOSS_BCE, 0);
     model_stats_t st;
-    CHECK(model_train_step_text(b.m, b.real, b.text, b.mis, N_IMG, b.z, b.text_g, b.dtd, b.dtg, &st) == 0);
+    CHECK(model_train_step_text(b.m, b.real, NULL, b.text, b.mis, N_IMG, b.z, b.text_g, b.dtd, b.dtg, &st) == 0);
     const float *l0 = model_logits(b.m, 0), *l1 = model_logits(b.m, 1), *l3 = model_logits(b.m, 3);
     double lr = 0, lm = 0, lf = 0, sm = 0;
     for (int i = 0; i < N_IMG; i++) {
@@ -449,7 +528,7 @@ static void test_loss_weights(void) {
 /* ---- shapes, refusals, determinism ------------------------------------------------ */
 
 static void test_text_shapes_and_refusals(void) {
-    model_desc_t d = text_desc(MODEL_DCGAN28, MODEL_LOSS_BCE);
+    model_desc_t d = text_desc(MODEL_DCGAN28, MODEL_LOSS_BCE, 0);
     char err[256];
     CHECK(model_desc_check(&d, err, sizeof err) == 0);
     model_t *m = model_new(&d, 4, 1);
@@ -469,11 +548,11 @@ static void test_text_shapes_and_refusals(void) {
     CHECK(model_generate(m, z, lab, 4, 1, x) == GB_EFORMAT);
     CHECK(model_discriminate(m, x, lab, 4, lg) == GB_EFORMAT);
     int32_t self[4] = {1, 1, 3, 0}, out[4] = {1, 2, 3, 4};
-    CHECK(model_train_step_text(m, x, text, self, 4, z, text, dtd, dtg, NULL) == GB_EFORMAT);
-    CHECK(model_train_step_text(m, x, text, out, 4, z, text, dtd, dtg, NULL) == GB_EFORMAT);
-    CHECK(model_train_step_text(m, x, text, mis, 1, z, text, dtd, dtg, NULL) == GB_EFORMAT);
+    CHECK(model_train_step_text(m, x, NULL, text, self, 4, z, text, dtd, dtg, NULL) == GB_EFORMAT);
+    CHECK(model_train_step_text(m, x, NULL, text, out, 4, z, text, dtd, dtg, NULL) == GB_EFORMAT);
+    CHECK(model_train_step_text(m, x, NULL, text, mis, 1, z, text, dtd, dtg, NULL) == GB_EFORMAT);
     CHECK(model_adam(m, MODEL_D)->t == 0); /* nothing done */
-    CHECK(model_train_step_text(m, x, text, mis, 4, z, text, dtd, dtg, NULL) == 0);
+    CHECK(model_train_step_text(m, x, NULL, text, mis, 4, z, text, dtd, dtg, NULL) == 0);
     CHECK(model_generate_text(m, z, text, 4, 1, x) == 0);
     CHECK(model_discriminate_text(m, x, text, 4, lg) == 0);
     model_gen_t mg;
@@ -490,7 +569,7 @@ static void test_text_shapes_and_refusals(void) {
     c.num_classes = 3;
     c.embed_dim = 2;
     m = model_new(&c, 4, 1);
-    CHECK(model_train_step_text(m, x, text, mis, 4, z, text, dtd, dtg, NULL) == GB_EFORMAT);
+    CHECK(model_train_step_text(m, x, NULL, text, mis, 4, z, text, dtd, dtg, NULL) == GB_EFORMAT);
     CHECK(model_generate_text(m, z, text, 4, 1, x) == GB_EFORMAT);
     model_free(m);
     free(x);
@@ -498,18 +577,23 @@ static void test_text_shapes_and_refusals(void) {
     d.conditional = 1;
     d.num_classes = 3;
     CHECK(model_desc_check(&d, err, sizeof err) == GB_EFORMAT && strstr(err, "conditional"));
-    d = text_desc(MODEL_DCGAN28, MODEL_LOSS_BCE);
+    d = text_desc(MODEL_DCGAN28, MODEL_LOSS_BCE, 0);
     d.embed_dim = 0;
     CHECK(model_desc_check(&d, err, sizeof err) == GB_EFORMAT && strstr(err, "embed_dim"));
-    d = text_desc(MODEL_DCGAN28, MODEL_LOSS_BCE);
+    d = text_desc(MODEL_DCGAN28, MODEL_LOSS_BCE, 0);
     d.text_dim = MODEL_MAX_Z + 1;
     CHECK(model_desc_check(&d, err, sizeof err) == GB_EFORMAT && strstr(err, "text_dim"));
+    d = text_desc(MODEL_DCGAN28, MODEL_LOSS_BCE, MODEL_MAX_CLASSES + 1);
+    CHECK(model_desc_check(&d, err, sizeof err) == GB_EFORMAT && strstr(err, "aux_classes"));
+    model_desc_default(&d, MODEL_DCGAN28); /* only text models have the classifier */
+    d.aux_classes = 3;
+    CHECK(model_desc_check(&d, err, sizeof err) == GB_EFORMAT && strstr(err, "only text models"));
 }
 
 static void test_text_determinism(void) {
     tb_t a, b;
-    tb_init(&a, MODEL_DCGAN28, MODEL_LOSS_BCE);
-    tb_init(&b, MODEL_DCGAN28, MODEL_LOSS_BCE);
+    tb_init(&a, MODEL_DCGAN28, MODEL_LOSS_BCE, 0);
+    tb_init(&b, MODEL_DCGAN28, MODEL_LOSS_BCE, 0);
     for (int s = 0; s < 3; s++) {
         text_loss(&a, MODEL_D);
         text_loss(&b, MODEL_D);
@@ -528,7 +612,7 @@ static void test_text_determinism(void) {
 /* model_scale_text_init: G.text.weight (live and EMA) times the gain,
  * every other tensor as it was; the model then trains on. */
 static void test_text_init_gain(void) {
-    model_desc_t d = text_desc(MODEL_DCGAN28, MODEL_LOSS_BCE);
+    model_desc_t d = text_desc(MODEL_DCGAN28, MODEL_LOSS_BCE, 0);
     model_t *a = model_new(&d, N_IMG, 7), *b = model_new(&d, N_IMG, 7);
     ASSERT(a && b);
     model_scale_text_init(b, 3.0f);
@@ -567,5 +651,6 @@ int main(void) {
     RUN(test_fd_text_gan_int);
     RUN(test_fd_text_contrastive);
     RUN(test_fd_text_modeseek);
+    RUN(test_fd_text_aux);
     return test_done();
 }

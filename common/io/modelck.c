@@ -31,6 +31,10 @@ int modelck_desc(const Gambar__ModelDesc *md, model_desc_t *out, char *err, size
     if (md->text_dim > MODEL_MAX_Z)
         return gb_errf(err, errlen, GB_EFORMAT, "text_dim %u: must be at most %d", md->text_dim, MODEL_MAX_Z);
     out->text_dim = (int)md->text_dim;
+    if (md->aux_classes > MODEL_MAX_CLASSES)
+        return gb_errf(err, errlen, GB_EFORMAT, "aux_classes %u: must be at most %d", md->aux_classes,
+                       MODEL_MAX_CLASSES);
+    out->aux_classes = (int)md->aux_classes;
     if (md->loss && *md->loss && model_loss_parse(md->loss, &out->loss) != 0)
         return gb_errf(err, errlen, GB_EFORMAT, "unknown loss '%s'", md->loss);
     if (md->n_class_names > 0) {
@@ -60,6 +64,7 @@ void modelck_store(const model_t *m, ckpt_builder_t *b) {
     md->num_classes = (uint32_t)d->num_classes;
     md->embed_dim = (uint32_t)d->embed_dim;
     md->text_dim = (uint32_t)d->text_dim;
+    md->aux_classes = (uint32_t)d->aux_classes;
     md->loss = ckpt_builder_strdup(b, model_loss_name(d->loss));
     if (d->class_names)
         for (int i = 0; i < d->num_classes; i++) ckpt_add_class_name(b, d->class_names[i]);

@@ -34,6 +34,7 @@
 #include "base.h"
 #include "err.h"
 #include "model.h"
+#include "nn_extra.h"
 #include "rng.h"
 #include "textenc.h"
 
@@ -66,6 +67,8 @@ typedef struct {
     int has_text;                    /* text model: <net>.text.weight (emb_dim, T) */
     int emb_dim;                     /* G: E; D: F (channels of the last hidden map) */
     size_t embed_off;                /* in the net's parameter slice (class table or text projection) */
+    int aux;                         /* D of a text model: A classes of its auxiliary classifier, or 0 */
+    size_t aux_off;                  /* aux.weight (A, emb_dim) then aux.bias (A), in the slice */
     size_t np, nb;                   /* parameter and buffer counts */
     size_t nstat;                    /* doubles of one pass's BN batch statistics */
     float *p, *g, *am, *av, *buf;    /* this net's slices of the blocks */
@@ -99,6 +102,10 @@ struct model {
     float *cdh, *cde;                /* text, contrastive: (N, F) its gradients w.r.t. hsum, demb */
     float *cws;                      /* text, contrastive: contrast_ws_floats(N, F) */
     float modeseek;                  /* text: weight of the mode-seeking term (0 = off) */
+    float aux;                       /* text with aux_classes: weight of the classifier terms (0 = off) */
+    float *alog;                     /* text, aux: (N, A) classifier logits, then their gradient */
+    float *adh;                      /* text, aux: (N, F) the terms' gradient w.r.t. hsum (+ cdh) */
+    int32_t *alab;                   /* text, aux: (N) the fakes' labels (mode seeking pairs them) */
     float *tms_g, *tms_d;            /* text, mode seeking: (N, T) the fakes' texts, halves paired */
     float *dtms;                     /* text, mode seeking: (N, T) a gradient w.r.t. one of them */
     float *pp[2];                    /* gradient ping-pong, max activation size */
@@ -202,6 +209,10 @@ int model_desc_check(const model_desc_t *d, char *err, size_t errlen) {
         if (d->num_classes != 0) DESC_FAIL("text model num_classes %d: must be 0", d->num_classes);
         if (d->embed_dim < 1 || d->embed_dim > MODEL_MAX_Z)
             DESC_FAIL("text model embed_dim %d: must be in 1..%d", d->embed_dim, MODEL_MAX_Z);
+        if (d->aux_classes < 0 || d->aux_classes > MODEL_MAX_CLASSES)
+            DESC_FAIL("text model aux_classes %d: must be in 0..%d", d->aux_classes, MODEL_MAX_CLASSES);
+    } else if (d->aux_classes != 0) {
+        DESC_FAIL("model aux_classes %d: only text models have an auxiliary classifier", d->aux_classes);
     } else if (d->conditional) {
         if (d->num_classes < 1 || d->num_classes > MODEL_MAX_CLASSES)
             DESC_FAIL("conditional model num_classes %d: must be in 1..%d", d->num_classes, MODEL_MAX_CLASSES);
@@ -368,7 +379,7 @@ typedef struct {
     int64_t shape[4];
     size_t off;
     int init; /* 0 conv weight, 1 gamma, 2 beta, 3 running mean, 4 running var, 5 G embed, 6 D embed,
-                 7 G text, 8 D text */
+                 7 G text, 8 D text, 9 D aux weight (2 for its bias) */
 } tdesc_t;
 
 static int net_tensors(const model_t *m, model_net_t which, int buffers, tdesc_t *out) {
@@ -421,11 +432,26 @@ static int net_tensors(const model_t *m, model_net_t which, int buffers, tdesc_t
         t->off = n->embed_off;
         t->init = which == MODEL_G ? 7 : 8;
     }
+    if (!buffers && n->aux) {
+        tdesc_t *t = &out[k++];
+        snprintf(t->name, sizeof t->name, "aux.weight");
+        t->ndim = 2;
+        t->shape[0] = n->aux;
+        t->shape[1] = n->emb_dim;
+        t->off = n->aux_off;
+        t->init = 9;
+        t = &out[k++];
+        snprintf(t->name, sizeof t->name, "aux.bias");
+        t->ndim = 1;
+        t->shape[0] = n->aux;
+        t->off = n->aux_off + (size_t)n->aux * n->emb_dim;
+        t->init = 2;
+    }
     return k;
 }
 
 static void build_table(model_t *m) {
-    tdesc_t td[4 * MODEL_MAX_STAGES + 2];
+    tdesc_t td[4 * MODEL_MAX_STAGES + 4];
     char name[128];
     m->tab = xcalloc(512, sizeof *m->tab);
     m->names = xcalloc(512, sizeof *m->names);
@@ -503,6 +529,10 @@ static void assign_offsets(model_t *m) {
             n->embed_off = po;
             po += (size_t)n->emb_dim * m->tdim;
         }
+        if (n->aux) {
+            n->aux_off = po;
+            po += (size_t)n->aux * (n->emb_dim + 1);
+        }
         n->np = po;
         n->nb = bo;
     }
@@ -561,6 +591,14 @@ static size_t carve_acts(model_t *m, float *base) {
         TAKE(m->tms_g, (size_t)N * T);
         TAKE(m->tms_d, (size_t)N * T);
         TAKE(m->dtms, (size_t)N * T);
+        int A = m->net[MODEL_D].aux;
+        if (A) {
+            TAKE(m->alog, (size_t)N * A);
+            TAKE(m->adh, (size_t)N * F);
+            float *lab = NULL;
+            TAKE(lab, N);
+            m->alab = (int32_t *)lab; /* used only as int32_t */
+        }
     }
     TAKE(m->pp[0], (size_t)N * maxact);
     TAKE(m->pp[1], (size_t)N * maxact);
@@ -589,6 +627,7 @@ static void model_layout(model_t *m, int max_batch) {
         m->net[MODEL_G].emb_dim = desc->embed_dim;
         m->net[MODEL_D].has_embed = !text;
         m->net[MODEL_D].has_text = text;
+        m->net[MODEL_D].aux = text ? desc->aux_classes : 0;
     }
     assign_offsets(m);
 }
@@ -695,7 +734,7 @@ model_t *model_new(const model_desc_t *desc, int max_batch, uint64_t seed) {
     /* initialise G then D, parameters then buffers, in table order */
     rng_t r;
     rng_seed(&r, seed);
-    tdesc_t td[4 * MODEL_MAX_STAGES + 2];
+    tdesc_t td[4 * MODEL_MAX_STAGES + 4];
     for (int w = 0; w < 2; w++) {
         net_t *n = &m->net[w];
         for (int buffers = 0; buffers < 2; buffers++) {
@@ -1378,13 +1417,39 @@ static float mode_seek(model_t *m, const float *fake, const float *z, int h, flo
     return (float)loss;
 }
 
-int model_train_step_text(model_t *m, const float *real, const float *text, const int32_t *mismatch, int N,
-                          const float *z, const float *text_g, float *dtext_d, float *dtext_g,
-                          model_stats_t *stats) {
+/* The auxiliary classifier (TAC-GAN; model.h) on the pass d_forward just
+ * made: logits = hsum Wa^T + ba against labels; m->aux times d loss /
+ * d hsum into dh (overwritten), plus m->cdh when with_cdh (the
+ * contrastive term's, so one extra gradient goes into d_backward); when
+ * grad, m->aux times the gradients of D's aux.weight and aux.bias are
+ * added there. Returns the unweighted mean cross-entropy. */
+static float aux_term(model_t *m, int N, const int32_t *labels, float *dh, int with_cdh, float *grad) {
+    const net_t *D = &m->net[MODEL_D];
+    const int A = D->aux, F = D->emb_dim;
+    const float *w = D->p + D->aux_off, *b = w + (size_t)A * F;
+    linear_forward(N, F, A, m->hsum, w, b, m->alog);
+    float loss = softmax_ce(N, A, m->alog, labels, m->alog, NULL);
+    for (size_t j = 0; j < (size_t)N * A; j++) m->alog[j] *= m->aux;
+    linear_backward(N, F, A, m->hsum, w, m->alog, dh, grad ? grad + D->aux_off : NULL,
+                    grad ? grad + D->aux_off + (size_t)A * F : NULL);
+    if (with_cdh)
+        for (size_t j = 0; j < (size_t)N * F; j++) dh[j] += m->cdh[j];
+    return loss;
+}
+
+int model_train_step_text(model_t *m, const float *real, const int32_t *labels, const float *text,
+                          const int32_t *mismatch, int N, const float *z, const float *text_g, float *dtext_d,
+                          float *dtext_g, model_stats_t *stats) {
     if (m->cond != COND_TEXT || N < 2 || !text || !text_g || !mismatch) return GB_EFORMAT;
     ASSERT(N <= m->max_batch);
     for (int i = 0; i < N; i++)
         if (mismatch[i] < 0 || mismatch[i] >= N || mismatch[i] == i) return GB_EFORMAT;
+    const int aux = m->aux > 0 && m->net[MODEL_D].aux > 0;
+    if (aux) {
+        if (!labels) return GB_EFORMAT;
+        for (int i = 0; i < N; i++)
+            if (labels[i] < 0 || labels[i] >= m->net[MODEL_D].aux) return GB_EFORMAT;
+    }
     net_t *G = &m->net[MODEL_G], *D = &m->net[MODEL_D];
     const int T = m->tdim;
     model_stats_t st;
@@ -1405,6 +1470,8 @@ int model_train_step_text(model_t *m, const float *real, const float *text, cons
         tg = m->tms_g;
         tf = m->tms_d;
     }
+    if (aux) /* fake i is drawn from caption i (mode seeking: h + i from i) */
+        for (int i = 0; i < N; i++) m->alab[i] = labels[i >= h && i < 2 * h ? i - h : i];
 
     /* 1. fake = G(z, tg) */
     const float *fake = g_forward(m, G->p, G->buf, z, NULL, tg, &v);
@@ -1424,10 +1491,13 @@ int model_train_step_text(model_t *m, const float *real, const float *text, cons
     for (int i = 0; i < N; i++) dl2[i] *= 0.5f;
     /* contrastive: each real image's D features must pick its own caption
      * out of the batch's (trains D and, through D's projection, the text) */
-    const dextra_t cx = {m->cdh, m->cde};
     float lc = m->contrast > 0 ? contrast_scaled(m, N, 1) : 0.0f;
+    /* auxiliary classifier: D's features of each real image must tell its
+     * class (trains D and its classifier) */
+    float la = aux ? aux_term(m, N, labels, m->adh, m->contrast > 0, D->g) : 0.0f;
+    const dextra_t cx = {aux ? m->adh : m->cdh, m->contrast > 0 ? m->cde : NULL};
     d_backward(m, real, NULL, text, m->tmis, &v, dl, dl2, D->g, NULL, dtext_d, dtext_d ? m->dtmis : NULL,
-               m->contrast > 0 ? &cx : NULL);
+               m->contrast > 0 || aux ? &cx : NULL);
     d_forward(m, fake, NULL, tf, NULL, &v, l1, NULL);
     float lf = side_loss(m, 1, N, l1, dl);
     for (int i = 0; i < N; i++) dl[i] *= 0.5f;
@@ -1440,7 +1510,7 @@ int model_train_step_text(model_t *m, const float *real, const float *text, cons
             const float *src = m->dtmis + (size_t)i * T;
             for (int k = 0; k < T; k++) dst[k] += src[k];
         }
-    st.loss_d = lr + 0.5f * (lm + lf) + m->contrast * lc;
+    st.loss_d = lr + 0.5f * (lm + lf) + m->contrast * lc + m->aux * la;
     st.d_real = (float)(sum_sigmoid(l0, N) / N);
     st.d_mismatch = (float)(sum_sigmoid(l3, N) / N);
     st.d_fake = (float)(sum_sigmoid(l1, N) / N);
@@ -1453,9 +1523,13 @@ int model_train_step_text(model_t *m, const float *real, const float *text, cons
     st.d_fake_g = (float)(sum_sigmoid(l2, N) / N);
     /* contrastive on the fakes: G's image must pick its caption (only G
      * learns from it: D's features and projection are held) */
-    const dextra_t gx = {m->cdh, NULL};
     if (m->contrast > 0) st.loss_g += m->contrast * contrast_scaled(m, N, 0);
-    d_backward(m, fake, NULL, tf, NULL, &v, dl, NULL, NULL, m->dfake, NULL, NULL, m->contrast > 0 ? &gx : NULL);
+    /* auxiliary classifier on the fakes: G must draw its caption's class
+     * (only G learns from it) */
+    if (aux) st.loss_g += m->aux * aux_term(m, N, m->alab, m->adh, m->contrast > 0, NULL);
+    const dextra_t gx = {aux ? m->adh : m->cdh, NULL};
+    d_backward(m, fake, NULL, tf, NULL, &v, dl, NULL, NULL, m->dfake, NULL, NULL,
+               m->contrast > 0 || aux ? &gx : NULL);
     if (h) st.loss_g += m->modeseek * mode_seek(m, fake, z, h, m->dfake);
     g_backward(m, z, NULL, tg, &v, m->dfake, G->g, h && dtext_g ? m->dtms : dtext_g);
     if (h && dtext_g) {
@@ -1524,6 +1598,14 @@ void model_set_text_modeseek(model_t *m, float weight) {
 }
 
 float model_text_modeseek(const model_t *m) { return m->modeseek; }
+
+void model_set_text_aux(model_t *m, float weight) {
+    ASSERT(m->cond == COND_TEXT && weight >= 0 && isfinite(weight));
+    ASSERT(weight == 0 || m->net[MODEL_D].aux > 0);
+    m->aux = weight;
+}
+
+float model_text_aux(const model_t *m) { return m->aux; }
 
 void model_scale_text_init(model_t *m, float gain) {
     ASSERT(m->cond == COND_TEXT && gain > 0 && isfinite(gain));

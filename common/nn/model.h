@@ -126,6 +126,10 @@ typedef struct {
                            num_classes are 0, embed_dim >= 1), T =
                            length of the sentence vectors, 1..MODEL_MAX_Z;
                            0: not a text model */
+    int aux_classes;    /* text models: A > 0 gives D an auxiliary classifier
+                           over A classes (TAC-GAN; tensors D.aux.weight
+                           (A, F), D.aux.bias (A); model_set_text_aux);
+                           0: none (always 0 for other models) */
     model_loss_t loss;
 } model_desc_t;
 
@@ -373,7 +377,9 @@ const float *model_logits(const model_t *m, int which);
  * text (N, T): the sentence vector of each real image's caption (what D
  * pairs with real image i and fake i); text_g (N, T): G's condition for
  * fake i (the trainer passes text again; GAN-INT would interpolate);
- * mismatch: N indices in [0, N) with mismatch[i] != i.
+ * mismatch: N indices in [0, N) with mismatch[i] != i. labels: the
+ * real images' classes, read only by the auxiliary classifier
+ * (model_set_text_aux; may be NULL otherwise).
  * Gradients for the text encoder (who owns which path: D's loss trains
  * the encoder through D's projection, G's loss through G's input):
  *   dtext_d (N, T) = d loss_d / d text, the fake held fixed (it is
@@ -384,11 +390,12 @@ const float *model_logits(const model_t *m, int which);
  * Both are overwritten; the caller adds them for tenc_backward. Inputs are
  * borrowed for the call. stats may be NULL.
  * Returns 0; GB_EFORMAT (nothing done) when m is not a text model, N < 2
- * or a mismatch index is out of range or equal to its own; GB_ENUMERIC as
+ * or a mismatch index is out of range or equal to its own, or, with the
+ * auxiliary classifier on, labels is NULL or one is outside [0, A); GB_ENUMERIC as
  * model_train_step. Allocates nothing. */
-int model_train_step_text(model_t *m, const float *real, const float *text, const int32_t *mismatch, int N,
-                          const float *z, const float *text_g, float *dtext_d, float *dtext_g,
-                          model_stats_t *stats);
+int model_train_step_text(model_t *m, const float *real, const int32_t *labels, const float *text,
+                          const int32_t *mismatch, int N, const float *z, const float *text_g, float *dtext_d,
+                          float *dtext_g, model_stats_t *stats);
 
 /* GAN-INT (Reed et al. 2016, section 4.3), off (0) by default: with
  * weight w > 0, step 3 of model_train_step_text also makes
@@ -442,6 +449,24 @@ float model_text_contrast(const model_t *m);
 #define MODEL_MODESEEK_EPS 1e-5
 void model_set_text_modeseek(model_t *m, float weight);
 float model_text_modeseek(const model_t *m);
+
+/* Text models with desc.aux_classes = A > 0: the auxiliary classifier
+ * terms (TAC-GAN, Dash et al. 2017) with weight w >= 0 (0, the default,
+ * = off; w > 0 needs A > 0, ASSERT). A linear classifier on D's pooled
+ * last hidden features (the h(x) of the projection logit),
+ * logits = h Wa^T + ba (D.aux.weight, D.aux.bias), scored by mean softmax
+ * cross-entropy: in the D step against the real images' labels (trains D
+ * and the classifier: loss_d adds w times it), in the G step against the
+ * label of each fake's caption (the label of the real image the caption
+ * came with; trains G only: loss_g adds w times it). The classifier is
+ * trained on real images only, so G cannot teach it its own mistakes.
+ * Why: the matching-aware loss tells D the class only through one
+ * mismatched caption per image, and the class is what the text model
+ * lost most against a class model (T-shirts with extreme attribute words
+ * drawn as dresses: README, Text-image agreement). A setting, not model
+ * state, like the other weights. */
+void model_set_text_aux(model_t *m, float weight);
+float model_text_aux(const model_t *m);
 
 /* ---- inference ----------------------------------------------------------- */
 /* Generate N >= 1 images (any N: processed in chunks of max_batch) into

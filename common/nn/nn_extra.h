@@ -11,7 +11,7 @@
 /* Mean softmax cross-entropy of N rows of K logits (N x K) against labels
  * (N ints in [0, K); a label outside that range is a caller bug, ASSERT).
  * Computed with the max-subtraction (log-sum-exp) trick so large logits
- * do not overflow. dlogits (N x K, may be NULL) [=] gets
+ * do not overflow. dlogits (N x K, may be NULL or logits itself) [=] gets
  * d(mean loss)/d(logits) = (softmax - onehot) / N. correct (may be NULL)
  * gets the number of rows whose arg-max equals the label. Returns the
  * mean loss in nats. */

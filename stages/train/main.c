@@ -61,6 +61,7 @@ typedef struct {
     double gan_int; /* --gan-int W: GAN-INT weight of a text run (0 = off) */
     double contrast; /* --contrastive W: weight of a text run's contrastive terms (0 = off) */
     double mode_seek; /* --mode-seek W: weight of a text run's mode-seeking term (0 = off) */
+    double aux_class; /* --aux-class W: weight of a text run's auxiliary classifier terms (0 = off) */
     long long text_window; /* --text-window P: the encoder's word-pair window (new text runs) */
     const char *text_grad; /* --text-grad d|dg: which losses train the text encoder */
     double lr_text;        /* --lr-text X: the text encoder's Adam learning rate */
@@ -69,7 +70,7 @@ typedef struct {
     bool resume, print_start, fresh_if_damaged;
     bool seen_steps, seen_epochs, seen_lr_g, seen_lr_d, seen_beta1, seen_beta2, seen_ema, seen_width, seen_embed_dim,
         seen_loss, seen_model, seen_seed, seen_threads, seen_micro, seen_gan_int,
-        seen_contrast, seen_mode_seek, seen_text_window, seen_text_grad, seen_text_g, seen_lr_text, seen_text_gain;
+        seen_contrast, seen_mode_seek, seen_aux_class, seen_text_window, seen_text_grad, seen_text_g, seen_lr_text, seen_text_gain;
 } opts_t;
 
 typedef struct {
@@ -170,6 +171,7 @@ static int save_now(trainer_t *t) {
     t->pos.gan_int = t->text ? model_text_interp(t->m) : 0;
     t->pos.contrast = t->text ? model_text_contrast(t->m) : 0;
     t->pos.mode_seek = t->text ? model_text_modeseek(t->m) : 0;
+    t->pos.aux_class = t->text ? model_text_aux(t->m) : 0;
     t->pos.text_from_g = t->text ? t->tt.from_g : 0;
     t->pos.text_g_weight = t->text ? t->tt.g_weight : 1;
     int rc = train_ckpt_save(t->o.ckpt_dir, (int)t->o.keep, t->m, &t->pos, path, sizeof path, dig);
@@ -270,6 +272,15 @@ static int build_model(trainer_t *t, const Gambar__Batch *b) {
     if (t->text) {
         d.text_dim = TRAIN_TEXT_DIM;
         d.embed_dim = t->o.seen_embed_dim ? (int)t->o.embed_dim : model_default_embed_dim(d.z_dim);
+        if (t->o.aux_class > 0) {
+            /* the classifier needs every image's class (checked per batch, train_text_step) */
+            if (b->num_classes == 0) {
+                log_error("--aux-class: the dataset has no classes (num_classes 0); the auxiliary classifier "
+                          "learns the images' class labels");
+                return GB_EMISMATCH;
+            }
+            d.aux_classes = (int)b->num_classes;
+        }
     }
     if (cond && t->db.n_classes == (size_t)d.num_classes) d.class_names = t->db.class_names;
     else if (cond && t->db.n_classes)
@@ -294,6 +305,7 @@ static int build_model(trainer_t *t, const Gambar__Batch *b) {
         model_set_text_interp(t->m, (float)t->o.gan_int);
         model_set_text_contrast(t->m, (float)t->o.contrast);
         model_set_text_modeseek(t->m, (float)t->o.mode_seek);
+        model_set_text_aux(t->m, (float)t->o.aux_class);
         if (t->o.text_gain != 1) model_scale_text_init(t->m, (float)t->o.text_gain);
         tenc_vocab_free(t->vocab, t->n_vocab);
         t->vocab = NULL;
@@ -331,11 +343,13 @@ static int build_model(trainer_t *t, const Gambar__Batch *b) {
     if (t->text) {
         log_info("text encoder: vocabulary %d words, word pairs up to %d apart, sentence vectors of %d, %zu "
                  "parameters; G projects them to %d, D to its last feature map; GAN-INT %s (weight %g); "
-                 "contrastive terms %s (weight %g); mode seeking %s (weight %g); the encoder learns from %s",
+                 "contrastive terms %s (weight %g); mode seeking %s (weight %g); auxiliary classifier %s "
+                 "(weight %g), %d classes; the encoder learns from %s",
                  t->n_vocab, tenc_pair_window(t->tt.enc), d.text_dim, tenc_param_count(t->tt.enc),
                  d.embed_dim, t->o.gan_int > 0 ? "on" : "off", t->o.gan_int,
                  model_text_contrast(t->m) > 0 ? "on" : "off", model_text_contrast(t->m),
                  model_text_modeseek(t->m) > 0 ? "on" : "off", model_text_modeseek(t->m),
+                 model_text_aux(t->m) > 0 ? "on" : "off", model_text_aux(t->m), model_desc(t->m)->aux_classes,
                  t->tt.from_g ? "D's and G's losses (--text-grad dg)" : "D's loss (--text-grad d)");
     if (t->text && t->tt.from_g && t->tt.g_weight != 1)
         log_info("text encoder: G's gradient enters its step times %g (--text-grad-g)", t->tt.g_weight);
@@ -352,6 +366,7 @@ static void grow_model(trainer_t *t, int n) {
         model_set_text_interp(nm, model_text_interp(t->m));
         model_set_text_contrast(nm, model_text_contrast(t->m));
         model_set_text_modeseek(nm, model_text_modeseek(t->m));
+        model_set_text_aux(nm, model_text_aux(t->m));
     }
     model_free(t->m);
     t->m = nm;
@@ -485,7 +500,10 @@ static int on_batch(trainer_t *t, wire_msg_t **mp) {
         wire_msg_destroy(mp);
         return 0;
     }
-    if (!t->m) t->ex.conditional = decide_conditional(t, b);
+    if (!t->m) {
+        t->ex.conditional = decide_conditional(t, b);
+        t->ex.aux = t->text && t->o.aux_class > 0;
+    }
     int k = train_batch_check(b, &t->ex, why, sizeof why);
     if (k) {
         drop_note(&t->drops, (drop_kind_t)k, b->seq, why);
@@ -651,13 +669,14 @@ static int do_resume(trainer_t *t) {
         log_error("--resume: %s holds a %s model, not a text-conditional one (--conditional text)", path,
                   d.conditional ? "class-conditional" : "unconditional");
         rc = GB_EMISMATCH;
-    } else if ((t->o.seen_gan_int || t->o.seen_contrast || t->o.seen_mode_seek || t->o.seen_text_grad || t->o.seen_text_window ||
+    } else if ((t->o.seen_gan_int || t->o.seen_contrast || t->o.seen_mode_seek || t->o.seen_aux_class || t->o.seen_text_grad || t->o.seen_text_window ||
                 t->o.seen_text_g) &&
                d.text_dim == 0) {
         log_error("--resume: --%s is for text runs; %s holds a %s model",
                   t->o.seen_gan_int     ? "gan-int"
                   : t->o.seen_contrast  ? "contrastive"
                   : t->o.seen_mode_seek ? "mode-seek"
+                  : t->o.seen_aux_class ? "aux-class"
                   : t->o.seen_text_grad ? "text-grad"
                   : t->o.seen_text_g    ? "text-grad-g"
                                         : "text-window",
@@ -733,7 +752,8 @@ static int do_resume(trainer_t *t) {
             double want, had;
         } wt[] = {{"gan-int", t->o.seen_gan_int, t->o.gan_int, t->pos.gan_int},
                   {"contrastive", t->o.seen_contrast, t->o.contrast, t->pos.contrast},
-                  {"mode-seek", t->o.seen_mode_seek, t->o.mode_seek, t->pos.mode_seek}};
+                  {"mode-seek", t->o.seen_mode_seek, t->o.mode_seek, t->pos.mode_seek},
+                  {"aux-class", t->o.seen_aux_class, t->o.aux_class, t->pos.aux_class}};
         for (size_t i = 0; !rc && i < ARRAY_LEN(wt); i++)
             if (wt[i].seen && wt[i].want != wt[i].had) {
                 log_error("--resume: %s was trained with --%s %g, not %g (it changes the maths)", path, wt[i].opt,
@@ -746,6 +766,13 @@ static int do_resume(trainer_t *t) {
             model_set_text_interp(t->m, (float)t->pos.gan_int);
             model_set_text_contrast(t->m, (float)t->pos.contrast);
             model_set_text_modeseek(t->m, (float)t->pos.mode_seek);
+            if (t->pos.aux_class > 0 && d.aux_classes == 0) {
+                log_error("--resume: %s: note train.aux_class %g, but the model has no auxiliary classifier",
+                          path, t->pos.aux_class);
+                rc = GB_EFORMAT;
+            } else {
+                model_set_text_aux(t->m, (float)t->pos.aux_class);
+            }
         }
     }
     if (rc) {
@@ -765,6 +792,7 @@ static int do_resume(trainer_t *t) {
     t->ex.w = t->pos.w;
     t->ex.have_shape = 1;
     t->ex.conditional = d.conditional;
+    t->ex.aux = d.aux_classes > 0 && t->pos.aux_class > 0;
     t->ex.text = t->text;
     int thr = nn_get_threads();
     if (t->pos.threads && t->pos.threads != thr)
@@ -1019,6 +1047,10 @@ static int parse_options(trainer_t *t, int argc, char **argv) {
          "text runs: mode-seeking term in G's loss, pairs of fakes share a caption, weight W (default 0 = off; "
          "MSGAN uses 1)",
          &o->seen_mode_seek},
+        {"aux-class", 0, CLI_DBL, &o->aux_class, "W",
+         "new text runs: D also classifies real images by their class label, G must draw its caption's class, "
+         "weight W (default 0 = off; TAC-GAN uses 1)",
+         &o->seen_aux_class},
         {"text-grad", 0, CLI_STR, &o->text_grad, "d|dg",
          "text runs: the text encoder learns from D's loss (d, default) or D's and G's (dg)", &o->seen_text_grad},
         {"text-grad-g", 0, CLI_DBL, &o->text_g, "W",
@@ -1093,6 +1125,9 @@ static int parse_options(trainer_t *t, int argc, char **argv) {
     if (!(o->mode_seek >= 0 && o->mode_seek <= 100)) cli_usage_error(&spec, "--mode-seek must be in [0, 100]");
     if (o->seen_mode_seek && !t->text && !o->resume)
         cli_usage_error(&spec, "--mode-seek is for text runs (--conditional text)");
+    if (!(o->aux_class >= 0 && o->aux_class <= 100)) cli_usage_error(&spec, "--aux-class must be in [0, 100]");
+    if (o->seen_aux_class && !t->text && !o->resume)
+        cli_usage_error(&spec, "--aux-class is for text runs (--conditional text)");
     model_loss_t loss;
     if (model_loss_parse(o->loss, &loss) != 0) cli_usage_error(&spec, "--loss must be bce or hinge");
     model_family_t fam = MODEL_DCGAN28;

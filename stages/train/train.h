@@ -79,6 +79,7 @@ typedef struct {
     int have_shape;
     uint32_t c, h, w;
     int conditional;          /* labels must be in [0, num_classes) */
+    int aux;                  /* the same for a text model's auxiliary classifier */
     int text;                 /* every image needs a caption (valid UTF-8) */
 } train_expect_t;
 
@@ -173,6 +174,8 @@ typedef struct {
                                  train.contrastive; absent = 0) */
     double mode_seek;         /* text models: the mode-seeking weight (note
                                  train.mode_seek; absent = 0) */
+    double aux_class;         /* text models: the auxiliary classifier's weight
+                                 (note train.aux_class; absent = 0) */
     double text_g_weight;     /* text models: --text-grad-g (note train.text_g_weight;
                                  absent = 1) */
     int text_from_g;          /* text models: G's loss trains the encoder too (note

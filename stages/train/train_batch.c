@@ -129,13 +129,15 @@ int train_batch_check(const Gambar__Batch *b, const train_expect_t *ex, char *wh
             if (tenc_tokenize(c, strlen(c), TENC_MAX_TOKENS, &tok, e, sizeof e) != 0)
                 return reject(why, len, DROP_LABELS, "caption of image %zu: %s", i, e);
         }
-    if (ex->conditional && b->n_labels != b->n)
-        return reject(why, len, DROP_LABELS, "no labels, but the model is class-conditional");
+    const int labelled = ex->conditional || ex->aux;
+    if (labelled && b->n_labels != b->n)
+        return reject(why, len, DROP_LABELS, "no labels, but the model is %s",
+                      ex->conditional ? "class-conditional" : "trained with an auxiliary classifier (--aux-class)");
     for (size_t i = 0; i < b->n_labels; i++) {
         int32_t l = b->labels[i];
-        if (l < -1 || (l >= 0 && (uint32_t)l >= b->num_classes) || (ex->conditional && l < 0))
+        if (l < -1 || (l >= 0 && (uint32_t)l >= b->num_classes) || (labelled && l < 0))
             return reject(why, len, DROP_LABELS, "label %d of image %zu is outside %s0..%u", (int)l, i,
-                          ex->conditional ? "" : "-1, ", b->num_classes ? b->num_classes - 1 : 0);
+                          labelled ? "" : "-1, ", b->num_classes ? b->num_classes - 1 : 0);
     }
     if (elem == 4) {
         /* Unaligned data is possible (protobuf bytes): read via memcpy. */

@@ -125,6 +125,8 @@ int train_ckpt_save(const char *dir, int keep, model_t *m, const train_pos_t *p,
         ckpt_set_note(b, "train.contrastive", gi);
         snprintf(gi, sizeof gi, "%.17g", p->mode_seek);
         ckpt_set_note(b, "train.mode_seek", gi);
+        snprintf(gi, sizeof gi, "%.17g", p->aux_class);
+        ckpt_set_note(b, "train.aux_class", gi);
         snprintf(gi, sizeof gi, "%.17g", p->text_g_weight);
         ckpt_set_note(b, "train.text_g_weight", gi);
         ckpt_set_note(b, "train.text_grad", p->text_from_g ? "dg" : "d");
@@ -171,7 +173,7 @@ int train_ckpt_pos(const Gambar__Checkpoint *ck, train_pos_t *p) {
     p->max_batch = (int)v[5];
     /* text runs; absent (written before the note): off, and G's gradient as is */
     if (note_weight(ck, "train.gan_int", 0, &p->gan_int) || note_weight(ck, "train.contrastive", 0, &p->contrast) ||
-        note_weight(ck, "train.mode_seek", 0, &p->mode_seek) ||
+        note_weight(ck, "train.mode_seek", 0, &p->mode_seek) || note_weight(ck, "train.aux_class", 0, &p->aux_class) ||
         note_weight(ck, "train.text_g_weight", 1, &p->text_g_weight))
         return GB_EFORMAT;
     const char *tg = ckpt_note(ck, "train.text_grad"); /* text runs; absent: written before the note, "dg" */

@@ -221,7 +221,8 @@ int train_text_step(train_text_t *tt, model_t *m, const Gambar__Batch *b, const 
         return rc;
     }
     tt->n_last = N;
-    rc = model_train_step_text(m, real, tt->vec, tt->mis, N, z, tt->vec, tt->dtd, tt->from_g ? tt->dtg : NULL, s);
+    rc = model_train_step_text(m, real, b->labels, tt->vec, tt->mis, N, z, tt->vec, tt->dtd,
+                               tt->from_g ? tt->dtg : NULL, s);
     if (rc) return rc;
     if (tt->from_g) {
         const float gw = (float)tt->g_weight;

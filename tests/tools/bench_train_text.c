@@ -125,7 +125,7 @@ int main(int argc, char **argv) {
         double t1 = gb_now();
         /* what train_text_step does */
         if (tenc_forward(enc, bcaps, batch, vec, err, sizeof err) != 0) return 3;
-        if (model_train_step_text(mt, real, vec, mis, batch, z, vec, dtd, dtg, &st) != 0) return 5;
+        if (model_train_step_text(mt, real, NULL, vec, mis, batch, z, vec, dtd, dtg, &st) != 0) return 5;
         for (int i = 0; i < batch * 32; i++) dtd[i] += dtg[i];
         tenc_zero_grad(enc);
         tenc_backward(enc, dtd);

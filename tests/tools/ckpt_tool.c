@@ -141,6 +141,7 @@ static int dump(const char *path) {
     for (size_t i = 0; i < m->n_class_names; i++) printf("model.class_name %s\n", m->class_names[i]);
     printf("model.embed_dim %" PRIu32 "\nmodel.loss %s\n", m->embed_dim, m->loss);
     if (m->text_dim) printf("model.text_dim %" PRIu32 "\n", m->text_dim);
+    if (m->aux_classes) printf("model.aux_classes %" PRIu32 "\n", m->aux_classes);
     const Gambar__TrainState *s = ck->state;
     printf("state.step %" PRIu64 "\nstate.epoch %" PRIu32 "\nstate.batches_seen %" PRIu64 "\n",
            s->step, s->epoch, s->batches_seen);
