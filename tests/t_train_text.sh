@@ -148,6 +148,7 @@ weight_option mode_seek mode-seek "mode seeking" train.mode_seek ms
 # auxiliary classifier (TAC-GAN): D learns the images' classes, G must draw its caption's
 weight_option aux_class aux-class "auxiliary classifier" train.aux_class ac
 check aux_class_in_model sh -c "grep -qx 'model.aux_classes 10' '$TMP/ac.dump' && grep -q 'D.aux.weight' '$TMP/ac.dump'"
+check aux_class_ce_logged grep -q "auxiliary classifier cross-entropy: real [0-9.]*, fakes against their captions' classes [0-9.]*" "$TMP/ac.log"
 
 # --- --text-window: the encoder's word-pair window (its shape, kept in the
 # checkpoint's TextEncoderDesc.pair_window); 1 is the default's bits ---

@@ -1511,6 +1511,7 @@ int model_train_step_text(model_t *m, const float *real, const int32_t *labels, 
             for (int k = 0; k < T; k++) dst[k] += src[k];
         }
     st.loss_d = lr + 0.5f * (lm + lf) + m->contrast * lc + m->aux * la;
+    st.aux_real = la;
     st.d_real = (float)(sum_sigmoid(l0, N) / N);
     st.d_mismatch = (float)(sum_sigmoid(l3, N) / N);
     st.d_fake = (float)(sum_sigmoid(l1, N) / N);
@@ -1526,7 +1527,10 @@ int model_train_step_text(model_t *m, const float *real, const int32_t *labels, 
     if (m->contrast > 0) st.loss_g += m->contrast * contrast_scaled(m, N, 0);
     /* auxiliary classifier on the fakes: G must draw its caption's class
      * (only G learns from it) */
-    if (aux) st.loss_g += m->aux * aux_term(m, N, m->alab, m->adh, m->contrast > 0, NULL);
+    if (aux) {
+        st.aux_fake = aux_term(m, N, m->alab, m->adh, m->contrast > 0, NULL);
+        st.loss_g += m->aux * st.aux_fake;
+    }
     const dextra_t gx = {aux ? m->adh : m->cdh, NULL};
     d_backward(m, fake, NULL, tf, NULL, &v, dl, NULL, NULL, m->dfake, NULL, NULL,
                m->contrast > 0 || aux ? &gx : NULL);

@@ -265,6 +265,10 @@ typedef struct {
     float grad_norm_g; /* L2 norm of all G parameter gradients (G step) */
     float d_mismatch;  /* text models: mean sigmoid(D(x, mismatched text))
                           in the D step; 0 otherwise */
+    float aux_real;    /* text models, auxiliary classifier on: its mean
+                          cross-entropy on the real images (D step) */
+    float aux_fake;    /* the same on the fakes against their captions'
+                          classes (G step); both 0 when it is off */
 } model_stats_t;
 
 /* One training step on a batch of N (1..max_batch) images, in the golden

@@ -144,6 +144,12 @@ static void log_progress(trainer_t *t) {
         log_info("step %" PRIu64 ": D(x, mismatched caption) %.3f (D(x, its caption) %.3f)", t->pos.step,
                  (double)s->d_mismatch, (double)s->d_real);
         pub_metric(t, "d_mismatch", s->d_mismatch);
+        if (model_text_aux(t->m) > 0) {
+            log_info("step %" PRIu64 ": auxiliary classifier cross-entropy: real %.3f, fakes against their "
+                     "captions' classes %.3f", t->pos.step, (double)s->aux_real, (double)s->aux_fake);
+            pub_metric(t, "aux_ce_real", s->aux_real);
+            pub_metric(t, "aux_ce_fake", s->aux_fake);
+        }
     }
     pub_metric(t, "images_per_second", ips);
     pub_metric(t, "dropped_messages_total", (double)drop_total(&t->drops));
