@@ -16,7 +16,9 @@
 #     figures;
 #   - bad input: a captions dataset without captions (exit 3, named),
 #     a missing or headerless --caption-thresholds file, text options
-#     with --samples-db (exit 2).
+#     with --samples-db (exit 2);
+#   - a model trained with --aux-class evaluates and samples like any
+#     text model; its card names the auxiliary classifier.
 . "$(dirname "$0")/lib.sh"
 E=gambar-eval
 json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
@@ -145,3 +147,21 @@ check eval_text_headerless_thresholds_named grep -q "nohead.txt: no \"# threshol
 check_exit eval_text_missing_captions_db_exit4 4 $EV --ckpt "$CK" --captions-db "$TMP/nowhere"
 check_exit eval_text_options_with_samples_exit2 2 $EV --samples-db "$TMP/held" --captions-db "$TMP/held"
 check_exit eval_text_bad_pairs_exit2 2 $EV --ckpt "$CK" --text-pairs -1
+
+# ---- a text model trained with the auxiliary classifier (--aux-class): it
+# loads in gambar-eval and gambar-sample like any text model (the classifier
+# is D's), and the model card says how it was trained ----
+gambar-augment -q --db "$TMP/db" --out "ipc://$TMP/s2.sock" --batch 32 --epochs 20 --seed 1 2>/dev/null &
+sp=$!
+gambar-train --in "ipc://$TMP/s2.sock" --model dcgan28 --width 8 --threads 1 --seed 3 --conditional text \
+    --aux-class 1 --db "$TMP/db" --ckpt-dir "$TMP/ckac" --steps 16 --ckpt-every 1000 2>"$TMP/trainac.log"
+rc=$?
+kill $sp 2>/dev/null; wait $sp 2>/dev/null
+CKA="$TMP/ckac/ckpt-0000000016.gck"
+check eval_text_aux_model_trained test $rc -eq 0 -a -f "$CKA"
+check_exit eval_text_aux_exit0 0 $EV --ckpt "$CKA" --test-db "$TMP/held" --n 200 --card --json "$TMP/ac.json" \
+    --worst-n 0
+check eval_text_aux_card grep -q "Conditional: on text .*auxiliary classifier over the 10 class labels" "$CKA.card.md"
+check eval_text_aux_figures jcheck "$TMP/ac.json" "0 <= d['metrics']['text_class_accuracy'] <= 1"
+check_exit eval_text_aux_sample_exit0 0 gambar-sample --ckpt "$CKA" --seed 1 --prompt "a dark ankle boot" \
+    --out "$TMP/ac.png"

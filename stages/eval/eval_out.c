@@ -233,6 +233,9 @@ int eval_write_card(const eval_ctx_t *e, const eval_result_t *r, const char *ckp
                                  "embedding %u)", md->text_dim, md->embed_dim);
     else fprintf(f, "- Conditional: %s", md->conditional ? "yes" : "no");
     if (md->conditional && !md->text_dim) fprintf(f, " (%u classes, embedding %u)", md->num_classes, md->embed_dim);
+    if (md->text_dim && md->aux_classes)
+        fprintf(f, "; trained with an auxiliary classifier over the %u class labels of the training images "
+                   "(TAC-GAN; the prompts stay free text)", md->aux_classes);
     fprintf(f, "\n- Loss: %s\n- Software: %s\n\n", md->loss, ck->software_version[0] ? ck->software_version : "?");
 
     fprintf(f, "## Training\n\n");
