@@ -15,9 +15,11 @@
  *   train_text_vs_class_speed (text / class; 1 = as fast).
  * --contrastive W turns on the text model's contrastive terms
  * (model_set_text_contrast), as gambar-train --contrastive W does;
- * --mode-seek W its mode-seeking term (model_set_text_modeseek).
+ * --mode-seek W its mode-seeking term (model_set_text_modeseek);
+ * --aux-class W its auxiliary classifier over the 10 classes
+ * (model_set_text_aux; the labels are the captions' classes).
  * Usage: bench_train_text [--width N] [--batch N] [--steps N] [--warmup N] [--threads N]
- *                         [--contrastive W] [--mode-seek W] */
+ *                         [--contrastive W] [--mode-seek W] [--aux-class W] */
 #include "base.h"
 #include "model.h"
 #include "nn.h"
@@ -42,7 +44,7 @@ static const char *const CLS[] = {"t-shirt", "trouser", "pullover", "dress", "co
 
 int main(int argc, char **argv) {
     int width = 32, batch = 64, steps = 20, warmup = 3, threads = 0;
-    double contrast = 0, modeseek = 0;
+    double contrast = 0, modeseek = 0, aux = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--width") == 0 && i + 1 < argc) width = atoi(argv[++i]);
         else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) batch = atoi(argv[++i]);
@@ -51,14 +53,16 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) threads = atoi(argv[++i]);
         else if (strcmp(argv[i], "--contrastive") == 0 && i + 1 < argc) contrast = atof(argv[++i]);
         else if (strcmp(argv[i], "--mode-seek") == 0 && i + 1 < argc) modeseek = atof(argv[++i]);
+        else if (strcmp(argv[i], "--aux-class") == 0 && i + 1 < argc) aux = atof(argv[++i]);
         else {
             fprintf(stderr, "usage: bench_train_text [--width N] [--batch N] [--steps N] [--warmup N] [--threads N] "
-                            "[--contrastive W] [--mode-seek W]\n");
+                            "[--contrastive W] [--mode-seek W] [--aux-class W]\n");
             return 2;
         }
     }
     if (width < 1 || width > MODEL_MAX_WIDTH || batch < 2 || steps < 1 || warmup < 0 ||
-        !(contrast >= 0 && contrast <= 100) || !(modeseek >= 0 && modeseek <= 100))
+        !(contrast >= 0 && contrast <= 100) || !(modeseek >= 0 && modeseek <= 100) ||
+        !(aux >= 0 && aux <= 100))
         return 2;
     nn_set_threads(threads);
 
@@ -71,10 +75,12 @@ int main(int argc, char **argv) {
     dc.embed_dim = model_default_embed_dim(dc.z_dim);
     dt.text_dim = 32;
     dt.embed_dim = dc.embed_dim;
+    dt.aux_classes = aux > 0 ? 10 : 0;
     model_t *mc = model_new(&dc, batch, 1), *mt = model_new(&dt, batch, 1);
     ASSERT(mc && mt);
     model_set_text_contrast(mt, (float)contrast);
     model_set_text_modeseek(mt, (float)modeseek);
+    model_set_text_aux(mt, (float)aux);
 
     /* the captions and the encoder's vocabulary */
     int ncap = 512;
@@ -125,7 +131,7 @@ int main(int argc, char **argv) {
         double t1 = gb_now();
         /* what train_text_step does */
         if (tenc_forward(enc, bcaps, batch, vec, err, sizeof err) != 0) return 3;
-        if (model_train_step_text(mt, real, NULL, vec, mis, batch, z, vec, dtd, dtg, &st) != 0) return 5;
+        if (model_train_step_text(mt, real, lab, vec, mis, batch, z, vec, dtd, dtg, &st) != 0) return 5;
         for (int i = 0; i < batch * 32; i++) dtd[i] += dtg[i];
         tenc_zero_grad(enc);
         tenc_backward(enc, dtd);
@@ -138,8 +144,8 @@ int main(int argc, char **argv) {
     }
     double ic = batch / median(tc, steps), it = batch / median(tt, steps);
     fprintf(stderr, "bench_train_text: %d steps each of batch %d, width %d, %d threads (alternating), contrastive %g, "
-            "mode seeking %g\n",
-            steps, batch, width, nn_get_threads(), contrast, modeseek);
+            "mode seeking %g, auxiliary classifier %g\n",
+            steps, batch, width, nn_get_threads(), contrast, modeseek, aux);
     printf("bench: train_class_images_per_s %.1f images/s\n", ic);
     printf("bench: train_text_images_per_s %.1f images/s\n", it);
     printf("bench: train_text_vs_class_speed %.3f\n", it / ic);
