@@ -289,18 +289,25 @@ static void fd_text(tb_t *b, model_net_t net, int through_encoder) {
     snap_free(&s);
 }
 
+/* Every gradient of a step: D's parameters, dtext_d and the encoder
+ * through it; then, D frozen (lr 0, so the G checks see the same D), G's
+ * parameters, dtext_g and the encoder through it. */
+static void fd_all(tb_t *b) {
+    fd_params(b, MODEL_D);
+    fd_text(b, MODEL_D, 0);
+    fd_text(b, MODEL_D, 1);
+    model_adam(b->m, MODEL_D)->lr = 0.0f;
+    fd_params(b, MODEL_G);
+    fd_text(b, MODEL_G, 0);
+    fd_text(b, MODEL_G, 1);
+}
+
 static void fd_case(model_family_t f, model_loss_t loss) {
     tb_t b;
     tb_init(&b, f, loss, 0);
     int threads = nn_get_threads();
     nn_set_threads(1);
-    fd_params(&b, MODEL_D);
-    fd_text(&b, MODEL_D, 0);
-    fd_text(&b, MODEL_D, 1);
-    model_adam(b.m, MODEL_D)->lr = 0.0f; /* the G checks see the same D */
-    fd_params(&b, MODEL_G);
-    fd_text(&b, MODEL_G, 0);
-    fd_text(&b, MODEL_G, 1);
+    fd_all(&b);
     nn_set_threads(threads);
     tb_free(&b);
 }
@@ -354,13 +361,7 @@ static void test_fd_text_contrastive(void) {
            (double)off.loss_d, (double)on.loss_g, (double)off.loss_g);
     CHECK(on.d_real == off.d_real && on.d_fake == off.d_fake); /* same logits: the terms only add */
     snap_free(&s);
-    fd_params(&b, MODEL_D);
-    fd_text(&b, MODEL_D, 0);
-    fd_text(&b, MODEL_D, 1);
-    model_adam(b.m, MODEL_D)->lr = 0.0f;
-    fd_params(&b, MODEL_G);
-    fd_text(&b, MODEL_G, 0);
-    fd_text(&b, MODEL_G, 1);
+    fd_all(&b);
     nn_set_threads(threads);
     tb_free(&b);
 }
@@ -408,13 +409,7 @@ static void test_fd_text_modeseek(void) {
     CHECK(w1.loss_d == w2.loss_d && w1.d_real == off.d_real); /* the weight is G's; the real pairs unchanged */
     snap_free(&s);
     model_set_text_modeseek(b.m, 1.0f);
-    fd_params(&b, MODEL_D);
-    fd_text(&b, MODEL_D, 0);
-    fd_text(&b, MODEL_D, 1);
-    model_adam(b.m, MODEL_D)->lr = 0.0f;
-    fd_params(&b, MODEL_G);
-    fd_text(&b, MODEL_G, 0);
-    fd_text(&b, MODEL_G, 1);
+    fd_all(&b);
     nn_set_threads(threads);
     tb_free(&b);
 }
