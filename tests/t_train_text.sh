@@ -149,6 +149,18 @@ weight_option mode_seek mode-seek "mode seeking" train.mode_seek ms
 weight_option aux_class aux-class "auxiliary classifier" train.aux_class ac
 check aux_class_in_model sh -c "grep -qx 'model.aux_classes 10' '$TMP/ac.dump' && grep -q 'D.aux.weight' '$TMP/ac.dump'"
 check aux_class_ce_logged grep -q "auxiliary classifier cross-entropy: real [0-9.]*, fakes against their captions' classes [0-9.]*" "$TMP/ac.log"
+# the classifier learns class labels: a captioned dataset without classes
+# (a flat folder of PNGs with NAME.txt captions) exits 3, naming the reason
+mkdir -p "$TMP/flat"
+idx2png "$FASHION/t10k" "$TMP/png" --limit 16 >/dev/null 2>&1
+k=0
+for f in "$TMP"/png/*/*.png; do
+    k=$((k + 1)); cp "$f" "$TMP/flat/$k.png"; echo "a mid-tone thing" >"$TMP/flat/$k.txt"
+done
+gambar-ingest -q --source "$TMP/flat" --db "$TMP/unlab" 2>/dev/null
+check_exit aux_class_unlabelled_dataset_exit3 3 $TR --aux-class 1 --db "$TMP/unlab" --in "ipc://$TMP/none.sock" \
+    --ckpt-dir "$TMP/n-unlab"
+check aux_class_unlabelled_dataset_named grep -q "aux-class: dataset .*unlab has no classes" "$TMP/err"
 
 # --- --text-window: the encoder's word-pair window (its shape, kept in the
 # checkpoint's TextEncoderDesc.pair_window); 1 is the default's bits ---

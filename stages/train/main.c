@@ -871,7 +871,16 @@ static int use_db(trainer_t *t) {
         if (!rc) train_vocab_finish(&voc, &t->vocab, &t->n_vocab, NULL);
         train_vocab_free(&voc);
     }
-    if (rc) return rc;
+    if (!rc && need_vocab && t->o.aux_class > 0 && d.n_classes == 0) {
+        log_error("--aux-class: dataset %s has no classes; the auxiliary classifier learns the images' class "
+                  "labels (class subfolders, IDX labels or a label column in --manifest; gambar-ingest(1))",
+                  t->o.db);
+        rc = GB_EMISMATCH;
+    }
+    if (rc) {
+        train_db_free(&d);
+        return rc;
+    }
     char dh[DIGEST_HEX_LEN + 1];
     digest_hex(d.digest, DIGEST_LEN, dh);
     if (t->m) {
