@@ -135,7 +135,9 @@ head -1 "$TMP/f/captions/train-captions.txt" | grep -q "^# gambar synthetic Fash
     && [ -s "$TMP/f/captions/t10k-captions.txt" ] && ok "F: synthetic captions written" || notok "F: captions" "$(ls "$TMP/f/captions")"
 grep -q "captions" "$TMP/f/logs/ingest.log" && grep -q -- "--conditional text" "$TMP/f/logs/train.log" \
     && grep -q "finished at step 15" "$TMP/f/logs/train.log" && grep -q "mismatched caption" "$TMP/f/logs/train.log" \
-    && ok "F: ingest with captions, trainer text-conditional (GAN-CLS)" || notok "F: train" "$(tail -5 "$TMP/f/logs/train.log")"
+    && grep -q "auxiliary classifier on (weight 0.3), 10 classes" "$TMP/f/logs/train.log" \
+    && grep -q "auxiliary classifier cross-entropy: real" "$TMP/f/logs/train.log" \
+    && ok "F: ingest with captions, trainer text-conditional (GAN-CLS, auxiliary classifier)" || notok "F: train" "$(tail -5 "$TMP/f/logs/train.log")"
 F=$(last_ckpt "$TMP/f")
 python3 - "$TMP/f/eval.json" <<'PY' && ok "F: evaluation: text-image agreement of 200 held-out prompts" || notok "F: eval.json text"
 import json, sys
