@@ -70,7 +70,8 @@ typedef struct {
     bool resume, print_start, fresh_if_damaged;
     bool seen_steps, seen_epochs, seen_lr_g, seen_lr_d, seen_beta1, seen_beta2, seen_ema, seen_width, seen_embed_dim,
         seen_loss, seen_model, seen_seed, seen_threads, seen_micro, seen_gan_int,
-        seen_contrast, seen_mode_seek, seen_aux_class, seen_text_window, seen_text_grad, seen_text_g, seen_lr_text, seen_text_gain;
+        seen_contrast, seen_mode_seek, seen_aux_class, seen_text_window, seen_text_grad, seen_text_g, seen_lr_text,
+        seen_text_gain;
 } opts_t;
 
 typedef struct {
@@ -279,7 +280,7 @@ static int build_model(trainer_t *t, const Gambar__Batch *b) {
         d.text_dim = TRAIN_TEXT_DIM;
         d.embed_dim = t->o.seen_embed_dim ? (int)t->o.embed_dim : model_default_embed_dim(d.z_dim);
         if (t->o.aux_class > 0) {
-            /* the classifier needs every image's class (checked per batch, train_text_step) */
+            /* the classifier needs every image's class (each batch: train_batch_check, ex.aux) */
             if (b->num_classes == 0) {
                 log_error("--aux-class: the dataset has no classes (num_classes 0); the auxiliary classifier "
                           "learns the images' class labels");
@@ -675,8 +676,8 @@ static int do_resume(trainer_t *t) {
         log_error("--resume: %s holds a %s model, not a text-conditional one (--conditional text)", path,
                   d.conditional ? "class-conditional" : "unconditional");
         rc = GB_EMISMATCH;
-    } else if ((t->o.seen_gan_int || t->o.seen_contrast || t->o.seen_mode_seek || t->o.seen_aux_class || t->o.seen_text_grad || t->o.seen_text_window ||
-                t->o.seen_text_g) &&
+    } else if ((t->o.seen_gan_int || t->o.seen_contrast || t->o.seen_mode_seek || t->o.seen_aux_class ||
+                t->o.seen_text_grad || t->o.seen_text_window || t->o.seen_text_g) &&
                d.text_dim == 0) {
         log_error("--resume: --%s is for text runs; %s holds a %s model",
                   t->o.seen_gan_int     ? "gan-int"
