@@ -106,6 +106,7 @@ struct model {
     float *alog;                     /* text, aux: (N, A) classifier logits, then their gradient */
     float *adh;                      /* text, aux: (N, F) the terms' gradient w.r.t. hsum (+ cdh) */
     int32_t *alab;                   /* text, aux: (N) the fakes' labels (mode seeking pairs them) */
+    int32_t *fsrc;                   /* text: (N) the caption each fake is drawn from (mode seeking pairs) */
     float *tms_g, *tms_d;            /* text, mode seeking: (N, T) the fakes' texts, halves paired */
     float *dtms;                     /* text, mode seeking: (N, T) a gradient w.r.t. one of them */
     float *pp[2];                    /* gradient ping-pong, max activation size */
@@ -591,13 +592,15 @@ static size_t carve_acts(model_t *m, float *base) {
         TAKE(m->tms_g, (size_t)N * T);
         TAKE(m->tms_d, (size_t)N * T);
         TAKE(m->dtms, (size_t)N * T);
+        float *ints = NULL; /* int32_t arrays carved as floats, used only as int32_t */
+        TAKE(ints, N);
+        m->fsrc = (int32_t *)ints;
         int A = m->net[MODEL_D].aux;
         if (A) {
             TAKE(m->alog, (size_t)N * A);
             TAKE(m->adh, (size_t)N * F);
-            float *lab = NULL;
-            TAKE(lab, N);
-            m->alab = (int32_t *)lab; /* used only as int32_t */
+            TAKE(ints, N);
+            m->alab = (int32_t *)ints;
         }
     }
     TAKE(m->pp[0], (size_t)N * maxact);
@@ -1379,18 +1382,16 @@ static float contrast_scaled(model_t *m, int N, int with_text) {
     return lc;
 }
 
-/* Mode seeking: the fakes' texts, src (N, T) with row h + i replaced by
- * row i for i < h, into dst. */
-static void pair_rows(float *dst, const float *src, int N, int T, int h) {
-    memcpy(dst, src, (size_t)N * T * sizeof(float));
-    memcpy(dst + (size_t)h * T, src, (size_t)h * T * sizeof(float));
+/* Rows of T floats: dst row i = src row idx[i], i < N (a batch's texts
+ * re-dealt: the mismatched captions, mode seeking's pairs). */
+static void gather_rows(float *dst, const float *src, const int32_t *idx, int N, int T) {
+    for (int i = 0; i < N; i++) memcpy(dst + (size_t)i * T, src + (size_t)idx[i] * T, (size_t)T * sizeof(float));
 }
 
-/* Mode seeking: add the gradient w.r.t. the texts of the paired rows
- * (g, as pair_rows made them) back to the rows they came from in dst. */
-static void unpair_add(float *dst, const float *g, int N, int T, int h) {
+/* The gradient of gather_rows: dst row idx[i] += g row i, in order i. */
+static void scatter_add_rows(float *dst, const float *g, const int32_t *idx, int N, int T) {
     for (int i = 0; i < N; i++) {
-        float *d = dst + (size_t)(i >= h && i < 2 * h ? i - h : i) * T;
+        float *d = dst + (size_t)idx[i] * T;
         const float *src = g + (size_t)i * T;
         for (int k = 0; k < T; k++) d[k] += src[k];
     }
@@ -1463,23 +1464,24 @@ int model_train_step_text(model_t *m, const float *real, const int32_t *labels, 
     /* mode seeking pairs fake h + i with fake i: the same caption (G's and
      * D's), another z */
     const int h = m->modeseek > 0 ? N / 2 : 0;
+    /* fsrc[i]: the caption fake i is drawn from */
+    for (int i = 0; i < N; i++) m->fsrc[i] = i >= h && i < 2 * h ? i - h : i;
     const float *tg = text_g, *tf = text;
     if (h) {
-        pair_rows(m->tms_g, text_g, N, T, h);
-        pair_rows(m->tms_d, text, N, T, h);
+        gather_rows(m->tms_g, text_g, m->fsrc, N, T);
+        gather_rows(m->tms_d, text, m->fsrc, N, T);
         tg = m->tms_g;
         tf = m->tms_d;
     }
-    if (aux) /* fake i is drawn from caption i (mode seeking: h + i from i) */
-        for (int i = 0; i < N; i++) m->alab[i] = labels[i >= h && i < 2 * h ? i - h : i];
+    if (aux)
+        for (int i = 0; i < N; i++) m->alab[i] = labels[m->fsrc[i]];
 
     /* 1. fake = G(z, tg) */
     const float *fake = g_forward(m, G->p, G->buf, z, NULL, tg, &v);
 
     /* 2. D step: (real, text) and (real, mismatched) from one pass, then
      * (fake, text) */
-    for (int i = 0; i < N; i++)
-        memcpy(m->tmis + (size_t)i * T, text + (size_t)mismatch[i] * T, (size_t)T * sizeof(float));
+    gather_rows(m->tmis, text, mismatch, N, T);
     memset(D->g, 0, D->np * sizeof(float));
     if (dtext_d) {
         memset(dtext_d, 0, (size_t)N * T * sizeof(float));
@@ -1503,13 +1505,8 @@ int model_train_step_text(model_t *m, const float *real, const int32_t *labels, 
     for (int i = 0; i < N; i++) dl[i] *= 0.5f;
     if (h && dtext_d) memset(m->dtms, 0, (size_t)N * T * sizeof(float));
     d_backward(m, fake, NULL, tf, NULL, &v, dl, NULL, D->g, NULL, h && dtext_d ? m->dtms : dtext_d, NULL, NULL);
-    if (h && dtext_d) unpair_add(dtext_d, m->dtms, N, T, h);
-    if (dtext_d)
-        for (int i = 0; i < N; i++) {
-            float *dst = dtext_d + (size_t)mismatch[i] * T;
-            const float *src = m->dtmis + (size_t)i * T;
-            for (int k = 0; k < T; k++) dst[k] += src[k];
-        }
+    if (h && dtext_d) scatter_add_rows(dtext_d, m->dtms, m->fsrc, N, T);
+    if (dtext_d) scatter_add_rows(dtext_d, m->dtmis, mismatch, N, T);
     st.loss_d = lr + 0.5f * (lm + lf) + m->contrast * lc + m->aux * la;
     st.aux_real = la;
     st.d_real = (float)(sum_sigmoid(l0, N) / N);
@@ -1538,7 +1535,7 @@ int model_train_step_text(model_t *m, const float *real, const int32_t *labels, 
     g_backward(m, z, NULL, tg, &v, m->dfake, G->g, h && dtext_g ? m->dtms : dtext_g);
     if (h && dtext_g) {
         memset(dtext_g, 0, (size_t)N * T * sizeof(float));
-        unpair_add(dtext_g, m->dtms, N, T, h);
+        scatter_add_rows(dtext_g, m->dtms, m->fsrc, N, T);
     }
     if (m->interp > 0) {
         /* GAN-INT: G also draws from the midpoints of each caption and its
