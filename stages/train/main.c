@@ -992,6 +992,14 @@ static int worker_main(trainer_t *t) {
 /* Defaults, the command line and its checks (usage errors exit 2); fills
  * t->o and t->want. Returns -1 to go on, or the exit status of a command
  * that is already done (--print-start-batch). */
+/* A text run's loss weight --OPT W (GAN-INT, contrastive, mode seeking,
+ * auxiliary classifier): W in [0, 100], and given only for a text run
+ * (or a resume, whose checkpoint says what it is). Exits 2 otherwise. */
+static void check_loss_weight(const cli_spec_t *spec, const char *opt, double w, bool seen, bool text, bool resume) {
+    if (!(w >= 0 && w <= 100)) cli_usage_error(spec, "--%s must be in [0, 100]", opt);
+    if (seen && !text && !resume) cli_usage_error(spec, "--%s is for text runs (--conditional text)", opt);
+}
+
 static int parse_options(trainer_t *t, int argc, char **argv) {
     opts_t *o = &t->o;
     o->ckpt_every = 1000;
@@ -1128,22 +1136,14 @@ static int parse_options(trainer_t *t, int argc, char **argv) {
         cli_usage_error(&spec, "--conditional text: --micro-batches %lld is not supported yet (text models train "
                         "whole batches in one process: use --micro-batches 1 and no mpirun)", o->micro);
     if (t->text && o->init_from) cli_usage_error(&spec, "--conditional text: --init-from is not supported yet");
-    if (!(o->gan_int >= 0 && o->gan_int <= 100)) cli_usage_error(&spec, "--gan-int must be in [0, 100]");
-    if (o->seen_gan_int && !t->text && !o->resume)
-        cli_usage_error(&spec, "--gan-int is for text runs (--conditional text)");
-    if (!(o->contrast >= 0 && o->contrast <= 100)) cli_usage_error(&spec, "--contrastive must be in [0, 100]");
+    check_loss_weight(&spec, "gan-int", o->gan_int, o->seen_gan_int, t->text, o->resume);
+    check_loss_weight(&spec, "contrastive", o->contrast, o->seen_contrast, t->text, o->resume);
+    check_loss_weight(&spec, "mode-seek", o->mode_seek, o->seen_mode_seek, t->text, o->resume);
+    check_loss_weight(&spec, "aux-class", o->aux_class, o->seen_aux_class, t->text, o->resume);
     if (o->text_window < 1 || o->text_window >= TENC_MAX_TOKENS)
         cli_usage_error(&spec, "--text-window must be in [1, %d]", TENC_MAX_TOKENS - 1);
     if (o->seen_text_window && !t->text && !o->resume)
         cli_usage_error(&spec, "--text-window is for new text runs (--conditional text)");
-    if (o->seen_contrast && !t->text && !o->resume)
-        cli_usage_error(&spec, "--contrastive is for text runs (--conditional text)");
-    if (!(o->mode_seek >= 0 && o->mode_seek <= 100)) cli_usage_error(&spec, "--mode-seek must be in [0, 100]");
-    if (o->seen_mode_seek && !t->text && !o->resume)
-        cli_usage_error(&spec, "--mode-seek is for text runs (--conditional text)");
-    if (!(o->aux_class >= 0 && o->aux_class <= 100)) cli_usage_error(&spec, "--aux-class must be in [0, 100]");
-    if (o->seen_aux_class && !t->text && !o->resume)
-        cli_usage_error(&spec, "--aux-class is for text runs (--conditional text)");
     model_loss_t loss;
     if (model_loss_parse(o->loss, &loss) != 0) cli_usage_error(&spec, "--loss must be bce or hinge");
     model_family_t fam = MODEL_DCGAN28;
