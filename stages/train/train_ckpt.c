@@ -49,6 +49,13 @@ static void set_note_u64(ckpt_builder_t *b, const char *key, uint64_t v) {
     ckpt_set_note(b, key, buf);
 }
 
+/* A weight note, read back exactly by note_weight (%.17g round-trips a double). */
+static void set_note_weight(ckpt_builder_t *b, const char *key, double w) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.17g", w);
+    ckpt_set_note(b, key, buf);
+}
+
 static int get_note_u64(const Gambar__Checkpoint *ck, const char *key, uint64_t *v) {
     const char *s = ckpt_note(ck, key);
     if (!s || !*s) return GB_ENOTFOUND;
@@ -118,17 +125,11 @@ int train_ckpt_save(const char *dir, int keep, model_t *m, const train_pos_t *p,
     set_note_u64(b, "train.w", p->w);
     set_note_u64(b, "train.max_batch", (uint64_t)p->max_batch);
     if (p->tenc) {
-        char gi[32];
-        snprintf(gi, sizeof gi, "%.17g", p->gan_int);
-        ckpt_set_note(b, "train.gan_int", gi);
-        snprintf(gi, sizeof gi, "%.17g", p->contrast);
-        ckpt_set_note(b, "train.contrastive", gi);
-        snprintf(gi, sizeof gi, "%.17g", p->mode_seek);
-        ckpt_set_note(b, "train.mode_seek", gi);
-        snprintf(gi, sizeof gi, "%.17g", p->aux_class);
-        ckpt_set_note(b, "train.aux_class", gi);
-        snprintf(gi, sizeof gi, "%.17g", p->text_g_weight);
-        ckpt_set_note(b, "train.text_g_weight", gi);
+        set_note_weight(b, "train.gan_int", p->gan_int);
+        set_note_weight(b, "train.contrastive", p->contrast);
+        set_note_weight(b, "train.mode_seek", p->mode_seek);
+        set_note_weight(b, "train.aux_class", p->aux_class);
+        set_note_weight(b, "train.text_g_weight", p->text_g_weight);
         ckpt_set_note(b, "train.text_grad", p->text_from_g ? "dg" : "d");
     }
     train_db_notes(p->db, b);
