@@ -47,12 +47,17 @@ gambar-ingest -q --source "idx:$FASHION/t10k" --db "$TMP/db" --limit 2000 --capt
 $E --fit-features --db "$TMP/db" --epochs 2 --out "$TMP/fn.gck" >/dev/null 2>&1 || { notok eval_text_setup_features; exit 0; }
 
 # ---- a tiny text model ---------------------------------------------------------------
-gambar-augment -q --db "$TMP/db" --out "ipc://$TMP/s.sock" --batch 32 --epochs 20 --seed 1 2>/dev/null &
-sp=$!
-gambar-train --in "ipc://$TMP/s.sock" --model dcgan28 --width 8 --threads 1 --seed 3 --conditional text \
-    --db "$TMP/db" --ckpt-dir "$TMP/ck" --steps 32 --ckpt-every 1000 2>"$TMP/train.log"
-rc=$?
-kill $sp 2>/dev/null; wait $sp 2>/dev/null
+tiny() { # DIR STEPS LOG [TRAIN ARGS...]: a tiny text model trained on $TMP/db; sets rc
+    _d=$1 _s=$2 _l=$3
+    shift 3
+    gambar-augment -q --db "$TMP/db" --out "ipc://$TMP/s.sock" --batch 32 --epochs 20 --seed 1 2>/dev/null &
+    sp=$!
+    gambar-train --in "ipc://$TMP/s.sock" --model dcgan28 --width 8 --threads 1 --seed 3 --conditional text \
+        --db "$TMP/db" --ckpt-dir "$_d" --steps "$_s" --ckpt-every 1000 "$@" 2>"$_l"
+    rc=$?
+    kill $sp 2>/dev/null; wait $sp 2>/dev/null
+}
+tiny "$TMP/ck" 32 "$TMP/train.log"
 CK="$TMP/ck/ckpt-0000000032.gck"
 [ $rc -eq 0 ] && [ -f "$CK" ] && ok eval_text_model_trained || { notok eval_text_model_trained; cat "$TMP/train.log" >&2; exit 0; }
 
@@ -151,12 +156,7 @@ check_exit eval_text_bad_pairs_exit2 2 $EV --ckpt "$CK" --text-pairs -1
 # ---- a text model trained with the auxiliary classifier (--aux-class): it
 # loads in gambar-eval and gambar-sample like any text model (the classifier
 # is D's), and the model card says how it was trained ----
-gambar-augment -q --db "$TMP/db" --out "ipc://$TMP/s2.sock" --batch 32 --epochs 20 --seed 1 2>/dev/null &
-sp=$!
-gambar-train --in "ipc://$TMP/s2.sock" --model dcgan28 --width 8 --threads 1 --seed 3 --conditional text \
-    --aux-class 1 --db "$TMP/db" --ckpt-dir "$TMP/ckac" --steps 16 --ckpt-every 1000 2>"$TMP/trainac.log"
-rc=$?
-kill $sp 2>/dev/null; wait $sp 2>/dev/null
+tiny "$TMP/ckac" 16 "$TMP/trainac.log" --aux-class 1
 CKA="$TMP/ckac/ckpt-0000000016.gck"
 check eval_text_aux_model_trained test $rc -eq 0 -a -f "$CKA"
 check_exit eval_text_aux_exit0 0 $EV --ckpt "$CKA" --test-db "$TMP/held" --n 200 --card --json "$TMP/ac.json" \
