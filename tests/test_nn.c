@@ -358,7 +358,7 @@ static void golden_bn_train(void) {
     float *rm = gload(cs, "running_mean", NULL, NULL, NULL), *rv = gload(cs, "running_var", NULL, NULL, NULL);
     float *oy = NULL, *odx = NULL, *odg = NULL, *odb = NULL, *mean = NULL, *rstd = NULL, *orm = NULL, *orv = NULL;
     if (!x || !g || !be || !y || !dy || !dx || !dg || !dbe || !rm || !rv || nd != 4) goto done;
-    bn_t b = {(int)xs[0], (int)xs[1], (int)(xs[2] * xs[3]), 1e-5f, 0.1f, BN_ACT_NONE, 0.0f};
+    bn_t b = {(int)xs[0], (int)xs[1], (int)(xs[2] * xs[3]), 1e-5f, 0.1f, BN_ACT_NONE, 0.0f, 0, 0};
     CHECK(nc == (size_t)b.C);
     oy = fnew(nx); odx = fnew(nx); odg = fzero(nc); odb = fzero(nc);
     mean = fnew(nc); rstd = fnew(nc); orm = fzero(nc); orv = fnew(nc);
@@ -391,7 +391,7 @@ static void golden_bn_eval(void) {
     float *rm = gload(cs, "running_mean", NULL, NULL, NULL), *rv = gload(cs, "running_var", NULL, NULL, NULL);
     float *oy = NULL;
     if (!x || !g || !be || !y || !rm || !rv || nd != 4) goto done;
-    bn_t b = {(int)xs[0], (int)xs[1], (int)(xs[2] * xs[3]), 1e-5f, 0.1f, BN_ACT_NONE, 0.0f};
+    bn_t b = {(int)xs[0], (int)xs[1], (int)(xs[2] * xs[3]), 1e-5f, 0.1f, BN_ACT_NONE, 0.0f, 0, 0};
     oy = fnew(nx);
     bn_forward_eval(&b, x, g, be, rm, rv, oy);
     golden_report(cs, "y", relerr(oy, y, nx), GOLDEN_TOL);
@@ -742,6 +742,136 @@ static void unfold_paths_bitwise(void) {
     CHECK(done >= 40 && same == done);
 }
 
+/* Copy the planes (L floats) of an (N, C, L) tensor between layouts. */
+static void lay_copy(const float *src, nn_lay_t ls, float *dst, nn_lay_t ld, int N, int C, size_t L) {
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            memcpy(dst + n * ld.sn + c * ld.sc, src + n * ls.sn + c * ls.sc, L * sizeof(float));
+}
+
+/* The chunked calls (what the model runs) give the same bits whether x
+ * and y lie NCHW or channel-major (room for more samples than the batch,
+ * the rest NaN, as a view of a larger buffer), for random shapes including
+ * both dense cases, chunk sizes and 1 or 2 threads; and they agree with
+ * the whole-batch calls to a rounding (OpenBLAS may pick other kernels
+ * for other GEMM widths; dw also sums in chunks). */
+static void chunks_layouts_bitwise(void) {
+    rng_t r;
+    rng_seed(&r, 77);
+    int done = 0, dense = 0, bad = 0;
+    for (int it = 0; it < 120; it++) {
+        int tr = it & 1, threads = 1 + ((it >> 1) & 1);
+        int N = 1 + (int)rng_below(&r, 7), C = 1 + (int)rng_below(&r, 5), K = 1 + (int)rng_below(&r, 5);
+        int H = 1 + (int)rng_below(&r, 9), W = 1 + (int)rng_below(&r, 9);
+        int KH = 1 + (int)rng_below(&r, 5), KW = 1 + (int)rng_below(&r, 5);
+        int S = 1 + (int)rng_below(&r, 3), P = (int)rng_below(&r, 3);
+        if (it % 5 == 2) { /* dense: whole-input kernel, or a 1x1 input of a convT */
+            if (tr) H = W = 1, P = 0;
+            else KH = H, KW = W, P = 0;
+        }
+        conv_t c;
+        if ((tr ? convT_init(&c, N, C, H, W, K, KH, KW, S, P) : conv_init(&c, N, C, H, W, K, KH, KW, S, P)) != 0)
+            continue;
+        int chunk = 1 + (int)rng_below(&r, (uint32_t)N);
+        const size_t HW = (size_t)H * W, L = (size_t)c.OH * c.OW;
+        const size_t nx = (size_t)N * C * HW, ny = (size_t)N * K * L, nw = (size_t)K * C * KH * KW;
+        const int Nb = N + 1 + (int)rng_below(&r, 3); /* channel-major room */
+        const size_t nxb = (size_t)Nb * C * HW, nyb = (size_t)Nb * K * L;
+        conv_t one = c;
+        one.N = chunk;
+        size_t nws = tr ? convT2d_ws_floats(&one) : conv2d_ws_floats(&one);
+        float *x = fnew(nx), *w = fnew(nw), *dy = fnew(ny), *ws = fnew(nws * 2 + 1);
+        frand(&r, x, nx, 1);
+        frand(&r, w, nw, 1);
+        frand(&r, dy, ny, 1);
+        nn_lay_t xn = nn_lay_nchw(C, HW), yn = nn_lay_nchw(K, L);
+        nn_lay_t xm = nn_lay_cm(Nb, HW), ym = nn_lay_cm(Nb, L);
+        /* channel-major copies, at sample offset 1 of the room (a view) */
+        float *xb = fnew(nxb), *dyb = fnew(nyb), *yb = fnew(nyb), *dxb = fnew(nxb);
+        lay_copy(x, xn, xb + HW, xm, N, C, HW);
+        lay_copy(dy, yn, dyb + L, ym, N, K, L);
+        float *y1 = fnew(ny), *dx1 = fnew(nx), *dw1 = fzero(nw), *y2 = fnew(ny), *dx2 = fnew(nx), *dw2 = fzero(nw);
+        float *y0 = fnew(ny), *dx0 = fnew(nx), *dw0 = fzero(nw), *wsb = fnew(tr ? convT2d_ws_floats(&c)
+                                                                                : conv2d_ws_floats(&c));
+        nn_set_threads(threads);
+        if (tr) {
+            convT2d_forward_chunks(&c, chunk, x, xn, w, y1, yn, ws);
+            convT2d_backward_chunks(&c, chunk, x, xn, w, dy, yn, dx1, dw1, ws);
+            convT2d_forward_chunks(&c, chunk, xb + HW, xm, w, yb + L, ym, ws);
+            convT2d_backward_chunks(&c, chunk, xb + HW, xm, w, dyb + L, ym, dxb + HW, dw2, ws);
+            convT2d_forward(&c, x, w, NULL, y0, wsb);
+            convT2d_backward(&c, x, w, dy, dx0, dw0, NULL, wsb);
+        } else {
+            conv2d_forward_chunks(&c, chunk, x, xn, w, y1, yn, ws);
+            conv2d_backward_chunks(&c, chunk, x, xn, w, dy, yn, dx1, dw1, ws);
+            conv2d_forward_chunks(&c, chunk, xb + HW, xm, w, yb + L, ym, ws);
+            conv2d_backward_chunks(&c, chunk, xb + HW, xm, w, dyb + L, ym, dxb + HW, dw2, ws);
+            conv2d_forward(&c, x, w, NULL, y0, wsb);
+            conv2d_backward(&c, x, w, dy, dx0, dw0, NULL, wsb);
+        }
+        lay_copy(yb + L, ym, y2, yn, N, K, L);
+        lay_copy(dxb + HW, xm, dx2, xn, N, C, HW);
+        int same = !memcmp(y1, y2, ny * sizeof(float)) && !memcmp(dx1, dx2, nx * sizeof(float)) &&
+                   !memcmp(dw1, dw2, nw * sizeof(float));
+        double e = 0, ey = 0;
+        for (size_t i = 0; i < nw; i++) e = fmax(e, fabs((double)dw1[i] - dw0[i]) / (1.0 + fabs((double)dw0[i])));
+        for (size_t i = 0; i < ny; i++) ey = fmax(ey, fabs((double)y1[i] - y0[i]) / (1.0 + fabs((double)y0[i])));
+        for (size_t i = 0; i < nx; i++) ey = fmax(ey, fabs((double)dx1[i] - dx0[i]) / (1.0 + fabs((double)dx0[i])));
+        int whole = ey < 1e-5;
+        /* the room's unused samples stay untouched (NaN) */
+        int room = isnan(yb[0]) && isnan(dxb[0]) && (Nb == N + 1 || isnan(yb[(size_t)(N + 1) * L]));
+        int ok = same && whole && e < 1e-5 && room;
+        CHECKF(ok, "%s N%d C%d %dx%d K%d k%dx%d s%d p%d chunk %d threads %d: layouts %s, whole-batch %s, dw %.2g, room %s",
+               tr ? "convT" : "conv", N, C, H, W, K, KH, KW, S, P, chunk, threads, same ? "same" : "DIFFER",
+               whole ? "same" : "DIFFER", e, room ? "kept" : "WRITTEN");
+        bad += !ok;
+        done++;
+        dense += tr ? (H == 1 && W == 1 && P == 0) : (KH == H && KW == W && P == 0);
+        free(x); free(w); free(dy); free(ws); free(xb); free(dyb); free(yb); free(dxb);
+        free(y1); free(dx1); free(dw1); free(y2); free(dx2); free(dw2); free(y0); free(dx0); free(dw0); free(wsb);
+    }
+    nn_set_threads(0);
+    CHECKF(done >= 60 && dense >= 10 && bad == 0, "%d shapes, %d dense, %d bad", done, dense, bad);
+}
+
+/* Batch norm with channel-major planes (bn_t sn, sc) gives the same bits
+ * as NCHW, forward (with each activation) and backward. */
+static void bn_layout_bitwise(void) {
+    const int N = 5, C = 7, HW = 13, Nb = 8;
+    const size_t n = (size_t)N * C * HW, nb = (size_t)Nb * C * HW;
+    rng_t r;
+    rng_seed(&r, 41);
+    float *x = fnew(n), *dy = fnew(n), *g = fnew((size_t)C), *be = fnew((size_t)C);
+    frand(&r, x, n, 2);
+    frand(&r, dy, n, 1);
+    frand(&r, g, (size_t)C, 1);
+    frand(&r, be, (size_t)C, 1);
+    nn_lay_t ln = nn_lay_nchw(C, HW), lm = nn_lay_cm(Nb, HW);
+    float *xb = fnew(nb), *dyb = fnew(nb), *yb = fnew(nb), *dxb = fnew(nb);
+    lay_copy(x, ln, xb + HW, lm, N, C, HW);
+    lay_copy(dy, ln, dyb + HW, lm, N, C, HW);
+    for (int act = BN_ACT_NONE; act <= BN_ACT_LRELU; act++) {
+        bn_t a = {N, C, HW, 1e-5f, 0.1f, act, 0.2f, 0, 0}, b = a;
+        b.sn = lm.sn, b.sc = lm.sc;
+        float *y1 = fnew(n), *dx1 = fnew(n), *y2 = fnew(n), *dx2 = fnew(n);
+        float m1[7], s1[7], m2[7], s2[7], rm1[7] = {0}, rv1[7] = {1, 1, 1, 1, 1, 1, 1}, rm2[7] = {0},
+              rv2[7] = {1, 1, 1, 1, 1, 1, 1}, dg1[7] = {0}, db1[7] = {0}, dg2[7] = {0}, db2[7] = {0};
+        bn_forward_train(&a, x, g, be, y1, m1, s1, rm1, rv1);
+        bn_backward_act(&a, x, y1, g, m1, s1, dy, dx1, dg1, db1);
+        bn_forward_train(&b, xb + HW, g, be, yb + HW, m2, s2, rm2, rv2);
+        bn_backward_act(&b, xb + HW, yb + HW, g, m2, s2, dyb + HW, dxb + HW, dg2, db2);
+        lay_copy(yb + HW, lm, y2, ln, N, C, HW);
+        lay_copy(dxb + HW, lm, dx2, ln, N, C, HW);
+        CHECKF(!memcmp(y1, y2, n * sizeof(float)) && !memcmp(dx1, dx2, n * sizeof(float)) &&
+                   !memcmp(m1, m2, sizeof m1) && !memcmp(s1, s2, sizeof s1) && !memcmp(rm1, rm2, sizeof rm1) &&
+                   !memcmp(rv1, rv2, sizeof rv1) && !memcmp(dg1, dg2, sizeof dg1) && !memcmp(db1, db2, sizeof db1),
+               "act %d: channel-major batch norm differs", act);
+        CHECK(isnan(yb[0]) && isnan(dxb[0]) && isnan(yb[(size_t)(N + 1) * HW]));
+        free(y1); free(dx1); free(y2); free(dx2);
+    }
+    free(x); free(dy); free(g); free(be); free(xb); free(dyb); free(yb); free(dxb);
+}
+
 /* The passes split over the pool (batch norm by channels; activations,
  * Adam and EMA by index ranges) give the same bits at 1, 2 and 3
  * threads, on shapes large enough to be split. */
@@ -764,7 +894,7 @@ static void layers_thread_bits(void) {
         float *y = o, *dx = o + n, *a = o + 2 * n, *p = o + 6 * n, *m = o + 7 * n, *v = o + 8 * n, *e = o + 9 * n;
         float *mean = o + big, *rstd = mean + C, *rm = rstd + C, *rv = rm + C, *dg = rv + C, *db = dg + C;
         nn_set_threads(t);
-        bn_t bn = {N, C, HW, 1e-5f, 0.1f, BN_ACT_NONE, 0.0f};
+        bn_t bn = {N, C, HW, 1e-5f, 0.1f, BN_ACT_NONE, 0.0f, 0, 0};
         for (int c = 0; c < C; c++) rv[c] = 1.0f;
         bn_forward_train(&bn, x, g, be, y, mean, rstd, rm, rv);
         bn_backward(&bn, x, g, mean, rstd, dy, dx, dg, db);
@@ -1080,7 +1210,7 @@ static void bn_fd(void) {
     for (size_t s = 0; s < ARRAY_LEN(shapes); s++) {
         int N = shapes[s][0], C = shapes[s][1], HW = shapes[s][2];
         size_t n = (size_t)N * C * HW;
-        bn_t b = {N, C, HW, 1e-5f, 0.1f, BN_ACT_NONE, 0.0f};
+        bn_t b = {N, C, HW, 1e-5f, 0.1f, BN_ACT_NONE, 0.0f, 0, 0};
         float *x = fnew(n), *g = fnew(C), *be = fnew(C), *dy = fnew(n), *y = fnew(n), *dx = fnew(n);
         float *dg = fzero(C), *db = fzero(C), *mean = fnew(C), *rstd = fnew(C);
         double *xd = dnew(n), *gd = dnew(C), *bd = dnew(C), *rd = dnew(n), *yd = dnew(n);
@@ -1128,7 +1258,7 @@ static void bn_offset_mean(void) {
     f2d(x, xd, n);
     f2d(g, gd, C);
     f2d(b, bd, C);
-    bn_t bn = {N, C, HW, 1e-5f, 0.1f, BN_ACT_NONE, 0.0f};
+    bn_t bn = {N, C, HW, 1e-5f, 0.1f, BN_ACT_NONE, 0.0f, 0, 0};
     bn_forward_train(&bn, x, g, b, y, mean, rstd, rm, rv);
     ref_bn_train(N, C, HW, 1e-5, xd, gd, bd, yd);
     double e = relerr_d(y, yd, n);
@@ -1150,7 +1280,7 @@ static void bn_offset_mean(void) {
 
 static void bn_running_unbiased(void) {
     /* 2 values per channel {1, 3}: mean 2, biased var 1, unbiased var 2. */
-    bn_t b = {2, 1, 1, 1e-5f, 0.1f, BN_ACT_NONE, 0.0f};
+    bn_t b = {2, 1, 1, 1e-5f, 0.1f, BN_ACT_NONE, 0.0f, 0, 0};
     float x[2] = {1, 3}, g = 1, be = 0, y[2], mean, rstd, rm = 0, rv = 1;
     bn_forward_train(&b, x, &g, &be, y, &mean, &rstd, &rm, &rv);
     CHECK(fabsf(mean - 2) < 1e-6f);
@@ -1183,7 +1313,7 @@ static void bn_act_fused_bitwise(void) {
         nn_set_threads(threads);
         for (int act = BN_ACT_RELU; act <= BN_ACT_LRELU; act++) {
             const float alpha = act == BN_ACT_LRELU ? 0.2f : 0.0f;
-            bn_t plain = {N, C, HW, 1e-5f, 0.1f, BN_ACT_NONE, 0.0f}, fused = {N, C, HW, 1e-5f, 0.1f, act, alpha};
+            bn_t plain = {N, C, HW, 1e-5f, 0.1f, BN_ACT_NONE, 0.0f, 0, 0}, fused = {N, C, HW, 1e-5f, 0.1f, act, alpha, 0, 0};
             for (int mode = 0; mode < 3; mode++) {
                 if (mode == 0) {
                     bn_forward_train_stats(&plain, x, g, be, y1, m1, s1, bm1, bv1);
@@ -1654,6 +1784,8 @@ int main(void) {
     RUN(conv_random_vs_naive);
     RUN(threads_knob);
     RUN(unfold_paths_bitwise);
+    RUN(chunks_layouts_bitwise);
+    RUN(bn_layout_bitwise);
     RUN(layers_thread_bits);
     RUN(par_after_fork);
     RUN(par_stress);

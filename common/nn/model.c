@@ -54,7 +54,10 @@ typedef struct {
     size_t stat_off;                      /* BN: batch mean at [stat_off, +K), unbiased
                                              variance at [stat_off+K, +K) of the net's
                                              statistics record (micro-batches) */
-    float *out;                           /* conv output (N,K,OH,OW) */
+    nn_lay_t lay;                         /* where out, act and their gradients keep plane (n, k):
+                                             channel-major (K, max_batch, OH*OW) for hidden stages,
+                                             NCHW for a net's last (images, logits); stage_lay */
+    float *out;                           /* conv output, N images */
     float *act;                           /* BN output (== out without BN); activation in place */
     float *mean, *rstd;                   /* BN saved statistics: K per micro-batch slot,
                                              max_batch slots (slot j at j*K) */
@@ -305,6 +308,19 @@ static void stage_conv(const stage_t *s, int N, conv_t *cv) {
 
 static size_t stage_out(const stage_t *s) { return (size_t)s->K * s->OH * s->OW; }
 
+/* Layouts (nn.h nn_lay_t). A net's hidden activations are channel-major:
+ * the convolutions' GEMMs read and write them in place (a channel's images
+ * are one matrix row), where NCHW cost a copy of every conv output, conv
+ * output gradient and transposed-conv input (issue 11: ~5% of a step),
+ * and batch norm's channels are contiguous. The last stage's output (G's
+ * images, D's logits) and the nets' inputs (latents, images) stay NCHW,
+ * as the API gives and takes them. Gradient buffers (pp) use the stage's
+ * layout from offset 0; activations from the view's first sample. */
+static nn_lay_t stage_lay(const stage_t *s, int last, int max_batch) {
+    size_t L = (size_t)s->OH * s->OW;
+    return last ? nn_lay_nchw(s->K, L) : nn_lay_cm(max_batch, L);
+}
+
 /* Convolutions run on at most stage_chunk(s) images per call, so that the
  * workspace (im2col matrix and swapped copy, linear in the images) stays
  * within MODEL_WS_FLOATS: unfolding DCGAN-28's middle layers for a whole
@@ -331,23 +347,49 @@ static int stage_chunk(const stage_t *s) {
 
 /* Forward of stage s's convolution on N images x into y, chunk by chunk
  * (nn_conv.c: *_chunks). */
-static void stage_conv_forward(model_t *m, const stage_t *s, int N, const float *x, const float *w, float *y) {
+static void stage_conv_forward(model_t *m, const stage_t *s, int N, const float *x, nn_lay_t xl, const float *w,
+                               float *y) {
     conv_t cv;
     stage_conv(s, N, &cv);
     const int c = GB_MIN(stage_chunk(s), N);
-    if (s->transposed) convT2d_forward_chunks(&cv, c, x, w, y, m->ws);
-    else conv2d_forward_chunks(&cv, c, x, w, y, m->ws);
+    if (s->transposed) convT2d_forward_chunks(&cv, c, x, xl, w, y, s->lay, m->ws);
+    else conv2d_forward_chunks(&cv, c, x, xl, w, y, s->lay, m->ws);
 }
 
 /* Backward of stage s's convolution: dx (may be NULL) written, dw (may be
  * NULL) accumulated, chunk by chunk. */
-static void stage_conv_backward(model_t *m, const stage_t *s, int N, const float *x, const float *w,
+static void stage_conv_backward(model_t *m, const stage_t *s, int N, const float *x, nn_lay_t xl, const float *w,
                                 const float *dy, float *dx, float *dw) {
     conv_t cv;
     stage_conv(s, N, &cv);
     const int c = GB_MIN(stage_chunk(s), N);
-    if (s->transposed) convT2d_backward_chunks(&cv, c, x, w, dy, dx, dw, m->ws);
-    else conv2d_backward_chunks(&cv, c, x, w, dy, dx, dw, m->ws);
+    if (s->transposed) convT2d_backward_chunks(&cv, c, x, xl, w, dy, s->lay, dx, dw, m->ws);
+    else conv2d_backward_chunks(&cv, c, x, xl, w, dy, s->lay, dx, dw, m->ws);
+}
+
+/* The input layout of stage i of net n: the previous stage's, or the
+ * net's NCHW input (G: latents (N, Zin), D: images). */
+static nn_lay_t stage_in_lay(const net_t *n, int i) {
+    const stage_t *s = &n->st[i];
+    return i > 0 ? n->st[i - 1].lay : nn_lay_nchw(s->C, (size_t)s->H * s->W);
+}
+
+/* LeakyReLU forward (dy NULL: y = f(y) in place at y) or backward (dx =
+ * f'(y) dy) on N samples of a stage's channel-major tensor: one call per
+ * channel's contiguous run, or one for all when the view is the whole
+ * buffer. */
+static void stage_lrelu(const stage_t *s, int N, float alpha, float *y, const float *dy, float *dx) {
+    size_t L = (size_t)s->OH * s->OW, run = (size_t)N * L;
+    int runs = s->K;
+    if (s->lay.sc == run || s->K == 1 || s->lay.sn == (size_t)s->K * L) { /* contiguous */
+        run *= (size_t)s->K;
+        runs = 1;
+    }
+    for (int k = 0; k < runs; k++) {
+        size_t o = (size_t)k * s->lay.sc;
+        if (dy) lrelu_backward(run, alpha, y + o, dy + o, dx + o);
+        else lrelu_forward(run, alpha, y + o, y + o);
+    }
 }
 
 /* ======================= tensor table ======================= */
@@ -556,6 +598,7 @@ static size_t carve_acts(model_t *m, float *base) {
         for (int i = 0; i < n->L; i++) {
             stage_t *s = &n->st[i];
             size_t so = stage_out(s);
+            s->lay = stage_lay(s, i == n->L - 1, N);
             if (so > maxact) maxact = so;
             TAKE(s->out, (size_t)N * so);
             if (s->bn) {
@@ -909,8 +952,8 @@ static inline const int32_t *lab_at(const int32_t *labels, int n0) { return labe
  * v's samples), then the activation act (BN_ACT_*, LeakyReLU slope
  * alpha) in the same pass. p: the net's parameters, b: its buffers. */
 static void stage_bn_forward(stage_t *s, const view_t *v, const float *p, float *b, int act, float alpha) {
-    bn_t bn = {v->N, s->K, s->OH * s->OW, BN_EPS, v->momentum, act, alpha};
-    size_t off = (size_t)v->n0 * stage_out(s);
+    bn_t bn = {v->N, s->K, s->OH * s->OW, BN_EPS, v->momentum, act, alpha, s->lay.sn, s->lay.sc};
+    size_t off = (size_t)v->n0 * s->lay.sn;
     float *mean = s->mean + (size_t)v->mb * s->K, *rstd = s->rstd + (size_t)v->mb * s->K;
     if (v->train && v->stat)
         bn_forward_train_stats(&bn, s->out + off, p + s->gamma_off, p + s->beta_off, s->act + off, mean, rstd,
@@ -926,7 +969,7 @@ static void stage_bn_forward(stage_t *s, const view_t *v, const float *p, float 
 /* Apply one pass's recorded batch statistics to net's running statistics
  * (what the pass would have done with stat NULL). */
 static void net_stats_apply(net_t *n, const double *stat) {
-    bn_t bn = {0, 0, 0, BN_EPS, BN_MOMENTUM, BN_ACT_NONE, 0.0f};
+    bn_t bn = {0, 0, 0, BN_EPS, BN_MOMENTUM, BN_ACT_NONE, 0.0f, 0, 0};
     for (int i = 0; i < n->L; i++) {
         const stage_t *s = &n->st[i];
         if (s->bn)
@@ -988,13 +1031,13 @@ static const float *g_forward(model_t *m, const float *p, float *b, const float 
     }
     for (int i = 0; i < G->L; i++) {
         stage_t *s = &G->st[i];
-        size_t off = (size_t)v->n0 * stage_out(s);
-        stage_conv_forward(m, s, N, x, p + s->w_off, s->out + off);
-        size_t cnt = (size_t)N * stage_out(s);
+        size_t off = (size_t)v->n0 * s->lay.sn;
+        stage_conv_forward(m, s, N, x, stage_in_lay(G, i), p + s->w_off, s->out + off);
         if (s->bn) {
             stage_bn_forward(s, v, p, b, BN_ACT_RELU, 0.0f);
         } else {
-            tanh_forward(cnt, s->out + off, s->out + off);
+            ASSERT(i == G->L - 1); /* tanh on the NCHW images */
+            tanh_forward((size_t)N * stage_out(s), s->out + off, s->out + off);
         }
         x = s->act + off;
     }
@@ -1015,15 +1058,16 @@ static void g_backward(model_t *m, const float *z, const int32_t *labels, const 
     for (int i = G->L - 1; i >= 0; i--) {
         stage_t *s = &G->st[i];
         if (s->bn) {
-            size_t off = (size_t)v->n0 * stage_out(s);
-            bn_t bn = {N, s->K, s->OH * s->OW, BN_EPS, 0.1f, BN_ACT_RELU, 0.0f}; /* ReLU's backward too */
+            size_t off = (size_t)v->n0 * s->lay.sn;
+            bn_t bn = {N, s->K, s->OH * s->OW, BN_EPS, 0.1f, BN_ACT_RELU, 0.0f, s->lay.sn, s->lay.sc}; /* and ReLU's */
             bn_backward_act(&bn, s->out + off, s->act + off, p + s->gamma_off, s->mean + (size_t)v->mb * s->K,
                             s->rstd + (size_t)v->mb * s->K, cur, cur, grad + s->gamma_off, grad + s->beta_off);
         }
-        const float *x = i > 0 ? G->st[i - 1].act + (size_t)v->n0 * stage_out(&G->st[i - 1])
+        const float *x = i > 0 ? G->st[i - 1].act + (size_t)v->n0 * G->st[i - 1].lay.sn
                                : (m->cond ? m->zin_buf + (size_t)v->n0 * m->zin : z);
         int need_dx = i > 0 || m->cond;
-        stage_conv_backward(m, s, N, x, p + s->w_off, cur, need_dx ? oth : NULL, grad + s->w_off);
+        stage_conv_backward(m, s, N, x, stage_in_lay(G, i), p + s->w_off, cur, need_dx ? oth : NULL,
+                            grad + s->w_off);
         t = cur; cur = oth; oth = t;
     }
     if (m->cond) {
@@ -1053,16 +1097,15 @@ static void d_forward(model_t *m, const float *x, const int32_t *labels, const f
     float *b = D->buf;
     for (int i = 0; i < D->L; i++) {
         stage_t *s = &D->st[i];
-        size_t off = (size_t)v->n0 * stage_out(s);
-        stage_conv_forward(m, s, N, x, p + s->w_off, s->out + off);
-        size_t cnt = (size_t)N * stage_out(s);
+        size_t off = (size_t)v->n0 * s->lay.sn;
+        stage_conv_forward(m, s, N, x, stage_in_lay(D, i), p + s->w_off, s->out + off);
         /* BN stages are hidden ones: LeakyReLU follows, fused into BN */
         if (s->bn) stage_bn_forward(s, v, p, b, BN_ACT_LRELU, 0.2f);
-        else if (i < D->L - 1) lrelu_forward(cnt, 0.2f, s->act + off, s->act + off);
+        else if (i < D->L - 1) stage_lrelu(s, N, 0.2f, s->act + off, NULL, NULL);
         x = s->act + off;
     }
     const stage_t *last = &D->st[D->L - 1];
-    memcpy(logits, last->out + (size_t)v->n0 * stage_out(last), (size_t)N * sizeof(float));
+    memcpy(logits, last->out + (size_t)v->n0 * last->lay.sn, (size_t)N * sizeof(float));
     if (text2) memcpy(logits2, logits, (size_t)N * sizeof(float));
     if (m->cond) {
         /* projection: logit += <embed[y], sum_hw h> (text: <W_d c, sum_hw h>) */
@@ -1070,7 +1113,7 @@ static void d_forward(model_t *m, const float *x, const int32_t *labels, const f
         int F = D->emb_dim, HW = hs->OH * hs->OW;
         float *demb = m->demb + (size_t)v->n0 * F, *hsum = m->hsum + (size_t)v->n0 * F;
         float *demb2 = text2 ? m->demb2 + (size_t)v->n0 * F : NULL;
-        const float *act = hs->act + (size_t)v->n0 * stage_out(hs);
+        const float *act = hs->act + (size_t)v->n0 * hs->lay.sn;
         if (m->cond == COND_TEXT) {
             text_proj(N, F, m->tdim, p + D->embed_off, text, demb);
             if (text2) text_proj(N, F, m->tdim, p + D->embed_off, text2, demb2);
@@ -1080,7 +1123,7 @@ static void d_forward(model_t *m, const float *x, const int32_t *labels, const f
         for (int n = 0; n < N; n++) {
             double acc = 0, acc2 = 0;
             for (int c = 0; c < F; c++) {
-                const float *h = act + ((size_t)n * F + c) * HW;
+                const float *h = act + (size_t)n * hs->lay.sn + (size_t)c * hs->lay.sc;
                 float sum = 0;
                 for (int k = 0; k < HW; k++) sum += h[k];
                 hsum[(size_t)n * F + c] = sum;
@@ -1110,20 +1153,21 @@ static void d_backward(model_t *m, const float *x, const int32_t *labels, const 
         for (int n = 0; n < N; n++) cur[n] += dlogits2[n];
     for (int i = D->L - 1; i >= 0; i--) {
         stage_t *s = &D->st[i];
-        size_t cnt = (size_t)N * stage_out(s), off = (size_t)v->n0 * stage_out(s);
+        size_t off = (size_t)v->n0 * s->lay.sn;
         if (s->bn) { /* LeakyReLU and BN in one pass (d_forward) */
-            bn_t bn = {N, s->K, s->OH * s->OW, BN_EPS, 0.1f, BN_ACT_LRELU, 0.2f};
+            bn_t bn = {N, s->K, s->OH * s->OW, BN_EPS, 0.1f, BN_ACT_LRELU, 0.2f, s->lay.sn, s->lay.sc};
             bn_backward_act(&bn, s->out + off, s->act + off, p + s->gamma_off, s->mean + (size_t)v->mb * s->K,
                             s->rstd + (size_t)v->mb * s->K, cur, oth, grad ? grad + s->gamma_off : NULL,
                             grad ? grad + s->beta_off : NULL);
             t = cur; cur = oth; oth = t;
         } else if (i < D->L - 1) {
-            lrelu_backward(cnt, 0.2f, s->act + off, cur, oth);
+            stage_lrelu(s, N, 0.2f, s->act + off, cur, oth);
             t = cur; cur = oth; oth = t;
         }
-        const float *xin = i > 0 ? D->st[i - 1].act + (size_t)v->n0 * stage_out(&D->st[i - 1]) : x;
+        const float *xin = i > 0 ? D->st[i - 1].act + (size_t)v->n0 * D->st[i - 1].lay.sn : x;
         float *dxin = i > 0 ? oth : dx;
-        stage_conv_backward(m, s, N, xin, p + s->w_off, cur, dxin, grad ? grad + s->w_off : NULL);
+        stage_conv_backward(m, s, N, xin, stage_in_lay(D, i), p + s->w_off, cur, dxin,
+                            grad ? grad + s->w_off : NULL);
         if (i == D->L - 1 && m->cond) {
             /* projection: dh[n,c,:] += dl[n] e[y_n,c]; dembed[y_n] += dl[n] hsum[n] */
             const stage_t *hs = &D->st[D->L - 2];
@@ -1136,7 +1180,7 @@ static void d_backward(model_t *m, const float *x, const int32_t *labels, const 
                     float val = dl * demb[(size_t)n * F + c];
                     if (demb2) val += dl2 * demb2[(size_t)n * F + c];
                     if (xg && xg->dh) val += xg->dh[(size_t)n * F + c];
-                    float *dh = oth + ((size_t)n * F + c) * HW;
+                    float *dh = oth + (size_t)n * hs->lay.sn + (size_t)c * hs->lay.sc;
                     for (int k = 0; k < HW; k++) dh[k] += val;
                 }
             }

@@ -69,19 +69,34 @@ void convT2d_forward(const conv_t *c, const float *x, const float *w, const floa
 void convT2d_backward(const conv_t *c, const float *x, const float *w, const float *dy, float *dx,
                       float *dw, float *db, float *ws);
 
+/* Where an activation's planes lie in memory: plane (n, c), its H*W
+ * floats contiguous, starts at base + n*sn + c*sc. NCHW (N,C,H,W):
+ * nn_lay_nchw(C, HW) = {C*HW, HW}. Channel-major, room for Nb samples per
+ * channel (C, Nb, H, W): nn_lay_cm(Nb, HW) = {HW, Nb*HW}; there a channel's
+ * images are one row of a matrix whose rows are channels (leading
+ * dimension Nb*HW), which is what the convolutions' GEMMs read and write,
+ * so no copy between the two layouts is needed around them (nn_conv.c). */
+typedef struct { size_t sn, sc; } nn_lay_t;
+static inline nn_lay_t nn_lay_nchw(int C, size_t HW) { return (nn_lay_t){(size_t)C * HW, HW}; }
+static inline nn_lay_t nn_lay_cm(int Nb, size_t HW) { return (nn_lay_t){HW, (size_t)Nb * HW}; }
+
 /* The same four on a batch of c->N images in chunks of at most `chunk`
  * images, with ws sized for one chunk (*_ws_floats of a chunk-sized
- * shape): what a model with a small fixed workspace runs. Forward and the
- * input gradient are per image, so each thread runs a contiguous range of
- * the batch through the calls above in its own slice of ws (one hand-off
- * per layer); weight gradients sum over images, chunk after chunk in
- * order, so dw gets the same bits whatever the thread count. No bias. */
-void conv2d_forward_chunks(const conv_t *c, int chunk, const float *x, const float *w, float *y, float *ws);
-void conv2d_backward_chunks(const conv_t *c, int chunk, const float *x, const float *w, const float *dy, float *dx,
-                            float *dw, float *ws);
-void convT2d_forward_chunks(const conv_t *c, int chunk, const float *x, const float *w, float *y, float *ws);
-void convT2d_backward_chunks(const conv_t *c, int chunk, const float *x, const float *w, const float *dy, float *dx,
-                             float *dw, float *ws);
+ * shape): what a model with a small fixed workspace runs. x (and dx) lie
+ * as xl says, y (and dy) as yl says (both NCHW: the calls above). Forward
+ * and the input gradient are per image, so each thread runs a contiguous
+ * range of the batch in its own slice of ws (one hand-off per layer);
+ * weight gradients sum over images, chunk after chunk in order, so dw
+ * gets the same bits whatever the thread count. The bits do not depend on
+ * the layouts either. No bias. */
+void conv2d_forward_chunks(const conv_t *c, int chunk, const float *x, nn_lay_t xl, const float *w, float *y,
+                           nn_lay_t yl, float *ws);
+void conv2d_backward_chunks(const conv_t *c, int chunk, const float *x, nn_lay_t xl, const float *w,
+                            const float *dy, nn_lay_t yl, float *dx, float *dw, float *ws);
+void convT2d_forward_chunks(const conv_t *c, int chunk, const float *x, nn_lay_t xl, const float *w, float *y,
+                            nn_lay_t yl, float *ws);
+void convT2d_backward_chunks(const conv_t *c, int chunk, const float *x, nn_lay_t xl, const float *w,
+                             const float *dy, nn_lay_t yl, float *dx, float *dw, float *ws);
 
 /* ---- linear ----------------------------------------------------------- */
 /* x (N,IN), w (OUT,IN), b (OUT) or NULL, y (N,OUT): y = x w^T + b. */
@@ -97,7 +112,9 @@ void linear_backward(int N, int IN, int OUT, const float *x, const float *w, con
  * and backward (bn_backward_act) takes that output and the gradient
  * w.r.t. it. */
 enum { BN_ACT_NONE, BN_ACT_RELU, BN_ACT_LRELU };
-typedef struct { int N, C, HW; float eps, momentum; int act; float alpha; } bn_t; /* eps 1e-5, momentum 0.1 */
+/* eps 1e-5, momentum 0.1; sn, sc: where plane (n, c) of x, y, dy, dx
+ * starts (n*sn + c*sc, nn_lay_t), both 0 for NCHW. */
+typedef struct { int N, C, HW; float eps, momentum; int act; float alpha; size_t sn, sc; } bn_t;
 
 /* Training mode: normalise with the batch mean and biased variance; save
  * mean (C) and rstd = 1/sqrt(var+eps) (C) for backward; update running

@@ -145,6 +145,11 @@ static inline void bn_part_range(const bn_job_t *j, int part, int nparts, int *c
     nn_par_range(j->b->C, part, nparts, c0, c1);
 }
 
+/* Offset of plane (n, c) of the tensors (bn_t: sn, sc). */
+static inline size_t bn_plane(const bn_t *b, int n, int c) {
+    return b->sn ? (size_t)n * b->sn + (size_t)c * b->sc : ((size_t)n * b->C + c) * b->HW;
+}
+
 /* Floats a pass over the tensor touches, for nn_par_run_sized. */
 static inline size_t bn_work(const bn_t *b) {
     return (size_t)b->N * b->C * b->HW;
@@ -155,17 +160,17 @@ static inline size_t bn_work(const bn_t *b) {
  * the running statistics are updated when run_mean/run_var are given. */
 static void bn_train_channel(const bn_job_t *j, int c) {
     const bn_t *b = j->b;
-    const int N = b->N, C = b->C, HW = b->HW;
+    const int N = b->N, HW = b->HW;
     const double M = (double)N * HW;
     const float *x = j->x;
     double s = 0;
-    for (int n = 0; n < N; n++) s += row_sum(x + ((size_t)n * C + c) * HW, HW);
+    for (int n = 0; n < N; n++) s += row_sum(x + bn_plane(b, n, c), HW);
     double mu = s / M;
     /* Two-pass variance: free of cancellation. The deviations use the
      * float mean; the (float - double) mean error e only adds e^2. */
     const float muf = (float)mu;
     double ss = 0;
-    for (int n = 0; n < N; n++) ss += row_sqdev(x + ((size_t)n * C + c) * HW, HW, muf);
+    for (int n = 0; n < N; n++) ss += row_sqdev(x + bn_plane(b, n, c), HW, muf);
     double dm = mu - muf;
     ss -= M * dm * dm;
     if (ss < 0) ss = 0;
@@ -177,8 +182,8 @@ static void bn_train_channel(const bn_job_t *j, int c) {
      * a large mean, x*scale + shift would cancel two big numbers. */
     const float scale = (float)(j->gamma[c] * rs), bc = j->beta[c], dmf = (float)dm;
     for (int n = 0; n < N; n++) {
-        const float *xp = x + ((size_t)n * C + c) * HW;
-        float *yp = j->y + ((size_t)n * C + c) * HW;
+        const float *xp = x + bn_plane(b, n, c);
+        float *yp = j->y + bn_plane(b, n, c);
         for (int i = 0; i < HW; i++) yp[i] = ((xp[i] - muf) - dmf) * scale + bc;
         row_act(yp, HW, b->act, b->alpha);
     }
@@ -224,15 +229,16 @@ void bn_running_update(const bn_t *b, int C, const double *bmean, const double *
 
 static void bn_eval_part(void *vp, int part, int nparts) {
     const bn_job_t *j = vp;
-    const int N = j->b->N, C = j->b->C, HW = j->b->HW;
+    const bn_t *b = j->b;
+    const int N = b->N, HW = b->HW;
     int c0, c1;
     bn_part_range(j, part, nparts, &c0, &c1);
     for (int c = c0; c < c1; c++) {
         double rs = 1.0 / sqrt((double)j->run_var_in[c] + j->b->eps);
         const float scale = (float)(j->gamma[c] * rs), bc = j->beta[c], mc = j->run_mean_in[c];
         for (int n = 0; n < N; n++) {
-            const float *xp = j->x + ((size_t)n * C + c) * HW;
-            float *yp = j->y + ((size_t)n * C + c) * HW;
+            const float *xp = j->x + bn_plane(b, n, c);
+            float *yp = j->y + bn_plane(b, n, c);
             for (int i = 0; i < HW; i++) yp[i] = (xp[i] - mc) * scale + bc;
             row_act(yp, HW, j->b->act, j->b->alpha);
         }
@@ -248,14 +254,15 @@ void bn_forward_eval(const bn_t *b, const float *x, const float *gamma, const fl
 
 /* Backward of channel c (see the formulas at the top). */
 static void bn_backward_channel(const bn_job_t *j, int c) {
-    const int N = j->b->N, C = j->b->C, HW = j->b->HW;
+    const bn_t *b = j->b;
+    const int N = b->N, HW = b->HW;
     const double M = (double)N * HW;
     const float mu = j->mean_in[c], rs = j->rstd_in[c];
     const int act = j->b->act;
     const float alpha = j->b->alpha;
     double sdy = 0, sdyx = 0;
     for (int n = 0; n < N; n++) {
-        const size_t o = ((size_t)n * C + c) * HW;
+        const size_t o = bn_plane(b, n, c);
         /* constant act arguments: each call is its own vectorised loop */
         if (act == BN_ACT_RELU) row_dsums_act(j->dy + o, j->yact + o, j->x + o, HW, mu, BN_ACT_RELU, 0, &sdy, &sdyx);
         else if (act) row_dsums_act(j->dy + o, j->yact + o, j->x + o, HW, mu, BN_ACT_LRELU, alpha, &sdy, &sdyx);
@@ -270,15 +277,15 @@ static void bn_backward_channel(const bn_job_t *j, int c) {
     const float m1 = (float)(sdy / M);
     const float m2 = (float)(sdyx / M) * rs;
     for (int n = 0; n < N; n++) {
-        const float *xp = j->x + ((size_t)n * C + c) * HW;
-        const float *gp = j->dy + ((size_t)n * C + c) * HW;
-        float *dp = j->dx + ((size_t)n * C + c) * HW;
+        const float *xp = j->x + bn_plane(b, n, c);
+        const float *gp = j->dy + bn_plane(b, n, c);
+        float *dp = j->dx + bn_plane(b, n, c);
         if (act == BN_ACT_RELU) {
-            const float *yp = j->yact + ((size_t)n * C + c) * HW;
+            const float *yp = j->yact + bn_plane(b, n, c);
             for (int i = 0; i < HW; i++)
                 dp[i] = k * (act_grad(BN_ACT_RELU, 0, yp[i], gp[i]) - m1 - (xp[i] - mu) * m2);
         } else if (act) {
-            const float *yp = j->yact + ((size_t)n * C + c) * HW;
+            const float *yp = j->yact + bn_plane(b, n, c);
             for (int i = 0; i < HW; i++)
                 dp[i] = k * (act_grad(BN_ACT_LRELU, alpha, yp[i], gp[i]) - m1 - (xp[i] - mu) * m2);
         } else {

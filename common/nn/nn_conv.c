@@ -85,14 +85,20 @@ typedef struct {
     const float *bias; /* col2im with init 2: per-channel start value */
     int init;          /* col2im: 0 add to dst, 1 zero first, 2 bias first */
     int N, C, H, W, KH, KW, S, P, OH, OW;
+    size_t sn, sc;     /* the image's plane (n, c) starts at n*sn + c*sc (nn_lay_t) */
 } unfold_t;
+
+/* Offset of plane (n, c) of the image side of u. */
+static inline size_t uplane(const unfold_t *u, int n, int c) {
+    return (size_t)n * u->sn + (size_t)c * u->sc;
+}
 
 /* im2col for samples [n0, n1): every col element of those samples is
  * written. */
 static void im2col_part(void *vp, int part, int nparts) {
     const unfold_t *u = vp;
     const int C = u->C, H = u->H, W = u->W, KH = u->KH, KW = u->KW, S = u->S, P = u->P, OH = u->OH, OW = u->OW;
-    const size_t L = (size_t)OH * OW, NL = (size_t)u->N * L, HW = (size_t)H * W;
+    const size_t L = (size_t)OH * OW, NL = (size_t)u->N * L;
     int n0, n1;
     nn_par_range(u->N, part, nparts, &n0, &n1);
     for (int c = 0; c < C; c++) {
@@ -105,7 +111,7 @@ static void im2col_part(void *vp, int part, int nparts) {
                 float *row = u->dst + ((size_t)(c * KH + kh) * KW + kw) * NL;
                 const int iw0 = ow0 * S - P + kw;
                 for (int n = n0; n < n1; n++) {
-                    const float *src = u->src + ((size_t)n * C + c) * HW;
+                    const float *src = u->src + uplane(u, n, c);
                     float *r = row + (size_t)n * L;
                     memset(r, 0, (size_t)oh0 * OW * sizeof(float));
                     for (int oh = oh0; oh < oh1; oh++) {
@@ -134,16 +140,13 @@ static void col2im_part(void *vp, int part, int nparts) {
     const size_t L = (size_t)OH * OW, NL = (size_t)u->N * L, HW = (size_t)H * W;
     int n0, n1;
     nn_par_range(u->N, part, nparts, &n0, &n1);
-    if (u->init == 1) {
-        memset(u->dst + (size_t)n0 * C * HW, 0, (size_t)(n1 - n0) * C * HW * sizeof(float));
-    } else if (u->init == 2) {
+    if (u->init)
         for (int n = n0; n < n1; n++)
             for (int c = 0; c < C; c++) {
-                float *p = u->dst + ((size_t)n * C + c) * HW;
-                const float bc = u->bias[c];
+                float *p = u->dst + uplane(u, n, c);
+                const float bc = u->init == 2 ? u->bias[c] : 0.0f;
                 for (size_t i = 0; i < HW; i++) p[i] = bc;
             }
-    }
     for (int c = 0; c < C; c++) {
         for (int kh = 0; kh < KH; kh++) {
             int oh0, oh1;
@@ -155,7 +158,7 @@ static void col2im_part(void *vp, int part, int nparts) {
                 const int iw0 = ow0 * S - P + kw;
                 const int cnt = ow1 - ow0;
                 for (int n = n0; n < n1; n++) {
-                    float *dst = u->dst + ((size_t)n * C + c) * HW;
+                    float *dst = u->dst + uplane(u, n, c);
                     const float *r = row + (size_t)n * L;
                     for (int oh = oh0; oh < oh1; oh++) {
                         const float *ro = r + (size_t)oh * OW + ow0;
@@ -228,7 +231,7 @@ static void im2col_tab_part(void *vp, int part, int nparts) {
     plane[HW] = 0.0f;
     for (int c = 0; c < u->C; c++)
         for (int n = n0; n < n1; n++) {
-            memcpy(plane, u->src + ((size_t)n * u->C + c) * HW, HW * sizeof(float));
+            memcpy(plane, u->src + uplane(u, n, c), HW * sizeof(float));
             for (int kk = 0; kk < KK; kk++) {
                 float *r = u->dst + ((size_t)c * KK + kk) * NL + (size_t)n * L;
                 const int *t = tab + (size_t)kk * L;
@@ -286,7 +289,7 @@ static void col2im_gather_part(void *vp, int part, int nparts) {
         const float start = u->init == 2 ? u->bias[c] : 0.0f;
         for (int n = n0; n < n1; n++) {
             const float *base = u->src + (size_t)c * KK * NL + (size_t)n * L;
-            float *img = u->dst + ((size_t)n * u->C + c) * HW;
+            float *img = u->dst + uplane(u, n, c);
             for (int p = 0; p < HW; p++) {
                 float a = u->init == 0 ? img[p] : start;
                 const int *t = tab + (size_t)p * T;
@@ -297,44 +300,78 @@ static void col2im_gather_part(void *vp, int part, int nparts) {
     }
 }
 
-/* img (N,C,H,W) -> col (C*KH*KW, N*OH*OW), all elements written. */
-static void im2col(const float *img, int N, int C, int H, int W, int KH, int KW, int S, int P, int OH, int OW,
-                   float *col) {
-    unfold_t u = {img, col, NULL, 0, N, C, H, W, KH, KW, S, P, OH, OW};
+/* img (N,C,H,W) planes as l says -> col (C*KH*KW, N*OH*OW), all elements
+ * written. */
+static void im2col(const float *img, nn_lay_t l, int N, int C, int H, int W, int KH, int KW, int S, int P, int OH,
+                   int OW, float *col) {
+    unfold_t u = {img, col, NULL, 0, N, C, H, W, KH, KW, S, P, OH, OW, l.sn, l.sc};
     nn_par_run(unfold_fits(&u) ? im2col_tab_part : im2col_part, &u);
 }
 
-/* img (N,C,H,W) = init (0: keep, 1: zeros, 2: bias[c]) + fold of col. */
+/* img (N,C,H,W) planes as l says = init (0: keep, 1: zeros, 2: bias[c])
+ * + fold of col. */
 static void col2im(const float *col, int N, int C, int H, int W, int KH, int KW, int S, int P, int OH, int OW,
-                   float *img, int init, const float *bias) {
-    unfold_t u = {col, img, bias, init, N, C, H, W, KH, KW, S, P, OH, OW};
+                   float *img, nn_lay_t l, int init, const float *bias) {
+    unfold_t u = {col, img, bias, init, N, C, H, W, KH, KW, S, P, OH, OW, l.sn, l.sc};
     nn_par_run(fold_fits(&u) ? col2im_gather_part : col2im_part, &u);
 }
 
-/* (A, B, L) -> (B, A, L): swap the two outer axes of a tensor. */
-typedef struct { const float *src; float *dst; int A, B; size_t L; } swap_t;
+/* ---- layouts ---------------------------------------------------------------
+ * A (N, C, L) activation is a matrix in two ways without a copy: as rows
+ * per image (N, C*L) when it is NCHW (dense layers), and as rows per
+ * channel (C, N*L) when it is channel-major (the GEMMs of the unfolded
+ * convolutions). Otherwise it is copied plane by plane (relay) into the
+ * workspace in the layout the GEMM needs, and back. */
 
-static void swap_part(void *vp, int part, int nparts) {
-    const swap_t *q = vp;
-    int a0, a1;
-    nn_par_range(q->A, part, nparts, &a0, &a1);
-    for (int a = a0; a < a1; a++)
-        for (int b = 0; b < q->B; b++)
-            memcpy(q->dst + ((size_t)b * q->A + a) * q->L, q->src + ((size_t)a * q->B + b) * q->L,
-                   q->L * sizeof(float));
+/* Whether l holds (N, C, L) as (C, N*L) rows; *ld: their stride. */
+static int lay_cm(nn_lay_t l, int N, int C, size_t L, size_t *ld) {
+    if (N != 1 && l.sn != L) return 0;
+    *ld = C == 1 ? (size_t)N * L : l.sc;
+    return 1;
 }
 
-static void swap_nk(const float *src, int A, int B, size_t L, float *dst) {
-    swap_t q = {src, dst, A, B, L};
-    nn_par_run(swap_part, &q);
+/* Whether l holds (N, C, L) as (N, C*L) rows; *ld: their stride. */
+static int lay_rows(nn_lay_t l, int N, int C, size_t L, size_t *ld) {
+    if (C != 1 && l.sc != L) return 0;
+    if (N != 1 && l.sn < (size_t)C * L) return 0;
+    *ld = N == 1 ? (size_t)C * L : l.sn;
+    return 1;
 }
 
-/* db[k] += sum over n and L of dy (N,K,L). */
-static void bias_grad(const float *dy, int N, int K, size_t L, float *db) {
+/* Copy the planes (L floats) of an (N, C, L) tensor from layout ls to ld. */
+typedef struct { const float *src; float *dst; nn_lay_t ls, ld; int N, C; size_t L; } relay_t;
+
+static void relay_part(void *vp, int part, int nparts) {
+    const relay_t *q = vp;
+    int n0, n1;
+    nn_par_range(q->N, part, nparts, &n0, &n1);
+    for (int n = n0; n < n1; n++)
+        for (int c = 0; c < q->C; c++)
+            memcpy(q->dst + (size_t)n * q->ld.sn + (size_t)c * q->ld.sc,
+                   q->src + (size_t)n * q->ls.sn + (size_t)c * q->ls.sc, q->L * sizeof(float));
+}
+
+static void relay(const float *src, nn_lay_t ls, float *dst, nn_lay_t ld, int N, int C, size_t L) {
+    relay_t q = {src, dst, ls, ld, N, C, L};
+    nn_par_run(relay_part, &q);
+}
+
+/* y planes (n, k) += b[k]. */
+static void bias_add(float *y, nn_lay_t l, int N, int K, size_t L, const float *b) {
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++) {
+            float *yp = y + (size_t)n * l.sn + (size_t)k * l.sc;
+            const float bk = b[k];
+            for (size_t i = 0; i < L; i++) yp[i] += bk;
+        }
+}
+
+/* db[k] += sum over n and L of dy (N,K,L) planes as l says. */
+static void bias_grad(const float *dy, nn_lay_t l, int N, int K, size_t L, float *db) {
     for (int k = 0; k < K; k++) {
         double s = 0;
         for (int n = 0; n < N; n++) {
-            const float *g = dy + ((size_t)n * K + k) * L;
+            const float *g = dy + (size_t)n * l.sn + (size_t)k * l.sc;
             float a = 0;
             for (size_t i = 0; i < L; i++) a += g[i];
             s += a;
@@ -355,127 +392,200 @@ static int convT_is_dense(const conv_t *c) {
     return c->P == 0 && c->H == 1 && c->W == 1;
 }
 
-void conv2d_forward(const conv_t *c, const float *x, const float *w, const float *b, float *y, float *ws) {
+/* The four passes on c->N images, x (and dx) planes as xl says, y (and
+ * dy) as yl says; the public calls are these with NCHW layouts. */
+static void conv_fwd(const conv_t *c, const float *x, nn_lay_t xl, const float *w, const float *b, float *y,
+                     nn_lay_t yl, float *ws) {
     const int N = c->N, K = c->K;
-    const size_t L = (size_t)c->OH * c->OW, NL = (size_t)N * L;
+    const size_t HW = (size_t)c->H * c->W, L = (size_t)c->OH * c->OW, NL = (size_t)N * L;
     const int CKK = c->C * c->KH * c->KW;
+    size_t ldx, ldy;
     if (conv_is_dense(c)) {
-        linear_forward(N, CKK, K, x, w, b, y);
+        /* ws: x rows (N, CKK), then y rows (N, K) */
+        const float *xr = x;
+        if (!lay_rows(xl, N, c->C, HW, &ldx) || ldx != (size_t)CKK) {
+            relay(x, xl, ws, nn_lay_nchw(c->C, HW), N, c->C, HW);
+            xr = ws;
+        }
+        if (lay_rows(yl, N, K, 1, &ldy) && ldy == (size_t)K) {
+            linear_forward(N, CKK, K, xr, w, b, y);
+        } else {
+            float *yr = ws + (size_t)N * CKK;
+            linear_forward(N, CKK, K, xr, w, b, yr);
+            relay(yr, nn_lay_nchw(K, 1), y, yl, N, K, 1);
+        }
         return;
     }
     float *col = ws, *yk = ws + (size_t)CKK * NL;
-    im2col(x, N, c->C, c->H, c->W, c->KH, c->KW, c->S, c->P, c->OH, c->OW, col);
-    /* With N == 1 the (K, N*L) and (N, K, L) layouts coincide. */
-    float *out = N == 1 ? y : yk;
-    nn_sgemm(0, 0, K, (int)NL, CKK, 1.0f, w, CKK, col, (int)NL, 0.0f, out,
-             (int)NL);
-    if (N != 1) swap_nk(yk, K, N, L, y);
-    if (b) {
-        for (int n = 0; n < N; n++)
-            for (int k = 0; k < K; k++) {
-                float *yp = y + ((size_t)n * K + k) * L;
-                const float bk = b[k];
-                for (size_t i = 0; i < L; i++) yp[i] += bk;
+    im2col(x, xl, N, c->C, c->H, c->W, c->KH, c->KW, c->S, c->P, c->OH, c->OW, col);
+    const int direct = lay_cm(yl, N, K, L, &ldy);
+    nn_sgemm(0, 0, K, (int)NL, CKK, 1.0f, w, CKK, col, (int)NL, 0.0f, direct ? y : yk, direct ? (int)ldy : (int)NL);
+    if (!direct) relay(yk, nn_lay_cm(N, L), y, yl, N, K, L);
+    if (b) bias_add(y, yl, N, K, L, b);
+}
+
+static void conv_bwd(const conv_t *c, const float *x, nn_lay_t xl, const float *w, const float *dy, nn_lay_t yl,
+                     float *dx, float *dw, float *db, float *ws) {
+    const int N = c->N, K = c->K;
+    const size_t HW = (size_t)c->H * c->W, L = (size_t)c->OH * c->OW, NL = (size_t)N * L;
+    const int CKK = c->C * c->KH * c->KW;
+    size_t ld;
+    if (db) bias_grad(dy, yl, N, K, L, db);
+    if (!dw && !dx) return;
+    if (conv_is_dense(c)) {
+        /* ws: x rows (N, CKK), later dx rows; then dy rows (N, K) */
+        const float *dyr = dy;
+        if (!lay_rows(yl, N, K, 1, &ld) || ld != (size_t)K) {
+            float *t = ws + (size_t)N * CKK;
+            relay(dy, yl, t, nn_lay_nchw(K, 1), N, K, 1);
+            dyr = t;
+        }
+        if (dw) {
+            const float *xr = x;
+            if (!lay_rows(xl, N, c->C, HW, &ld) || ld != (size_t)CKK) {
+                relay(x, xl, ws, nn_lay_nchw(c->C, HW), N, c->C, HW);
+                xr = ws;
             }
+            linear_backward(N, CKK, K, xr, w, dyr, NULL, dw, NULL);
+        }
+        if (dx) {
+            if (lay_rows(xl, N, c->C, HW, &ld) && ld == (size_t)CKK) {
+                linear_backward(N, CKK, K, NULL, w, dyr, dx, NULL, NULL);
+            } else {
+                linear_backward(N, CKK, K, NULL, w, dyr, ws, NULL, NULL);
+                relay(ws, nn_lay_nchw(c->C, HW), dx, xl, N, c->C, HW);
+            }
+        }
+        return;
     }
+    float *col = ws, *dyk = ws + (size_t)CKK * NL;
+    const float *g = dy;
+    size_t ldg;
+    if (!lay_cm(yl, N, K, L, &ldg)) {
+        relay(dy, yl, dyk, nn_lay_cm(N, L), N, K, L);
+        g = dyk;
+        ldg = NL;
+    }
+    if (dw) {
+        im2col(x, xl, N, c->C, c->H, c->W, c->KH, c->KW, c->S, c->P, c->OH, c->OW, col);
+        nn_sgemm(0, 1, K, CKK, (int)NL, 1.0f, g, (int)ldg, col, (int)NL, 1.0f, dw, CKK);
+    }
+    if (dx) {
+        nn_sgemm(1, 0, CKK, (int)NL, K, 1.0f, w, CKK, g, (int)ldg, 0.0f, col, (int)NL);
+        col2im(col, N, c->C, c->H, c->W, c->KH, c->KW, c->S, c->P, c->OH, c->OW, dx, xl, 1, NULL);
+    }
+}
+
+void conv2d_forward(const conv_t *c, const float *x, const float *w, const float *b, float *y, float *ws) {
+    conv_fwd(c, x, nn_lay_nchw(c->C, (size_t)c->H * c->W), w, b, y, nn_lay_nchw(c->K, (size_t)c->OH * c->OW), ws);
 }
 
 void conv2d_backward(const conv_t *c, const float *x, const float *w, const float *dy, float *dx, float *dw,
                      float *db, float *ws) {
-    const int N = c->N, K = c->K;
-    const size_t L = (size_t)c->OH * c->OW, NL = (size_t)N * L;
-    const int CKK = c->C * c->KH * c->KW;
-    if (conv_is_dense(c)) {
-        linear_backward(N, CKK, K, x, w, dy, dx, dw, db);
-        return;
-    }
-    float *col = ws, *dyk = ws + (size_t)CKK * NL;
-    if (db) bias_grad(dy, N, K, L, db);
-    if (!dw && !dx) return;
-    const float *g = dy;
-    if (N != 1) {
-        swap_nk(dy, N, K, L, dyk);
-        g = dyk;
-    }
-    if (dw) {
-        im2col(x, N, c->C, c->H, c->W, c->KH, c->KW, c->S, c->P, c->OH, c->OW, col);
-        nn_sgemm(0, 1, K, CKK, (int)NL, 1.0f, g, (int)NL, col, (int)NL, 1.0f,
-                 dw, CKK);
-    }
-    if (dx) {
-        nn_sgemm(1, 0, CKK, (int)NL, K, 1.0f, w, CKK, g, (int)NL, 0.0f, col,
-                 (int)NL);
-        col2im(col, N, c->C, c->H, c->W, c->KH, c->KW, c->S, c->P, c->OH, c->OW, dx, 1, NULL);
-    }
+    conv_bwd(c, x, nn_lay_nchw(c->C, (size_t)c->H * c->W), w, dy, nn_lay_nchw(c->K, (size_t)c->OH * c->OW), dx, dw,
+             db, ws);
 }
 
 /* ---- transposed conv2d ---------------------------------------------------- */
 
-void convT2d_forward(const conv_t *c, const float *x, const float *w, const float *b, float *y, float *ws) {
+static void convT_fwd(const conv_t *c, const float *x, nn_lay_t xl, const float *w, const float *b, float *y,
+                      nn_lay_t yl, float *ws) {
     const int N = c->N, C = c->C, K = c->K;
     const size_t HW = (size_t)c->H * c->W, NHW = (size_t)N * HW, L = (size_t)c->OH * c->OW;
     const int KKK = K * c->KH * c->KW;
+    size_t ld;
     if (convT_is_dense(c)) {
-        nn_sgemm(0, 0, N, KKK, C, 1.0f, x, C, w, KKK, 0.0f, y, KKK);
-        if (b) {
-            for (int n = 0; n < N; n++)
-                for (int k = 0; k < K; k++) {
-                    float *yp = y + ((size_t)n * K + k) * L;
-                    const float bk = b[k];
-                    for (size_t i = 0; i < L; i++) yp[i] += bk;
-                }
+        /* ws: y rows (N, KKK), then x rows (N, C) */
+        const float *xr = x;
+        if (!lay_rows(xl, N, C, 1, &ld) || ld != (size_t)C) {
+            float *t = ws + (size_t)KKK * N;
+            relay(x, xl, t, nn_lay_nchw(C, 1), N, C, 1);
+            xr = t;
         }
+        const int direct = lay_rows(yl, N, K, L, &ld) && ld == (size_t)KKK;
+        float *yr = direct ? y : ws;
+        nn_sgemm(0, 0, N, KKK, C, 1.0f, xr, C, w, KKK, 0.0f, yr, KKK);
+        if (!direct) relay(yr, nn_lay_nchw(K, L), y, yl, N, K, L);
+        if (b) bias_add(y, yl, N, K, L, b);
         return;
     }
     float *col = ws, *xc = ws + (size_t)KKK * NHW;
     const float *xs = x;
-    if (N != 1) {
-        swap_nk(x, N, C, HW, xc);
+    size_t ldx;
+    if (!lay_cm(xl, N, C, HW, &ldx)) {
+        relay(x, xl, xc, nn_lay_cm(N, HW), N, C, HW);
         xs = xc;
+        ldx = NHW;
     }
-    nn_sgemm(1, 0, KKK, (int)NHW, C, 1.0f, w, KKK, xs, (int)NHW, 0.0f, col,
-             (int)NHW);
+    nn_sgemm(1, 0, KKK, (int)NHW, C, 1.0f, w, KKK, xs, (int)ldx, 0.0f, col, (int)NHW);
     /* The conv that maps y-shaped (K, OH, OW) to x-shaped (C, H, W). */
-    col2im(col, N, K, c->OH, c->OW, c->KH, c->KW, c->S, c->P, c->H, c->W, y, b ? 2 : 1, b);
+    col2im(col, N, K, c->OH, c->OW, c->KH, c->KW, c->S, c->P, c->H, c->W, y, yl, b ? 2 : 1, b);
+}
+
+static void convT_bwd(const conv_t *c, const float *x, nn_lay_t xl, const float *w, const float *dy, nn_lay_t yl,
+                      float *dx, float *dw, float *db, float *ws) {
+    const int N = c->N, C = c->C, K = c->K;
+    const size_t HW = (size_t)c->H * c->W, NHW = (size_t)N * HW, L = (size_t)c->OH * c->OW;
+    const int KKK = K * c->KH * c->KW;
+    size_t ld;
+    if (db) bias_grad(dy, yl, N, K, L, db);
+    if (!dw && !dx) return;
+    float *col = ws, *xc = ws + (size_t)KKK * NHW;
+    if (convT_is_dense(c)) {
+        /* ws: dy rows (N, KKK), then x rows (N, C), later dx rows */
+        const float *dyr = dy;
+        if (!lay_rows(yl, N, K, L, &ld) || ld != (size_t)KKK) {
+            relay(dy, yl, col, nn_lay_nchw(K, L), N, K, L);
+            dyr = col;
+        }
+        const int xrows = lay_rows(xl, N, C, 1, &ld) && ld == (size_t)C;
+        if (dw) {
+            const float *xr = x;
+            if (!xrows) {
+                relay(x, xl, xc, nn_lay_nchw(C, 1), N, C, 1);
+                xr = xc;
+            }
+            nn_sgemm(1, 0, C, KKK, N, 1.0f, xr, C, dyr, KKK, 1.0f, dw, KKK);
+        }
+        if (dx) {
+            nn_sgemm(0, 1, N, C, KKK, 1.0f, dyr, KKK, w, KKK, 0.0f, xrows ? dx : xc, C);
+            if (!xrows) relay(xc, nn_lay_nchw(C, 1), dx, xl, N, C, 1);
+        }
+        return;
+    }
+    im2col(dy, yl, N, K, c->OH, c->OW, c->KH, c->KW, c->S, c->P, c->H, c->W, col);
+    size_t ldx;
+    const int xcm = lay_cm(xl, N, C, HW, &ldx);
+    if (dw) {
+        const float *xs = x;
+        size_t lds = ldx;
+        if (!xcm) {
+            relay(x, xl, xc, nn_lay_cm(N, HW), N, C, HW);
+            xs = xc;
+            lds = NHW;
+        }
+        nn_sgemm(0, 1, C, KKK, (int)NHW, 1.0f, xs, (int)lds, col, (int)NHW, 1.0f, dw, KKK);
+    }
+    if (dx) {
+        nn_sgemm(0, 0, C, (int)NHW, KKK, 1.0f, w, KKK, col, (int)NHW, 0.0f, xcm ? dx : xc, xcm ? (int)ldx : (int)NHW);
+        if (!xcm) relay(xc, nn_lay_cm(N, HW), dx, xl, N, C, HW);
+    }
+}
+
+void convT2d_forward(const conv_t *c, const float *x, const float *w, const float *b, float *y, float *ws) {
+    convT_fwd(c, x, nn_lay_nchw(c->C, (size_t)c->H * c->W), w, b, y, nn_lay_nchw(c->K, (size_t)c->OH * c->OW), ws);
 }
 
 void convT2d_backward(const conv_t *c, const float *x, const float *w, const float *dy, float *dx, float *dw,
                       float *db, float *ws) {
-    const int N = c->N, C = c->C, K = c->K;
-    const size_t HW = (size_t)c->H * c->W, NHW = (size_t)N * HW, L = (size_t)c->OH * c->OW;
-    const int KKK = K * c->KH * c->KW;
-    if (db) bias_grad(dy, N, K, L, db);
-    if (convT_is_dense(c)) {
-        if (dw)
-            nn_sgemm(1, 0, C, KKK, N, 1.0f, x, C, dy, KKK, 1.0f, dw, KKK);
-        if (dx)
-            nn_sgemm(0, 1, N, C, KKK, 1.0f, dy, KKK, w, KKK, 0.0f, dx, C);
-        return;
-    }
-    float *col = ws, *xc = ws + (size_t)KKK * NHW;
-    if (!dw && !dx) return;
-    im2col(dy, N, K, c->OH, c->OW, c->KH, c->KW, c->S, c->P, c->H, c->W, col);
-    if (dw) {
-        const float *xs = x;
-        if (N != 1) {
-            swap_nk(x, N, C, HW, xc);
-            xs = xc;
-        }
-        nn_sgemm(0, 1, C, KKK, (int)NHW, 1.0f, xs, (int)NHW, col, (int)NHW,
-                 1.0f, dw, KKK);
-    }
-    if (dx) {
-        float *out = N == 1 ? dx : xc;
-        nn_sgemm(0, 0, C, (int)NHW, KKK, 1.0f, w, KKK, col, (int)NHW, 0.0f,
-                 out, (int)NHW);
-        if (N != 1) swap_nk(xc, C, N, HW, dx);
-    }
+    convT_bwd(c, x, nn_lay_nchw(c->C, (size_t)c->H * c->W), w, dy, nn_lay_nchw(c->K, (size_t)c->OH * c->OW), dx, dw,
+              db, ws);
 }
 
 /* ---- whole batches in chunks ------------------------------------------------
  * A model keeps one workspace for a chunk of images (model.c). Splitting
  * each pass of each chunk over the pool cost five hand-offs per chunk and
- * layer (swap, im2col, GEMM, GEMM, col2im) and sent every pass's data
+ * layer (relay, im2col, GEMM, GEMM, col2im) and sent every pass's data
  * from one core's cache to the other's. Instead:
  * - forward and the input gradient (per image): thread p takes images
  *   [lo, hi) of the batch (nn_par_range) and runs them through the calls
@@ -487,12 +597,14 @@ void convT2d_backward(const conv_t *c, const float *x, const float *w, const flo
  *   thread count), then each thread takes its images' input gradient from
  *   those matrices: three hand-offs per chunk.
  * Each output element is one single-threaded cblas_sgemm dot product over
- * the same K, so the bits do not depend on how the images are grouped. */
+ * the same K, so the bits do not depend on how the images are grouped, nor
+ * on the leading dimensions the layouts give the GEMMs. */
 
 typedef struct {
     conv_t c;          /* the whole batch */
     int transposed, q; /* q: images per call and thread */
     size_t per;        /* workspace floats per image */
+    nn_lay_t xl, yl;
     const float *x, *w, *dy;
     float *y, *dx, *ws;
 } per_image_t;
@@ -502,17 +614,18 @@ typedef struct {
 static void per_image_part(void *vp, int part, int nparts) {
     const per_image_t *j = vp;
     const conv_t *c = &j->c;
-    const size_t in = (size_t)c->C * c->H * c->W, out = (size_t)c->K * c->OH * c->OW;
     float *ws = j->ws + (size_t)part * j->q * j->per;
     int lo, hi;
     nn_par_range(c->N, part, nparts, &lo, &hi);
     for (int n = lo; n < hi; n += j->q) {
         conv_t cv = *c;
         cv.N = hi - n < j->q ? hi - n : j->q;
-        if (!j->dy && j->transposed) convT2d_forward(&cv, j->x + n * in, j->w, NULL, j->y + n * out, ws);
-        else if (!j->dy) conv2d_forward(&cv, j->x + n * in, j->w, NULL, j->y + n * out, ws);
-        else if (j->transposed) convT2d_backward(&cv, NULL, j->w, j->dy + n * out, j->dx + n * in, NULL, NULL, ws);
-        else conv2d_backward(&cv, NULL, j->w, j->dy + n * out, j->dx + n * in, NULL, NULL, ws);
+        const size_t xo = (size_t)n * j->xl.sn, yo = (size_t)n * j->yl.sn;
+        if (!j->dy && j->transposed) convT_fwd(&cv, j->x + xo, j->xl, j->w, NULL, j->y + yo, j->yl, ws);
+        else if (!j->dy) conv_fwd(&cv, j->x + xo, j->xl, j->w, NULL, j->y + yo, j->yl, ws);
+        else if (j->transposed)
+            convT_bwd(&cv, NULL, j->xl, j->w, j->dy + yo, j->yl, j->dx + xo, NULL, NULL, ws);
+        else conv_bwd(&cv, NULL, j->xl, j->w, j->dy + yo, j->yl, j->dx + xo, NULL, NULL, ws);
     }
 }
 
@@ -534,13 +647,15 @@ static void per_image_run(per_image_t *j, int chunk) {
     per_image_part(j, 0, 1);
 }
 
-void conv2d_forward_chunks(const conv_t *c, int chunk, const float *x, const float *w, float *y, float *ws) {
-    per_image_t j = {*c, 0, 0, 0, x, w, NULL, y, NULL, ws};
+void conv2d_forward_chunks(const conv_t *c, int chunk, const float *x, nn_lay_t xl, const float *w, float *y,
+                           nn_lay_t yl, float *ws) {
+    per_image_t j = {*c, 0, 0, 0, xl, yl, x, w, NULL, y, NULL, ws};
     per_image_run(&j, chunk);
 }
 
-void convT2d_forward_chunks(const conv_t *c, int chunk, const float *x, const float *w, float *y, float *ws) {
-    per_image_t j = {*c, 1, 0, 0, x, w, NULL, y, NULL, ws};
+void convT2d_forward_chunks(const conv_t *c, int chunk, const float *x, nn_lay_t xl, const float *w, float *y,
+                            nn_lay_t yl, float *ws) {
+    per_image_t j = {*c, 1, 0, 0, xl, yl, x, w, NULL, y, NULL, ws};
     per_image_run(&j, chunk);
 }
 
@@ -548,26 +663,37 @@ void convT2d_forward_chunks(const conv_t *c, int chunk, const float *x, const fl
 typedef struct {
     int transposed;
     int N, C, H, W, K, KH, KW, S, P, OH, OW; /* the chunk (N images) */
+    nn_lay_t xl, yl;
     const float *x, *w, *dy;                 /* at the chunk's first image */
     float *dx;                               /* NULL: no input gradient */
-    float *col, *mat;                        /* conv: col, dY' (K, NL); convT: col of dy, X' (C, NHW) */
+    float *col;                              /* conv: col of x; convT: col of dy */
+    const float *mat;                        /* conv: dY' (K, NL); convT: X' (C, NHW): the tensor
+                                                itself when its layout allows, else mat_ws */
+    float *mat_ws;                           /* the workspace copy, or NULL */
+    size_t ld;                               /* mat's leading dimension */
 } wgrad_t;
 
 /* Phase 1, thread `part`'s images: conv: dY' and col of x; convT: col of
  * dy and X'. Columns of image n are [n*L, (n+1)*L) in both. */
 static void wgrad_unfold_part(void *vp, int part, int nparts) {
     const wgrad_t *g = vp;
+    int n0, n1;
+    nn_par_range(g->N, part, nparts, &n0, &n1);
     if (!g->transposed) {
         const size_t L = (size_t)g->OH * g->OW;
-        swap_t q = {g->dy, g->mat, g->N, g->K, L};
-        swap_part(&q, part, nparts);
-        unfold_t u = {g->x, g->col, NULL, 0, g->N, g->C, g->H, g->W, g->KH, g->KW, g->S, g->P, g->OH, g->OW};
+        if (g->mat_ws && n1 > n0)
+            relay(g->dy + (size_t)n0 * g->yl.sn, g->yl, g->mat_ws + (size_t)n0 * L, nn_lay_cm(g->N, L), n1 - n0, g->K,
+                  L);
+        unfold_t u = {g->x, g->col, NULL, 0, g->N, g->C, g->H, g->W, g->KH, g->KW, g->S, g->P, g->OH, g->OW,
+                      g->xl.sn, g->xl.sc};
         (unfold_fits(&u) ? im2col_tab_part : im2col_part)(&u, part, nparts);
     } else {
         const size_t HW = (size_t)g->H * g->W;
-        swap_t q = {g->x, g->mat, g->N, g->C, HW};
-        swap_part(&q, part, nparts);
-        unfold_t u = {g->dy, g->col, NULL, 0, g->N, g->K, g->OH, g->OW, g->KH, g->KW, g->S, g->P, g->H, g->W};
+        if (g->mat_ws && n1 > n0)
+            relay(g->x + (size_t)n0 * g->xl.sn, g->xl, g->mat_ws + (size_t)n0 * HW, nn_lay_cm(g->N, HW), n1 - n0, g->C,
+                  HW);
+        unfold_t u = {g->dy, g->col, NULL, 0, g->N, g->K, g->OH, g->OW, g->KH, g->KW, g->S, g->P, g->H, g->W,
+                      g->yl.sn, g->yl.sc};
         (unfold_fits(&u) ? im2col_tab_part : im2col_part)(&u, part, nparts);
     }
 }
@@ -582,66 +708,80 @@ static void wgrad_dx_part(void *vp, int part, int nparts) {
     if (!g->transposed) {
         /* dcol (CKK, own columns) = W^T dY', over the own columns of col */
         const int L = g->OH * g->OW, NL = g->N * L, CKK = g->C * g->KH * g->KW;
-        nn_sgemm(1, 0, CKK, (n1 - n0) * L, g->K, 1.0f, g->w, CKK, g->mat + (size_t)n0 * L, NL, 0.0f,
+        nn_sgemm(1, 0, CKK, (n1 - n0) * L, g->K, 1.0f, g->w, CKK, g->mat + (size_t)n0 * L, (int)g->ld, 0.0f,
                  g->col + (size_t)n0 * L, NL);
-        unfold_t u = {g->col, g->dx, NULL, 1, g->N, g->C, g->H, g->W, g->KH, g->KW, g->S, g->P, g->OH, g->OW};
+        unfold_t u = {g->col, g->dx, NULL, 1, g->N, g->C, g->H, g->W, g->KH, g->KW, g->S, g->P, g->OH, g->OW,
+                      g->xl.sn, g->xl.sc};
         (fold_fits(&u) ? col2im_gather_part : col2im_part)(&u, part, nparts);
     } else {
-        /* dX' (C, own columns) = W col, into X' (read by the dw GEMM), then
-         * to (N, C, HW) */
+        /* dX' (C, own columns) = W col: straight into a channel-major dx,
+         * else into X' (read by the dw GEMM already) and relayed */
         const int HW = g->H * g->W, NHW = g->N * HW, KKK = g->K * g->KH * g->KW;
-        nn_sgemm(0, 0, g->C, (n1 - n0) * HW, KKK, 1.0f, g->w, KKK, g->col + (size_t)n0 * HW, NHW, 0.0f,
-                 g->mat + (size_t)n0 * HW, NHW);
-        for (int n = n0; n < n1; n++)
-            for (int ch = 0; ch < g->C; ch++)
-                memcpy(g->dx + ((size_t)n * g->C + ch) * HW, g->mat + (size_t)ch * NHW + (size_t)n * HW,
-                       (size_t)HW * sizeof(float));
+        if (!g->mat_ws) { /* x, and so dx, is channel-major */
+            nn_sgemm(0, 0, g->C, (n1 - n0) * HW, KKK, 1.0f, g->w, KKK, g->col + (size_t)n0 * HW, NHW, 0.0f,
+                     g->dx + (size_t)n0 * g->xl.sn, (int)g->ld);
+        } else {
+            float *m = g->mat_ws + (size_t)n0 * HW;
+            nn_sgemm(0, 0, g->C, (n1 - n0) * HW, KKK, 1.0f, g->w, KKK, g->col + (size_t)n0 * HW, NHW, 0.0f, m,
+                     NHW);
+            relay(m, nn_lay_cm(g->N, (size_t)HW), g->dx + (size_t)n0 * g->xl.sn, g->xl, n1 - n0, g->C, (size_t)HW);
+        }
     }
 }
 
-static void backward_chunks(const conv_t *c, int transposed, int chunk, const float *x, const float *w,
-                            const float *dy, float *dx, float *dw, float *ws) {
+static void backward_chunks(const conv_t *c, int transposed, int chunk, const float *x, nn_lay_t xl, const float *w,
+                            const float *dy, nn_lay_t yl, float *dx, float *dw, float *ws) {
     const int dense = transposed ? convT_is_dense(c) : conv_is_dense(c);
-    const size_t in = (size_t)c->C * c->H * c->W, out = (size_t)c->K * c->OH * c->OW;
     if (!dw && !dx) return;
     if (!dw) { /* per image only */
-        per_image_t j = {*c, transposed, 0, 0, x, w, dy, NULL, dx, ws};
+        per_image_t j = {*c, transposed, 0, 0, xl, yl, x, w, dy, NULL, dx, ws};
         per_image_run(&j, chunk);
         return;
     }
     for (int n0 = 0; n0 < c->N; n0 += chunk) {
         conv_t cv = *c;
         cv.N = c->N - n0 < chunk ? c->N - n0 : chunk;
-        float *dxc = dx ? dx + n0 * in : NULL;
+        const float *xc = x + (size_t)n0 * xl.sn, *dyc = dy + (size_t)n0 * yl.sn;
+        float *dxc = dx ? dx + (size_t)n0 * xl.sn : NULL;
         if (dense || nn_par_parts() == 1) {
-            if (transposed) convT2d_backward(&cv, x + n0 * in, w, dy + n0 * out, dxc, dw, NULL, ws);
-            else conv2d_backward(&cv, x + n0 * in, w, dy + n0 * out, dxc, dw, NULL, ws);
+            if (transposed) convT_bwd(&cv, xc, xl, w, dyc, yl, dxc, dw, NULL, ws);
+            else conv_bwd(&cv, xc, xl, w, dyc, yl, dxc, dw, NULL, ws);
             continue;
         }
         const size_t L = (size_t)c->OH * c->OW, HW = (size_t)c->H * c->W;
-        wgrad_t g = {transposed, cv.N, c->C, c->H, c->W, c->K, c->KH, c->KW, c->S, c->P, c->OH, c->OW,
-                     x + n0 * in, w, dy + n0 * out, dxc, ws, NULL};
+        wgrad_t g = {transposed, cv.N, c->C, c->H, c->W, c->K, c->KH, c->KW, c->S, c->P, c->OH, c->OW, xl, yl,
+                     xc, w, dyc, dxc, ws, NULL, NULL, 0};
         if (!transposed) {
             const int CKK = c->C * c->KH * c->KW, NL = (int)(cv.N * L);
-            g.mat = ws + (size_t)CKK * NL;
+            if (lay_cm(yl, cv.N, c->K, L, &g.ld)) {
+                g.mat = dyc;
+            } else {
+                g.mat = g.mat_ws = ws + (size_t)CKK * NL;
+                g.ld = (size_t)NL;
+            }
             nn_par_run(wgrad_unfold_part, &g);
-            nn_sgemm(0, 1, c->K, CKK, NL, 1.0f, g.mat, NL, g.col, NL, 1.0f, dw, CKK);
+            nn_sgemm(0, 1, c->K, CKK, NL, 1.0f, g.mat, (int)g.ld, g.col, NL, 1.0f, dw, CKK);
         } else {
             const int KKK = c->K * c->KH * c->KW, NHW = (int)(cv.N * HW);
-            g.mat = ws + (size_t)KKK * NHW;
+            if (lay_cm(xl, cv.N, c->C, HW, &g.ld)) { /* phase 3 writes dx with the same ld */
+                g.mat = xc;
+            } else {
+                g.mat = g.mat_ws = ws + (size_t)KKK * NHW;
+                g.ld = (size_t)NHW;
+            }
             nn_par_run(wgrad_unfold_part, &g);
-            nn_sgemm(0, 1, c->C, KKK, NHW, 1.0f, g.mat, NHW, g.col, NHW, 1.0f, dw, KKK);
+            nn_sgemm(0, 1, c->C, KKK, NHW, 1.0f, g.mat, (int)g.ld, g.col, NHW, 1.0f, dw, KKK);
         }
         if (dxc) nn_par_run(wgrad_dx_part, &g);
     }
 }
 
-void conv2d_backward_chunks(const conv_t *c, int chunk, const float *x, const float *w, const float *dy, float *dx,
-                            float *dw, float *ws) {
-    backward_chunks(c, 0, chunk, x, w, dy, dx, dw, ws);
+void conv2d_backward_chunks(const conv_t *c, int chunk, const float *x, nn_lay_t xl, const float *w,
+                            const float *dy, nn_lay_t yl, float *dx, float *dw, float *ws) {
+    backward_chunks(c, 0, chunk, x, xl, w, dy, yl, dx, dw, ws);
 }
 
-void convT2d_backward_chunks(const conv_t *c, int chunk, const float *x, const float *w, const float *dy, float *dx,
-                             float *dw, float *ws) {
-    backward_chunks(c, 1, chunk, x, w, dy, dx, dw, ws);
+void convT2d_backward_chunks(const conv_t *c, int chunk, const float *x, nn_lay_t xl, const float *w,
+                             const float *dy, nn_lay_t yl, float *dx, float *dw, float *ws) {
+    backward_chunks(c, 1, chunk, x, xl, w, dy, yl, dx, dw, ws);
 }
