@@ -12,7 +12,8 @@
  *   ema     [G params | G BN stats]
  *   acts    every activation, BN saved statistics and gradient ping-pong
  *           buffers, sized for max_batch, and the convolution workspace,
- *           sized for a chunk of images (stage_chunk).
+ *           sized for a chunk of images (stage_chunk). Hidden activations
+ *           and their gradients are channel-major (stage_lay).
  * Layers hold offsets into a net's parameter/buffer slice, not pointers,
  * so the same forward code runs on G's live weights or on the EMA copy.
  *

@@ -1,5 +1,6 @@
-/* nn.h - neural-network layers on float32 NCHW buffers, forward and
- * backward, plus losses, Adam and EMA. The model code (model.h) strings
+/* nn.h - neural-network layers on float32 NCHW buffers (the chunked
+ * convolutions and batch norm also on channel-major ones, nn_lay_t),
+ * forward and backward, plus losses, Adam and EMA. The model code (model.h) strings
  * these together; nothing here allocates: callers pass every buffer,
  * including the workspace ("ws") whose size the *_ws_floats() functions
  * give, so the training step allocates nothing after set-up.

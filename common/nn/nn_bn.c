@@ -11,6 +11,10 @@
  *   dbeta += sum dy;  dgamma += sum dy*xhat;
  *   dx = gamma*rstd/M * (M*dy - sum dy - xhat * sum dy*xhat).
  *
+ * Each (n, c) plane is found through bn_t's sn/sc, so NCHW tensors and
+ * the model's channel-major ones (nn.h nn_lay_t) take the same passes in
+ * the same order: the same bits.
+ *
  * Speed: each (n, c) row of HW values is reduced with 8 float lanes (which
  * the compiler vectorises; a scalar double sum cannot be, as reordering it
  * changes the result), and only the per-row lane totals go into the double

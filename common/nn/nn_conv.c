@@ -9,14 +9,18 @@
  * peak). The column matrix is laid out channel-major over the batch:
  *   col (C*KH*KW, N*L): col[(c,kh,kw)][n*L + oh*OW + ow] = x[n,c,oh*S-P+kh,ow*S-P+kw] (0 outside)
  * so that
- *   conv forward:   Y' (K, N*L) = W (K, CKK) · col                    then Y' -> y (N,K,L)
+ *   conv forward:   Y' (K, N*L) = W (K, CKK) · col                    Y' is y
  *   conv dw:        dW (K, CKK) += dY' (K, N*L) · col^T
  *   conv dx:        dcol (CKK, N*L) = W^T · dY'                       then col2im -> dx
- * where Y'/dY' are y/dy with the N and K axes swapped (a copy of L-long
- * rows). The transposed convolution is the conv's input-gradient map with
- * weight (C, K, KH, KW) read as a conv weight (Cout=C, Cin=K):
+ * where Y'/dY' are y/dy read channel-major: a tensor laid out (K, N, L)
+ * (nn.h nn_lay_t; what the model keeps its hidden activations in) IS that
+ * matrix, with leading dimension Nb*L, so the GEMMs read and write it in
+ * place; an NCHW tensor is relayed (a copy of L-long planes) through the
+ * workspace instead. The transposed convolution is the conv's
+ * input-gradient map with weight (C, K, KH, KW) read as a conv weight
+ * (Cout=C, Cin=K):
  *   convT forward:  col (KKK, N*HW) = W^T (KKK, C) · X' (C, N*HW)      then col2im -> y
- *   convT dx:       dX' (C, N*HW) = W · im2col(dy)                     then dX' -> dx
+ *   convT dx:       dX' (C, N*HW) = W · im2col(dy)                     dX' is dx
  *   convT dw:       dW (C, KKK) += X' · im2col(dy)^T
  * Two shapes need no unfolding at all and run as plain dense layers (one
  * GEMM, no copies): a conv whose kernel covers the whole unpadded input
