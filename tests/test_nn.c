@@ -742,6 +742,17 @@ static void unfold_paths_bitwise(void) {
     CHECK(done >= 40 && same == done);
 }
 
+/* Random batch-norm operands from seed: x, dy (n floats), gamma, beta (C). */
+static void bn_operands(uint64_t seed, size_t n, int C, float **x, float **dy, float **g, float **be) {
+    rng_t r;
+    rng_seed(&r, seed);
+    *x = fnew(n), *dy = fnew(n), *g = fnew((size_t)C), *be = fnew((size_t)C);
+    frand(&r, *x, n, 2);
+    frand(&r, *dy, n, 1);
+    frand(&r, *g, (size_t)C, 1);
+    frand(&r, *be, (size_t)C, 1);
+}
+
 /* Copy the planes (L floats) of an (N, C, L) tensor between layouts. */
 static void lay_copy(const float *src, nn_lay_t ls, float *dst, nn_lay_t ld, int N, int C, size_t L) {
     for (int n = 0; n < N; n++)
@@ -839,13 +850,8 @@ static void chunks_layouts_bitwise(void) {
 static void bn_layout_bitwise(void) {
     const int N = 5, C = 7, HW = 13, Nb = 8;
     const size_t n = (size_t)N * C * HW, nb = (size_t)Nb * C * HW;
-    rng_t r;
-    rng_seed(&r, 41);
-    float *x = fnew(n), *dy = fnew(n), *g = fnew((size_t)C), *be = fnew((size_t)C);
-    frand(&r, x, n, 2);
-    frand(&r, dy, n, 1);
-    frand(&r, g, (size_t)C, 1);
-    frand(&r, be, (size_t)C, 1);
+    float *x, *dy, *g, *be;
+    bn_operands(41, n, C, &x, &dy, &g, &be);
     nn_lay_t ln = nn_lay_nchw(C, HW), lm = nn_lay_cm(Nb, HW);
     float *xb = fnew(nb), *dyb = fnew(nb), *yb = fnew(nb), *dxb = fnew(nb);
     lay_copy(x, ln, xb + HW, lm, N, C, HW);
@@ -878,13 +884,8 @@ static void bn_layout_bitwise(void) {
 static void layers_thread_bits(void) {
     const int N = 6, C = 13, HW = 29 * 31;
     const size_t n = (size_t)N * C * HW;
-    rng_t r;
-    rng_seed(&r, 31);
-    float *x = fnew(n), *dy = fnew(n), *g = fnew((size_t)C), *be = fnew((size_t)C);
-    frand(&r, x, n, 2);
-    frand(&r, dy, n, 1);
-    frand(&r, g, (size_t)C, 1);
-    frand(&r, be, (size_t)C, 1);
+    float *x, *dy, *g, *be;
+    bn_operands(31, n, C, &x, &dy, &g, &be);
     /* per run: y, dx, act fwd/bwd (4 kinds), adam p/m/v, ema | mean, rstd, rm, rv, dgamma, dbeta */
     const size_t big = 10 * n, small = 6 * (size_t)C;
     float *ref = fnew(big + small), *got = fnew(big + small);

@@ -480,14 +480,17 @@ static void conv_bwd(const conv_t *c, const float *x, nn_lay_t xl, const float *
     }
 }
 
+/* NCHW layouts of c's input and output: the public calls'. */
+static nn_lay_t in_nchw(const conv_t *c) { return nn_lay_nchw(c->C, (size_t)c->H * c->W); }
+static nn_lay_t out_nchw(const conv_t *c) { return nn_lay_nchw(c->K, (size_t)c->OH * c->OW); }
+
 void conv2d_forward(const conv_t *c, const float *x, const float *w, const float *b, float *y, float *ws) {
-    conv_fwd(c, x, nn_lay_nchw(c->C, (size_t)c->H * c->W), w, b, y, nn_lay_nchw(c->K, (size_t)c->OH * c->OW), ws);
+    conv_fwd(c, x, in_nchw(c), w, b, y, out_nchw(c), ws);
 }
 
 void conv2d_backward(const conv_t *c, const float *x, const float *w, const float *dy, float *dx, float *dw,
                      float *db, float *ws) {
-    conv_bwd(c, x, nn_lay_nchw(c->C, (size_t)c->H * c->W), w, dy, nn_lay_nchw(c->K, (size_t)c->OH * c->OW), dx, dw,
-             db, ws);
+    conv_bwd(c, x, in_nchw(c), w, dy, out_nchw(c), dx, dw, db, ws);
 }
 
 /* ---- transposed conv2d ---------------------------------------------------- */
@@ -577,13 +580,12 @@ static void convT_bwd(const conv_t *c, const float *x, nn_lay_t xl, const float 
 }
 
 void convT2d_forward(const conv_t *c, const float *x, const float *w, const float *b, float *y, float *ws) {
-    convT_fwd(c, x, nn_lay_nchw(c->C, (size_t)c->H * c->W), w, b, y, nn_lay_nchw(c->K, (size_t)c->OH * c->OW), ws);
+    convT_fwd(c, x, in_nchw(c), w, b, y, out_nchw(c), ws);
 }
 
 void convT2d_backward(const conv_t *c, const float *x, const float *w, const float *dy, float *dx, float *dw,
                       float *db, float *ws) {
-    convT_bwd(c, x, nn_lay_nchw(c->C, (size_t)c->H * c->W), w, dy, nn_lay_nchw(c->K, (size_t)c->OH * c->OW), dx, dw,
-              db, ws);
+    convT_bwd(c, x, in_nchw(c), w, dy, out_nchw(c), dx, dw, db, ws);
 }
 
 /* ---- whole batches in chunks ------------------------------------------------
