@@ -55,9 +55,9 @@ typedef struct {
     size_t stat_off;                      /* BN: batch mean at [stat_off, +K), unbiased
                                              variance at [stat_off+K, +K) of the net's
                                              statistics record (micro-batches) */
-    nn_lay_t lay;                         /* where out, act and their gradients keep plane (n, k):
-                                             channel-major (K, max_batch, OH*OW) for hidden stages,
-                                             NCHW for a net's last (images, logits); stage_lay */
+    nn_lay_t lay, alay;                   /* where out (lay), act (alay) and their gradients keep
+                                             plane (n, k): channel-major (K, max_batch, OH*OW) or
+                                             NCHW; the same without BN; stage_lays */
     float *out;                           /* conv output, N images */
     float *act;                           /* BN output (== out without BN); activation in place */
     float *mean, *rstd;                   /* BN saved statistics: K per micro-batch slot,
@@ -313,13 +313,28 @@ static size_t stage_out(const stage_t *s) { return (size_t)s->K * s->OH * s->OW;
  * the convolutions' GEMMs read and write them in place (a channel's images
  * are one matrix row), where NCHW cost a copy of every conv output, conv
  * output gradient and transposed-conv input (issue 11: ~5% of a step),
- * and batch norm's channels are contiguous. The last stage's output (G's
- * images, D's logits) and the nets' inputs (latents, images) stay NCHW,
- * as the API gives and takes them. Gradient buffers (pp) use the stage's
- * layout from offset 0; activations from the view's first sample. */
-static nn_lay_t stage_lay(const stage_t *s, int last, int max_batch) {
-    size_t L = (size_t)s->OH * s->OW;
-    return last ? nn_lay_nchw(s->K, L) : nn_lay_cm(max_batch, L);
+ * and batch norm's channels are contiguous. NCHW where rows per image are
+ * what is read or written: a net's last output (G's images, D's logits),
+ * the nets' inputs (latents, images), a dense layer's output (G's first)
+ * and, through batch norm, which changes the layout on its way, the input
+ * of a dense layer (D's last): no copy between layouts anywhere. Gradient
+ * buffers (pp) use their tensor's layout from offset 0; activations from
+ * the view's first sample. */
+static int stage_dense(const stage_t *s) {
+    return s->P == 0 && (s->transposed ? s->H == 1 && s->W == 1 : s->KH == s->H && s->KW == s->W);
+}
+
+static void stage_lays(net_t *n, int i, int max_batch) {
+    stage_t *s = &n->st[i];
+    const size_t L = (size_t)s->OH * s->OW;
+    const int last = i == n->L - 1;
+    const nn_lay_t nchw = nn_lay_nchw(s->K, L), cm = nn_lay_cm(max_batch, L);
+    if (!s->bn) {
+        s->lay = s->alay = last ? nchw : cm;
+        return;
+    }
+    s->lay = last || stage_dense(s) ? nchw : cm;
+    s->alay = last || stage_dense(&n->st[i + 1]) ? nchw : cm;
 }
 
 /* Convolutions run on at most stage_chunk(s) images per call, so that the
@@ -368,11 +383,11 @@ static void stage_conv_backward(model_t *m, const stage_t *s, int N, const float
     else conv2d_backward_chunks(&cv, c, x, xl, w, dy, s->lay, dx, dw, m->ws);
 }
 
-/* The input layout of stage i of net n: the previous stage's, or the
+/* The input layout of stage i of net n: the previous stage's act, or the
  * net's NCHW input (G: latents (N, Zin), D: images). */
 static nn_lay_t stage_in_lay(const net_t *n, int i) {
     const stage_t *s = &n->st[i];
-    return i > 0 ? n->st[i - 1].lay : nn_lay_nchw(s->C, (size_t)s->H * s->W);
+    return i > 0 ? n->st[i - 1].alay : nn_lay_nchw(s->C, (size_t)s->H * s->W);
 }
 
 /* LeakyReLU forward (dy NULL: y = f(y) in place at y) or backward (dx =
@@ -599,7 +614,7 @@ static size_t carve_acts(model_t *m, float *base) {
         for (int i = 0; i < n->L; i++) {
             stage_t *s = &n->st[i];
             size_t so = stage_out(s);
-            s->lay = stage_lay(s, i == n->L - 1, N);
+            stage_lays(n, i, N);
             if (so > maxact) maxact = so;
             TAKE(s->out, (size_t)N * so);
             if (s->bn) {
@@ -953,24 +968,25 @@ static inline const int32_t *lab_at(const int32_t *labels, int n0) { return labe
  * v's samples), then the activation act (BN_ACT_*, LeakyReLU slope
  * alpha) in the same pass. p: the net's parameters, b: its buffers. */
 static void stage_bn_forward(stage_t *s, const view_t *v, const float *p, float *b, int act, float alpha) {
-    bn_t bn = {v->N, s->K, s->OH * s->OW, BN_EPS, v->momentum, act, alpha, s->lay.sn, s->lay.sc};
-    size_t off = (size_t)v->n0 * s->lay.sn;
+    bn_t bn = {v->N, s->K, s->OH * s->OW, BN_EPS, v->momentum, act, alpha,
+               s->lay.sn, s->lay.sc, s->alay.sn, s->alay.sc};
+    size_t off = (size_t)v->n0 * s->lay.sn, aoff = (size_t)v->n0 * s->alay.sn;
     float *mean = s->mean + (size_t)v->mb * s->K, *rstd = s->rstd + (size_t)v->mb * s->K;
     if (v->train && v->stat)
-        bn_forward_train_stats(&bn, s->out + off, p + s->gamma_off, p + s->beta_off, s->act + off, mean, rstd,
+        bn_forward_train_stats(&bn, s->out + off, p + s->gamma_off, p + s->beta_off, s->act + aoff, mean, rstd,
                                v->stat + s->stat_off, v->stat + s->stat_off + s->K);
     else if (v->train)
-        bn_forward_train(&bn, s->out + off, p + s->gamma_off, p + s->beta_off, s->act + off, mean, rstd,
+        bn_forward_train(&bn, s->out + off, p + s->gamma_off, p + s->beta_off, s->act + aoff, mean, rstd,
                          b + s->rm_off, b + s->rv_off);
     else
         bn_forward_eval(&bn, s->out + off, p + s->gamma_off, p + s->beta_off, b + s->rm_off, b + s->rv_off,
-                        s->act + off);
+                        s->act + aoff);
 }
 
 /* Apply one pass's recorded batch statistics to net's running statistics
  * (what the pass would have done with stat NULL). */
 static void net_stats_apply(net_t *n, const double *stat) {
-    bn_t bn = {0, 0, 0, BN_EPS, BN_MOMENTUM, BN_ACT_NONE, 0.0f, 0, 0};
+    bn_t bn = {0, 0, 0, BN_EPS, BN_MOMENTUM, BN_ACT_NONE, 0.0f, 0, 0, 0, 0};
     for (int i = 0; i < n->L; i++) {
         const stage_t *s = &n->st[i];
         if (s->bn)
@@ -1040,7 +1056,7 @@ static const float *g_forward(model_t *m, const float *p, float *b, const float 
             ASSERT(i == G->L - 1); /* tanh on the NCHW images */
             tanh_forward((size_t)N * stage_out(s), s->out + off, s->out + off);
         }
-        x = s->act + off;
+        x = s->act + (size_t)v->n0 * s->alay.sn;
     }
     return G->st[G->L - 1].out + (size_t)v->n0 * m->img;
 }
@@ -1058,13 +1074,15 @@ static void g_backward(model_t *m, const float *z, const int32_t *labels, const 
     tanh_backward((size_t)N * m->img, last->out + (size_t)v->n0 * m->img, dfake, cur);
     for (int i = G->L - 1; i >= 0; i--) {
         stage_t *s = &G->st[i];
-        if (s->bn) {
-            size_t off = (size_t)v->n0 * s->lay.sn;
-            bn_t bn = {N, s->K, s->OH * s->OW, BN_EPS, 0.1f, BN_ACT_RELU, 0.0f, s->lay.sn, s->lay.sc}; /* and ReLU's */
-            bn_backward_act(&bn, s->out + off, s->act + off, p + s->gamma_off, s->mean + (size_t)v->mb * s->K,
-                            s->rstd + (size_t)v->mb * s->K, cur, cur, grad + s->gamma_off, grad + s->beta_off);
+        if (s->bn) { /* and ReLU's backward; from act's layout to out's, so not in place */
+            size_t off = (size_t)v->n0 * s->lay.sn, aoff = (size_t)v->n0 * s->alay.sn;
+            bn_t bn = {N, s->K, s->OH * s->OW, BN_EPS, 0.1f, BN_ACT_RELU, 0.0f,
+                       s->lay.sn, s->lay.sc, s->alay.sn, s->alay.sc};
+            bn_backward_act(&bn, s->out + off, s->act + aoff, p + s->gamma_off, s->mean + (size_t)v->mb * s->K,
+                            s->rstd + (size_t)v->mb * s->K, cur, oth, grad + s->gamma_off, grad + s->beta_off);
+            t = cur; cur = oth; oth = t;
         }
-        const float *x = i > 0 ? G->st[i - 1].act + (size_t)v->n0 * G->st[i - 1].lay.sn
+        const float *x = i > 0 ? G->st[i - 1].act + (size_t)v->n0 * G->st[i - 1].alay.sn
                                : (m->cond ? m->zin_buf + (size_t)v->n0 * m->zin : z);
         int need_dx = i > 0 || m->cond;
         stage_conv_backward(m, s, N, x, stage_in_lay(G, i), p + s->w_off, cur, need_dx ? oth : NULL,
@@ -1103,7 +1121,7 @@ static void d_forward(model_t *m, const float *x, const int32_t *labels, const f
         /* BN stages are hidden ones: LeakyReLU follows, fused into BN */
         if (s->bn) stage_bn_forward(s, v, p, b, BN_ACT_LRELU, 0.2f);
         else if (i < D->L - 1) stage_lrelu(s, N, 0.2f, s->act + off, NULL, NULL);
-        x = s->act + off;
+        x = s->act + (size_t)v->n0 * s->alay.sn;
     }
     const stage_t *last = &D->st[D->L - 1];
     memcpy(logits, last->out + (size_t)v->n0 * last->lay.sn, (size_t)N * sizeof(float));
@@ -1114,7 +1132,7 @@ static void d_forward(model_t *m, const float *x, const int32_t *labels, const f
         int F = D->emb_dim, HW = hs->OH * hs->OW;
         float *demb = m->demb + (size_t)v->n0 * F, *hsum = m->hsum + (size_t)v->n0 * F;
         float *demb2 = text2 ? m->demb2 + (size_t)v->n0 * F : NULL;
-        const float *act = hs->act + (size_t)v->n0 * hs->lay.sn;
+        const float *act = hs->act + (size_t)v->n0 * hs->alay.sn;
         if (m->cond == COND_TEXT) {
             text_proj(N, F, m->tdim, p + D->embed_off, text, demb);
             if (text2) text_proj(N, F, m->tdim, p + D->embed_off, text2, demb2);
@@ -1124,7 +1142,7 @@ static void d_forward(model_t *m, const float *x, const int32_t *labels, const f
         for (int n = 0; n < N; n++) {
             double acc = 0, acc2 = 0;
             for (int c = 0; c < F; c++) {
-                const float *h = act + (size_t)n * hs->lay.sn + (size_t)c * hs->lay.sc;
+                const float *h = act + (size_t)n * hs->alay.sn + (size_t)c * hs->alay.sc;
                 float sum = 0;
                 for (int k = 0; k < HW; k++) sum += h[k];
                 hsum[(size_t)n * F + c] = sum;
@@ -1155,9 +1173,10 @@ static void d_backward(model_t *m, const float *x, const int32_t *labels, const 
     for (int i = D->L - 1; i >= 0; i--) {
         stage_t *s = &D->st[i];
         size_t off = (size_t)v->n0 * s->lay.sn;
-        if (s->bn) { /* LeakyReLU and BN in one pass (d_forward) */
-            bn_t bn = {N, s->K, s->OH * s->OW, BN_EPS, 0.1f, BN_ACT_LRELU, 0.2f, s->lay.sn, s->lay.sc};
-            bn_backward_act(&bn, s->out + off, s->act + off, p + s->gamma_off, s->mean + (size_t)v->mb * s->K,
+        if (s->bn) { /* LeakyReLU and BN in one pass (d_forward); from act's layout to out's */
+            bn_t bn = {N, s->K, s->OH * s->OW, BN_EPS, 0.1f, BN_ACT_LRELU, 0.2f,
+                       s->lay.sn, s->lay.sc, s->alay.sn, s->alay.sc};
+            bn_backward_act(&bn, s->out + off, s->act + (size_t)v->n0 * s->alay.sn, p + s->gamma_off, s->mean + (size_t)v->mb * s->K,
                             s->rstd + (size_t)v->mb * s->K, cur, oth, grad ? grad + s->gamma_off : NULL,
                             grad ? grad + s->beta_off : NULL);
             t = cur; cur = oth; oth = t;
@@ -1165,7 +1184,7 @@ static void d_backward(model_t *m, const float *x, const int32_t *labels, const 
             stage_lrelu(s, N, 0.2f, s->act + off, cur, oth);
             t = cur; cur = oth; oth = t;
         }
-        const float *xin = i > 0 ? D->st[i - 1].act + (size_t)v->n0 * D->st[i - 1].lay.sn : x;
+        const float *xin = i > 0 ? D->st[i - 1].act + (size_t)v->n0 * D->st[i - 1].alay.sn : x;
         float *dxin = i > 0 ? oth : dx;
         stage_conv_backward(m, s, N, xin, stage_in_lay(D, i), p + s->w_off, cur, dxin,
                             grad ? grad + s->w_off : NULL);
@@ -1181,7 +1200,7 @@ static void d_backward(model_t *m, const float *x, const int32_t *labels, const 
                     float val = dl * demb[(size_t)n * F + c];
                     if (demb2) val += dl2 * demb2[(size_t)n * F + c];
                     if (xg && xg->dh) val += xg->dh[(size_t)n * F + c];
-                    float *dh = oth + (size_t)n * hs->lay.sn + (size_t)c * hs->lay.sc;
+                    float *dh = oth + (size_t)n * hs->alay.sn + (size_t)c * hs->alay.sc;
                     for (int k = 0; k < HW; k++) dh[k] += val;
                 }
             }

@@ -113,9 +113,17 @@ void linear_backward(int N, int IN, int OUT, const float *x, const float *w, con
  * and backward (bn_backward_act) takes that output and the gradient
  * w.r.t. it. */
 enum { BN_ACT_NONE, BN_ACT_RELU, BN_ACT_LRELU };
-/* eps 1e-5, momentum 0.1; sn, sc: where plane (n, c) of x, y, dy, dx
- * starts (n*sn + c*sc, nn_lay_t), both 0 for NCHW. */
-typedef struct { int N, C, HW; float eps, momentum; int act; float alpha; size_t sn, sc; } bn_t;
+/* eps 1e-5, momentum 0.1; sn, sc: where plane (n, c) of x and dx starts
+ * (n*sn + c*sc, nn_lay_t), both 0 for NCHW; ysn, ysc: the same for y and
+ * dy, both 0 for x's layout. y and x (dy and dx) must not overlap when
+ * their layouts differ. */
+typedef struct {
+    int N, C, HW;
+    float eps, momentum;
+    int act;
+    float alpha;
+    size_t sn, sc, ysn, ysc;
+} bn_t;
 
 /* Training mode: normalise with the batch mean and biased variance; save
  * mean (C) and rstd = 1/sqrt(var+eps) (C) for backward; update running

@@ -11,9 +11,10 @@
  *   dbeta += sum dy;  dgamma += sum dy*xhat;
  *   dx = gamma*rstd/M * (M*dy - sum dy - xhat * sum dy*xhat).
  *
- * Each (n, c) plane is found through bn_t's sn/sc, so NCHW tensors and
- * the model's channel-major ones (nn.h nn_lay_t) take the same passes in
- * the same order: the same bits.
+ * Each (n, c) plane is found through bn_t's layouts (x and dx: sn/sc, y
+ * and dy: ysn/ysc), so NCHW tensors and the model's channel-major ones
+ * (nn.h nn_lay_t) take the same passes in the same order: the same bits,
+ * and a layer can change layout on its way through (model.c).
  *
  * Speed: each (n, c) row of HW values is reduced with 8 float lanes (which
  * the compiler vectorises; a scalar double sum cannot be, as reordering it
@@ -149,9 +150,13 @@ static inline void bn_part_range(const bn_job_t *j, int part, int nparts, int *c
     nn_par_range(j->b->C, part, nparts, c0, c1);
 }
 
-/* Offset of plane (n, c) of the tensors (bn_t: sn, sc). */
+/* Offset of plane (n, c) of x and dx (bn_t: sn, sc), and of y and dy
+ * (ysn, ysc; x's when 0). */
 static inline size_t bn_plane(const bn_t *b, int n, int c) {
     return b->sn ? (size_t)n * b->sn + (size_t)c * b->sc : ((size_t)n * b->C + c) * b->HW;
+}
+static inline size_t bn_yplane(const bn_t *b, int n, int c) {
+    return b->ysn ? (size_t)n * b->ysn + (size_t)c * b->ysc : bn_plane(b, n, c);
 }
 
 /* Floats a pass over the tensor touches, for nn_par_run_sized. */
@@ -187,7 +192,7 @@ static void bn_train_channel(const bn_job_t *j, int c) {
     const float scale = (float)(j->gamma[c] * rs), bc = j->beta[c], dmf = (float)dm;
     for (int n = 0; n < N; n++) {
         const float *xp = x + bn_plane(b, n, c);
-        float *yp = j->y + bn_plane(b, n, c);
+        float *yp = j->y + bn_yplane(b, n, c);
         for (int i = 0; i < HW; i++) yp[i] = ((xp[i] - muf) - dmf) * scale + bc;
         row_act(yp, HW, b->act, b->alpha);
     }
@@ -242,7 +247,7 @@ static void bn_eval_part(void *vp, int part, int nparts) {
         const float scale = (float)(j->gamma[c] * rs), bc = j->beta[c], mc = j->run_mean_in[c];
         for (int n = 0; n < N; n++) {
             const float *xp = j->x + bn_plane(b, n, c);
-            float *yp = j->y + bn_plane(b, n, c);
+            float *yp = j->y + bn_yplane(b, n, c);
             for (int i = 0; i < HW; i++) yp[i] = (xp[i] - mc) * scale + bc;
             row_act(yp, HW, j->b->act, j->b->alpha);
         }
@@ -266,11 +271,12 @@ static void bn_backward_channel(const bn_job_t *j, int c) {
     const float alpha = j->b->alpha;
     double sdy = 0, sdyx = 0;
     for (int n = 0; n < N; n++) {
-        const size_t o = bn_plane(b, n, c);
+        const size_t o = bn_plane(b, n, c), oy = bn_yplane(b, n, c);
         /* constant act arguments: each call is its own vectorised loop */
-        if (act == BN_ACT_RELU) row_dsums_act(j->dy + o, j->yact + o, j->x + o, HW, mu, BN_ACT_RELU, 0, &sdy, &sdyx);
-        else if (act) row_dsums_act(j->dy + o, j->yact + o, j->x + o, HW, mu, BN_ACT_LRELU, alpha, &sdy, &sdyx);
-        else row_dsums(j->dy + o, j->x + o, HW, mu, &sdy, &sdyx);
+        if (act == BN_ACT_RELU)
+            row_dsums_act(j->dy + oy, j->yact + oy, j->x + o, HW, mu, BN_ACT_RELU, 0, &sdy, &sdyx);
+        else if (act) row_dsums_act(j->dy + oy, j->yact + oy, j->x + o, HW, mu, BN_ACT_LRELU, alpha, &sdy, &sdyx);
+        else row_dsums(j->dy + oy, j->x + o, HW, mu, &sdy, &sdyx);
     }
     sdyx *= rs; /* sum dy * xhat */
     if (j->dbeta) j->dbeta[c] += (float)sdy;
@@ -282,14 +288,14 @@ static void bn_backward_channel(const bn_job_t *j, int c) {
     const float m2 = (float)(sdyx / M) * rs;
     for (int n = 0; n < N; n++) {
         const float *xp = j->x + bn_plane(b, n, c);
-        const float *gp = j->dy + bn_plane(b, n, c);
+        const float *gp = j->dy + bn_yplane(b, n, c);
         float *dp = j->dx + bn_plane(b, n, c);
         if (act == BN_ACT_RELU) {
-            const float *yp = j->yact + bn_plane(b, n, c);
+            const float *yp = j->yact + bn_yplane(b, n, c);
             for (int i = 0; i < HW; i++)
                 dp[i] = k * (act_grad(BN_ACT_RELU, 0, yp[i], gp[i]) - m1 - (xp[i] - mu) * m2);
         } else if (act) {
-            const float *yp = j->yact + bn_plane(b, n, c);
+            const float *yp = j->yact + bn_yplane(b, n, c);
             for (int i = 0; i < HW; i++)
                 dp[i] = k * (act_grad(BN_ACT_LRELU, alpha, yp[i], gp[i]) - m1 - (xp[i] - mu) * m2);
         } else {
