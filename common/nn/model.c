@@ -13,7 +13,7 @@
  *   acts    every activation, BN saved statistics and gradient ping-pong
  *           buffers, sized for max_batch, and the convolution workspace,
  *           sized for a chunk of images (stage_chunk). Hidden activations
- *           and their gradients are channel-major (stage_lay).
+ *           and their gradients are mostly channel-major (stage_lays).
  * Layers hold offsets into a net's parameter/buffer slice, not pointers,
  * so the same forward code runs on G's live weights or on the EMA copy.
  *
@@ -338,7 +338,7 @@ static void stage_lays(net_t *n, int i, int max_batch) {
 }
 
 /* Convolutions run on at most stage_chunk(s) images per call, so that the
- * workspace (im2col matrix and swapped copy, linear in the images) stays
+ * workspace (im2col matrix and relayed copy, linear in the images) stays
  * within MODEL_WS_FLOATS: unfolding DCGAN-28's middle layers for a whole
  * batch of 64 took 13.8 MiB, a quarter of the model's memory (issue 11:
  * the trainer's RSS). The chunk is the largest power of two that fits, a
@@ -391,9 +391,10 @@ static nn_lay_t stage_in_lay(const net_t *n, int i) {
 }
 
 /* LeakyReLU forward (dy NULL: y = f(y) in place at y) or backward (dx =
- * f'(y) dy) on N samples of a stage's channel-major tensor: one call per
- * channel's contiguous run, or one for all when the view is the whole
- * buffer. */
+ * f'(y) dy) on N samples of a stage's output (a stage without BN: lay is
+ * alay): one call per channel's contiguous run of a channel-major view,
+ * or one for all when the samples are contiguous (NCHW, or the view is
+ * the whole channel-major buffer). */
 static void stage_lrelu(const stage_t *s, int N, float alpha, float *y, const float *dy, float *dx) {
     size_t L = (size_t)s->OH * s->OW, run = (size_t)N * L;
     int runs = s->K;
