@@ -700,6 +700,26 @@ static void conv_run_all(int tr, const conv_t *c, const float *x, const float *w
     }
 }
 
+/* A random convolution geometry: N in 1..maxN, H and W in 1..maxHW, C and
+ * K in 1..5, kernels 1..5, stride 1..3, padding 0..2 (maybe impossible:
+ * geom_init says). */
+typedef struct { int N, C, K, H, W, KH, KW, S, P; } geom_t;
+
+static geom_t rand_geom(rng_t *r, int maxN, int maxHW) {
+    geom_t g;
+    g.N = 1 + (int)rng_below(r, (uint32_t)maxN), g.C = 1 + (int)rng_below(r, 5), g.K = 1 + (int)rng_below(r, 5);
+    g.H = 1 + (int)rng_below(r, (uint32_t)maxHW), g.W = 1 + (int)rng_below(r, (uint32_t)maxHW);
+    g.KH = 1 + (int)rng_below(r, 5), g.KW = 1 + (int)rng_below(r, 5);
+    g.S = 1 + (int)rng_below(r, 3), g.P = (int)rng_below(r, 3);
+    return g;
+}
+
+/* conv_init or convT_init (tr) of g into c: 0, or -1 for an impossible shape. */
+static int geom_init(int tr, const geom_t *g, conv_t *c) {
+    return tr ? convT_init(c, g->N, g->C, g->H, g->W, g->K, g->KH, g->KW, g->S, g->P)
+              : conv_init(c, g->N, g->C, g->H, g->W, g->K, g->KH, g->KW, g->S, g->P);
+}
+
 /* The table-driven im2col/col2im (nn_conv.c) give the same bits as the row
  * loops for random shapes (strides, paddings, kernels larger than the
  * input, 1x1 outputs), convolutions and transposed ones, with and without
@@ -710,13 +730,10 @@ static void unfold_paths_bitwise(void) {
     int done = 0, same = 0;
     for (int it = 0; it < 80; it++) {
         int tr = it & 1, threads = 1 + ((it >> 1) & 1);
-        int N = 1 + (int)rng_below(&r, 4), C = 1 + (int)rng_below(&r, 5), K = 1 + (int)rng_below(&r, 5);
-        int H = 1 + (int)rng_below(&r, 15), W = 1 + (int)rng_below(&r, 15);
-        int KH = 1 + (int)rng_below(&r, 5), KW = 1 + (int)rng_below(&r, 5);
-        int S = 1 + (int)rng_below(&r, 3), P = (int)rng_below(&r, 3);
+        geom_t g = rand_geom(&r, 4, 15);
+        const int N = g.N, C = g.C, K = g.K, H = g.H, W = g.W, KH = g.KH, KW = g.KW, S = g.S, P = g.P;
         conv_t c;
-        if ((tr ? convT_init(&c, N, C, H, W, K, KH, KW, S, P) : conv_init(&c, N, C, H, W, K, KH, KW, S, P)) != 0)
-            continue;
+        if (geom_init(tr, &g, &c) != 0) continue;
         size_t nx = (size_t)N * C * H * W, ny = (size_t)N * K * c.OH * c.OW, nw = (size_t)K * C * KH * KW;
         size_t nws = tr ? convT2d_ws_floats(&c) : conv2d_ws_floats(&c), nout = ny + nx + nw;
         float *x = fnew(nx), *w = fnew(nw), *b = fnew((size_t)K), *dy = fnew(ny), *ws = fnew(nws + 1);
@@ -760,6 +777,19 @@ static void lay_copy(const float *src, nn_lay_t ls, float *dst, nn_lay_t ld, int
             memcpy(dst + n * ld.sn + c * ld.sc, src + n * ls.sn + c * ls.sc, L * sizeof(float));
 }
 
+/* Forward into y, then backward into dx and dw (+=), of the chunked
+ * conv (tr: transposed) with the given layouts. */
+static void chunks_run(int tr, const conv_t *c, int chunk, const float *x, nn_lay_t xl, const float *w,
+                       const float *dy, nn_lay_t yl, float *y, float *dx, float *dw, float *ws) {
+    if (tr) {
+        convT2d_forward_chunks(c, chunk, x, xl, w, y, yl, ws);
+        convT2d_backward_chunks(c, chunk, x, xl, w, dy, yl, dx, dw, ws);
+    } else {
+        conv2d_forward_chunks(c, chunk, x, xl, w, y, yl, ws);
+        conv2d_backward_chunks(c, chunk, x, xl, w, dy, yl, dx, dw, ws);
+    }
+}
+
 /* The chunked calls (what the model runs) give the same bits whether x
  * and y lie NCHW or channel-major (room for more samples than the batch,
  * the rest NaN, as a view of a larger buffer), for random shapes including
@@ -772,17 +802,14 @@ static void chunks_layouts_bitwise(void) {
     int done = 0, dense = 0, bad = 0;
     for (int it = 0; it < 120; it++) {
         int tr = it & 1, threads = 1 + ((it >> 1) & 1);
-        int N = 1 + (int)rng_below(&r, 7), C = 1 + (int)rng_below(&r, 5), K = 1 + (int)rng_below(&r, 5);
-        int H = 1 + (int)rng_below(&r, 9), W = 1 + (int)rng_below(&r, 9);
-        int KH = 1 + (int)rng_below(&r, 5), KW = 1 + (int)rng_below(&r, 5);
-        int S = 1 + (int)rng_below(&r, 3), P = (int)rng_below(&r, 3);
+        geom_t g = rand_geom(&r, 7, 9);
         if (it % 5 == 2) { /* dense: whole-input kernel, or a 1x1 input of a convT */
-            if (tr) H = W = 1, P = 0;
-            else KH = H, KW = W, P = 0;
+            if (tr) g.H = g.W = 1, g.P = 0;
+            else g.KH = g.H, g.KW = g.W, g.P = 0;
         }
+        const int N = g.N, C = g.C, K = g.K, H = g.H, W = g.W, KH = g.KH, KW = g.KW, S = g.S, P = g.P;
         conv_t c;
-        if ((tr ? convT_init(&c, N, C, H, W, K, KH, KW, S, P) : conv_init(&c, N, C, H, W, K, KH, KW, S, P)) != 0)
-            continue;
+        if (geom_init(tr, &g, &c) != 0) continue;
         int chunk = 1 + (int)rng_below(&r, (uint32_t)N);
         const size_t HW = (size_t)H * W, L = (size_t)c.OH * c.OW;
         const size_t nx = (size_t)N * C * HW, ny = (size_t)N * K * L, nw = (size_t)K * C * KH * KW;
@@ -802,24 +829,12 @@ static void chunks_layouts_bitwise(void) {
         lay_copy(x, xn, xb + HW, xm, N, C, HW);
         lay_copy(dy, yn, dyb + L, ym, N, K, L);
         float *y1 = fnew(ny), *dx1 = fnew(nx), *dw1 = fzero(nw), *y2 = fnew(ny), *dx2 = fnew(nx), *dw2 = fzero(nw);
-        float *y0 = fnew(ny), *dx0 = fnew(nx), *dw0 = fzero(nw), *wsb = fnew(tr ? convT2d_ws_floats(&c)
-                                                                                : conv2d_ws_floats(&c));
+        float *o0 = fnew(ny + nx + nw), *wsb = fnew(tr ? convT2d_ws_floats(&c) : conv2d_ws_floats(&c));
+        const float *y0 = o0, *dx0 = o0 + ny, *dw0 = o0 + ny + nx;
         nn_set_threads(threads);
-        if (tr) {
-            convT2d_forward_chunks(&c, chunk, x, xn, w, y1, yn, ws);
-            convT2d_backward_chunks(&c, chunk, x, xn, w, dy, yn, dx1, dw1, ws);
-            convT2d_forward_chunks(&c, chunk, xb + HW, xm, w, yb + L, ym, ws);
-            convT2d_backward_chunks(&c, chunk, xb + HW, xm, w, dyb + L, ym, dxb + HW, dw2, ws);
-            convT2d_forward(&c, x, w, NULL, y0, wsb);
-            convT2d_backward(&c, x, w, dy, dx0, dw0, NULL, wsb);
-        } else {
-            conv2d_forward_chunks(&c, chunk, x, xn, w, y1, yn, ws);
-            conv2d_backward_chunks(&c, chunk, x, xn, w, dy, yn, dx1, dw1, ws);
-            conv2d_forward_chunks(&c, chunk, xb + HW, xm, w, yb + L, ym, ws);
-            conv2d_backward_chunks(&c, chunk, xb + HW, xm, w, dyb + L, ym, dxb + HW, dw2, ws);
-            conv2d_forward(&c, x, w, NULL, y0, wsb);
-            conv2d_backward(&c, x, w, dy, dx0, dw0, NULL, wsb);
-        }
+        chunks_run(tr, &c, chunk, x, xn, w, dy, yn, y1, dx1, dw1, ws);
+        chunks_run(tr, &c, chunk, xb + HW, xm, w, dyb + L, ym, yb + L, dxb + HW, dw2, ws);
+        conv_run_all(tr, &c, x, w, NULL, dy, o0, wsb);
         lay_copy(yb + L, ym, y2, yn, N, K, L);
         lay_copy(dxb + HW, xm, dx2, xn, N, C, HW);
         int same = !memcmp(y1, y2, ny * sizeof(float)) && !memcmp(dx1, dx2, nx * sizeof(float)) &&
@@ -839,7 +854,7 @@ static void chunks_layouts_bitwise(void) {
         done++;
         dense += tr ? (H == 1 && W == 1 && P == 0) : (KH == H && KW == W && P == 0);
         free(x); free(w); free(dy); free(ws); free(xb); free(dyb); free(yb); free(dxb);
-        free(y1); free(dx1); free(dw1); free(y2); free(dx2); free(dw2); free(y0); free(dx0); free(dw0); free(wsb);
+        free(y1); free(dx1); free(dw1); free(y2); free(dx2); free(dw2); free(o0); free(wsb);
     }
     nn_set_threads(0);
     CHECKF(done >= 60 && dense >= 10 && bad == 0, "%d shapes, %d dense, %d bad", done, dense, bad);
