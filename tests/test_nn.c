@@ -358,7 +358,7 @@ static void golden_bn_train(void) {
     float *rm = gload(cs, "running_mean", NULL, NULL, NULL), *rv = gload(cs, "running_var", NULL, NULL, NULL);
     float *oy = NULL, *odx = NULL, *odg = NULL, *odb = NULL, *mean = NULL, *rstd = NULL, *orm = NULL, *orv = NULL;
     if (!x || !g || !be || !y || !dy || !dx || !dg || !dbe || !rm || !rv || nd != 4) goto done;
-    bn_t b = {(int)xs[0], (int)xs[1], (int)(xs[2] * xs[3]), 1e-5f, 0.1f, BN_ACT_NONE, 0.0f, 0, 0, 0, 0};
+    bn_t b = {(int)xs[0], (int)xs[1], (int)(xs[2] * xs[3]), 1e-5f, 0.1f, BN_ACT_NONE, 0.0f, {0, 0}, {0, 0}};
     CHECK(nc == (size_t)b.C);
     oy = fnew(nx); odx = fnew(nx); odg = fzero(nc); odb = fzero(nc);
     mean = fnew(nc); rstd = fnew(nc); orm = fzero(nc); orv = fnew(nc);
@@ -391,7 +391,7 @@ static void golden_bn_eval(void) {
     float *rm = gload(cs, "running_mean", NULL, NULL, NULL), *rv = gload(cs, "running_var", NULL, NULL, NULL);
     float *oy = NULL;
     if (!x || !g || !be || !y || !rm || !rv || nd != 4) goto done;
-    bn_t b = {(int)xs[0], (int)xs[1], (int)(xs[2] * xs[3]), 1e-5f, 0.1f, BN_ACT_NONE, 0.0f, 0, 0, 0, 0};
+    bn_t b = {(int)xs[0], (int)xs[1], (int)(xs[2] * xs[3]), 1e-5f, 0.1f, BN_ACT_NONE, 0.0f, {0, 0}, {0, 0}};
     oy = fnew(nx);
     bn_forward_eval(&b, x, g, be, rm, rv, oy);
     golden_report(cs, "y", relerr(oy, y, nx), GOLDEN_TOL);
@@ -774,7 +774,7 @@ static void bn_operands(uint64_t seed, size_t n, int C, float **x, float **dy, f
 static void lay_copy(const float *src, nn_lay_t ls, float *dst, nn_lay_t ld, int N, int C, size_t L) {
     for (int n = 0; n < N; n++)
         for (int c = 0; c < C; c++)
-            memcpy(dst + n * ld.sn + c * ld.sc, src + n * ls.sn + c * ls.sc, L * sizeof(float));
+            memcpy(dst + nn_lay_at(ld, n, c), src + nn_lay_at(ls, n, c), L * sizeof(float));
 }
 
 /* Forward into y, then backward into dx and dw (+=), of the chunked
@@ -860,8 +860,8 @@ static void chunks_layouts_bitwise(void) {
     CHECKF(done >= 60 && dense >= 10 && bad == 0, "%d shapes, %d dense, %d bad", done, dense, bad);
 }
 
-/* Batch norm with channel-major planes (bn_t sn, sc), or with x and y in
- * different layouts (ysn, ysc), gives the same bits as NCHW, forward (with
+/* Batch norm with channel-major planes (bn_t xl), or with x and y in
+ * different layouts (yl), gives the same bits as NCHW, forward (with
  * each activation) and backward. */
 static void bn_layout_bitwise(void) {
     const int N = 5, C = 7, HW = 13, Nb = 8;
@@ -873,8 +873,8 @@ static void bn_layout_bitwise(void) {
     lay_copy(x, ln, xb + HW, lm, N, C, HW);
     lay_copy(dy, ln, dyb + HW, lm, N, C, HW);
     for (int act = BN_ACT_NONE; act <= BN_ACT_LRELU; act++) {
-        bn_t a = {N, C, HW, 1e-5f, 0.1f, act, 0.2f, 0, 0, 0, 0}, b = a;
-        b.sn = lm.sn, b.sc = lm.sc;
+        bn_t a = {N, C, HW, 1e-5f, 0.1f, act, 0.2f, {0, 0}, {0, 0}}, b = a;
+        b.xl = lm;
         float *y1 = fnew(n), *dx1 = fnew(n), *y2 = fnew(n), *dx2 = fnew(n);
         float m1[7], s1[7], m2[7], s2[7], rm1[7] = {0}, rv1[7] = {1, 1, 1, 1, 1, 1, 1}, rm2[7] = {0},
               rv2[7] = {1, 1, 1, 1, 1, 1, 1}, dg1[7] = {0}, db1[7] = {0}, dg2[7] = {0}, db2[7] = {0};
@@ -891,7 +891,7 @@ static void bn_layout_bitwise(void) {
         CHECK(isnan(yb[0]) && isnan(dxb[0]) && isnan(yb[(size_t)(N + 1) * HW]));
         /* x and dx NCHW, y and dy channel-major: the layer changes layout */
         bn_t c = a;
-        c.ysn = lm.sn, c.ysc = lm.sc;
+        c.yl = lm;
         float m3[7], s3[7], rm3[7] = {0}, rv3[7] = {1, 1, 1, 1, 1, 1, 1}, dg3[7] = {0}, db3[7] = {0};
         float *dx3 = fnew(n);
         bn_forward_train(&c, x, g, be, yb + HW, m3, s3, rm3, rv3);
@@ -922,7 +922,7 @@ static void layers_thread_bits(void) {
         float *y = o, *dx = o + n, *a = o + 2 * n, *p = o + 6 * n, *m = o + 7 * n, *v = o + 8 * n, *e = o + 9 * n;
         float *mean = o + big, *rstd = mean + C, *rm = rstd + C, *rv = rm + C, *dg = rv + C, *db = dg + C;
         nn_set_threads(t);
-        bn_t bn = {N, C, HW, 1e-5f, 0.1f, BN_ACT_NONE, 0.0f, 0, 0, 0, 0};
+        bn_t bn = {N, C, HW, 1e-5f, 0.1f, BN_ACT_NONE, 0.0f, {0, 0}, {0, 0}};
         for (int c = 0; c < C; c++) rv[c] = 1.0f;
         bn_forward_train(&bn, x, g, be, y, mean, rstd, rm, rv);
         bn_backward(&bn, x, g, mean, rstd, dy, dx, dg, db);
@@ -1238,7 +1238,7 @@ static void bn_fd(void) {
     for (size_t s = 0; s < ARRAY_LEN(shapes); s++) {
         int N = shapes[s][0], C = shapes[s][1], HW = shapes[s][2];
         size_t n = (size_t)N * C * HW;
-        bn_t b = {N, C, HW, 1e-5f, 0.1f, BN_ACT_NONE, 0.0f, 0, 0, 0, 0};
+        bn_t b = {N, C, HW, 1e-5f, 0.1f, BN_ACT_NONE, 0.0f, {0, 0}, {0, 0}};
         float *x = fnew(n), *g = fnew(C), *be = fnew(C), *dy = fnew(n), *y = fnew(n), *dx = fnew(n);
         float *dg = fzero(C), *db = fzero(C), *mean = fnew(C), *rstd = fnew(C);
         double *xd = dnew(n), *gd = dnew(C), *bd = dnew(C), *rd = dnew(n), *yd = dnew(n);
@@ -1286,7 +1286,7 @@ static void bn_offset_mean(void) {
     f2d(x, xd, n);
     f2d(g, gd, C);
     f2d(b, bd, C);
-    bn_t bn = {N, C, HW, 1e-5f, 0.1f, BN_ACT_NONE, 0.0f, 0, 0, 0, 0};
+    bn_t bn = {N, C, HW, 1e-5f, 0.1f, BN_ACT_NONE, 0.0f, {0, 0}, {0, 0}};
     bn_forward_train(&bn, x, g, b, y, mean, rstd, rm, rv);
     ref_bn_train(N, C, HW, 1e-5, xd, gd, bd, yd);
     double e = relerr_d(y, yd, n);
@@ -1308,7 +1308,7 @@ static void bn_offset_mean(void) {
 
 static void bn_running_unbiased(void) {
     /* 2 values per channel {1, 3}: mean 2, biased var 1, unbiased var 2. */
-    bn_t b = {2, 1, 1, 1e-5f, 0.1f, BN_ACT_NONE, 0.0f, 0, 0, 0, 0};
+    bn_t b = {2, 1, 1, 1e-5f, 0.1f, BN_ACT_NONE, 0.0f, {0, 0}, {0, 0}};
     float x[2] = {1, 3}, g = 1, be = 0, y[2], mean, rstd, rm = 0, rv = 1;
     bn_forward_train(&b, x, &g, &be, y, &mean, &rstd, &rm, &rv);
     CHECK(fabsf(mean - 2) < 1e-6f);
@@ -1341,8 +1341,8 @@ static void bn_act_fused_bitwise(void) {
         nn_set_threads(threads);
         for (int act = BN_ACT_RELU; act <= BN_ACT_LRELU; act++) {
             const float alpha = act == BN_ACT_LRELU ? 0.2f : 0.0f;
-            bn_t plain = {N, C, HW, 1e-5f, 0.1f, BN_ACT_NONE, 0.0f, 0, 0, 0, 0},
-                 fused = {N, C, HW, 1e-5f, 0.1f, act, alpha, 0, 0, 0, 0};
+            bn_t plain = {N, C, HW, 1e-5f, 0.1f, BN_ACT_NONE, 0.0f, {0, 0}, {0, 0}},
+                 fused = {N, C, HW, 1e-5f, 0.1f, act, alpha, {0, 0}, {0, 0}};
             for (int mode = 0; mode < 3; mode++) {
                 if (mode == 0) {
                     bn_forward_train_stats(&plain, x, g, be, y1, m1, s1, bm1, bv1);

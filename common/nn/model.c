@@ -969,8 +969,7 @@ static inline const int32_t *lab_at(const int32_t *labels, int n0) { return labe
  * v's samples), then the activation act (BN_ACT_*, LeakyReLU slope
  * alpha) in the same pass. p: the net's parameters, b: its buffers. */
 static void stage_bn_forward(stage_t *s, const view_t *v, const float *p, float *b, int act, float alpha) {
-    bn_t bn = {v->N, s->K, s->OH * s->OW, BN_EPS, v->momentum, act, alpha,
-               s->lay.sn, s->lay.sc, s->alay.sn, s->alay.sc};
+    bn_t bn = {v->N, s->K, s->OH * s->OW, BN_EPS, v->momentum, act, alpha, s->lay, s->alay};
     size_t off = (size_t)v->n0 * s->lay.sn, aoff = (size_t)v->n0 * s->alay.sn;
     float *mean = s->mean + (size_t)v->mb * s->K, *rstd = s->rstd + (size_t)v->mb * s->K;
     if (v->train && v->stat)
@@ -987,7 +986,7 @@ static void stage_bn_forward(stage_t *s, const view_t *v, const float *p, float 
 /* Apply one pass's recorded batch statistics to net's running statistics
  * (what the pass would have done with stat NULL). */
 static void net_stats_apply(net_t *n, const double *stat) {
-    bn_t bn = {0, 0, 0, BN_EPS, BN_MOMENTUM, BN_ACT_NONE, 0.0f, 0, 0, 0, 0};
+    bn_t bn = {0, 0, 0, BN_EPS, BN_MOMENTUM, BN_ACT_NONE, 0.0f, {0, 0}, {0, 0}};
     for (int i = 0; i < n->L; i++) {
         const stage_t *s = &n->st[i];
         if (s->bn)
@@ -1077,8 +1076,7 @@ static void g_backward(model_t *m, const float *z, const int32_t *labels, const 
         stage_t *s = &G->st[i];
         if (s->bn) { /* and ReLU's backward; from act's layout to out's, so not in place */
             size_t off = (size_t)v->n0 * s->lay.sn, aoff = (size_t)v->n0 * s->alay.sn;
-            bn_t bn = {N, s->K, s->OH * s->OW, BN_EPS, 0.1f, BN_ACT_RELU, 0.0f,
-                       s->lay.sn, s->lay.sc, s->alay.sn, s->alay.sc};
+            bn_t bn = {N, s->K, s->OH * s->OW, BN_EPS, 0.1f, BN_ACT_RELU, 0.0f, s->lay, s->alay};
             bn_backward_act(&bn, s->out + off, s->act + aoff, p + s->gamma_off, s->mean + (size_t)v->mb * s->K,
                             s->rstd + (size_t)v->mb * s->K, cur, oth, grad + s->gamma_off, grad + s->beta_off);
             t = cur; cur = oth; oth = t;
@@ -1143,7 +1141,7 @@ static void d_forward(model_t *m, const float *x, const int32_t *labels, const f
         for (int n = 0; n < N; n++) {
             double acc = 0, acc2 = 0;
             for (int c = 0; c < F; c++) {
-                const float *h = act + (size_t)n * hs->alay.sn + (size_t)c * hs->alay.sc;
+                const float *h = act + nn_lay_at(hs->alay, n, c);
                 float sum = 0;
                 for (int k = 0; k < HW; k++) sum += h[k];
                 hsum[(size_t)n * F + c] = sum;
@@ -1175,8 +1173,7 @@ static void d_backward(model_t *m, const float *x, const int32_t *labels, const 
         stage_t *s = &D->st[i];
         size_t off = (size_t)v->n0 * s->lay.sn;
         if (s->bn) { /* LeakyReLU and BN in one pass (d_forward); from act's layout to out's */
-            bn_t bn = {N, s->K, s->OH * s->OW, BN_EPS, 0.1f, BN_ACT_LRELU, 0.2f,
-                       s->lay.sn, s->lay.sc, s->alay.sn, s->alay.sc};
+            bn_t bn = {N, s->K, s->OH * s->OW, BN_EPS, 0.1f, BN_ACT_LRELU, 0.2f, s->lay, s->alay};
             bn_backward_act(&bn, s->out + off, s->act + (size_t)v->n0 * s->alay.sn, p + s->gamma_off, s->mean + (size_t)v->mb * s->K,
                             s->rstd + (size_t)v->mb * s->K, cur, oth, grad ? grad + s->gamma_off : NULL,
                             grad ? grad + s->beta_off : NULL);
@@ -1201,7 +1198,7 @@ static void d_backward(model_t *m, const float *x, const int32_t *labels, const 
                     float val = dl * demb[(size_t)n * F + c];
                     if (demb2) val += dl2 * demb2[(size_t)n * F + c];
                     if (xg && xg->dh) val += xg->dh[(size_t)n * F + c];
-                    float *dh = oth + (size_t)n * hs->alay.sn + (size_t)c * hs->alay.sc;
+                    float *dh = oth + nn_lay_at(hs->alay, n, c);
                     for (int k = 0; k < HW; k++) dh[k] += val;
                 }
             }

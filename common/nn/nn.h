@@ -80,6 +80,8 @@ void convT2d_backward(const conv_t *c, const float *x, const float *w, const flo
 typedef struct { size_t sn, sc; } nn_lay_t;
 static inline nn_lay_t nn_lay_nchw(int C, size_t HW) { return (nn_lay_t){(size_t)C * HW, HW}; }
 static inline nn_lay_t nn_lay_cm(int Nb, size_t HW) { return (nn_lay_t){HW, (size_t)Nb * HW}; }
+/* Offset of plane (n, c) under l. */
+static inline size_t nn_lay_at(nn_lay_t l, int n, int c) { return (size_t)n * l.sn + (size_t)c * l.sc; }
 
 /* The same four on a batch of c->N images in chunks of at most `chunk`
  * images, with ws sized for one chunk (*_ws_floats of a chunk-sized
@@ -113,16 +115,15 @@ void linear_backward(int N, int IN, int OUT, const float *x, const float *w, con
  * and backward (bn_backward_act) takes that output and the gradient
  * w.r.t. it. */
 enum { BN_ACT_NONE, BN_ACT_RELU, BN_ACT_LRELU };
-/* eps 1e-5, momentum 0.1; sn, sc: where plane (n, c) of x and dx starts
- * (n*sn + c*sc, nn_lay_t), both 0 for NCHW; ysn, ysc: the same for y and
- * dy, both 0 for x's layout. y and x (dy and dx) must not overlap when
- * their layouts differ. */
+/* eps 1e-5, momentum 0.1; xl: where the planes of x and dx lie ({0, 0}:
+ * NCHW), yl: those of y and dy ({0, 0}: as x's). y and x (dy and dx) must
+ * not overlap when their layouts differ. */
 typedef struct {
     int N, C, HW;
     float eps, momentum;
     int act;
     float alpha;
-    size_t sn, sc, ysn, ysc;
+    nn_lay_t xl, yl;
 } bn_t;
 
 /* Training mode: normalise with the batch mean and biased variance; save

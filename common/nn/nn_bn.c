@@ -11,8 +11,8 @@
  *   dbeta += sum dy;  dgamma += sum dy*xhat;
  *   dx = gamma*rstd/M * (M*dy - sum dy - xhat * sum dy*xhat).
  *
- * Each (n, c) plane is found through bn_t's layouts (x and dx: sn/sc, y
- * and dy: ysn/ysc), so NCHW tensors and the model's channel-major ones
+ * Each (n, c) plane is found through bn_t's layouts (x and dx: xl, y and
+ * dy: yl), so NCHW tensors and the model's channel-major ones
  * (nn.h nn_lay_t) take the same passes in the same order: the same bits,
  * and a layer can change layout on its way through (model.c).
  *
@@ -150,13 +150,13 @@ static inline void bn_part_range(const bn_job_t *j, int part, int nparts, int *c
     nn_par_range(j->b->C, part, nparts, c0, c1);
 }
 
-/* Offset of plane (n, c) of x and dx (bn_t: sn, sc), and of y and dy
- * (ysn, ysc; x's when 0). */
+/* Offset of plane (n, c) of x and dx (bn_t xl), and of y and dy (yl; x's
+ * when unset). */
 static inline size_t bn_plane(const bn_t *b, int n, int c) {
-    return b->sn ? (size_t)n * b->sn + (size_t)c * b->sc : ((size_t)n * b->C + c) * b->HW;
+    return b->xl.sn ? nn_lay_at(b->xl, n, c) : ((size_t)n * b->C + c) * b->HW;
 }
 static inline size_t bn_yplane(const bn_t *b, int n, int c) {
-    return b->ysn ? (size_t)n * b->ysn + (size_t)c * b->ysc : bn_plane(b, n, c);
+    return b->yl.sn ? nn_lay_at(b->yl, n, c) : bn_plane(b, n, c);
 }
 
 /* Floats a pass over the tensor touches, for nn_par_run_sized. */

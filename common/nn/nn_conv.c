@@ -89,12 +89,12 @@ typedef struct {
     const float *bias; /* col2im with init 2: per-channel start value */
     int init;          /* col2im: 0 add to dst, 1 zero first, 2 bias first */
     int N, C, H, W, KH, KW, S, P, OH, OW;
-    size_t sn, sc;     /* the image's plane (n, c) starts at n*sn + c*sc (nn_lay_t) */
+    nn_lay_t l;        /* where the image's planes lie */
 } unfold_t;
 
 /* Offset of plane (n, c) of the image side of u. */
 static inline size_t uplane(const unfold_t *u, int n, int c) {
-    return (size_t)n * u->sn + (size_t)c * u->sc;
+    return nn_lay_at(u->l, n, c);
 }
 
 /* im2col for samples [n0, n1): every col element of those samples is
@@ -308,7 +308,7 @@ static void col2im_gather_part(void *vp, int part, int nparts) {
  * written. */
 static void im2col(const float *img, nn_lay_t l, int N, int C, int H, int W, int KH, int KW, int S, int P, int OH,
                    int OW, float *col) {
-    unfold_t u = {img, col, NULL, 0, N, C, H, W, KH, KW, S, P, OH, OW, l.sn, l.sc};
+    unfold_t u = {img, col, NULL, 0, N, C, H, W, KH, KW, S, P, OH, OW, l};
     nn_par_run(unfold_fits(&u) ? im2col_tab_part : im2col_part, &u);
 }
 
@@ -316,7 +316,7 @@ static void im2col(const float *img, nn_lay_t l, int N, int C, int H, int W, int
  * + fold of col. */
 static void col2im(const float *col, int N, int C, int H, int W, int KH, int KW, int S, int P, int OH, int OW,
                    float *img, nn_lay_t l, int init, const float *bias) {
-    unfold_t u = {col, img, bias, init, N, C, H, W, KH, KW, S, P, OH, OW, l.sn, l.sc};
+    unfold_t u = {col, img, bias, init, N, C, H, W, KH, KW, S, P, OH, OW, l};
     nn_par_run(fold_fits(&u) ? col2im_gather_part : col2im_part, &u);
 }
 
@@ -334,12 +334,9 @@ static int lay_cm(nn_lay_t l, int N, int C, size_t L, size_t *ld) {
     return 1;
 }
 
-/* Whether l holds (N, C, L) as (N, C*L) rows; *ld: their stride. */
-static int lay_rows(nn_lay_t l, int N, int C, size_t L, size_t *ld) {
-    if (C != 1 && l.sc != L) return 0;
-    if (N != 1 && l.sn < (size_t)C * L) return 0;
-    *ld = N == 1 ? (size_t)C * L : l.sn;
-    return 1;
+/* Whether l holds (N, C, L) as contiguous (N, C*L) rows (as NCHW). */
+static int lay_rows(nn_lay_t l, int N, int C, size_t L) {
+    return (C == 1 || l.sc == L) && (N == 1 || l.sn == (size_t)C * L);
 }
 
 /* Copy the planes (L floats) of an (N, C, L) tensor from layout ls to ld. */
@@ -351,8 +348,7 @@ static void relay_part(void *vp, int part, int nparts) {
     nn_par_range(q->N, part, nparts, &n0, &n1);
     for (int n = n0; n < n1; n++)
         for (int c = 0; c < q->C; c++)
-            memcpy(q->dst + (size_t)n * q->ld.sn + (size_t)c * q->ld.sc,
-                   q->src + (size_t)n * q->ls.sn + (size_t)c * q->ls.sc, q->L * sizeof(float));
+            memcpy(q->dst + nn_lay_at(q->ld, n, c), q->src + nn_lay_at(q->ls, n, c), q->L * sizeof(float));
 }
 
 static void relay(const float *src, nn_lay_t ls, float *dst, nn_lay_t ld, int N, int C, size_t L) {
@@ -364,7 +360,7 @@ static void relay(const float *src, nn_lay_t ls, float *dst, nn_lay_t ld, int N,
 static void bias_add(float *y, nn_lay_t l, int N, int K, size_t L, const float *b) {
     for (int n = 0; n < N; n++)
         for (int k = 0; k < K; k++) {
-            float *yp = y + (size_t)n * l.sn + (size_t)k * l.sc;
+            float *yp = y + nn_lay_at(l, n, k);
             const float bk = b[k];
             for (size_t i = 0; i < L; i++) yp[i] += bk;
         }
@@ -375,7 +371,7 @@ static void bias_grad(const float *dy, nn_lay_t l, int N, int K, size_t L, float
     for (int k = 0; k < K; k++) {
         double s = 0;
         for (int n = 0; n < N; n++) {
-            const float *g = dy + (size_t)n * l.sn + (size_t)k * l.sc;
+            const float *g = dy + nn_lay_at(l, n, k);
             float a = 0;
             for (size_t i = 0; i < L; i++) a += g[i];
             s += a;
@@ -403,15 +399,15 @@ static void conv_fwd(const conv_t *c, const float *x, nn_lay_t xl, const float *
     const int N = c->N, K = c->K;
     const size_t HW = (size_t)c->H * c->W, L = (size_t)c->OH * c->OW, NL = (size_t)N * L;
     const int CKK = c->C * c->KH * c->KW;
-    size_t ldx, ldy;
+    size_t ldy;
     if (conv_is_dense(c)) {
         /* ws: x rows (N, CKK), then y rows (N, K) */
         const float *xr = x;
-        if (!lay_rows(xl, N, c->C, HW, &ldx) || ldx != (size_t)CKK) {
+        if (!lay_rows(xl, N, c->C, HW)) {
             relay(x, xl, ws, nn_lay_nchw(c->C, HW), N, c->C, HW);
             xr = ws;
         }
-        if (lay_rows(yl, N, K, 1, &ldy) && ldy == (size_t)K) {
+        if (lay_rows(yl, N, K, 1)) {
             linear_forward(N, CKK, K, xr, w, b, y);
         } else {
             float *yr = ws + (size_t)N * CKK;
@@ -433,27 +429,26 @@ static void conv_bwd(const conv_t *c, const float *x, nn_lay_t xl, const float *
     const int N = c->N, K = c->K;
     const size_t HW = (size_t)c->H * c->W, L = (size_t)c->OH * c->OW, NL = (size_t)N * L;
     const int CKK = c->C * c->KH * c->KW;
-    size_t ld;
     if (db) bias_grad(dy, yl, N, K, L, db);
     if (!dw && !dx) return;
     if (conv_is_dense(c)) {
         /* ws: x rows (N, CKK), later dx rows; then dy rows (N, K) */
         const float *dyr = dy;
-        if (!lay_rows(yl, N, K, 1, &ld) || ld != (size_t)K) {
+        if (!lay_rows(yl, N, K, 1)) {
             float *t = ws + (size_t)N * CKK;
             relay(dy, yl, t, nn_lay_nchw(K, 1), N, K, 1);
             dyr = t;
         }
         if (dw) {
             const float *xr = x;
-            if (!lay_rows(xl, N, c->C, HW, &ld) || ld != (size_t)CKK) {
+            if (!lay_rows(xl, N, c->C, HW)) {
                 relay(x, xl, ws, nn_lay_nchw(c->C, HW), N, c->C, HW);
                 xr = ws;
             }
             linear_backward(N, CKK, K, xr, w, dyr, NULL, dw, NULL);
         }
         if (dx) {
-            if (lay_rows(xl, N, c->C, HW, &ld) && ld == (size_t)CKK) {
+            if (lay_rows(xl, N, c->C, HW)) {
                 linear_backward(N, CKK, K, NULL, w, dyr, dx, NULL, NULL);
             } else {
                 linear_backward(N, CKK, K, NULL, w, dyr, ws, NULL, NULL);
@@ -500,16 +495,15 @@ static void convT_fwd(const conv_t *c, const float *x, nn_lay_t xl, const float 
     const int N = c->N, C = c->C, K = c->K;
     const size_t HW = (size_t)c->H * c->W, NHW = (size_t)N * HW, L = (size_t)c->OH * c->OW;
     const int KKK = K * c->KH * c->KW;
-    size_t ld;
     if (convT_is_dense(c)) {
         /* ws: y rows (N, KKK), then x rows (N, C) */
         const float *xr = x;
-        if (!lay_rows(xl, N, C, 1, &ld) || ld != (size_t)C) {
+        if (!lay_rows(xl, N, C, 1)) {
             float *t = ws + (size_t)KKK * N;
             relay(x, xl, t, nn_lay_nchw(C, 1), N, C, 1);
             xr = t;
         }
-        const int direct = lay_rows(yl, N, K, L, &ld) && ld == (size_t)KKK;
+        const int direct = lay_rows(yl, N, K, L);
         float *yr = direct ? y : ws;
         nn_sgemm(0, 0, N, KKK, C, 1.0f, xr, C, w, KKK, 0.0f, yr, KKK);
         if (!direct) relay(yr, nn_lay_nchw(K, L), y, yl, N, K, L);
@@ -534,18 +528,17 @@ static void convT_bwd(const conv_t *c, const float *x, nn_lay_t xl, const float 
     const int N = c->N, C = c->C, K = c->K;
     const size_t HW = (size_t)c->H * c->W, NHW = (size_t)N * HW, L = (size_t)c->OH * c->OW;
     const int KKK = K * c->KH * c->KW;
-    size_t ld;
     if (db) bias_grad(dy, yl, N, K, L, db);
     if (!dw && !dx) return;
     float *col = ws, *xc = ws + (size_t)KKK * NHW;
     if (convT_is_dense(c)) {
         /* ws: dy rows (N, KKK), then x rows (N, C), later dx rows */
         const float *dyr = dy;
-        if (!lay_rows(yl, N, K, L, &ld) || ld != (size_t)KKK) {
+        if (!lay_rows(yl, N, K, L)) {
             relay(dy, yl, col, nn_lay_nchw(K, L), N, K, L);
             dyr = col;
         }
-        const int xrows = lay_rows(xl, N, C, 1, &ld) && ld == (size_t)C;
+        const int xrows = lay_rows(xl, N, C, 1);
         if (dw) {
             const float *xr = x;
             if (!xrows) {
@@ -691,7 +684,7 @@ static void wgrad_unfold_part(void *vp, int part, int nparts) {
             relay(g->dy + (size_t)n0 * g->yl.sn, g->yl, g->mat_ws + (size_t)n0 * L, nn_lay_cm(g->N, L), n1 - n0, g->K,
                   L);
         unfold_t u = {g->x, g->col, NULL, 0, g->N, g->C, g->H, g->W, g->KH, g->KW, g->S, g->P, g->OH, g->OW,
-                      g->xl.sn, g->xl.sc};
+                      g->xl};
         (unfold_fits(&u) ? im2col_tab_part : im2col_part)(&u, part, nparts);
     } else {
         const size_t HW = (size_t)g->H * g->W;
@@ -699,7 +692,7 @@ static void wgrad_unfold_part(void *vp, int part, int nparts) {
             relay(g->x + (size_t)n0 * g->xl.sn, g->xl, g->mat_ws + (size_t)n0 * HW, nn_lay_cm(g->N, HW), n1 - n0, g->C,
                   HW);
         unfold_t u = {g->dy, g->col, NULL, 0, g->N, g->K, g->OH, g->OW, g->KH, g->KW, g->S, g->P, g->H, g->W,
-                      g->yl.sn, g->yl.sc};
+                      g->yl};
         (unfold_fits(&u) ? im2col_tab_part : im2col_part)(&u, part, nparts);
     }
 }
@@ -717,7 +710,7 @@ static void wgrad_dx_part(void *vp, int part, int nparts) {
         nn_sgemm(1, 0, CKK, (n1 - n0) * L, g->K, 1.0f, g->w, CKK, g->mat + (size_t)n0 * L, (int)g->ld, 0.0f,
                  g->col + (size_t)n0 * L, NL);
         unfold_t u = {g->col, g->dx, NULL, 1, g->N, g->C, g->H, g->W, g->KH, g->KW, g->S, g->P, g->OH, g->OW,
-                      g->xl.sn, g->xl.sc};
+                      g->xl};
         (fold_fits(&u) ? col2im_gather_part : col2im_part)(&u, part, nparts);
     } else {
         /* dX' (C, own columns) = W col: straight into a channel-major dx,
