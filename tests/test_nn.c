@@ -1635,6 +1635,55 @@ static void adam_reference(void) {
     CHECK(worst < 1e-6);
 }
 
+/* adam_update and ema_update give, for every element, the bits of the
+ * documented float formulas evaluated one element at a time (nn_optim.c
+ * computes 4 at a time where it can): for lengths around the vector width,
+ * unaligned starts, and 1 and 2 threads (whose ranges split elsewhere). */
+static void adam_ema_bitwise(void) {
+    rng_t r;
+    rng_seed(&r, 37);
+    static const size_t lens[] = {1, 3, 4, 5, 7, 8, 9, 1003, 70001};
+    int checked = 0;
+    for (int t = 1; t <= 2; t++) {
+        nn_set_threads(t);
+        for (size_t k = 0; k < sizeof lens / sizeof *lens; k++) {
+            const size_t n = lens[k], off = k & 1; /* odd starts: not 16-byte aligned */
+            float *p = fnew(n + 1), *m = fnew(n + 1), *v = fnew(n + 1), *g = fnew(n + 1), *e = fnew(n + 1);
+            float *rp = fnew(n), *rm = fnew(n), *rv = fnew(n), *re = fnew(n);
+            frand(&r, p, n + 1, 1);
+            frand(&r, m, n + 1, 0.1f);
+            frand(&r, g, n + 1, 1);
+            frand(&r, e, n + 1, 1);
+            for (size_t i = 0; i <= n; i++) v[i] = g[i] * g[i] * 0.5f; /* v >= 0 */
+            memcpy(rp, p + off, n * sizeof(float));
+            memcpy(rm, m + off, n * sizeof(float));
+            memcpy(rv, v + off, n * sizeof(float));
+            memcpy(re, e + off, n * sizeof(float));
+            adam_t a = {2e-4f, 0.5f, 0.999f, 1e-8f, 4};
+            adam_begin(&a);
+            adam_update(&a, n, p + off, g + off, m + off, v + off);
+            ema_update(n, 0.999f, e + off, p + off);
+            const double bc1 = 1.0 - pow(a.beta1, (double)a.t), bc2 = 1.0 - pow(a.beta2, (double)a.t);
+            const float step = (float)(a.lr / bc1), inv = (float)(1.0 / sqrt(bc2));
+            const float b1 = a.beta1, b2 = a.beta2, c1 = 1.0f - b1, c2 = 1.0f - b2, eps = a.eps;
+            for (size_t i = 0; i < n; i++) {
+                const float gi = g[off + i];
+                rm[i] = b1 * rm[i] + c1 * gi;
+                rv[i] = b2 * rv[i] + c2 * gi * gi;
+                rp[i] -= step * rm[i] / (sqrtf(rv[i]) * inv + eps);
+                re[i] = 0.999f * re[i] + (1.0f - 0.999f) * rp[i];
+            }
+            int same = !memcmp(rp, p + off, n * sizeof(float)) && !memcmp(rm, m + off, n * sizeof(float)) &&
+                       !memcmp(rv, v + off, n * sizeof(float)) && !memcmp(re, e + off, n * sizeof(float));
+            CHECKF(same, "n %zu, %d threads: adam/ema bits differ from the scalar formulas", n, t);
+            checked += same;
+            free(p); free(m); free(v); free(g); free(e); free(rp); free(rm); free(rv); free(re);
+        }
+    }
+    nn_set_threads(0);
+    CHECK(checked == 2 * (int)(sizeof lens / sizeof *lens));
+}
+
 static void ema_and_reductions(void) {
     float e[3] = {1, 2, 3}, p[3] = {3, 2, 1};
     ema_update(3, 0.75f, e, p);
@@ -1827,6 +1876,7 @@ int main(void) {
     RUN(losses_fd);
     RUN(contrast_fd);
     RUN(adam_reference);
+    RUN(adam_ema_bitwise);
     RUN(ema_and_reductions);
     RUN(npy_roundtrip);
     RUN(npy_rejects);

@@ -13,6 +13,9 @@
 #include "nn_par.h"
 
 #include <math.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 void adam_begin(adam_t *a) {
     a->t++;
@@ -37,7 +40,25 @@ static void adam_part(void *vp, int part, int nparts) {
     const float c1 = j->c1, c2 = j->c2;
     float *restrict p = j->p, *restrict m = j->m, *restrict v = j->v;
     const float *restrict g = j->src;
-    for (size_t i = lo; i < hi; i++) {
+    size_t i = lo;
+#if defined(__SSE2__)
+    /* 4 at a time: the same float operations in the same order as the
+     * scalar loop below (SSE's sqrt and divide round exactly as the scalar
+     * ones), where the scalar square root and divide had bounded the pass
+     * at about 8 cycles per parameter */
+    const __m128 vb1 = _mm_set1_ps(b1), vb2 = _mm_set1_ps(b2), vc1 = _mm_set1_ps(c1), vc2 = _mm_set1_ps(c2);
+    const __m128 vstep = _mm_set1_ps(step), vinv = _mm_set1_ps(inv_bc2_sqrt), veps = _mm_set1_ps(eps);
+    for (; i + 4 <= hi; i += 4) {
+        __m128 gi = _mm_loadu_ps(g + i);
+        __m128 mi = _mm_add_ps(_mm_mul_ps(vb1, _mm_loadu_ps(m + i)), _mm_mul_ps(vc1, gi));
+        __m128 vi = _mm_add_ps(_mm_mul_ps(vb2, _mm_loadu_ps(v + i)), _mm_mul_ps(_mm_mul_ps(vc2, gi), gi));
+        _mm_storeu_ps(m + i, mi);
+        _mm_storeu_ps(v + i, vi);
+        __m128 den = _mm_add_ps(_mm_mul_ps(_mm_sqrt_ps(vi), vinv), veps);
+        _mm_storeu_ps(p + i, _mm_sub_ps(_mm_loadu_ps(p + i), _mm_div_ps(_mm_mul_ps(vstep, mi), den)));
+    }
+#endif
+    for (; i < hi; i++) {
         float gi = g[i];
         float mi = b1 * m[i] + c1 * gi;
         float vi = b2 * v[i] + c2 * gi * gi;
@@ -62,7 +83,14 @@ static void ema_part(void *vp, int part, int nparts) {
     size_t lo, hi;
     nn_par_range_z(j->n, part, nparts, &lo, &hi);
     const float decay = j->decay, c = 1.0f - decay;
-    for (size_t i = lo; i < hi; i++) j->ema[i] = decay * j->ema[i] + c * j->src[i];
+    size_t i = lo;
+#if defined(__SSE2__)
+    const __m128 vd = _mm_set1_ps(decay), vc = _mm_set1_ps(c);
+    for (; i + 4 <= hi; i += 4)
+        _mm_storeu_ps(j->ema + i,
+                      _mm_add_ps(_mm_mul_ps(vd, _mm_loadu_ps(j->ema + i)), _mm_mul_ps(vc, _mm_loadu_ps(j->src + i))));
+#endif
+    for (; i < hi; i++) j->ema[i] = decay * j->ema[i] + c * j->src[i];
 }
 
 void ema_update(size_t n, float decay, float *ema, const float *p) {
