@@ -47,8 +47,8 @@ static void adam_part(void *vp, int part, int nparts) {
     /* 4 at a time: the same float operations in the same order as the
      * scalar loop below (SSE's sqrt and divide round exactly as the scalar
      * ones). The scalar square root and divide had bounded the pass at
-     * about 2 cycles per parameter: 0.89 ms per step for DCGAN-28's G on 2
-     * threads, 0.24 ms now. */
+     * about 2.4 ns per parameter and thread: 0.89 ms per step for
+     * DCGAN-28's G (760 K parameters) on 2 threads, 0.24 ms now. */
     const __m128 vb1 = _mm_set1_ps(b1), vb2 = _mm_set1_ps(b2), vc1 = _mm_set1_ps(c1), vc2 = _mm_set1_ps(c2);
     const __m128 vstep = _mm_set1_ps(step), vinv = _mm_set1_ps(inv_bc2_sqrt), veps = _mm_set1_ps(eps);
     for (; i + 4 <= hi; i += 4) {
