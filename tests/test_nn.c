@@ -1646,7 +1646,7 @@ static void adam_ema_bitwise(void) {
     int checked = 0;
     for (int t = 1; t <= 2; t++) {
         nn_set_threads(t);
-        for (size_t k = 0; k < sizeof lens / sizeof *lens; k++) {
+        for (size_t k = 0; k < ARRAY_LEN(lens); k++) {
             const size_t n = lens[k], off = k & 1; /* odd starts: not 16-byte aligned */
             float *p = fnew(n + 1), *m = fnew(n + 1), *v = fnew(n + 1), *g = fnew(n + 1), *e = fnew(n + 1);
             float *rp = fnew(n), *rm = fnew(n), *rv = fnew(n), *re = fnew(n);
@@ -1681,7 +1681,7 @@ static void adam_ema_bitwise(void) {
         }
     }
     nn_set_threads(0);
-    CHECK(checked == 2 * (int)(sizeof lens / sizeof *lens));
+    CHECK(checked == 2 * (int)ARRAY_LEN(lens));
 }
 
 static void ema_and_reductions(void) {

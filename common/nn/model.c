@@ -1174,7 +1174,8 @@ static void d_backward(model_t *m, const float *x, const int32_t *labels, const 
         size_t off = (size_t)v->n0 * s->lay.sn;
         if (s->bn) { /* LeakyReLU and BN in one pass (d_forward); from act's layout to out's */
             bn_t bn = {N, s->K, s->OH * s->OW, BN_EPS, 0.1f, BN_ACT_LRELU, 0.2f, s->lay, s->alay};
-            bn_backward_act(&bn, s->out + off, s->act + (size_t)v->n0 * s->alay.sn, p + s->gamma_off, s->mean + (size_t)v->mb * s->K,
+            size_t aoff = (size_t)v->n0 * s->alay.sn;
+            bn_backward_act(&bn, s->out + off, s->act + aoff, p + s->gamma_off, s->mean + (size_t)v->mb * s->K,
                             s->rstd + (size_t)v->mb * s->K, cur, oth, grad ? grad + s->gamma_off : NULL,
                             grad ? grad + s->beta_off : NULL);
             t = cur; cur = oth; oth = t;
